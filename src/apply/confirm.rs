@@ -1,0 +1,31 @@
+//! The confirmation prompt: only `yes` is accepted.
+
+use std::io::{self, BufRead};
+
+/// The prompt shown before applying `n` changes.
+#[must_use]
+pub fn prompt(n: usize) -> String {
+    format!("Apply these {n} changes? Only 'yes' is accepted: ")
+}
+
+/// Reads one answer; true only for `yes`.
+///
+/// # Errors
+/// Reading failed.
+pub fn answer(input: &mut dyn BufRead) -> io::Result<bool> {
+    let mut line = String::new();
+    input.read_line(&mut line)?;
+    Ok(line.trim() == "yes")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_yes_is_accepted() {
+        for (text, ok) in [("yes\n", true), ("yes", true), ("y\n", false), ("YES\n", false), ("", false), ("no\n", false)] {
+            assert_eq!(answer(&mut text.as_bytes()).unwrap(), ok, "{text:?}");
+        }
+    }
+}

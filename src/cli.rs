@@ -1,0 +1,118 @@
+//! The command line (clap derive types only; commands take what they need from here).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::render::Format;
+
+/// Keeps Atlassian Cloud users and groups in line with your identity provider.
+///
+/// idsync reads the desired state from one YAML file and the identity provider(s) it names, snapshots
+/// Atlassian, and prints a reviewable plan. `apply` makes the changes after confirmation, or applies a
+/// saved plan exactly, refusing when the world moved on since it was made.
+///
+/// Exit codes: 0 success (or no changes), 1 error, 2 changes present (plan --detailed-exitcode).
+#[derive(Debug, Parser)]
+#[command(name = "idsync", version, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// When to colour output.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+
+    /// More detail on stderr.
+    #[arg(short, long, global = true, conflicts_with = "quiet")]
+    pub verbose: bool,
+
+    /// Only results and errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+/// The config file option shared by every command that reads one.
+#[derive(Debug, Args)]
+pub struct ConfigArg {
+    /// The config file.
+    #[arg(short, long = "config", value_name = "FILE", default_value = "idsync.yaml")]
+    pub config: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check a config: YAML, JSON Schema and semantic checks. Reads no source or target.
+    Validate {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Snapshot both sides and print what apply would change.
+    Plan {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Also save the plan (JSON) for `idsync apply FILE`. Not written when the plan fails.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Output format on stdout.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// Exit 2 when the plan has changes, 0 when it has none, 1 on error.
+        #[arg(long)]
+        detailed_exitcode: bool,
+        /// Let a plan that deactivates more users than cleanup.max_deactivations allows go ahead.
+        #[arg(long)]
+        allow_mass_deactivation: bool,
+    },
+    /// Apply a saved plan exactly, or plan afresh, show the plan and ask for confirmation.
+    Apply {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// A plan saved by `idsync plan --out`; refused if the config or the target changed since.
+        #[arg(value_name = "PLAN_FILE")]
+        plan: Option<PathBuf>,
+        /// Apply without asking (for CI, after the plan was reviewed).
+        #[arg(long)]
+        auto_approve: bool,
+        /// Write a run report (JSON) here: status, counts, per-action results.
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
+        /// Let a plan that deactivates more users than cleanup.max_deactivations allows go ahead
+        /// (without PLAN_FILE only; a saved plan carries the decision made when it was planned).
+        #[arg(long)]
+        allow_mass_deactivation: bool,
+    },
+    /// Write the normalized snapshot of one side, readable by a `file` connector.
+    Snapshot {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Which side.
+        #[arg(long, value_enum)]
+        side: Side,
+        /// With several sources: which one (by name).
+        #[arg(long, value_name = "NAME")]
+        source: Option<String>,
+        /// Write here (YAML, or JSON for a .json name) instead of stdout (YAML).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Print a JSON Schema: the config's, or with --plan the saved plan's.
+    Schema {
+        /// The saved-plan schema instead of the config's.
+        #[arg(long)]
+        plan: bool,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Side {
+    Source,
+    Target,
+}

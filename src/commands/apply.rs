@@ -1,0 +1,143 @@
+//! `idsync apply [PLAN_FILE]`.
+
+use std::io::IsTerminal;
+use std::path::Path;
+
+use crate::apply::{self, confirm};
+use crate::config;
+use crate::error::Error;
+use crate::exit::ExitStatus;
+use crate::model::Indexed;
+use crate::output::Printer;
+use crate::plan::{stale, Plan, FORMAT_VERSION};
+use crate::render::{self, Format};
+use crate::report::Report;
+use crate::snapshot_file;
+use crate::target::{self, Target};
+
+pub(crate) async fn run(
+    printer: &Printer,
+    config_path: &Path,
+    plan_file: Option<&Path>,
+    auto_approve: bool,
+    report: Option<&Path>,
+    allow_mass_deactivation: bool,
+) -> Result<ExitStatus, Error> {
+    let loaded = config::load(config_path)?;
+    let (plan, mut target, target_users) = match plan_file {
+        Some(path) => {
+            let plan = read_plan(path)?;
+            if plan.config_hash != loaded.hash {
+                return Err(Error::StalePlan {
+                    reasons: vec![format!(
+                        "the config file {} changed since the plan was made",
+                        loaded.path.display()
+                    )],
+                });
+            }
+            let mut target = target::build(&loaded.config.target, &loaded.dir);
+            let name = target.name();
+            if name != plan.target {
+                return Err(Error::StalePlan {
+                    reasons: vec![format!("the plan is for {}, the config names {name}", plan.target)],
+                });
+            }
+            let snap = target
+                .snapshot()
+                .await
+                .map_err(|e| Error::Target { name: name.clone(), source: e })?;
+            let indexed = Indexed::new(snap).map_err(|e| Error::TargetData { name, source: e })?;
+            let now = stale::current(&plan.fingerprints, &indexed);
+            let changed = stale::changes(&plan.fingerprints, &now);
+            if !changed.is_empty() {
+                return Err(Error::StalePlan { reasons: changed });
+            }
+            if plan.guard.blocks() {
+                return Err(super::guard_error(&plan));
+            }
+            printer.info(&format!("{}: {}", path.display(), render::headline(&plan)));
+            let users = indexed.keys.len();
+            (plan, target, users)
+        }
+        None => {
+            let planned = super::make_plan(&loaded, printer, allow_mass_deactivation).await?;
+            render::render(&planned.plan, Format::Text, printer.color, &mut printer.stdout())?;
+            if planned.plan.guard.blocks() {
+                return Err(super::guard_error(&planned.plan));
+            }
+            (planned.plan, planned.target, planned.target_users)
+        }
+    };
+    if !plan.has_changes() {
+        printer.info("No changes to apply.");
+        return Ok(ExitStatus::Success);
+    }
+    for w in &plan.warnings {
+        printer.warn(w);
+    }
+    if !auto_approve {
+        if !std::io::stdin().is_terminal() {
+            return Err(Error::NotATerminal);
+        }
+        printer.prompt(&confirm::prompt(plan.summary.total_changes));
+        if !confirm::answer(&mut std::io::stdin().lock())? {
+            return Err(Error::Declined);
+        }
+    }
+    execute(printer, &plan, target.as_mut(), target_users, report).await
+}
+
+fn read_plan(path: &Path) -> Result<Plan, Error> {
+    let err = |reason: String| Error::PlanFile {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| err(format!("not JSON ({e})")))?;
+    match value.get("format_version").and_then(|v| v.as_str()) {
+        Some(FORMAT_VERSION) => {}
+        Some(v) => return Err(err(format!("plan format {v}, this idsync reads format {FORMAT_VERSION}"))),
+        None => return Err(err("not an idsync plan (no format_version)".into())),
+    }
+    serde_json::from_value(value).map_err(|e| err(format!("not a valid plan: {e}")))
+}
+
+async fn execute(
+    printer: &Printer,
+    plan: &Plan,
+    target: &mut dyn Target,
+    target_users: usize,
+    report: Option<&Path>,
+) -> Result<ExitStatus, Error> {
+    let name = target.name();
+    let outcome = apply::execute(plan, target, &mut |a, err| match err {
+        None => printer.progress(&format!("  done {} {}", a.kind().as_str(), a.subject())),
+        Some(e) => printer.warn(&format!("{} {} failed: {e}", a.kind().as_str(), a.subject())),
+    })
+    .await;
+    if let Some(path) = report {
+        let r = Report::new(plan, &outcome, target_users);
+        let mut json = serde_json::to_string_pretty(&r).map_err(std::io::Error::from)?;
+        json.push('\n');
+        snapshot_file::write_atomic(path, json.as_bytes())?;
+        printer.detail(&format!("wrote the run report to {}", path.display()));
+    }
+    if let Some(e) = outcome.finish_error {
+        return Err(Error::Finish { name, source: e });
+    }
+    let failed = outcome.failed();
+    if failed > 0 {
+        return Err(Error::ApplyFailed {
+            failed,
+            total: plan.actions.len(),
+            written: outcome.written,
+        });
+    }
+    printer.info(&format!(
+        "Apply complete: {} action(s) done on {name} in {} ms.",
+        plan.actions.len(),
+        outcome.duration_ms
+    ));
+    Ok(ExitStatus::Success)
+}

@@ -1,0 +1,158 @@
+//! The subcommands. Each returns an [`ExitStatus`] or an [`Error`]; nothing else decides exit codes.
+
+mod apply;
+mod plan;
+mod snapshot;
+
+use chrono::{DateTime, Utc};
+
+use crate::cli::{Cli, Command};
+use crate::config::{self, Loaded};
+use crate::desired::{self, SourceData};
+use crate::diff::{self, Context};
+use crate::error::Error;
+use crate::exit::ExitStatus;
+use crate::model::Indexed;
+use crate::output::Printer;
+use crate::plan::Plan;
+use crate::target::{self, Target};
+use crate::{sources, Config};
+
+/// Runs the command line.
+///
+/// # Errors
+/// Whatever the command met; the caller prints it and exits 1.
+pub async fn run(cli: Cli, printer: Printer) -> Result<ExitStatus, Error> {
+    match cli.command {
+        Command::Validate { config } => {
+            let loaded = config::load(&config.config)?;
+            let c = &loaded.config;
+            let mut out = printer.stdout();
+            use std::io::Write;
+            writeln!(
+                out,
+                "{} is valid: {} source(s), {} group mapping(s), {} default group(s)",
+                loaded.path.display(),
+                c.sources.len(),
+                c.groups.mappings.len(),
+                c.groups.default_groups.len()
+            )?;
+            Ok(ExitStatus::Success)
+        }
+        Command::Plan {
+            config,
+            out,
+            format,
+            detailed_exitcode,
+            allow_mass_deactivation,
+        } => plan::run(&printer, &config.config, out.as_deref(), format, detailed_exitcode, allow_mass_deactivation).await,
+        Command::Apply {
+            config,
+            plan,
+            auto_approve,
+            report,
+            allow_mass_deactivation,
+        } => {
+            apply::run(
+                &printer,
+                &config.config,
+                plan.as_deref(),
+                auto_approve,
+                report.as_deref(),
+                allow_mass_deactivation,
+            )
+            .await
+        }
+        Command::Snapshot {
+            config,
+            side,
+            source,
+            out,
+        } => snapshot::run(&printer, &config.config, side, source.as_deref(), out.as_deref()).await,
+        Command::Schema { plan } => {
+            let schema = if plan { Plan::json_schema() } else { Config::json_schema() };
+            let mut out = printer.stdout();
+            serde_json::to_writer_pretty(&mut out, &schema).map_err(std::io::Error::from)?;
+            use std::io::Write;
+            writeln!(out)?;
+            Ok(ExitStatus::Success)
+        }
+    }
+}
+
+/// The moment plans measure grace periods from: `IDSYNC_NOW` (RFC 3339) when set, for reproducible
+/// plans, else the clock.
+fn now() -> DateTime<Utc> {
+    std::env::var("IDSYNC_NOW")
+        .ok()
+        .and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
+        .map_or_else(Utc::now, |t| t.with_timezone(&Utc))
+}
+
+/// A plan and the target it was made against.
+pub(crate) struct Planned {
+    pub plan: Plan,
+    pub target: Box<dyn Target>,
+    pub target_users: usize,
+}
+
+/// Reads every source and the target, and computes the plan.
+pub(crate) async fn make_plan(loaded: &Loaded, printer: &Printer, allow_mass_deactivation: bool) -> Result<Planned, Error> {
+    let mut data = Vec::with_capacity(loaded.config.sources.len());
+    for sc in &loaded.config.sources {
+        let source = sources::build(sc, &loaded.dir);
+        let name = source.name().to_string();
+        printer.progress(&format!("reading source {name}…"));
+        let snap = source
+            .snapshot()
+            .await
+            .map_err(|e| Error::Source { name: name.clone(), source: e })?;
+        let indexed = Indexed::new(snap).map_err(|e| Error::SourceData { name: name.clone(), source: e })?;
+        printer.detail(&format!(
+            "source {name}: {} users, {} groups",
+            indexed.keys.len(),
+            indexed.snapshot.groups.len()
+        ));
+        data.push(SourceData { name, data: indexed });
+    }
+    let mut target = target::build(&loaded.config.target, &loaded.dir);
+    let name = target.name();
+    printer.progress(&format!("reading target {name}…"));
+    let snap = target
+        .snapshot()
+        .await
+        .map_err(|e| Error::Target { name: name.clone(), source: e })?;
+    let indexed = Indexed::new(snap).map_err(|e| Error::TargetData { name: name.clone(), source: e })?;
+    printer.detail(&format!(
+        "target {name}: {} users, {} groups",
+        indexed.keys.len(),
+        indexed.snapshot.groups.len()
+    ));
+    let desired = desired::build(&data, &loaded.rules);
+    let ctx = Context {
+        rules: &loaded.rules,
+        cleanup: &loaded.config.cleanup,
+        manage_unmapped_members: loaded.config.groups.manage_unmapped_members,
+        now: now(),
+        allow_mass_deactivation,
+        config_hash: loaded.hash.clone(),
+        target_name: name,
+    };
+    let plan = diff::diff(&desired, &indexed, &ctx);
+    Ok(Planned {
+        plan,
+        target,
+        target_users: indexed.keys.len(),
+    })
+}
+
+/// The guard's verdict as an error.
+pub(crate) fn guard_error(plan: &Plan) -> Error {
+    let g = &plan.guard;
+    Error::Guard {
+        deactivations: g.deactivations,
+        limit: g.limit,
+        setting: g.setting.clone(),
+        active: g.active_users,
+    }
+}

@@ -1,0 +1,42 @@
+//! `idsync plan`.
+
+use std::path::Path;
+
+use crate::config;
+use crate::error::Error;
+use crate::exit::ExitStatus;
+use crate::output::Printer;
+use crate::render::{self, Format};
+use crate::snapshot_file;
+
+pub(crate) async fn run(
+    printer: &Printer,
+    config_path: &Path,
+    out: Option<&Path>,
+    format: Format,
+    detailed_exitcode: bool,
+    allow_mass_deactivation: bool,
+) -> Result<ExitStatus, Error> {
+    let loaded = config::load(config_path)?;
+    let planned = super::make_plan(&loaded, printer, allow_mass_deactivation).await?;
+    let plan = &planned.plan;
+    render::render(plan, format, printer.color && format == Format::Text, &mut printer.stdout())?;
+    if plan.guard.blocks() {
+        return Err(super::guard_error(plan));
+    }
+    if let Some(path) = out {
+        let mut json = serde_json::to_string_pretty(plan).map_err(std::io::Error::from)?;
+        json.push('\n');
+        snapshot_file::write_atomic(path, json.as_bytes())?;
+        printer.info(&format!(
+            "Saved the plan to {}. Apply exactly this plan with: idsync apply {}",
+            path.display(),
+            path.display()
+        ));
+    }
+    Ok(if detailed_exitcode && plan.has_changes() {
+        ExitStatus::Changes
+    } else {
+        ExitStatus::Success
+    })
+}

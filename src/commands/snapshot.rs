@@ -1,0 +1,65 @@
+//! `idsync snapshot --side source|target`.
+
+use std::io::Write;
+use std::path::Path;
+
+use crate::cli::Side;
+use crate::config;
+use crate::error::Error;
+use crate::exit::ExitStatus;
+use crate::output::Printer;
+use crate::snapshot_file::{self, Format};
+use crate::{sources, target};
+
+pub(crate) async fn run(
+    printer: &Printer,
+    config_path: &Path,
+    side: Side,
+    source: Option<&str>,
+    out: Option<&Path>,
+) -> Result<ExitStatus, Error> {
+    let loaded = config::load(config_path)?;
+    let snap = match side {
+        Side::Source => {
+            let all = &loaded.config.sources;
+            let known = || all.iter().map(|s| s.name().to_string()).collect::<Vec<_>>().join(", ");
+            let sc = match source {
+                Some(name) => all.iter().find(|s| s.name() == name).ok_or_else(|| Error::UnknownSource {
+                    name: name.to_string(),
+                    known: known(),
+                })?,
+                None if all.len() == 1 => &all[0],
+                None => {
+                    return Err(Error::WhichSource {
+                        count: all.len(),
+                        known: known(),
+                    })
+                }
+            };
+            let s = sources::build(sc, &loaded.dir);
+            s.snapshot().await.map_err(|e| Error::Source {
+                name: sc.name().to_string(),
+                source: e,
+            })?
+        }
+        Side::Target => {
+            let mut t = target::build(&loaded.config.target, &loaded.dir);
+            let name = t.name();
+            t.snapshot().await.map_err(|e| Error::Target { name, source: e })?
+        }
+    };
+    match out {
+        Some(path) => {
+            let text = snapshot_file::to_string(&snap, Format::of(path));
+            snapshot_file::write_atomic(path, text.as_bytes())?;
+            printer.info(&format!(
+                "Wrote {} users and {} groups to {}",
+                snap.users.len(),
+                snap.groups.len(),
+                path.display()
+            ));
+        }
+        None => printer.stdout().write_all(snapshot_file::to_string(&snap, Format::Yaml).as_bytes())?,
+    }
+    Ok(ExitStatus::Success)
+}

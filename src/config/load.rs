@@ -1,0 +1,423 @@
+//! Reading a config: YAML → `${ENV}` expansion → JSON Schema → typed config → semantic checks.
+//! This is the only file that uses serde_yaml for the config (0.9 is archived; keep it swappable).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use jsonschema::error::ValidationErrorKind;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::locate::{KeyPath, Locator};
+use super::validate::{self, Rules};
+use super::{Config, PLANNED_SOURCE_TYPES, PLANNED_TARGET_TYPES};
+
+/// One thing wrong with the config, at a key path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub path: KeyPath,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl Diagnostic {
+    pub fn new(path: KeyPath, message: impl Into<String>) -> Self {
+        Diagnostic {
+            path,
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    #[must_use]
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
+/// Why a config could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}", render_invalid(path, located))]
+    Invalid {
+        path: PathBuf,
+        /// Each problem with its line and column when the text has the key.
+        located: Vec<(Diagnostic, Option<(usize, usize)>)>,
+    },
+}
+
+impl ConfigError {
+    /// What the user can do about it.
+    #[must_use]
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            ConfigError::Read { .. } => Some(
+                "pass the config with -c PATH (the default is ./idsync.yaml); `idsync schema` prints its JSON Schema"
+                    .into(),
+            ),
+            ConfigError::Invalid { .. } => None,
+        }
+    }
+}
+
+fn render_invalid(path: &Path, located: &[(Diagnostic, Option<(usize, usize)>)]) -> String {
+    let mut out = format!(
+        "invalid config {} ({} problem{})",
+        path.display(),
+        located.len(),
+        if located.len() == 1 { "" } else { "s" }
+    );
+    for (d, spot) in located {
+        out.push('\n');
+        match spot {
+            Some((line, col)) => out.push_str(&format!("  {}:{line}:{col}: ", path.display())),
+            None => out.push_str(&format!("  {}: ", path.display())),
+        }
+        out.push_str(&format!("{}: {}", d.path, d.message));
+        if let Some(h) = &d.hint {
+            out.push_str(&format!("\n      hint: {h}"));
+        }
+    }
+    out
+}
+
+/// A config that passed every check, with what was derived from it.
+#[derive(Debug)]
+pub struct Loaded {
+    pub config: Config,
+    /// The config file.
+    pub path: PathBuf,
+    /// Its folder: relative paths in the config are relative to it.
+    pub dir: PathBuf,
+    /// SHA-256 of the file's bytes, recorded in saved plans.
+    pub hash: String,
+    /// Compiled rules: patterns, regexes, templates, limits.
+    pub rules: Rules,
+}
+
+/// Loads and checks a config file, expanding `${VAR}` from the process environment.
+///
+/// # Errors
+/// The file cannot be read, or any check fails; every problem found is reported at once.
+pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    load_str(path, &text, &|name| std::env::var(name).ok())
+}
+
+/// Loads a config from text; `env` looks up variables.
+///
+/// # Errors
+/// As [`load`].
+pub fn load_str(
+    path: &Path,
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Loaded, ConfigError> {
+    let locator = Locator::new(text);
+    let fail = |diags: Vec<Diagnostic>| ConfigError::Invalid {
+        path: path.to_path_buf(),
+        located: diags
+            .into_iter()
+            .map(|d| {
+                let spot = locator.find(&d.path);
+                (d, spot)
+            })
+            .collect(),
+    };
+
+    let yaml: serde_yaml::Value = match serde_yaml::from_str(text) {
+        Ok(v) => v,
+        Err(e) => {
+            let spot = e.location().map(|l| (l.line(), l.column()));
+            let msg = e.to_string();
+            let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
+            return Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                located: vec![(
+                    Diagnostic::new(KeyPath::default(), format!("not valid YAML: {msg}"))
+                        .hint("check the indentation and quoting around this spot"),
+                    spot,
+                )],
+            });
+        }
+    };
+    let mut value = serde_json::to_value(&yaml).map_err(|e| {
+        fail(vec![Diagnostic::new(
+            KeyPath::default(),
+            format!("cannot be read as a config: {e}"),
+        )])
+    })?;
+    if value.is_null() {
+        return Err(fail(vec![Diagnostic::new(
+            KeyPath::default(),
+            "the file is empty",
+        )
+        .hint("start from examples/quickstart/idsync.yaml")]));
+    }
+
+    let mut diags = Vec::new();
+    expand_env(&mut value, &KeyPath::default(), env, &mut diags);
+    check_connector_types(&value, &mut diags);
+    if !diags.is_empty() {
+        return Err(fail(diags));
+    }
+
+    let schema = Config::json_schema();
+    let validator = jsonschema::validator_for(&schema).expect("the generated schema is valid");
+    let diags: Vec<Diagnostic> = validator
+        .iter_errors(&value)
+        .map(|e| schema_diagnostic(&schema, &e))
+        .collect();
+    if !diags.is_empty() {
+        return Err(fail(diags));
+    }
+
+    let config: Config = serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = KeyPath::parse(&e.path().to_string());
+        fail(vec![Diagnostic::new(path, e.into_inner().to_string())])
+    })?;
+
+    let rules = validate::check(&config).map_err(fail)?;
+    let hash = hex(&Sha256::digest(text.as_bytes()));
+    let dir = path
+        .parent()
+        .map(Path::to_path_buf)
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| PathBuf::from("."));
+    Ok(Loaded {
+        config,
+        path: path.to_path_buf(),
+        dir,
+        hash,
+        rules,
+    })
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    use fmt::Write;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// Replaces `${NAME}` in every string with the variable's value; `$${` stands for a literal `${`.
+fn expand_env(
+    value: &mut Value,
+    path: &KeyPath,
+    env: &dyn Fn(&str) -> Option<String>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    match value {
+        Value::String(s) if s.contains("${") => match expand_one(s, env) {
+            Ok(v) => *s = v,
+            Err(Missing::Var(name)) => diags.push(
+                Diagnostic::new(
+                    path.clone(),
+                    format!("environment variable {name} is not set"),
+                )
+                .hint(format!(
+                    "export {name} before running idsync, or write a literal `${{` as `$${{`"
+                )),
+            ),
+            Err(Missing::Unclosed) => diags.push(
+                Diagnostic::new(path.clone(), "`${` without a closing `}`")
+                    .hint("write `${NAME}` to use an environment variable, `$${` for a literal `${`"),
+            ),
+        },
+        Value::Array(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                expand_env(item, &path.index(i), env, diags);
+            }
+        }
+        Value::Object(map) => {
+            for (k, v) in map.iter_mut() {
+                expand_env(v, &path.key(k), env, diags);
+            }
+        }
+        _ => {}
+    }
+}
+
+enum Missing {
+    Var(String),
+    Unclosed,
+}
+
+fn expand_one(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, Missing> {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(pos) = rest.find('$') {
+        out.push_str(&rest[..pos]);
+        let after = &rest[pos..];
+        if let Some(r) = after.strip_prefix("$${") {
+            out.push_str("${");
+            rest = r;
+        } else if let Some(r) = after.strip_prefix("${") {
+            let end = r.find('}').ok_or(Missing::Unclosed)?;
+            let name = &r[..end];
+            out.push_str(&env(name).ok_or_else(|| Missing::Var(name.to_string()))?);
+            rest = &r[end + 1..];
+        } else {
+            out.push('$');
+            rest = &after[1..];
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Names a connector type that is planned but not built, or unknown, before the schema's
+/// less helpful "not valid under any of the schemas" can.
+fn check_connector_types(value: &Value, diags: &mut Vec<Diagnostic>) {
+    let check = |v: &Value, path: KeyPath, planned: &[&str], diags: &mut Vec<Diagnostic>| {
+        let Some(t) = v.get("type").and_then(Value::as_str) else {
+            return;
+        };
+        if t == "file" {
+            return;
+        }
+        let path = path.key("type");
+        if planned.contains(&t) {
+            diags.push(
+                Diagnostic::new(
+                    path,
+                    format!("connector type `{t}` is not available in this build of idsync"),
+                )
+                .hint("available here: file (snapshot files); see README for the connector roadmap"),
+            );
+        } else {
+            diags.push(
+                Diagnostic::new(path, format!("unknown connector type `{t}`"))
+                    .hint(format!("use one of: file, {}", planned.join(", "))),
+            );
+        }
+    };
+    if let Some(sources) = value.get("sources").and_then(Value::as_array) {
+        for (i, s) in sources.iter().enumerate() {
+            check(
+                s,
+                KeyPath::default().key("sources").index(i),
+                PLANNED_SOURCE_TYPES,
+                diags,
+            );
+        }
+    }
+    if let Some(t) = value.get("target") {
+        check(t, KeyPath::default().key("target"), PLANNED_TARGET_TYPES, diags);
+    }
+}
+
+fn schema_diagnostic(schema: &Value, e: &jsonschema::ValidationError<'_>) -> Diagnostic {
+    let path = KeyPath::from_pointer(e.instance_path.as_str());
+    let schema_path = e.schema_path.as_str();
+    match &e.kind {
+        ValidationErrorKind::AdditionalProperties { unexpected } => {
+            let allowed = allowed_keys(schema, schema_path);
+            let key = unexpected.first().cloned().unwrap_or_default();
+            let mut d = Diagnostic::new(
+                path.key(&key),
+                if unexpected.len() == 1 {
+                    format!("unknown key `{key}`")
+                } else {
+                    format!("unknown keys {}", quote_list(unexpected))
+                },
+            );
+            if let Some(best) = closest(&key, &allowed) {
+                d = d.hint(format!("did you mean `{best}`? allowed here: {}", quote_list(&allowed)));
+            } else if !allowed.is_empty() {
+                d = d.hint(format!("allowed here: {}", quote_list(&allowed)));
+            }
+            d
+        }
+        ValidationErrorKind::Required { property } => {
+            let name = property.as_str().unwrap_or("?");
+            Diagnostic::new(path.clone(), format!("missing required key `{name}`"))
+        }
+        ValidationErrorKind::AnyOf | ValidationErrorKind::OneOfNotValid => {
+            let mut d = Diagnostic::new(path, format!("{} is not an accepted value", e.instance));
+            if let Some(desc) = description(schema, schema_path) {
+                d = d.hint(desc);
+            }
+            d
+        }
+        _ => {
+            let mut d = Diagnostic::new(path, e.to_string());
+            if let Some(desc) = description(schema, schema_path) {
+                d = d.hint(desc);
+            }
+            d
+        }
+    }
+}
+
+fn quote_list(items: &[String]) -> String {
+    items
+        .iter()
+        .map(|s| format!("`{s}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The keys the schema object owning `schema_path` allows.
+fn allowed_keys(schema: &Value, schema_path: &str) -> Vec<String> {
+    let parent = schema_path.rsplit_once('/').map_or("", |(p, _)| p);
+    schema
+        .pointer(parent)
+        .and_then(|n| n.get("properties"))
+        .and_then(Value::as_object)
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+/// The description of the nearest schema node at or above `schema_path`, following `$ref`s.
+fn description(schema: &Value, schema_path: &str) -> Option<String> {
+    let mut p = schema_path.to_string();
+    loop {
+        if let Some(node) = schema.pointer(&p) {
+            if let Some(d) = node.get("description").and_then(Value::as_str) {
+                return Some(d.to_string());
+            }
+        }
+        let (parent, _) = p.rsplit_once('/')?;
+        if parent.is_empty() {
+            return None;
+        }
+        p = parent.to_string();
+    }
+}
+
+/// The allowed key nearest to a misspelt one, if near enough.
+fn closest(key: &str, allowed: &[String]) -> Option<String> {
+    allowed
+        .iter()
+        .map(|a| (strsim::levenshtein(key, a), a))
+        .filter(|(d, a)| *d <= 2.max(a.len() / 3))
+        .min()
+        .map(|(_, a)| a.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expands_variables_and_escapes() {
+        let env = |n: &str| (n == "A").then(|| "x".to_string());
+        assert_eq!(expand_one("a${A}b", &env).ok(), Some("axb".into()));
+        assert_eq!(expand_one("$${A}", &env).ok(), Some("${A}".into()));
+        assert_eq!(expand_one("cost $5", &env).ok(), Some("cost $5".into()));
+        assert!(matches!(expand_one("${B}", &env), Err(Missing::Var(n)) if n == "B"));
+        assert!(matches!(expand_one("${A", &env), Err(Missing::Unclosed)));
+    }
+}

@@ -1,0 +1,252 @@
+//! The config file (`idsync.yaml`): its types, how it is loaded and how it is checked.
+//!
+//! The types here are the single source of the JSON Schema in `schemas/idsync.schema.json`
+//! (`idsync schema` prints it; a test keeps the file equal to it).
+
+mod load;
+mod locate;
+pub mod secret;
+pub mod validate;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+pub use load::{hex as hex_digest, load, load_str, ConfigError, Diagnostic, Loaded};
+pub use locate::KeyPath;
+pub use validate::{CompiledMapping, Matcher, Patterns, Template};
+pub use validate::{DeactivationLimit, Rules};
+
+/// Connector types that are part of the design but not yet in this build; named in errors.
+pub const PLANNED_SOURCE_TYPES: &[&str] = &["okta", "entra", "google", "keycloak", "onelogin", "scim"];
+pub const PLANNED_TARGET_TYPES: &[&str] = &["atlassian", "scim"];
+
+/// The whole desired state: which identity providers to read, how their groups map onto Atlassian
+/// groups, and the cleanup rules.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "idsync configuration")]
+pub struct Config {
+    /// Config format version; must be 1.
+    pub version: u32,
+    /// One or more identity-provider connectors, merged by primary email; earlier sources take
+    /// precedence when they disagree.
+    pub sources: Vec<SourceConfig>,
+    /// Where users and groups are kept in line: Atlassian (or a snapshot file standing in for it).
+    pub target: TargetConfig,
+    #[serde(default)]
+    pub users: UsersConfig,
+    #[serde(default)]
+    pub groups: GroupsConfig,
+    #[serde(default)]
+    pub cleanup: CleanupConfig,
+    #[serde(default)]
+    pub limits: LimitsConfig,
+}
+
+/// An identity-provider connector.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum SourceConfig {
+    /// A snapshot file (YAML or JSON, by extension) standing in for an identity provider.
+    File(FileSourceConfig),
+}
+
+impl SourceConfig {
+    /// The source's name, used to qualify its group names (`name:Group`).
+    #[must_use]
+    pub fn name(&self) -> &str {
+        match self {
+            SourceConfig::File(f) => &f.name,
+        }
+    }
+}
+
+/// A snapshot file read as an identity provider.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FileSourceConfig {
+    /// Names this source; its groups are referred to as `NAME:Group` in mappings.
+    pub name: String,
+    /// The snapshot file; a relative path is relative to the config file's folder.
+    pub path: PathBuf,
+}
+
+/// The system idsync changes.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum TargetConfig {
+    /// A snapshot file standing in for Atlassian; `apply` rewrites it atomically.
+    File(FileTargetConfig),
+}
+
+/// A snapshot file used as the target.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FileTargetConfig {
+    /// The snapshot file; a relative path is relative to the config file's folder.
+    pub path: PathBuf,
+}
+
+/// Which users are synced and how their attributes are built.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UsersConfig {
+    /// Only members of at least one of these source-qualified IdP groups are synced (empty: everyone).
+    #[serde(default)]
+    pub require_groups: Vec<String>,
+    /// Email patterns (`*` and `?` wildcards, case-insensitive) of users never synced.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// Target attribute <- template over source attributes, e.g. `displayName: "{givenName} {familyName}"`.
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// How IdP groups become Atlassian groups.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GroupsConfig {
+    /// IdP group -> Atlassian group. Each IdP group goes through the first mapping that matches it;
+    /// unmapped IdP groups are ignored.
+    #[serde(default)]
+    pub mappings: Vec<Mapping>,
+    /// Atlassian groups every synced user is a member of.
+    #[serde(default)]
+    pub default_groups: Vec<String>,
+    /// Also remove members of managed groups whom no source accounts for.
+    #[serde(default)]
+    pub manage_unmapped_members: bool,
+}
+
+/// One group mapping: `from` (an exact, source-qualified IdP group name) or `from_regex` (matched
+/// against source-qualified names; its capture groups are usable in `to` as `$1` or `${name}`).
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Mapping {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_regex: Option<String>,
+    /// The Atlassian group.
+    pub to: String,
+}
+
+/// Who is deactivated, when, and who is never touched.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CleanupConfig {
+    /// Deactivate target users no longer wanted (gone from every source, or dropped by a rule).
+    #[serde(default = "default_true")]
+    pub deactivate_missing: bool,
+    /// More than 0: deactivate only users last active more than this many days ago.
+    #[serde(default)]
+    pub grace_days: u32,
+    /// With `grace_days` > 0: what to do with users who have no last-active timestamp.
+    #[serde(default)]
+    pub without_last_active: WithoutLastActive,
+    /// Emails or patterns (`*`, `?`) of accounts never changed, whatever the rules say.
+    #[serde(default)]
+    pub protect: Vec<String>,
+    /// Never change organization or site admins.
+    #[serde(default = "default_true")]
+    pub skip_admins: bool,
+    /// On deactivation, also revoke the user's API tokens (needs a target that can).
+    #[serde(default)]
+    pub revoke_api_tokens: bool,
+    /// Guard: a plan deactivating more than this fails. A number, or a percentage of the target's
+    /// active users such as `5%`.
+    #[serde(default)]
+    pub max_deactivations: MaxDeactivations,
+}
+
+impl Default for CleanupConfig {
+    fn default() -> Self {
+        CleanupConfig {
+            deactivate_missing: true,
+            grace_days: 0,
+            without_last_active: WithoutLastActive::Keep,
+            protect: Vec::new(),
+            skip_admins: true,
+            revoke_api_tokens: false,
+            max_deactivations: MaxDeactivations::default(),
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// What `grace_days` does with a user who has no last-active timestamp.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum WithoutLastActive {
+    /// Keep the user (the safe choice).
+    #[default]
+    Keep,
+    /// Deactivate the user.
+    Deactivate,
+}
+
+/// A count (`25`) or a percentage of the target's active users (`5%`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum MaxDeactivations {
+    Count(u64),
+    Percent(#[schemars(regex(pattern = r"^[0-9]+(\.[0-9]+)?%$"))] String),
+}
+
+impl Default for MaxDeactivations {
+    fn default() -> Self {
+        MaxDeactivations::Percent("10%".into())
+    }
+}
+
+/// Sizes that keep Atlassian's directory healthy.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Members per group membership change (hard maximum 10,000).
+    #[serde(default = "default_batch")]
+    pub membership_batch: u32,
+    /// Warn in the plan about groups that would pass this many members.
+    #[serde(default = "default_group_warn")]
+    pub max_group_size_warn: u32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            membership_batch: default_batch(),
+            max_group_size_warn: default_group_warn(),
+        }
+    }
+}
+
+fn default_batch() -> u32 {
+    1000
+}
+fn default_group_warn() -> u32 {
+    20_000
+}
+
+impl Config {
+    /// The JSON Schema of the config file.
+    #[must_use]
+    pub fn json_schema() -> serde_json::Value {
+        serde_json::to_value(schemars::schema_for!(Config)).expect("schema serializes")
+    }
+}
+
+/// Resolves a path from the config against the config file's folder.
+#[must_use]
+pub fn resolve_path(config_dir: &Path, path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        config_dir.join(path)
+    }
+}

@@ -1,0 +1,621 @@
+//! Semantic checks that a schema cannot express, compiled into [`Rules`] the planner uses.
+
+use std::collections::{HashMap, HashSet};
+
+use globset::{GlobSet, GlobSetBuilder};
+use regex::Regex;
+
+use super::load::Diagnostic;
+use super::locate::KeyPath;
+use super::{Config, MaxDeactivations, TargetConfig};
+
+/// Atlassian's default product-access group names: SCIM cannot push groups with these names
+/// (they are created in the directory but never reach the sites).
+pub const PRODUCT_ACCESS_GROUPS: &[&str] = &[
+    "administrators",
+    "atlassian-addons-admin",
+    "bitbucket-users",
+    "confluence-administrators",
+    "confluence-admins",
+    "confluence-users",
+    "jira-administrators",
+    "jira-admins",
+    "jira-core-users",
+    "jira-product-discovery-users",
+    "jira-servicedesk-users",
+    "jira-servicemanagement-users",
+    "jira-software-users",
+    "jira-users",
+    "jira-work-management-users",
+    "opsgenie-users",
+    "site-admins",
+    "statuspage-users",
+    "system-administrators",
+    "trusted-users",
+];
+
+/// Whether a group name is one of Atlassian's default product-access groups.
+#[must_use]
+pub fn is_product_access_group(name: &str) -> bool {
+    let lower = name.trim().to_lowercase();
+    PRODUCT_ACCESS_GROUPS.contains(&lower.as_str())
+}
+
+/// Target attributes an attribute template may set. The first four are the user's core fields.
+pub const TEMPLATE_TARGETS: &[&str] = &[
+    "displayName",
+    "givenName",
+    "familyName",
+    "userName",
+    "nickName",
+    "title",
+    "department",
+    "organization",
+    "division",
+    "costCenter",
+    "employeeNumber",
+    "timezone",
+    "locale",
+    "preferredLanguage",
+];
+
+/// The config's rules, compiled.
+#[derive(Debug)]
+pub struct Rules {
+    pub source_names: Vec<String>,
+    pub require_groups: HashSet<String>,
+    pub exclude: Patterns,
+    pub protect: Patterns,
+    /// Target attribute and its template, in a stable order.
+    pub templates: Vec<(String, Template)>,
+    pub mappings: Vec<CompiledMapping>,
+    pub default_groups: Vec<String>,
+    pub deactivation_limit: DeactivationLimit,
+    pub membership_batch: usize,
+    pub group_size_warn: usize,
+}
+
+/// Email patterns with `*` and `?`, matched case-insensitively.
+#[derive(Debug)]
+pub struct Patterns {
+    set: GlobSet,
+    texts: Vec<String>,
+}
+
+impl Patterns {
+    fn build(texts: &[String], path: &KeyPath, diags: &mut Vec<Diagnostic>) -> Patterns {
+        let mut b = GlobSetBuilder::new();
+        for (i, t) in texts.iter().enumerate() {
+            match globset::GlobBuilder::new(t.trim())
+                .case_insensitive(true)
+                .literal_separator(false)
+                .build()
+            {
+                Ok(g) => {
+                    b.add(g);
+                }
+                Err(e) => diags.push(
+                    Diagnostic::new(path.index(i), format!("invalid pattern {t:?}: {}", e.kind()))
+                        .hint("patterns are emails with `*` and `?` wildcards, e.g. \"*@contractors.example.com\""),
+                ),
+            }
+        }
+        let set = b.build().unwrap_or_else(|_| GlobSet::empty());
+        Patterns {
+            set,
+            texts: texts.to_vec(),
+        }
+    }
+
+    /// The first pattern the email matches.
+    #[must_use]
+    pub fn matching(&self, email: &str) -> Option<&str> {
+        if self.texts.is_empty() {
+            return None;
+        }
+        self.set
+            .matches(email)
+            .first()
+            .map(|i| self.texts[*i].as_str())
+    }
+
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.texts.is_empty()
+    }
+}
+
+/// An attribute template: literal text and `{variable}` parts; `{{` and `}}` are literal braces.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Template {
+    pub text: String,
+    parts: Vec<Part>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Part {
+    Lit(String),
+    Var(String),
+}
+
+impl Template {
+    /// Parses a template.
+    ///
+    /// # Errors
+    /// An unclosed `{`, a stray `}` or an empty `{}`.
+    pub fn parse(text: &str) -> Result<Template, String> {
+        let mut parts = Vec::new();
+        let mut lit = String::new();
+        let mut chars = text.chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '{' if chars.peek() == Some(&'{') => {
+                    chars.next();
+                    lit.push('{');
+                }
+                '}' if chars.peek() == Some(&'}') => {
+                    chars.next();
+                    lit.push('}');
+                }
+                '{' => {
+                    let mut name = String::new();
+                    loop {
+                        match chars.next() {
+                            Some('}') => break,
+                            Some(c) => name.push(c),
+                            None => return Err(format!("`{{{name}` is not closed with `}}`")),
+                        }
+                    }
+                    let name = name.trim().to_string();
+                    if name.is_empty() {
+                        return Err("`{}` names no attribute".into());
+                    }
+                    if !lit.is_empty() {
+                        parts.push(Part::Lit(std::mem::take(&mut lit)));
+                    }
+                    parts.push(Part::Var(name));
+                }
+                '}' => return Err("a lone `}` (write `}}` for a literal brace)".into()),
+                c => lit.push(c),
+            }
+        }
+        if !lit.is_empty() {
+            parts.push(Part::Lit(lit));
+        }
+        Ok(Template {
+            text: text.to_string(),
+            parts,
+        })
+    }
+
+    /// Renders with `lookup`; unknown variables render empty. The result is trimmed, with runs of
+    /// spaces folded, and `None` when nothing is left.
+    #[must_use]
+    pub fn render(&self, lookup: &dyn Fn(&str) -> Option<String>) -> Option<String> {
+        let mut out = String::new();
+        for p in &self.parts {
+            match p {
+                Part::Lit(s) => out.push_str(s),
+                Part::Var(v) => {
+                    if let Some(val) = lookup(v) {
+                        out.push_str(&val);
+                    }
+                }
+            }
+        }
+        let folded = out.split(' ').filter(|w| !w.is_empty()).collect::<Vec<_>>().join(" ");
+        let folded = folded.trim().to_string();
+        (!folded.is_empty()).then_some(folded)
+    }
+}
+
+/// How an IdP group is matched.
+#[derive(Debug)]
+pub enum Matcher {
+    Exact(String),
+    Regex(Regex),
+}
+
+/// A mapping ready to use.
+#[derive(Debug)]
+pub struct CompiledMapping {
+    /// Its place in `groups.mappings`.
+    pub index: usize,
+    pub matcher: Matcher,
+    pub to: String,
+}
+
+impl CompiledMapping {
+    /// The Atlassian group for a source-qualified IdP group name, when this mapping matches it.
+    #[must_use]
+    pub fn apply(&self, qualified: &str) -> Option<String> {
+        match &self.matcher {
+            Matcher::Exact(from) => (from == qualified).then(|| self.to.clone()),
+            Matcher::Regex(re) => {
+                let caps = re.captures(qualified)?;
+                let mut out = String::new();
+                caps.expand(&self.to, &mut out);
+                Some(out)
+            }
+        }
+    }
+
+    /// How a reviewer reads this mapping, e.g. `mappings[0] (from "okta:Eng" to "engineering")`.
+    #[must_use]
+    pub fn describe(&self) -> String {
+        match &self.matcher {
+            Matcher::Exact(f) => format!("groups.mappings[{}] (from {f:?})", self.index),
+            Matcher::Regex(r) => format!("groups.mappings[{}] (from_regex {:?})", self.index, r.as_str()),
+        }
+    }
+}
+
+/// The `max_deactivations` guard.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum DeactivationLimit {
+    Count(u64),
+    Percent(f64),
+}
+
+impl DeactivationLimit {
+    /// The most deactivations allowed when the target has `active` active users.
+    #[must_use]
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss
+    )]
+    pub fn limit(&self, active: u64) -> u64 {
+        match *self {
+            DeactivationLimit::Count(n) => n,
+            DeactivationLimit::Percent(p) => ((active as f64) * p / 100.0).floor() as u64,
+        }
+    }
+}
+
+impl std::fmt::Display for DeactivationLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DeactivationLimit::Count(n) => write!(f, "{n}"),
+            DeactivationLimit::Percent(p) => write!(f, "{p}%"),
+        }
+    }
+}
+
+fn root() -> KeyPath {
+    KeyPath::default()
+}
+
+/// Runs every semantic check; all problems are returned together.
+///
+/// # Errors
+/// The list of problems found.
+pub fn check(config: &Config) -> Result<Rules, Vec<Diagnostic>> {
+    let mut diags = Vec::new();
+    if config.version != 1 {
+        diags.push(
+            Diagnostic::new(root().key("version"), format!("unsupported version {}", config.version))
+                .hint("this idsync reads `version: 1`"),
+        );
+    }
+
+    let source_names = check_sources(config, &mut diags);
+    let qualified_ok = |name: &str, path: KeyPath, diags: &mut Vec<Diagnostic>| {
+        match name.split_once(':') {
+            Some((src, group)) if source_names.iter().any(|s| s == src) && !group.is_empty() => {}
+            Some((src, _)) if !source_names.iter().any(|s| s == src) => diags.push(
+                Diagnostic::new(path, format!("{name:?} names the source `{src}`, which is not configured"))
+                    .hint(format!("sources are: {}", source_names.join(", "))),
+            ),
+            _ => diags.push(
+                Diagnostic::new(path, format!("{name:?} is not a source-qualified group name"))
+                    .hint(format!(
+                        "write SOURCE:GROUP, e.g. \"{}:{name}\"",
+                        source_names.first().map_or("okta", String::as_str)
+                    )),
+            ),
+        }
+    };
+
+    let users = root().key("users");
+    for (i, g) in config.users.require_groups.iter().enumerate() {
+        qualified_ok(g, users.key("require_groups").index(i), &mut diags);
+    }
+    let exclude = Patterns::build(&config.users.exclude, &users.key("exclude"), &mut diags);
+
+    let mut templates = Vec::new();
+    for (attr, text) in &config.users.attributes {
+        let path = users.key("attributes").key(attr);
+        if !TEMPLATE_TARGETS.contains(&attr.as_str()) {
+            diags.push(
+                Diagnostic::new(path.clone(), format!("`{attr}` is not an attribute idsync can set"))
+                    .hint(format!("settable attributes: {}", TEMPLATE_TARGETS.join(", "))),
+            );
+        }
+        match Template::parse(text) {
+            Ok(t) => templates.push((attr.clone(), t)),
+            Err(e) => diags.push(
+                Diagnostic::new(path, format!("bad template {text:?}: {e}"))
+                    .hint("templates look like \"{givenName} {familyName}\""),
+            ),
+        }
+    }
+
+    let mappings = check_mappings(config, &qualified_ok, &mut diags);
+
+    let groups = root().key("groups");
+    let mut seen = HashSet::new();
+    for (i, g) in config.groups.default_groups.iter().enumerate() {
+        let path = groups.key("default_groups").index(i);
+        if g.trim().is_empty() {
+            diags.push(Diagnostic::new(path, "empty group name"));
+        } else if is_product_access_group(g) {
+            diags.push(product_group_diag(path, g));
+        } else if !seen.insert(g.clone()) {
+            diags.push(Diagnostic::new(path, format!("{g:?} is listed twice")));
+        }
+    }
+
+    let cleanup = root().key("cleanup");
+    let protect = Patterns::build(&config.cleanup.protect, &cleanup.key("protect"), &mut diags);
+    let deactivation_limit = match &config.cleanup.max_deactivations {
+        MaxDeactivations::Count(n) => DeactivationLimit::Count(*n),
+        MaxDeactivations::Percent(text) => match text.trim().trim_end_matches('%').parse::<f64>() {
+            Ok(p) if (0.0..=100.0).contains(&p) && text.trim().ends_with('%') => {
+                DeactivationLimit::Percent(p)
+            }
+            _ => {
+                diags.push(
+                    Diagnostic::new(
+                        cleanup.key("max_deactivations"),
+                        format!("{text:?} is not a count or a percentage from 0% to 100%"),
+                    )
+                    .hint("write a number such as 25, or a percentage such as \"5%\""),
+                );
+                DeactivationLimit::Count(0)
+            }
+        },
+    };
+    if config.cleanup.revoke_api_tokens && matches!(config.target, TargetConfig::File(_)) {
+        diags.push(
+            Diagnostic::new(
+                cleanup.key("revoke_api_tokens"),
+                "a `file` target has no API tokens to revoke",
+            )
+            .hint("set revoke_api_tokens: false, or use an Atlassian target with the `admin` API configured"),
+        );
+    }
+
+    let limits = root().key("limits");
+    let batch = config.limits.membership_batch;
+    if batch == 0 || batch > 10_000 {
+        diags.push(
+            Diagnostic::new(
+                limits.key("membership_batch"),
+                format!("{batch} is outside 1..=10000"),
+            )
+            .hint("Atlassian suspends a directory's sync after a membership batch above 10,000; the default is 1000"),
+        );
+    }
+
+    if !diags.is_empty() {
+        return Err(diags);
+    }
+    Ok(Rules {
+        source_names,
+        require_groups: config.users.require_groups.iter().cloned().collect(),
+        exclude,
+        protect,
+        templates,
+        mappings,
+        default_groups: config.groups.default_groups.clone(),
+        deactivation_limit,
+        membership_batch: batch as usize,
+        group_size_warn: config.limits.max_group_size_warn as usize,
+    })
+}
+
+fn check_sources(config: &Config, diags: &mut Vec<Diagnostic>) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    if config.sources.is_empty() {
+        diags.push(
+            Diagnostic::new(root().key("sources"), "no sources configured")
+                .hint("add at least one identity-provider connector under `sources:`"),
+        );
+    }
+    for (i, s) in config.sources.iter().enumerate() {
+        let path = root().key("sources").index(i).key("name");
+        let name = s.name();
+        if name.is_empty() || name.contains(':') || name.trim() != name {
+            diags.push(
+                Diagnostic::new(path, format!("source name {name:?} is not usable"))
+                    .hint("a source name is a non-empty word without `:` (it qualifies group names as NAME:Group)"),
+            );
+        } else if names.iter().any(|n| n == name) {
+            diags.push(
+                Diagnostic::new(path, format!("two sources are named `{name}`"))
+                    .hint("give each source its own name"),
+            );
+        }
+        names.push(name.to_string());
+    }
+    names
+}
+
+fn product_group_diag(path: KeyPath, name: &str) -> Diagnostic {
+    Diagnostic::new(
+        path,
+        format!("`{name}` is an Atlassian default product-access group; SCIM cannot push it"),
+    )
+    .hint("sync a group of your own (e.g. `idp-jira-users`) and grant it product access in admin.atlassian.com")
+}
+
+fn check_mappings(
+    config: &Config,
+    qualified_ok: &dyn Fn(&str, KeyPath, &mut Vec<Diagnostic>),
+    diags: &mut Vec<Diagnostic>,
+) -> Vec<CompiledMapping> {
+    let base = root().key("groups").key("mappings");
+    let mut out = Vec::new();
+    let mut exact_seen: HashMap<String, (usize, String)> = HashMap::new();
+    let mut regex_seen: HashMap<String, usize> = HashMap::new();
+    for (i, m) in config.groups.mappings.iter().enumerate() {
+        let path = base.index(i);
+        let to = m.to.trim();
+        if to.is_empty() {
+            diags.push(Diagnostic::new(path.key("to"), "empty group name"));
+            continue;
+        }
+        let refs = capture_refs(to);
+        let matcher = match (&m.from, &m.from_regex) {
+            (Some(_), Some(_)) => {
+                diags.push(
+                    Diagnostic::new(path, "a mapping has both `from` and `from_regex`")
+                        .hint("keep one: `from` for one group, `from_regex` for a pattern"),
+                );
+                continue;
+            }
+            (None, None) => {
+                diags.push(
+                    Diagnostic::new(path, "a mapping needs `from` or `from_regex`")
+                        .hint("e.g. `from: \"okta:Engineering\"` or `from_regex: \"^okta:atl-(.+)$\"`"),
+                );
+                continue;
+            }
+            (Some(from), None) => {
+                qualified_ok(from, path.key("from"), diags);
+                if !refs.is_empty() {
+                    diags.push(
+                        Diagnostic::new(path.key("to"), format!("{to:?} uses a capture group but `from` is not a regex"))
+                            .hint("use `from_regex` for captures, or write `$$` for a literal `$`"),
+                    );
+                }
+                if let Some((j, prev_to)) = exact_seen.get(from) {
+                    let d = if prev_to == to {
+                        Diagnostic::new(path.key("from"), format!("duplicate of groups.mappings[{j}]"))
+                            .hint("remove one of the two")
+                    } else {
+                        Diagnostic::new(
+                            path.key("from"),
+                            format!("{from:?} is already mapped to {prev_to:?} by groups.mappings[{j}]"),
+                        )
+                        .hint("an IdP group goes through the first mapping that matches it; remove one of the two")
+                    };
+                    diags.push(d);
+                    continue;
+                }
+                exact_seen.insert(from.clone(), (i, to.to_string()));
+                Matcher::Exact(from.clone())
+            }
+            (None, Some(re)) => match Regex::new(re) {
+                Ok(r) => {
+                    let names: Vec<&str> = r.capture_names().flatten().collect();
+                    for rf in &refs {
+                        let ok = match rf.parse::<usize>() {
+                            Ok(n) => n < r.captures_len(),
+                            Err(_) => names.contains(&rf.as_str()),
+                        };
+                        if !ok {
+                            diags.push(
+                                Diagnostic::new(path.key("to"), format!("`${rf}` names no capture group of {re:?}"))
+                                    .hint(format!("the regex has {} capture group(s)", r.captures_len() - 1)),
+                            );
+                        }
+                    }
+                    if let Some(j) = regex_seen.get(re) {
+                        diags.push(
+                            Diagnostic::new(path.key("from_regex"), format!("duplicate of groups.mappings[{j}]"))
+                                .hint("remove one of the two"),
+                        );
+                        continue;
+                    }
+                    regex_seen.insert(re.clone(), i);
+                    Matcher::Regex(r)
+                }
+                Err(e) => {
+                    diags.push(
+                        Diagnostic::new(path.key("from_regex"), format!("invalid regex: {}", one_line(&e.to_string())))
+                            .hint("the syntax is Rust's regex crate (https://docs.rs/regex)"),
+                    );
+                    continue;
+                }
+            },
+        };
+        if refs.is_empty() && is_product_access_group(to) {
+            diags.push(product_group_diag(path.key("to"), to));
+            continue;
+        }
+        out.push(CompiledMapping {
+            index: i,
+            matcher,
+            to: to.to_string(),
+        });
+    }
+    out
+}
+
+fn one_line(s: &str) -> String {
+    s.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")
+}
+
+/// The capture references (`$1`, `${name}`) in a replacement text; `$$` is a literal `$`.
+fn capture_refs(to: &str) -> Vec<String> {
+    let mut refs = Vec::new();
+    let b = to.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'$' {
+            if b.get(i + 1) == Some(&b'$') {
+                i += 2;
+                continue;
+            }
+            if b.get(i + 1) == Some(&b'{') {
+                if let Some(end) = to[i + 2..].find('}') {
+                    refs.push(to[i + 2..i + 2 + end].to_string());
+                    i += end + 3;
+                    continue;
+                }
+            }
+            let name: String = to[i + 1..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            if !name.is_empty() {
+                i += name.len();
+                refs.push(name);
+            }
+        }
+        i += 1;
+    }
+    refs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_render_and_reject_bad_syntax() {
+        let t = Template::parse("{givenName} {familyName} {{x}}").unwrap();
+        let r = t.render(&|v| match v {
+            "givenName" => Some("Ada".into()),
+            _ => None,
+        });
+        assert_eq!(r.as_deref(), Some("Ada {x}"));
+        assert!(Template::parse("{oops").is_err());
+        assert!(Template::parse("a } b").is_err());
+        assert_eq!(Template::parse("{x}").unwrap().render(&|_| None), None);
+    }
+
+    #[test]
+    fn capture_refs_are_found() {
+        assert_eq!(capture_refs("team-$1-${name}$$"), vec!["1", "name"]);
+        assert!(capture_refs("plain").is_empty());
+    }
+
+    #[test]
+    fn percent_limits_round_down() {
+        assert_eq!(DeactivationLimit::Percent(10.0).limit(19), 1);
+        assert_eq!(DeactivationLimit::Count(3).limit(1000), 3);
+    }
+}

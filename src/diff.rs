@@ -1,0 +1,612 @@
+//! The difference between the desired state and the target: a [`Plan`]. Pure: no I/O, no clock
+//! (the caller passes `now`), deterministic.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
+
+use crate::config::{CleanupConfig, Rules, WithoutLastActive};
+use crate::desired::{Desired, DesiredUser, Scope};
+use crate::model::{Indexed, User};
+use crate::plan::{
+    stale, Action, DeactivateCause, FieldChange, Guard, Member, Plan, Skipped, Summary, FORMAT_VERSION,
+};
+
+/// What a diff needs besides the two sides.
+pub struct Context<'a> {
+    pub rules: &'a Rules,
+    pub cleanup: &'a CleanupConfig,
+    pub manage_unmapped_members: bool,
+    /// The moment grace periods are measured from.
+    pub now: DateTime<Utc>,
+    /// `--allow-mass-deactivation` was given.
+    pub allow_mass_deactivation: bool,
+    pub config_hash: String,
+    pub target_name: String,
+}
+
+/// Most warnings of one kind listed one by one.
+const MAX_LISTED: usize = 50;
+
+/// Computes the plan that brings `target` to `desired`.
+#[must_use]
+pub fn diff(desired: &Desired, target: &Indexed, ctx: &Context<'_>) -> Plan {
+    let mut d = Differ {
+        desired,
+        target,
+        ctx,
+        actions: Vec::new(),
+        warnings: desired.warnings.clone(),
+        skipped: Vec::new(),
+        touched_users: Vec::new(),
+        touched_groups: Vec::new(),
+        absent: Vec::new(),
+        matched: vec![None; desired.users.len()],
+        claimed: vec![None; target.keys.len()],
+        blocked: vec![false; desired.users.len()],
+    };
+    d.match_users();
+    d.users();
+    d.strays();
+    d.groups();
+    d.finish()
+}
+
+struct Differ<'a> {
+    desired: &'a Desired,
+    target: &'a Indexed,
+    ctx: &'a Context<'a>,
+    actions: Vec<Action>,
+    warnings: Vec<String>,
+    skipped: Vec<Skipped>,
+    touched_users: Vec<u32>,
+    touched_groups: Vec<usize>,
+    /// Fingerprint names of objects the plan creates.
+    absent: Vec<String>,
+    /// Desired user -> target user.
+    matched: Vec<Option<u32>>,
+    /// Target user -> desired user.
+    claimed: Vec<Option<u32>>,
+    /// Desired users left out of every action (a conflict, or a rule protects them).
+    blocked: Vec<bool>,
+}
+
+impl Differ<'_> {
+    /// Matches users by the IdP's immutable id (the target's `externalId`) first, then by email, so a
+    /// changed email is an update and not a leaver plus a joiner.
+    fn match_users(&mut self) {
+        let t = self.target;
+        let by_ext: HashMap<&str, u32> = t
+            .snapshot
+            .users
+            .iter()
+            .enumerate()
+            .filter_map(|(i, u)| u.external_id.as_deref().map(|e| (e, idx(i))))
+            .collect();
+        for (di, du) in self.desired.users.iter().enumerate() {
+            if let Some(&ti) = du.source_id.as_deref().and_then(|s| by_ext.get(s)) {
+                if self.claimed[ti as usize].is_none() {
+                    self.claimed[ti as usize] = Some(idx(di));
+                    self.matched[di] = Some(ti);
+                }
+            }
+        }
+        let mut collisions = 0;
+        for (di, du) in self.desired.users.iter().enumerate() {
+            if self.matched[di].is_some() {
+                continue;
+            }
+            let Some(&ti) = t.by_key.get(du.key.as_str()) else {
+                continue;
+            };
+            match self.claimed[ti as usize] {
+                None => {
+                    self.claimed[ti as usize] = Some(idx(di));
+                    self.matched[di] = Some(ti);
+                }
+                Some(other) => {
+                    self.blocked[di] = true;
+                    collisions += 1;
+                    if collisions <= MAX_LISTED {
+                        self.warnings.push(format!(
+                            "{}: the target account with this email is matched by externalId to {}; {} left alone until one of them changes",
+                            du.key, self.desired.users[other as usize].key, du.key
+                        ));
+                    }
+                }
+            }
+        }
+        // A rename onto an email another target account still holds cannot be applied.
+        for di in 0..self.desired.users.len() {
+            let (Some(ti), du) = (self.matched[di], &self.desired.users[di]) else {
+                continue;
+            };
+            if t.key(ti) != du.key {
+                if let Some(&holder) = t.by_key.get(du.key.as_str()) {
+                    if holder != ti {
+                        self.blocked[di] = true;
+                        self.warnings.push(format!(
+                            "{} was renamed to {} in `{}`, but another target account already uses that email; left alone",
+                            t.key(ti), du.key, du.source
+                        ));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Why a rule keeps idsync's hands off this user, if one does.
+    fn hands_off(&self, key: &str, target: Option<&User>) -> Option<String> {
+        if let Some(p) = self.ctx.rules.protect.matching(key) {
+            return Some(format!("protected by cleanup.protect {p:?}"));
+        }
+        if let Some(u) = target {
+            if let Some(p) = self.ctx.rules.protect.matching(&u.email) {
+                return Some(format!("protected by cleanup.protect {p:?}"));
+            }
+            if u.admin && self.ctx.cleanup.skip_admins {
+                return Some("an organization or site admin (cleanup.skip_admins)".into());
+            }
+        }
+        None
+    }
+
+    fn skip(&mut self, key: &str, why: String, would: &str) {
+        self.skipped.push(Skipped {
+            key: key.to_string(),
+            reason: format!("{why}; would have been {would}"),
+        });
+    }
+
+    fn users(&mut self) {
+        let t = self.target;
+        for (di, du) in self.desired.users.iter().enumerate() {
+            if self.blocked[di] {
+                continue;
+            }
+            let tu = self.matched[di].map(|ti| (ti, t.user(ti)));
+            match (&du.scope, tu) {
+                (Scope::Wanted, None) => {
+                    if let Some(why) = self.hands_off(&du.key, None) {
+                        self.blocked[di] = true;
+                        self.skip(&du.key, why, "created");
+                        continue;
+                    }
+                    self.absent.push(format!("user:{}", du.key));
+                    self.actions.push(Action::CreateUser {
+                        key: du.key.clone(),
+                        user: du.fields.clone(),
+                        reason: wanted_reason(du, self.ctx.rules),
+                    });
+                }
+                (Scope::Wanted, Some((ti, u))) => {
+                    if let Some(why) = self.hands_off(&du.key, Some(u)) {
+                        self.blocked[di] = true;
+                        let would = self.user_changes(du, u);
+                        if !would.is_empty() {
+                            self.skip(&du.key, why, &would.join(", "));
+                        }
+                        continue;
+                    }
+                    self.wanted_user(du, ti, u);
+                }
+                (_, Some((ti, u))) if u.in_directory && u.active => {
+                    let cause = match du.scope {
+                        Scope::Disabled { .. } => DeactivateCause::DisabledInSource,
+                        _ => DeactivateCause::OutOfScope,
+                    };
+                    self.deactivate(ti, cause, scope_reason(&du.scope, self.ctx.rules));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The kinds of change a matched, wanted user would get; for skip notes.
+    fn user_changes(&self, du: &DesiredUser, u: &User) -> Vec<&'static str> {
+        let mut v = Vec::new();
+        if !u.in_directory {
+            v.push("linked");
+        } else {
+            if !u.active {
+                v.push("reactivated");
+            }
+            if !field_changes(du, u).is_empty() {
+                v.push("updated");
+            }
+        }
+        v
+    }
+
+    fn wanted_user(&mut self, du: &DesiredUser, ti: u32, u: &User) {
+        if !u.in_directory {
+            self.touched_users.push(ti);
+            self.actions.push(Action::LinkUser {
+                key: du.key.clone(),
+                account_id: u.account_id.clone(),
+                user: du.fields.clone(),
+                reason: format!(
+                    "{}; the Atlassian account exists outside the SCIM directory (e.g. JIT-provisioned), so it is linked by creating it with the same email",
+                    wanted_reason(du, self.ctx.rules)
+                ),
+            });
+            return;
+        }
+        if !u.active {
+            self.touched_users.push(ti);
+            self.actions.push(Action::ReactivateUser {
+                key: du.key.clone(),
+                id: u.reference(),
+                reason: format!("active in `{}` again", du.source),
+            });
+        }
+        let changes = field_changes(du, u);
+        if !changes.is_empty() {
+            self.touched_users.push(ti);
+            let renamed = changes.iter().any(|c| c.field == "email");
+            self.actions.push(Action::UpdateUser {
+                key: du.key.clone(),
+                id: u.reference(),
+                reason: if renamed {
+                    format!(
+                        "renamed in `{}` (matched by its immutable id, carried as externalId)",
+                        du.source
+                    )
+                } else {
+                    format!("fields differ from `{}`", du.source)
+                },
+                changes,
+            });
+        }
+    }
+
+    /// Target users no source accounts for.
+    fn strays(&mut self) {
+        for ti in 0..self.target.keys.len() {
+            let u = self.target.user(idx(ti));
+            if self.claimed[ti].is_none() && u.in_directory && u.active {
+                self.deactivate(
+                    idx(ti),
+                    DeactivateCause::GoneFromSources,
+                    "in no source (cleanup.deactivate_missing)".into(),
+                );
+            }
+        }
+    }
+
+    fn deactivate(&mut self, ti: u32, cause: DeactivateCause, reason: String) {
+        let u = self.target.user(ti);
+        let key = self.target.key(ti).to_string();
+        let c = self.ctx.cleanup;
+        if let Some(why) = self.hands_off(&key, Some(u)) {
+            self.skip(&key, why, &format!("deactivated: {reason}"));
+            return;
+        }
+        if cause != DeactivateCause::DisabledInSource && !c.deactivate_missing {
+            self.skip(
+                &key,
+                "cleanup.deactivate_missing is false".into(),
+                &format!("deactivated: {reason}"),
+            );
+            return;
+        }
+        let mut reason = reason;
+        if c.grace_days > 0 {
+            let grace = chrono::Duration::days(i64::from(c.grace_days));
+            match u.last_active {
+                Some(at) if self.ctx.now - at <= grace => {
+                    self.skip(
+                        &key,
+                        format!(
+                            "last active {}, within cleanup.grace_days ({})",
+                            at.format("%Y-%m-%d"),
+                            c.grace_days
+                        ),
+                        &format!("deactivated: {reason}"),
+                    );
+                    return;
+                }
+                Some(at) => reason.push_str(&format!(
+                    "; last active {}, more than {} days ago",
+                    at.format("%Y-%m-%d"),
+                    c.grace_days
+                )),
+                None if c.without_last_active == WithoutLastActive::Keep => {
+                    self.skip(
+                        &key,
+                        "no last-active date and cleanup.without_last_active is keep".into(),
+                        &format!("deactivated: {reason}"),
+                    );
+                    return;
+                }
+                None => reason.push_str("; no last-active date (cleanup.without_last_active: deactivate)"),
+            }
+        }
+        self.touched_users.push(ti);
+        self.actions.push(Action::DeactivateUser {
+            key,
+            id: u.reference(),
+            cause,
+            reason,
+        });
+    }
+
+    fn groups(&mut self) {
+        let t = self.target;
+        let by_name: HashMap<&str, usize> = t
+            .snapshot
+            .groups
+            .iter()
+            .enumerate()
+            .map(|(i, g)| (g.name.as_str(), i))
+            .collect();
+        let by_lower: HashMap<String, usize> = t
+            .snapshot
+            .groups
+            .iter()
+            .enumerate()
+            .map(|(i, g)| (g.name.to_lowercase(), i))
+            .collect();
+        let batch = self.ctx.rules.membership_batch.max(1);
+        for (name, g) in &self.desired.groups {
+            if g.members.len() > self.ctx.rules.group_size_warn {
+                self.warnings.push(format!(
+                    "group {name} would have {} members, above limits.max_group_size_warn ({}); Atlassian suspends a directory's sync above 20,000 members per group unless support raises the limit",
+                    g.members.len(),
+                    self.ctx.rules.group_size_warn
+                ));
+            }
+            let tg = by_name
+                .get(name.as_str())
+                .or_else(|| by_lower.get(&name.to_lowercase()))
+                .copied();
+            let empty = Vec::new();
+            let (group_id, current) = match tg {
+                Some(gi) => (
+                    Some(t.snapshot.groups[gi].id.clone().unwrap_or_else(|| name.clone())),
+                    &t.members[gi],
+                ),
+                None => {
+                    self.absent.push(format!("group:{name}"));
+                    self.actions.push(Action::CreateGroup {
+                        group: name.clone(),
+                        reason: format!("managed by {}", g.origin),
+                    });
+                    (None, &empty)
+                }
+            };
+            let mut adds = Vec::new();
+            let mut wanted_targets = Vec::with_capacity(g.members.len());
+            for &(du, reason) in &g.members {
+                if self.blocked[du as usize] {
+                    continue;
+                }
+                let d = &self.desired.users[du as usize];
+                let id = match self.matched[du as usize] {
+                    Some(ti) => {
+                        wanted_targets.push(ti);
+                        if current.binary_search(&ti).is_ok() {
+                            continue;
+                        }
+                        let u = t.user(ti);
+                        u.in_directory.then(|| u.reference())
+                    }
+                    None => None,
+                };
+                adds.push(Member {
+                    key: d.key.clone(),
+                    id,
+                    reason: self.desired.reason(reason).to_string(),
+                });
+            }
+            wanted_targets.sort_unstable();
+            let mut removes = Vec::new();
+            for &ti in current {
+                if wanted_targets.binary_search(&ti).is_ok() {
+                    continue;
+                }
+                let u = t.user(ti);
+                let reason = match self.claimed[ti as usize] {
+                    Some(du) if self.desired.users[du as usize].scope == Scope::Wanted => {
+                        if self.blocked[du as usize] {
+                            continue;
+                        }
+                        "no mapping or default group puts them here any more"
+                    }
+                    // Deactivated or dropped users keep their memberships, so a reactivation
+                    // restores them.
+                    Some(_) => continue,
+                    None if self.ctx.manage_unmapped_members => {
+                        if self.hands_off(t.key(ti), Some(u)).is_some() {
+                            continue;
+                        }
+                        "in no source (groups.manage_unmapped_members)"
+                    }
+                    None => continue,
+                };
+                removes.push(Member {
+                    key: t.key(ti).to_string(),
+                    id: Some(u.reference()),
+                    reason: reason.into(),
+                });
+            }
+            if adds.is_empty() && removes.is_empty() {
+                continue;
+            }
+            if let Some(gi) = tg {
+                self.touched_groups.push(gi);
+            }
+            adds.sort_by(|a, b| a.key.cmp(&b.key));
+            removes.sort_by(|a, b| a.key.cmp(&b.key));
+            let n = adds.len().div_ceil(batch);
+            for (i, chunk) in adds.chunks(batch).enumerate() {
+                self.actions.push(Action::AddMembers {
+                    group: name.clone(),
+                    group_id: group_id.clone(),
+                    batch: [i + 1, n],
+                    members: chunk.to_vec(),
+                    reason: format!("memberships derived from {}", g.origin),
+                });
+            }
+            let n = removes.len().div_ceil(batch);
+            let gid = group_id.clone().unwrap_or_else(|| name.clone());
+            for (i, chunk) in removes.chunks(batch).enumerate() {
+                self.actions.push(Action::RemoveMembers {
+                    group: name.clone(),
+                    group_id: gid.clone(),
+                    batch: [i + 1, n],
+                    members: chunk.to_vec(),
+                    reason: format!("memberships no longer derived ({name} is managed by {})", g.origin),
+                });
+            }
+        }
+    }
+
+    fn finish(self) -> Plan {
+        let t = self.target;
+        let active = t
+            .snapshot
+            .users
+            .iter()
+            .filter(|u| u.in_directory && u.active)
+            .count() as u64;
+        let deactivations = self
+            .actions
+            .iter()
+            .filter(|a| matches!(a, Action::DeactivateUser { .. }))
+            .count() as u64;
+        let guard = Guard::check(
+            self.ctx.rules.deactivation_limit,
+            active,
+            deactivations,
+            self.ctx.allow_mass_deactivation,
+        );
+        let mut fingerprints = BTreeMap::new();
+        for name in self.absent {
+            fingerprints.insert(name, stale::ABSENT.to_string());
+        }
+        for ti in self.touched_users {
+            fingerprints.insert(format!("user:{}", t.key(ti)), stale::user(t.user(ti)));
+        }
+        for gi in self.touched_groups {
+            let g = &t.snapshot.groups[gi];
+            fingerprints.insert(format!("group:{}", g.name), stale::group(g, &t.members[gi], t));
+        }
+        let mut skipped = self.skipped;
+        skipped.sort_by(|a, b| a.key.cmp(&b.key));
+        let mut plan = Plan {
+            format_version: FORMAT_VERSION.into(),
+            idsync_version: env!("CARGO_PKG_VERSION").into(),
+            config_hash: self.ctx.config_hash.clone(),
+            target: self.ctx.target_name.clone(),
+            summary: Summary::default(),
+            guard,
+            actions: self.actions,
+            warnings: self.warnings,
+            skipped,
+            fingerprints,
+        };
+        plan.finish();
+        plan
+    }
+}
+
+fn idx(i: usize) -> u32 {
+    u32::try_from(i).expect("fewer than 4 billion objects")
+}
+
+fn wanted_reason(du: &DesiredUser, rules: &Rules) -> String {
+    if rules.require_groups.is_empty() {
+        format!("in `{}`", du.source)
+    } else {
+        format!("in `{}` and a member of a users.require_groups group", du.source)
+    }
+}
+
+fn scope_reason(scope: &Scope, rules: &Rules) -> String {
+    match scope {
+        Scope::Wanted => String::new(),
+        Scope::Disabled { source } => format!("deactivated or suspended in `{source}`"),
+        Scope::Excluded { pattern } => {
+            format!("still in the IdP, but excluded by users.exclude {pattern:?}")
+        }
+        Scope::NotRequired => {
+            let mut groups: Vec<&String> = rules.require_groups.iter().collect();
+            groups.sort();
+            format!(
+                "still in the IdP, but in none of users.require_groups ({})",
+                groups.iter().map(|g| g.as_str()).collect::<Vec<_>>().join(", ")
+            )
+        }
+    }
+}
+
+/// The fields of `u` that differ from what `du` wants. A wanted `None` leaves the field alone;
+/// emails and user names compare without regard to case.
+#[must_use]
+pub fn field_changes(du: &DesiredUser, u: &User) -> Vec<FieldChange> {
+    let mut out = Vec::new();
+    let source = || format!("from `{}`", du.source);
+    let reason = |field: &str| {
+        du.field_reasons
+            .get(field)
+            .cloned()
+            .unwrap_or_else(source)
+    };
+    let f = &du.fields;
+    if !f.email.eq_ignore_ascii_case(&u.email) {
+        out.push(FieldChange {
+            field: "email".into(),
+            from: Some(u.email.clone()),
+            to: f.email.clone(),
+            reason: source(),
+        });
+    }
+    if let Some(want) = &f.user_name {
+        if !want.eq_ignore_ascii_case(u.user_name()) {
+            out.push(FieldChange {
+                field: "userName".into(),
+                from: Some(u.user_name().to_string()),
+                to: want.clone(),
+                reason: reason("userName"),
+            });
+        }
+    }
+    if let Some(want) = &f.external_id {
+        if u.external_id.as_deref() != Some(want.as_str()) {
+            out.push(FieldChange {
+                field: "externalId".into(),
+                from: u.external_id.clone(),
+                to: want.clone(),
+                reason: format!("the immutable id in `{}`, used to match renames", du.source),
+            });
+        }
+    }
+    for (field, want, have) in [
+        ("givenName", &f.given_name, &u.given_name),
+        ("familyName", &f.family_name, &u.family_name),
+        ("displayName", &f.display_name, &u.display_name),
+    ] {
+        if let Some(w) = want {
+            if have.as_deref() != Some(w.as_str()) {
+                out.push(FieldChange {
+                    field: field.into(),
+                    from: have.clone(),
+                    to: w.clone(),
+                    reason: reason(field),
+                });
+            }
+        }
+    }
+    for (k, w) in &f.attributes {
+        if u.attributes.get(k) != Some(w) {
+            out.push(FieldChange {
+                field: k.clone(),
+                from: u.attributes.get(k).cloned(),
+                to: w.clone(),
+                reason: reason(k),
+            });
+        }
+    }
+    out
+}

@@ -1,0 +1,115 @@
+//! The top-level error: what went wrong, where, and (through [`Error::hint`]) what to do.
+
+use std::path::PathBuf;
+
+use crate::config::ConfigError;
+use crate::model::SnapshotError;
+use crate::plan::guard::OVERRIDE_FLAG;
+use crate::snapshot_file::SnapshotFileError;
+use crate::sources::SourceError;
+use crate::target::TargetError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("source `{name}` could not be read completely; nothing was planned")]
+    Source {
+        name: String,
+        #[source]
+        source: SourceError,
+    },
+    #[error("source `{name}` is not usable: {source}")]
+    SourceData {
+        name: String,
+        #[source]
+        source: SnapshotError,
+    },
+    #[error("target {name} could not be read completely; nothing was planned")]
+    Target {
+        name: String,
+        #[source]
+        source: TargetError,
+    },
+    #[error("target {name} is not usable: {source}")]
+    TargetData {
+        name: String,
+        #[source]
+        source: SnapshotError,
+    },
+    #[error("the plan deactivates {deactivations} user(s), more than cleanup.max_deactivations allows ({limit}: {setting} of {active} active users)")]
+    Guard {
+        deactivations: u64,
+        limit: u64,
+        setting: String,
+        active: u64,
+    },
+    #[error("stale plan: the target or the config changed since the plan was made{}", list(reasons))]
+    StalePlan { reasons: Vec<String> },
+    #[error("refusing to apply without confirmation: standard input is not a terminal")]
+    NotATerminal,
+    #[error("apply cancelled: only 'yes' is accepted")]
+    Declined,
+    #[error("cannot use plan file {}: {reason}", path.display())]
+    PlanFile { path: PathBuf, reason: String },
+    #[error("no source named `{name}`; sources are: {known}")]
+    UnknownSource { name: String, known: String },
+    #[error("this config has {count} sources; say which with --source NAME ({known})")]
+    WhichSource { count: usize, known: String },
+    #[error(transparent)]
+    Write(#[from] SnapshotFileError),
+    #[error("cannot write output: {0}")]
+    Output(#[from] std::io::Error),
+    #[error("{failed} of {total} action(s) failed; see the messages above{}", if *written { "" } else { " (the target was left unchanged)" })]
+    ApplyFailed {
+        failed: usize,
+        total: usize,
+        written: bool,
+    },
+    #[error("target {name}: the changes could not be saved; the target was left as it was")]
+    Finish {
+        name: String,
+        #[source]
+        source: TargetError,
+    },
+}
+
+/// Lists at most 20 items, one per line, then a count of the rest.
+fn list(items: &[String]) -> String {
+    const MAX: usize = 20;
+    let mut s: String = items.iter().take(MAX).map(|i| format!("\n  - {i}")).collect();
+    if items.len() > MAX {
+        s.push_str(&format!("\n  - … and {} more", items.len() - MAX));
+    }
+    s
+}
+
+impl Error {
+    /// What the user can do about it.
+    #[must_use]
+    pub fn hint(&self) -> Option<String> {
+        Some(match self {
+            Error::Config(e) => return e.hint(),
+            Error::Source { .. } => {
+                "fix the source and run again; a source that cannot be read never counts as \"these users are gone\"".into()
+            }
+            Error::Guard { .. } => format!(
+                "review the deactivations above; if they are intended, run again with {OVERRIDE_FLAG}, or raise cleanup.max_deactivations"
+            ),
+            Error::StalePlan { .. } => {
+                "run `idsync plan --out FILE` again, review it, and apply the new plan".into()
+            }
+            Error::NotATerminal => {
+                "review the plan, then run `idsync apply --auto-approve`, or save it with `idsync plan --out plan.json` and apply that file".into()
+            }
+            Error::PlanFile { .. } => "make a plan with `idsync plan --out plan.json`".into(),
+            Error::WhichSource { .. } | Error::UnknownSource { .. } => {
+                "pass --source NAME with one of the names above".into()
+            }
+            Error::ApplyFailed { .. } => {
+                "fix what the messages name, then plan and apply again: what was done will not be redone".into()
+            }
+            _ => return None,
+        })
+    }
+}

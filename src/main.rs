@@ -1,0 +1,22 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+use idsync::{cli::Cli, commands, output::Printer, Error, ExitStatus};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let printer = Printer::new(cli.color, cli.quiet, cli.verbose);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime starts");
+    match runtime.block_on(commands::run(cli, printer)) {
+        Ok(status) => status.into(),
+        // A closed pipe (`idsync plan | head`) is not an error.
+        Err(Error::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitStatus::Success.into(),
+        Err(e) => {
+            printer.error(&e);
+            ExitStatus::Error.into()
+        }
+    }
+}

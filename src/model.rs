@@ -1,0 +1,226 @@
+//! The normalized model shared by every source and target.
+//!
+//! Both sides of a plan are read into a [`Snapshot`]: users keyed by their lower-cased primary email and
+//! groups whose members are those keys. Snapshot files (`type: file`) are this model serialized, so
+//! `idsync snapshot` output can be read back by a `file` connector.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A user as one system sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct User {
+    /// Primary email; the matching key (case-insensitive). Required.
+    pub email: String,
+    /// Login name; defaults to the email.
+    #[serde(rename = "userName", default, skip_serializing_if = "Option::is_none")]
+    pub user_name: Option<String>,
+    /// The system's own immutable id: the IdP's user id in a source, the SCIM id in a target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Target only: the IdP id idsync carried across (SCIM `externalId`), used to match renames.
+    #[serde(rename = "externalId", default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
+    /// Target only: the Atlassian account id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
+    #[serde(rename = "givenName", default, skip_serializing_if = "Option::is_none")]
+    pub given_name: Option<String>,
+    #[serde(rename = "familyName", default, skip_serializing_if = "Option::is_none")]
+    pub family_name: Option<String>,
+    #[serde(rename = "displayName", default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// Whether the account is active (default true).
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub active: bool,
+    /// When the user was last active (target: from the organization admin API).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_active: Option<DateTime<Utc>>,
+    /// Target only: an organization or site admin.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub admin: bool,
+    /// Target only: false for an Atlassian account that exists in the organization but not in the
+    /// SCIM directory (for example JIT-provisioned); idsync links such accounts.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub in_directory: bool,
+    /// Further attributes (title, department, …), usable in attribute templates.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: BTreeMap<String, String>,
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)]
+fn is_true(b: &bool) -> bool {
+    *b
+}
+#[allow(clippy::trivially_copy_pass_by_ref)]
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+fn yes() -> bool {
+    true
+}
+
+impl User {
+    /// A user with only an email; every other field empty, active, in the directory.
+    #[must_use]
+    pub fn new(email: &str) -> Self {
+        User {
+            email: email.to_string(),
+            user_name: None,
+            id: None,
+            external_id: None,
+            account_id: None,
+            given_name: None,
+            family_name: None,
+            display_name: None,
+            active: true,
+            last_active: None,
+            admin: false,
+            in_directory: true,
+            attributes: BTreeMap::new(),
+        }
+    }
+
+    /// The matching key: the lower-cased email.
+    #[must_use]
+    pub fn key(&self) -> String {
+        key_of(&self.email)
+    }
+
+    /// The login name, defaulting to the email.
+    #[must_use]
+    pub fn user_name(&self) -> &str {
+        self.user_name.as_deref().unwrap_or(&self.email)
+    }
+
+    /// How a target refers to this user in group memberships: its id, or its key when it has none.
+    #[must_use]
+    pub fn reference(&self) -> String {
+        self.id.clone().unwrap_or_else(|| self.key())
+    }
+}
+
+/// A group: a name and its members' keys.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Group {
+    pub name: String,
+    /// The system's id for the group (SCIM id in a target).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Members by email.
+    #[serde(default)]
+    pub members: Vec<String>,
+}
+
+/// Everything one system holds: users and groups.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Snapshot {
+    #[serde(default)]
+    pub users: Vec<User>,
+    #[serde(default)]
+    pub groups: Vec<Group>,
+}
+
+/// Lower-cases an email into a key, without allocating twice when it is already lower-case ASCII.
+#[must_use]
+pub fn key_of(email: &str) -> String {
+    let email = email.trim();
+    if email.bytes().any(|b| b.is_ascii_uppercase() || !b.is_ascii()) {
+        email.to_lowercase()
+    } else {
+        email.to_string()
+    }
+}
+
+/// Why a snapshot is not usable.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SnapshotError {
+    #[error("user #{index} has an empty email")]
+    EmptyEmail { index: usize },
+    #[error("two users share the email {key}")]
+    DuplicateUser { key: String },
+    #[error("two groups share the name {name:?}")]
+    DuplicateGroup { name: String },
+}
+
+/// A snapshot with its keys computed once: users by key, group members as user indexes.
+#[derive(Debug)]
+pub struct Indexed {
+    pub snapshot: Snapshot,
+    /// `keys[i]` is the key of `snapshot.users[i]`.
+    pub keys: Vec<String>,
+    pub by_key: HashMap<String, u32>,
+    /// `members[g]` holds the user indexes of `snapshot.groups[g]`, sorted and unique.
+    pub members: Vec<Vec<u32>>,
+    /// Member emails that name no user, as (group, email).
+    pub unknown_members: Vec<(String, String)>,
+}
+
+impl Indexed {
+    /// Indexes a snapshot, rejecting duplicate users or groups.
+    ///
+    /// # Errors
+    /// An empty email, two users with the same key, or two groups with the same name.
+    pub fn new(mut snapshot: Snapshot) -> Result<Self, SnapshotError> {
+        let mut keys = Vec::with_capacity(snapshot.users.len());
+        let mut by_key = HashMap::with_capacity(snapshot.users.len());
+        for (i, u) in snapshot.users.iter().enumerate() {
+            let key = key_of(&u.email);
+            if key.is_empty() {
+                return Err(SnapshotError::EmptyEmail { index: i });
+            }
+            let idx = u32::try_from(i).expect("fewer than 4 billion users");
+            if by_key.insert(key.clone(), idx).is_some() {
+                return Err(SnapshotError::DuplicateUser { key });
+            }
+            keys.push(key);
+        }
+        let mut seen_groups = std::collections::HashSet::with_capacity(snapshot.groups.len());
+        let mut members = Vec::with_capacity(snapshot.groups.len());
+        let mut unknown_members = Vec::new();
+        for g in &mut snapshot.groups {
+            if !seen_groups.insert(g.name.clone()) {
+                return Err(SnapshotError::DuplicateGroup {
+                    name: g.name.clone(),
+                });
+            }
+            let mut idxs = Vec::with_capacity(g.members.len());
+            for m in &g.members {
+                let found = match by_key.get(m.as_str()) {
+                    Some(i) => Some(*i),
+                    None => by_key.get(key_of(m).as_str()).copied(),
+                };
+                match found {
+                    Some(i) => idxs.push(i),
+                    None => unknown_members.push((g.name.clone(), m.clone())),
+                }
+            }
+            idxs.sort_unstable();
+            idxs.dedup();
+            members.push(idxs);
+        }
+        Ok(Indexed {
+            snapshot,
+            keys,
+            by_key,
+            members,
+            unknown_members,
+        })
+    }
+
+    #[must_use]
+    pub fn user(&self, idx: u32) -> &User {
+        &self.snapshot.users[idx as usize]
+    }
+
+    #[must_use]
+    pub fn key(&self, idx: u32) -> &str {
+        &self.keys[idx as usize]
+    }
+}

@@ -1,0 +1,100 @@
+//! All printing goes through here: results to stdout, progress, warnings and prompts to stderr, so
+//! `--format json > plan.json` is always clean.
+#![allow(clippy::print_stderr)]
+
+use std::io::{self, IsTerminal, Write};
+
+use owo_colors::OwoColorize;
+
+use crate::cli::ColorChoice;
+use crate::error::Error;
+
+/// Where and how output is written.
+#[derive(Clone, Copy, Debug)]
+pub struct Printer {
+    /// Colour on stdout.
+    pub color: bool,
+    color_err: bool,
+    quiet: bool,
+    verbose: bool,
+    err_tty: bool,
+}
+
+impl Printer {
+    #[must_use]
+    pub fn new(choice: ColorChoice, quiet: bool, verbose: bool) -> Printer {
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        let decide = |tty: bool| match choice {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => tty && !no_color,
+        };
+        let err_tty = io::stderr().is_terminal();
+        Printer {
+            color: decide(io::stdout().is_terminal()),
+            color_err: decide(err_tty),
+            quiet,
+            verbose,
+            err_tty,
+        }
+    }
+
+    /// The result stream.
+    #[must_use]
+    pub fn stdout(&self) -> io::StdoutLock<'static> {
+        io::stdout().lock()
+    }
+
+    /// A note for people, on stderr (not with --quiet).
+    pub fn info(&self, msg: &str) {
+        if !self.quiet {
+            eprintln!("{msg}");
+        }
+    }
+
+    /// Detail shown with --verbose.
+    pub fn detail(&self, msg: &str) {
+        if self.verbose {
+            eprintln!("{msg}");
+        }
+    }
+
+    /// Progress of long work, only when stderr is a terminal.
+    pub fn progress(&self, msg: &str) {
+        if self.err_tty && !self.quiet {
+            eprintln!("{}", msg.dimmed());
+        }
+    }
+
+    pub fn warn(&self, msg: &str) {
+        if self.color_err {
+            eprintln!("{} {msg}", "warning:".yellow().bold());
+        } else {
+            eprintln!("warning: {msg}");
+        }
+    }
+
+    /// An error with its causes and a hint.
+    pub fn error(&self, e: &Error) {
+        let label = if self.color_err {
+            "error:".red().bold().to_string()
+        } else {
+            "error:".to_string()
+        };
+        eprintln!("{label} {e}");
+        let mut cause = std::error::Error::source(e);
+        while let Some(c) = cause {
+            eprintln!("  caused by: {c}");
+            cause = c.source();
+        }
+        if let Some(h) = e.hint() {
+            eprintln!("  hint: {h}");
+        }
+    }
+
+    /// Writes a prompt to stderr and flushes it.
+    pub fn prompt(&self, msg: &str) {
+        eprint!("{msg}");
+        let _ = io::stderr().flush();
+    }
+}

@@ -1,0 +1,135 @@
+//! The plan: a versioned data contract that every rendering draws and `apply` executes.
+
+pub mod action;
+pub mod guard;
+pub mod stale;
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+pub use action::{Action, DeactivateCause, FieldChange, Kind, Member, UserFields};
+pub use guard::Guard;
+
+/// Version of the saved-plan format. Bumped on any change a reader must know about.
+pub const FORMAT_VERSION: &str = "1";
+
+/// A reviewable set of changes to one target.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(title = "idsync plan")]
+pub struct Plan {
+    /// Saved-plan format version.
+    pub format_version: String,
+    /// The idsync that made the plan.
+    pub idsync_version: String,
+    /// SHA-256 of the config file the plan was made from; apply refuses a plan whose config changed.
+    pub config_hash: String,
+    /// The target the plan changes.
+    pub target: String,
+    pub summary: Summary,
+    pub guard: Guard,
+    /// In application order: kind, then user key or group name, then batch.
+    pub actions: Vec<Action>,
+    /// Things a reviewer should know that change nothing (conflicts between sources, big groups, …).
+    pub warnings: Vec<String>,
+    /// Users a rule kept from being changed, with the rule and what would have happened.
+    pub skipped: Vec<Skipped>,
+    /// A fingerprint of every target object the plan touches (`user:KEY`, `group:NAME`), or `absent`;
+    /// apply re-reads them and refuses when any changed.
+    pub fingerprints: BTreeMap<String, String>,
+}
+
+/// A user left alone by a rule.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Skipped {
+    pub key: String,
+    pub reason: String,
+}
+
+/// Counts of what the plan does.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Summary {
+    pub create_user: usize,
+    pub link_user: usize,
+    pub update_user: usize,
+    pub reactivate_user: usize,
+    pub deactivate_user: usize,
+    pub create_group: usize,
+    pub members_added: usize,
+    pub members_removed: usize,
+    /// Users changed + groups created + memberships changed.
+    pub total_changes: usize,
+    /// Membership actions (batches).
+    pub membership_batches: usize,
+}
+
+impl Summary {
+    #[must_use]
+    pub fn of(actions: &[Action]) -> Summary {
+        let mut s = Summary::default();
+        for a in actions {
+            match a {
+                Action::CreateUser { .. } => s.create_user += 1,
+                Action::LinkUser { .. } => s.link_user += 1,
+                Action::UpdateUser { .. } => s.update_user += 1,
+                Action::ReactivateUser { .. } => s.reactivate_user += 1,
+                Action::DeactivateUser { .. } => s.deactivate_user += 1,
+                Action::CreateGroup { .. } => s.create_group += 1,
+                Action::AddMembers { members, .. } => {
+                    s.members_added += members.len();
+                    s.membership_batches += 1;
+                }
+                Action::RemoveMembers { members, .. } => {
+                    s.members_removed += members.len();
+                    s.membership_batches += 1;
+                }
+            }
+        }
+        s.total_changes = s.create_user
+            + s.link_user
+            + s.update_user
+            + s.reactivate_user
+            + s.deactivate_user
+            + s.create_group
+            + s.members_added
+            + s.members_removed;
+        s
+    }
+
+    /// The count for one kind (members for membership kinds).
+    #[must_use]
+    pub fn count(&self, kind: Kind) -> usize {
+        match kind {
+            Kind::CreateUser => self.create_user,
+            Kind::LinkUser => self.link_user,
+            Kind::CreateGroup => self.create_group,
+            Kind::AddMembers => self.members_added,
+            Kind::UpdateUser => self.update_user,
+            Kind::ReactivateUser => self.reactivate_user,
+            Kind::RemoveMembers => self.members_removed,
+            Kind::DeactivateUser => self.deactivate_user,
+        }
+    }
+}
+
+impl Plan {
+    /// Whether the plan changes anything.
+    #[must_use]
+    pub fn has_changes(&self) -> bool {
+        !self.actions.is_empty()
+    }
+
+    /// The JSON Schema of a saved plan.
+    #[must_use]
+    pub fn json_schema() -> serde_json::Value {
+        serde_json::to_value(schemars::schema_for!(Plan)).expect("schema serializes")
+    }
+
+    /// Sorts actions into application order and recomputes the summary.
+    pub fn finish(&mut self) {
+        self.actions
+            .sort_by(|a, b| (a.kind(), a.subject(), a.batch()).cmp(&(b.kind(), b.subject(), b.batch())));
+        self.summary = Summary::of(&self.actions);
+    }
+}

@@ -1,0 +1,145 @@
+//! Renderings of one [`Plan`] value: text for terminals, markdown for pull requests, JSON for machines
+//! (the saved-plan format). All three draw the same value, so they cannot disagree.
+
+mod field_diff;
+mod markdown;
+mod summary;
+mod text;
+
+use std::io::{self, Write};
+
+use crate::plan::{Action, DeactivateCause, Kind, Plan};
+
+pub use markdown::MARKDOWN_LIMIT;
+
+/// An output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Markdown,
+    Json,
+}
+
+/// Draws a plan.
+///
+/// # Errors
+/// Writing to `out` failed.
+pub fn render(plan: &Plan, format: Format, color: bool, out: &mut dyn Write) -> io::Result<()> {
+    match format {
+        Format::Text => text::render(plan, color, out),
+        Format::Markdown => out.write_all(markdown::render(plan).as_bytes()),
+        Format::Json => {
+            serde_json::to_writer_pretty(&mut *out, plan)?;
+            out.write_all(b"\n")
+        }
+    }
+}
+
+/// A section of a plan as reviewers read it: a kind of action, with deactivations split by cause so
+/// that users dropped by a rule stand apart from users gone from the IdP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Section {
+    Kind(Kind),
+    Deactivate(DeactivateCause),
+}
+
+impl Section {
+    pub(crate) fn of(a: &Action) -> Section {
+        match a {
+            Action::DeactivateUser { cause, .. } => Section::Deactivate(*cause),
+            other => Section::Kind(other.kind()),
+        }
+    }
+
+    pub(crate) fn title(self) -> &'static str {
+        match self {
+            Section::Kind(Kind::CreateUser) => "Users to create",
+            Section::Kind(Kind::LinkUser) => "Accounts to link into the SCIM directory",
+            Section::Kind(Kind::CreateGroup) => "Groups to create",
+            Section::Kind(Kind::AddMembers) => "Memberships to add",
+            Section::Kind(Kind::UpdateUser) => "Users to update",
+            Section::Kind(Kind::ReactivateUser) => "Users to reactivate",
+            Section::Kind(Kind::RemoveMembers) => "Memberships to remove",
+            Section::Kind(Kind::DeactivateUser) | Section::Deactivate(DeactivateCause::GoneFromSources) => {
+                "Users to deactivate: gone from every source"
+            }
+            Section::Deactivate(DeactivateCause::OutOfScope) => {
+                "Users to deactivate: still in the IdP, dropped by a rule"
+            }
+            Section::Deactivate(DeactivateCause::DisabledInSource) => {
+                "Users to deactivate: deactivated in the IdP"
+            }
+        }
+    }
+
+    pub(crate) fn sign(self) -> char {
+        match self {
+            Section::Kind(Kind::CreateUser | Kind::LinkUser | Kind::CreateGroup | Kind::AddMembers | Kind::ReactivateUser) => '+',
+            Section::Kind(Kind::UpdateUser) => '~',
+            _ => '-',
+        }
+    }
+}
+
+/// The plan's actions grouped into sections, in application order (deactivations by cause).
+pub(crate) fn sections(plan: &Plan) -> Vec<(Section, Vec<&Action>)> {
+    let mut out: Vec<(Section, Vec<&Action>)> = Vec::new();
+    let mut deact: Vec<(DeactivateCause, &Action)> = Vec::new();
+    for a in &plan.actions {
+        if let Action::DeactivateUser { cause, .. } = a {
+            deact.push((*cause, a));
+            continue;
+        }
+        let s = Section::of(a);
+        match out.last_mut() {
+            Some((last, v)) if *last == s => v.push(a),
+            _ => out.push((s, vec![a])),
+        }
+    }
+    deact.sort_by_key(|(c, _)| std::cmp::Reverse(*c));
+    for (c, a) in deact {
+        let s = Section::Deactivate(c);
+        match out.last_mut() {
+            Some((last, v)) if *last == s => v.push(a),
+            _ => out.push((s, vec![a])),
+        }
+    }
+    out
+}
+
+/// One line saying what the plan does, Terraform style.
+#[must_use]
+pub fn headline(plan: &Plan) -> String {
+    let s = &plan.summary;
+    if !plan.has_changes() {
+        return "No changes. The target matches the desired state.".into();
+    }
+    format!(
+        "Plan: {} to create, {} to link, {} to update, {} to reactivate, {} to deactivate, {} group(s) to create, {} membership(s) to add, {} to remove.",
+        s.create_user,
+        s.link_user,
+        s.update_user,
+        s.reactivate_user,
+        s.deactivate_user,
+        s.create_group,
+        s.members_added,
+        s.members_removed
+    )
+}
+
+/// The guard's state in words.
+#[must_use]
+pub fn guard_line(plan: &Plan) -> String {
+    let g = &plan.guard;
+    let base = format!(
+        "{} deactivation(s); cleanup.max_deactivations {} of {} active user(s) allows {}",
+        g.deactivations, g.setting, g.active_users, g.limit
+    );
+    if g.overridden {
+        format!("GUARD OVERRIDDEN: {base} (--allow-mass-deactivation)")
+    } else if g.tripped {
+        format!("GUARD TRIPPED: {base}; this plan cannot be applied without --allow-mass-deactivation")
+    } else {
+        format!("Guard: {base}")
+    }
+}

@@ -1,0 +1,121 @@
+//! The run report written by `apply --report FILE`, shaped after an existing sync app's status:
+//! status, counts, messages, per-object results, start time and duration.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::apply::Outcome;
+use crate::plan::{Action, Plan};
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    /// `SUCCESS`, `PARTIAL` (some actions failed) or `FAILED` (nothing was saved).
+    pub status: &'static str,
+    pub target: String,
+    pub started: DateTime<Utc>,
+    pub duration_ms: u64,
+    pub counts: Counts,
+    pub messages: Vec<String>,
+    pub results: Vec<ResultEntry>,
+}
+
+/// Counts by outcome. Membership changes count in `members_added` / `members_removed`.
+#[derive(Debug, Default, Serialize)]
+pub struct Counts {
+    pub added: usize,
+    pub linked: usize,
+    pub updated: usize,
+    pub reactivated: usize,
+    pub deactivated: usize,
+    pub groups_created: usize,
+    pub members_added: usize,
+    pub members_removed: usize,
+    /// Target users the plan did not touch.
+    pub not_modified: usize,
+    /// Users a rule (protect, skip_admins, grace, …) kept from being changed.
+    pub filtered: usize,
+    pub failed: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ResultEntry {
+    pub action: &'static str,
+    pub subject: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch: Option<[usize; 2]>,
+    /// `done` or `failed`.
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Report {
+    /// Builds the report; `target_users` is how many users the target had before the run.
+    #[must_use]
+    pub fn new(plan: &Plan, outcome: &Outcome, target_users: usize) -> Report {
+        let mut counts = Counts::default();
+        let mut results = Vec::with_capacity(outcome.results.len());
+        let mut messages = Vec::new();
+        let mut touched = std::collections::HashSet::new();
+        for r in &outcome.results {
+            let a = &plan.actions[r.index];
+            let ok = outcome.written && r.error.is_none();
+            if ok {
+                match a {
+                    Action::CreateUser { .. } => counts.added += 1,
+                    Action::LinkUser { .. } => counts.linked += 1,
+                    Action::UpdateUser { .. } => counts.updated += 1,
+                    Action::ReactivateUser { .. } => counts.reactivated += 1,
+                    Action::DeactivateUser { .. } => counts.deactivated += 1,
+                    Action::CreateGroup { .. } => counts.groups_created += 1,
+                    Action::AddMembers { members, .. } => counts.members_added += members.len(),
+                    Action::RemoveMembers { members, .. } => counts.members_removed += members.len(),
+                }
+            } else {
+                counts.failed += 1;
+            }
+            if matches!(
+                a,
+                Action::LinkUser { .. } | Action::UpdateUser { .. } | Action::ReactivateUser { .. } | Action::DeactivateUser { .. }
+            ) {
+                touched.insert(a.subject().to_string());
+            }
+            if let Some(e) = &r.error {
+                messages.push(format!("{} {}: {e}", a.kind().as_str(), a.subject()));
+            }
+            let batch = match a {
+                Action::AddMembers { batch, .. } | Action::RemoveMembers { batch, .. } => Some(*batch),
+                _ => None,
+            };
+            results.push(ResultEntry {
+                action: a.kind().as_str(),
+                subject: a.subject().to_string(),
+                batch,
+                status: if ok { "done" } else { "failed" },
+                error: r.error.clone(),
+            });
+        }
+        if let Some(e) = &outcome.finish_error {
+            messages.push(format!("the changes could not be saved: {e}"));
+        }
+        counts.not_modified = target_users.saturating_sub(touched.len());
+        counts.filtered = plan.skipped.len();
+        messages.extend(plan.skipped.iter().map(|s| format!("Skipping {}: {}", s.key, s.reason)));
+        let status = if !outcome.written {
+            "FAILED"
+        } else if counts.failed > 0 {
+            "PARTIAL"
+        } else {
+            "SUCCESS"
+        };
+        Report {
+            status,
+            target: plan.target.clone(),
+            started: outcome.started,
+            duration_ms: outcome.duration_ms,
+            counts,
+            messages,
+            results,
+        }
+    }
+}

@@ -1,0 +1,37 @@
+//! `type: file`: a snapshot file read as an identity provider.
+
+use std::path::PathBuf;
+
+use async_trait::async_trait;
+
+use super::{Source, SourceError};
+use crate::model::Snapshot;
+use crate::snapshot_file;
+
+/// A snapshot file standing in for an IdP.
+#[derive(Debug)]
+pub struct FileSource {
+    name: String,
+    path: PathBuf,
+}
+
+impl FileSource {
+    #[must_use]
+    pub fn new(name: &str, path: PathBuf) -> Self {
+        FileSource {
+            name: name.to_string(),
+            path,
+        }
+    }
+}
+
+#[async_trait]
+impl Source for FileSource {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn snapshot(&self) -> Result<Snapshot, SourceError> {
+        Ok(snapshot_file::read(&self.path)?)
+    }
+}
