@@ -81,6 +81,9 @@ impl Differ<'_> {
             .users
             .iter()
             .enumerate()
+            // An account outside the SCIM directory is linked by email only: that is how
+            // Atlassian links a SCIM create to an existing account.
+            .filter(|(_, u)| u.in_directory)
             .filter_map(|(i, u)| u.external_id.as_deref().map(|e| (e, idx(i))))
             .collect();
         for (di, du) in self.desired.users.iter().enumerate() {
@@ -363,7 +366,12 @@ impl Differ<'_> {
             let empty = Vec::new();
             let (group_id, current) = match tg {
                 Some(gi) => (
-                    Some(t.snapshot.groups[gi].id.clone().unwrap_or_else(|| name.clone())),
+                    Some(
+                        t.snapshot.groups[gi]
+                            .id
+                            .clone()
+                            .unwrap_or_else(|| t.snapshot.groups[gi].name.clone()),
+                    ),
                     &t.members[gi],
                 ),
                 None => {

@@ -37,7 +37,7 @@ pub enum Error {
         #[source]
         source: SnapshotError,
     },
-    #[error("the plan deactivates {deactivations} user(s), more than cleanup.max_deactivations allows ({limit}: {setting} of {active} active users)")]
+    #[error("the plan deactivates {deactivations} user(s); cleanup.max_deactivations ({setting}, with {active} active users) allows at most {limit}")]
     Guard {
         deactivations: u64,
         limit: u64,

@@ -81,10 +81,15 @@ impl Printer {
         } else {
             "error:".to_string()
         };
-        eprintln!("{label} {e}");
+        let message = e.to_string();
+        eprintln!("{label} {message}");
         let mut cause = std::error::Error::source(e);
         while let Some(c) = cause {
-            eprintln!("  caused by: {c}");
+            let text = c.to_string();
+            // Messages that already quote their cause would say it twice.
+            if !message.contains(&text) {
+                eprintln!("  caused by: {text}");
+            }
             cause = c.source();
         }
         if let Some(h) = e.hint() {

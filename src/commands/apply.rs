@@ -60,7 +60,7 @@ pub(crate) async fn run(
             (plan, target, users)
         }
         None => {
-            let planned = super::make_plan(&loaded, printer, allow_mass_deactivation).await?;
+            let planned = super::make_plan(&loaded, printer, super::now(), allow_mass_deactivation).await?;
             render::render(&planned.plan, Format::Text, printer.color, &mut printer.stdout())?;
             if planned.plan.guard.blocks() {
                 return Err(super::guard_error(&planned.plan));

@@ -82,7 +82,7 @@ pub async fn run(cli: Cli, printer: Printer) -> Result<ExitStatus, Error> {
 
 /// The moment plans measure grace periods from: `IDSYNC_NOW` (RFC 3339) when set, for reproducible
 /// plans, else the clock.
-fn now() -> DateTime<Utc> {
+pub(crate) fn now() -> DateTime<Utc> {
     std::env::var("IDSYNC_NOW")
         .ok()
         .and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
@@ -90,14 +90,22 @@ fn now() -> DateTime<Utc> {
 }
 
 /// A plan and the target it was made against.
-pub(crate) struct Planned {
+pub struct Planned {
     pub plan: Plan,
     pub target: Box<dyn Target>,
     pub target_users: usize,
 }
 
-/// Reads every source and the target, and computes the plan.
-pub(crate) async fn make_plan(loaded: &Loaded, printer: &Printer, allow_mass_deactivation: bool) -> Result<Planned, Error> {
+/// Reads every source and the target, and computes the plan as of `now`.
+///
+/// # Errors
+/// A source or the target could not be read completely, or holds duplicates.
+pub async fn make_plan(
+    loaded: &Loaded,
+    printer: &Printer,
+    now: DateTime<Utc>,
+    allow_mass_deactivation: bool,
+) -> Result<Planned, Error> {
     let mut data = Vec::with_capacity(loaded.config.sources.len());
     for sc in &loaded.config.sources {
         let source = sources::build(sc, &loaded.dir);
@@ -133,7 +141,7 @@ pub(crate) async fn make_plan(loaded: &Loaded, printer: &Printer, allow_mass_dea
         rules: &loaded.rules,
         cleanup: &loaded.config.cleanup,
         manage_unmapped_members: loaded.config.groups.manage_unmapped_members,
-        now: now(),
+        now,
         allow_mass_deactivation,
         config_hash: loaded.hash.clone(),
         target_name: name,

@@ -18,7 +18,7 @@ pub(crate) async fn run(
     allow_mass_deactivation: bool,
 ) -> Result<ExitStatus, Error> {
     let loaded = config::load(config_path)?;
-    let planned = super::make_plan(&loaded, printer, allow_mass_deactivation).await?;
+    let planned = super::make_plan(&loaded, printer, super::now(), allow_mass_deactivation).await?;
     let plan = &planned.plan;
     render::render(plan, format, printer.color && format == Format::Text, &mut printer.stdout())?;
     if plan.guard.blocks() {

@@ -80,7 +80,11 @@ fn render_invalid(path: &Path, located: &[(Diagnostic, Option<(usize, usize)>)])
             Some((line, col)) => out.push_str(&format!("  {}:{line}:{col}: ", path.display())),
             None => out.push_str(&format!("  {}: ", path.display())),
         }
-        out.push_str(&format!("{}: {}", d.path, d.message));
+        if d.path.0.is_empty() {
+            out.push_str(&d.message);
+        } else {
+            out.push_str(&format!("{}: {}", d.path, d.message));
+        }
         if let Some(h) = &d.hint {
             out.push_str(&format!("\n      hint: {h}"));
         }
@@ -192,8 +196,7 @@ pub fn load_str(
     let dir = path
         .parent()
         .map(Path::to_path_buf)
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or_else(|| PathBuf::from("."));
+        .unwrap_or_default();
     Ok(Loaded {
         config,
         path: path.to_path_buf(),
@@ -369,32 +372,54 @@ fn quote_list(items: &[String]) -> String {
         .join(", ")
 }
 
+/// The schema nodes along a validation error's schema path, following `$ref` steps (the path reads
+/// `.../allOf/0/$ref/properties/...`, which no JSON pointer resolves).
+fn schema_nodes<'s>(schema: &'s Value, schema_path: &str) -> Vec<&'s Value> {
+    let mut nodes = vec![schema];
+    let mut node = schema;
+    for seg in schema_path.split('/').skip(1) {
+        let seg = seg.replace("~1", "/").replace("~0", "~");
+        let next = if seg == "$ref" {
+            node.get("$ref")
+                .and_then(Value::as_str)
+                .and_then(|r| r.strip_prefix('#'))
+                .and_then(|p| schema.pointer(p))
+        } else {
+            match node {
+                Value::Object(m) => m.get(&seg),
+                Value::Array(a) => seg.parse::<usize>().ok().and_then(|i| a.get(i)),
+                _ => None,
+            }
+        };
+        match next {
+            Some(n) => {
+                node = n;
+                nodes.push(n);
+            }
+            None => break,
+        }
+    }
+    nodes
+}
+
 /// The keys the schema object owning `schema_path` allows.
 fn allowed_keys(schema: &Value, schema_path: &str) -> Vec<String> {
-    let parent = schema_path.rsplit_once('/').map_or("", |(p, _)| p);
-    schema
-        .pointer(parent)
-        .and_then(|n| n.get("properties"))
-        .and_then(Value::as_object)
+    schema_nodes(schema, schema_path)
+        .iter()
+        .rev()
+        .find_map(|n| n.get("properties").and_then(Value::as_object))
         .map(|m| m.keys().cloned().collect())
         .unwrap_or_default()
 }
 
-/// The description of the nearest schema node at or above `schema_path`, following `$ref`s.
+/// The description of the nearest schema node at or above `schema_path`.
 fn description(schema: &Value, schema_path: &str) -> Option<String> {
-    let mut p = schema_path.to_string();
-    loop {
-        if let Some(node) = schema.pointer(&p) {
-            if let Some(d) = node.get("description").and_then(Value::as_str) {
-                return Some(d.to_string());
-            }
-        }
-        let (parent, _) = p.rsplit_once('/')?;
-        if parent.is_empty() {
-            return None;
-        }
-        p = parent.to_string();
-    }
+    schema_nodes(schema, schema_path)
+        .iter()
+        .rev()
+        .skip(1)
+        .find_map(|n| n.get("description").and_then(Value::as_str))
+        .map(String::from)
 }
 
 /// The allowed key nearest to a misspelt one, if near enough.

@@ -150,7 +150,11 @@ impl Recorder {
             Some(Frame::Seq { path, next }) => {
                 let p = path.index(*next);
                 *next += 1;
-                self.spots.entry(p.clone()).or_insert(spot);
+                // A mapping item is placed at its first key (the marker of a block mapping's
+                // start is not where a reader looks).
+                if !matches!(ev, Event::MappingStart(..)) {
+                    self.spots.entry(p.clone()).or_insert(spot);
+                }
                 Some(p)
             }
             Some(Frame::Map { path, key }) => match key.take() {
@@ -161,6 +165,7 @@ impl Recorder {
                         _ => String::from("?"),
                     };
                     self.spots.entry(path.key(&k)).or_insert(spot);
+                    self.spots.entry(path.clone()).or_insert(spot);
                     *key = Some(k);
                     None
                 }
@@ -205,7 +210,7 @@ mod tests {
         assert_eq!(loc.find(&KeyPath::parse("groups.mappings[1].from_regex")), Some((6, 7)));
         assert_eq!(loc.find(&KeyPath::parse("groups.mappings[0].to")), Some((5, 7)));
         // A path below a scalar falls back to the nearest ancestor.
-        assert_eq!(loc.find(&KeyPath::parse("groups.mappings[1].nope")), Some((6, 5)));
+        assert_eq!(loc.find(&KeyPath::parse("groups.mappings[1].nope")), Some((6, 7)));
     }
 
     #[test]

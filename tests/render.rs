@@ -1,0 +1,168 @@
+//! Every rendering (text, markdown, json) pinned over a handful of scenarios.
+
+use crate::support::{run, Scratch};
+
+const CONFIG: &str = r#"version: 1
+sources:
+  - {name: okta, type: file, path: idp.yaml}
+target: {type: file, path: atlassian.yaml}
+users:
+  attributes:
+    displayName: "{givenName} {familyName}"
+    title: "{title}"
+groups:
+  mappings:
+    - {from: "okta:Engineering", to: engineering}
+    - {from_regex: "^okta:team-(.+)$", to: "team-$1"}
+  default_groups: [all-staff]
+cleanup:
+  grace_days: 14
+  protect: ["breakglass@example.com"]
+  max_deactivations: 50%
+"#;
+
+/// Plans one scenario in every format; returns the three renderings and the plan's exit code.
+fn scenario(name: &str, config: &str, idp: &str, atlassian: &str) -> i32 {
+    let s = Scratch::new();
+    s.write("idsync.yaml", config).write("idp.yaml", idp).write("atlassian.yaml", atlassian);
+    let mut code = None;
+    for format in ["text", "markdown", "json"] {
+        let (c, stdout, _) = run(&s, &mut s.idsync(&["plan", "--format", format]));
+        if let Some(prev) = code {
+            assert_eq!(prev, c, "exit code differs between formats");
+        }
+        code = Some(c);
+        insta::with_settings!({filters => vec![(r#""idsync_version": "[^"]+""#, r#""idsync_version": "[VERSION]""#), (r"idsync \d+\.\d+\.\d+\S*", "idsync [VERSION]")]}, {
+            insta::assert_snapshot!(format!("{name}.{format}"), stdout);
+        });
+    }
+    // Nothing is ever written by a plan.
+    assert_eq!(s.read("atlassian.yaml"), atlassian);
+    code.unwrap()
+}
+
+#[test]
+fn new_hires() {
+    let idp = r"users:
+  - {id: u1, email: ana@example.com, givenName: Ana, familyName: Silva, attributes: {title: Engineer}}
+  - {id: u2, email: Ben@Example.com, givenName: Ben, familyName: Okafor, attributes: {title: Designer}}
+  - {id: u3, email: cy@example.com, givenName: Cy, familyName: Vance}
+groups:
+  - {name: Engineering, members: [ana@example.com]}
+  - {name: team-design, members: [ben@example.com]}
+";
+    let target = r"users:
+  - {id: s3, externalId: u3, email: cy@example.com, givenName: Cy, familyName: Vance, displayName: Cy Vance}
+groups:
+  - {name: all-staff, id: g1, members: [cy@example.com]}
+";
+    assert_eq!(scenario("new_hires", CONFIG, idp, target), 0);
+}
+
+#[test]
+fn leavers() {
+    let idp = r"users:
+  - {id: u1, email: ana@example.com, givenName: Ana, familyName: Silva}
+  - {id: u2, email: ben@example.com, givenName: Ben, familyName: Okafor, active: false}
+groups: []
+";
+    let target = r"users:
+  - {id: s1, externalId: u1, email: ana@example.com, givenName: Ana, familyName: Silva, displayName: Ana Silva}
+  - {id: s2, externalId: u2, email: ben@example.com, givenName: Ben, familyName: Okafor, displayName: Ben Okafor, last_active: 2026-01-05T10:00:00Z}
+  - {id: s3, email: old@example.com, displayName: Old Timer, last_active: 2025-06-01T10:00:00Z}
+  - {id: s4, email: recent@example.com, displayName: Recent Leaver, last_active: 2026-11-20T10:00:00Z}
+  - {id: s5, email: nodate@example.com, displayName: No Date}
+groups:
+  - {name: all-staff, id: g1, members: [ana@example.com, ben@example.com, old@example.com]}
+";
+    assert_eq!(scenario("leavers", CONFIG, idp, target), 0);
+}
+
+#[test]
+fn renames() {
+    let idp = r"users:
+  - {id: u1, email: ana.silva-costa@example.com, givenName: Ana, familyName: Silva-Costa, attributes: {title: Staff Engineer}}
+groups:
+  - {name: Engineering, members: [ana.silva-costa@example.com]}
+";
+    let target = r"users:
+  - {id: s1, externalId: u1, email: ana@example.com, givenName: Ana, familyName: Silva, displayName: Ana Silva, attributes: {title: Engineer}}
+groups:
+  - {name: engineering, id: g1, members: [ana@example.com]}
+  - {name: all-staff, id: g2, members: [ana@example.com]}
+";
+    assert_eq!(scenario("renames", CONFIG, idp, target), 0);
+}
+
+#[test]
+fn group_moves() {
+    let idp = r"users:
+  - {id: u1, email: ana@example.com, givenName: Ana, familyName: Silva}
+  - {id: u2, email: ben@example.com, givenName: Ben, familyName: Okafor}
+groups:
+  - {name: Engineering, members: [ben@example.com]}
+  - {name: team-sre, members: [ana@example.com]}
+";
+    let target = r"users:
+  - {id: s1, externalId: u1, email: ana@example.com, givenName: Ana, familyName: Silva, displayName: Ana Silva}
+  - {id: s2, externalId: u2, email: ben@example.com, givenName: Ben, familyName: Okafor, displayName: Ben Okafor}
+  - {id: s9, email: local@example.com, displayName: Local Account}
+groups:
+  - {name: engineering, id: g1, members: [ana@example.com, local@example.com]}
+  - {name: team-platform, id: g3, members: [ben@example.com]}
+  - {name: all-staff, id: g2, members: [ana@example.com, ben@example.com]}
+";
+    let config = CONFIG.replace("protect: [\"breakglass@example.com\"]", "protect: [\"breakglass@example.com\", \"local@example.com\"]");
+    assert_eq!(scenario("group_moves", &config, idp, target), 0);
+}
+
+#[test]
+fn protected_and_admins() {
+    let idp = r"users:
+  - {id: u1, email: breakglass@example.com, givenName: Break, familyName: Glass}
+  - {id: u2, email: boss@example.com, givenName: Big, familyName: Boss}
+groups:
+  - {name: Engineering, members: [breakglass@example.com, boss@example.com]}
+";
+    let target = r"users:
+  - {id: s1, email: breakglass@example.com, displayName: Emergency, active: false}
+  - {id: s2, email: boss@example.com, displayName: Boss, admin: true}
+  - {id: s3, email: siteadmin@example.com, displayName: Site Admin, admin: true, last_active: 2024-01-01T00:00:00Z}
+groups: []
+";
+    assert_eq!(scenario("protected_and_admins", CONFIG, idp, target), 0);
+}
+
+#[test]
+fn guard_tripped() {
+    let idp = "users:\n  - {id: u1, email: ana@example.com}\ngroups: []\n";
+    let mut target = String::from("users:\n  - {id: s1, externalId: u1, email: ana@example.com}\n");
+    for i in 0..4 {
+        target.push_str(&format!("  - {{id: x{i}, email: gone{i}@example.com, last_active: 2025-01-01T00:00:00Z}}\n"));
+    }
+    target.push_str("groups: []\n");
+    let config = CONFIG.replace("max_deactivations: 50%", "max_deactivations: 2");
+    assert_eq!(scenario("guard_tripped", &config, idp, &target), 1);
+}
+
+#[test]
+fn markdown_stays_under_the_comment_limit() {
+    let mut idp = String::from("users:\n");
+    let mut members = Vec::new();
+    for i in 0..3000 {
+        idp.push_str(&format!("  - {{id: u{i}, email: person{i:05}@example.com, givenName: Person, familyName: Number{i}}}\n"));
+        members.push(format!("person{i:05}@example.com"));
+    }
+    idp.push_str(&format!("groups:\n  - {{name: Engineering, members: [{}]}}\n", members.join(", ")));
+    let s = Scratch::new();
+    s.write("idsync.yaml", CONFIG).write("idp.yaml", &idp).write("atlassian.yaml", "users: []\ngroups: []\n");
+    let (code, md, _) = run(&s, &mut s.idsync(&["plan", "--format", "markdown"]));
+    assert_eq!(code, 0);
+    assert!(md.chars().count() <= idsync::render::MARKDOWN_LIMIT, "{} chars", md.chars().count());
+    assert!(md.contains("more line(s) not shown"), "elision is announced");
+    assert!(md.contains("| create_user "), "the summary table survives");
+    assert!(md.contains("| 3000 |") || md.contains("3000"), "counts are exact despite elision");
+    // Every <details> is closed and every code fence is balanced.
+    assert_eq!(md.matches("<details>").count(), md.matches("</details>").count());
+    assert_eq!(md.matches("```").count() % 2, 0);
+}
