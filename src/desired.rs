@@ -118,13 +118,6 @@ pub fn build(sources: &[SourceData], rules: &Rules) -> Desired {
     for g in &rules.default_groups {
         pending.insert(g.clone(), ("groups.default_groups".into(), Vec::new()));
     }
-    for m in &rules.mappings {
-        if let crate::config::Matcher::Exact(_) = m.matcher {
-            pending
-                .entry(m.to.clone())
-                .or_insert_with(|| (m.describe(), Vec::new()));
-        }
-    }
     let mut seen_groups = std::collections::HashSet::new();
     for (s, src) in sources.iter().enumerate() {
         for (g, group) in src.data.snapshot.groups.iter().enumerate() {

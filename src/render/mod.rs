@@ -132,8 +132,8 @@ pub fn headline(plan: &Plan) -> String {
 pub fn guard_line(plan: &Plan) -> String {
     let g = &plan.guard;
     let base = format!(
-        "{} deactivation(s); cleanup.max_deactivations {} of {} active user(s) allows {}",
-        g.deactivations, g.setting, g.active_users, g.limit
+        "{} deactivation(s), at most {} allowed (cleanup.max_deactivations: {}, {} active user(s))",
+        g.deactivations, g.limit, g.setting, g.active_users
     );
     if g.overridden {
         format!("GUARD OVERRIDDEN: {base} (--allow-mass-deactivation)")
