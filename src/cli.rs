@@ -43,7 +43,12 @@ pub enum ColorChoice {
 #[derive(Debug, Args)]
 pub struct ConfigArg {
     /// The config file.
-    #[arg(short, long = "config", value_name = "FILE", default_value = "idsync.yaml")]
+    #[arg(
+        short,
+        long = "config",
+        value_name = "FILE",
+        default_value = "idsync.yaml"
+    )]
     pub config: PathBuf,
 }
 

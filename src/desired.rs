@@ -4,7 +4,7 @@
 //! that has a user provides its fields and status; later sources that disagree are reported. Group
 //! memberships are the union over all sources, with group names qualified by source (`okta:Eng`).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use crate::config::Rules;
 use crate::model::{Indexed, User};
@@ -22,9 +22,13 @@ pub struct SourceData {
 pub enum Scope {
     Wanted,
     /// Inactive in the source that provides the user.
-    Disabled { source: String },
+    Disabled {
+        source: String,
+    },
     /// Matched by a `users.exclude` pattern.
-    Excluded { pattern: String },
+    Excluded {
+        pattern: String,
+    },
     /// In no `users.require_groups` group.
     NotRequired,
 }
@@ -38,8 +42,6 @@ pub struct DesiredUser {
     /// That source's immutable id for the user, carried as `externalId`.
     pub source_id: Option<String>,
     pub fields: UserFields,
-    /// Per field, what produced its value.
-    pub field_reasons: BTreeMap<String, String>,
     pub scope: Scope,
 }
 
@@ -56,7 +58,6 @@ pub struct DesiredGroup {
 #[derive(Debug, Default)]
 pub struct Desired {
     pub users: Vec<DesiredUser>,
-    pub by_key: HashMap<String, u32>,
     pub groups: BTreeMap<String, DesiredGroup>,
     /// Texts that member reasons point into.
     pub reasons: Vec<String>,
@@ -80,11 +81,16 @@ pub fn build(sources: &[SourceData], rules: &Rules) -> Desired {
     // For each source, source user index -> desired user index.
     let mut maps: Vec<Vec<u32>> = Vec::with_capacity(sources.len());
     let mut conflicts = 0usize;
-    for src in sources {
+    for (s, src) in sources.iter().enumerate() {
         let mut map = Vec::with_capacity(src.data.keys.len());
         for (i, user) in src.data.snapshot.users.iter().enumerate() {
             let key = &src.data.keys[i];
-            if let Some(&di) = d.by_key.get(key.as_str()) {
+            // Already provided by an earlier source? (Their indexes serve; no map of our own.)
+            let earlier = sources[..s]
+                .iter()
+                .zip(&maps)
+                .find_map(|(p, pmap)| p.data.find(key).map(|j| pmap[j as usize]));
+            if let Some(di) = earlier {
                 let winner = &d.users[di as usize];
                 for c in conflicts_between(winner, user) {
                     conflicts += 1;
@@ -99,7 +105,6 @@ pub fn build(sources: &[SourceData], rules: &Rules) -> Desired {
                 continue;
             }
             let di = u32::try_from(d.users.len()).expect("fewer than 4 billion users");
-            d.by_key.insert(key.clone(), di);
             d.users.push(desired_user(key, &src.name, user, rules));
             map.push(di);
         }
@@ -144,7 +149,10 @@ pub fn build(sources: &[SourceData], rules: &Rules) -> Desired {
                 continue;
             }
             let reason = u32::try_from(d.reasons.len()).expect("few reasons");
-            d.reasons.push(format!("member of {qualified} via groups.mappings[{}]", mapping.index));
+            d.reasons.push(format!(
+                "member of {qualified} via groups.mappings[{}]",
+                mapping.index
+            ));
             let entry = pending
                 .entry(to)
                 .or_insert_with(|| (mapping.describe(), Vec::new()));
@@ -169,7 +177,9 @@ pub fn build(sources: &[SourceData], rules: &Rules) -> Desired {
     }
     for (setting, g) in named {
         if !seen_groups.contains(&g) {
-            d.warnings.push(format!("{setting} names {g:?}, which its source does not have"));
+            d.warnings.push(format!(
+                "{setting} names {g:?}, which its source does not have"
+            ));
         }
     }
     for src in sources {
@@ -189,7 +199,8 @@ pub fn build(sources: &[SourceData], rules: &Rules) -> Desired {
     }
 
     let default_reason = u32::try_from(d.reasons.len()).expect("few reasons");
-    d.reasons.push("every synced user (groups.default_groups)".into());
+    d.reasons
+        .push("every synced user (groups.default_groups)".into());
     let wanted: Vec<u32> = (0..d.users.len())
         .filter(|&i| d.users[i].scope == Scope::Wanted)
         .map(|i| u32::try_from(i).expect("fewer than 4 billion users"))
@@ -210,8 +221,16 @@ pub fn build(sources: &[SourceData], rules: &Rules) -> Desired {
 fn conflicts_between(winner: &DesiredUser, other: &User) -> Vec<&'static str> {
     let mut out = Vec::new();
     let pairs = [
-        ("givenName", winner.fields.given_name.as_deref(), other.given_name.as_deref()),
-        ("familyName", winner.fields.family_name.as_deref(), other.family_name.as_deref()),
+        (
+            "givenName",
+            winner.fields.given_name.as_deref(),
+            other.given_name.as_deref(),
+        ),
+        (
+            "familyName",
+            winner.fields.family_name.as_deref(),
+            other.family_name.as_deref(),
+        ),
     ];
     for (name, a, b) in pairs {
         if let (Some(a), Some(b)) = (a, b) {
@@ -228,15 +247,15 @@ fn conflicts_between(winner: &DesiredUser, other: &User) -> Vec<&'static str> {
 }
 
 fn desired_user(key: &str, source: &str, u: &User, rules: &Rules) -> DesiredUser {
-    let lookup = |name: &str| -> Option<String> {
+    let lookup = |name: &str| -> Option<&str> {
         match name {
-            "email" => Some(u.email.clone()),
-            "userName" => Some(u.user_name().to_string()),
-            "givenName" => u.given_name.clone(),
-            "familyName" => u.family_name.clone(),
-            "displayName" => u.display_name.clone(),
-            "id" => u.id.clone(),
-            other => u.attributes.get(other).cloned(),
+            "email" => Some(&u.email),
+            "userName" => Some(u.user_name()),
+            "givenName" => u.given_name.as_deref(),
+            "familyName" => u.family_name.as_deref(),
+            "displayName" => u.display_name.as_deref(),
+            "id" => u.id.as_deref(),
+            other => u.attributes.get(other).map(String::as_str),
         }
     };
     let mut fields = UserFields {
@@ -248,13 +267,8 @@ fn desired_user(key: &str, source: &str, u: &User, rules: &Rules) -> DesiredUser
         display_name: u.display_name.clone(),
         attributes: BTreeMap::new(),
     };
-    let mut field_reasons = BTreeMap::new();
     for (attr, t) in &rules.templates {
         let value = t.render(&lookup);
-        field_reasons.insert(
-            attr.clone(),
-            format!("users.attributes.{attr} template {:?}", t.text),
-        );
         match attr.as_str() {
             "displayName" => fields.display_name = value,
             "givenName" => fields.given_name = value,
@@ -283,7 +297,6 @@ fn desired_user(key: &str, source: &str, u: &User, rules: &Rules) -> DesiredUser
         source: source.to_string(),
         source_id: u.id.clone(),
         fields,
-        field_reasons,
         scope,
     }
 }

@@ -1,7 +1,9 @@
 //! The difference between the desired state and the target: a [`Plan`]. Pure: no I/O, no clock
 //! (the caller passes `now`), deterministic.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashMap;
 
 use chrono::{DateTime, Utc};
 
@@ -9,7 +11,8 @@ use crate::config::{CleanupConfig, Rules, WithoutLastActive};
 use crate::desired::{Desired, DesiredUser, Scope};
 use crate::model::{Indexed, User};
 use crate::plan::{
-    stale, Action, DeactivateCause, FieldChange, Guard, Member, Plan, Skipped, Summary, FORMAT_VERSION,
+    stale, Action, DeactivateCause, FieldChange, Guard, Member, Plan, Skipped, Summary,
+    FORMAT_VERSION,
 };
 
 /// What a diff needs besides the two sides.
@@ -76,7 +79,7 @@ impl Differ<'_> {
     /// changed email is an update and not a leaver plus a joiner.
     fn match_users(&mut self) {
         let t = self.target;
-        let by_ext: HashMap<&str, u32> = t
+        let by_ext: FxHashMap<&str, u32> = t
             .snapshot
             .users
             .iter()
@@ -99,7 +102,7 @@ impl Differ<'_> {
             if self.matched[di].is_some() {
                 continue;
             }
-            let Some(&ti) = t.by_key.get(du.key.as_str()) else {
+            let Some(ti) = t.find(&du.key) else {
                 continue;
             };
             match self.claimed[ti as usize] {
@@ -125,7 +128,7 @@ impl Differ<'_> {
                 continue;
             };
             if t.key(ti) != du.key {
-                if let Some(&holder) = t.by_key.get(du.key.as_str()) {
+                if let Some(holder) = t.find(&du.key) {
                     if holder != ti {
                         self.blocked[di] = true;
                         self.warnings.push(format!(
@@ -214,7 +217,7 @@ impl Differ<'_> {
             if !u.active {
                 v.push("reactivated");
             }
-            if !field_changes(du, u).is_empty() {
+            if !field_changes(du, u, self.ctx.rules).is_empty() {
                 v.push("updated");
             }
         }
@@ -243,7 +246,7 @@ impl Differ<'_> {
                 reason: format!("active in `{}` again", du.source),
             });
         }
-        let changes = field_changes(du, u);
+        let changes = field_changes(du, u, self.ctx.rules);
         if !changes.is_empty() {
             self.touched_users.push(ti);
             let renamed = changes.iter().any(|c| c.field == "email");
@@ -322,7 +325,8 @@ impl Differ<'_> {
                     );
                     return;
                 }
-                None => reason.push_str("; no last-active date (cleanup.without_last_active: deactivate)"),
+                None => reason
+                    .push_str("; no last-active date (cleanup.without_last_active: deactivate)"),
             }
         }
         self.touched_users.push(ti);
@@ -336,14 +340,14 @@ impl Differ<'_> {
 
     fn groups(&mut self) {
         let t = self.target;
-        let by_name: HashMap<&str, usize> = t
+        let by_name: FxHashMap<&str, usize> = t
             .snapshot
             .groups
             .iter()
             .enumerate()
             .map(|(i, g)| (g.name.as_str(), i))
             .collect();
-        let by_lower: HashMap<String, usize> = t
+        let by_lower: FxHashMap<String, usize> = t
             .snapshot
             .groups
             .iter()
@@ -351,6 +355,9 @@ impl Differ<'_> {
             .map(|(i, g)| (g.name.to_lowercase(), i))
             .collect();
         let batch = self.ctx.rules.membership_batch.max(1);
+        let mut in_group = vec![0u32; t.keys.len()];
+        let mut wanted = vec![0u32; t.keys.len()];
+        let mut stamp = 0u32;
         for (name, g) in &self.desired.groups {
             if g.members.len() > self.ctx.rules.group_size_warn {
                 self.warnings.push(format!(
@@ -383,8 +390,13 @@ impl Differ<'_> {
                     (None, &empty)
                 }
             };
+            // Membership tests by stamping: `in_group[ti] == stamp` means "currently a member",
+            // `wanted[ti] == stamp` "a member after the plan"; one pass over each list, no sorting.
+            stamp += 1;
+            for &ti in current {
+                in_group[ti as usize] = stamp;
+            }
             let mut adds = Vec::new();
-            let mut wanted_targets = Vec::with_capacity(g.members.len());
             for &(du, reason) in &g.members {
                 if self.blocked[du as usize] {
                     continue;
@@ -392,8 +404,8 @@ impl Differ<'_> {
                 let d = &self.desired.users[du as usize];
                 let id = match self.matched[du as usize] {
                     Some(ti) => {
-                        wanted_targets.push(ti);
-                        if current.binary_search(&ti).is_ok() {
+                        wanted[ti as usize] = stamp;
+                        if in_group[ti as usize] == stamp {
                             continue;
                         }
                         let u = t.user(ti);
@@ -407,10 +419,9 @@ impl Differ<'_> {
                     reason: self.desired.reason(reason).to_string(),
                 });
             }
-            wanted_targets.sort_unstable();
             let mut removes = Vec::new();
             for &ti in current {
-                if wanted_targets.binary_search(&ti).is_ok() {
+                if wanted[ti as usize] == stamp {
                     continue;
                 }
                 let u = t.user(ti);
@@ -464,7 +475,10 @@ impl Differ<'_> {
                     group_id: gid.clone(),
                     batch: [i + 1, n],
                     members: chunk.to_vec(),
-                    reason: format!("memberships no longer derived ({name} is managed by {})", g.origin),
+                    reason: format!(
+                        "memberships no longer derived ({name} is managed by {})",
+                        g.origin
+                    ),
                 });
             }
         }
@@ -498,7 +512,10 @@ impl Differ<'_> {
         }
         for gi in self.touched_groups {
             let g = &t.snapshot.groups[gi];
-            fingerprints.insert(format!("group:{}", g.name), stale::group(g, &t.members[gi], t));
+            fingerprints.insert(
+                format!("group:{}", g.name),
+                stale::group(g, &t.members[gi], t),
+            );
         }
         let mut skipped = self.skipped;
         skipped.sort_by(|a, b| a.key.cmp(&b.key));
@@ -527,7 +544,10 @@ fn wanted_reason(du: &DesiredUser, rules: &Rules) -> String {
     if rules.require_groups.is_empty() {
         format!("in `{}`", du.source)
     } else {
-        format!("in `{}` and a member of a users.require_groups group", du.source)
+        format!(
+            "in `{}` and a member of a users.require_groups group",
+            du.source
+        )
     }
 }
 
@@ -543,7 +563,11 @@ fn scope_reason(scope: &Scope, rules: &Rules) -> String {
             groups.sort();
             format!(
                 "still in the IdP, but in none of users.require_groups ({})",
-                groups.iter().map(|g| g.as_str()).collect::<Vec<_>>().join(", ")
+                groups
+                    .iter()
+                    .map(|g| g.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )
         }
     }
@@ -552,14 +576,17 @@ fn scope_reason(scope: &Scope, rules: &Rules) -> String {
 /// The fields of `u` that differ from what `du` wants. A wanted `None` leaves the field alone;
 /// emails and user names compare without regard to case.
 #[must_use]
-pub fn field_changes(du: &DesiredUser, u: &User) -> Vec<FieldChange> {
+pub fn field_changes(du: &DesiredUser, u: &User, rules: &Rules) -> Vec<FieldChange> {
     let mut out = Vec::new();
     let source = || format!("from `{}`", du.source);
     let reason = |field: &str| {
-        du.field_reasons
-            .get(field)
-            .cloned()
-            .unwrap_or_else(source)
+        rules
+            .templates
+            .iter()
+            .find(|(attr, _)| attr == field)
+            .map_or_else(source, |(attr, t)| {
+                format!("users.attributes.{attr} template {:?}", t.text)
+            })
     };
     let f = &du.fields;
     if !f.email.eq_ignore_ascii_case(&u.email) {

@@ -44,7 +44,10 @@ pub enum Error {
         setting: String,
         active: u64,
     },
-    #[error("stale plan: the target or the config changed since the plan was made{}", list(reasons))]
+    #[error(
+        "stale plan: the target or the config changed since the plan was made{}",
+        list(reasons)
+    )]
     StalePlan { reasons: Vec<String> },
     #[error("refusing to apply without confirmation: standard input is not a terminal")]
     NotATerminal,
@@ -77,7 +80,11 @@ pub enum Error {
 /// Lists at most 20 items, one per line, then a count of the rest.
 fn list(items: &[String]) -> String {
     const MAX: usize = 20;
-    let mut s: String = items.iter().take(MAX).map(|i| format!("\n  - {i}")).collect();
+    let mut s: String = items
+        .iter()
+        .take(MAX)
+        .map(|i| format!("\n  - {i}"))
+        .collect();
     if items.len() > MAX {
         s.push_str(&format!("\n  - … and {} more", items.len() - MAX));
     }

@@ -1,3 +1,8 @@
+/// mimalloc: large directories mean millions of small strings, where glibc's allocator (and its
+/// per-thread arenas) costs more than the planning itself.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -13,7 +18,9 @@ fn main() -> ExitCode {
     match runtime.block_on(commands::run(cli, printer)) {
         Ok(status) => status.into(),
         // A closed pipe (`idsync plan | head`) is not an error.
-        Err(Error::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitStatus::Success.into(),
+        Err(Error::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            ExitStatus::Success.into()
+        }
         Err(e) => {
             printer.error(&e);
             ExitStatus::Error.into()

@@ -4,7 +4,12 @@
 //! groups whose members are those keys. Snapshot files (`type: file`) are this model serialized, so
 //! `idsync snapshot` output can be read back by a `file` connector.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use std::hash::BuildHasher;
+
+use hashbrown::HashTable;
+use rustc_hash::{FxBuildHasher, FxHashSet};
 
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
@@ -23,16 +28,28 @@ pub struct User {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
     /// Target only: the IdP id idsync carried across (SCIM `externalId`), used to match renames.
-    #[serde(rename = "externalId", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "externalId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub external_id: Option<String>,
     /// Target only: the Atlassian account id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account_id: Option<String>,
     #[serde(rename = "givenName", default, skip_serializing_if = "Option::is_none")]
     pub given_name: Option<String>,
-    #[serde(rename = "familyName", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "familyName",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub family_name: Option<String>,
-    #[serde(rename = "displayName", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "displayName",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub display_name: Option<String>,
     /// Whether the account is active (default true).
     #[serde(default = "yes", skip_serializing_if = "is_true")]
@@ -131,7 +148,10 @@ pub struct Snapshot {
 #[must_use]
 pub fn key_of(email: &str) -> String {
     let email = email.trim();
-    if email.bytes().any(|b| b.is_ascii_uppercase() || !b.is_ascii()) {
+    if email
+        .bytes()
+        .any(|b| b.is_ascii_uppercase() || !b.is_ascii())
+    {
         email.to_lowercase()
     } else {
         email.to_string()
@@ -155,8 +175,9 @@ pub struct Indexed {
     pub snapshot: Snapshot,
     /// `keys[i]` is the key of `snapshot.users[i]`.
     pub keys: Vec<String>,
-    pub by_key: HashMap<String, u32>,
-    /// `members[g]` holds the user indexes of `snapshot.groups[g]`, sorted and unique.
+    by_key: KeyIndex,
+    /// `members[g]` holds the user indexes of `snapshot.groups[g]`, sorted and unique (the group's
+    /// own member list is emptied once resolved).
     pub members: Vec<Vec<u32>>,
     /// Member emails that name no user, as (group, email).
     pub unknown_members: Vec<(String, String)>,
@@ -169,19 +190,21 @@ impl Indexed {
     /// An empty email, two users with the same key, or two groups with the same name.
     pub fn new(mut snapshot: Snapshot) -> Result<Self, SnapshotError> {
         let mut keys = Vec::with_capacity(snapshot.users.len());
-        let mut by_key = HashMap::with_capacity(snapshot.users.len());
+        let mut by_key = KeyIndex::with_capacity(snapshot.users.len());
         for (i, u) in snapshot.users.iter().enumerate() {
             let key = key_of(&u.email);
             if key.is_empty() {
                 return Err(SnapshotError::EmptyEmail { index: i });
             }
             let idx = u32::try_from(i).expect("fewer than 4 billion users");
-            if by_key.insert(key.clone(), idx).is_some() {
+            if by_key.find(&keys, &key).is_some() {
                 return Err(SnapshotError::DuplicateUser { key });
             }
             keys.push(key);
+            by_key.insert(&keys, idx);
         }
-        let mut seen_groups = std::collections::HashSet::with_capacity(snapshot.groups.len());
+        let mut seen_groups =
+            FxHashSet::with_capacity_and_hasher(snapshot.groups.len(), Default::default());
         let mut members = Vec::with_capacity(snapshot.groups.len());
         let mut unknown_members = Vec::new();
         for g in &mut snapshot.groups {
@@ -191,14 +214,16 @@ impl Indexed {
                 });
             }
             let mut idxs = Vec::with_capacity(g.members.len());
-            for m in &g.members {
-                let found = match by_key.get(m.as_str()) {
-                    Some(i) => Some(*i),
-                    None => by_key.get(key_of(m).as_str()).copied(),
+            // The member emails are not needed once resolved: free them here, while other
+            // snapshots are still being read.
+            for m in std::mem::take(&mut g.members) {
+                let found = match by_key.find(&keys, &m) {
+                    Some(i) => Some(i),
+                    None => by_key.find(&keys, &key_of(&m)),
                 };
                 match found {
                     Some(i) => idxs.push(i),
-                    None => unknown_members.push((g.name.clone(), m.clone())),
+                    None => unknown_members.push((g.name.clone(), m)),
                 }
             }
             idxs.sort_unstable();
@@ -214,6 +239,12 @@ impl Indexed {
         })
     }
 
+    /// The index of the user with this key.
+    #[must_use]
+    pub fn find(&self, key: &str) -> Option<u32> {
+        self.by_key.find(&self.keys, key)
+    }
+
     #[must_use]
     pub fn user(&self, idx: u32) -> &User {
         &self.snapshot.users[idx as usize]
@@ -222,5 +253,33 @@ impl Indexed {
     #[must_use]
     pub fn key(&self, idx: u32) -> &str {
         &self.keys[idx as usize]
+    }
+}
+
+/// Key -> user index, holding only indexes: the keys stay in `Indexed::keys`, so a 100,000-user
+/// snapshot does not carry a second copy of every email.
+#[derive(Debug, Default)]
+struct KeyIndex {
+    table: HashTable<u32>,
+}
+
+impl KeyIndex {
+    fn with_capacity(n: usize) -> KeyIndex {
+        KeyIndex {
+            table: HashTable::with_capacity(n),
+        }
+    }
+
+    fn find(&self, keys: &[String], key: &str) -> Option<u32> {
+        let h = FxBuildHasher.hash_one(key);
+        self.table.find(h, |&i| keys[i as usize] == key).copied()
+    }
+
+    /// Adds `keys[idx]`; the caller has checked it is not there yet.
+    fn insert(&mut self, keys: &[String], idx: u32) {
+        let h = FxBuildHasher.hash_one(keys[idx as usize].as_str());
+        self.table.insert_unique(h, idx, |&i| {
+            FxBuildHasher.hash_one(keys[i as usize].as_str())
+        });
     }
 }

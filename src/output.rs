@@ -40,7 +40,6 @@ impl Printer {
     }
 
     /// The result stream.
-    #[must_use]
     pub fn stdout(&self) -> io::StdoutLock<'static> {
         io::stdout().lock()
     }

@@ -69,14 +69,19 @@ impl Report {
                     Action::DeactivateUser { .. } => counts.deactivated += 1,
                     Action::CreateGroup { .. } => counts.groups_created += 1,
                     Action::AddMembers { members, .. } => counts.members_added += members.len(),
-                    Action::RemoveMembers { members, .. } => counts.members_removed += members.len(),
+                    Action::RemoveMembers { members, .. } => {
+                        counts.members_removed += members.len()
+                    }
                 }
             } else {
                 counts.failed += 1;
             }
             if matches!(
                 a,
-                Action::LinkUser { .. } | Action::UpdateUser { .. } | Action::ReactivateUser { .. } | Action::DeactivateUser { .. }
+                Action::LinkUser { .. }
+                    | Action::UpdateUser { .. }
+                    | Action::ReactivateUser { .. }
+                    | Action::DeactivateUser { .. }
             ) {
                 touched.insert(a.subject().to_string());
             }
@@ -84,7 +89,9 @@ impl Report {
                 messages.push(format!("{} {}: {e}", a.kind().as_str(), a.subject()));
             }
             let batch = match a {
-                Action::AddMembers { batch, .. } | Action::RemoveMembers { batch, .. } => Some(*batch),
+                Action::AddMembers { batch, .. } | Action::RemoveMembers { batch, .. } => {
+                    Some(*batch)
+                }
                 _ => None,
             };
             results.push(ResultEntry {
@@ -100,7 +107,11 @@ impl Report {
         }
         counts.not_modified = target_users.saturating_sub(touched.len());
         counts.filtered = plan.skipped.len();
-        messages.extend(plan.skipped.iter().map(|s| format!("Skipping {}: {}", s.key, s.reason)));
+        messages.extend(
+            plan.skipped
+                .iter()
+                .map(|s| format!("Skipping {}: {}", s.key, s.reason)),
+        );
         let status = if !outcome.written {
             "FAILED"
         } else if counts.failed > 0 {

@@ -8,7 +8,15 @@ fn quickstart_plan_is_pinned() {
     let (code, stdout, stderr) = run(&s, &mut s.idsync(&["plan", "-c", "idsync.yaml"]));
     assert_eq!(code, 0, "{stderr}");
     insta::assert_snapshot!("quickstart_plan", stdout);
-    for kind in ["create_user", "link_user", "update_user", "reactivate_user", "deactivate_user", "add_members", "remove_members"] {
+    for kind in [
+        "create_user",
+        "link_user",
+        "update_user",
+        "reactivate_user",
+        "deactivate_user",
+        "add_members",
+        "remove_members",
+    ] {
         assert!(stdout.contains(kind), "the quickstart shows {kind}");
     }
 }
@@ -16,25 +24,48 @@ fn quickstart_plan_is_pinned() {
 #[test]
 fn readme_command_runs_from_the_repo_root() {
     let mut c = assert_cmd::Command::cargo_bin("idsync").unwrap();
-    c.current_dir(repo()).args(["plan", "-c", "examples/quickstart/idsync.yaml"]);
+    c.current_dir(repo())
+        .args(["plan", "-c", "examples/quickstart/idsync.yaml"]);
     let out = c.output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("Plan: 1 to create"));
 }
 
 #[test]
 fn plan_apply_plan_converges_with_detailed_exitcode() {
     let s = Scratch::quickstart();
-    let (code, ..) = run(&s, &mut s.idsync(&["plan", "--detailed-exitcode"]).arg("-c").arg("idsync.yaml"));
+    let (code, ..) = run(
+        &s,
+        &mut s.idsync(&["plan", "--detailed-exitcode", "-c", "idsync.yaml"]),
+    );
     assert_eq!(code, 2, "changes are present");
-    let (code, _, stderr) = run(&s, &mut s.idsync(&["plan", "-c", "idsync.yaml", "--out", "plan.json", "-q"]));
+    let (code, _, stderr) = run(
+        &s,
+        &mut s.idsync(&["plan", "-c", "idsync.yaml", "--out", "plan.json", "-q"]),
+    );
     assert_eq!(code, 0, "{stderr}");
     let (code, _, stderr) = run(
         &s,
-        &mut s.idsync(&["apply", "-c", "idsync.yaml", "plan.json", "--auto-approve", "--report", "report.json"]),
+        &mut s.idsync(&[
+            "apply",
+            "-c",
+            "idsync.yaml",
+            "plan.json",
+            "--auto-approve",
+            "--report",
+            "report.json",
+        ]),
     );
     assert_eq!(code, 0, "{stderr}");
-    let (code, stdout, _) = run(&s, &mut s.idsync(&["plan", "-c", "idsync.yaml", "--detailed-exitcode"]));
+    let (code, stdout, _) = run(
+        &s,
+        &mut s.idsync(&["plan", "-c", "idsync.yaml", "--detailed-exitcode"]),
+    );
     assert_eq!(code, 0, "converged:\n{stdout}");
     assert!(stdout.contains("No changes."));
 
@@ -42,46 +73,95 @@ fn plan_apply_plan_converges_with_detailed_exitcode() {
     assert_eq!(report["status"], "SUCCESS");
     let counts = &report["counts"];
     assert_eq!(
-        (counts["added"].as_u64(), counts["linked"].as_u64(), counts["updated"].as_u64()),
+        (
+            counts["added"].as_u64(),
+            counts["linked"].as_u64(),
+            counts["updated"].as_u64()
+        ),
         (Some(1), Some(1), Some(2))
     );
-    assert_eq!((counts["reactivated"].as_u64(), counts["deactivated"].as_u64(), counts["failed"].as_u64()), (Some(1), Some(3), Some(0)));
-    assert_eq!(counts["filtered"].as_u64(), Some(3), "protected, admin and no-date users are reported");
-    assert!(report["results"].as_array().unwrap().iter().all(|r| r["status"] == "done"));
+    assert_eq!(
+        (
+            counts["reactivated"].as_u64(),
+            counts["deactivated"].as_u64(),
+            counts["failed"].as_u64()
+        ),
+        (Some(1), Some(3), Some(0))
+    );
+    assert_eq!(
+        counts["filtered"].as_u64(),
+        Some(3),
+        "protected, admin and no-date users are reported"
+    );
+    assert!(report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["status"] == "done"));
 }
 
 #[test]
 fn apply_without_a_terminal_refuses_and_changes_nothing() {
     let s = Scratch::quickstart();
     let before = s.read("atlassian.yaml");
-    let (code, stdout, stderr) = run(&s, s.idsync(&["apply", "-c", "idsync.yaml"]).write_stdin("yes\n"));
+    let (code, stdout, stderr) = run(
+        &s,
+        s.idsync(&["apply", "-c", "idsync.yaml"])
+            .write_stdin("yes\n"),
+    );
     assert_eq!(code, 1);
-    assert!(stdout.contains("Plan: 1 to create"), "the plan is shown before refusing");
+    assert!(
+        stdout.contains("Plan: 1 to create"),
+        "the plan is shown before refusing"
+    );
     insta::assert_snapshot!("apply_refused_without_terminal", stderr);
     assert_eq!(s.read("atlassian.yaml"), before);
-    let leftovers: Vec<_> = std::fs::read_dir(s.dir.path()).unwrap().filter_map(Result::ok).map(|e| e.file_name()).collect();
-    assert_eq!(leftovers.len(), 3, "no temporary files are left behind: {leftovers:?}");
+    let leftovers: Vec<_> = std::fs::read_dir(s.dir.path())
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(
+        leftovers.len(),
+        3,
+        "no temporary files are left behind: {leftovers:?}"
+    );
 }
 
 #[test]
 fn apply_auto_approve_without_a_plan_file() {
     let s = Scratch::quickstart();
-    let (code, _, stderr) = run(&s, &mut s.idsync(&["apply", "-c", "idsync.yaml", "--auto-approve"]));
+    let (code, _, stderr) = run(
+        &s,
+        &mut s.idsync(&["apply", "-c", "idsync.yaml", "--auto-approve"]),
+    );
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("Apply complete: 13 action(s)"), "{stderr}");
-    let (code, ..) = run(&s, &mut s.idsync(&["plan", "-c", "idsync.yaml", "--detailed-exitcode"]));
+    let (code, ..) = run(
+        &s,
+        &mut s.idsync(&["plan", "-c", "idsync.yaml", "--detailed-exitcode"]),
+    );
     assert_eq!(code, 0);
 }
 
 #[test]
 fn a_stale_plan_is_refused_when_the_target_changed() {
     let s = Scratch::quickstart();
-    run(&s, &mut s.idsync(&["plan", "-c", "idsync.yaml", "--out", "plan.json"]));
+    run(
+        &s,
+        &mut s.idsync(&["plan", "-c", "idsync.yaml", "--out", "plan.json"]),
+    );
     // Someone renames Alice's title in Atlassian after the plan was reviewed.
-    let changed = s.read("atlassian.yaml").replace("title: Engineer, department: R&D}}\n  - {id: scim-bob", "title: Principal, department: R&D}}\n  - {id: scim-bob");
+    let changed = s.read("atlassian.yaml").replace(
+        "title: Engineer, department: R&D}}\n  - {id: scim-bob",
+        "title: Principal, department: R&D}}\n  - {id: scim-bob",
+    );
     assert_ne!(changed, s.read("atlassian.yaml"));
     s.write("atlassian.yaml", &changed);
-    let (code, _, stderr) = run(&s, &mut s.idsync(&["apply", "-c", "idsync.yaml", "plan.json", "--auto-approve"]));
+    let (code, _, stderr) = run(
+        &s,
+        &mut s.idsync(&["apply", "-c", "idsync.yaml", "plan.json", "--auto-approve"]),
+    );
     assert_eq!(code, 1);
     insta::assert_snapshot!("stale_plan_target_changed", stderr);
     assert_eq!(s.read("atlassian.yaml"), changed, "nothing applied");
@@ -90,35 +170,66 @@ fn a_stale_plan_is_refused_when_the_target_changed() {
 #[test]
 fn a_stale_plan_is_refused_when_the_config_changed() {
     let s = Scratch::quickstart();
-    run(&s, &mut s.idsync(&["plan", "-c", "idsync.yaml", "--out", "plan.json"]));
+    run(
+        &s,
+        &mut s.idsync(&["plan", "-c", "idsync.yaml", "--out", "plan.json"]),
+    );
     let before = s.read("atlassian.yaml");
-    s.write("idsync.yaml", &s.read("idsync.yaml").replace("grace_days: 30", "grace_days: 0"));
-    let (code, _, stderr) = run(&s, &mut s.idsync(&["apply", "-c", "idsync.yaml", "plan.json", "--auto-approve"]));
+    s.write(
+        "idsync.yaml",
+        &s.read("idsync.yaml")
+            .replace("grace_days: 30", "grace_days: 0"),
+    );
+    let (code, _, stderr) = run(
+        &s,
+        &mut s.idsync(&["apply", "-c", "idsync.yaml", "plan.json", "--auto-approve"]),
+    );
     assert_eq!(code, 1);
-    assert!(stderr.contains("the config file idsync.yaml changed since the plan was made"), "{stderr}");
+    assert!(
+        stderr.contains("the config file idsync.yaml changed since the plan was made"),
+        "{stderr}"
+    );
     assert_eq!(s.read("atlassian.yaml"), before);
 }
 
 #[test]
 fn a_user_created_elsewhere_makes_the_plan_stale() {
     let s = Scratch::quickstart();
-    run(&s, &mut s.idsync(&["plan", "-c", "idsync.yaml", "--out", "plan.json"]));
-    let changed = s.read("atlassian.yaml").replace("users:\n", "users:\n  - {id: scim-carol, email: carol@example.com}\n");
+    run(
+        &s,
+        &mut s.idsync(&["plan", "-c", "idsync.yaml", "--out", "plan.json"]),
+    );
+    let changed = s.read("atlassian.yaml").replace(
+        "users:\n",
+        "users:\n  - {id: scim-carol, email: carol@example.com}\n",
+    );
     s.write("atlassian.yaml", &changed);
-    let (code, _, stderr) = run(&s, &mut s.idsync(&["apply", "-c", "idsync.yaml", "plan.json", "--auto-approve"]));
+    let (code, _, stderr) = run(
+        &s,
+        &mut s.idsync(&["apply", "-c", "idsync.yaml", "plan.json", "--auto-approve"]),
+    );
     assert_eq!(code, 1);
-    assert!(stderr.contains("user carol@example.com now exists"), "{stderr}");
+    assert!(
+        stderr.contains("user carol@example.com now exists"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn a_plan_file_that_is_not_a_plan_is_refused() {
     let s = Scratch::quickstart();
     s.write("plan.json", "{\"hello\": 1}");
-    let (code, _, stderr) = run(&s, &mut s.idsync(&["apply", "-c", "idsync.yaml", "plan.json", "--auto-approve"]));
+    let (code, _, stderr) = run(
+        &s,
+        &mut s.idsync(&["apply", "-c", "idsync.yaml", "plan.json", "--auto-approve"]),
+    );
     assert_eq!(code, 1);
     assert!(stderr.contains("not an idsync plan"), "{stderr}");
     s.write("plan.json", "{\"format_version\": \"99\"}");
-    let (code, _, stderr) = run(&s, &mut s.idsync(&["apply", "-c", "idsync.yaml", "plan.json", "--auto-approve"]));
+    let (code, _, stderr) = run(
+        &s,
+        &mut s.idsync(&["apply", "-c", "idsync.yaml", "plan.json", "--auto-approve"]),
+    );
     assert_eq!(code, 1);
     assert!(stderr.contains("plan format 99"), "{stderr}");
 }
@@ -126,20 +237,39 @@ fn a_plan_file_that_is_not_a_plan_is_refused() {
 #[test]
 fn a_tripped_guard_fails_and_writes_no_plan() {
     let s = Scratch::quickstart();
-    s.write("idsync.yaml", &s.read("idsync.yaml").replace("max_deactivations: 25%", "max_deactivations: 1"));
+    s.write(
+        "idsync.yaml",
+        &s.read("idsync.yaml")
+            .replace("max_deactivations: 25%", "max_deactivations: 1"),
+    );
     let before = s.read("atlassian.yaml");
-    let (code, stdout, stderr) = run(&s, &mut s.idsync(&["plan", "-c", "idsync.yaml", "--out", "plan.json"]));
+    let (code, stdout, stderr) = run(
+        &s,
+        &mut s.idsync(&["plan", "-c", "idsync.yaml", "--out", "plan.json"]),
+    );
     assert_eq!(code, 1);
-    assert!(stdout.contains("GUARD TRIPPED"), "the plan is still shown for review");
+    assert!(
+        stdout.contains("GUARD TRIPPED"),
+        "the plan is still shown for review"
+    );
     insta::assert_snapshot!("guard_tripped_stderr", stderr);
     assert!(!s.path("plan.json").exists());
-    let (code, ..) = run(&s, &mut s.idsync(&["apply", "-c", "idsync.yaml", "--auto-approve"]));
+    let (code, ..) = run(
+        &s,
+        &mut s.idsync(&["apply", "-c", "idsync.yaml", "--auto-approve"]),
+    );
     assert_eq!(code, 1, "apply refuses too");
     assert_eq!(s.read("atlassian.yaml"), before);
     // The explicit override lets it through.
     let (code, _, stderr) = run(
         &s,
-        &mut s.idsync(&["apply", "-c", "idsync.yaml", "--auto-approve", "--allow-mass-deactivation"]),
+        &mut s.idsync(&[
+            "apply",
+            "-c",
+            "idsync.yaml",
+            "--auto-approve",
+            "--allow-mass-deactivation",
+        ]),
     );
     assert_eq!(code, 0, "{stderr}");
 }
@@ -150,7 +280,10 @@ fn no_changes_exits_zero_even_with_detailed_exitcode() {
     s.write("idsync.yaml", "version: 1\nsources: [{name: idp, type: file, path: idp.yaml}]\ntarget: {type: file, path: t.yaml}\n")
         .write("idp.yaml", "users: [{email: a@example.com}]\n")
         .write("t.yaml", "users: [{email: a@example.com, userName: a@example.com}]\n");
-    let (code, stdout, _) = run(&s, &mut s.idsync(&["plan", "--detailed-exitcode", "--format", "json"]));
+    let (code, stdout, _) = run(
+        &s,
+        &mut s.idsync(&["plan", "--detailed-exitcode", "--format", "json"]),
+    );
     assert_eq!(code, 0, "{stdout}");
     let plan: serde_json::Value = serde_json::from_str(&stdout).expect("stdout is clean JSON");
     assert_eq!(plan["actions"].as_array().map(Vec::len), Some(0));
@@ -161,24 +294,50 @@ fn no_changes_exits_zero_even_with_detailed_exitcode() {
 #[test]
 fn snapshot_writes_files_a_file_connector_reads_back() {
     let s = Scratch::quickstart();
-    let (code, _, stderr) = run(&s, &mut s.idsync(&["snapshot", "-c", "idsync.yaml", "--side", "target", "--out", "copy.json"]));
+    let (code, _, stderr) = run(
+        &s,
+        &mut s.idsync(&[
+            "snapshot",
+            "-c",
+            "idsync.yaml",
+            "--side",
+            "target",
+            "--out",
+            "copy.json",
+        ]),
+    );
     assert_eq!(code, 0, "{stderr}");
-    let (code, stdout, _) = run(&s, &mut s.idsync(&["snapshot", "-c", "idsync.yaml", "--side", "source"]));
+    let (code, stdout, _) = run(
+        &s,
+        &mut s.idsync(&["snapshot", "-c", "idsync.yaml", "--side", "source"]),
+    );
     assert_eq!(code, 0);
     s.write("idp-copy.yaml", &stdout);
     s.write(
         "copy.yaml",
-        &s.read("idsync.yaml").replace("path: idp.yaml", "path: idp-copy.yaml").replace("path: atlassian.yaml", "path: copy.json"),
+        &s.read("idsync.yaml")
+            .replace("path: idp.yaml", "path: idp-copy.yaml")
+            .replace("path: atlassian.yaml", "path: copy.json"),
     );
-    let (_, original, _) = run(&s, &mut s.idsync(&["plan", "-c", "idsync.yaml", "--format", "json"]));
-    let (_, copied, _) = run(&s, &mut s.idsync(&["plan", "-c", "copy.yaml", "--format", "json"]));
+    let (_, original, _) = run(
+        &s,
+        &mut s.idsync(&["plan", "-c", "idsync.yaml", "--format", "json"]),
+    );
+    let (_, copied, _) = run(
+        &s,
+        &mut s.idsync(&["plan", "-c", "copy.yaml", "--format", "json"]),
+    );
     let strip = |t: &str| {
         let mut v: serde_json::Value = serde_json::from_str(t).unwrap();
         v["config_hash"] = serde_json::Value::Null;
         v["target"] = serde_json::Value::Null;
         v
     };
-    assert_eq!(strip(&original), strip(&copied), "a plan from snapshots reproduces the original");
+    assert_eq!(
+        strip(&original),
+        strip(&copied),
+        "a plan from snapshots reproduces the original"
+    );
 }
 
 #[test]
@@ -186,7 +345,10 @@ fn schema_and_validate_commands() {
     let s = Scratch::quickstart();
     let (code, stdout, _) = run(&s, &mut s.idsync(&["validate", "-c", "idsync.yaml"]));
     assert_eq!(code, 0);
-    assert_eq!(stdout.trim(), "idsync.yaml is valid: 1 source(s), 2 group mapping(s), 1 default group(s)");
+    assert_eq!(
+        stdout.trim(),
+        "idsync.yaml is valid: 1 source(s), 2 group mapping(s), 1 default group(s)"
+    );
     let (code, stdout, _) = run(&s, &mut s.idsync(&["schema"]));
     assert_eq!(code, 0);
     let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
@@ -209,7 +371,10 @@ fn an_unreadable_source_aborts_the_plan() {
     let s = Scratch::quickstart();
     s.write("idp.yaml", "users:\n  - {email: a@example.com\n");
     let before = s.read("atlassian.yaml");
-    let (code, stdout, stderr) = run(&s, &mut s.idsync(&["apply", "-c", "idsync.yaml", "--auto-approve"]));
+    let (code, stdout, stderr) = run(
+        &s,
+        &mut s.idsync(&["apply", "-c", "idsync.yaml", "--auto-approve"]),
+    );
     assert_eq!(code, 1);
     assert!(stdout.is_empty(), "no plan: {stdout}");
     insta::assert_snapshot!("unreadable_source", stderr);

@@ -45,36 +45,56 @@ fn bad(name: &str, config: &str) {
 #[test]
 fn the_good_config_is_good() {
     let s = Scratch::new();
-    s.write("idsync.yaml", GOOD).write("idp.yaml", "users: []\n").write("atlassian.yaml", "users: []\n");
+    s.write("idsync.yaml", GOOD)
+        .write("idp.yaml", "users: []\n")
+        .write("atlassian.yaml", "users: []\n");
     let (code, _, stderr) = run(&s, &mut s.idsync(&["validate"]));
     assert_eq!(code, 0, "{stderr}");
 }
 
 #[test]
 fn unknown_key() {
-    bad("unknown_key", &GOOD.replace("    - from: \"okta:Engineering\"", "    - frm: \"okta:Engineering\""));
+    bad(
+        "unknown_key",
+        &GOOD.replace(
+            "    - from: \"okta:Engineering\"",
+            "    - frm: \"okta:Engineering\"",
+        ),
+    );
 }
 
 #[test]
 fn invalid_regex() {
-    bad("invalid_regex", &GOOD.replace("^okta:atl-(.+)$", "^okta:atl-(.+$"));
+    bad(
+        "invalid_regex",
+        &GOOD.replace("^okta:atl-(.+)$", "^okta:atl-(.+$"),
+    );
 }
 
 #[test]
 fn capture_group_out_of_range() {
-    bad("capture_out_of_range", &GOOD.replace("to: \"$1\"", "to: \"$2\""));
+    bad(
+        "capture_out_of_range",
+        &GOOD.replace("to: \"$1\"", "to: \"$2\""),
+    );
 }
 
 #[test]
 fn product_access_group() {
-    bad("product_access_group", &GOOD.replace("to: engineering", "to: jira-software-users"));
+    bad(
+        "product_access_group",
+        &GOOD.replace("to: engineering", "to: jira-software-users"),
+    );
 }
 
 #[test]
 fn duplicate_mapping() {
     bad(
         "duplicate_mapping",
-        &GOOD.replace("  default_groups", "    - from: \"okta:Engineering\"\n      to: engineering\n  default_groups"),
+        &GOOD.replace(
+            "  default_groups",
+            "    - from: \"okta:Engineering\"\n      to: engineering\n  default_groups",
+        ),
     );
 }
 
@@ -82,52 +102,88 @@ fn duplicate_mapping() {
 fn conflicting_mapping() {
     bad(
         "conflicting_mapping",
-        &GOOD.replace("  default_groups", "    - from: \"okta:Engineering\"\n      to: platform\n  default_groups"),
+        &GOOD.replace(
+            "  default_groups",
+            "    - from: \"okta:Engineering\"\n      to: platform\n  default_groups",
+        ),
     );
 }
 
 #[test]
 fn membership_batch_too_large() {
-    bad("membership_batch", &GOOD.replace("membership_batch: 1000", "membership_batch: 20000"));
+    bad(
+        "membership_batch",
+        &GOOD.replace("membership_batch: 1000", "membership_batch: 20000"),
+    );
 }
 
 #[test]
 fn malformed_max_deactivations() {
-    bad("max_deactivations", &GOOD.replace("max_deactivations: 5%", "max_deactivations: lots"));
-    bad("max_deactivations_over_100", &GOOD.replace("max_deactivations: 5%", "max_deactivations: 150%"));
+    bad(
+        "max_deactivations",
+        &GOOD.replace("max_deactivations: 5%", "max_deactivations: lots"),
+    );
+    bad(
+        "max_deactivations_over_100",
+        &GOOD.replace("max_deactivations: 5%", "max_deactivations: 150%"),
+    );
 }
 
 #[test]
 fn unset_environment_variable() {
-    bad("unset_env", &GOOD.replace("path: idp.yaml", "path: ${IDSYNC_TEST_UNSET}/idp.yaml"));
+    bad(
+        "unset_env",
+        &GOOD.replace("path: idp.yaml", "path: ${IDSYNC_TEST_UNSET}/idp.yaml"),
+    );
 }
 
 #[test]
 fn yaml_syntax() {
-    bad("yaml_syntax", &GOOD.replace("  type: file\n  path: atlassian.yaml", "  type: file\n path: atlassian.yaml"));
+    bad(
+        "yaml_syntax",
+        &GOOD.replace(
+            "  type: file\n  path: atlassian.yaml",
+            "  type: file\n path: atlassian.yaml",
+        ),
+    );
 }
 
 #[test]
 fn unqualified_group_name() {
-    bad("unqualified_group", &GOOD.replace("okta:Everyone", "Everyone"));
+    bad(
+        "unqualified_group",
+        &GOOD.replace("okta:Everyone", "Everyone"),
+    );
 }
 
 #[test]
 fn connector_not_in_this_build() {
-    bad("connector_type", &GOOD.replace("    type: file\n    path: idp.yaml", "    type: okta\n    path: idp.yaml"));
+    bad(
+        "connector_type",
+        &GOOD.replace(
+            "    type: file\n    path: idp.yaml",
+            "    type: okta\n    path: idp.yaml",
+        ),
+    );
 }
 
 #[test]
 fn wrong_type_and_missing_key() {
     bad("wrong_type", &GOOD.replace("version: 1", "version: one"));
-    bad("missing_target", &GOOD.replace("target:\n  type: file\n  path: atlassian.yaml\n", ""));
+    bad(
+        "missing_target",
+        &GOOD.replace("target:\n  type: file\n  path: atlassian.yaml\n", ""),
+    );
 }
 
 #[test]
 fn bad_template_and_attribute() {
     bad(
         "template",
-        &GOOD.replace("users:\n", "users:\n  attributes:\n    displayName: \"{givenName\"\n    shoeSize: \"{size}\"\n"),
+        &GOOD.replace(
+            "users:\n",
+            "users:\n  attributes:\n    displayName: \"{givenName\"\n    shoeSize: \"{size}\"\n",
+        ),
     );
 }
 

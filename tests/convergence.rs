@@ -20,8 +20,16 @@ fn now() -> DateTime<Utc> {
 }
 
 fn email(name: &str, variant: u8, upper: bool) -> String {
-    let e = if variant == 0 { format!("{name}@example.com") } else { format!("{name}.new@example.com") };
-    if upper { e.to_uppercase() } else { e }
+    let e = if variant == 0 {
+        format!("{name}@example.com")
+    } else {
+        format!("{name}.new@example.com")
+    };
+    if upper {
+        e.to_uppercase()
+    } else {
+        e
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -59,30 +67,50 @@ struct Case {
 fn idp_user() -> impl Strategy<Value = Option<IdpUser>> {
     proptest::option::weighted(
         0.8,
-        (any::<bool>(), 0u8..2, prop::bool::weighted(0.2), 0usize..3, 0u8..8).prop_map(|(active, variant, upper, given, groups)| IdpUser {
-            active: active || variant == 0,
-            variant,
-            upper,
-            given,
-            groups,
-        }),
+        (
+            any::<bool>(),
+            0u8..2,
+            prop::bool::weighted(0.2),
+            0usize..3,
+            0u8..8,
+        )
+            .prop_map(|(active, variant, upper, given, groups)| IdpUser {
+                active: active || variant == 0,
+                variant,
+                upper,
+                given,
+                groups,
+            }),
     )
 }
 
 fn target_user() -> impl Strategy<Value = Option<TargetUser>> {
     proptest::option::weighted(
         0.8,
-        (0u8..3, 0u8..2, prop::bool::weighted(0.85), prop::bool::weighted(0.8), prop::bool::weighted(0.15), 0u8..3, 0usize..3, 0u8..16)
-            .prop_map(|(ext, variant, in_directory, active, admin, last_active, given, groups)| TargetUser {
-                ext,
-                variant,
-                in_directory,
-                active,
-                admin,
-                last_active,
-                given,
-                groups,
-            }),
+        (
+            0u8..3,
+            0u8..2,
+            prop::bool::weighted(0.85),
+            prop::bool::weighted(0.8),
+            prop::bool::weighted(0.15),
+            0u8..3,
+            0usize..3,
+            0u8..16,
+        )
+            .prop_map(
+                |(ext, variant, in_directory, active, admin, last_active, given, groups)| {
+                    TargetUser {
+                        ext,
+                        variant,
+                        in_directory,
+                        active,
+                        admin,
+                        last_active,
+                        given,
+                        groups,
+                    }
+                },
+            ),
     )
 }
 
@@ -96,15 +124,25 @@ fn case() -> impl Strategy<Value = Case> {
         any::<bool>(),
         prop::bool::weighted(0.8),
     )
-        .prop_map(|(idp, target, grace, deactivate_undated, require, manage_unmapped, deactivate_missing)| Case {
-            idp,
-            target,
-            grace,
-            deactivate_undated,
-            require,
-            manage_unmapped,
-            deactivate_missing,
-        })
+        .prop_map(
+            |(
+                idp,
+                target,
+                grace,
+                deactivate_undated,
+                require,
+                manage_unmapped,
+                deactivate_missing,
+            )| Case {
+                idp,
+                target,
+                grace,
+                deactivate_undated,
+                require,
+                manage_unmapped,
+                deactivate_missing,
+            },
+        )
 }
 
 fn snapshots(c: &Case) -> (Snapshot, Snapshot) {
@@ -119,12 +157,22 @@ fn snapshots(c: &Case) -> (Snapshot, Snapshot) {
         user.active = u.active;
         for (b, g) in IDP_GROUPS.iter().enumerate() {
             if u.groups & (1 << b) != 0 {
-                idp_members.entry(g).or_default().push(user.email.to_lowercase());
+                idp_members
+                    .entry(g)
+                    .or_default()
+                    .push(user.email.to_lowercase());
             }
         }
         idp.users.push(user);
     }
-    idp.groups = idp_members.into_iter().map(|(name, members)| Group { name: name.into(), id: None, members }).collect();
+    idp.groups = idp_members
+        .into_iter()
+        .map(|(name, members)| Group {
+            name: name.into(),
+            id: None,
+            members,
+        })
+        .collect();
 
     let mut target = Snapshot::default();
     let mut members: BTreeMap<&str, Vec<String>> = BTreeMap::new();
@@ -157,7 +205,11 @@ fn snapshots(c: &Case) -> (Snapshot, Snapshot) {
     }
     target.groups = members
         .into_iter()
-        .map(|(name, members)| Group { name: name.into(), id: Some(format!("g-{name}")), members })
+        .map(|(name, members)| Group {
+            name: name.into(),
+            id: Some(format!("g-{name}")),
+            members,
+        })
         .collect();
     (idp, target)
 }
@@ -186,15 +238,26 @@ cleanup:
   skip_admins: true
   max_deactivations: 100%
 "#,
-        require = if c.require { r#"["idp:Engineering", "idp:atl-design"]"# } else { "[]" },
+        require = if c.require {
+            r#"["idp:Engineering", "idp:atl-design"]"#
+        } else {
+            "[]"
+        },
         manage = c.manage_unmapped,
         missing = c.deactivate_missing,
         grace = if c.grace { 30 } else { 0 },
-        undated = if c.deactivate_undated { "deactivate" } else { "keep" },
+        undated = if c.deactivate_undated {
+            "deactivate"
+        } else {
+            "keep"
+        },
     )
 }
 
-fn plan(dir: &std::path::Path, rt: &tokio::runtime::Runtime) -> (Plan, Box<dyn idsync::target::Target>) {
+fn plan(
+    dir: &std::path::Path,
+    rt: &tokio::runtime::Runtime,
+) -> (Plan, Box<dyn idsync::target::Target>) {
     let loaded = idsync::config::load(&dir.join("idsync.yaml")).expect("config loads");
     let printer = Printer::new(ColorChoice::Never, true, false);
     let planned = rt
@@ -206,7 +269,9 @@ fn plan(dir: &std::path::Path, rt: &tokio::runtime::Runtime) -> (Plan, Box<dyn i
 fn touches(a: &Action, key: &str) -> bool {
     a.subject() == key
         || match a {
-            Action::AddMembers { members, .. } | Action::RemoveMembers { members, .. } => members.iter().any(|m| m.key == key),
+            Action::AddMembers { members, .. } | Action::RemoveMembers { members, .. } => {
+                members.iter().any(|m| m.key == key)
+            }
             _ => false,
         }
 }

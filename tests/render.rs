@@ -24,7 +24,9 @@ cleanup:
 /// Plans one scenario in every format; returns the three renderings and the plan's exit code.
 fn scenario(name: &str, config: &str, idp: &str, atlassian: &str) -> i32 {
     let s = Scratch::new();
-    s.write("idsync.yaml", config).write("idp.yaml", idp).write("atlassian.yaml", atlassian);
+    s.write("idsync.yaml", config)
+        .write("idp.yaml", idp)
+        .write("atlassian.yaml", atlassian);
     let mut code = None;
     for format in ["text", "markdown", "json"] {
         let (c, stdout, _) = run(&s, &mut s.idsync(&["plan", "--format", format]));
@@ -112,7 +114,10 @@ groups:
   - {name: team-platform, id: g3, members: [ben@example.com]}
   - {name: all-staff, id: g2, members: [ana@example.com, ben@example.com]}
 ";
-    let config = CONFIG.replace("protect: [\"breakglass@example.com\"]", "protect: [\"breakglass@example.com\", \"local@example.com\"]");
+    let config = CONFIG.replace(
+        "protect: [\"breakglass@example.com\"]",
+        "protect: [\"breakglass@example.com\", \"local@example.com\"]",
+    );
     assert_eq!(scenario("group_moves", &config, idp, target), 0);
 }
 
@@ -138,7 +143,9 @@ fn guard_tripped() {
     let idp = "users:\n  - {id: u1, email: ana@example.com}\ngroups: []\n";
     let mut target = String::from("users:\n  - {id: s1, externalId: u1, email: ana@example.com}\n");
     for i in 0..4 {
-        target.push_str(&format!("  - {{id: x{i}, email: gone{i}@example.com, last_active: 2025-01-01T00:00:00Z}}\n"));
+        target.push_str(&format!(
+            "  - {{id: x{i}, email: gone{i}@example.com, last_active: 2025-01-01T00:00:00Z}}\n"
+        ));
     }
     target.push_str("groups: []\n");
     let config = CONFIG.replace("max_deactivations: 50%", "max_deactivations: 2");
@@ -153,16 +160,34 @@ fn markdown_stays_under_the_comment_limit() {
         idp.push_str(&format!("  - {{id: u{i}, email: person{i:05}@example.com, givenName: Person, familyName: Number{i}}}\n"));
         members.push(format!("person{i:05}@example.com"));
     }
-    idp.push_str(&format!("groups:\n  - {{name: Engineering, members: [{}]}}\n", members.join(", ")));
+    idp.push_str(&format!(
+        "groups:\n  - {{name: Engineering, members: [{}]}}\n",
+        members.join(", ")
+    ));
     let s = Scratch::new();
-    s.write("idsync.yaml", CONFIG).write("idp.yaml", &idp).write("atlassian.yaml", "users: []\ngroups: []\n");
+    s.write("idsync.yaml", CONFIG)
+        .write("idp.yaml", &idp)
+        .write("atlassian.yaml", "users: []\ngroups: []\n");
     let (code, md, _) = run(&s, &mut s.idsync(&["plan", "--format", "markdown"]));
     assert_eq!(code, 0);
-    assert!(md.chars().count() <= idsync::render::MARKDOWN_LIMIT, "{} chars", md.chars().count());
-    assert!(md.contains("more line(s) not shown"), "elision is announced");
+    assert!(
+        md.chars().count() <= idsync::render::MARKDOWN_LIMIT,
+        "{} chars",
+        md.chars().count()
+    );
+    assert!(
+        md.contains("more line(s) not shown"),
+        "elision is announced"
+    );
     assert!(md.contains("| create_user "), "the summary table survives");
-    assert!(md.contains("| 3000 |") || md.contains("3000"), "counts are exact despite elision");
+    assert!(
+        md.contains("| 3000 |") || md.contains("3000"),
+        "counts are exact despite elision"
+    );
     // Every <details> is closed and every code fence is balanced.
-    assert_eq!(md.matches("<details>").count(), md.matches("</details>").count());
+    assert_eq!(
+        md.matches("<details>").count(),
+        md.matches("</details>").count()
+    );
     assert_eq!(md.matches("```").count() % 2, 0);
 }

@@ -39,7 +39,10 @@ fn example_configs() -> Vec<PathBuf> {
             if p.is_dir() {
                 stack.push(p);
             } else if p.extension().is_some_and(|x| x == "yaml")
-                && std::fs::read_to_string(&p).unwrap().lines().any(|l| l.starts_with("version:"))
+                && std::fs::read_to_string(&p)
+                    .unwrap()
+                    .lines()
+                    .any(|l| l.starts_with("version:"))
             {
                 out.push(p);
             }
@@ -66,9 +69,14 @@ fn the_quickstart_plan_matches_the_plan_schema() {
     let (code, stdout, _) = crate::support::run(&s, &mut s.idsync(&["plan", "--format", "json"]));
     assert_eq!(code, 0);
     let plan: serde_json::Value = serde_json::from_str(&stdout).unwrap();
-    let schema: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(repo().join("schemas/plan.schema.json")).unwrap()).unwrap();
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("schemas/plan.schema.json")).unwrap(),
+    )
+    .unwrap();
     let validator = jsonschema::validator_for(&schema).unwrap();
-    let errors: Vec<String> = validator.iter_errors(&plan).map(|e| format!("{}: {e}", e.instance_path)).collect();
+    let errors: Vec<String> = validator
+        .iter_errors(&plan)
+        .map(|e| format!("{}: {e}", e.instance_path))
+        .collect();
     assert!(errors.is_empty(), "{errors:#?}");
 }

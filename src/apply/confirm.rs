@@ -24,7 +24,14 @@ mod tests {
 
     #[test]
     fn only_yes_is_accepted() {
-        for (text, ok) in [("yes\n", true), ("yes", true), ("y\n", false), ("YES\n", false), ("", false), ("no\n", false)] {
+        for (text, ok) in [
+            ("yes\n", true),
+            ("yes", true),
+            ("y\n", false),
+            ("YES\n", false),
+            ("", false),
+            ("no\n", false),
+        ] {
             assert_eq!(answer(&mut text.as_bytes()).unwrap(), ok, "{text:?}");
         }
     }

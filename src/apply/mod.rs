@@ -41,7 +41,11 @@ impl Outcome {
 }
 
 /// Applies every action of `plan`, in order, then finishes the target.
-pub async fn execute(plan: &Plan, target: &mut dyn Target, on_result: &mut dyn FnMut(&Action, &Option<String>)) -> Outcome {
+pub async fn execute(
+    plan: &Plan,
+    target: &mut dyn Target,
+    on_result: &mut dyn FnMut(&Action, &Option<String>),
+) -> Outcome {
     let started = Utc::now();
     let clock = Instant::now();
     let mut results = Vec::with_capacity(plan.actions.len());

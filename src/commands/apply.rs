@@ -39,13 +39,16 @@ pub(crate) async fn run(
             let name = target.name();
             if name != plan.target {
                 return Err(Error::StalePlan {
-                    reasons: vec![format!("the plan is for {}, the config names {name}", plan.target)],
+                    reasons: vec![format!(
+                        "the plan is for {}, the config names {name}",
+                        plan.target
+                    )],
                 });
             }
-            let snap = target
-                .snapshot()
-                .await
-                .map_err(|e| Error::Target { name: name.clone(), source: e })?;
+            let snap = target.snapshot().await.map_err(|e| Error::Target {
+                name: name.clone(),
+                source: e,
+            })?;
             let indexed = Indexed::new(snap).map_err(|e| Error::TargetData { name, source: e })?;
             let now = stale::current(&plan.fingerprints, &indexed);
             let changed = stale::changes(&plan.fingerprints, &now);
@@ -60,8 +63,14 @@ pub(crate) async fn run(
             (plan, target, users)
         }
         None => {
-            let planned = super::make_plan(&loaded, printer, super::now(), allow_mass_deactivation).await?;
-            render::render(&planned.plan, Format::Text, printer.color, &mut printer.stdout())?;
+            let planned =
+                super::make_plan(&loaded, printer, super::now(), allow_mass_deactivation).await?;
+            render::render(
+                &planned.plan,
+                Format::Text,
+                printer.color,
+                &mut printer.stdout(),
+            )?;
             if planned.plan.guard.blocks() {
                 return Err(super::guard_error(&planned.plan));
             }
@@ -97,7 +106,11 @@ fn read_plan(path: &Path) -> Result<Plan, Error> {
         serde_json::from_str(&text).map_err(|e| err(format!("not JSON ({e})")))?;
     match value.get("format_version").and_then(|v| v.as_str()) {
         Some(FORMAT_VERSION) => {}
-        Some(v) => return Err(err(format!("plan format {v}, this idsync reads format {FORMAT_VERSION}"))),
+        Some(v) => {
+            return Err(err(format!(
+                "plan format {v}, this idsync reads format {FORMAT_VERSION}"
+            )))
+        }
         None => return Err(err("not an idsync plan (no format_version)".into())),
     }
     serde_json::from_value(value).map_err(|e| err(format!("not a valid plan: {e}")))
@@ -113,7 +126,11 @@ async fn execute(
     let name = target.name();
     let outcome = apply::execute(plan, target, &mut |a, err| match err {
         None => printer.progress(&format!("  done {} {}", a.kind().as_str(), a.subject())),
-        Some(e) => printer.warn(&format!("{} {} failed: {e}", a.kind().as_str(), a.subject())),
+        Some(e) => printer.warn(&format!(
+            "{} {} failed: {e}",
+            a.kind().as_str(),
+            a.subject()
+        )),
     })
     .await;
     if let Some(path) = report {

@@ -45,7 +45,17 @@ pub async fn run(cli: Cli, printer: Printer) -> Result<ExitStatus, Error> {
             format,
             detailed_exitcode,
             allow_mass_deactivation,
-        } => plan::run(&printer, &config.config, out.as_deref(), format, detailed_exitcode, allow_mass_deactivation).await,
+        } => {
+            plan::run(
+                &printer,
+                &config.config,
+                out.as_deref(),
+                format,
+                detailed_exitcode,
+                allow_mass_deactivation,
+            )
+            .await
+        }
         Command::Apply {
             config,
             plan,
@@ -68,9 +78,22 @@ pub async fn run(cli: Cli, printer: Printer) -> Result<ExitStatus, Error> {
             side,
             source,
             out,
-        } => snapshot::run(&printer, &config.config, side, source.as_deref(), out.as_deref()).await,
+        } => {
+            snapshot::run(
+                &printer,
+                &config.config,
+                side,
+                source.as_deref(),
+                out.as_deref(),
+            )
+            .await
+        }
         Command::Schema { plan } => {
-            let schema = if plan { Plan::json_schema() } else { Config::json_schema() };
+            let schema = if plan {
+                Plan::json_schema()
+            } else {
+                Config::json_schema()
+            };
             let mut out = printer.stdout();
             serde_json::to_writer_pretty(&mut out, &schema).map_err(std::io::Error::from)?;
             use std::io::Write;
@@ -106,37 +129,61 @@ pub async fn make_plan(
     now: DateTime<Utc>,
     allow_mass_deactivation: bool,
 ) -> Result<Planned, Error> {
-    let mut data = Vec::with_capacity(loaded.config.sources.len());
-    for sc in &loaded.config.sources {
+    let clock = std::time::Instant::now();
+    let lap = |what: &str| {
+        printer.detail(&format!(
+            "{:>8.1} ms  {what}",
+            clock.elapsed().as_secs_f64() * 1000.0
+        ))
+    };
+    // Every source and the target are read and indexed at once: over HTTP the waits overlap, and
+    // parsing large snapshot files uses every core.
+    let reads = loaded.config.sources.iter().map(|sc| async {
         let source = sources::build(sc, &loaded.dir);
         let name = source.name().to_string();
         printer.progress(&format!("reading source {name}…"));
-        let snap = source
-            .snapshot()
-            .await
-            .map_err(|e| Error::Source { name: name.clone(), source: e })?;
-        let indexed = Indexed::new(snap).map_err(|e| Error::SourceData { name: name.clone(), source: e })?;
-        printer.detail(&format!(
-            "source {name}: {} users, {} groups",
+        let snap = source.snapshot().await.map_err(|e| Error::Source {
+            name: name.clone(),
+            source: e,
+        })?;
+        lap(&format!("read source {name}"));
+        let indexed = index(snap).await.map_err(|e| Error::SourceData {
+            name: name.clone(),
+            source: e,
+        })?;
+        lap(&format!(
+            "indexed source {name}: {} users, {} groups",
             indexed.keys.len(),
             indexed.snapshot.groups.len()
         ));
-        data.push(SourceData { name, data: indexed });
-    }
+        Ok::<_, Error>(SourceData {
+            name,
+            data: indexed,
+        })
+    });
     let mut target = target::build(&loaded.config.target, &loaded.dir);
     let name = target.name();
-    printer.progress(&format!("reading target {name}…"));
-    let snap = target
-        .snapshot()
-        .await
-        .map_err(|e| Error::Target { name: name.clone(), source: e })?;
-    let indexed = Indexed::new(snap).map_err(|e| Error::TargetData { name: name.clone(), source: e })?;
-    printer.detail(&format!(
-        "target {name}: {} users, {} groups",
-        indexed.keys.len(),
-        indexed.snapshot.groups.len()
-    ));
+    let read_target = async {
+        printer.progress(&format!("reading target {name}…"));
+        let snap = target.snapshot().await.map_err(|e| Error::Target {
+            name: name.clone(),
+            source: e,
+        })?;
+        lap(&format!("read target {name}"));
+        let indexed = index(snap).await.map_err(|e| Error::TargetData {
+            name: name.clone(),
+            source: e,
+        })?;
+        lap(&format!(
+            "indexed target {name}: {} users, {} groups",
+            indexed.keys.len(),
+            indexed.snapshot.groups.len()
+        ));
+        Ok::<_, Error>(indexed)
+    };
+    let (data, indexed) = tokio::try_join!(futures_util::future::try_join_all(reads), read_target)?;
     let desired = desired::build(&data, &loaded.rules);
+    lap("desired state");
     let ctx = Context {
         rules: &loaded.rules,
         cleanup: &loaded.config.cleanup,
@@ -147,11 +194,22 @@ pub async fn make_plan(
         target_name: name,
     };
     let plan = diff::diff(&desired, &indexed, &ctx);
+    lap("diff");
+    drop(desired);
+    drop(data);
+    lap("freed the sources");
     Ok(Planned {
         plan,
         target,
         target_users: indexed.keys.len(),
     })
+}
+
+/// Indexes a snapshot on a blocking thread.
+async fn index(snap: crate::model::Snapshot) -> Result<Indexed, crate::model::SnapshotError> {
+    tokio::task::spawn_blocking(move || Indexed::new(snap))
+        .await
+        .expect("indexing does not panic")
 }
 
 /// The guard's verdict as an error.

@@ -20,7 +20,12 @@ pub(crate) async fn run(
     let loaded = config::load(config_path)?;
     let planned = super::make_plan(&loaded, printer, super::now(), allow_mass_deactivation).await?;
     let plan = &planned.plan;
-    render::render(plan, format, printer.color && format == Format::Text, &mut printer.stdout())?;
+    render::render(
+        plan,
+        format,
+        printer.color && format == Format::Text,
+        &mut printer.stdout(),
+    )?;
     if plan.guard.blocks() {
         return Err(super::guard_error(plan));
     }

@@ -22,20 +22,28 @@ pub(crate) async fn run(
     let snap = match side {
         Side::Source => {
             let all = &loaded.config.sources;
-            let known = || all.iter().map(|s| s.name().to_string()).collect::<Vec<_>>().join(", ");
-            let sc = match source {
-                Some(name) => all.iter().find(|s| s.name() == name).ok_or_else(|| Error::UnknownSource {
-                    name: name.to_string(),
-                    known: known(),
-                })?,
-                None if all.len() == 1 => &all[0],
-                None => {
-                    return Err(Error::WhichSource {
-                        count: all.len(),
-                        known: known(),
-                    })
-                }
+            let known = || {
+                all.iter()
+                    .map(|s| s.name().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             };
+            let sc =
+                match source {
+                    Some(name) => all.iter().find(|s| s.name() == name).ok_or_else(|| {
+                        Error::UnknownSource {
+                            name: name.to_string(),
+                            known: known(),
+                        }
+                    })?,
+                    None if all.len() == 1 => &all[0],
+                    None => {
+                        return Err(Error::WhichSource {
+                            count: all.len(),
+                            known: known(),
+                        })
+                    }
+                };
             let s = sources::build(sc, &loaded.dir);
             s.snapshot().await.map_err(|e| Error::Source {
                 name: sc.name().to_string(),
@@ -45,7 +53,9 @@ pub(crate) async fn run(
         Side::Target => {
             let mut t = target::build(&loaded.config.target, &loaded.dir);
             let name = t.name();
-            t.snapshot().await.map_err(|e| Error::Target { name, source: e })?
+            t.snapshot()
+                .await
+                .map_err(|e| Error::Target { name, source: e })?
         }
     };
     match out {
@@ -59,7 +69,9 @@ pub(crate) async fn run(
                 path.display()
             ));
         }
-        None => printer.stdout().write_all(snapshot_file::to_string(&snap, Format::Yaml).as_bytes())?,
+        None => printer
+            .stdout()
+            .write_all(snapshot_file::to_string(&snap, Format::Yaml).as_bytes())?,
     }
     Ok(ExitStatus::Success)
 }

@@ -193,10 +193,7 @@ pub fn load_str(
 
     let rules = validate::check(&config).map_err(fail)?;
     let hash = hex(&Sha256::digest(text.as_bytes()));
-    let dir = path
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
+    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     Ok(Loaded {
         config,
         path: path.to_path_buf(),
@@ -208,10 +205,12 @@ pub fn load_str(
 
 pub fn hex(bytes: &[u8]) -> String {
     use fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 /// Replaces `${NAME}` in every string with the variable's value; `$${` stands for a literal `${`.
@@ -234,8 +233,9 @@ fn expand_env(
                 )),
             ),
             Err(Missing::Unclosed) => diags.push(
-                Diagnostic::new(path.clone(), "`${` without a closing `}`")
-                    .hint("write `${NAME}` to use an environment variable, `$${` for a literal `${`"),
+                Diagnostic::new(path.clone(), "`${` without a closing `}`").hint(
+                    "write `${NAME}` to use an environment variable, `$${` for a literal `${`",
+                ),
             ),
         },
         Value::Array(items) => {
@@ -297,7 +297,9 @@ fn check_connector_types(value: &Value, diags: &mut Vec<Diagnostic>) {
                     path,
                     format!("connector type `{t}` is not available in this build of idsync"),
                 )
-                .hint("available here: file (snapshot files); see README for the connector roadmap"),
+                .hint(
+                    "available here: file (snapshot files); see README for the connector roadmap",
+                ),
             );
         } else {
             diags.push(
@@ -317,7 +319,12 @@ fn check_connector_types(value: &Value, diags: &mut Vec<Diagnostic>) {
         }
     }
     if let Some(t) = value.get("target") {
-        check(t, KeyPath::default().key("target"), PLANNED_TARGET_TYPES, diags);
+        check(
+            t,
+            KeyPath::default().key("target"),
+            PLANNED_TARGET_TYPES,
+            diags,
+        );
     }
 }
 
@@ -337,7 +344,10 @@ fn schema_diagnostic(schema: &Value, e: &jsonschema::ValidationError<'_>) -> Dia
                 },
             );
             if let Some(best) = closest(&key, &allowed) {
-                d = d.hint(format!("did you mean `{best}`? allowed here: {}", quote_list(&allowed)));
+                d = d.hint(format!(
+                    "did you mean `{best}`? allowed here: {}",
+                    quote_list(&allowed)
+                ));
             } else if !allowed.is_empty() {
                 d = d.hint(format!("allowed here: {}", quote_list(&allowed)));
             }

@@ -125,14 +125,8 @@ impl Locator {
 }
 
 enum Frame {
-    Map {
-        path: KeyPath,
-        key: Option<String>,
-    },
-    Seq {
-        path: KeyPath,
-        next: usize,
-    },
+    Map { path: KeyPath, key: Option<String> },
+    Seq { path: KeyPath, next: usize },
 }
 
 #[derive(Default)]
@@ -207,10 +201,19 @@ mod tests {
         let text = "version: 1\ngroups:\n  mappings:\n    - from: a\n      to: b\n    - from_regex: x\n      to: y\n";
         let loc = Locator::new(text);
         assert_eq!(loc.find(&KeyPath::parse("version")), Some((1, 1)));
-        assert_eq!(loc.find(&KeyPath::parse("groups.mappings[1].from_regex")), Some((6, 7)));
-        assert_eq!(loc.find(&KeyPath::parse("groups.mappings[0].to")), Some((5, 7)));
+        assert_eq!(
+            loc.find(&KeyPath::parse("groups.mappings[1].from_regex")),
+            Some((6, 7))
+        );
+        assert_eq!(
+            loc.find(&KeyPath::parse("groups.mappings[0].to")),
+            Some((5, 7))
+        );
         // A path below a scalar falls back to the nearest ancestor.
-        assert_eq!(loc.find(&KeyPath::parse("groups.mappings[1].nope")), Some((6, 7)));
+        assert_eq!(
+            loc.find(&KeyPath::parse("groups.mappings[1].nope")),
+            Some((6, 7))
+        );
     }
 
     #[test]

@@ -20,7 +20,8 @@ pub use validate::{CompiledMapping, Matcher, Patterns, Template};
 pub use validate::{DeactivationLimit, Rules};
 
 /// Connector types that are part of the design but not yet in this build; named in errors.
-pub const PLANNED_SOURCE_TYPES: &[&str] = &["okta", "entra", "google", "keycloak", "onelogin", "scim"];
+pub const PLANNED_SOURCE_TYPES: &[&str] =
+    &["okta", "entra", "google", "keycloak", "onelogin", "scim"];
 pub const PLANNED_TARGET_TYPES: &[&str] = &["atlassian", "scim"];
 
 /// The whole desired state: which identity providers to read, how their groups map onto Atlassian

@@ -103,9 +103,18 @@ mod tests {
         std::fs::write(dir.path().join("tok"), "  abc\n").unwrap();
         let from_file = resolve("target.token", None, Some(Path::new("tok")), dir.path()).unwrap();
         assert_eq!(from_file.expose(), "abc");
-        assert_eq!(resolve("k", Some("x"), None, dir.path()).unwrap().expose(), "x");
-        assert!(matches!(resolve("k", Some("x"), Some(Path::new("tok")), dir.path()), Err(SecretError::Both { .. })));
-        assert!(matches!(resolve("k", None, None, dir.path()), Err(SecretError::Missing { .. })));
+        assert_eq!(
+            resolve("k", Some("x"), None, dir.path()).unwrap().expose(),
+            "x"
+        );
+        assert!(matches!(
+            resolve("k", Some("x"), Some(Path::new("tok")), dir.path()),
+            Err(SecretError::Both { .. })
+        ));
+        assert!(matches!(
+            resolve("k", None, None, dir.path()),
+            Err(SecretError::Missing { .. })
+        ));
         let missing = resolve("k", None, Some(Path::new("nope")), dir.path()).unwrap_err();
         assert!(missing.to_string().contains("cannot read token file"));
     }

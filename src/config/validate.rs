@@ -191,21 +191,33 @@ impl Template {
     /// Renders with `lookup`; unknown variables render empty. The result is trimmed, with runs of
     /// spaces folded, and `None` when nothing is left.
     #[must_use]
-    pub fn render(&self, lookup: &dyn Fn(&str) -> Option<String>) -> Option<String> {
+    pub fn render<'a>(&self, lookup: &dyn Fn(&str) -> Option<&'a str>) -> Option<String> {
         let mut out = String::new();
         for p in &self.parts {
             match p {
                 Part::Lit(s) => out.push_str(s),
                 Part::Var(v) => {
                     if let Some(val) = lookup(v) {
-                        out.push_str(&val);
+                        out.push_str(val);
                     }
                 }
             }
         }
-        let folded = out.split(' ').filter(|w| !w.is_empty()).collect::<Vec<_>>().join(" ");
-        let folded = folded.trim().to_string();
-        (!folded.is_empty()).then_some(folded)
+        if out.contains("  ") {
+            out = out
+                .split(' ')
+                .filter(|w| !w.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ");
+        }
+        let trimmed = out.trim();
+        if trimmed.is_empty() {
+            None
+        } else if trimmed.len() == out.len() {
+            Some(out)
+        } else {
+            Some(trimmed.to_string())
+        }
     }
 }
 
@@ -245,7 +257,11 @@ impl CompiledMapping {
     pub fn describe(&self) -> String {
         match &self.matcher {
             Matcher::Exact(f) => format!("groups.mappings[{}] (from {f:?})", self.index),
-            Matcher::Regex(r) => format!("groups.mappings[{}] (from_regex {:?})", self.index, r.as_str()),
+            Matcher::Regex(r) => format!(
+                "groups.mappings[{}] (from_regex {:?})",
+                self.index,
+                r.as_str()
+            ),
         }
     }
 }
@@ -294,28 +310,36 @@ pub fn check(config: &Config) -> Result<Rules, Vec<Diagnostic>> {
     let mut diags = Vec::new();
     if config.version != 1 {
         diags.push(
-            Diagnostic::new(root().key("version"), format!("unsupported version {}", config.version))
-                .hint("this idsync reads `version: 1`"),
+            Diagnostic::new(
+                root().key("version"),
+                format!("unsupported version {}", config.version),
+            )
+            .hint("this idsync reads `version: 1`"),
         );
     }
 
     let source_names = check_sources(config, &mut diags);
-    let qualified_ok = |name: &str, path: KeyPath, diags: &mut Vec<Diagnostic>| {
-        match name.split_once(':') {
+    let qualified_ok =
+        |name: &str, path: KeyPath, diags: &mut Vec<Diagnostic>| match name.split_once(':') {
             Some((src, group)) if source_names.iter().any(|s| s == src) && !group.is_empty() => {}
             Some((src, _)) if !source_names.iter().any(|s| s == src) => diags.push(
-                Diagnostic::new(path, format!("{name:?} names the source `{src}`, which is not configured"))
-                    .hint(format!("sources are: {}", source_names.join(", "))),
+                Diagnostic::new(
+                    path,
+                    format!("{name:?} names the source `{src}`, which is not configured"),
+                )
+                .hint(format!("sources are: {}", source_names.join(", "))),
             ),
             _ => diags.push(
-                Diagnostic::new(path, format!("{name:?} is not a source-qualified group name"))
-                    .hint(format!(
-                        "write SOURCE:GROUP, e.g. \"{}:{name}\"",
-                        source_names.first().map_or("okta", String::as_str)
-                    )),
+                Diagnostic::new(
+                    path,
+                    format!("{name:?} is not a source-qualified group name"),
+                )
+                .hint(format!(
+                    "write SOURCE:GROUP, e.g. \"{}:{name}\"",
+                    source_names.first().map_or("okta", String::as_str)
+                )),
             ),
-        }
-    };
+        };
 
     let users = root().key("users");
     for (i, g) in config.users.require_groups.iter().enumerate() {
@@ -328,8 +352,14 @@ pub fn check(config: &Config) -> Result<Rules, Vec<Diagnostic>> {
         let path = users.key("attributes").key(attr);
         if !TEMPLATE_TARGETS.contains(&attr.as_str()) {
             diags.push(
-                Diagnostic::new(path.clone(), format!("`{attr}` is not an attribute idsync can set"))
-                    .hint(format!("settable attributes: {}", TEMPLATE_TARGETS.join(", "))),
+                Diagnostic::new(
+                    path.clone(),
+                    format!("`{attr}` is not an attribute idsync can set"),
+                )
+                .hint(format!(
+                    "settable attributes: {}",
+                    TEMPLATE_TARGETS.join(", ")
+                )),
             );
         }
         match Template::parse(text) {
@@ -477,8 +507,9 @@ fn check_mappings(
             }
             (None, None) => {
                 diags.push(
-                    Diagnostic::new(path, "a mapping needs `from` or `from_regex`")
-                        .hint("e.g. `from: \"okta:Engineering\"` or `from_regex: \"^okta:atl-(.+)$\"`"),
+                    Diagnostic::new(path, "a mapping needs `from` or `from_regex`").hint(
+                        "e.g. `from: \"okta:Engineering\"` or `from_regex: \"^okta:atl-(.+)$\"`",
+                    ),
                 );
                 continue;
             }
@@ -486,14 +517,20 @@ fn check_mappings(
                 qualified_ok(from, path.key("from"), diags);
                 if !refs.is_empty() {
                     diags.push(
-                        Diagnostic::new(path.key("to"), format!("{to:?} uses a capture group but `from` is not a regex"))
-                            .hint("use `from_regex` for captures, or write `$$` for a literal `$`"),
+                        Diagnostic::new(
+                            path.key("to"),
+                            format!("{to:?} uses a capture group but `from` is not a regex"),
+                        )
+                        .hint("use `from_regex` for captures, or write `$$` for a literal `$`"),
                     );
                 }
                 if let Some((j, prev_to)) = exact_seen.get(from) {
                     let d = if prev_to == to {
-                        Diagnostic::new(path.key("from"), format!("duplicate of groups.mappings[{j}]"))
-                            .hint("remove one of the two")
+                        Diagnostic::new(
+                            path.key("from"),
+                            format!("duplicate of groups.mappings[{j}]"),
+                        )
+                        .hint("remove one of the two")
                     } else {
                         Diagnostic::new(
                             path.key("from"),
@@ -517,15 +554,24 @@ fn check_mappings(
                         };
                         if !ok {
                             diags.push(
-                                Diagnostic::new(path.key("to"), format!("`${rf}` names no capture group of {re:?}"))
-                                    .hint(format!("the regex has {} capture group(s)", r.captures_len() - 1)),
+                                Diagnostic::new(
+                                    path.key("to"),
+                                    format!("`${rf}` names no capture group of {re:?}"),
+                                )
+                                .hint(format!(
+                                    "the regex has {} capture group(s)",
+                                    r.captures_len() - 1
+                                )),
                             );
                         }
                     }
                     if let Some(j) = regex_seen.get(re) {
                         diags.push(
-                            Diagnostic::new(path.key("from_regex"), format!("duplicate of groups.mappings[{j}]"))
-                                .hint("remove one of the two"),
+                            Diagnostic::new(
+                                path.key("from_regex"),
+                                format!("duplicate of groups.mappings[{j}]"),
+                            )
+                            .hint("remove one of the two"),
                         );
                         continue;
                     }
@@ -534,8 +580,11 @@ fn check_mappings(
                 }
                 Err(e) => {
                     diags.push(
-                        Diagnostic::new(path.key("from_regex"), format!("invalid regex: {}", one_line(&e.to_string())))
-                            .hint("the syntax is Rust's regex crate (https://docs.rs/regex)"),
+                        Diagnostic::new(
+                            path.key("from_regex"),
+                            format!("invalid regex: {}", one_line(&e.to_string())),
+                        )
+                        .hint("the syntax is Rust's regex crate (https://docs.rs/regex)"),
                     );
                     continue;
                 }
@@ -555,7 +604,11 @@ fn check_mappings(
 }
 
 fn one_line(s: &str) -> String {
-    s.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")
+    s.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The capture references (`$1`, `${name}`) in a replacement text; `$$` is a literal `$`.
@@ -598,7 +651,7 @@ mod tests {
     fn templates_render_and_reject_bad_syntax() {
         let t = Template::parse("{givenName} {familyName} {{x}}").unwrap();
         let r = t.render(&|v| match v {
-            "givenName" => Some("Ada".into()),
+            "givenName" => Some("Ada"),
             _ => None,
         });
         assert_eq!(r.as_deref(), Some("Ada {x}"));

@@ -28,7 +28,12 @@ pub struct Guard {
 
 impl Guard {
     #[must_use]
-    pub fn check(limit: DeactivationLimit, active_users: u64, deactivations: u64, overridden: bool) -> Guard {
+    pub fn check(
+        limit: DeactivationLimit,
+        active_users: u64,
+        deactivations: u64,
+        overridden: bool,
+    ) -> Guard {
         let max = limit.limit(active_users);
         let tripped = deactivations > max;
         Guard {

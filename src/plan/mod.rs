@@ -128,8 +128,9 @@ impl Plan {
 
     /// Sorts actions into application order and recomputes the summary.
     pub fn finish(&mut self) {
-        self.actions
-            .sort_by(|a, b| (a.kind(), a.subject(), a.batch()).cmp(&(b.kind(), b.subject(), b.batch())));
+        self.actions.sort_by(|a, b| {
+            (a.kind(), a.subject(), a.batch()).cmp(&(b.kind(), b.subject(), b.batch()))
+        });
         self.summary = Summary::of(&self.actions);
     }
 }

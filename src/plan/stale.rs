@@ -16,20 +16,40 @@ pub fn user(u: &User) -> String {
     short(&Sha256::digest(&json))
 }
 
-/// Fingerprint of a group: its name, id and sorted member keys.
+/// Fingerprint of a group: its name, id and members. Members are combined by adding their
+/// hashes, so the order a target lists them in does not matter and no sort is needed (a group
+/// fingerprint covers up to hundreds of thousands of members).
 #[must_use]
 pub fn group(g: &Group, members: &[u32], target: &Indexed) -> String {
-    let mut keys: Vec<&str> = members.iter().map(|&m| target.key(m)).collect();
-    keys.sort_unstable();
+    let sum = members.iter().fold(0u64, |acc, &m| {
+        acc.wrapping_add(word_hash(target.key(m).as_bytes()))
+    });
     let mut h = Sha256::new();
     h.update(g.name.as_bytes());
     h.update([0]);
     h.update(g.id.as_deref().unwrap_or("").as_bytes());
-    for k in keys {
-        h.update([0]);
-        h.update(k.as_bytes());
-    }
+    h.update([0]);
+    h.update((members.len() as u64).to_le_bytes());
+    h.update(sum.to_le_bytes());
     short(&h.finalize())
+}
+
+/// A fixed 64-bit hash (FxHash's multiply-rotate, a word at a time, then a final mix), written out
+/// here so that fingerprints agree across idsync builds and crate versions.
+fn word_hash(bytes: &[u8]) -> u64 {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+    let mut h = bytes.len() as u64;
+    let mut chunks = bytes.chunks_exact(8);
+    for c in &mut chunks {
+        let w = u64::from_le_bytes(c.try_into().expect("8 bytes"));
+        h = (h.rotate_left(5) ^ w).wrapping_mul(K);
+    }
+    let mut tail = [0u8; 8];
+    tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+    h = (h.rotate_left(5) ^ u64::from_le_bytes(tail)).wrapping_mul(K);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^ (h >> 33)
 }
 
 fn short(digest: &[u8]) -> String {
@@ -51,9 +71,8 @@ pub fn current(recorded: &BTreeMap<String, String>, target: &Indexed) -> BTreeMa
         .map(|name| {
             let fp = if let Some(key) = name.strip_prefix("user:") {
                 target
-                    .by_key
-                    .get(key)
-                    .map_or_else(|| ABSENT.to_string(), |&i| user(target.user(i)))
+                    .find(key)
+                    .map_or_else(|| ABSENT.to_string(), |i| user(target.user(i)))
             } else if let Some(g) = name.strip_prefix("group:") {
                 groups.get(g).map_or_else(
                     || ABSENT.to_string(),
@@ -69,7 +88,10 @@ pub fn current(recorded: &BTreeMap<String, String>, target: &Indexed) -> BTreeMa
 
 /// What changed between the recorded and the current fingerprints, one line per object.
 #[must_use]
-pub fn changes(recorded: &BTreeMap<String, String>, current: &BTreeMap<String, String>) -> Vec<String> {
+pub fn changes(
+    recorded: &BTreeMap<String, String>,
+    current: &BTreeMap<String, String>,
+) -> Vec<String> {
     recorded
         .iter()
         .filter_map(|(name, was)| {
@@ -79,7 +101,9 @@ pub fn changes(recorded: &BTreeMap<String, String>, current: &BTreeMap<String, S
             }
             let (kind, id) = name.split_once(':').unwrap_or(("object", name));
             Some(match (was.as_str(), now) {
-                (ABSENT, _) => format!("{kind} {id} now exists (it did not when the plan was made)"),
+                (ABSENT, _) => {
+                    format!("{kind} {id} now exists (it did not when the plan was made)")
+                }
                 (_, ABSENT) => format!("{kind} {id} no longer exists"),
                 _ => format!("{kind} {id} changed"),
             })

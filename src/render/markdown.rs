@@ -43,7 +43,11 @@ pub(crate) fn render(plan: &Plan) -> String {
     if !plan.warnings.is_empty() {
         blocks.push(Block {
             title: format!("Warnings ({})", plan.warnings.len()),
-            lines: plan.warnings.iter().map(|w| format!("- ⚠️ {}", escape(w))).collect(),
+            lines: plan
+                .warnings
+                .iter()
+                .map(|w| format!("- ⚠️ {}", escape(w)))
+                .collect(),
         });
     }
     if !plan.skipped.is_empty() {
@@ -65,7 +69,10 @@ pub(crate) fn render(plan: &Plan) -> String {
 
     // The largest number of lines per section that keeps the whole under the limit.
     let longest = blocks.iter().map(|b| b.lines.len()).max().unwrap_or(0);
-    let fits = |cap: usize| head.len() + foot.len() + blocks.iter().map(|b| block_len(b, cap)).sum::<usize>() <= MARKDOWN_LIMIT;
+    let fits = |cap: usize| {
+        head.len() + foot.len() + blocks.iter().map(|b| block_len(b, cap)).sum::<usize>()
+            <= MARKDOWN_LIMIT
+    };
     let cap = if fits(longest) {
         longest
     } else {
@@ -116,29 +123,66 @@ fn write_block(out: &mut String, b: &Block, cap: usize) {
 }
 
 fn escape(s: &str) -> String {
-    s.replace('<', "&lt;").replace('>', "&gt;").replace('|', "\\|")
+    s.replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('|', "\\|")
 }
 
 fn action_lines(a: &Action, lines: &mut Vec<String>) {
     match a {
-        Action::CreateUser { key, user, reason } | Action::LinkUser { key, user, reason, .. } => {
-            let name = user.display_name.as_deref().map(|n| format!(" ({})", escape(n))).unwrap_or_default();
+        Action::CreateUser { key, user, reason }
+        | Action::LinkUser {
+            key, user, reason, ..
+        } => {
+            let name = user
+                .display_name
+                .as_deref()
+                .map(|n| format!(" ({})", escape(n)))
+                .unwrap_or_default();
             lines.push(format!("- `{key}`{name}: {}", escape(reason)));
         }
-        Action::UpdateUser { key, changes, reason, .. } => {
+        Action::UpdateUser {
+            key,
+            changes,
+            reason,
+            ..
+        } => {
             lines.push(format!("- `{key}`: {}", escape(reason)));
             lines.push("```diff".into());
             for c in changes {
-                lines.extend(field_diff::unified(&c.field, c.from.as_deref(), &c.to).lines().map(String::from));
+                lines.extend(
+                    field_diff::unified(&c.field, c.from.as_deref(), &c.to)
+                        .lines()
+                        .map(String::from),
+                );
             }
             lines.push("```".into());
         }
         Action::ReactivateUser { key, reason, .. } | Action::DeactivateUser { key, reason, .. } => {
             lines.push(format!("- `{key}`: {}", escape(reason)));
         }
-        Action::CreateGroup { group, reason } => lines.push(format!("- `{group}`: {}", escape(reason))),
-        Action::AddMembers { group, batch, members, .. } | Action::RemoveMembers { group, batch, members, .. } => {
-            lines.push(format!("- **{}** (batch {}/{}, {} member(s))", escape(group), batch[0], batch[1], members.len()));
+        Action::CreateGroup { group, reason } => {
+            lines.push(format!("- `{group}`: {}", escape(reason)))
+        }
+        Action::AddMembers {
+            group,
+            batch,
+            members,
+            ..
+        }
+        | Action::RemoveMembers {
+            group,
+            batch,
+            members,
+            ..
+        } => {
+            lines.push(format!(
+                "- **{}** (batch {}/{}, {} member(s))",
+                escape(group),
+                batch[0],
+                batch[1],
+                members.len()
+            ));
             for m in members {
                 lines.push(format!("  - `{}`: {}", m.key, escape(&m.reason)));
             }

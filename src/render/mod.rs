@@ -60,7 +60,8 @@ impl Section {
             Section::Kind(Kind::UpdateUser) => "Users to update",
             Section::Kind(Kind::ReactivateUser) => "Users to reactivate",
             Section::Kind(Kind::RemoveMembers) => "Memberships to remove",
-            Section::Kind(Kind::DeactivateUser) | Section::Deactivate(DeactivateCause::GoneFromSources) => {
+            Section::Kind(Kind::DeactivateUser)
+            | Section::Deactivate(DeactivateCause::GoneFromSources) => {
                 "Users to deactivate: gone from every source"
             }
             Section::Deactivate(DeactivateCause::OutOfScope) => {
@@ -74,7 +75,13 @@ impl Section {
 
     pub(crate) fn sign(self) -> char {
         match self {
-            Section::Kind(Kind::CreateUser | Kind::LinkUser | Kind::CreateGroup | Kind::AddMembers | Kind::ReactivateUser) => '+',
+            Section::Kind(
+                Kind::CreateUser
+                | Kind::LinkUser
+                | Kind::CreateGroup
+                | Kind::AddMembers
+                | Kind::ReactivateUser,
+            ) => '+',
             Section::Kind(Kind::UpdateUser) => '~',
             _ => '-',
         }
@@ -138,7 +145,9 @@ pub fn guard_line(plan: &Plan) -> String {
     if g.overridden {
         format!("GUARD OVERRIDDEN: {base} (--allow-mass-deactivation)")
     } else if g.tripped {
-        format!("GUARD TRIPPED: {base}; this plan cannot be applied without --allow-mass-deactivation")
+        format!(
+            "GUARD TRIPPED: {base}; this plan cannot be applied without --allow-mass-deactivation"
+        )
     } else {
         format!("Guard: {base}")
     }

@@ -19,9 +19,15 @@ pub(crate) fn table(plan: &Plan, markdown: bool) -> String {
             Kind::RemoveMembers => "remove_members (memberships)",
             k => k.as_str(),
         };
-        t.add_row(vec![label.to_string(), plan.summary.count(kind).to_string()]);
+        t.add_row(vec![
+            label.to_string(),
+            plan.summary.count(kind).to_string(),
+        ]);
     }
-    t.add_row(vec!["total".to_string(), plan.summary.total_changes.to_string()]);
+    t.add_row(vec![
+        "total".to_string(),
+        plan.summary.total_changes.to_string(),
+    ]);
     if let Some(c) = t.column_mut(1) {
         c.set_cell_alignment(CellAlignment::Right);
     }

@@ -52,12 +52,20 @@ impl Styles {
 
 pub(crate) fn render(plan: &Plan, color: bool, out: &mut dyn Write) -> io::Result<()> {
     let st = Styles::new(color);
-    writeln!(out, "{}", format!("idsync plan for {}", plan.target).style(st.head))?;
+    writeln!(
+        out,
+        "{}",
+        format!("idsync plan for {}", plan.target).style(st.head)
+    )?;
     writeln!(out)?;
     for (section, actions) in sections(plan) {
         let sign = section.sign();
         let count: usize = actions.iter().map(|a| a.weight()).sum();
-        writeln!(out, "{}", format!("{} ({count})", section.title()).style(st.head))?;
+        writeln!(
+            out,
+            "{}",
+            format!("{} ({count})", section.title()).style(st.head)
+        )?;
         for a in actions {
             action(a, section, &st, color, out)?;
         }
@@ -65,14 +73,22 @@ pub(crate) fn render(plan: &Plan, color: bool, out: &mut dyn Write) -> io::Resul
         writeln!(out)?;
     }
     if !plan.warnings.is_empty() {
-        writeln!(out, "{}", format!("Warnings ({})", plan.warnings.len()).style(st.warn))?;
+        writeln!(
+            out,
+            "{}",
+            format!("Warnings ({})", plan.warnings.len()).style(st.warn)
+        )?;
         for w in &plan.warnings {
             writeln!(out, "  ! {w}")?;
         }
         writeln!(out)?;
     }
     if !plan.skipped.is_empty() {
-        writeln!(out, "{}", format!("Left alone by a rule ({})", plan.skipped.len()).style(st.head))?;
+        writeln!(
+            out,
+            "{}",
+            format!("Left alone by a rule ({})", plan.skipped.len()).style(st.head)
+        )?;
         for s in &plan.skipped {
             writeln!(out, "  = {}  {}", s.key, s.reason.style(st.dim))?;
         }
@@ -91,15 +107,27 @@ pub(crate) fn render(plan: &Plan, color: bool, out: &mut dyn Write) -> io::Resul
     writeln!(out, "{}", headline(plan).style(st.head))
 }
 
-fn action(a: &Action, section: Section, st: &Styles, color: bool, out: &mut dyn Write) -> io::Result<()> {
+fn action(
+    a: &Action,
+    section: Section,
+    st: &Styles,
+    color: bool,
+    out: &mut dyn Write,
+) -> io::Result<()> {
     let sign = section.sign();
     let s = st.sign(sign);
     let kind = a.kind().as_str();
     match a {
-        Action::CreateUser { key, user, reason } | Action::LinkUser { key, user, reason, .. } => {
+        Action::CreateUser { key, user, reason }
+        | Action::LinkUser {
+            key, user, reason, ..
+        } => {
             writeln!(out, "  {} {key}", format!("{sign} {kind}").style(s))?;
             writeln!(out, "      {}", format!("because {reason}").style(st.dim))?;
-            let mut fields = vec![("userName", user.user_name.as_deref()), ("externalId", user.external_id.as_deref())];
+            let mut fields = vec![
+                ("userName", user.user_name.as_deref()),
+                ("externalId", user.external_id.as_deref()),
+            ];
             fields.push(("givenName", user.given_name.as_deref()));
             fields.push(("familyName", user.family_name.as_deref()));
             fields.push(("displayName", user.display_name.as_deref()));
@@ -112,7 +140,12 @@ fn action(a: &Action, section: Section, st: &Styles, color: bool, out: &mut dyn 
                 writeln!(out, "      {k}: {v:?}")?;
             }
         }
-        Action::UpdateUser { key, changes, reason, .. } => {
+        Action::UpdateUser {
+            key,
+            changes,
+            reason,
+            ..
+        } => {
             writeln!(out, "  {} {key}", format!("{sign} {kind}").style(s))?;
             writeln!(out, "      {}", format!("because {reason}").style(st.dim))?;
             for c in changes {
@@ -134,8 +167,20 @@ fn action(a: &Action, section: Section, st: &Styles, color: bool, out: &mut dyn 
             writeln!(out, "  {} {group}", format!("{sign} {kind}").style(s))?;
             writeln!(out, "      {}", format!("because {reason}").style(st.dim))?;
         }
-        Action::AddMembers { group, batch, members, reason, .. }
-        | Action::RemoveMembers { group, batch, members, reason, .. } => {
+        Action::AddMembers {
+            group,
+            batch,
+            members,
+            reason,
+            ..
+        }
+        | Action::RemoveMembers {
+            group,
+            batch,
+            members,
+            reason,
+            ..
+        } => {
             writeln!(
                 out,
                 "  {} {group} (batch {}/{}, {} member(s))",
@@ -146,7 +191,13 @@ fn action(a: &Action, section: Section, st: &Styles, color: bool, out: &mut dyn 
             )?;
             writeln!(out, "      {}", format!("because {reason}").style(st.dim))?;
             for m in members {
-                writeln!(out, "      {} {}  {}", sign.style(s), m.key, format!("— {}", m.reason).style(st.dim))?;
+                writeln!(
+                    out,
+                    "      {} {}  {}",
+                    sign.style(s),
+                    m.key,
+                    format!("— {}", m.reason).style(st.dim)
+                )?;
             }
         }
     }

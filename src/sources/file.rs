@@ -32,6 +32,8 @@ impl Source for FileSource {
     }
 
     async fn snapshot(&self) -> Result<Snapshot, SourceError> {
-        Ok(snapshot_file::read(&self.path)?)
+        let path = self.path.clone();
+        let read = tokio::task::spawn_blocking(move || snapshot_file::read(&path));
+        Ok(read.await.expect("reading does not panic")?)
     }
 }

@@ -24,7 +24,8 @@ impl Scratch {
     pub fn quickstart() -> Scratch {
         let s = Scratch::new();
         for f in ["idsync.yaml", "idp.yaml", "atlassian.yaml"] {
-            std::fs::copy(repo().join("examples/quickstart").join(f), s.path(f)).expect("copy quickstart");
+            std::fs::copy(repo().join("examples/quickstart").join(f), s.path(f))
+                .expect("copy quickstart");
         }
         s
     }
@@ -62,8 +63,11 @@ pub fn repo() -> &'static Path {
 pub fn run(scratch: &Scratch, cmd: &mut Command) -> (i32, String, String) {
     let out = cmd.output().expect("idsync runs");
     let clean = |b: &[u8]| {
-        String::from_utf8_lossy(b)
-            .replace(&scratch.dir.path().display().to_string(), "[DIR]")
+        String::from_utf8_lossy(b).replace(&scratch.dir.path().display().to_string(), "[DIR]")
     };
-    (out.status.code().unwrap_or(-1), clean(&out.stdout), clean(&out.stderr))
+    (
+        out.status.code().unwrap_or(-1),
+        clean(&out.stdout),
+        clean(&out.stderr),
+    )
 }
