@@ -191,3 +191,55 @@ fn markdown_stays_under_the_comment_limit() {
     );
     assert_eq!(md.matches("```").count() % 2, 0);
 }
+
+#[test]
+fn two_sources_merge_by_email_in_order() {
+    let config = r#"version: 1
+sources:
+  - {name: okta, type: file, path: okta.yaml}
+  - {name: google, type: file, path: google.yaml}
+target: {type: file, path: atlassian.yaml}
+groups:
+  mappings:
+    - {from: "okta:Engineering", to: engineering}
+    - {from: "google:eng-team", to: engineering}
+    - {from: "google:Sales", to: sales}
+"#;
+    let okta = r"users:
+  - {id: o1, email: ana@example.com, givenName: Ana, familyName: Silva, displayName: Ana Silva}
+groups:
+  - {name: Engineering, members: [ana@example.com]}
+";
+    // Google disagrees on Ana's family name (okta wins, with a warning), adds Ben, and puts Ana in Sales.
+    let google = r"users:
+  - {id: g1, email: ANA@example.com, givenName: Ana, familyName: Silva-Costa}
+  - {id: g2, email: ben@example.com, givenName: Ben, familyName: Okafor, displayName: Ben Okafor}
+groups:
+  - {name: eng-team, members: [ben@example.com]}
+  - {name: Sales, members: [ana@example.com]}
+";
+    let s = Scratch::new();
+    s.write("idsync.yaml", config)
+        .write("okta.yaml", okta)
+        .write("google.yaml", google)
+        .write("atlassian.yaml", "users: []\ngroups: []\n");
+    let (code, text, stderr) = run(&s, &mut s.idsync(&["plan"]));
+    assert_eq!(code, 0, "{stderr}");
+    insta::assert_snapshot!("two_sources.text", text);
+}
+
+#[test]
+fn plans_are_deterministic_and_colour_is_optional() {
+    let s = Scratch::quickstart();
+    let (_, a, _) = run(&s, &mut s.idsync(&["plan", "--format", "json"]));
+    let (_, b, _) = run(&s, &mut s.idsync(&["plan", "--format", "json"]));
+    assert_eq!(a, b, "the same inputs give byte-identical plans");
+    let (_, plain, _) = run(&s, &mut s.idsync(&["plan", "--color", "never"]));
+    let (_, coloured, _) = run(&s, &mut s.idsync(&["plan", "--color", "always"]));
+    assert!(!plain.contains('\u{1b}'));
+    assert!(coloured.contains("\u{1b}["), "--color always colours even into a pipe");
+    let strip = regex::Regex::new("\u{1b}\\[[0-9;]*m").unwrap();
+    assert_eq!(strip.replace_all(&coloured, ""), plain, "colour changes nothing but colour");
+    let (_, json_coloured, _) = run(&s, &mut s.idsync(&["plan", "--color", "always", "--format", "json"]));
+    assert!(!json_coloured.contains('\u{1b}'), "JSON is never coloured");
+}
