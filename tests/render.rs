@@ -237,9 +237,19 @@ fn plans_are_deterministic_and_colour_is_optional() {
     let (_, plain, _) = run(&s, &mut s.idsync(&["plan", "--color", "never"]));
     let (_, coloured, _) = run(&s, &mut s.idsync(&["plan", "--color", "always"]));
     assert!(!plain.contains('\u{1b}'));
-    assert!(coloured.contains("\u{1b}["), "--color always colours even into a pipe");
+    assert!(
+        coloured.contains("\u{1b}["),
+        "--color always colours even into a pipe"
+    );
     let strip = regex::Regex::new("\u{1b}\\[[0-9;]*m").unwrap();
-    assert_eq!(strip.replace_all(&coloured, ""), plain, "colour changes nothing but colour");
-    let (_, json_coloured, _) = run(&s, &mut s.idsync(&["plan", "--color", "always", "--format", "json"]));
+    assert_eq!(
+        strip.replace_all(&coloured, ""),
+        plain,
+        "colour changes nothing but colour"
+    );
+    let (_, json_coloured, _) = run(
+        &s,
+        &mut s.idsync(&["plan", "--color", "always", "--format", "json"]),
+    );
     assert!(!json_coloured.contains('\u{1b}'), "JSON is never coloured");
 }
