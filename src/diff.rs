@@ -340,13 +340,7 @@ impl Differ<'_> {
 
     fn groups(&mut self) {
         let t = self.target;
-        let by_name: FxHashMap<&str, usize> = t
-            .snapshot
-            .groups
-            .iter()
-            .enumerate()
-            .map(|(i, g)| (g.name.as_str(), i))
-            .collect();
+        let by_name = t.groups_by_name();
         let by_lower: FxHashMap<String, usize> = t
             .snapshot
             .groups

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::hash::BuildHasher;
 
 use hashbrown::HashTable;
-use rustc_hash::{FxBuildHasher, FxHashSet};
+use rustc_hash::{FxBuildHasher, FxHashMap, FxHashSet};
 
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
@@ -243,6 +243,17 @@ impl Indexed {
     #[must_use]
     pub fn find(&self, key: &str) -> Option<u32> {
         self.by_key.find(&self.keys, key)
+    }
+
+    /// Group name -> group index.
+    #[must_use]
+    pub fn groups_by_name(&self) -> FxHashMap<&str, usize> {
+        self.snapshot
+            .groups
+            .iter()
+            .enumerate()
+            .map(|(i, g)| (g.name.as_str(), i))
+            .collect()
     }
 
     #[must_use]

@@ -1,6 +1,6 @@
 //! Fingerprints of target objects, and the staleness check of a saved plan against a fresh snapshot.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use sha2::{Digest, Sha256};
 
@@ -59,13 +59,7 @@ fn short(digest: &[u8]) -> String {
 /// Recomputes, over a fresh target snapshot, every fingerprint a plan recorded.
 #[must_use]
 pub fn current(recorded: &BTreeMap<String, String>, target: &Indexed) -> BTreeMap<String, String> {
-    let groups: HashMap<&str, usize> = target
-        .snapshot
-        .groups
-        .iter()
-        .enumerate()
-        .map(|(i, g)| (g.name.as_str(), i))
-        .collect();
+    let groups = target.groups_by_name();
     recorded
         .keys()
         .map(|name| {
