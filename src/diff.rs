@@ -333,6 +333,7 @@ impl Differ<'_> {
         self.actions.push(Action::DeactivateUser {
             key,
             id: u.reference(),
+            account_id: u.account_id.clone(),
             cause,
             reason,
         });

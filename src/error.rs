@@ -31,6 +31,8 @@ pub enum Error {
         #[source]
         source: TargetError,
     },
+    #[error("cannot set up the target: {0}")]
+    TargetSetup(#[source] TargetError),
     #[error("target {name} is not usable: {source}")]
     TargetData {
         name: String,

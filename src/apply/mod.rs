@@ -40,19 +40,46 @@ impl Outcome {
     }
 }
 
-/// Applies every action of `plan`, in order, then finishes the target.
+/// Applies every action of `plan`, kind by kind in plan order (creates before the memberships that
+/// need them, and so on); the actions of one kind run up to `target.concurrency()` at a time. Then
+/// finishes the target.
 pub async fn execute(
     plan: &Plan,
     target: &mut dyn Target,
     on_result: &mut dyn FnMut(&Action, &Option<String>),
 ) -> Outcome {
+    use futures_util::stream::{self, StreamExt};
+
     let started = Utc::now();
     let clock = Instant::now();
-    let mut results = Vec::with_capacity(plan.actions.len());
-    for (index, action) in plan.actions.iter().enumerate() {
-        let error = target.apply(action).await.err().map(|e| e.to_string());
-        on_result(action, &error);
-        results.push(ActionResult { index, error });
+    let mut results: Vec<ActionResult> = Vec::with_capacity(plan.actions.len());
+    let width = target.concurrency().max(1);
+    let mut i = 0;
+    while i < plan.actions.len() {
+        let kind = plan.actions[i].kind();
+        let end = plan.actions[i..]
+            .iter()
+            .position(|a| a.kind() != kind)
+            .map_or(plan.actions.len(), |n| i + n);
+        let shared: &dyn Target = &*target;
+        let mut phase: Vec<ActionResult> = stream::iter(i..end)
+            .map(|index| async move {
+                let error = shared
+                    .apply(&plan.actions[index])
+                    .await
+                    .err()
+                    .map(|e| e.to_string());
+                ActionResult { index, error }
+            })
+            .buffer_unordered(width)
+            .collect()
+            .await;
+        phase.sort_by_key(|r| r.index);
+        for r in &phase {
+            on_result(&plan.actions[r.index], &r.error);
+        }
+        results.extend(phase);
+        i = end;
     }
     let finish_error = target.finish().await.err();
     Outcome {

@@ -35,7 +35,8 @@ pub(crate) async fn run(
                     )],
                 });
             }
-            let mut target = target::build(&loaded.config.target, &loaded.dir);
+            let mut target =
+                target::build(&loaded.config, &loaded.dir).map_err(Error::TargetSetup)?;
             let name = target.name();
             if name != plan.target {
                 return Err(Error::StalePlan {

@@ -161,7 +161,7 @@ pub async fn make_plan(
             data: indexed,
         })
     });
-    let mut target = target::build(&loaded.config.target, &loaded.dir);
+    let mut target = target::build(&loaded.config, &loaded.dir).map_err(Error::TargetSetup)?;
     let name = target.name();
     let read_target = async {
         printer.progress(&format!("reading target {name}…"));

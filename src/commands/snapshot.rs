@@ -51,7 +51,7 @@ pub(crate) async fn run(
             })?
         }
         Side::Target => {
-            let mut t = target::build(&loaded.config.target, &loaded.dir);
+            let mut t = target::build(&loaded.config, &loaded.dir).map_err(Error::TargetSetup)?;
             let name = t.name();
             t.snapshot()
                 .await

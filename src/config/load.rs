@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 use super::locate::{KeyPath, Locator};
 use super::validate::{self, Rules};
-use super::{Config, PLANNED_SOURCE_TYPES, PLANNED_TARGET_TYPES};
+use super::{Config, PLANNED_SOURCE_TYPES, PLANNED_TARGET_TYPES, SOURCE_TYPES, TARGET_TYPES};
 
 /// One thing wrong with the config, at a key path.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -283,48 +283,42 @@ fn expand_one(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, M
 /// Names a connector type that is planned but not built, or unknown, before the schema's
 /// less helpful "not valid under any of the schemas" can.
 fn check_connector_types(value: &Value, diags: &mut Vec<Diagnostic>) {
-    let check = |v: &Value, path: KeyPath, planned: &[&str], diags: &mut Vec<Diagnostic>| {
+    let check = |v: &Value,
+                 path: KeyPath,
+                 built: &[&str],
+                 planned: &[&str],
+                 diags: &mut Vec<Diagnostic>| {
         let Some(t) = v.get("type").and_then(Value::as_str) else {
             return;
         };
-        if t == "file" {
+        if built.contains(&t) {
             return;
         }
         let path = path.key("type");
-        if planned.contains(&t) {
-            diags.push(
-                Diagnostic::new(
-                    path,
-                    format!("connector type `{t}` is not available in this build of idsync"),
-                )
-                .hint(
-                    "available here: file (snapshot files); see README for the connector roadmap",
-                ),
-            );
+        let d = if planned.contains(&t) {
+            Diagnostic::new(
+                path,
+                format!("connector type `{t}` is not available in this build of idsync"),
+            )
+            .hint(format!(
+                "available here: {}; see README for the connector roadmap",
+                built.join(", ")
+            ))
         } else {
-            diags.push(
-                Diagnostic::new(path, format!("unknown connector type `{t}`"))
-                    .hint(format!("use one of: file, {}", planned.join(", "))),
-            );
-        }
+            Diagnostic::new(path, format!("unknown connector type `{t}`"))
+                .hint(format!("use one of: {}", built.join(", ")))
+        };
+        diags.push(d);
     };
     if let Some(sources) = value.get("sources").and_then(Value::as_array) {
         for (i, s) in sources.iter().enumerate() {
-            check(
-                s,
-                KeyPath::default().key("sources").index(i),
-                PLANNED_SOURCE_TYPES,
-                diags,
-            );
+            let path = KeyPath::default().key("sources").index(i);
+            check(s, path, SOURCE_TYPES, PLANNED_SOURCE_TYPES, diags);
         }
     }
     if let Some(t) = value.get("target") {
-        check(
-            t,
-            KeyPath::default().key("target"),
-            PLANNED_TARGET_TYPES,
-            diags,
-        );
+        let path = KeyPath::default().key("target");
+        check(t, path, TARGET_TYPES, PLANNED_TARGET_TYPES, diags);
     }
 }
 

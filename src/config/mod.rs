@@ -22,7 +22,10 @@ pub use validate::{DeactivationLimit, Rules};
 /// Connector types that are part of the design but not yet in this build; named in errors.
 pub const PLANNED_SOURCE_TYPES: &[&str] =
     &["okta", "entra", "google", "keycloak", "onelogin", "scim"];
-pub const PLANNED_TARGET_TYPES: &[&str] = &["atlassian", "scim"];
+pub const PLANNED_TARGET_TYPES: &[&str] = &[];
+/// Connector types this build has, per side.
+pub const SOURCE_TYPES: &[&str] = &["file"];
+pub const TARGET_TYPES: &[&str] = &["file", "atlassian", "scim"];
 
 /// The whole desired state: which identity providers to read, how their groups map onto Atlassian
 /// groups, and the cleanup rules.
@@ -81,6 +84,85 @@ pub struct FileSourceConfig {
 pub enum TargetConfig {
     /// A snapshot file standing in for Atlassian; `apply` rewrites it atomically.
     File(FileTargetConfig),
+    /// An Atlassian Cloud organization: its SCIM directory, and optionally the organization admin API.
+    Atlassian(AtlassianTargetConfig),
+    /// Any SCIM 2.0 service provider (RFC 7643/7644), without Atlassian's extras.
+    Scim(ScimTargetConfig),
+}
+
+/// The Atlassian target.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AtlassianTargetConfig {
+    /// The SCIM directory (user provisioning API).
+    pub scim: ScimEndpoint,
+    /// The organization admin API: last-active dates, accounts outside the directory (to link),
+    /// admin roles, API-token revocation. Optional.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin: Option<AdminEndpoint>,
+    #[serde(default)]
+    pub http: crate::http::HttpSettings,
+}
+
+/// A SCIM 2.0 service provider as the target.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScimTargetConfig {
+    /// The SCIM base URL (the one `/Users` and `/Groups` hang off).
+    pub base_url: String,
+    /// Bearer token, e.g. `${SCIM_TOKEN}`; or use `token_file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// A file holding the bearer token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_file: Option<PathBuf>,
+    /// Users and groups per page (servers may return fewer).
+    #[serde(default = "default_page_size")]
+    pub page_size: usize,
+    #[serde(default)]
+    pub http: crate::http::HttpSettings,
+}
+
+/// A SCIM directory endpoint.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScimEndpoint {
+    /// `https://api.atlassian.com/scim/directory/{directoryId}`.
+    pub base_url: String,
+    /// The directory's API key, e.g. `${ATLASSIAN_SCIM_TOKEN}`; or use `token_file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// A file holding the directory's API key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_file: Option<PathBuf>,
+    /// Users and groups per page (Atlassian returns at most 100).
+    #[serde(default = "default_page_size")]
+    pub page_size: usize,
+}
+
+/// The organization admin API.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AdminEndpoint {
+    /// The organization id (admin.atlassian.com → Settings → API keys).
+    pub org_id: String,
+    /// An organization API key, e.g. `${ATLASSIAN_ORG_TOKEN}`; or use `token_file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// A file holding the organization API key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_file: Option<PathBuf>,
+    /// Overrides `https://api.atlassian.com` (proxies, tests).
+    #[serde(default = "default_admin_url")]
+    pub base_url: String,
+}
+
+fn default_page_size() -> usize {
+    100
+}
+
+fn default_admin_url() -> String {
+    "https://api.atlassian.com".into()
 }
 
 /// A snapshot file used as the target.

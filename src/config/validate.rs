@@ -406,15 +406,17 @@ pub fn check(config: &Config) -> Result<Rules, Vec<Diagnostic>> {
             }
         },
     };
-    if config.cleanup.revoke_api_tokens && matches!(config.target, TargetConfig::File(_)) {
+    let can_revoke = matches!(&config.target, TargetConfig::Atlassian(a) if a.admin.is_some());
+    if config.cleanup.revoke_api_tokens && !can_revoke {
         diags.push(
             Diagnostic::new(
                 cleanup.key("revoke_api_tokens"),
-                "a `file` target has no API tokens to revoke",
+                "revoking API tokens needs the Atlassian organization admin API",
             )
-            .hint("set revoke_api_tokens: false, or use an Atlassian target with the `admin` API configured"),
+            .hint("set revoke_api_tokens: false, or use `target: {type: atlassian}` with `admin:` configured"),
         );
     }
+    check_target(&config.target, &mut diags);
 
     let limits = root().key("limits");
     let batch = config.limits.membership_batch;
@@ -443,6 +445,82 @@ pub fn check(config: &Config) -> Result<Rules, Vec<Diagnostic>> {
         membership_batch: batch as usize,
         group_size_warn: config.limits.max_group_size_warn as usize,
     })
+}
+
+/// Endpoints and credentials: each needs a URL and exactly one of `token` and `token_file`.
+fn check_target(target: &TargetConfig, diags: &mut Vec<Diagnostic>) {
+    let base = root().key("target");
+    match target {
+        TargetConfig::File(_) => {}
+        TargetConfig::Atlassian(a) => {
+            let scim = base.key("scim");
+            check_url(scim.key("base_url"), &a.scim.base_url, diags);
+            check_credential(
+                &scim,
+                a.scim.token.as_ref(),
+                a.scim.token_file.as_ref(),
+                diags,
+            );
+            check_page_size(scim.key("page_size"), a.scim.page_size, diags);
+            if let Some(admin) = &a.admin {
+                let p = base.key("admin");
+                check_url(p.key("base_url"), &admin.base_url, diags);
+                check_credential(&p, admin.token.as_ref(), admin.token_file.as_ref(), diags);
+                if admin.org_id.trim().is_empty() {
+                    diags.push(Diagnostic::new(p.key("org_id"), "empty organization id"));
+                }
+            }
+        }
+        TargetConfig::Scim(s) => {
+            check_url(base.key("base_url"), &s.base_url, diags);
+            check_credential(&base, s.token.as_ref(), s.token_file.as_ref(), diags);
+            check_page_size(base.key("page_size"), s.page_size, diags);
+        }
+    }
+}
+
+fn check_credential(
+    path: &KeyPath,
+    token: Option<&String>,
+    file: Option<&std::path::PathBuf>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    match (token, file) {
+        (Some(_), Some(_)) => diags.push(
+            Diagnostic::new(path.key("token"), "both `token` and `token_file` are set")
+                .hint("keep one"),
+        ),
+        (None, None) => diags.push(
+            Diagnostic::new(
+                path.clone(),
+                "no credential: set `token` (e.g. token: ${MY_TOKEN}) or `token_file`",
+            )
+            .hint("idsync reads secrets only from environment variables or files"),
+        ),
+        (Some(t), None) if t.trim().is_empty() => diags.push(
+            Diagnostic::new(path.key("token"), "the token is empty")
+                .hint("is the environment variable set to an empty value?"),
+        ),
+        _ => {}
+    }
+}
+
+fn check_url(path: KeyPath, url: &str, diags: &mut Vec<Diagnostic>) {
+    if !(url.starts_with("https://") || url.starts_with("http://")) {
+        diags.push(
+            Diagnostic::new(path, format!("{url:?} is not an http(s) URL"))
+                .hint("e.g. https://api.atlassian.com/scim/directory/<directory id>"),
+        );
+    }
+}
+
+fn check_page_size(path: KeyPath, n: usize, diags: &mut Vec<Diagnostic>) {
+    if n == 0 || n > 1000 {
+        diags.push(Diagnostic::new(
+            path,
+            format!("page_size {n} is outside 1..=1000"),
+        ));
+    }
 }
 
 fn check_sources(config: &Config, diags: &mut Vec<Diagnostic>) -> Vec<String> {

@@ -126,6 +126,9 @@ pub enum Action {
     DeactivateUser {
         key: String,
         id: String,
+        /// The Atlassian account id, for revoking API tokens.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        account_id: Option<String>,
         cause: DeactivateCause,
         reason: String,
     },

@@ -3,6 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
+use std::sync::Mutex;
 
 use async_trait::async_trait;
 
@@ -15,7 +16,7 @@ use crate::snapshot_file::{self, Format};
 #[derive(Debug)]
 pub struct FileTarget {
     path: PathBuf,
-    state: Option<State>,
+    state: Mutex<Option<State>>,
 }
 
 #[derive(Debug)]
@@ -68,15 +69,10 @@ impl State {
 impl FileTarget {
     #[must_use]
     pub fn new(path: PathBuf) -> Self {
-        FileTarget { path, state: None }
-    }
-
-    fn state(&mut self) -> Result<&mut State, ActionError> {
-        if self.state.is_none() {
-            let snap = snapshot_file::read(&self.path).map_err(|e| ActionError(e.to_string()))?;
-            self.state = Some(State::new(snap));
+        FileTarget {
+            path,
+            state: Mutex::new(None),
         }
-        Ok(self.state.as_mut().expect("just loaded"))
     }
 }
 
@@ -131,12 +127,17 @@ impl Target for FileTarget {
         let path = self.path.clone();
         let read = tokio::task::spawn_blocking(move || snapshot_file::read(&path));
         let snap = read.await.expect("reading does not panic")?;
-        self.state = None;
+        *self.state.get_mut().expect("not poisoned") = None;
         Ok(snap)
     }
 
-    async fn apply(&mut self, action: &Action) -> Result<(), ActionError> {
-        let st = self.state()?;
+    async fn apply(&self, action: &Action) -> Result<(), ActionError> {
+        let mut guard = self.state.lock().expect("not poisoned");
+        if guard.is_none() {
+            let snap = snapshot_file::read(&self.path).map_err(|e| ActionError(e.to_string()))?;
+            *guard = Some(State::new(snap));
+        }
+        let st = guard.as_mut().expect("just loaded");
         match action {
             Action::CreateUser { key, user, .. } => {
                 if st.refs.contains_key(key) {
@@ -228,13 +229,14 @@ impl Target for FileTarget {
     }
 
     async fn finish(&mut self) -> Result<(), TargetError> {
-        if let Some(st) = &self.state {
+        let state = self.state.get_mut().expect("not poisoned");
+        if let Some(st) = state.as_ref() {
             if st.dirty {
                 let text = snapshot_file::to_string(&st.snap, Format::of(&self.path));
                 snapshot_file::write_atomic(&self.path, text.as_bytes())?;
             }
         }
-        self.state = None;
+        *state = None;
         Ok(())
     }
 }

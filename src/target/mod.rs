@@ -1,26 +1,45 @@
 //! Targets: the systems idsync changes. A target reads itself into a [`Snapshot`] and applies a plan's
-//! actions one at a time; `finish` makes the changes durable.
+//! actions; `finish` makes the changes durable.
+//!
+//! Adding a target: a file here implementing [`Target`], a variant of [`TargetConfig`], a fake in
+//! tests/fakes/, an example, and an entry in the convergence suite.
 
+mod atlassian;
 mod file;
+mod scim;
 
 use std::path::Path;
 
 use async_trait::async_trait;
 
-use crate::config::TargetConfig;
+use crate::config::secret::{self, SecretError};
+use crate::config::{Config, TargetConfig};
+use crate::http::{Auth, HttpError};
 use crate::model::Snapshot;
 use crate::plan::Action;
 use crate::snapshot_file::SnapshotFileError;
 
+pub use atlassian::AtlassianTarget;
 pub use file::FileTarget;
+pub use scim::{ScimDirectory, ScimTarget};
 
 /// Why a target could not be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum TargetError {
     #[error(transparent)]
     File(#[from] SnapshotFileError),
+    #[error(transparent)]
+    Http(Box<HttpError>),
+    #[error(transparent)]
+    Credential(#[from] SecretError),
     #[error("{0}")]
     Invalid(String),
+}
+
+impl From<HttpError> for TargetError {
+    fn from(e: HttpError) -> Self {
+        TargetError::Http(Box::new(e))
+    }
 }
 
 /// Why one action failed. The message names the object.
@@ -28,25 +47,88 @@ pub enum TargetError {
 #[error("{0}")]
 pub struct ActionError(pub String);
 
+impl From<HttpError> for ActionError {
+    fn from(e: HttpError) -> Self {
+        ActionError(e.to_string())
+    }
+}
+
 /// The system idsync keeps in line.
 #[async_trait]
-pub trait Target: Send {
+pub trait Target: Send + Sync {
     /// How plans and messages name the target, e.g. `file:atlassian.yaml`.
     fn name(&self) -> String;
+    /// How many actions of one kind may be applied at once.
+    fn concurrency(&self) -> usize {
+        1
+    }
+    /// Requests sent to the target so far (0 for a file).
+    fn requests(&self) -> u64 {
+        0
+    }
     /// Reads every user and group, completely, or fails.
     async fn snapshot(&mut self) -> Result<Snapshot, TargetError>;
-    /// Applies one action.
-    async fn apply(&mut self, action: &Action) -> Result<(), ActionError>;
+    /// Applies one action. Actions of one kind may run concurrently.
+    async fn apply(&self, action: &Action) -> Result<(), ActionError>;
     /// Makes what was applied durable.
     async fn finish(&mut self) -> Result<(), TargetError>;
 }
 
-/// Builds the target a config describes.
-#[must_use]
-pub fn build(config: &TargetConfig, config_dir: &Path) -> Box<dyn Target> {
-    match config {
+/// Builds the target a config describes, resolving its credentials.
+///
+/// # Errors
+/// A credential that cannot be read.
+pub fn build(config: &Config, config_dir: &Path) -> Result<Box<dyn Target>, TargetError> {
+    let bearer = |key: &str, token: Option<&String>, file: Option<&std::path::PathBuf>| {
+        secret::resolve(
+            key,
+            token.map(String::as_str),
+            file.map(std::path::PathBuf::as_path),
+            config_dir,
+        )
+        .map(Auth::Bearer)
+    };
+    Ok(match &config.target {
         TargetConfig::File(f) => Box::new(FileTarget::new(crate::config::resolve_path(
             config_dir, &f.path,
         ))),
-    }
+        TargetConfig::Scim(s) => {
+            let auth = bearer("target", s.token.as_ref(), s.token_file.as_ref())?;
+            Box::new(ScimTarget::new(ScimDirectory::new(
+                "SCIM",
+                &s.base_url,
+                auth,
+                s.page_size,
+                &s.http,
+            )))
+        }
+        TargetConfig::Atlassian(a) => {
+            let auth = bearer(
+                "target.scim",
+                a.scim.token.as_ref(),
+                a.scim.token_file.as_ref(),
+            )?;
+            let dir = ScimDirectory::new(
+                "Atlassian SCIM",
+                &a.scim.base_url,
+                auth,
+                a.scim.page_size,
+                &a.http,
+            );
+            let admin = match &a.admin {
+                Some(adm) => Some(atlassian::AdminApi::new(
+                    &adm.base_url,
+                    &adm.org_id,
+                    bearer("target.admin", adm.token.as_ref(), adm.token_file.as_ref())?,
+                    &a.http,
+                )),
+                None => None,
+            };
+            Box::new(AtlassianTarget::new(
+                dir,
+                admin,
+                config.cleanup.revoke_api_tokens,
+            ))
+        }
+    })
 }

@@ -1,0 +1,470 @@
+//! A reqwest wrapper: one per remote API.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use reqwest::{Method, StatusCode};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::sync::Semaphore;
+
+use super::retry::{retryable, RetryPolicy};
+use crate::config::secret::Secret;
+
+/// Connection settings a connector's config may carry under `http:`.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    /// Seconds before one request is abandoned (and retried).
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: u64,
+    /// Attempts per request, the first included, for throttling, 5xx, timeouts and resets.
+    #[serde(default = "default_attempts")]
+    pub max_attempts: u32,
+    /// Requests in flight at once.
+    #[serde(default = "default_concurrency")]
+    pub max_concurrency: usize,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            timeout_secs: default_timeout(),
+            max_attempts: default_attempts(),
+            max_concurrency: default_concurrency(),
+        }
+    }
+}
+
+fn default_timeout() -> u64 {
+    30
+}
+fn default_attempts() -> u32 {
+    6
+}
+fn default_concurrency() -> usize {
+    4
+}
+
+/// How requests authenticate.
+#[derive(Clone, Debug)]
+pub enum Auth {
+    None,
+    /// `Authorization: Bearer <token>`.
+    Bearer(Secret),
+    /// `Authorization: <scheme> <token>` (e.g. Okta's `SSWS`).
+    Scheme(&'static str, Secret),
+}
+
+/// A failed request. Names the method, URL and status; never a credential (they only ever travel
+/// in headers, which errors do not quote).
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error("{api}: {method} {url} answered HTTP {status}{detail}")]
+    Status {
+        api: String,
+        method: Method,
+        url: String,
+        status: u16,
+        detail: String,
+    },
+    #[error("{api}: {method} {url} failed after {attempts} attempt(s): {reason}")]
+    Transport {
+        api: String,
+        method: Method,
+        url: String,
+        attempts: u32,
+        reason: String,
+    },
+    #[error("{api}: {method} {url}: {reason}")]
+    Malformed {
+        api: String,
+        method: Method,
+        url: String,
+        reason: String,
+    },
+}
+
+impl HttpError {
+    /// The HTTP status, when the server answered.
+    #[must_use]
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            HttpError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+/// A response: status, headers and the whole body.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+    method: Method,
+    url: String,
+}
+
+impl Reply {
+    /// The body as JSON (an empty body is `null`).
+    ///
+    /// # Errors
+    /// The body is not JSON.
+    pub fn json(&self, api: &str) -> Result<Value, HttpError> {
+        if self.body.is_empty() {
+            return Ok(Value::Null);
+        }
+        serde_json::from_slice(&self.body).map_err(|e| HttpError::Malformed {
+            api: api.to_string(),
+            method: self.method.clone(),
+            url: self.url.clone(),
+            reason: format!("the response is not valid JSON ({e})"),
+        })
+    }
+}
+
+/// One remote API: a base URL, its credentials and its limits.
+#[derive(Clone, Debug)]
+pub struct HttpClient {
+    api: String,
+    client: reqwest::Client,
+    base: String,
+    auth: Option<HeaderValue>,
+    limit: Arc<Semaphore>,
+    max_concurrency: usize,
+    policy: RetryPolicy,
+    counter: Arc<AtomicU64>,
+    /// Requests wait until then: set when a response says the rate budget is spent.
+    not_before: Arc<Mutex<Option<Instant>>>,
+    content_type: &'static str,
+}
+
+impl HttpClient {
+    /// A client for the API named `api` (used in messages) at `base_url`.
+    ///
+    /// # Panics
+    /// Only if the TLS backend cannot start.
+    #[must_use]
+    pub fn new(api: &str, base_url: &str, auth: Auth, settings: &HttpSettings) -> HttpClient {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(settings.timeout_secs.max(1)))
+            .connect_timeout(Duration::from_secs(10))
+            .user_agent(concat!("idsync/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("an HTTP client can be built");
+        let auth = match auth {
+            Auth::None => None,
+            Auth::Bearer(s) => Some(format!("Bearer {}", s.expose())),
+            Auth::Scheme(scheme, s) => Some(format!("{scheme} {}", s.expose())),
+        }
+        .and_then(|v| {
+            let mut v = HeaderValue::from_str(&v).ok()?;
+            v.set_sensitive(true);
+            Some(v)
+        });
+        HttpClient {
+            api: api.to_string(),
+            client,
+            base: base_url.trim_end_matches('/').to_string(),
+            auth,
+            limit: Arc::new(Semaphore::new(settings.max_concurrency.max(1))),
+            max_concurrency: settings.max_concurrency.max(1),
+            policy: RetryPolicy {
+                max_attempts: settings.max_attempts.max(1),
+                ..RetryPolicy::default()
+            },
+            counter: Arc::new(AtomicU64::new(0)),
+            not_before: Arc::new(Mutex::new(None)),
+            content_type: "application/json",
+        }
+    }
+
+    /// Sends JSON bodies as `content_type` (SCIM uses `application/scim+json`).
+    #[must_use]
+    pub fn with_content_type(mut self, content_type: &'static str) -> Self {
+        self.content_type = content_type;
+        self
+    }
+
+    /// Requests sent so far, retries included.
+    #[must_use]
+    pub fn requests(&self) -> u64 {
+        self.counter.load(Ordering::Relaxed)
+    }
+
+    /// How many requests may be in flight at once.
+    #[must_use]
+    pub fn concurrency(&self) -> usize {
+        self.max_concurrency
+    }
+
+    /// The full URL of a path (or a full URL, returned as is).
+    #[must_use]
+    pub fn url(&self, path: &str) -> String {
+        if path.starts_with("http://") || path.starts_with("https://") {
+            path.to_string()
+        } else {
+            format!("{}/{}", self.base, path.trim_start_matches('/'))
+        }
+    }
+
+    pub(crate) fn malformed(&self, path: &str, reason: &str) -> HttpError {
+        HttpError::Malformed {
+            api: self.api.clone(),
+            method: Method::GET,
+            url: self.url(path),
+            reason: reason.to_string(),
+        }
+    }
+
+    /// GETs JSON; a body that does not parse is retried like a failed request (a truncated page is
+    /// never taken for a short one).
+    ///
+    /// # Errors
+    /// A non-2xx answer, or a failure after every attempt.
+    pub async fn get_json(&self, path: &str, query: &[(&str, String)]) -> Result<Value, HttpError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let reply = self.success(Method::GET, path, query, None).await?;
+            match reply.json(&self.api) {
+                Ok(v) => return Ok(v),
+                Err(e) if attempt >= self.policy.max_attempts => return Err(e),
+                Err(_) => tokio::time::sleep(self.policy.backoff(attempt)).await,
+            }
+        }
+    }
+
+    /// Sends a request and insists on a 2xx answer.
+    ///
+    /// # Errors
+    /// A non-2xx answer (its SCIM or API error detail quoted), or a failure after every attempt.
+    pub async fn success(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> Result<Reply, HttpError> {
+        let reply = self.send(method, path, query, body).await?;
+        if reply.status.is_success() {
+            Ok(reply)
+        } else {
+            Err(self.status_error(&reply))
+        }
+    }
+
+    /// The error for a non-2xx reply, quoting what the body says went wrong.
+    #[must_use]
+    pub fn status_error(&self, reply: &Reply) -> HttpError {
+        HttpError::Status {
+            api: self.api.clone(),
+            method: reply.method.clone(),
+            url: reply.url.clone(),
+            status: reply.status.as_u16(),
+            detail: error_detail(&reply.body),
+        }
+    }
+
+    /// Sends a request, retrying throttling (429), 5xx, timeouts and connection failures; returns
+    /// whatever the server finally answered, 4xx included.
+    ///
+    /// # Errors
+    /// No answer after every attempt, or a last answer that was still throttled or a 5xx.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> Result<Reply, HttpError> {
+        let url = self.url(path);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            self.wait_for_budget().await;
+            let outcome = {
+                let _permit = self
+                    .limit
+                    .acquire()
+                    .await
+                    .expect("the semaphore is never closed");
+                self.counter.fetch_add(1, Ordering::Relaxed);
+                let mut req = self
+                    .client
+                    .request(method.clone(), &url)
+                    .header(ACCEPT, "application/scim+json, application/json");
+                if !query.is_empty() {
+                    req = req.query(query);
+                }
+                if let Some(auth) = &self.auth {
+                    req = req.header(AUTHORIZATION, auth.clone());
+                }
+                if let Some(b) = body {
+                    req = req
+                        .header(CONTENT_TYPE, self.content_type)
+                        .body(serde_json::to_vec(b).expect("JSON values serialize"));
+                }
+                match req.send().await {
+                    Ok(resp) => {
+                        let status = resp.status();
+                        let headers = resp.headers().clone();
+                        resp.bytes().await.map(|b| (status, headers, b.to_vec()))
+                    }
+                    Err(e) => Err(e),
+                }
+            };
+            let last = attempt >= self.policy.max_attempts;
+            match outcome {
+                Ok((status, headers, body)) => {
+                    self.note_budget(&headers);
+                    let reply = Reply {
+                        status,
+                        headers,
+                        body,
+                        method: method.clone(),
+                        url: url.clone(),
+                    };
+                    if !retryable(status) {
+                        return Ok(reply);
+                    }
+                    if last {
+                        return Err(self.status_error(&reply));
+                    }
+                    let wait = self
+                        .policy
+                        .requested_wait(&reply.headers)
+                        .unwrap_or_else(|| self.policy.backoff(attempt));
+                    tokio::time::sleep(wait).await;
+                }
+                Err(e) => {
+                    if last {
+                        return Err(HttpError::Transport {
+                            api: self.api.clone(),
+                            method,
+                            url,
+                            attempts: attempt,
+                            reason: transport_reason(&e),
+                        });
+                    }
+                    tokio::time::sleep(self.policy.backoff(attempt)).await;
+                }
+            }
+        }
+    }
+
+    /// Paces requests before a 429 happens: a response saying no requests remain sets a moment
+    /// before which no request is sent.
+    fn note_budget(&self, headers: &HeaderMap) {
+        let remaining = ["x-rate-limit-remaining", "x-ratelimit-remaining"]
+            .iter()
+            .find_map(|h| headers.get(*h))
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        if remaining == Some(0) {
+            if let Some(wait) = self.policy.requested_wait(headers) {
+                let mut nb = self.not_before.lock().expect("not poisoned");
+                *nb = Some(Instant::now() + wait);
+            }
+        }
+    }
+
+    async fn wait_for_budget(&self) {
+        let until = *self.not_before.lock().expect("not poisoned");
+        if let Some(t) = until {
+            let now = Instant::now();
+            if t > now {
+                tokio::time::sleep(t - now).await;
+            }
+        }
+    }
+}
+
+/// A short description of a transport failure, without the URL (the error names it already).
+fn transport_reason(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else if e.is_body() || e.is_decode() {
+        "the response body was cut off"
+    } else {
+        "the connection failed"
+    };
+    let mut source = std::error::Error::source(e);
+    let mut detail = String::new();
+    while let Some(s) = source {
+        detail = s.to_string();
+        source = s.source();
+    }
+    if detail.is_empty() {
+        kind.to_string()
+    } else {
+        format!("{kind} ({detail})")
+    }
+}
+
+/// What an error body says: SCIM `detail` (with `scimType`), Atlassian `error`, Okta `errorSummary`,
+/// Graph `error.message`, or the start of the text.
+fn error_detail(body: &[u8]) -> String {
+    let Ok(v) = serde_json::from_slice::<Value>(body) else {
+        let text = String::from_utf8_lossy(body);
+        let text = text.trim();
+        return if text.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", text.chars().take(200).collect::<String>())
+        };
+    };
+    let s = |v: &Value| v.as_str().map(String::from);
+    let detail = v
+        .get("detail")
+        .and_then(s)
+        .map(|d| match v.get("scimType").and_then(Value::as_str) {
+            Some(t) => format!("{t}: {d}"),
+            None => d,
+        })
+        .or_else(|| v.get("errorSummary").and_then(s))
+        .or_else(|| v.pointer("/error/message").and_then(s))
+        .or_else(|| v.get("error").and_then(s))
+        .or_else(|| v.get("message").and_then(s));
+    detail.map(|d| format!(" ({d})")).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_bodies_are_quoted_briefly() {
+        let scim = br#"{"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],"status":"409","scimType":"uniqueness","detail":"userName taken"}"#;
+        assert_eq!(error_detail(scim), " (uniqueness: userName taken)");
+        assert_eq!(
+            error_detail(br#"{"error":"Unauthorized","traceId":"x"}"#),
+            " (Unauthorized)"
+        );
+        assert_eq!(
+            error_detail(
+                br#"{"errorCode":"E0000047","errorSummary":"API call exceeded rate limit"}"#
+            ),
+            " (API call exceeded rate limit)"
+        );
+        assert_eq!(error_detail(b""), "");
+    }
+
+    #[test]
+    fn the_token_is_never_in_debug_output() {
+        let c = HttpClient::new(
+            "test",
+            "https://example.com/",
+            Auth::Bearer(Secret::new("s3cr3t-value")),
+            &HttpSettings::default(),
+        );
+        assert!(!format!("{c:?}").contains("s3cr3t-value"));
+        assert_eq!(c.url("/Users"), "https://example.com/Users");
+    }
+}

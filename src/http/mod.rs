@@ -1,0 +1,10 @@
+//! The HTTP layer every connector uses: base URLs, auth, timeouts, bounded concurrency, retries that
+//! honour rate limits, pagination helpers, a request counter, and errors that name the method, URL
+//! and status but never a credential.
+
+mod client;
+pub mod paginate;
+mod retry;
+
+pub use client::{Auth, HttpClient, HttpError, HttpSettings, Reply};
+pub use retry::RetryPolicy;

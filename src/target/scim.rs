@@ -1,0 +1,492 @@
+//! A SCIM 2.0 directory (RFC 7643/7644): the client shared by `type: scim` and `type: atlassian`.
+//!
+//! Reads users and groups page by page (members come with the group listing: no per-user calls);
+//! writes with POST (create), PatchOp PATCH (changed attributes only, `active`, membership batches),
+//! never DELETE. A retried create that meets 409 resolves to the existing object.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Map, Value};
+
+use super::{ActionError, Target, TargetError};
+use crate::http::{paginate, Auth, HttpClient, HttpError, HttpSettings};
+use crate::model::{Group, Snapshot, User};
+use crate::plan::{Action, FieldChange, Member, UserFields};
+
+pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+pub const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+pub const ATLASSIAN_EXT: &str = "urn:scim:schemas:extension:atlassian-external:1.0";
+pub const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+pub const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+
+/// Attributes of the core User schema idsync reads and writes at the top level.
+const CORE_ATTRIBUTES: &[&str] = &[
+    "title",
+    "nickName",
+    "timezone",
+    "preferredLanguage",
+    "locale",
+];
+/// Attributes of the enterprise extension.
+const ENTERPRISE_ATTRIBUTES: &[&str] = &[
+    "department",
+    "organization",
+    "division",
+    "costCenter",
+    "employeeNumber",
+];
+
+/// One SCIM directory and what idsync learnt about it while applying.
+#[derive(Debug)]
+pub struct ScimDirectory {
+    pub http: HttpClient,
+    page_size: usize,
+    /// SCIM ids of users created or found during this apply, by key.
+    users: Mutex<HashMap<String, String>>,
+    /// SCIM ids of groups created or found during this apply, by name.
+    groups: Mutex<HashMap<String, String>>,
+}
+
+impl ScimDirectory {
+    #[must_use]
+    pub fn new(
+        api: &str,
+        base_url: &str,
+        auth: Auth,
+        page_size: usize,
+        settings: &HttpSettings,
+    ) -> ScimDirectory {
+        ScimDirectory {
+            http: HttpClient::new(api, base_url, auth, settings)
+                .with_content_type("application/scim+json"),
+            page_size: page_size.max(1),
+            users: Mutex::new(HashMap::new()),
+            groups: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Every user and group; members come with the groups, as SCIM ids mapped back to emails.
+    ///
+    /// # Errors
+    /// Any page that fails after retries: a partial directory is never returned.
+    pub async fn snapshot(&self) -> Result<Snapshot, HttpError> {
+        let (users, groups) = tokio::try_join!(
+            paginate::scim_all(&self.http, "Users", self.page_size),
+            paginate::scim_all(&self.http, "Groups", self.page_size)
+        )?;
+        let users: Vec<User> = users.iter().filter_map(user_from_scim).collect();
+        let email_of: HashMap<&str, &str> = users
+            .iter()
+            .filter_map(|u| u.id.as_deref().map(|id| (id, u.email.as_str())))
+            .collect();
+        let groups = groups
+            .iter()
+            .filter_map(|g| {
+                let name = g.get("displayName")?.as_str()?.to_string();
+                let members = g
+                    .get("members")
+                    .and_then(Value::as_array)
+                    .map(|ms| {
+                        ms.iter()
+                            .filter_map(|m| m.get("value").and_then(Value::as_str))
+                            .filter_map(|id| email_of.get(id).map(|e| (*e).to_string()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                Some(Group {
+                    name,
+                    id: g.get("id").and_then(Value::as_str).map(String::from),
+                    members,
+                })
+            })
+            .collect();
+        Ok(Snapshot { users, groups })
+    }
+
+    /// Applies one action.
+    ///
+    /// # Errors
+    /// The directory refused it, or did not answer after retries.
+    pub async fn apply(&self, action: &Action) -> Result<(), ActionError> {
+        match action {
+            Action::CreateUser { key, user, .. } | Action::LinkUser { key, user, .. } => {
+                let id = self.create_user(user).await?;
+                self.users
+                    .lock()
+                    .expect("not poisoned")
+                    .insert(key.clone(), id);
+            }
+            Action::UpdateUser { id, changes, .. } => {
+                let ops: Vec<Value> = changes.iter().map(change_op).collect();
+                self.patch(&format!("Users/{}", seg(id)), ops).await?;
+            }
+            Action::ReactivateUser { id, .. } => {
+                self.patch(
+                    &format!("Users/{}", seg(id)),
+                    vec![json!({"op": "replace", "path": "active", "value": true})],
+                )
+                .await?;
+            }
+            Action::DeactivateUser { id, .. } => {
+                self.patch(
+                    &format!("Users/{}", seg(id)),
+                    vec![json!({"op": "replace", "path": "active", "value": false})],
+                )
+                .await?;
+            }
+            Action::CreateGroup { group, .. } => {
+                let id = self.create_group(group).await?;
+                self.groups
+                    .lock()
+                    .expect("not poisoned")
+                    .insert(group.clone(), id);
+            }
+            Action::AddMembers {
+                group,
+                group_id,
+                members,
+                ..
+            } => {
+                let gid = self.group_id(group, group_id.as_deref()).await?;
+                let values = self.member_values(members).await?;
+                self.patch(
+                    &format!("Groups/{}", seg(&gid)),
+                    vec![json!({"op": "add", "path": "members", "value": values})],
+                )
+                .await?;
+            }
+            Action::RemoveMembers {
+                group,
+                group_id,
+                members,
+                ..
+            } => {
+                let gid = self.group_id(group, Some(group_id)).await?;
+                let values = self.member_values(members).await?;
+                self.patch(
+                    &format!("Groups/{}", seg(&gid)),
+                    vec![json!({"op": "remove", "path": "members", "value": values})],
+                )
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// POST /Users; a 409 (already there, e.g. a retried create that had succeeded) resolves to the
+    /// existing user.
+    async fn create_user(&self, user: &UserFields) -> Result<String, ActionError> {
+        let body = user_body(user);
+        let reply = self
+            .http
+            .send(Method::POST, "Users", &[], Some(&body))
+            .await?;
+        if reply.status.is_success() {
+            return id_of(&reply.json("SCIM")?).ok_or_else(|| {
+                ActionError(format!("creating {}: the answer has no id", user.email))
+            });
+        }
+        if reply.status == StatusCode::CONFLICT {
+            let name = user.user_name.as_deref().unwrap_or(&user.email);
+            if let Some(found) = self.find("Users", "userName", name).await? {
+                return Ok(found);
+            }
+        }
+        Err(self.http.status_error(&reply).into())
+    }
+
+    async fn create_group(&self, name: &str) -> Result<String, ActionError> {
+        let body = json!({"schemas": [GROUP_SCHEMA], "displayName": name});
+        let reply = self
+            .http
+            .send(Method::POST, "Groups", &[], Some(&body))
+            .await?;
+        if reply.status.is_success() {
+            return id_of(&reply.json("SCIM")?).ok_or_else(|| {
+                ActionError(format!("creating group {name}: the answer has no id"))
+            });
+        }
+        if reply.status == StatusCode::CONFLICT {
+            if let Some(found) = self.find("Groups", "displayName", name).await? {
+                return Ok(found);
+            }
+        }
+        Err(self.http.status_error(&reply).into())
+    }
+
+    /// The id of the one resource whose `attr` equals `value` (`filter=attr eq "value"`).
+    async fn find(
+        &self,
+        resource: &str,
+        attr: &str,
+        value: &str,
+    ) -> Result<Option<String>, HttpError> {
+        let filter = format!(
+            "{attr} eq \"{}\"",
+            value.replace('\\', "\\\\").replace('"', "\\\"")
+        );
+        let page = self.http.get_json(resource, &[("filter", filter)]).await?;
+        Ok(page
+            .get("Resources")
+            .and_then(Value::as_array)
+            .and_then(|r| r.first())
+            .and_then(id_of))
+    }
+
+    async fn patch(&self, path: &str, ops: Vec<Value>) -> Result<(), ActionError> {
+        let body = json!({"schemas": [PATCH_OP], "Operations": ops});
+        // 200 with the resource and 204 without are both success.
+        self.http
+            .success(Method::PATCH, path, &[], Some(&body))
+            .await?;
+        Ok(())
+    }
+
+    async fn group_id(&self, name: &str, planned: Option<&str>) -> Result<String, ActionError> {
+        if let Some(id) = planned {
+            return Ok(id.to_string());
+        }
+        if let Some(id) = self.groups.lock().expect("not poisoned").get(name) {
+            return Ok(id.clone());
+        }
+        self.find("Groups", "displayName", name)
+            .await?
+            .ok_or_else(|| ActionError(format!("group {name} not found")))
+    }
+
+    /// SCIM ids of members: as planned, or learnt when this run created them, or looked up.
+    async fn member_values(&self, members: &[Member]) -> Result<Vec<Value>, ActionError> {
+        let mut out = Vec::with_capacity(members.len());
+        for m in members {
+            let known = m.id.clone().or_else(|| {
+                self.users
+                    .lock()
+                    .expect("not poisoned")
+                    .get(&m.key)
+                    .cloned()
+            });
+            let id = match known {
+                Some(id) => id,
+                None => self
+                    .find("Users", "userName", &m.key)
+                    .await?
+                    .ok_or_else(|| {
+                        ActionError(format!("user {} not found in the directory", m.key))
+                    })?,
+            };
+            out.push(json!({"value": id}));
+        }
+        Ok(out)
+    }
+}
+
+/// A path segment, percent-encoded.
+fn seg(id: &str) -> String {
+    id.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn id_of(v: &Value) -> Option<String> {
+    v.get("id").and_then(Value::as_str).map(String::from)
+}
+
+/// A SCIM user as the normalized model.
+fn user_from_scim(v: &Value) -> Option<User> {
+    let s = |p: &str| v.pointer(p).and_then(Value::as_str).map(String::from);
+    let user_name = s("/userName")?;
+    let emails = v.get("emails").and_then(Value::as_array);
+    let email = emails
+        .and_then(|es| {
+            es.iter()
+                .find(|e| e.get("primary").and_then(Value::as_bool) == Some(true))
+                .or_else(|| es.first())
+        })
+        .and_then(|e| e.get("value").and_then(Value::as_str))
+        .map_or_else(|| user_name.clone(), String::from);
+    let mut u = User::new(&email);
+    u.user_name = Some(user_name);
+    u.id = s("/id");
+    u.external_id = s("/externalId");
+    u.given_name = s("/name/givenName");
+    u.family_name = s("/name/familyName");
+    u.display_name = s("/displayName");
+    u.active = v.get("active").and_then(Value::as_bool).unwrap_or(true);
+    u.account_id = v
+        .get(ATLASSIAN_EXT)
+        .and_then(|x| x.get("atlassianAccountId"))
+        .and_then(Value::as_str)
+        .map(String::from);
+    for a in CORE_ATTRIBUTES {
+        if let Some(val) = v.get(*a).and_then(Value::as_str) {
+            u.attributes.insert((*a).to_string(), val.to_string());
+        }
+    }
+    for a in ENTERPRISE_ATTRIBUTES {
+        let val = v
+            .get(ENTERPRISE)
+            .and_then(|x| x.get(*a))
+            .or_else(|| v.get(*a))
+            .and_then(Value::as_str);
+        if let Some(val) = val {
+            u.attributes.insert((*a).to_string(), val.to_string());
+        }
+    }
+    Some(u)
+}
+
+/// The body of a POST /Users.
+fn user_body(f: &UserFields) -> Value {
+    let mut v = Map::new();
+    v.insert("schemas".into(), json!([USER_SCHEMA, ENTERPRISE]));
+    v.insert(
+        "userName".into(),
+        json!(f.user_name.as_deref().unwrap_or(&f.email)),
+    );
+    v.insert(
+        "emails".into(),
+        json!([{"value": f.email, "type": "work", "primary": true}]),
+    );
+    v.insert("active".into(), json!(true));
+    let mut name = Map::new();
+    if let Some(g) = &f.given_name {
+        name.insert("givenName".into(), json!(g));
+    }
+    if let Some(fam) = &f.family_name {
+        name.insert("familyName".into(), json!(fam));
+    }
+    if !name.is_empty() {
+        v.insert("name".into(), Value::Object(name));
+    }
+    if let Some(d) = &f.display_name {
+        v.insert("displayName".into(), json!(d));
+    }
+    if let Some(e) = &f.external_id {
+        v.insert("externalId".into(), json!(e));
+    }
+    let mut enterprise = Map::new();
+    for (k, val) in &f.attributes {
+        if ENTERPRISE_ATTRIBUTES.contains(&k.as_str()) {
+            enterprise.insert(k.clone(), json!(val));
+        } else {
+            v.insert(k.clone(), json!(val));
+        }
+    }
+    if !enterprise.is_empty() {
+        v.insert(ENTERPRISE.into(), Value::Object(enterprise));
+    }
+    Value::Object(v)
+}
+
+/// One changed field as a PatchOp operation.
+fn change_op(c: &FieldChange) -> Value {
+    let path = match c.field.as_str() {
+        "email" => {
+            return json!({"op": "replace", "path": "emails", "value": [{"value": c.to, "type": "work", "primary": true}]});
+        }
+        "givenName" => "name.givenName".to_string(),
+        "familyName" => "name.familyName".to_string(),
+        f if ENTERPRISE_ATTRIBUTES.contains(&f) => format!("{ENTERPRISE}:{f}"),
+        f => f.to_string(),
+    };
+    json!({"op": "replace", "path": path, "value": c.to})
+}
+
+/// `type: scim`: any SCIM 2.0 service provider.
+#[derive(Debug)]
+pub struct ScimTarget {
+    dir: ScimDirectory,
+}
+
+impl ScimTarget {
+    #[must_use]
+    pub fn new(dir: ScimDirectory) -> ScimTarget {
+        ScimTarget { dir }
+    }
+}
+
+#[async_trait]
+impl Target for ScimTarget {
+    fn name(&self) -> String {
+        format!("scim:{}", self.dir.http.url(""))
+    }
+
+    fn concurrency(&self) -> usize {
+        self.dir.http.concurrency()
+    }
+
+    fn requests(&self) -> u64 {
+        self.dir.http.requests()
+    }
+
+    async fn snapshot(&mut self) -> Result<Snapshot, TargetError> {
+        Ok(self.dir.snapshot().await?)
+    }
+
+    async fn apply(&self, action: &Action) -> Result<(), ActionError> {
+        self.dir.apply(action).await
+    }
+
+    async fn finish(&mut self) -> Result<(), TargetError> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn users_round_trip_through_scim_json() {
+        let mut f = UserFields {
+            email: "ana@example.com".into(),
+            user_name: Some("ana@example.com".into()),
+            external_id: Some("00u1".into()),
+            given_name: Some("Ana".into()),
+            family_name: Some("Silva".into()),
+            display_name: Some("Ana Silva".into()),
+            ..UserFields::default()
+        };
+        f.attributes.insert("title".into(), "Engineer".into());
+        f.attributes.insert("department".into(), "R&D".into());
+        let mut v = user_body(&f);
+        v["id"] = json!("s1");
+        let u = user_from_scim(&v).unwrap();
+        assert_eq!(u.key(), "ana@example.com");
+        assert_eq!(
+            (u.given_name.as_deref(), u.family_name.as_deref()),
+            (Some("Ana"), Some("Silva"))
+        );
+        assert_eq!(
+            u.attributes.get("department").map(String::as_str),
+            Some("R&D")
+        );
+        assert_eq!(v[ENTERPRISE]["department"], "R&D");
+        assert_eq!(v["title"], "Engineer");
+    }
+
+    #[test]
+    fn changes_become_patch_operations() {
+        let c = |field: &str| FieldChange {
+            field: field.into(),
+            from: None,
+            to: "x".into(),
+            reason: String::new(),
+        };
+        assert_eq!(change_op(&c("givenName"))["path"], "name.givenName");
+        assert_eq!(
+            change_op(&c("department"))["path"],
+            format!("{ENTERPRISE}:department")
+        );
+        assert_eq!(change_op(&c("email"))["value"][0]["primary"], true);
+        assert_eq!(seg("a b/c"), "a%20b%2Fc");
+    }
+}

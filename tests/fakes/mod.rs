@@ -1,0 +1,429 @@
+//! In-process fakes of the remote services idsync talks to, plus a reusable fault-injection layer.
+//!
+//! Each fake is an axum router served on `127.0.0.1:0` by [`serve`], which wraps it in the
+//! [`FaultLayer`]: a request log, a global latency, and the faults described by [`Faults`].
+//!
+//! The order in which the layer treats a request is fixed:
+//!
+//! 1. sleep for the global latency;
+//! 2. log the request (every request is logged, faulted or not);
+//! 3. `reset_next`, then `throttle_next`, then `error_every`, then `fail_path_contains` — the first
+//!    that fires answers the request and the handler never runs, so a faulted mutation is *not*
+//!    applied;
+//! 4. `slow` delays the request, then the handler runs;
+//! 5. `fail_after_mutation` replaces a successful mutation's response with a 500 (the mutation
+//!    stays applied), or `truncate_next` cuts a successful GET body in half.
+//!
+//! Resets: the connection's socket is wrapped in a [`KillableStream`]. A reset marks it dead, so
+//! hyper's attempt to write the response fails and the server closes the socket without having
+//! sent a single byte. reqwest then reports an error for which `is_request()` is true (hyper's
+//! "connection closed before message completed"); it is not a timeout and carries no status.
+
+#![allow(dead_code)] // Each test module uses a different part of the fakes.
+
+pub mod atlassian;
+
+#[cfg(test)]
+mod selftest;
+
+use std::{
+    io,
+    net::SocketAddr,
+    pin::Pin,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, Mutex, MutexGuard, PoisonError,
+    },
+    task::{Context, Poll},
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use axum::{
+    body::Body,
+    extract::{connect_info::Connected, ConnectInfo, Request, State},
+    http::{header, HeaderValue, Method, StatusCode},
+    middleware::{self, Next},
+    response::Response,
+    serve::{IncomingStream, Listener},
+    Router,
+};
+use tokio::{
+    io::{AsyncRead, AsyncWrite, ReadBuf},
+    net::{TcpListener, TcpStream},
+    task::AbortHandle,
+};
+
+/// Faults to inject into the next requests. Counters (`*_next`, `fail_after_mutation`) are
+/// decremented as they fire.
+#[derive(Clone, Debug)]
+pub struct Faults {
+    /// The next N requests get 429 with `Retry-After` and `X-RateLimit-Reset`.
+    pub throttle_next: usize,
+    /// The `Retry-After` of a throttled response, in seconds (default 1).
+    pub retry_after_secs: u64,
+    /// Every Nth request (counting all requests, from 1) gets a 500.
+    pub error_every: Option<usize>,
+    /// A request whose path+query contains the string gets a 503, the first `usize` times
+    /// (`usize::MAX`: always).
+    pub fail_path_contains: Option<(String, usize)>,
+    /// The next N requests have their connection closed without any response.
+    pub reset_next: usize,
+    /// Requests whose path+query contains the string are delayed this long.
+    pub slow: Option<(String, Duration)>,
+    /// The next N successful GET responses have their body cut in half (status stays 200).
+    pub truncate_next: usize,
+    /// The next N successful mutations are applied, but answered with a 500.
+    pub fail_after_mutation: usize,
+}
+
+impl Default for Faults {
+    fn default() -> Faults {
+        Faults {
+            throttle_next: 0,
+            retry_after_secs: 1,
+            error_every: None,
+            fail_path_contains: None,
+            reset_next: 0,
+            slow: None,
+            truncate_next: 0,
+            fail_after_mutation: 0,
+        }
+    }
+}
+
+/// One request received by a fake.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestLog {
+    pub method: String,
+    /// The path, without the query.
+    pub path: String,
+    /// The raw query string, empty when there is none.
+    pub query: String,
+    /// The status sent back; 0 for a reset connection.
+    pub status: u16,
+    /// Whether the request is meant to change state (see [`FaultLayer::is_mutation`]).
+    pub mutation: bool,
+}
+
+/// What the layer does with a request before the handler runs.
+enum Verdict {
+    Reset,
+    Throttle(u64),
+    Fail(StatusCode, &'static str),
+    Proceed(Option<Duration>),
+}
+
+/// The shared state of the fault layer: the faults to inject and the log of requests.
+pub struct FaultLayer {
+    faults: Mutex<Faults>,
+    log: Mutex<Vec<RequestLog>>,
+    latency: Duration,
+    /// Tells mutations from reads; by default every method but GET, HEAD and OPTIONS mutates.
+    is_mutation: fn(&Method, &str) -> bool,
+    /// Renders the body of an injected error (status, detail) in the fake's own error shape.
+    render_error: fn(StatusCode, &str) -> Response,
+}
+
+impl FaultLayer {
+    pub fn new(latency: Duration, render_error: fn(StatusCode, &str) -> Response) -> FaultLayer {
+        FaultLayer {
+            faults: Mutex::new(Faults::default()),
+            log: Mutex::new(Vec::new()),
+            latency,
+            is_mutation: default_is_mutation,
+            render_error,
+        }
+    }
+
+    /// Overrides how mutations are told from reads (e.g. a search that is a POST).
+    pub fn with_is_mutation(mut self, is_mutation: fn(&Method, &str) -> bool) -> FaultLayer {
+        self.is_mutation = is_mutation;
+        self
+    }
+
+    pub fn faults(&self) -> MutexGuard<'_, Faults> {
+        lock(&self.faults)
+    }
+
+    pub fn set_faults(&self, faults: Faults) {
+        *self.faults() = faults;
+    }
+
+    /// Every request received so far, in order of arrival.
+    pub fn requests(&self) -> Vec<RequestLog> {
+        lock(&self.log).clone()
+    }
+
+    /// Logs a request and decides its fate, under one lock so concurrent requests count right.
+    fn admit(&self, entry: RequestLog) -> (usize, Verdict) {
+        let target = if entry.query.is_empty() {
+            entry.path.clone()
+        } else {
+            format!("{}?{}", entry.path, entry.query)
+        };
+        let mut faults = self.faults();
+        let mut log = lock(&self.log);
+        log.push(entry);
+        let index = log.len() - 1;
+        let nth = log.len();
+        drop(log);
+
+        let verdict = if take(&mut faults.reset_next) {
+            Verdict::Reset
+        } else if take(&mut faults.throttle_next) {
+            Verdict::Throttle(faults.retry_after_secs)
+        } else if faults.error_every.is_some_and(|n| n > 0 && nth % n == 0) {
+            Verdict::Fail(StatusCode::INTERNAL_SERVER_ERROR, "injected failure")
+        } else if let Some((_, times)) = faults
+            .fail_path_contains
+            .as_mut()
+            .filter(|(needle, times)| *times > 0 && target.contains(needle.as_str()))
+        {
+            if *times != usize::MAX {
+                *times -= 1;
+            }
+            Verdict::Fail(StatusCode::SERVICE_UNAVAILABLE, "injected unavailability")
+        } else {
+            let delay = faults
+                .slow
+                .as_ref()
+                .filter(|(needle, _)| target.contains(needle.as_str()))
+                .map(|(_, delay)| *delay);
+            Verdict::Proceed(delay)
+        };
+        (index, verdict)
+    }
+
+    fn record_status(&self, index: usize, status: u16) {
+        lock(&self.log)[index].status = status;
+    }
+}
+
+fn default_is_mutation(method: &Method, _path: &str) -> bool {
+    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+/// Takes one from a fault counter, if any is left.
+fn take(counter: &mut usize) -> bool {
+    let fire = *counter > 0;
+    if fire {
+        *counter -= 1;
+    }
+    fire
+}
+
+/// Locks a mutex, ignoring poisoning: a panicking test must not hide the state from the next one.
+pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The axum middleware applying a [`FaultLayer`]; [`serve`] installs it.
+pub async fn fault_middleware(
+    State(layer): State<Arc<FaultLayer>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if !layer.latency.is_zero() {
+        tokio::time::sleep(layer.latency).await;
+    }
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let mutation = (layer.is_mutation)(&method, &path);
+    let (index, verdict) = layer.admit(RequestLog {
+        method: method.to_string(),
+        path,
+        query: request.uri().query().unwrap_or_default().to_owned(),
+        status: 0,
+        mutation,
+    });
+
+    let response = match verdict {
+        Verdict::Reset => {
+            request
+                .extensions()
+                .get::<ConnectInfo<ConnHandle>>()
+                .expect("fakes are served by fakes::serve, which tracks connections")
+                .0
+                .kill();
+            layer.record_status(index, 0);
+            // Never written: the dead socket makes hyper drop the connection instead.
+            return (layer.render_error)(StatusCode::INTERNAL_SERVER_ERROR, "reset");
+        }
+        Verdict::Throttle(secs) => throttled(&layer, secs),
+        Verdict::Fail(status, detail) => (layer.render_error)(status, detail),
+        Verdict::Proceed(delay) => {
+            if let Some(delay) = delay {
+                tokio::time::sleep(delay).await;
+            }
+            let response = next.run(request).await;
+            let ok = response.status().is_success();
+            if ok && mutation && take(&mut layer.faults().fail_after_mutation) {
+                (layer.render_error)(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "injected failure after the change was applied",
+                )
+            } else if ok && method == Method::GET && take(&mut layer.faults().truncate_next) {
+                truncated(response).await
+            } else {
+                response
+            }
+        }
+    };
+    layer.record_status(index, response.status().as_u16());
+    response
+}
+
+fn throttled(layer: &FaultLayer, secs: u64) -> Response {
+    let mut response = (layer.render_error)(StatusCode::TOO_MANY_REQUESTS, "rate limit exceeded");
+    let reset = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
+        + secs;
+    let headers = response.headers_mut();
+    headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    headers.insert("x-ratelimit-reset", HeaderValue::from(reset));
+    response
+}
+
+/// The same response with only the first half of its body.
+async fn truncated(response: Response) -> Response {
+    let (mut parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(bytes.slice(..bytes.len() / 2)))
+}
+
+/// A running fake server; aborts its accept loop when dropped.
+pub struct Server {
+    pub base_url: String,
+    pub addr: SocketAddr,
+    accept_loop: AbortHandle,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.accept_loop.abort();
+    }
+}
+
+/// Binds `127.0.0.1:0`, without serving yet (so a fake can learn its URL before building state).
+pub async fn bind() -> (KillableListener, String) {
+    let inner = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind 127.0.0.1:0");
+    let addr = inner.local_addr().expect("local address");
+    (KillableListener { inner }, format!("http://{addr}"))
+}
+
+/// Serves `router`, wrapped in `layer`, on a listener from [`bind`], on the current tokio runtime.
+pub fn serve(listener: KillableListener, router: Router, layer: Arc<FaultLayer>) -> Server {
+    let addr = listener.inner.local_addr().expect("local address");
+    let app = router
+        .layer(middleware::from_fn_with_state(layer, fault_middleware))
+        .into_make_service_with_connect_info::<ConnHandle>();
+    let task = tokio::spawn(async move {
+        // Serving only ends when the task is aborted; an I/O error here has nobody to report to.
+        let _ = axum::serve(listener, app).await;
+    });
+    Server {
+        base_url: format!("http://{addr}"),
+        addr,
+        accept_loop: task.abort_handle(),
+    }
+}
+
+/// A TCP listener whose connections can be killed from the fault layer.
+pub struct KillableListener {
+    inner: TcpListener,
+}
+
+impl Listener for KillableListener {
+    type Io = KillableStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (KillableStream, SocketAddr) {
+        let (stream, addr) = Listener::accept(&mut self.inner).await;
+        let stream = KillableStream {
+            inner: stream,
+            handle: ConnHandle::default(),
+        };
+        (stream, addr)
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+}
+
+/// A handle on one connection, handed to every request on it as `ConnectInfo<ConnHandle>`.
+#[derive(Clone, Debug, Default)]
+pub struct ConnHandle {
+    killed: Arc<AtomicBool>,
+}
+
+impl ConnHandle {
+    /// Makes every later read and write on the connection fail, so hyper closes it.
+    pub fn kill(&self) {
+        self.killed.store(true, Ordering::SeqCst);
+    }
+
+    fn is_killed(&self) -> bool {
+        self.killed.load(Ordering::SeqCst)
+    }
+}
+
+impl Connected<IncomingStream<'_, KillableListener>> for ConnHandle {
+    fn connect_info(stream: IncomingStream<'_, KillableListener>) -> ConnHandle {
+        stream.io().handle.clone()
+    }
+}
+
+/// A TCP stream that fails all I/O once its [`ConnHandle`] is killed.
+pub struct KillableStream {
+    inner: TcpStream,
+    handle: ConnHandle,
+}
+
+fn reset_error() -> io::Error {
+    io::Error::new(io::ErrorKind::ConnectionReset, "fault injection: reset")
+}
+
+impl AsyncRead for KillableStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if self.handle.is_killed() {
+            return Poll::Ready(Err(reset_error()));
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for KillableStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        if self.handle.is_killed() {
+            return Poll::Ready(Err(reset_error()));
+        }
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.handle.is_killed() {
+            return Poll::Ready(Err(reset_error()));
+        }
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
