@@ -11,7 +11,7 @@ use crate::config::{CleanupConfig, Rules, WithoutLastActive};
 use crate::desired::{Desired, DesiredUser, Scope};
 use crate::model::{Indexed, User};
 use crate::plan::{
-    stale, Action, DeactivateCause, FieldChange, Guard, Member, Plan, Skipped, Summary,
+    stale, Action, Cost, DeactivateCause, FieldChange, Guard, Member, Plan, Skipped, Summary,
     FORMAT_VERSION,
 };
 
@@ -26,6 +26,8 @@ pub struct Context<'a> {
     pub allow_mass_deactivation: bool,
     pub config_hash: String,
     pub target_name: String,
+    /// Requests the target may have in flight at once; `None` for a target that makes no requests.
+    pub target_concurrency: Option<usize>,
 }
 
 /// Most warnings of one kind listed one by one.
@@ -514,6 +516,19 @@ impl Differ<'_> {
         }
         let mut skipped = self.skipped;
         skipped.sort_by(|a, b| a.key.cmp(&b.key));
+        let cost = self.ctx.target_concurrency.map(|width| {
+            let revoke = self.ctx.cleanup.revoke_api_tokens;
+            let requests: u64 = self
+                .actions
+                .iter()
+                .map(|a| match a {
+                    // Listing the user's tokens, then (typically) one revocation.
+                    Action::DeactivateUser { .. } if revoke => 3,
+                    _ => 1,
+                })
+                .sum();
+            Cost::estimate(requests, width)
+        });
         let mut plan = Plan {
             format_version: FORMAT_VERSION.into(),
             idsync_version: env!("CARGO_PKG_VERSION").into(),
@@ -525,6 +540,7 @@ impl Differ<'_> {
             warnings: self.warnings,
             skipped,
             fingerprints,
+            cost,
         };
         plan.finish();
         plan

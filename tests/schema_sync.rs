@@ -57,7 +57,10 @@ fn every_example_config_validates() {
     let configs = example_configs();
     assert!(!configs.is_empty());
     for p in configs {
-        if let Err(e) = idsync::config::load(&p) {
+        // Credentials and ids come from the environment; any value will do for validation.
+        let text = std::fs::read_to_string(&p).unwrap();
+        let env = |name: &str| Some(format!("https://example.test/{name}"));
+        if let Err(e) = idsync::config::load_str(&p, &text, &env) {
             panic!("{} does not validate:\n{e}", p.display());
         }
     }

@@ -192,6 +192,8 @@ pub async fn make_plan(
         allow_mass_deactivation,
         config_hash: loaded.hash.clone(),
         target_name: name,
+        target_concurrency: (!matches!(loaded.config.target, crate::config::TargetConfig::File(_)))
+            .then(|| target.concurrency()),
     };
     let plan = diff::diff(&desired, &indexed, &ctx);
     lap("diff");

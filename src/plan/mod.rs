@@ -38,6 +38,34 @@ pub struct Plan {
     /// A fingerprint of every target object the plan touches (`user:KEY`, `group:NAME`), or `absent`;
     /// apply re-reads them and refuses when any changed.
     pub fingerprints: BTreeMap<String, String>,
+    /// What applying the plan costs in requests and time; absent for a target that makes none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<Cost>,
+}
+
+/// The requests `apply` will make (before retries) and how long they should take.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Cost {
+    pub requests: u64,
+    /// Requests in flight at once (`http.max_concurrency`).
+    pub concurrency: usize,
+    /// The expected duration at about 250 ms per request, `concurrency` at a time.
+    pub expected_seconds: u64,
+}
+
+/// Typical latency of one write to a cloud API, for the estimate.
+const TYPICAL_REQUEST_MS: u64 = 250;
+
+impl Cost {
+    #[must_use]
+    pub fn estimate(requests: u64, concurrency: usize) -> Cost {
+        let width = concurrency.max(1) as u64;
+        Cost {
+            requests,
+            concurrency,
+            expected_seconds: (requests * TYPICAL_REQUEST_MS).div_ceil(width * 1000),
+        }
+    }
 }
 
 /// A user left alone by a rule.

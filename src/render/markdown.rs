@@ -27,6 +27,9 @@ pub(crate) fn render(plan: &Plan) -> String {
     } else {
         let _ = writeln!(head, "{guard}\n");
     }
+    if let Some(cost) = super::cost_line(plan) {
+        let _ = writeln!(head, "{cost}\n");
+    }
 
     let mut blocks = Vec::new();
     for (section, actions) in sections(plan) {

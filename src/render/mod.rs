@@ -134,6 +134,16 @@ pub fn headline(plan: &Plan) -> String {
     )
 }
 
+/// The cost line: requests apply will make and how long they should take.
+#[must_use]
+pub fn cost_line(plan: &Plan) -> Option<String> {
+    let c = plan.cost.as_ref()?;
+    Some(format!(
+        "Cost: apply will make about {} request(s), {} at a time: about {} s (retries and throttling come on top).",
+        c.requests, c.concurrency, c.expected_seconds
+    ))
+}
+
 /// The guard's state in words.
 #[must_use]
 pub fn guard_line(plan: &Plan) -> String {

@@ -100,6 +100,9 @@ pub(crate) fn render(plan: &Plan, color: bool, out: &mut dyn Write) -> io::Resul
     } else {
         writeln!(out, "{guard}")?;
     }
+    if let Some(cost) = super::cost_line(plan) {
+        writeln!(out, "{cost}")?;
+    }
     writeln!(out)?;
     if plan.has_changes() {
         writeln!(out, "{}", summary::table(plan, false))?;
