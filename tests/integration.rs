@@ -1,7 +1,9 @@
 //! The single integration-test binary (one link step, one process start for the whole suite).
 
+mod fakes;
 mod support;
 
+mod atlassian;
 mod cli;
 mod config_errors;
 mod convergence;

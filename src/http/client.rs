@@ -283,6 +283,13 @@ impl HttpClient {
         body: Option<&Value>,
     ) -> Result<Reply, HttpError> {
         let url = self.url(path);
+        // Errors name the URL with its query (the page, the filter): only ever idsync's own
+        // parameters, never a credential.
+        let shown = if query.is_empty() {
+            url.clone()
+        } else {
+            reqwest::Url::parse_with_params(&url, query).map_or_else(|_| url.clone(), String::from)
+        };
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -327,7 +334,7 @@ impl HttpClient {
                         headers,
                         body,
                         method: method.clone(),
-                        url: url.clone(),
+                        url: shown.clone(),
                     };
                     if !retryable(status) {
                         return Ok(reply);
@@ -346,7 +353,7 @@ impl HttpClient {
                         return Err(HttpError::Transport {
                             api: self.api.clone(),
                             method,
-                            url,
+                            url: shown,
                             attempts: attempt,
                             reason: transport_reason(&e),
                         });

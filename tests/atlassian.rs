@@ -1,0 +1,346 @@
+//! The Atlassian and SCIM targets against the stateful fake Atlassian: convergence, linking,
+//! reactivation, faults, and credentials that never show.
+
+use std::time::Duration;
+
+use crate::fakes::atlassian::{FakeAtlassian, FakeConfig, SeedUser};
+use crate::fakes::Faults;
+use crate::support::Scratch;
+
+const IDP: &str = r"users:
+  - {id: 00u1, email: alice@example.com, givenName: Alice, familyName: Doe, attributes: {title: Staff Engineer}}
+  - {id: 00u2, email: bob.smith@example.com, givenName: Bob, familyName: Smith}
+  - {id: 00u3, email: carol@example.com, givenName: Carol, familyName: Jones}
+  - {id: 00u4, email: dan@example.com, givenName: Dan, familyName: Brown}
+  - {id: 00u5, email: erin@example.com, givenName: Erin, familyName: Green}
+groups:
+  - {name: Engineering, members: [alice@example.com, bob.smith@example.com, carol@example.com]}
+  - {name: atl-design, members: [dan@example.com, erin@example.com]}
+";
+
+fn config(fake: &FakeAtlassian, admin: bool) -> String {
+    let admin = if admin {
+        format!(
+            "  admin:\n    org_id: {}\n    token: ${{TEST_ORG_TOKEN}}\n    base_url: {}\n",
+            fake.org_id(),
+            fake.base_url
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        r#"version: 1
+sources: [{{name: okta, type: file, path: idp.yaml}}]
+target:
+  type: atlassian
+  scim:
+    base_url: {scim}
+    token: ${{TEST_SCIM_TOKEN}}
+{admin}  http: {{max_attempts: 8, max_concurrency: 4, timeout_secs: 5}}
+users:
+  attributes:
+    displayName: "{{givenName}} {{familyName}}"
+    title: "{{title}}"
+groups:
+  mappings:
+    - {{from: "okta:Engineering", to: engineering}}
+    - {{from_regex: "^okta:atl-(.+)$", to: "$1"}}
+  default_groups: [all-staff]
+cleanup:
+  grace_days: 30
+  protect: [breakglass@example.com]
+  revoke_api_tokens: {revoke}
+  max_deactivations: 50%
+limits:
+  membership_batch: 2
+"#,
+        scim = fake.scim_base(),
+        revoke = !admin.is_empty(),
+    )
+}
+
+/// A fake organization that differs from the IdP in every way a plan can show.
+fn seed(fake: &FakeAtlassian) {
+    let mut alice = SeedUser::new("alice@example.com");
+    alice.external_id = Some("00u1".into());
+    alice.given_name = Some("Alice".into());
+    alice.family_name = Some("Doe".into());
+    alice.display_name = Some("Alice Doe".into());
+    alice.title = Some("Engineer".into());
+    fake.add_user(alice);
+    let mut bob = SeedUser::new("bob@example.com");
+    bob.external_id = Some("00u2".into());
+    bob.given_name = Some("Bob".into());
+    bob.family_name = Some("Smith".into());
+    bob.display_name = Some("Bob Smith".into());
+    fake.add_user(bob);
+    let mut erin = SeedUser::new("erin@example.com");
+    erin.external_id = Some("00u5".into());
+    erin.given_name = Some("Erin".into());
+    erin.family_name = Some("Green".into());
+    erin.display_name = Some("Erin Green".into());
+    erin.active = false;
+    fake.add_user(erin);
+    let mut leaver = SeedUser::new("leaver@example.com");
+    leaver.display_name = Some("Old Leaver".into());
+    leaver.last_active = Some("2025-01-01".into());
+    fake.add_user(leaver);
+    let mut glass = SeedUser::new("breakglass@example.com");
+    glass.display_name = Some("Break Glass".into());
+    fake.add_user(glass);
+    fake.add_org_account("dan@example.com", "dan", Some("2026-11-01"));
+    fake.add_group("engineering", &["alice@example.com", "leaver@example.com"]);
+    fake.add_api_token("leaver@example.com", "ci");
+}
+
+/// Runs idsync in `dir` with the fake's tokens in the environment, off the async runtime that
+/// serves the fake.
+async fn idsync(s: &Scratch, fake: &FakeAtlassian, args: &[&str]) -> (i32, String, String) {
+    let mut cmd = s.idsync(args);
+    cmd.env("TEST_SCIM_TOKEN", &fake.config.scim_token)
+        .env("TEST_ORG_TOKEN", &fake.config.org_token)
+        .env("IDSYNC_RETRY_DELAY_SCALE", "0.01");
+    let out = tokio::task::spawn_blocking(move || cmd.output().expect("idsync runs"))
+        .await
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn scratch(fake: &FakeAtlassian, admin: bool) -> Scratch {
+    let s = Scratch::new();
+    s.write("idp.yaml", IDP)
+        .write("idsync.yaml", &config(fake, admin));
+    s
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_apply_plan_converges_with_linking_and_reactivation() {
+    let fake = FakeAtlassian::start(FakeConfig::default()).await;
+    seed(&fake);
+    let s = scratch(&fake, true);
+
+    let (code, plan, stderr) = idsync(&s, &fake, &["plan", "--out", "plan.json"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    for expected in [
+        "+ create_user carol@example.com",
+        "+ link_user dan@example.com",
+        "~ update_user bob.smith@example.com",
+        "~ update_user alice@example.com",
+        "+ reactivate_user erin@example.com",
+        "- deactivate_user leaver@example.com",
+        "+ create_group design",
+        "+ add_members all-staff (batch 1/3, 2 member(s))",
+    ] {
+        assert!(plan.contains(expected), "missing {expected:?} in\n{plan}");
+    }
+    assert!(plan.contains("breakglass@example.com  protected"), "{plan}");
+
+    let (code, _, stderr) = idsync(
+        &s,
+        &fake,
+        &[
+            "apply",
+            "plan.json",
+            "--auto-approve",
+            "--report",
+            "report.json",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{stderr}");
+    let (code, again, stderr) = idsync(&s, &fake, &["plan", "--detailed-exitcode"]).await;
+    assert_eq!(code, 0, "converged?\n{again}\n{stderr}");
+
+    // What the organization looks like now.
+    assert_eq!(fake.deletes(), 0, "users are deactivated, never deleted");
+    assert_eq!(
+        fake.group_members("engineering"),
+        vec![
+            "alice@example.com",
+            "bob.smith@example.com",
+            "carol@example.com",
+            "leaver@example.com"
+        ],
+        "the leaver keeps the membership (deactivated, not removed)"
+    );
+    assert_eq!(
+        fake.group_members("design"),
+        vec!["dan@example.com", "erin@example.com"]
+    );
+    let users = fake.users();
+    let find = |name: &str| {
+        users
+            .iter()
+            .find(|u| u["userName"] == name)
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert_eq!(find("leaver@example.com")["active"], false);
+    assert_eq!(find("erin@example.com")["active"], true);
+    assert_eq!(
+        find("bob.smith@example.com")["externalId"],
+        "00u2",
+        "renamed in place, same SCIM user"
+    );
+    assert_eq!(find("alice@example.com")["title"], "Staff Engineer");
+    assert_eq!(
+        fake.api_tokens("leaver@example.com"),
+        0,
+        "the leaver's API tokens were revoked"
+    );
+    assert!(
+        find("dan@example.com")["urn:scim:schemas:extension:atlassian-external:1.0"]
+            ["atlassianAccountId"]
+            .as_str()
+            .is_some_and(|a| fake.account_id("dan@example.com").as_deref() == Some(a)),
+        "dan's existing account was linked, not duplicated"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_page_aborts_the_plan_and_changes_nothing() {
+    let fake = FakeAtlassian::start(FakeConfig::default()).await;
+    for i in 0..250 {
+        fake.add_user(SeedUser::new(&format!("user{i:03}@example.com")));
+    }
+    fake.set_faults(Faults {
+        fail_path_contains: Some(("startIndex=101".into(), usize::MAX)),
+        ..Faults::default()
+    });
+    let s = scratch(&fake, false);
+    let before = fake.mutations();
+    let (code, stdout, stderr) = idsync(&s, &fake, &["apply", "--auto-approve"]).await;
+    assert_eq!(code, 1, "{stdout}");
+    assert!(stdout.is_empty(), "no plan is shown: {stdout}");
+    assert!(
+        stderr.contains("could not be read completely; nothing was planned"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("startIndex=101") && stderr.contains("503"),
+        "names the page and status: {stderr}"
+    );
+    assert_eq!(
+        fake.mutations(),
+        before,
+        "nothing was changed, nobody deactivated"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_errors_and_resets_during_apply_do_every_action_exactly_once() {
+    let fake = FakeAtlassian::start(FakeConfig::default()).await;
+    seed(&fake);
+    let s = scratch(&fake, true);
+    let (code, _, stderr) = idsync(&s, &fake, &["plan", "--out", "plan.json"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    fake.set_faults(Faults {
+        throttle_next: 12,
+        retry_after_secs: 1,
+        error_every: Some(5),
+        reset_next: 2,
+        fail_after_mutation: 2,
+        ..Faults::default()
+    });
+    let (code, _, stderr) = idsync(&s, &fake, &["apply", "plan.json", "--auto-approve"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    fake.set_faults(Faults::default());
+    let (code, again, _) = idsync(&s, &fake, &["plan", "--detailed-exitcode"]).await;
+    assert_eq!(code, 0, "{again}");
+    let users = fake.users();
+    for name in ["carol@example.com", "dan@example.com"] {
+        assert_eq!(
+            users.iter().filter(|u| u["userName"] == name).count(),
+            1,
+            "{name} exists exactly once"
+        );
+    }
+    assert_eq!(
+        fake.groups()
+            .iter()
+            .filter(|g| g["displayName"] == "design")
+            .count(),
+        1
+    );
+    let throttled = fake.requests().iter().filter(|r| r.status == 429).count();
+    assert_eq!(throttled, 12, "the storm happened and was ridden out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_never_appear_in_output_reports_plans_or_errors() {
+    let fake = FakeAtlassian::start(FakeConfig::default()).await;
+    seed(&fake);
+    let s = scratch(&fake, true);
+    let mut seen = String::new();
+    for args in [
+        &["-v", "plan", "--out", "plan.json"][..],
+        &["-v", "plan", "--format", "json"],
+        &["-v", "plan", "--format", "markdown"],
+        &[
+            "-v",
+            "apply",
+            "plan.json",
+            "--auto-approve",
+            "--report",
+            "report.json",
+        ],
+        &["-v", "snapshot", "--side", "target"],
+    ] {
+        let (_, out, err) = idsync(&s, &fake, args).await;
+        seen.push_str(&out);
+        seen.push_str(&err);
+    }
+    seen.push_str(&s.read("plan.json"));
+    seen.push_str(&s.read("report.json"));
+    // A wrong token: the 401 is reported, the token is not.
+    let mut cmd_env_wrong = s.idsync(&["plan"]);
+    cmd_env_wrong
+        .env("TEST_SCIM_TOKEN", "wrong-but-secret-value")
+        .env("TEST_ORG_TOKEN", &fake.config.org_token)
+        .env("IDSYNC_RETRY_DELAY_SCALE", "0.01");
+    let out = tokio::task::spawn_blocking(move || cmd_env_wrong.output().unwrap())
+        .await
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(err.contains("401"), "{err}");
+    seen.push_str(&err);
+    for secret in [
+        &fake.config.scim_token,
+        &fake.config.org_token,
+        &"wrong-but-secret-value".to_string(),
+    ] {
+        assert!(
+            !seen.contains(secret.as_str()),
+            "a credential leaked: {secret}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_generic_scim_target_converges_with_204_replies() {
+    let fake = FakeAtlassian::start(FakeConfig {
+        patch_returns_204: true,
+        latency: Duration::from_millis(1),
+        ..FakeConfig::default()
+    })
+    .await;
+    seed(&fake);
+    let s = Scratch::new();
+    s.write("idp.yaml", IDP).write(
+        "idsync.yaml",
+        &format!(
+            "version: 1\nsources: [{{name: okta, type: file, path: idp.yaml}}]\ntarget: {{type: scim, base_url: \"{}\", token: \"${{TEST_SCIM_TOKEN}}\"}}\ngroups:\n  mappings: [{{from_regex: \"^okta:(.+)$\", to: \"$1\"}}]\ncleanup: {{max_deactivations: 100%}}\n",
+            fake.scim_base()
+        ),
+    );
+    let (code, plan, stderr) = idsync(&s, &fake, &["apply", "--auto-approve"]).await;
+    assert_eq!(code, 0, "{plan}\n{stderr}");
+    let (code, again, _) = idsync(&s, &fake, &["plan", "--detailed-exitcode"]).await;
+    assert_eq!(code, 0, "{again}");
+    assert_eq!(fake.deletes(), 0);
+}

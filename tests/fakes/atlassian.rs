@@ -1,0 +1,1780 @@
+//! A stateful fake of Atlassian Cloud: the SCIM user provisioning API of one identity-provider
+//! directory, the organization admin API (users, admin roles) and user API tokens.
+//!
+//! One [`State`] backs every API, so the org accounts stay in step with the SCIM directory: each
+//! SCIM user owns an org account (inactive when the user is deactivated), and org accounts with no
+//! SCIM user (just-in-time accounts) are linked to the SCIM user created later with their email.
+
+use std::{
+    collections::{BTreeSet, HashMap},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex, MutexGuard,
+    },
+    time::Duration,
+};
+
+use axum::{
+    body::Bytes,
+    extract::{Path, Query, State as AxumState},
+    http::{header, HeaderMap, Method, StatusCode},
+    response::{IntoResponse, Response},
+    routing::{delete, get, post},
+    Json, Router,
+};
+use serde_json::{json, Map, Value};
+
+use super::{bind, lock, serve, FaultLayer, Faults, RequestLog, Server};
+
+const SCHEMA_USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+const SCHEMA_ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+const SCHEMA_ATLASSIAN: &str = "urn:scim:schemas:extension:atlassian-external:1.0";
+const SCHEMA_GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+const SCHEMA_LIST: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
+const SCHEMA_ERROR: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
+const SCIM_JSON: &str = "application/scim+json";
+
+/// The clock of the fake starts at 2026-01-01T00:00:00Z and ticks one second per change, so
+/// timestamps are deterministic.
+const EPOCH: i64 = 1_767_225_600;
+
+/// How the fake behaves. `latency` is read once, at start; the rest can be changed while running
+/// through `fake.state().config`.
+#[derive(Clone, Debug)]
+pub struct FakeConfig {
+    pub scim_token: String,
+    pub org_token: String,
+    pub org_id: String,
+    pub directory_id: String,
+    /// Domains a SCIM user's primary email may be in (compared case-insensitively).
+    pub verified_domains: Vec<String>,
+    /// The most resources one SCIM list page holds, whatever `count` asks for.
+    pub page_cap: usize,
+    /// Users per page of the org users API (and the default page of the admin search).
+    pub org_page_size: usize,
+    /// Answer a user PATCH with 204 No Content instead of 200 and the user.
+    pub patch_returns_204: bool,
+    /// The most member values one group PATCH operation may carry.
+    pub max_members_per_patch: usize,
+    /// A delay applied to every request.
+    pub latency: Duration,
+}
+
+impl Default for FakeConfig {
+    fn default() -> FakeConfig {
+        FakeConfig {
+            scim_token: "scim-secret-token".into(),
+            org_token: "org-secret-token".into(),
+            org_id: "org-1".into(),
+            directory_id: "dir-1".into(),
+            verified_domains: vec!["example.com".into()],
+            page_cap: 100,
+            org_page_size: 50,
+            patch_returns_204: false,
+            max_members_per_patch: 10_000,
+            latency: Duration::ZERO,
+        }
+    }
+}
+
+/// A SCIM user to seed; `SeedUser::new(email)` fills the rest and the builder methods adjust it.
+#[derive(Clone, Debug, Default)]
+pub struct SeedUser {
+    pub email: String,
+    /// Defaults to the email.
+    pub user_name: Option<String>,
+    pub external_id: Option<String>,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+    pub display_name: Option<String>,
+    pub active: bool,
+    pub title: Option<String>,
+    pub department: Option<String>,
+    /// The org account's `last_active` date, e.g. "2026-10-01".
+    pub last_active: Option<String>,
+}
+
+impl SeedUser {
+    /// An active user named after the email: `alice.doe@example.com` is Alice Doe.
+    pub fn new(email: &str) -> SeedUser {
+        let local = email.split('@').next().unwrap_or_default();
+        let mut parts = local
+            .split(['.', '_'])
+            .filter(|p| !p.is_empty())
+            .map(capitalise);
+        let given_name = parts.next();
+        let family = parts.collect::<Vec<_>>().join(" ");
+        SeedUser {
+            email: email.to_owned(),
+            given_name,
+            family_name: (!family.is_empty()).then_some(family),
+            active: true,
+            ..SeedUser::default()
+        }
+    }
+
+    pub fn user_name(mut self, user_name: &str) -> SeedUser {
+        self.user_name = Some(user_name.to_owned());
+        self
+    }
+
+    pub fn external_id(mut self, external_id: &str) -> SeedUser {
+        self.external_id = Some(external_id.to_owned());
+        self
+    }
+
+    pub fn name(mut self, given_name: &str, family_name: &str) -> SeedUser {
+        self.given_name = Some(given_name.to_owned());
+        self.family_name = Some(family_name.to_owned());
+        self
+    }
+
+    pub fn display_name(mut self, display_name: &str) -> SeedUser {
+        self.display_name = Some(display_name.to_owned());
+        self
+    }
+
+    pub fn inactive(mut self) -> SeedUser {
+        self.active = false;
+        self
+    }
+
+    pub fn title(mut self, title: &str) -> SeedUser {
+        self.title = Some(title.to_owned());
+        self
+    }
+
+    pub fn department(mut self, department: &str) -> SeedUser {
+        self.department = Some(department.to_owned());
+        self
+    }
+
+    pub fn last_active(mut self, date: &str) -> SeedUser {
+        self.last_active = Some(date.to_owned());
+        self
+    }
+}
+
+fn capitalise(word: &str) -> String {
+    let mut chars = word.chars();
+    chars.next().map_or_else(String::new, |first| {
+        first.to_uppercase().chain(chars).collect()
+    })
+}
+
+/// An email of a SCIM user.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Email {
+    pub value: String,
+    pub kind: Option<String>,
+    pub primary: bool,
+}
+
+/// A user of the SCIM directory.
+#[derive(Clone, Debug, Default)]
+pub struct ScimUser {
+    pub id: String,
+    pub account_id: String,
+    pub user_name: String,
+    pub external_id: Option<String>,
+    pub emails: Vec<Email>,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+    pub display_name: Option<String>,
+    pub title: Option<String>,
+    pub department: Option<String>,
+    pub organization: Option<String>,
+    pub timezone: Option<String>,
+    pub preferred_language: Option<String>,
+    pub nick_name: Option<String>,
+    pub locale: Option<String>,
+    pub active: bool,
+    pub created: String,
+    pub last_modified: String,
+}
+
+impl ScimUser {
+    /// The primary email (validation guarantees there is exactly one).
+    pub fn primary_email(&self) -> &str {
+        self.emails
+            .iter()
+            .find(|e| e.primary)
+            .map_or("", |e| e.value.as_str())
+    }
+
+    fn formatted_name(&self) -> Option<String> {
+        let parts: Vec<&str> = [&self.given_name, &self.family_name]
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
+            .collect();
+        (!parts.is_empty()).then(|| parts.join(" "))
+    }
+
+    /// The name the org account shows.
+    fn account_name(&self) -> String {
+        self.display_name
+            .clone()
+            .or_else(|| self.formatted_name())
+            .unwrap_or_else(|| self.user_name.clone())
+    }
+}
+
+/// A group of the SCIM directory.
+#[derive(Clone, Debug)]
+pub struct ScimGroup {
+    pub id: String,
+    pub display_name: String,
+    /// SCIM user ids, in the order they were added.
+    pub members: Vec<String>,
+    pub created: String,
+    pub last_modified: String,
+}
+
+/// An Atlassian account of the organization.
+#[derive(Clone, Debug)]
+pub struct OrgAccount {
+    pub account_id: String,
+    pub email: String,
+    pub name: String,
+    /// "active", "inactive" or "closed".
+    pub status: String,
+    pub last_active: Option<String>,
+    pub access_billable: bool,
+    /// Platform roles: "org-admin", "site-admin".
+    pub roles: BTreeSet<String>,
+    pub api_tokens: Vec<ApiToken>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ApiToken {
+    pub id: String,
+    pub label: String,
+    pub created_at: String,
+    pub last_access: Option<String>,
+}
+
+/// Everything the fake knows. Lock it only briefly, never across an await.
+#[derive(Debug)]
+pub struct State {
+    pub config: FakeConfig,
+    pub base_url: String,
+    /// In creation order.
+    pub users: Vec<ScimUser>,
+    /// In creation order.
+    pub groups: Vec<ScimGroup>,
+    /// In creation order.
+    pub accounts: Vec<OrgAccount>,
+    next_id: u64,
+    ticks: i64,
+}
+
+impl State {
+    fn new(config: FakeConfig, base_url: String) -> State {
+        State {
+            config,
+            base_url,
+            users: Vec::new(),
+            groups: Vec::new(),
+            accounts: Vec::new(),
+            next_id: 0,
+            ticks: 0,
+        }
+    }
+
+    pub fn scim_base(&self) -> String {
+        format!(
+            "{}/scim/directory/{}",
+            self.base_url, self.config.directory_id
+        )
+    }
+
+    fn mint(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    /// The fake's clock, one second later on each call.
+    fn now(&mut self) -> String {
+        self.ticks += 1;
+        timestamp(EPOCH + self.ticks)
+    }
+
+    fn user_index(&self, id: &str) -> Option<usize> {
+        self.users.iter().position(|u| u.id == id)
+    }
+
+    fn group_index(&self, id: &str) -> Option<usize> {
+        self.groups.iter().position(|g| g.id == id)
+    }
+
+    fn account_index(&self, account_id: &str) -> Option<usize> {
+        self.accounts
+            .iter()
+            .position(|a| a.account_id == account_id)
+    }
+
+    fn account_by_email(&self, email: &str) -> Option<usize> {
+        self.accounts
+            .iter()
+            .position(|a| a.email.eq_ignore_ascii_case(email))
+    }
+
+    /// The SCIM user whose userName or primary email is `key`.
+    fn user_by_key(&self, key: &str) -> Option<usize> {
+        self.users.iter().position(|u| {
+            u.user_name.eq_ignore_ascii_case(key) || u.primary_email().eq_ignore_ascii_case(key)
+        })
+    }
+
+    fn is_linked(&self, account_id: &str) -> bool {
+        self.users.iter().any(|u| u.account_id == account_id)
+    }
+
+    fn domain_verified(&self, email: &str) -> bool {
+        let domain = email.rsplit_once('@').map_or("", |(_, d)| d);
+        self.config
+            .verified_domains
+            .iter()
+            .any(|d| d.eq_ignore_ascii_case(domain))
+    }
+
+    fn user_name_taken(&self, user_name: &str, except: Option<&str>) -> bool {
+        self.users
+            .iter()
+            .any(|u| Some(u.id.as_str()) != except && u.user_name.eq_ignore_ascii_case(user_name))
+    }
+
+    fn new_account(&mut self, email: &str, name: &str) -> usize {
+        let n = self.mint();
+        self.accounts.push(OrgAccount {
+            account_id: format!("712020:{n:08x}-0000-4000-8000-00000000a11c"),
+            email: email.to_owned(),
+            name: name.to_owned(),
+            status: "active".into(),
+            last_active: None,
+            access_billable: true,
+            roles: BTreeSet::new(),
+            api_tokens: Vec::new(),
+        });
+        self.accounts.len() - 1
+    }
+
+    /// Adds a validated user to the directory, linking it to the org account with its email when
+    /// that account is not in the directory yet.
+    fn insert_user(&mut self, mut user: ScimUser, check_domain: bool) -> Result<usize, Failure> {
+        if self.user_name_taken(&user.user_name, None) {
+            return Err(Failure::conflict(format!(
+                "a user with userName {} already exists",
+                user.user_name
+            )));
+        }
+        let email = user.primary_email().to_owned();
+        if check_domain && !self.domain_verified(&email) {
+            return Err(unverified(&email));
+        }
+        let account = match self.account_by_email(&email) {
+            Some(i) if self.is_linked(&self.accounts[i].account_id) => {
+                return Err(Failure::conflict(format!(
+                    "the account with email {email} is already in the directory"
+                )))
+            }
+            Some(i) => i,
+            None => self.new_account(&email, &user.account_name()),
+        };
+        user.account_id = self.accounts[account].account_id.clone();
+        user.id = format!("{:08x}-0000-4000-8000-000000005c1e", self.mint());
+        user.created = self.now();
+        user.last_modified = user.created.clone();
+        self.users.push(user);
+        let index = self.users.len() - 1;
+        self.sync_account(index);
+        Ok(index)
+    }
+
+    /// Brings the org account of a SCIM user in line with it.
+    fn sync_account(&mut self, user: usize) {
+        let user = &self.users[user];
+        let (email, name, active) = (
+            user.primary_email().to_owned(),
+            user.account_name(),
+            user.active,
+        );
+        if let Some(i) = self.account_index(&user.account_id) {
+            let account = &mut self.accounts[i];
+            account.email = email;
+            account.name = name;
+            if account.status != "closed" {
+                account.status = if active { "active" } else { "inactive" }.into();
+            }
+            account.access_billable = active && account.status == "active";
+        }
+    }
+
+    fn user_json(&self, user: &ScimUser) -> Value {
+        let mut body = Map::new();
+        body.insert(
+            "schemas".into(),
+            json!([SCHEMA_USER, SCHEMA_ENTERPRISE, SCHEMA_ATLASSIAN]),
+        );
+        body.insert("id".into(), json!(user.id));
+        insert_opt(&mut body, "externalId", &user.external_id);
+        body.insert("userName".into(), json!(user.user_name));
+        let emails: Vec<Value> = user
+            .emails
+            .iter()
+            .map(|e| {
+                let mut email = Map::new();
+                email.insert("value".into(), json!(e.value));
+                insert_opt(&mut email, "type", &e.kind);
+                email.insert("primary".into(), json!(e.primary));
+                Value::Object(email)
+            })
+            .collect();
+        body.insert("emails".into(), Value::Array(emails));
+        let mut name = Map::new();
+        insert_opt(&mut name, "givenName", &user.given_name);
+        insert_opt(&mut name, "familyName", &user.family_name);
+        insert_opt(&mut name, "formatted", &user.formatted_name());
+        body.insert("name".into(), Value::Object(name));
+        insert_opt(&mut body, "displayName", &user.display_name);
+        insert_opt(&mut body, "nickName", &user.nick_name);
+        insert_opt(&mut body, "title", &user.title);
+        insert_opt(&mut body, "preferredLanguage", &user.preferred_language);
+        insert_opt(&mut body, "locale", &user.locale);
+        insert_opt(&mut body, "timezone", &user.timezone);
+        body.insert("active".into(), json!(user.active));
+        let mut enterprise = Map::new();
+        insert_opt(&mut enterprise, "department", &user.department);
+        insert_opt(&mut enterprise, "organization", &user.organization);
+        body.insert(SCHEMA_ENTERPRISE.into(), Value::Object(enterprise));
+        body.insert(
+            SCHEMA_ATLASSIAN.into(),
+            json!({ "atlassianAccountId": user.account_id }),
+        );
+        let groups: Vec<Value> = self
+            .groups
+            .iter()
+            .filter(|g| g.members.contains(&user.id))
+            .map(|g| json!({ "value": g.id, "display": g.display_name, "type": "direct" }))
+            .collect();
+        body.insert("groups".into(), Value::Array(groups));
+        body.insert(
+            "meta".into(),
+            json!({
+                "resourceType": "User",
+                "created": user.created,
+                "lastModified": user.last_modified,
+                "location": format!("{}/Users/{}", self.scim_base(), user.id),
+            }),
+        );
+        Value::Object(body)
+    }
+
+    fn group_json(&self, group: &ScimGroup) -> Value {
+        let members: Vec<Value> = group
+            .members
+            .iter()
+            .map(|id| {
+                let display = self
+                    .user_index(id)
+                    .map_or("", |i| self.users[i].user_name.as_str());
+                json!({ "value": id, "display": display, "type": "User" })
+            })
+            .collect();
+        json!({
+            "schemas": [SCHEMA_GROUP],
+            "id": group.id,
+            "displayName": group.display_name,
+            "members": members,
+            "meta": {
+                "resourceType": "Group",
+                "created": group.created,
+                "lastModified": group.last_modified,
+                "location": format!("{}/Groups/{}", self.scim_base(), group.id),
+            },
+        })
+    }
+
+    fn account_json(&self, account: &OrgAccount) -> Value {
+        let mut body = Map::new();
+        body.insert("account_id".into(), json!(account.account_id));
+        body.insert("account_type".into(), json!("atlassian"));
+        body.insert("account_status".into(), json!(account.status));
+        body.insert("name".into(), json!(account.name));
+        body.insert("email".into(), json!(account.email));
+        insert_opt(&mut body, "last_active", &account.last_active);
+        body.insert("access_billable".into(), json!(account.access_billable));
+        body.insert(
+            "links".into(),
+            json!({ "self": format!(
+                "{}/admin/v1/orgs/{}/users/{}",
+                self.base_url, self.config.org_id, account.account_id
+            ) }),
+        );
+        Value::Object(body)
+    }
+}
+
+fn insert_opt(map: &mut Map<String, Value>, key: &str, value: &Option<String>) {
+    if let Some(value) = value {
+        map.insert(key.into(), json!(value));
+    }
+}
+
+fn timestamp(secs: i64) -> String {
+    chrono::DateTime::from_timestamp(secs, 0)
+        .expect("a timestamp in range")
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// The fake Atlassian Cloud server. Dropping it stops accepting connections.
+pub struct FakeAtlassian {
+    pub base_url: String,
+    /// The configuration the fake started with. To change its behaviour while it runs, change
+    /// `state().config` instead.
+    pub config: FakeConfig,
+    pub state: Arc<Mutex<State>>,
+    layer: Arc<FaultLayer>,
+    _server: Server,
+}
+
+impl FakeAtlassian {
+    /// Binds 127.0.0.1:0 and serves the fake on the current tokio runtime.
+    pub async fn start(config: FakeConfig) -> FakeAtlassian {
+        let (listener, base_url) = bind().await;
+        let layer = Arc::new(
+            FaultLayer::new(config.latency, scim_error_response).with_is_mutation(is_mutation),
+        );
+        let state = Arc::new(Mutex::new(State::new(config.clone(), base_url.clone())));
+        let server = serve(listener, router(state.clone()), layer.clone());
+        FakeAtlassian {
+            base_url,
+            config,
+            state,
+            layer,
+            _server: server,
+        }
+    }
+
+    /// `{base_url}/scim/directory/{directory_id}`.
+    pub fn scim_base(&self) -> String {
+        self.state().scim_base()
+    }
+
+    pub fn org_id(&self) -> String {
+        self.state().config.org_id.clone()
+    }
+
+    pub fn state(&self) -> MutexGuard<'_, State> {
+        lock(&self.state)
+    }
+
+    // Seeding. These panic on a conflict: a test that seeds a conflict has a bug.
+
+    /// Adds a SCIM user (and its org account, or links the org account with its email); returns
+    /// the SCIM id. The domain of the email need not be verified.
+    pub fn add_user(&self, seed: SeedUser) -> String {
+        let user = ScimUser {
+            user_name: seed.user_name.unwrap_or_else(|| seed.email.clone()),
+            external_id: seed.external_id,
+            emails: vec![Email {
+                value: seed.email.clone(),
+                kind: Some("work".into()),
+                primary: true,
+            }],
+            given_name: seed.given_name,
+            family_name: seed.family_name,
+            display_name: seed.display_name,
+            title: seed.title,
+            department: seed.department,
+            active: seed.active,
+            ..ScimUser::default()
+        };
+        let mut state = self.state();
+        let index = state
+            .insert_user(user, false)
+            .unwrap_or_else(|e| panic!("seeding user {}: {e:?}", seed.email));
+        if seed.last_active.is_some() {
+            let account = state.users[index].account_id.clone();
+            let account = state.account_index(&account).expect("the user's account");
+            state.accounts[account].last_active = seed.last_active;
+        }
+        state.users[index].id.clone()
+    }
+
+    /// Adds an org account that is not in the SCIM directory (a just-in-time account); returns
+    /// its account id.
+    pub fn add_org_account(&self, email: &str, name: &str, last_active: Option<&str>) -> String {
+        let mut state = self.state();
+        assert!(
+            state.account_by_email(email).is_none(),
+            "seeding org account {email}: the email is taken"
+        );
+        let index = state.new_account(email, name);
+        state.accounts[index].last_active = last_active.map(str::to_owned);
+        state.accounts[index].account_id.clone()
+    }
+
+    /// Adds a group whose members are the users with these userNames or emails; returns its id.
+    pub fn add_group(&self, name: &str, member_emails: &[&str]) -> String {
+        let mut state = self.state();
+        assert!(
+            !state
+                .groups
+                .iter()
+                .any(|g| g.display_name.eq_ignore_ascii_case(name)),
+            "seeding group {name}: the name is taken"
+        );
+        let members = member_emails
+            .iter()
+            .map(|key| {
+                let i = state
+                    .user_by_key(key)
+                    .unwrap_or_else(|| panic!("seeding group {name}: no user {key}"));
+                state.users[i].id.clone()
+            })
+            .collect();
+        let id = format!("{:08x}-0000-4000-8000-00000000960f", state.mint());
+        let created = state.now();
+        state.groups.push(ScimGroup {
+            id: id.clone(),
+            display_name: name.to_owned(),
+            members,
+            last_modified: created.clone(),
+            created,
+        });
+        id
+    }
+
+    /// Gives the account with this email a platform role ("org-admin" or "site-admin").
+    pub fn set_admin(&self, email: &str, role: &str) {
+        let mut state = self.state();
+        let i = account_for(&state, email);
+        state.accounts[i].roles.insert(role.to_owned());
+    }
+
+    /// Gives the account with this email an API token.
+    pub fn add_api_token(&self, email: &str, label: &str) {
+        let mut state = self.state();
+        let i = account_for(&state, email);
+        let id = format!("t{}", state.mint());
+        let created_at = state.now();
+        state.accounts[i].api_tokens.push(ApiToken {
+            id,
+            label: label.to_owned(),
+            created_at: created_at.clone(),
+            last_access: Some(created_at),
+        });
+    }
+
+    pub fn set_last_active(&self, email: &str, date: &str) {
+        let mut state = self.state();
+        let i = account_for(&state, email);
+        state.accounts[i].last_active = Some(date.to_owned());
+    }
+
+    // Inspection.
+
+    /// Every SCIM user as GET /Users/{id} returns it, in creation order.
+    pub fn users(&self) -> Vec<Value> {
+        let state = self.state();
+        state.users.iter().map(|u| state.user_json(u)).collect()
+    }
+
+    /// The SCIM user with this userName or primary email.
+    pub fn user(&self, key: &str) -> Option<Value> {
+        let state = self.state();
+        state
+            .user_by_key(key)
+            .map(|i| state.user_json(&state.users[i]))
+    }
+
+    /// Every SCIM group as GET /Groups/{id} returns it, in creation order.
+    pub fn groups(&self) -> Vec<Value> {
+        let state = self.state();
+        state.groups.iter().map(|g| state.group_json(g)).collect()
+    }
+
+    /// The userNames of the members of the group with this name (case-insensitive), sorted;
+    /// empty when there is no such group.
+    pub fn group_members(&self, name: &str) -> Vec<String> {
+        let state = self.state();
+        let mut members: Vec<String> = state
+            .groups
+            .iter()
+            .filter(|g| g.display_name.eq_ignore_ascii_case(name))
+            .flat_map(|g| &g.members)
+            .filter_map(|id| state.user_index(id))
+            .map(|i| state.users[i].user_name.clone())
+            .collect();
+        members.sort();
+        members
+    }
+
+    /// Every org account as the org users API returns it, in creation order.
+    pub fn org_accounts(&self) -> Vec<Value> {
+        let state = self.state();
+        state
+            .accounts
+            .iter()
+            .map(|a| state.account_json(a))
+            .collect()
+    }
+
+    /// The account id of the org account with this email.
+    pub fn account_id(&self, email: &str) -> Option<String> {
+        let state = self.state();
+        state
+            .account_by_email(email)
+            .map(|i| state.accounts[i].account_id.clone())
+    }
+
+    /// The API tokens of the account with this email.
+    pub fn api_tokens(&self, email: &str) -> usize {
+        let state = self.state();
+        state.accounts[account_for(&state, email)].api_tokens.len()
+    }
+
+    /// Every request received, faulted or not, in order of arrival.
+    pub fn requests(&self) -> Vec<RequestLog> {
+        self.layer.requests()
+    }
+
+    /// Successful (2xx) requests that change state (every non-GET but the admin user search).
+    /// A `fail_after_mutation` request is applied but answered 500, so it does not count.
+    pub fn mutations(&self) -> usize {
+        self.requests()
+            .iter()
+            .filter(|r| r.mutation && (200..300).contains(&r.status))
+            .count()
+    }
+
+    /// DELETE requests on SCIM users or groups, whatever their outcome.
+    pub fn deletes(&self) -> usize {
+        self.requests()
+            .iter()
+            .filter(|r| {
+                r.method == "DELETE"
+                    && r.path.starts_with("/scim/")
+                    && (r.path.contains("/Users") || r.path.contains("/Groups"))
+            })
+            .count()
+    }
+
+    /// The faults to inject; change them through the guard. Do not hold the guard across an
+    /// await: every request locks it.
+    pub fn faults(&self) -> MutexGuard<'_, Faults> {
+        self.layer.faults()
+    }
+
+    pub fn set_faults(&self, faults: Faults) {
+        self.layer.set_faults(faults);
+    }
+}
+
+fn account_for(state: &State, email: &str) -> usize {
+    state
+        .account_by_email(email)
+        .unwrap_or_else(|| panic!("no org account with email {email}"))
+}
+
+fn is_mutation(method: &Method, path: &str) -> bool {
+    let read = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+        || (*method == Method::POST && path.ends_with("/users/search"));
+    !read
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+
+/// A failed request, in the shape of the API it was made to.
+#[derive(Debug)]
+pub enum Failure {
+    /// A SCIM error: `{"schemas":[Error],"status":"409","scimType":"uniqueness","detail":...}`.
+    Scim {
+        status: StatusCode,
+        scim_type: Option<&'static str>,
+        detail: String,
+    },
+    /// A missing or wrong bearer token: `{"error":"Unauthorized","traceId":...}`.
+    Unauthorized,
+    /// An error of the org admin API: `{"code":404,"message":...}`.
+    Admin { status: StatusCode, message: String },
+}
+
+impl Failure {
+    fn scim(status: StatusCode, scim_type: &'static str, detail: impl Into<String>) -> Failure {
+        Failure::Scim {
+            status,
+            scim_type: Some(scim_type),
+            detail: detail.into(),
+        }
+    }
+
+    fn bad(scim_type: &'static str, detail: impl Into<String>) -> Failure {
+        Failure::scim(StatusCode::BAD_REQUEST, scim_type, detail)
+    }
+
+    fn conflict(detail: impl Into<String>) -> Failure {
+        Failure::scim(StatusCode::CONFLICT, "uniqueness", detail)
+    }
+
+    fn not_found(kind: &str, id: &str) -> Failure {
+        Failure::Scim {
+            status: StatusCode::NOT_FOUND,
+            scim_type: None,
+            detail: format!("{kind} {id} not found"),
+        }
+    }
+
+    fn admin(status: StatusCode, message: impl Into<String>) -> Failure {
+        Failure::Admin {
+            status,
+            message: message.into(),
+        }
+    }
+
+    fn is_invalid_path(&self) -> bool {
+        matches!(
+            self,
+            Failure::Scim {
+                scim_type: Some("invalidPath"),
+                ..
+            }
+        )
+    }
+}
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        match self {
+            Failure::Scim {
+                status,
+                scim_type,
+                detail,
+            } => {
+                let mut body = json!({
+                    "schemas": [SCHEMA_ERROR],
+                    "status": status.as_u16().to_string(),
+                    "detail": detail,
+                });
+                if let Some(scim_type) = scim_type {
+                    body["scimType"] = json!(scim_type);
+                }
+                scim_json(status, &body)
+            }
+            Failure::Unauthorized => {
+                static TRACE: AtomicU64 = AtomicU64::new(0x7ace_0000);
+                let trace = TRACE.fetch_add(1, Ordering::Relaxed);
+                let body = json!({ "error": "Unauthorized", "traceId": format!("{trace:016x}") });
+                (StatusCode::UNAUTHORIZED, Json(body)).into_response()
+            }
+            Failure::Admin { status, message } => {
+                let body = json!({ "code": status.as_u16(), "message": message });
+                (status, Json(body)).into_response()
+            }
+        }
+    }
+}
+
+/// The body of an error injected by the fault layer.
+fn scim_error_response(status: StatusCode, detail: &str) -> Response {
+    Failure::Scim {
+        status,
+        scim_type: None,
+        detail: detail.to_owned(),
+    }
+    .into_response()
+}
+
+fn unverified(email: &str) -> Failure {
+    let domain = email.rsplit_once('@').map_or(email, |(_, d)| d);
+    Failure::bad(
+        "invalidValue",
+        format!("the domain {domain} of {email} is not a verified domain of the organization"),
+    )
+}
+
+type Reply = Result<Response, Failure>;
+
+type JsonObject = Map<String, Value>;
+
+fn scim_json(status: StatusCode, body: &Value) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, SCIM_JSON)],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn check_token(headers: &HeaderMap, token: &str) -> Result<(), Failure> {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim());
+    if presented == Some(token) {
+        Ok(())
+    } else {
+        Err(Failure::Unauthorized)
+    }
+}
+
+/// Checks the SCIM token and the directory id.
+fn scim_guard(state: &State, headers: &HeaderMap, directory: &str) -> Result<(), Failure> {
+    check_token(headers, &state.config.scim_token)?;
+    if directory == state.config.directory_id {
+        Ok(())
+    } else {
+        Err(Failure::not_found("directory", directory))
+    }
+}
+
+/// Checks the org token and the org id.
+fn org_guard(state: &State, headers: &HeaderMap, org: &str) -> Result<(), Failure> {
+    check_token(headers, &state.config.org_token)?;
+    if org == state.config.org_id {
+        Ok(())
+    } else {
+        Err(Failure::admin(
+            StatusCode::NOT_FOUND,
+            format!("org {org} not found"),
+        ))
+    }
+}
+
+/// A JSON object body, sent as `application/scim+json` or `application/json`.
+fn json_body(headers: &HeaderMap, body: &Bytes) -> Result<Map<String, Value>, Failure> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let mime = content_type.split(';').next().unwrap_or_default().trim();
+    if !mime.eq_ignore_ascii_case("application/json") && !mime.eq_ignore_ascii_case(SCIM_JSON) {
+        return Err(Failure::scim(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "invalidSyntax",
+            format!("unsupported content type {content_type:?}"),
+        ));
+    }
+    match serde_json::from_slice(body) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(Failure::bad(
+            "invalidSyntax",
+            "the body is not a JSON object",
+        )),
+        Err(e) => Err(Failure::bad("invalidSyntax", format!("invalid JSON: {e}"))),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Routes
+
+type Shared = Arc<Mutex<State>>;
+
+fn router(state: Shared) -> Router {
+    Router::new()
+        .route(
+            "/scim/directory/{dir}/Users",
+            get(list_users).post(create_user),
+        )
+        .route(
+            "/scim/directory/{dir}/Users/{id}",
+            get(get_user).patch(patch_user).delete(delete_user),
+        )
+        .route(
+            "/scim/directory/{dir}/Groups",
+            get(list_groups).post(create_group),
+        )
+        .route(
+            "/scim/directory/{dir}/Groups/{id}",
+            get(get_group).patch(patch_group).delete(delete_group),
+        )
+        .route("/admin/v1/orgs/{org}/users", get(org_users))
+        .route(
+            "/admin/v2/orgs/{org}/directories/-/users/search",
+            post(search_users),
+        )
+        .route("/users/{account}/manage/api-tokens", get(list_api_tokens))
+        .route(
+            "/users/{account}/manage/api-tokens/{token}",
+            delete(delete_api_token),
+        )
+        .fallback(|| async { Failure::not_found("resource", "at this path") })
+        .with_state(state)
+}
+
+// ---------------------------------------------------------------------------------------------
+// SCIM: listing
+
+/// A page of a list: 1-based `startIndex` (default 1), `count` (default 100) capped by `cap`.
+struct Page {
+    start: usize,
+    count: usize,
+}
+
+impl Page {
+    fn from_query(query: &HashMap<String, String>, cap: usize) -> Result<Page, Failure> {
+        let number = |key: &str, default: i64| -> Result<i64, Failure> {
+            query.get(key).map_or(Ok(default), |v| {
+                v.trim()
+                    .parse()
+                    .map_err(|_| Failure::bad("invalidValue", format!("{key} must be an integer")))
+            })
+        };
+        let start = usize::try_from(number("startIndex", 1)?.max(1)).unwrap_or(usize::MAX);
+        let count = usize::try_from(number("count", 100)?.max(0)).unwrap_or(usize::MAX);
+        Ok(Page {
+            start,
+            count: count.min(cap),
+        })
+    }
+
+    fn list_response(&self, matching: Vec<Value>) -> Response {
+        let total = matching.len();
+        let resources: Vec<Value> = matching
+            .into_iter()
+            .skip(self.start - 1)
+            .take(self.count)
+            .collect();
+        scim_json(
+            StatusCode::OK,
+            &json!({
+                "schemas": [SCHEMA_LIST],
+                "totalResults": total,
+                "startIndex": self.start,
+                "itemsPerPage": resources.len(),
+                "Resources": resources,
+            }),
+        )
+    }
+}
+
+/// The attribute and value of the one kind of filter the API supports: `attr eq "value"`.
+fn parse_eq_filter(filter: &str) -> Option<(&str, String)> {
+    let (attr, rest) = filter.trim().split_once(char::is_whitespace)?;
+    let (op, rest) = rest.trim_start().split_once(char::is_whitespace)?;
+    if !op.eq_ignore_ascii_case("eq") {
+        return None;
+    }
+    let quoted = rest.trim().strip_prefix('"')?.strip_suffix('"')?;
+    let mut value = String::new();
+    let mut chars = quoted.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => value.push(chars.next()?),
+            '"' => return None,
+            c => value.push(c),
+        }
+    }
+    Some((attr, value))
+}
+
+fn invalid_filter(filter: &str, supported: &str) -> Failure {
+    Failure::bad(
+        "invalidFilter",
+        format!("unsupported filter {filter:?}: only {supported} eq \"value\" is supported"),
+    )
+}
+
+async fn list_users(
+    AxumState(state): AxumState<Shared>,
+    Path(dir): Path<String>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Reply {
+    let state = lock(&state);
+    scim_guard(&state, &headers, &dir)?;
+    let page = Page::from_query(&query, state.config.page_cap)?;
+    let keep: Box<dyn Fn(&ScimUser) -> bool> = match query.get("filter") {
+        None => Box::new(|_| true),
+        Some(filter) => match parse_eq_filter(filter) {
+            Some((attr, value)) if attr.eq_ignore_ascii_case("userName") => {
+                Box::new(move |u| u.user_name.eq_ignore_ascii_case(&value))
+            }
+            Some((attr, value)) if attr.eq_ignore_ascii_case("externalId") => {
+                Box::new(move |u| u.external_id.as_deref() == Some(value.as_str()))
+            }
+            _ => return Err(invalid_filter(filter, "userName or externalId")),
+        },
+    };
+    let matching = state
+        .users
+        .iter()
+        .filter(|u| keep(u))
+        .map(|u| state.user_json(u))
+        .collect();
+    Ok(page.list_response(matching))
+}
+
+async fn list_groups(
+    AxumState(state): AxumState<Shared>,
+    Path(dir): Path<String>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Reply {
+    let state = lock(&state);
+    scim_guard(&state, &headers, &dir)?;
+    let page = Page::from_query(&query, state.config.page_cap)?;
+    let name = match query.get("filter") {
+        None => None,
+        Some(filter) => match parse_eq_filter(filter) {
+            Some((attr, value)) if attr.eq_ignore_ascii_case("displayName") => Some(value),
+            _ => return Err(invalid_filter(filter, "displayName")),
+        },
+    };
+    let matching = state
+        .groups
+        .iter()
+        .filter(|g| {
+            name.as_ref()
+                .map_or(true, |n| g.display_name.eq_ignore_ascii_case(n))
+        })
+        .map(|g| state.group_json(g))
+        .collect();
+    Ok(page.list_response(matching))
+}
+
+// ---------------------------------------------------------------------------------------------
+// SCIM: users
+
+const ENTERPRISE_PREFIX: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:";
+
+fn opt_string(path: &str, value: &Value) -> Result<Option<String>, Failure> {
+    match value {
+        Value::Null => Ok(None),
+        Value::String(s) => Ok(Some(s.clone())),
+        _ => Err(Failure::bad(
+            "invalidValue",
+            format!("{path} must be a string"),
+        )),
+    }
+}
+
+fn boolish(path: &str, value: &Value) -> Result<bool, Failure> {
+    match value {
+        Value::Bool(b) => Ok(*b),
+        Value::String(s) if s.eq_ignore_ascii_case("true") => Ok(true),
+        Value::String(s) if s.eq_ignore_ascii_case("false") => Ok(false),
+        _ => Err(Failure::bad(
+            "invalidValue",
+            format!("{path} must be a boolean"),
+        )),
+    }
+}
+
+fn object<'v>(path: &str, value: &'v Value) -> Result<&'v Map<String, Value>, Failure> {
+    value
+        .as_object()
+        .ok_or_else(|| Failure::bad("invalidValue", format!("{path} must be an object")))
+}
+
+/// Parses a SCIM emails array: every email has a string value, and exactly one is primary.
+fn parse_emails(value: &Value) -> Result<Vec<Email>, Failure> {
+    let items = value
+        .as_array()
+        .ok_or_else(|| Failure::bad("invalidValue", "emails must be an array"))?;
+    let emails = items
+        .iter()
+        .map(|item| {
+            let item = object("emails", item)?;
+            let value = item
+                .get("value")
+                .and_then(Value::as_str)
+                .filter(|v| v.contains('@'))
+                .ok_or_else(|| Failure::bad("invalidValue", "every email needs a value"))?;
+            Ok(Email {
+                value: value.to_owned(),
+                kind: item
+                    .get("type")
+                    .map(|t| opt_string("type", t))
+                    .transpose()?
+                    .flatten(),
+                primary: item
+                    .get("primary")
+                    .map(|p| boolish("primary", p))
+                    .transpose()?
+                    .unwrap_or(false),
+            })
+        })
+        .collect::<Result<Vec<_>, Failure>>()?;
+    if emails.iter().filter(|e| e.primary).count() != 1 {
+        return Err(Failure::bad(
+            "invalidValue",
+            "exactly one email must be primary",
+        ));
+    }
+    Ok(emails)
+}
+
+/// Sets one attribute of a user, named by a SCIM path.
+fn set_user_attr(user: &mut ScimUser, path: &str, value: &Value) -> Result<(), Failure> {
+    let attr = path.strip_prefix(ENTERPRISE_PREFIX).unwrap_or(path);
+    let field = match attr.to_ascii_lowercase().as_str() {
+        "active" => {
+            user.active = boolish(path, value)?;
+            return Ok(());
+        }
+        "username" => {
+            user.user_name = opt_string(path, value)?
+                .filter(|n| !n.trim().is_empty())
+                .ok_or_else(|| Failure::bad("invalidValue", "userName must not be empty"))?;
+            return Ok(());
+        }
+        "emails" => {
+            user.emails = parse_emails(value)?;
+            return Ok(());
+        }
+        "name" => {
+            for (key, value) in object(path, value)? {
+                match key.as_str() {
+                    "givenName" | "familyName" => {
+                        set_user_attr(user, &format!("name.{key}"), value)?;
+                    }
+                    _ => {} // "formatted" and the rest are derived or unsupported.
+                }
+            }
+            return Ok(());
+        }
+        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:user" => {
+            for (key, value) in object(path, value)? {
+                if key == "department" || key == "organization" {
+                    set_user_attr(user, key, value)?;
+                } // The other enterprise attributes (manager, costCenter...) are not modelled.
+            }
+            return Ok(());
+        }
+        "displayname" => &mut user.display_name,
+        "externalid" => &mut user.external_id,
+        "name.givenname" => &mut user.given_name,
+        "name.familyname" => &mut user.family_name,
+        "title" => &mut user.title,
+        "department" => &mut user.department,
+        "organization" => &mut user.organization,
+        "timezone" => &mut user.timezone,
+        "preferredlanguage" => &mut user.preferred_language,
+        "nickname" => &mut user.nick_name,
+        "locale" => &mut user.locale,
+        _ => {
+            return Err(Failure::bad(
+                "invalidPath",
+                format!("unsupported path {path:?}"),
+            ))
+        }
+    };
+    *field = opt_string(path, value)?;
+    Ok(())
+}
+
+/// A user from a POST body; attributes the fake does not model are ignored.
+fn user_from_body(body: &Map<String, Value>) -> Result<ScimUser, Failure> {
+    let mut user = ScimUser {
+        active: true,
+        ..ScimUser::default()
+    };
+    for (key, value) in body {
+        if let Err(e) = set_user_attr(&mut user, key, value) {
+            if !e.is_invalid_path() {
+                return Err(e);
+            }
+        }
+    }
+    if user.user_name.is_empty() {
+        return Err(Failure::bad("invalidValue", "userName is required"));
+    }
+    if user.emails.is_empty() {
+        return Err(Failure::bad("invalidValue", "emails is required"));
+    }
+    Ok(user)
+}
+
+async fn create_user(
+    AxumState(state): AxumState<Shared>,
+    Path(dir): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Reply {
+    let mut state = lock(&state);
+    scim_guard(&state, &headers, &dir)?;
+    let user = user_from_body(&json_body(&headers, &body)?)?;
+    let index = state.insert_user(user, true)?;
+    Ok(scim_json(
+        StatusCode::CREATED,
+        &state.user_json(&state.users[index]),
+    ))
+}
+
+async fn get_user(
+    AxumState(state): AxumState<Shared>,
+    Path((dir, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Reply {
+    let state = lock(&state);
+    scim_guard(&state, &headers, &dir)?;
+    let index = state
+        .user_index(&id)
+        .ok_or_else(|| Failure::not_found("user", &id))?;
+    Ok(scim_json(
+        StatusCode::OK,
+        &state.user_json(&state.users[index]),
+    ))
+}
+
+/// The operations of a PatchOp body (`Operations`, or `operations`), with each op lowercased.
+fn operations(body: &JsonObject) -> Result<Vec<(String, &JsonObject)>, Failure> {
+    let ops = body
+        .get("Operations")
+        .or_else(|| body.get("operations"))
+        .and_then(Value::as_array)
+        .ok_or_else(|| Failure::bad("invalidSyntax", "a PatchOp needs Operations"))?;
+    ops.iter()
+        .map(|op| {
+            let op = object("Operations", op)?;
+            let name = op
+                .get("op")
+                .and_then(Value::as_str)
+                .ok_or_else(|| Failure::bad("invalidSyntax", "every operation needs an op"))?;
+            Ok((name.to_ascii_lowercase(), op))
+        })
+        .collect()
+}
+
+async fn patch_user(
+    AxumState(state): AxumState<Shared>,
+    Path((dir, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Reply {
+    let mut state = lock(&state);
+    scim_guard(&state, &headers, &dir)?;
+    let index = state
+        .user_index(&id)
+        .ok_or_else(|| Failure::not_found("user", &id))?;
+    let body = json_body(&headers, &body)?;
+    let mut user = state.users[index].clone();
+    for (op, operation) in operations(&body)? {
+        if op != "add" && op != "replace" {
+            return Err(Failure::bad(
+                "invalidValue",
+                format!("unsupported op {op:?}"),
+            ));
+        }
+        let value = operation
+            .get("value")
+            .ok_or_else(|| Failure::bad("invalidValue", format!("{op} needs a value")))?;
+        match operation.get("path").and_then(Value::as_str) {
+            Some(path) => set_user_attr(&mut user, path, value)?,
+            None => {
+                for (key, value) in object("value", value)? {
+                    if key != "schemas" {
+                        set_user_attr(&mut user, key, value)?;
+                    }
+                }
+            }
+        }
+    }
+    if state.user_name_taken(&user.user_name, Some(&id)) {
+        return Err(Failure::conflict(format!(
+            "a user with userName {} already exists",
+            user.user_name
+        )));
+    }
+    let email = user.primary_email().to_owned();
+    if email != state.users[index].primary_email() && !state.domain_verified(&email) {
+        return Err(unverified(&email));
+    }
+    user.last_modified = state.now();
+    state.users[index] = user;
+    state.sync_account(index);
+    if state.config.patch_returns_204 {
+        Ok(StatusCode::NO_CONTENT.into_response())
+    } else {
+        Ok(scim_json(
+            StatusCode::OK,
+            &state.user_json(&state.users[index]),
+        ))
+    }
+}
+
+async fn delete_user(
+    AxumState(state): AxumState<Shared>,
+    Path((dir, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Reply {
+    let mut state = lock(&state);
+    scim_guard(&state, &headers, &dir)?;
+    let index = state
+        .user_index(&id)
+        .ok_or_else(|| Failure::not_found("user", &id))?;
+    let user = state.users.remove(index);
+    for group in &mut state.groups {
+        group.members.retain(|m| *m != id);
+    }
+    // The account outlives the directory entry, deactivated and no longer linked.
+    if let Some(i) = state.account_index(&user.account_id) {
+        let account = &mut state.accounts[i];
+        if account.status != "closed" {
+            account.status = "inactive".into();
+        }
+        account.access_billable = false;
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+// ---------------------------------------------------------------------------------------------
+// SCIM: groups
+
+/// The user ids of a members value, `[{"value": id}, ...]`, at most `max` of them.
+fn member_ids(value: Option<&Value>, max: usize) -> Result<Vec<String>, Failure> {
+    let items = value
+        .and_then(Value::as_array)
+        .ok_or_else(|| Failure::bad("invalidValue", "members must be an array"))?;
+    if items.len() > max {
+        return Err(Failure::bad(
+            "tooMany",
+            format!("at most {max} members per operation, got {}", items.len()),
+        ));
+    }
+    items
+        .iter()
+        .map(|item| {
+            item.get("value")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .ok_or_else(|| Failure::bad("invalidValue", "every member needs a value"))
+        })
+        .collect()
+}
+
+fn check_members_exist(state: &State, ids: &[String]) -> Result<(), Failure> {
+    match ids.iter().find(|id| state.user_index(id).is_none()) {
+        Some(id) => Err(Failure::bad(
+            "invalidValue",
+            format!("member {id} is not a user of the directory"),
+        )),
+        None => Ok(()),
+    }
+}
+
+fn add_members(group: &mut ScimGroup, ids: Vec<String>) {
+    for id in ids {
+        if !group.members.contains(&id) {
+            group.members.push(id);
+        }
+    }
+}
+
+fn group_name(
+    value: &Value,
+    groups: &[ScimGroup],
+    except: Option<&str>,
+) -> Result<String, Failure> {
+    let name = value
+        .as_str()
+        .filter(|n| !n.trim().is_empty())
+        .ok_or_else(|| Failure::bad("invalidValue", "displayName must be a non-empty string"))?;
+    if groups
+        .iter()
+        .any(|g| Some(g.id.as_str()) != except && g.display_name.eq_ignore_ascii_case(name))
+    {
+        return Err(Failure::conflict(format!(
+            "a group named {name} already exists"
+        )));
+    }
+    Ok(name.to_owned())
+}
+
+async fn create_group(
+    AxumState(state): AxumState<Shared>,
+    Path(dir): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Reply {
+    let mut state = lock(&state);
+    scim_guard(&state, &headers, &dir)?;
+    let body = json_body(&headers, &body)?;
+    let name = group_name(
+        body.get("displayName").unwrap_or(&Value::Null),
+        &state.groups,
+        None,
+    )?;
+    let members = match body.get("members") {
+        Some(members) => member_ids(Some(members), state.config.max_members_per_patch)?,
+        None => Vec::new(),
+    };
+    check_members_exist(&state, &members)?;
+    let id = format!("{:08x}-0000-4000-8000-00000000960f", state.mint());
+    let created = state.now();
+    let mut group = ScimGroup {
+        id,
+        display_name: name,
+        members: Vec::new(),
+        last_modified: created.clone(),
+        created,
+    };
+    add_members(&mut group, members);
+    let response = scim_json(StatusCode::CREATED, &state.group_json(&group));
+    state.groups.push(group);
+    Ok(response)
+}
+
+async fn get_group(
+    AxumState(state): AxumState<Shared>,
+    Path((dir, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Reply {
+    let state = lock(&state);
+    scim_guard(&state, &headers, &dir)?;
+    let index = state
+        .group_index(&id)
+        .ok_or_else(|| Failure::not_found("group", &id))?;
+    Ok(scim_json(
+        StatusCode::OK,
+        &state.group_json(&state.groups[index]),
+    ))
+}
+
+async fn patch_group(
+    AxumState(state): AxumState<Shared>,
+    Path((dir, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Reply {
+    let mut state = lock(&state);
+    scim_guard(&state, &headers, &dir)?;
+    let index = state
+        .group_index(&id)
+        .ok_or_else(|| Failure::not_found("group", &id))?;
+    let body = json_body(&headers, &body)?;
+    let max = state.config.max_members_per_patch;
+    let mut group = state.groups[index].clone();
+    for (op, operation) in operations(&body)? {
+        let value = operation.get("value");
+        let path = operation.get("path").and_then(Value::as_str);
+        match (op.as_str(), path) {
+            ("add", Some(p)) if p.eq_ignore_ascii_case("members") => {
+                let ids = member_ids(value, max)?;
+                check_members_exist(&state, &ids)?;
+                add_members(&mut group, ids);
+            }
+            ("replace", Some(p)) if p.eq_ignore_ascii_case("members") => {
+                let ids = member_ids(value, max)?;
+                check_members_exist(&state, &ids)?;
+                group.members.clear();
+                add_members(&mut group, ids);
+            }
+            ("remove", Some(p)) if p.eq_ignore_ascii_case("members") => match value {
+                None => group.members.clear(),
+                Some(_) => {
+                    let ids = member_ids(value, max)?;
+                    group.members.retain(|m| !ids.contains(m));
+                }
+            },
+            ("remove", Some(p)) if p.to_ascii_lowercase().starts_with("members[") => {
+                let id = p
+                    .strip_suffix(']')
+                    .map(|p| &p["members[".len()..])
+                    .and_then(parse_eq_filter)
+                    .filter(|(attr, _)| attr.eq_ignore_ascii_case("value"))
+                    .map(|(_, id)| id)
+                    .ok_or_else(|| {
+                        Failure::bad("invalidPath", format!("unsupported path {p:?}"))
+                    })?;
+                group.members.retain(|m| *m != id);
+            }
+            ("replace", Some(p)) if p.eq_ignore_ascii_case("displayName") => {
+                group.display_name =
+                    group_name(value.unwrap_or(&Value::Null), &state.groups, Some(&id))?;
+            }
+            ("replace", None) => {
+                let value = object("value", value.unwrap_or(&Value::Null))?;
+                for (key, value) in value {
+                    match key.as_str() {
+                        "displayName" => {
+                            group.display_name = group_name(value, &state.groups, Some(&id))?;
+                        }
+                        "id" | "schemas" => {}
+                        _ => {
+                            return Err(Failure::bad(
+                                "invalidPath",
+                                format!("unsupported attribute {key:?}"),
+                            ))
+                        }
+                    }
+                }
+            }
+            ("add" | "remove" | "replace", Some(p)) => {
+                return Err(Failure::bad(
+                    "invalidPath",
+                    format!("unsupported path {p:?} for {op}"),
+                ))
+            }
+            _ => {
+                return Err(Failure::bad(
+                    "invalidValue",
+                    format!("unsupported operation {op:?}"),
+                ))
+            }
+        }
+    }
+    group.last_modified = state.now();
+    state.groups[index] = group;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn delete_group(
+    AxumState(state): AxumState<Shared>,
+    Path((dir, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Reply {
+    let mut state = lock(&state);
+    scim_guard(&state, &headers, &dir)?;
+    let index = state
+        .group_index(&id)
+        .ok_or_else(|| Failure::not_found("group", &id))?;
+    state.groups.remove(index);
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Organization admin API
+
+/// Cursors are opaque to clients; inside, they are an offset.
+fn cursor_for(offset: usize) -> String {
+    format!("b2Zmc2V0:{offset}")
+}
+
+fn offset_of(cursor: Option<&str>) -> Result<usize, Failure> {
+    match cursor {
+        None | Some("") => Ok(0),
+        Some(cursor) => cursor
+            .strip_prefix("b2Zmc2V0:")
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| Failure::admin(StatusCode::BAD_REQUEST, "invalid cursor")),
+    }
+}
+
+async fn org_users(
+    AxumState(state): AxumState<Shared>,
+    Path(org): Path<String>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Reply {
+    let state = lock(&state);
+    org_guard(&state, &headers, &org)?;
+    let offset = offset_of(query.get("cursor").map(String::as_str))?;
+    let size = state.config.org_page_size.max(1);
+    let data: Vec<Value> = state
+        .accounts
+        .iter()
+        .skip(offset)
+        .take(size)
+        .map(|a| state.account_json(a))
+        .collect();
+    let url = format!("{}/admin/v1/orgs/{org}/users", state.base_url);
+    let self_url = match query.get("cursor") {
+        Some(cursor) => format!("{url}?cursor={cursor}"),
+        None => url,
+    };
+    let mut links = json!({ "self": self_url });
+    if offset + size < state.accounts.len() {
+        links["next"] = json!(cursor_for(offset + size));
+    }
+    let body = json!({ "data": data, "links": links, "meta": { "total": state.accounts.len() } });
+    Ok(Json(body).into_response())
+}
+
+async fn search_users(
+    AxumState(state): AxumState<Shared>,
+    Path(org): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Reply {
+    let state = lock(&state);
+    org_guard(&state, &headers, &org)?;
+    let body = json_body(&headers, &body)?;
+    let roles: Option<Vec<&str>> = body
+        .get("roleIds")
+        .and_then(Value::as_array)
+        .map(|ids| ids.iter().filter_map(Value::as_str).collect());
+    let offset = offset_of(body.get("cursor").and_then(Value::as_str))?;
+    let size = body
+        .get("limit")
+        .and_then(Value::as_u64)
+        .map_or(state.config.org_page_size, |l| {
+            usize::try_from(l).unwrap_or(usize::MAX)
+        })
+        .clamp(1, state.config.org_page_size.max(1));
+    let matching: Vec<&OrgAccount> = state
+        .accounts
+        .iter()
+        .filter(|a| {
+            roles
+                .as_ref()
+                .map_or(true, |roles| roles.iter().any(|r| a.roles.contains(*r)))
+        })
+        .collect();
+    let data: Vec<Value> = matching
+        .iter()
+        .skip(offset)
+        .take(size)
+        .map(|a| {
+            json!({
+                "accountId": a.account_id,
+                "email": a.email,
+                "name": a.name,
+                "accountStatus": a.status,
+                "platformRoles": a.roles,
+            })
+        })
+        .collect();
+    let next = (offset + size < matching.len()).then(|| cursor_for(offset + size));
+    Ok(Json(json!({ "data": data, "links": { "next": next } })).into_response())
+}
+
+async fn list_api_tokens(
+    AxumState(state): AxumState<Shared>,
+    Path(account): Path<String>,
+    headers: HeaderMap,
+) -> Reply {
+    let state = lock(&state);
+    check_token(&headers, &state.config.org_token)?;
+    let index = state
+        .account_index(&account)
+        .ok_or_else(|| Failure::admin(StatusCode::NOT_FOUND, format!("no account {account}")))?;
+    let tokens: Vec<Value> = state.accounts[index]
+        .api_tokens
+        .iter()
+        .map(|t| {
+            json!({
+                "id": t.id,
+                "label": t.label,
+                "createdAt": t.created_at,
+                "lastAccess": t.last_access,
+            })
+        })
+        .collect();
+    Ok(Json(Value::Array(tokens)).into_response())
+}
+
+async fn delete_api_token(
+    AxumState(state): AxumState<Shared>,
+    Path((account, token)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Reply {
+    let mut state = lock(&state);
+    check_token(&headers, &state.config.org_token)?;
+    let index = state
+        .account_index(&account)
+        .ok_or_else(|| Failure::admin(StatusCode::NOT_FOUND, format!("no account {account}")))?;
+    let tokens = &mut state.accounts[index].api_tokens;
+    let position = tokens
+        .iter()
+        .position(|t| t.id == token)
+        .ok_or_else(|| Failure::admin(StatusCode::NOT_FOUND, format!("no token {token}")))?;
+    tokens.remove(position);
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
