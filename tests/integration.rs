@@ -9,3 +9,4 @@ mod config_errors;
 mod convergence;
 mod render;
 mod schema_sync;
+mod third_party_scim;
