@@ -505,7 +505,10 @@ impl Differ<'_> {
             fingerprints.insert(name, stale::ABSENT.to_string());
         }
         for ti in self.touched_users {
-            fingerprints.insert(format!("user:{}", t.key(ti)), stale::user(t.user(ti)));
+            fingerprints.insert(
+                format!("user:{}", t.user(ti).reference()),
+                stale::user(t.user(ti)),
+            );
         }
         for gi in self.touched_groups {
             let g = &t.snapshot.groups[gi];

@@ -55,6 +55,8 @@ pub enum Error {
     NotATerminal,
     #[error("apply cancelled: only 'yes' is accepted")]
     Declined,
+    #[error(transparent)]
+    Journal(#[from] crate::apply::journal::JournalError),
     #[error("cannot use plan file {}: {reason}", path.display())]
     PlanFile { path: PathBuf, reason: String },
     #[error("no source named `{name}`; sources are: {known}")]
@@ -112,6 +114,9 @@ impl Error {
                 "review the plan, then run `idsync apply --auto-approve`, or save it with `idsync plan --out plan.json` and apply that file".into()
             }
             Error::PlanFile { .. } => "make a plan with `idsync plan --out plan.json`".into(),
+            Error::Journal(_) => {
+                "the journal records an apply of a plan file; remove it only if you know that plan is not half-applied".into()
+            }
             Error::WhichSource { .. } | Error::UnknownSource { .. } => {
                 "pass --source NAME with one of the names above".into()
             }

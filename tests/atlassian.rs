@@ -344,3 +344,67 @@ async fn the_generic_scim_target_converges_with_204_replies() {
     assert_eq!(code, 0, "{again}");
     assert_eq!(fake.deletes(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_half_way_is_finished_by_applying_the_same_plan_again() {
+    let fake = FakeAtlassian::start(FakeConfig::default()).await;
+    seed(&fake);
+    let s = scratch(&fake, true);
+    let (code, _, stderr) = idsync(&s, &fake, &["plan", "--out", "plan.json"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    let posts = |fake: &FakeAtlassian| {
+        fake.requests()
+            .iter()
+            .filter(|r| r.method == "POST" && r.path.ends_with("/Users") && r.status == 201)
+            .count()
+    };
+
+    // Membership changes hang, so the run is killed after the users were created and linked.
+    fake.set_faults(Faults {
+        slow: Some(("/Groups/".into(), Duration::from_secs(60))),
+        ..Faults::default()
+    });
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("idsync"));
+    cmd.current_dir(s.dir.path())
+        .args(["apply", "plan.json", "--auto-approve"])
+        .env("TEST_SCIM_TOKEN", &fake.config.scim_token)
+        .env("TEST_ORG_TOKEN", &fake.config.org_token)
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !fake
+        .requests()
+        .iter()
+        .any(|r| r.method == "PATCH" && r.path.contains("/Groups/"))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the apply never reached the memberships"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child.kill().unwrap();
+    let _ = child.wait();
+    assert_eq!(
+        posts(&fake),
+        2,
+        "carol was created and dan linked before the crash"
+    );
+    assert!(s.path("plan.json.journal").exists());
+
+    fake.set_faults(Faults::default());
+    let (code, _, stderr) = idsync(&s, &fake, &["apply", "plan.json", "--auto-approve"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("Resuming:"), "{stderr}");
+    assert_eq!(posts(&fake), 2, "what was done is not redone");
+    let (code, again, _) = idsync(&s, &fake, &["plan", "--detailed-exitcode"]).await;
+    assert_eq!(code, 0, "converged after the resumed apply:\n{again}");
+    // The same plan once more: it is complete, nothing is sent.
+    let before = fake.mutations();
+    let (code, _, stderr) = idsync(&s, &fake, &["apply", "plan.json", "--auto-approve"]).await;
+    assert_eq!(code, 0);
+    assert!(stderr.contains("already applied completely"), "{stderr}");
+    assert_eq!(fake.mutations(), before);
+}

@@ -3,6 +3,9 @@
 //! the run fails when any action did.
 
 pub mod confirm;
+pub mod journal;
+
+use std::collections::HashSet;
 
 use std::time::Instant;
 
@@ -16,6 +19,8 @@ use crate::target::{Target, TargetError};
 pub struct ActionResult {
     pub index: usize,
     pub error: Option<String>,
+    /// Done by an earlier, interrupted run of the same plan (from its journal); not sent again.
+    pub resumed: bool,
 }
 
 /// What happened to a whole plan.
@@ -48,6 +53,17 @@ pub async fn execute(
     target: &mut dyn Target,
     on_result: &mut dyn FnMut(&Action, &Option<String>),
 ) -> Outcome {
+    execute_resuming(plan, target, None, &HashSet::new(), on_result).await
+}
+
+/// As [`execute`], recording progress in `journal` and skipping the actions in `done`.
+pub async fn execute_resuming(
+    plan: &Plan,
+    target: &mut dyn Target,
+    journal: Option<&journal::Journal>,
+    done: &HashSet<usize>,
+    on_result: &mut dyn FnMut(&Action, &Option<String>),
+) -> Outcome {
     use futures_util::stream::{self, StreamExt};
 
     let started = Utc::now();
@@ -64,18 +80,43 @@ pub async fn execute(
         let shared: &dyn Target = &*target;
         let mut phase: Vec<ActionResult> = stream::iter(i..end)
             .map(|index| async move {
-                let error = shared
+                if done.contains(&index) {
+                    return ActionResult {
+                        index,
+                        error: None,
+                        resumed: true,
+                    };
+                }
+                let record = |r: std::io::Result<()>| {
+                    r.err()
+                        .map(|e| format!("cannot record progress in the apply journal: {e}"))
+                };
+                if let Some(error) = journal.and_then(|j| record(j.started(index))) {
+                    return ActionResult {
+                        index,
+                        error: Some(error),
+                        resumed: false,
+                    };
+                }
+                let mut error = shared
                     .apply(&plan.actions[index])
                     .await
                     .err()
                     .map(|e| e.to_string());
-                ActionResult { index, error }
+                if error.is_none() {
+                    error = journal.and_then(|j| record(j.done(index)));
+                }
+                ActionResult {
+                    index,
+                    error,
+                    resumed: false,
+                }
             })
             .buffer_unordered(width)
             .collect()
             .await;
         phase.sort_by_key(|r| r.index);
-        for r in &phase {
+        for r in phase.iter().filter(|r| !r.resumed) {
             on_result(&plan.actions[r.index], &r.error);
         }
         results.extend(phase);

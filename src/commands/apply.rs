@@ -3,13 +3,18 @@
 use std::io::IsTerminal;
 use std::path::Path;
 
+use std::collections::HashSet;
+
+use sha2::{Digest, Sha256};
+
+use crate::apply::journal::{self, Journal, Progress};
 use crate::apply::{self, confirm};
 use crate::config;
 use crate::error::Error;
 use crate::exit::ExitStatus;
 use crate::model::Indexed;
 use crate::output::Printer;
-use crate::plan::{stale, Plan, FORMAT_VERSION};
+use crate::plan::{stale, Action, Plan, FORMAT_VERSION};
 use crate::render::{self, Format};
 use crate::report::Report;
 use crate::snapshot_file;
@@ -24,9 +29,19 @@ pub(crate) async fn run(
     allow_mass_deactivation: bool,
 ) -> Result<ExitStatus, Error> {
     let loaded = config::load(config_path)?;
+    let mut resume: Option<(&Path, String, Progress)> = None;
     let (plan, mut target, target_users) = match plan_file {
         Some(path) => {
-            let plan = read_plan(path)?;
+            let (plan, sha256) = read_plan(path)?;
+            let progress = Progress::read(path, &sha256)?;
+            if progress.complete {
+                printer.info(&format!(
+                    "{} was already applied completely (see {}); make a new plan for further changes.",
+                    path.display(),
+                    journal::path_for(path).display()
+                ));
+                return Ok(ExitStatus::Success);
+            }
             if plan.config_hash != loaded.hash {
                 return Err(Error::StalePlan {
                     reasons: vec![format!(
@@ -51,11 +66,26 @@ pub(crate) async fn run(
                 source: e,
             })?;
             let indexed = Indexed::new(snap).map_err(|e| Error::TargetData { name, source: e })?;
+            // Objects an interrupted run of this plan had started to change are expected to differ.
+            let expected: HashSet<String> = progress
+                .started
+                .iter()
+                .filter_map(|&i| plan.actions.get(i).map(Action::touches))
+                .collect();
             let now = stale::current(&plan.fingerprints, &indexed);
-            let changed = stale::changes(&plan.fingerprints, &now);
+            let changed = stale::changes(&plan.fingerprints, &now, &indexed, &expected);
             if !changed.is_empty() {
                 return Err(Error::StalePlan { reasons: changed });
             }
+            if !progress.done.is_empty() {
+                printer.info(&format!(
+                    "Resuming: {} of {} action(s) were done by an earlier run of this plan (journal {}).",
+                    progress.done.len(),
+                    plan.actions.len(),
+                    journal::path_for(path).display()
+                ));
+            }
+            resume = Some((path, sha256, progress));
             if plan.guard.blocks() {
                 return Err(super::guard_error(&plan));
             }
@@ -94,10 +124,19 @@ pub(crate) async fn run(
             return Err(Error::Declined);
         }
     }
-    execute(printer, &plan, target.as_mut(), target_users, report).await
+    execute(
+        printer,
+        &plan,
+        target.as_mut(),
+        target_users,
+        report,
+        resume.as_ref(),
+    )
+    .await
 }
 
-fn read_plan(path: &Path) -> Result<Plan, Error> {
+/// Reads a saved plan, with the SHA-256 of its file (the journal's name for it).
+fn read_plan(path: &Path) -> Result<(Plan, String), Error> {
     let err = |reason: String| Error::PlanFile {
         path: path.to_path_buf(),
         reason,
@@ -114,7 +153,11 @@ fn read_plan(path: &Path) -> Result<Plan, Error> {
         }
         None => return Err(err("not an idsync plan (no format_version)".into())),
     }
-    serde_json::from_value(value).map_err(|e| err(format!("not a valid plan: {e}")))
+    let plan = serde_json::from_value(value).map_err(|e| err(format!("not a valid plan: {e}")))?;
+    Ok((
+        plan,
+        crate::config::hex_digest(&Sha256::digest(text.as_bytes())),
+    ))
 }
 
 async fn execute(
@@ -123,9 +166,16 @@ async fn execute(
     target: &mut dyn Target,
     target_users: usize,
     report: Option<&Path>,
+    resume: Option<&(&Path, String, Progress)>,
 ) -> Result<ExitStatus, Error> {
     let name = target.name();
-    let outcome = apply::execute(plan, target, &mut |a, err| match err {
+    let none = HashSet::new();
+    let (journal, done) = match resume {
+        Some((path, sha256, p)) => (Some(Journal::begin(path, sha256)?), &p.done),
+        None => (None, &none),
+    };
+    let journal = journal.as_ref();
+    let outcome = apply::execute_resuming(plan, target, journal, done, &mut |a, err| match err {
         None => printer.progress(&format!("  done {} {}", a.kind().as_str(), a.subject())),
         Some(e) => printer.warn(&format!(
             "{} {} failed: {e}",
@@ -151,6 +201,9 @@ async fn execute(
             total: plan.actions.len(),
             written: outcome.written,
         });
+    }
+    if let Some(j) = journal {
+        j.complete().map_err(Error::Output)?;
     }
     printer.info(&format!(
         "Apply complete: {} action(s) done on {name} in {} ms.",

@@ -35,8 +35,9 @@ pub struct Plan {
     pub warnings: Vec<String>,
     /// Users a rule kept from being changed, with the rule and what would have happened.
     pub skipped: Vec<Skipped>,
-    /// A fingerprint of every target object the plan touches (`user:KEY`, `group:NAME`), or `absent`;
-    /// apply re-reads them and refuses when any changed.
+    /// A fingerprint of every target object the plan touches (`user:REF` where REF is the target's id
+    /// for the user, or its key when it has none; `group:NAME`), or `absent`; apply re-reads them and
+    /// refuses when any changed.
     pub fingerprints: BTreeMap<String, String>,
     /// What applying the plan costs in requests and time; absent for a target that makes none.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -1,6 +1,6 @@
 //! Fingerprints of target objects, and the staleness check of a saved plan against a fresh snapshot.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use sha2::{Digest, Sha256};
 
@@ -56,16 +56,23 @@ fn short(digest: &[u8]) -> String {
     crate::config::hex_digest(&digest[..12])
 }
 
+/// The target user a fingerprint name's reference (`user:REF`: SCIM id, or key) points at.
+fn user_by_reference(target: &Indexed, ids: &HashMap<&str, u32>, reference: &str) -> Option<u32> {
+    ids.get(reference)
+        .copied()
+        .or_else(|| target.find(reference))
+}
+
 /// Recomputes, over a fresh target snapshot, every fingerprint a plan recorded.
 #[must_use]
 pub fn current(recorded: &BTreeMap<String, String>, target: &Indexed) -> BTreeMap<String, String> {
     let groups = target.groups_by_name();
+    let ids = ids(target);
     recorded
         .keys()
         .map(|name| {
-            let fp = if let Some(key) = name.strip_prefix("user:") {
-                target
-                    .find(key)
+            let fp = if let Some(reference) = name.strip_prefix("user:") {
+                user_by_reference(target, &ids, reference)
                     .map_or_else(|| ABSENT.to_string(), |i| user(target.user(i)))
             } else if let Some(g) = name.strip_prefix("group:") {
                 groups.get(g).map_or_else(
@@ -80,20 +87,45 @@ pub fn current(recorded: &BTreeMap<String, String>, target: &Indexed) -> BTreeMa
         .collect()
 }
 
-/// What changed between the recorded and the current fingerprints, one line per object.
+fn ids(target: &Indexed) -> HashMap<&str, u32> {
+    target
+        .snapshot
+        .users
+        .iter()
+        .enumerate()
+        .filter_map(|(i, u)| {
+            u.id.as_deref()
+                .map(|id| (id, u32::try_from(i).expect("few users")))
+        })
+        .collect()
+}
+
+/// What changed between the recorded and the current fingerprints, one line per object, leaving out
+/// the objects in `expected` (those a resumed apply had already started to change).
 #[must_use]
 pub fn changes(
     recorded: &BTreeMap<String, String>,
     current: &BTreeMap<String, String>,
+    target: &Indexed,
+    expected: &HashSet<String>,
 ) -> Vec<String> {
+    let ids = ids(target);
     recorded
         .iter()
+        .filter(|(name, _)| !expected.contains(name.as_str()))
         .filter_map(|(name, was)| {
             let now = current.get(name).map_or(ABSENT, String::as_str);
             if now == was {
                 return None;
             }
-            let (kind, id) = name.split_once(':').unwrap_or(("object", name));
+            let (kind, reference) = name.split_once(':').unwrap_or(("object", name));
+            // Name users by email where the reference is a SCIM id.
+            let id = match user_by_reference(target, &ids, reference).filter(|_| kind == "user") {
+                Some(i) if target.key(i) != reference => {
+                    format!("{} (id {reference})", target.key(i))
+                }
+                _ => reference.to_string(),
+            };
             Some(match (was.as_str(), now) {
                 (ABSENT, _) => {
                     format!("{kind} {id} now exists (it did not when the plan was made)")
