@@ -42,6 +42,8 @@ pub fn diff(desired: &Desired, target: &Indexed, ctx: &Context<'_>) -> Plan {
         ctx,
         actions: Vec::new(),
         warnings: desired.warnings.clone(),
+        blocking: Vec::new(),
+        unverified: Vec::new(),
         skipped: Vec::new(),
         touched_users: Vec::new(),
         touched_groups: Vec::new(),
@@ -63,6 +65,9 @@ struct Differ<'a> {
     ctx: &'a Context<'a>,
     actions: Vec<Action>,
     warnings: Vec<String>,
+    blocking: Vec<String>,
+    /// Users not created because their email domain is not verified in the organization.
+    unverified: Vec<String>,
     skipped: Vec<Skipped>,
     touched_users: Vec<u32>,
     touched_groups: Vec<usize>,
@@ -143,6 +148,16 @@ impl Differ<'_> {
         }
     }
 
+    /// Whether the target can create a user with this email: false when the organization's verified
+    /// domains are known and the email's domain is not among them.
+    fn domain_verified(&self, email: &str) -> bool {
+        let Some(domains) = &self.target.snapshot.verified_domains else {
+            return true;
+        };
+        let domain = email.rsplit_once('@').map_or("", |(_, d)| d).to_lowercase();
+        domains.iter().any(|d| d.eq_ignore_ascii_case(&domain))
+    }
+
     /// Why a rule keeps idsync's hands off this user, if one does.
     fn hands_off(&self, key: &str, target: Option<&User>) -> Option<String> {
         if let Some(p) = self.ctx.rules.protect.matching(key) {
@@ -178,6 +193,16 @@ impl Differ<'_> {
                     if let Some(why) = self.hands_off(&du.key, None) {
                         self.blocked[di] = true;
                         self.skip(&du.key, why, "created");
+                        continue;
+                    }
+                    if !self.domain_verified(&du.fields.email) {
+                        self.blocked[di] = true;
+                        self.unverified.push(du.key.clone());
+                        self.skip(
+                            &du.key,
+                            "the email's domain is not verified in the organization".into(),
+                            "created (Atlassian refuses it)",
+                        );
                         continue;
                     }
                     self.absent.push(format!("user:{}", du.key));
@@ -356,7 +381,13 @@ impl Differ<'_> {
         let mut wanted = vec![0u32; t.keys.len()];
         let mut stamp = 0u32;
         for (name, g) in &self.desired.groups {
-            if g.members.len() > self.ctx.rules.group_size_warn {
+            if g.members.len() > self.ctx.rules.group_size_max {
+                self.blocking.push(format!(
+                    "group {name} would have {} members, above limits.max_group_size ({}): Atlassian suspends the directory's sync; split the group, or raise the limit once Atlassian has raised yours",
+                    g.members.len(),
+                    self.ctx.rules.group_size_max
+                ));
+            } else if g.members.len() > self.ctx.rules.group_size_warn {
                 self.warnings.push(format!(
                     "group {name} would have {} members, above limits.max_group_size_warn ({}); Atlassian suspends a directory's sync above 20,000 members per group unless support raises the limit",
                     g.members.len(),
@@ -517,6 +548,13 @@ impl Differ<'_> {
                 stale::group(g, &t.members[gi], t),
             );
         }
+        let mut warnings = self.warnings;
+        if let Some(first) = self.unverified.first() {
+            warnings.push(format!(
+                "{} user(s) are not created because their email domain is not verified in the organization (e.g. {first}); verify the domain in admin.atlassian.com, or exclude them",
+                self.unverified.len()
+            ));
+        }
         let mut skipped = self.skipped;
         skipped.sort_by(|a, b| a.key.cmp(&b.key));
         let cost = self.ctx.target_concurrency.map(|width| {
@@ -540,7 +578,8 @@ impl Differ<'_> {
             summary: Summary::default(),
             guard,
             actions: self.actions,
-            warnings: self.warnings,
+            warnings,
+            blocking: self.blocking,
             skipped,
             fingerprints,
             cost,

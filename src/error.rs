@@ -46,6 +46,8 @@ pub enum Error {
         setting: String,
         active: u64,
     },
+    #[error("the plan cannot be applied:{}", list(problems))]
+    Blocked { problems: Vec<String> },
     #[error(
         "stale plan: the target or the config changed since the plan was made{}",
         list(reasons)
@@ -107,6 +109,9 @@ impl Error {
             Error::Guard { .. } => format!(
                 "review the deactivations above; if they are intended, run again with {OVERRIDE_FLAG}, or raise cleanup.max_deactivations"
             ),
+            Error::Blocked { .. } => {
+                "fix what is listed (in the config or the identity provider), then plan again".into()
+            }
             Error::StalePlan { .. } => {
                 "run `idsync plan --out FILE` again, review it, and apply the new plan".into()
             }

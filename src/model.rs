@@ -142,6 +142,10 @@ pub struct Snapshot {
     pub users: Vec<User>,
     #[serde(default)]
     pub groups: Vec<Group>,
+    /// Target only: the organization's verified email domains, when known (users outside them cannot
+    /// be created).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified_domains: Option<Vec<String>>,
 }
 
 /// Lower-cases an email into a key, without allocating twice when it is already lower-case ASCII.

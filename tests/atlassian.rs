@@ -408,3 +408,33 @@ async fn a_crash_half_way_is_finished_by_applying_the_same_plan_again() {
     assert!(stderr.contains("already applied completely"), "{stderr}");
     assert_eq!(fake.mutations(), before);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_outside_the_verified_domains_are_not_created() {
+    let fake = FakeAtlassian::start(FakeConfig::default()).await;
+    seed(&fake);
+    let s = scratch(&fake, true);
+    s.write(
+        "idp.yaml",
+        &IDP.replace(
+            "groups:\n",
+            "  - {id: 00u9, email: zed@partner.org, givenName: Zed, familyName: Ext}\ngroups:\n",
+        ),
+    );
+    let (code, plan, stderr) = idsync(&s, &fake, &["apply", "--auto-approve"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        plan.contains("zed@partner.org  the email's domain is not verified in the organization"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("1 user(s) are not created because their email domain is not verified"),
+        "{plan}"
+    );
+    assert!(fake
+        .users()
+        .iter()
+        .all(|u| u["userName"] != "zed@partner.org"));
+    let (code, again, _) = idsync(&s, &fake, &["plan", "--detailed-exitcode"]).await;
+    assert_eq!(code, 0, "{again}");
+}

@@ -380,3 +380,29 @@ fn an_unreadable_source_aborts_the_plan() {
     insta::assert_snapshot!("unreadable_source", stderr);
     assert_eq!(s.read("atlassian.yaml"), before);
 }
+
+#[test]
+fn a_group_above_the_hard_limit_blocks_the_plan() {
+    let s = Scratch::quickstart();
+    s.write(
+        "idsync.yaml",
+        &s.read("idsync.yaml").replace(
+            "max_group_size_warn: 20000",
+            "max_group_size_warn: 3\n  max_group_size: 6",
+        ),
+    );
+    let (code, stdout, stderr) = run(
+        &s,
+        &mut s.idsync(&["plan", "-c", "idsync.yaml", "--out", "plan.json"]),
+    );
+    assert_eq!(code, 1);
+    assert!(stdout.contains("BLOCKED: group idsync-all-users would have 10 members, above limits.max_group_size (6)"), "{stdout}");
+    assert!(
+        stdout.contains(
+            "group engineering would have 5 members, above limits.max_group_size_warn (3)"
+        ),
+        "{stdout}"
+    );
+    assert!(stderr.contains("the plan cannot be applied:"), "{stderr}");
+    assert!(!s.path("plan.json").exists());
+}

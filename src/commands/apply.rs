@@ -86,8 +86,8 @@ pub(crate) async fn run(
                 ));
             }
             resume = Some((path, sha256, progress));
-            if plan.guard.blocks() {
-                return Err(super::guard_error(&plan));
+            if let Some(e) = super::refusal(&plan) {
+                return Err(e);
             }
             printer.info(&format!("{}: {}", path.display(), render::headline(&plan)));
             let users = indexed.keys.len();
@@ -102,8 +102,8 @@ pub(crate) async fn run(
                 printer.color,
                 &mut printer.stdout(),
             )?;
-            if planned.plan.guard.blocks() {
-                return Err(super::guard_error(&planned.plan));
+            if let Some(e) = super::refusal(&planned.plan) {
+                return Err(e);
             }
             (planned.plan, planned.target, planned.target_users)
         }

@@ -214,6 +214,16 @@ async fn index(snap: crate::model::Snapshot) -> Result<Indexed, crate::model::Sn
         .expect("indexing does not panic")
 }
 
+/// Whatever stops a plan from being saved or applied: blocking problems, then the guard.
+pub(crate) fn refusal(plan: &Plan) -> Option<Error> {
+    if !plan.blocking.is_empty() {
+        return Some(Error::Blocked {
+            problems: plan.blocking.clone(),
+        });
+    }
+    plan.guard.blocks().then(|| guard_error(plan))
+}
+
 /// The guard's verdict as an error.
 pub(crate) fn guard_error(plan: &Plan) -> Error {
     let g = &plan.guard;

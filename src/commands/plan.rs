@@ -26,8 +26,8 @@ pub(crate) async fn run(
         printer.color && format == Format::Text,
         &mut printer.stdout(),
     )?;
-    if plan.guard.blocks() {
-        return Err(super::guard_error(plan));
+    if let Some(e) = super::refusal(plan) {
+        return Err(e);
     }
     if let Some(path) = out {
         let mut json = serde_json::to_string_pretty(plan).map_err(std::io::Error::from)?;

@@ -298,6 +298,10 @@ pub struct LimitsConfig {
     /// Warn in the plan about groups that would pass this many members.
     #[serde(default = "default_group_warn")]
     pub max_group_size_warn: u32,
+    /// A plan giving a group more members than this fails (Atlassian suspends the directory's sync;
+    /// raise it only once Atlassian has raised your limit).
+    #[serde(default = "default_group_max")]
+    pub max_group_size: u32,
 }
 
 impl Default for LimitsConfig {
@@ -305,6 +309,7 @@ impl Default for LimitsConfig {
         LimitsConfig {
             membership_batch: default_batch(),
             max_group_size_warn: default_group_warn(),
+            max_group_size: default_group_max(),
         }
     }
 }
@@ -314,6 +319,9 @@ fn default_batch() -> u32 {
 }
 fn default_group_warn() -> u32 {
     20_000
+}
+fn default_group_max() -> u32 {
+    35_000
 }
 
 impl Config {

@@ -73,6 +73,7 @@ pub struct Rules {
     pub deactivation_limit: DeactivationLimit,
     pub membership_batch: usize,
     pub group_size_warn: usize,
+    pub group_size_max: usize,
 }
 
 /// Email patterns with `*` and `?`, matched case-insensitively.
@@ -444,6 +445,7 @@ pub fn check(config: &Config) -> Result<Rules, Vec<Diagnostic>> {
         deactivation_limit,
         membership_batch: batch as usize,
         group_size_warn: config.limits.max_group_size_warn as usize,
+        group_size_max: config.limits.max_group_size as usize,
     })
 }
 

@@ -8,9 +8,12 @@ use super::{HttpClient, HttpError};
 
 /// Reads every page of a SCIM list (`ListResponse`) and returns all its `Resources`.
 ///
-/// `itemsPerPage` is not trusted (Atlassian has been seen to report 10000 on a page of 100): the next
-/// page starts after what this one returned, and the listing ends on an empty page or once
-/// `totalResults` is reached. Any failed page fails the whole listing.
+/// The first page says how many resources there are and how many a page holds (the server's cap, which
+/// may be below `count`); the other pages are then fetched concurrently (bounded by the client). That
+/// relies on every full page holding the same number: if one comes back short, or the pages do not add
+/// up, the listing is read again one page at a time, each starting after what the previous returned.
+/// `itemsPerPage` is never trusted (Atlassian has been seen to report 10000 on a page of 100). Any
+/// failed page fails the whole listing.
 ///
 /// # Errors
 /// A page that fails after retries, or that is not a `ListResponse`.
@@ -19,35 +22,90 @@ pub async fn scim_all(
     path: &str,
     count: usize,
 ) -> Result<Vec<Value>, HttpError> {
-    let mut all = Vec::new();
-    let mut start = 1usize;
-    loop {
-        let query = [
-            ("startIndex", start.to_string()),
-            ("count", count.to_string()),
-        ];
-        let page = client.get_json(path, &query).await?;
-        let total = page.get("totalResults").and_then(Value::as_u64);
-        let Some(resources) = page
-            .get("Resources")
-            .and_then(Value::as_array)
-            .cloned()
-            .or_else(|| {
-                // An empty list may leave `Resources` out.
-                (total == Some(0)).then(Vec::new)
-            })
-        else {
-            return Err(client.malformed(path, "a SCIM ListResponse without Resources"));
-        };
-        let got = resources.len();
-        all.extend(resources);
-        start += got;
-        let done =
-            got == 0 || total.is_some_and(|t| start > usize::try_from(t).unwrap_or(usize::MAX));
-        if done {
-            return Ok(all);
-        }
+    use futures_util::stream::{self, StreamExt, TryStreamExt};
+
+    let first = scim_page(client, path, 1, count).await?;
+    let per_page = first.resources.len();
+    let Some(total) = first.total else {
+        return scim_sequential(client, path, count, first).await;
+    };
+    if per_page == 0 || per_page >= total {
+        return Ok(first.resources);
     }
+    let starts: Vec<usize> = (1 + per_page..=total).step_by(per_page).collect();
+    let pages: Vec<Page> = stream::iter(
+        starts
+            .clone()
+            .into_iter()
+            .map(|start| scim_page(client, path, start, count)),
+    )
+    .buffered(client.concurrency())
+    .try_collect()
+    .await?;
+    let consistent = pages
+        .iter()
+        .zip(&starts)
+        .all(|(p, &start)| p.resources.len() == per_page.min(total + 1 - start))
+        && pages.iter().all(|p| p.total == Some(total));
+    if !consistent {
+        return scim_sequential(client, path, count, first).await;
+    }
+    let mut all = first.resources;
+    for p in pages {
+        all.extend(p.resources);
+    }
+    Ok(all)
+}
+
+struct Page {
+    total: Option<usize>,
+    resources: Vec<Value>,
+}
+
+async fn scim_page(
+    client: &HttpClient,
+    path: &str,
+    start: usize,
+    count: usize,
+) -> Result<Page, HttpError> {
+    let query = [
+        ("startIndex", start.to_string()),
+        ("count", count.to_string()),
+    ];
+    let mut page = client.get_json(path, &query).await?;
+    let total = page
+        .get("totalResults")
+        .and_then(Value::as_u64)
+        .map(|t| usize::try_from(t).unwrap_or(usize::MAX));
+    let resources = match page.get_mut("Resources").map(Value::take) {
+        Some(Value::Array(r)) => r,
+        // An empty list may leave `Resources` out.
+        None if total == Some(0) => Vec::new(),
+        _ => return Err(client.malformed(path, "a SCIM ListResponse without Resources")),
+    };
+    Ok(Page { total, resources })
+}
+
+/// One page after another, each starting after what the previous returned, until an empty page or
+/// `totalResults`.
+async fn scim_sequential(
+    client: &HttpClient,
+    path: &str,
+    count: usize,
+    first: Page,
+) -> Result<Vec<Value>, HttpError> {
+    let mut start = 1 + first.resources.len();
+    let mut total = first.total;
+    let mut done = first.resources.is_empty() || total.is_some_and(|t| start > t);
+    let mut all = first.resources;
+    while !done {
+        let page = scim_page(client, path, start, count).await?;
+        total = page.total.or(total);
+        start += page.resources.len();
+        done = page.resources.is_empty() || total.is_some_and(|t| start > t);
+        all.extend(page.resources);
+    }
+    Ok(all)
 }
 
 /// The `rel="next"` target of a `Link` header, if any.

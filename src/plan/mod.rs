@@ -33,6 +33,9 @@ pub struct Plan {
     pub actions: Vec<Action>,
     /// Things a reviewer should know that change nothing (conflicts between sources, big groups, …).
     pub warnings: Vec<String>,
+    /// Problems that stop the plan from being applied (a group above `limits.max_group_size`, …).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blocking: Vec<String>,
     /// Users a rule kept from being changed, with the rule and what would have happened.
     pub skipped: Vec<Skipped>,
     /// A fingerprint of every target object the plan touches (`user:REF` where REF is the target's id

@@ -21,6 +21,13 @@ pub(crate) fn render(plan: &Plan) -> String {
     if plan.has_changes() {
         let _ = writeln!(head, "{}\n", summary::table(plan, true));
     }
+    for b in &plan.blocking {
+        let _ = writeln!(
+            head,
+            "> [!CAUTION]\n> This plan cannot be applied: {}\n",
+            escape(b)
+        );
+    }
     let guard = guard_line(plan);
     if plan.guard.tripped {
         let _ = writeln!(head, "> [!WARNING]\n> {guard}\n");

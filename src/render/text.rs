@@ -94,6 +94,9 @@ pub(crate) fn render(plan: &Plan, color: bool, out: &mut dyn Write) -> io::Resul
         }
         writeln!(out)?;
     }
+    for b in &plan.blocking {
+        writeln!(out, "{}", format!("BLOCKED: {b}").style(st.warn))?;
+    }
     let guard = guard_line(plan);
     if plan.guard.tripped {
         writeln!(out, "{}", guard.style(st.warn))?;

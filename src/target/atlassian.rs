@@ -80,6 +80,42 @@ impl AdminApi {
         }
     }
 
+    /// The organization's verified domains.
+    async fn domains(&self) -> Result<Vec<String>, HttpError> {
+        let path = format!("admin/v1/orgs/{}/domains", self.org_id);
+        let mut out = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let query: Vec<(&str, String)> = cursor.iter().map(|c| ("cursor", c.clone())).collect();
+            let page = self.http.get_json(&path, &query).await?;
+            for d in page
+                .get("data")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let verified = d
+                    .pointer("/attributes/claim/status")
+                    .and_then(Value::as_str)
+                    .is_some_and(|s| s.eq_ignore_ascii_case("verified"));
+                if let (true, Some(name)) = (
+                    verified,
+                    d.pointer("/attributes/name").and_then(Value::as_str),
+                ) {
+                    out.push(name.to_lowercase());
+                }
+            }
+            cursor = page
+                .pointer("/links/next")
+                .and_then(Value::as_str)
+                .filter(|c| !c.is_empty())
+                .map(cursor_of);
+            if cursor.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+
     /// Account ids holding an admin role.
     async fn admins(&self) -> Result<Vec<String>, HttpError> {
         let path = format!("admin/v2/orgs/{}/directories/-/users/search", self.org_id);
@@ -201,9 +237,14 @@ impl Target for AtlassianTarget {
         let Some(admin) = &self.admin else {
             return Ok(self.dir.snapshot().await?);
         };
-        let (mut snap, accounts, admins) =
-            tokio::try_join!(self.dir.snapshot(), admin.accounts(), admin.admins())?;
+        let (mut snap, accounts, admins, domains) = tokio::try_join!(
+            self.dir.snapshot(),
+            admin.accounts(),
+            admin.admins(),
+            admin.domains()
+        )?;
         merge_org(&mut snap, &accounts, &admins);
+        snap.verified_domains = Some(domains);
         Ok(snap)
     }
 
@@ -306,7 +347,7 @@ mod tests {
         u.account_id = Some("acc-ana".into());
         let mut snap = Snapshot {
             users: vec![u],
-            groups: vec![],
+            ..Snapshot::default()
         };
         let accounts = vec![
             OrgAccount {

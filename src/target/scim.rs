@@ -103,7 +103,11 @@ impl ScimDirectory {
                 })
             })
             .collect();
-        Ok(Snapshot { users, groups })
+        Ok(Snapshot {
+            users,
+            groups,
+            verified_domains: None,
+        })
     }
 
     /// Applies one action.
