@@ -412,6 +412,31 @@ impl State {
     }
 
     fn user_json(&self, user: &ScimUser) -> Value {
+        let groups: Vec<&ScimGroup> = self
+            .groups
+            .iter()
+            .filter(|g| g.members.contains(&user.id))
+            .collect();
+        let one = HashMap::from([(user.id.as_str(), groups)]);
+        self.user_json_with(user, &one)
+    }
+
+    /// The groups of each user id, computed once for a whole page.
+    fn group_refs(&self) -> HashMap<&str, Vec<&ScimGroup>> {
+        let mut refs: HashMap<&str, Vec<&ScimGroup>> = HashMap::new();
+        for g in &self.groups {
+            for m in &g.members {
+                refs.entry(m.as_str()).or_default().push(g);
+            }
+        }
+        refs
+    }
+
+    fn user_json_with(
+        &self,
+        user: &ScimUser,
+        group_refs: &HashMap<&str, Vec<&ScimGroup>>,
+    ) -> Value {
         let mut body = Map::new();
         body.insert(
             "schemas".into(),
@@ -452,10 +477,10 @@ impl State {
             SCHEMA_ATLASSIAN.into(),
             json!({ "atlassianAccountId": user.account_id }),
         );
-        let groups: Vec<Value> = self
-            .groups
-            .iter()
-            .filter(|g| g.members.contains(&user.id))
+        let groups: Vec<Value> = group_refs
+            .get(user.id.as_str())
+            .into_iter()
+            .flatten()
             .map(|g| json!({ "value": g.id, "display": g.display_name, "type": "direct" }))
             .collect();
         body.insert("groups".into(), Value::Array(groups));
@@ -472,13 +497,31 @@ impl State {
     }
 
     fn group_json(&self, group: &ScimGroup) -> Value {
+        let names: HashMap<&str, &str> = group
+            .members
+            .iter()
+            .filter_map(|id| {
+                self.user_index(id)
+                    .map(|i| (id.as_str(), self.users[i].user_name.as_str()))
+            })
+            .collect();
+        self.group_json_with(group, &names)
+    }
+
+    /// User id -> userName, computed once for a whole page.
+    fn user_names(&self) -> HashMap<&str, &str> {
+        self.users
+            .iter()
+            .map(|u| (u.id.as_str(), u.user_name.as_str()))
+            .collect()
+    }
+
+    fn group_json_with(&self, group: &ScimGroup, names: &HashMap<&str, &str>) -> Value {
         let members: Vec<Value> = group
             .members
             .iter()
             .map(|id| {
-                let display = self
-                    .user_index(id)
-                    .map_or("", |i| self.users[i].user_name.as_str());
+                let display = names.get(id.as_str()).copied().unwrap_or("");
                 json!({ "value": id, "display": display, "type": "User" })
             })
             .collect();
@@ -1034,12 +1077,14 @@ impl Page {
         })
     }
 
-    fn list_response(&self, matching: Vec<Value>) -> Response {
+    /// One page of the matching resources; only the page's resources are rendered.
+    fn list_response<T>(&self, matching: &[T], render: impl Fn(&T) -> Value) -> Response {
         let total = matching.len();
         let resources: Vec<Value> = matching
-            .into_iter()
+            .iter()
             .skip(self.start - 1)
             .take(self.count)
+            .map(render)
             .collect();
         scim_json(
             StatusCode::OK,
@@ -1102,13 +1147,9 @@ async fn list_users(
             _ => return Err(invalid_filter(filter, "userName or externalId")),
         },
     };
-    let matching = state
-        .users
-        .iter()
-        .filter(|u| keep(u))
-        .map(|u| state.user_json(u))
-        .collect();
-    Ok(page.list_response(matching))
+    let matching: Vec<&ScimUser> = state.users.iter().filter(|u| keep(u)).collect();
+    let refs = state.group_refs();
+    Ok(page.list_response(&matching, |u| state.user_json_with(u, &refs)))
 }
 
 async fn list_groups(
@@ -1127,16 +1168,16 @@ async fn list_groups(
             _ => return Err(invalid_filter(filter, "displayName")),
         },
     };
-    let matching = state
+    let matching: Vec<&ScimGroup> = state
         .groups
         .iter()
         .filter(|g| {
             name.as_ref()
                 .map_or(true, |n| g.display_name.eq_ignore_ascii_case(n))
         })
-        .map(|g| state.group_json(g))
         .collect();
-    Ok(page.list_response(matching))
+    let names = state.user_names();
+    Ok(page.list_response(&matching, |g| state.group_json_with(g, &names)))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,0 +1,168 @@
+//! HTTP efficiency benchmark (not a timed test): the Atlassian target against the fake Atlassian with
+//! 20 ms added to every request. 10,000 IdP users and 500 groups; the organization already has 9,000 of
+//! the users, so a plan holds 1,000 creates and 20,000 membership additions (40 per group).
+//!
+//! Reports, for the snapshot and for the apply, the requests made, the wall time, and the ratio to the
+//! lower bound: minimum requests × latency ÷ concurrency.
+//!
+//! Run: `cargo bench --bench atlassian_http` (`-- --concurrency N` to change `http.max_concurrency`).
+#![allow(clippy::print_stdout, clippy::cast_precision_loss)]
+
+#[allow(unused_imports)]
+#[path = "../tests/fakes/mod.rs"]
+mod fakes;
+
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use chrono::{TimeZone, Utc};
+use fakes::atlassian::{FakeAtlassian, FakeConfig, SeedUser};
+use idsync::cli::ColorChoice;
+use idsync::model::{Group, Snapshot, User};
+use idsync::output::Printer;
+
+const USERS: usize = 10_000;
+const EXISTING: usize = 9_000;
+const GROUPS: usize = 500;
+const PER_GROUP_EXISTING: usize = 40;
+const PER_GROUP_ADDED: usize = 40;
+const LATENCY: Duration = Duration::from_millis(20);
+
+fn email(i: usize) -> String {
+    format!("user{i:05}@example.com")
+}
+
+fn arg(name: &str, default: usize) -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() {
+    let concurrency = arg("--concurrency", 4);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(run(concurrency));
+}
+
+async fn run(concurrency: usize) {
+    let fake = FakeAtlassian::start(FakeConfig {
+        latency: LATENCY,
+        ..FakeConfig::default()
+    })
+    .await;
+    let mut idp = Snapshot::default();
+    for i in 0..USERS {
+        let mut u = User::new(&email(i));
+        u.id = Some(format!("00u{i}"));
+        u.given_name = Some(format!("Given{i}"));
+        u.family_name = Some("Family".into());
+        if i < EXISTING {
+            let mut seed = SeedUser::new(&email(i));
+            seed.external_id = u.id.clone();
+            seed.given_name.clone_from(&u.given_name);
+            seed.family_name.clone_from(&u.family_name);
+            seed.display_name = Some(format!("Given{i} Family"));
+            fake.add_user(seed);
+        }
+        idp.users.push(u);
+    }
+    for g in 0..GROUPS {
+        let existing: Vec<String> = (0..PER_GROUP_EXISTING)
+            .map(|k| email((g * 17 + k * 223) % EXISTING))
+            .collect();
+        // Half of the additions are existing users, half new hires.
+        let added: Vec<String> = (0..PER_GROUP_ADDED)
+            .map(|k| {
+                if k % 2 == 0 {
+                    email((g * 31 + k * 101 + 7) % EXISTING)
+                } else {
+                    email(EXISTING + (g * 2 + k) % (USERS - EXISTING))
+                }
+            })
+            .filter(|e| !existing.contains(e))
+            .collect();
+        let refs: Vec<&str> = existing.iter().map(String::as_str).collect();
+        fake.add_group(&format!("team-{g:03}"), &refs);
+        let mut members = existing.clone();
+        members.extend(added);
+        members.sort();
+        members.dedup();
+        idp.groups.push(Group {
+            name: format!("team-{g:03}"),
+            id: None,
+            members,
+        });
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("idp.json"),
+        serde_json::to_vec(&idp).unwrap(),
+    )
+    .unwrap();
+    let config = format!(
+        "version: 1\nsources: [{{name: okta, type: file, path: idp.json}}]\ntarget:\n  type: atlassian\n  scim: {{base_url: \"{}\", token: \"{}\"}}\n  http: {{max_concurrency: {concurrency}}}\nusers:\n  attributes: {{displayName: \"{{givenName}} {{familyName}}\"}}\ngroups:\n  mappings: [{{from_regex: \"^okta:(.+)$\", to: \"$1\"}}]\ncleanup: {{max_deactivations: 1%}}\n",
+        fake.scim_base(),
+        fake.config.scim_token
+    );
+    std::fs::write(dir.path().join("idsync.yaml"), config).unwrap();
+    let loaded = idsync::config::load(&dir.path().join("idsync.yaml")).unwrap();
+
+    // Snapshot alone.
+    let mut target = idsync::target::build(&loaded.config, &loaded.dir).unwrap();
+    let clock = Instant::now();
+    let snap = target.snapshot().await.unwrap();
+    let snapshot_time = clock.elapsed();
+    let snapshot_requests = target.requests();
+    assert_eq!(snap.users.len(), EXISTING);
+
+    // Plan (which snapshots again), then apply.
+    let printer = Printer::new(ColorChoice::Never, true, false);
+    let now = Utc.with_ymd_and_hms(2026, 11, 22, 0, 0, 0).unwrap();
+    let mut planned = idsync::commands::make_plan(&loaded, &printer, now, false)
+        .await
+        .unwrap();
+    let plan = &planned.plan;
+    let planned_requests = planned.target.requests();
+    let clock = Instant::now();
+    let outcome = idsync::apply::execute(plan, planned.target.as_mut(), &mut |_, _| {}).await;
+    let apply_time = clock.elapsed();
+    let apply_requests = planned.target.requests() - planned_requests;
+    assert_eq!(outcome.failed(), 0);
+
+    let pages = EXISTING.div_ceil(100) + GROUPS.div_ceil(100);
+    let min_apply =
+        plan.summary.create_user + plan.summary.membership_batches + plan.summary.create_group;
+    let bound = |requests: usize| LATENCY.as_secs_f64() * requests as f64 / concurrency as f64;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "atlassian_http: {USERS} IdP users, {GROUPS} groups; {} creates, {} membership additions in {} batches; {} ms per request, {concurrency} at a time",
+        plan.summary.create_user,
+        plan.summary.members_added,
+        plan.summary.membership_batches,
+        LATENCY.as_millis()
+    );
+    let _ = writeln!(
+        out,
+        "snapshot: {snapshot_requests:>5} requests (minimum {pages:>5})  {:>7.2} s  lower bound {:>6.2} s  ratio {:.2}",
+        snapshot_time.as_secs_f64(),
+        bound(pages),
+        snapshot_time.as_secs_f64() / bound(pages)
+    );
+    let _ = writeln!(
+        out,
+        "apply:    {apply_requests:>5} requests (minimum {min_apply:>5})  {:>7.2} s  lower bound {:>6.2} s  ratio {:.2}",
+        apply_time.as_secs_f64(),
+        bound(min_apply),
+        apply_time.as_secs_f64() / bound(min_apply)
+    );
+    print!("{out}");
+}
