@@ -139,8 +139,11 @@ pub async fn make_plan(
     // Every source and the target are read and indexed at once: over HTTP the waits overlap, and
     // parsing large snapshot files uses every core.
     let reads = loaded.config.sources.iter().map(|sc| async {
-        let source = sources::build(sc, &loaded.dir);
-        let name = source.name().to_string();
+        let name = sc.name().to_string();
+        let source = sources::build(sc, &loaded.dir).map_err(|e| Error::Source {
+            name: name.clone(),
+            source: e,
+        })?;
         printer.progress(&format!("reading source {name}…"));
         let snap = source.snapshot().await.map_err(|e| Error::Source {
             name: name.clone(),

@@ -44,7 +44,10 @@ pub(crate) async fn run(
                         })
                     }
                 };
-            let s = sources::build(sc, &loaded.dir);
+            let s = sources::build(sc, &loaded.dir).map_err(|e| Error::Source {
+                name: sc.name().to_string(),
+                source: e,
+            })?;
             s.snapshot().await.map_err(|e| Error::Source {
                 name: sc.name().to_string(),
                 source: e,

@@ -20,11 +20,10 @@ pub use validate::{CompiledMapping, Matcher, Patterns, Template};
 pub use validate::{DeactivationLimit, Rules};
 
 /// Connector types that are part of the design but not yet in this build; named in errors.
-pub const PLANNED_SOURCE_TYPES: &[&str] =
-    &["okta", "entra", "google", "keycloak", "onelogin", "scim"];
+pub const PLANNED_SOURCE_TYPES: &[&str] = &["google", "keycloak", "onelogin", "scim"];
 pub const PLANNED_TARGET_TYPES: &[&str] = &[];
 /// Connector types this build has, per side.
-pub const SOURCE_TYPES: &[&str] = &["file"];
+pub const SOURCE_TYPES: &[&str] = &["file", "okta", "entra"];
 pub const TARGET_TYPES: &[&str] = &["file", "atlassian", "scim"];
 
 /// The whole desired state: which identity providers to read, how their groups map onto Atlassian
@@ -56,6 +55,10 @@ pub struct Config {
 pub enum SourceConfig {
     /// A snapshot file (YAML or JSON, by extension) standing in for an identity provider.
     File(FileSourceConfig),
+    /// Okta, through its Management API.
+    Okta(OktaSourceConfig),
+    /// Microsoft Entra ID (Azure AD), through Microsoft Graph.
+    Entra(EntraSourceConfig),
 }
 
 impl SourceConfig {
@@ -64,6 +67,8 @@ impl SourceConfig {
     pub fn name(&self) -> &str {
         match self {
             SourceConfig::File(f) => &f.name,
+            SourceConfig::Okta(o) => &o.name,
+            SourceConfig::Entra(e) => &e.name,
         }
     }
 }
@@ -76,6 +81,149 @@ pub struct FileSourceConfig {
     pub name: String,
     /// The snapshot file; a relative path is relative to the config file's folder.
     pub path: PathBuf,
+}
+
+/// Okta: users (every status), groups and group members.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OktaSourceConfig {
+    /// Names this source; its groups are referred to as `NAME:Group` in mappings.
+    pub name: String,
+    /// The Okta org, e.g. `example.okta.com` (or a custom domain).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+    /// Overrides `https://{domain}` (proxies, tests).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+    /// An API token (sent as `SSWS`), e.g. `${OKTA_API_TOKEN}`; or `token_file`, or `oauth`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// A file holding the API token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_file: Option<PathBuf>,
+    /// An OAuth 2.0 service app (client credentials with a `private_key_jwt` assertion).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth: Option<OktaOAuth>,
+    /// Only these groups (by name) are read; empty: every group. A named group Okta lacks is an error.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// Users, groups and members per page (Okta recommends at most 200).
+    #[serde(default = "okta_page_size")]
+    pub page_size: usize,
+    #[serde(default)]
+    pub http: crate::http::HttpSettings,
+}
+
+/// An Okta API Services app authenticating with a private key.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OktaOAuth {
+    pub client_id: String,
+    /// The app's RSA private key (PEM), e.g. `${OKTA_PRIVATE_KEY}`; or `private_key_file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_key: Option<String>,
+    /// A file holding the app's RSA private key (PEM).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_key_file: Option<PathBuf>,
+    /// The key's id (`kid`), when the app has several keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+    /// Scopes to ask for.
+    #[serde(default = "okta_scopes")]
+    pub scopes: Vec<String>,
+}
+
+fn okta_page_size() -> usize {
+    200
+}
+
+fn okta_scopes() -> Vec<String> {
+    vec!["okta.users.read".into(), "okta.groups.read".into()]
+}
+
+/// Microsoft Entra ID: users, groups and (transitive) group members, through Microsoft Graph.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EntraSourceConfig {
+    /// Names this source; its groups are referred to as `NAME:Group` in mappings.
+    pub name: String,
+    /// The directory (tenant) id.
+    pub tenant_id: String,
+    /// The app registration's application (client) id.
+    pub client_id: String,
+    /// A client secret, e.g. `${ENTRA_CLIENT_SECRET}`; or `client_secret_file`, or `certificate`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+    /// A file holding the client secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret_file: Option<PathBuf>,
+    /// A certificate credential: the private key and the certificate uploaded to the app.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<EntraCertificate>,
+    /// The token authority.
+    #[serde(default = "entra_authority")]
+    pub authority: String,
+    /// Overrides `https://graph.microsoft.com` (proxies, tests).
+    #[serde(default = "entra_graph")]
+    pub base_url: String,
+    /// Graph version: `v1.0` (supported for production) or `beta`.
+    #[serde(default)]
+    pub api_version: GraphVersion,
+    /// Members of nested groups count as members (Atlassian has no nested groups).
+    #[serde(default = "default_true")]
+    pub transitive: bool,
+    /// Also read each user's manager (the `manager` attribute, an email), for templates.
+    #[serde(default)]
+    pub manager: bool,
+    /// Only these groups (by display name) are read; empty: every group. A named group Entra lacks is
+    /// an error.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// Objects per page (`$top`, 1 to 999).
+    #[serde(default = "entra_page_size")]
+    pub page_size: usize,
+    #[serde(default)]
+    pub http: crate::http::HttpSettings,
+}
+
+/// A certificate credential of an Entra app registration.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EntraCertificate {
+    /// The certificate's RSA private key (PEM).
+    pub private_key_file: PathBuf,
+    /// The certificate (PEM) uploaded to the app registration.
+    pub certificate_file: PathBuf,
+}
+
+/// A Microsoft Graph version.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum GraphVersion {
+    #[default]
+    #[serde(rename = "v1.0")]
+    V1,
+    #[serde(rename = "beta")]
+    Beta,
+}
+
+impl GraphVersion {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GraphVersion::V1 => "v1.0",
+            GraphVersion::Beta => "beta",
+        }
+    }
+}
+
+fn entra_authority() -> String {
+    "https://login.microsoftonline.com".into()
+}
+fn entra_graph() -> String {
+    "https://graph.microsoft.com".into()
+}
+fn entra_page_size() -> usize {
+    999
 }
 
 /// The system idsync changes.

@@ -548,8 +548,86 @@ fn check_sources(config: &Config, diags: &mut Vec<Diagnostic>) -> Vec<String> {
             );
         }
         names.push(name.to_string());
+        check_source_connection(s, &root().key("sources").index(i), diags);
     }
     names
+}
+
+/// Endpoints and credentials of an HTTP source.
+fn check_source_connection(
+    source: &super::SourceConfig,
+    path: &KeyPath,
+    diags: &mut Vec<Diagnostic>,
+) {
+    match source {
+        super::SourceConfig::File(_) => {}
+        super::SourceConfig::Okta(o) => {
+            match (&o.domain, &o.base_url) {
+                (None, None) => diags.push(
+                    Diagnostic::new(
+                        path.clone(),
+                        "an Okta source needs `domain` (or `base_url`)",
+                    )
+                    .hint("e.g. domain: example.okta.com"),
+                ),
+                (_, Some(u)) => check_url(path.key("base_url"), u, diags),
+                _ => {}
+            }
+            let token = o.token.is_some() || o.token_file.is_some();
+            match (&o.oauth, token) {
+                (Some(_), true) => diags.push(
+                    Diagnostic::new(path.key("oauth"), "both an API token and `oauth` are set")
+                        .hint("keep one: `oauth` (recommended) or `token`"),
+                ),
+                (Some(oa), false) => check_credential(
+                    &path.key("oauth"),
+                    oa.private_key.as_ref(),
+                    oa.private_key_file.as_ref(),
+                    diags,
+                ),
+                (None, _) => check_credential(path, o.token.as_ref(), o.token_file.as_ref(), diags),
+            }
+            if o.page_size == 0 || o.page_size > 200 {
+                diags.push(
+                    Diagnostic::new(
+                        path.key("page_size"),
+                        format!("page_size {} is outside 1..=200", o.page_size),
+                    )
+                    .hint("Okta recommends at most 200 per page"),
+                );
+            }
+        }
+        super::SourceConfig::Entra(e) => {
+            let secret = e.client_secret.is_some() || e.client_secret_file.is_some();
+            match (&e.certificate, secret) {
+                (Some(_), true) => diags.push(
+                    Diagnostic::new(
+                        path.key("certificate"),
+                        "both a client secret and a certificate are set",
+                    )
+                    .hint("keep one"),
+                ),
+                (Some(_), false) => {}
+                (None, _) => check_credential(
+                    path,
+                    e.client_secret.as_ref(),
+                    e.client_secret_file.as_ref(),
+                    diags,
+                ),
+            }
+            check_url(path.key("authority"), &e.authority, diags);
+            check_url(path.key("base_url"), &e.base_url, diags);
+            if e.page_size == 0 || e.page_size > 999 {
+                diags.push(
+                    Diagnostic::new(
+                        path.key("page_size"),
+                        format!("page_size {} is outside 1..=999", e.page_size),
+                    )
+                    .hint("Graph accepts $top from 1 to 999"),
+                );
+            }
+        }
+    }
 }
 
 fn product_group_diag(path: KeyPath, name: &str) -> Diagnostic {

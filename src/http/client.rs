@@ -99,6 +99,14 @@ impl HttpError {
     }
 }
 
+/// What a request carries.
+#[derive(Clone, Copy)]
+enum Payload<'a> {
+    None,
+    Json(&'a Value),
+    Form(&'a [(&'a str, String)]),
+}
+
 /// A response: status, headers and the whole body.
 #[derive(Debug)]
 pub struct Reply {
@@ -227,12 +235,24 @@ impl HttpClient {
     /// # Errors
     /// A non-2xx answer, or a failure after every attempt.
     pub async fn get_json(&self, path: &str, query: &[(&str, String)]) -> Result<Value, HttpError> {
+        Ok(self.get_json_with_headers(path, query).await?.0)
+    }
+
+    /// As [`HttpClient::get_json`], with the response headers (for `Link` paging).
+    ///
+    /// # Errors
+    /// As [`HttpClient::get_json`].
+    pub async fn get_json_with_headers(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<(Value, HeaderMap), HttpError> {
         let mut attempt = 0;
         loop {
             attempt += 1;
             let reply = self.success(Method::GET, path, query, None).await?;
             match reply.json(&self.api) {
-                Ok(v) => return Ok(v),
+                Ok(v) => return Ok((v, reply.headers)),
                 Err(e) if attempt >= self.policy.max_attempts => return Err(e),
                 Err(_) => tokio::time::sleep(self.policy.backoff(attempt)).await,
             }
@@ -282,6 +302,27 @@ impl HttpClient {
         query: &[(&str, String)],
         body: Option<&Value>,
     ) -> Result<Reply, HttpError> {
+        let payload = body.map_or(Payload::None, Payload::Json);
+        self.send_payload(method, path, query, payload).await
+    }
+
+    /// POSTs a form (an OAuth token request), with the same retries; returns whatever the server
+    /// finally answered. The form, which holds credentials, is never quoted in errors.
+    ///
+    /// # Errors
+    /// As [`HttpClient::send`].
+    pub async fn post_form(&self, path: &str, form: &[(&str, String)]) -> Result<Reply, HttpError> {
+        self.send_payload(Method::POST, path, &[], Payload::Form(form))
+            .await
+    }
+
+    async fn send_payload(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        payload: Payload<'_>,
+    ) -> Result<Reply, HttpError> {
         let url = self.url(path);
         // Errors name the URL with its query (the page, the filter): only ever idsync's own
         // parameters, never a credential.
@@ -311,10 +352,14 @@ impl HttpClient {
                 if let Some(auth) = &self.auth {
                     req = req.header(AUTHORIZATION, auth.clone());
                 }
-                if let Some(b) = body {
-                    req = req
-                        .header(CONTENT_TYPE, self.content_type)
-                        .body(serde_json::to_vec(b).expect("JSON values serialize"));
+                match payload {
+                    Payload::None => {}
+                    Payload::Json(b) => {
+                        req = req
+                            .header(CONTENT_TYPE, self.content_type)
+                            .body(serde_json::to_vec(b).expect("JSON values serialize"));
+                    }
+                    Payload::Form(f) => req = req.form(f),
                 }
                 match req.send().await {
                     Ok(resp) => {
@@ -436,6 +481,8 @@ fn error_detail(body: &[u8]) -> String {
             None => d,
         })
         .or_else(|| v.get("errorSummary").and_then(s))
+        .or_else(|| v.get("error_description").and_then(s))
+        .or_else(|| v.get("error_description").and_then(s))
         .or_else(|| v.pointer("/error/message").and_then(s))
         .or_else(|| v.get("error").and_then(s))
         .or_else(|| v.get("message").and_then(s));

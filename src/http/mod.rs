@@ -3,6 +3,7 @@
 //! and status but never a credential.
 
 mod client;
+pub mod oauth;
 pub mod paginate;
 mod retry;
 

@@ -3,23 +3,41 @@
 //! Adding a connector: a file here with a type implementing [`Source`], a variant of
 //! [`SourceConfig`], a fake in tests/fakes/, an example, and an entry in the convergence suite.
 
+mod entra;
 mod file;
+mod okta;
 
 use std::path::Path;
 
 use async_trait::async_trait;
 
+use crate::config::secret::{self, Secret, SecretError};
 use crate::config::SourceConfig;
+use crate::http::HttpError;
 use crate::model::Snapshot;
 use crate::snapshot_file::SnapshotFileError;
 
+pub use entra::{thumbprint, EntraCredential, EntraSource};
 pub use file::FileSource;
+pub use okta::{OktaAuth, OktaSource};
 
 /// Why a source could not be read. A failed read aborts the plan: it never means "these users are gone".
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
     #[error(transparent)]
     File(#[from] SnapshotFileError),
+    #[error(transparent)]
+    Http(Box<HttpError>),
+    #[error(transparent)]
+    Credential(#[from] SecretError),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl From<HttpError> for SourceError {
+    fn from(e: HttpError) -> Self {
+        SourceError::Http(Box::new(e))
+    }
 }
 
 /// An identity provider, read-only.
@@ -31,13 +49,96 @@ pub trait Source: Send + Sync {
     async fn snapshot(&self) -> Result<Snapshot, SourceError>;
 }
 
-/// Builds the connector a source config describes.
-#[must_use]
-pub fn build(config: &SourceConfig, config_dir: &Path) -> Box<dyn Source> {
-    match config {
+/// Builds the connector a source config describes, resolving its credentials.
+///
+/// # Errors
+/// A credential that cannot be read.
+pub fn build(config: &SourceConfig, config_dir: &Path) -> Result<Box<dyn Source>, SourceError> {
+    let read = |key: &str,
+                inline: Option<&String>,
+                file: Option<&std::path::PathBuf>|
+     -> Result<Secret, SourceError> {
+        Ok(secret::resolve(
+            key,
+            inline.map(String::as_str),
+            file.map(std::path::PathBuf::as_path),
+            config_dir,
+        )?)
+    };
+    Ok(match config {
         SourceConfig::File(f) => Box::new(FileSource::new(
             &f.name,
             crate::config::resolve_path(config_dir, &f.path),
         )),
-    }
+        SourceConfig::Okta(o) => {
+            let base = o
+                .base_url
+                .clone()
+                .or_else(|| {
+                    o.domain
+                        .as_ref()
+                        .map(|d| format!("https://{}", d.trim_end_matches('/')))
+                })
+                .ok_or_else(|| SourceError::Invalid("okta: set `domain` (or `base_url`)".into()))?;
+            let auth = match &o.oauth {
+                Some(oa) => OktaAuth::OAuth {
+                    client_id: oa.client_id.clone(),
+                    key: read(
+                        "oauth.private_key",
+                        oa.private_key.as_ref(),
+                        oa.private_key_file.as_ref(),
+                    )?,
+                    key_id: oa.key_id.clone(),
+                    scopes: oa.scopes.clone(),
+                },
+                None => OktaAuth::ApiToken(read("token", o.token.as_ref(), o.token_file.as_ref())?),
+            };
+            Box::new(OktaSource::new(
+                &o.name,
+                &base,
+                auth,
+                o.groups.clone(),
+                o.page_size,
+                o.http.clone(),
+            ))
+        }
+        SourceConfig::Entra(e) => {
+            let credential = match &e.certificate {
+                Some(c) => {
+                    let key = read(
+                        "certificate.private_key_file",
+                        None,
+                        Some(&c.private_key_file),
+                    )?;
+                    let cert = read(
+                        "certificate.certificate_file",
+                        None,
+                        Some(&c.certificate_file),
+                    )?;
+                    let thumbprint = thumbprint(cert.expose())
+                        .map_err(|m| SourceError::Invalid(format!("certificate: {m}")))?;
+                    EntraCredential::Certificate { key, thumbprint }
+                }
+                None => EntraCredential::Secret(read(
+                    "client_secret",
+                    e.client_secret.as_ref(),
+                    e.client_secret_file.as_ref(),
+                )?),
+            };
+            Box::new(EntraSource {
+                name: e.name.clone(),
+                tenant_id: e.tenant_id.clone(),
+                client_id: e.client_id.clone(),
+                credential,
+                authority: e.authority.clone(),
+                graph: e.base_url.clone(),
+                version: e.api_version,
+                transitive: e.transitive,
+                manager: e.manager,
+                groups: e.groups.clone(),
+                page_size: e.page_size,
+                settings: e.http.clone(),
+            })
+        }
+    })
 }
