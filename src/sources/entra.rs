@@ -84,8 +84,10 @@ impl EntraSource {
         match &self.credential {
             EntraCredential::Secret(s) => form.push(("client_secret", s.expose().to_string())),
             EntraCredential::Certificate { key, thumbprint } => {
-                let mut header = jsonwebtoken::Header::default();
-                header.x5t_s256 = Some(thumbprint.clone());
+                let header = jsonwebtoken::Header {
+                    x5t_s256: Some(thumbprint.clone()),
+                    ..jsonwebtoken::Header::default()
+                };
                 let assertion = oauth::client_assertion(&self.client_id, &token_url, key, header)
                     .map_err(|e| SourceError::Invalid(format!("certificate: {e}")))?;
                 form.push(("client_assertion_type", oauth::JWT_BEARER.to_string()));

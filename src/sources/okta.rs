@@ -72,8 +72,10 @@ impl OktaSource {
                 scopes,
             } => {
                 let token_url = format!("{}/oauth2/v1/token", self.base_url);
-                let mut header = jsonwebtoken::Header::default();
-                header.kid.clone_from(key_id);
+                let header = jsonwebtoken::Header {
+                    kid: key_id.clone(),
+                    ..jsonwebtoken::Header::default()
+                };
                 let assertion = oauth::client_assertion(client_id, &token_url, key, header)
                     .map_err(|e| SourceError::Invalid(format!("oauth: {e}")))?;
                 let endpoint = HttpClient::new(
