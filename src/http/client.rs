@@ -409,15 +409,17 @@ impl HttpClient {
         }
     }
 
-    /// Paces requests before a 429 happens: a response saying no requests remain sets a moment
-    /// before which no request is sent.
+    /// Paces requests before a 429 happens: a response saying (almost) no requests remain in the
+    /// rate window sets a moment, the window's reset, before which no request is sent.
     fn note_budget(&self, headers: &HeaderMap) {
         let remaining = ["x-rate-limit-remaining", "x-ratelimit-remaining"]
             .iter()
             .find_map(|h| headers.get(*h))
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok());
-        if remaining == Some(0) {
+        // With requests in flight, stop while a few remain: the ones already sent will use them.
+        let reserve = u64::try_from(self.max_concurrency.saturating_sub(1)).unwrap_or(0);
+        if remaining.is_some_and(|r| r <= reserve) {
             if let Some(wait) = self.policy.requested_wait(headers) {
                 let mut nb = self.not_before.lock().expect("not poisoned");
                 *nb = Some(Instant::now() + wait);

@@ -22,7 +22,10 @@
 #![allow(dead_code)] // Each test module uses a different part of the fakes.
 
 pub mod atlassian;
+pub mod okta;
 
+#[cfg(test)]
+mod okta_selftest;
 #[cfg(test)]
 mod selftest;
 
