@@ -7,6 +7,7 @@ mod atlassian;
 mod cli;
 mod config_errors;
 mod convergence;
+mod entra;
 mod okta;
 mod render;
 mod schema_sync;

@@ -22,8 +22,11 @@
 #![allow(dead_code)] // Each test module uses a different part of the fakes.
 
 pub mod atlassian;
+pub mod entra;
 pub mod okta;
 
+#[cfg(test)]
+mod entra_selftest;
 #[cfg(test)]
 mod okta_selftest;
 #[cfg(test)]

@@ -1,0 +1,218 @@
+//! Entra ID end to end: the fake Entra (token endpoint + Graph) as the source, the fake Atlassian as
+//! the target.
+
+use crate::fakes::atlassian::{FakeAtlassian, FakeConfig, SeedUser};
+use crate::fakes::entra::{EntraSeedUser, FakeEntra, FakeEntraConfig};
+use crate::fakes::Faults;
+use crate::support::{repo, Scratch};
+
+/// A tenant: five people (one disabled), a nested group (Platform inside Engineering), a manager.
+fn seed_entra(e: &FakeEntra) {
+    for m in [
+        "ana@example.com",
+        "ben@example.com",
+        "cy@example.com",
+        "dee@example.com",
+        "eve@example.com",
+    ] {
+        e.add_user(EntraSeedUser::new(m));
+    }
+    e.set_enabled("dee@example.com", false);
+    e.set_manager("ben@example.com", "ana@example.com");
+    e.add_group("Platform", &["cy@example.com", "ana@example.com"]);
+    e.add_group(
+        "Engineering",
+        &["ana@example.com", "ben@example.com", "group:Platform"],
+    );
+    e.add_group(
+        "Atlassian Users",
+        &[
+            "ana@example.com",
+            "ben@example.com",
+            "cy@example.com",
+            "dee@example.com",
+            "eve@example.com",
+        ],
+    );
+    e.add_group("Unrelated", &["eve@example.com"]);
+}
+
+fn config(e: &FakeEntra, atl: &FakeAtlassian, credential: &str, transitive: bool) -> String {
+    format!(
+        r#"version: 1
+sources:
+  - name: entra
+    type: entra
+    tenant_id: {tenant}
+    client_id: {client}
+{credential}    authority: {authority}
+    base_url: {graph}
+    transitive: {transitive}
+    manager: true
+    groups: [Atlassian Users, Engineering]
+    page_size: 2
+target:
+  type: atlassian
+  scim: {{base_url: "{scim}", token: "${{TEST_SCIM_TOKEN}}"}}
+users:
+  require_groups: ["entra:Atlassian Users"]
+  attributes: {{displayName: "{{givenName}} {{familyName}}", title: "{{manager}}"}}
+groups:
+  mappings: [{{from: "entra:Engineering", to: engineering}}]
+cleanup: {{max_deactivations: 100%}}
+"#,
+        tenant = e.config.tenant_id,
+        client = e.config.client_id,
+        authority = e.authority_url(),
+        graph = e.graph_url(),
+        scim = atl.scim_base(),
+    )
+}
+
+fn certificate() -> String {
+    format!(
+        "    certificate:\n      private_key_file: {}\n      certificate_file: {}\n",
+        repo().join("tests/fixtures/test-rsa-key.pem").display(),
+        repo().join("tests/fixtures/test-cert.pem").display()
+    )
+}
+
+async fn idsync(
+    s: &Scratch,
+    e: &FakeEntra,
+    atl: &FakeAtlassian,
+    args: &[&str],
+) -> (i32, String, String) {
+    let mut cmd = s.idsync(args);
+    cmd.env("TEST_SCIM_TOKEN", &atl.config.scim_token)
+        .env("TEST_ENTRA_SECRET", &e.config.client_secret)
+        .env("IDSYNC_RETRY_DELAY_SCALE", "0.01");
+    let out = tokio::task::spawn_blocking(move || cmd.output().expect("idsync runs"))
+        .await
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entra_converges_with_a_certificate_and_nested_groups_count_once() {
+    let e = FakeEntra::start(FakeEntraConfig::default()).await;
+    let atl = FakeAtlassian::start(FakeConfig::default()).await;
+    seed_entra(&e);
+    let mut dee = SeedUser::new("dee@example.com");
+    dee.external_id = e.user_id("dee@example.com");
+    atl.add_user(dee);
+    let s = Scratch::new();
+    s.write("idsync.yaml", &config(&e, &atl, &certificate(), true));
+
+    let (code, plan, stderr) = idsync(&s, &e, &atl, &["plan"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    for expected in [
+        "+ create_user ana@example.com",
+        "+ create_user cy@example.com",
+        "- deactivate_user dee@example.com",
+        "because deactivated or suspended in `entra`",
+        "title: \"ana@example.com\"",
+        "+ add_members engineering (batch 1/1, 3 member(s))",
+    ] {
+        assert!(plan.contains(expected), "missing {expected:?} in\n{plan}");
+    }
+    assert_eq!(
+        e.per_user_calls(),
+        0,
+        "no per-user calls: managers come with the user listing"
+    );
+    assert_eq!(e.tokens_issued(), 1);
+    assert!(
+        !e.requests().iter().any(|r| r.query.contains("Unrelated")),
+        "unconfigured groups are not read"
+    );
+
+    let (code, _, stderr) = idsync(&s, &e, &atl, &["apply", "--auto-approve"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        atl.group_members("engineering"),
+        vec!["ana@example.com", "ben@example.com", "cy@example.com"],
+        "Cy comes through the nested group; Ana, reachable twice, once"
+    );
+    let (code, again, _) = idsync(&s, &e, &atl, &["plan", "--detailed-exitcode"]).await;
+    assert_eq!(code, 0, "converged:\n{again}");
+
+    // A rename: same object id, new mail.
+    let ben = e.user_id("ben@example.com").unwrap();
+    e.set_mail(&ben, "ben.okafor@example.com");
+    let (code, plan, _) = idsync(&s, &e, &atl, &["plan"]).await;
+    assert_eq!(code, 0);
+    assert!(
+        plan.contains("~ update_user ben.okafor@example.com"),
+        "{plan}"
+    );
+    assert!(
+        !plan.contains("+ create_user") && !plan.contains("- deactivate_user"),
+        "{plan}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_members_only_when_not_transitive() {
+    let e = FakeEntra::start(FakeEntraConfig::default()).await;
+    let atl = FakeAtlassian::start(FakeConfig::default()).await;
+    seed_entra(&e);
+    let s = Scratch::new();
+    s.write(
+        "idsync.yaml",
+        &config(&e, &atl, "    client_secret: ${TEST_ENTRA_SECRET}\n", false),
+    );
+    let (code, plan, stderr) = idsync(&s, &e, &atl, &["plan"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        plan.contains("+ add_members engineering (batch 1/1, 2 member(s))"),
+        "{plan}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_page_aborts_and_throttling_loses_nothing() {
+    let e = FakeEntra::start(FakeEntraConfig::default()).await;
+    let atl = FakeAtlassian::start(FakeConfig::default()).await;
+    seed_entra(&e);
+    let mut eve = SeedUser::new("eve@example.com");
+    eve.external_id = e.user_id("eve@example.com");
+    atl.add_user(eve);
+    let s = Scratch::new();
+    s.write(
+        "idsync.yaml",
+        &config(&e, &atl, "    client_secret: ${TEST_ENTRA_SECRET}\n", true),
+    );
+    let (code, reference, stderr) = idsync(&s, &e, &atl, &["plan", "--format", "json"]).await;
+    assert_eq!(code, 0, "{stderr}");
+
+    e.set_faults(Faults {
+        fail_path_contains: Some(("skiptoken".into(), usize::MAX)),
+        ..Faults::default()
+    });
+    let before = atl.mutations();
+    let (code, stdout, stderr) = idsync(&s, &e, &atl, &["apply", "--auto-approve"]).await;
+    assert_eq!(code, 1, "{stdout}");
+    assert!(
+        stderr.contains("source `entra` could not be read completely"),
+        "{stderr}"
+    );
+    assert_eq!(atl.mutations(), before, "nobody deactivated");
+
+    e.set_faults(Faults {
+        truncate_next: 1,
+        ..Faults::default()
+    });
+    e.set_throttle_every(Some(3), 1);
+    let (code, throttled, stderr) = idsync(&s, &e, &atl, &["plan", "--format", "json"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        throttled, reference,
+        "throttled and truncated pages retried: the same plan"
+    );
+    assert!(e.requests().iter().any(|r| r.status == 429));
+}
