@@ -171,6 +171,15 @@ async fn okta_plans_applies_and_converges_with_oauth() {
         atl.group_members("engineering"),
         vec!["ana.silva@example.com", "ben@example.com"]
     );
+
+    // A user removed from Okta altogether is deactivated too, as gone from every source.
+    okta.delete_user("cy@example.com");
+    let (code, plan, _) = idsync(&s, &okta, &atl, &["plan"]).await;
+    assert_eq!(code, 0);
+    assert!(
+        plan.contains("- deactivate_user cy@example.com") && plan.contains("in no source"),
+        "{plan}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
