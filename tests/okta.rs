@@ -211,7 +211,17 @@ async fn an_api_token_works_too_and_a_failed_page_deactivates_nobody() {
     );
     assert_eq!(atl.mutations(), before);
 
-    // A truncated page is retried, not taken for a short one.
+    // A page that keeps arriving cut short stops the plan too.
+    okta.set_faults(Faults {
+        truncate_next: 1000,
+        ..Faults::default()
+    });
+    let (code, stdout, stderr) = idsync(&s, &okta, &atl, &["apply", "--auto-approve"]).await;
+    assert_eq!(code, 1, "{stdout}");
+    assert!(stderr.contains("not valid JSON"), "{stderr}");
+    assert_eq!(atl.mutations(), before, "nobody deactivated");
+
+    // A page cut short once is retried, not taken for a short one.
     okta.set_faults(Faults {
         truncate_next: 1,
         ..Faults::default()
