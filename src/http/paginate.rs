@@ -108,6 +108,41 @@ async fn scim_sequential(
     Ok(all)
 }
 
+/// Every item of an Atlassian-style cursor listing: pages of `{data: [...], links: {next}}`, where
+/// `links.next` is a bare cursor or a URL carrying `cursor=`, passed back as the `cursor` parameter.
+///
+/// # Errors
+/// A page that fails after retries, or that has no `data`.
+pub async fn cursor_all(client: &HttpClient, path: &str) -> Result<Vec<Value>, HttpError> {
+    let mut out = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let query: Vec<(&str, String)> = cursor.iter().map(|c| ("cursor", c.clone())).collect();
+        let mut page = client.get_json(path, &query).await?;
+        match page.get_mut("data").map(Value::take) {
+            Some(Value::Array(items)) => out.extend(items),
+            _ => return Err(client.malformed(path, "a page without `data`")),
+        }
+        cursor = next_cursor(&page);
+        if cursor.is_none() {
+            return Ok(out);
+        }
+    }
+}
+
+/// The cursor in a page's `links.next`: a bare cursor, or a URL carrying `cursor=`.
+#[must_use]
+pub fn next_cursor(page: &Value) -> Option<String> {
+    let next = page
+        .pointer("/links/next")
+        .and_then(Value::as_str)
+        .filter(|c| !c.is_empty())?;
+    Some(match next.split_once("cursor=") {
+        Some((_, rest)) if next.contains('?') => rest.split('&').next().unwrap_or(rest).to_string(),
+        _ => next.to_string(),
+    })
+}
+
 /// The `rel="next"` target of a `Link` header, if any.
 #[must_use]
 pub fn next_link(headers: &HeaderMap) -> Option<String> {

@@ -6,8 +6,6 @@
 //! every listing follows `@odata.nextLink`. No per-user calls: the manager comes with the user listing
 //! (`$expand`), membership with the group listings. 429s are retried after `Retry-After`.
 
-use std::collections::HashMap;
-
 use async_trait::async_trait;
 use base64::Engine as _;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
@@ -18,7 +16,7 @@ use super::{Source, SourceError};
 use crate::config::secret::Secret;
 use crate::config::GraphVersion;
 use crate::http::{oauth, Auth, HttpClient, HttpError, HttpSettings};
-use crate::model::{Group, Snapshot, User};
+use crate::model::{Snapshot, User};
 
 /// User properties read (`$select`).
 const USER_FIELDS: &str =
@@ -215,10 +213,6 @@ impl Source for EntraSource {
         };
         let (users, groups) = tokio::try_join!(users, groups)?;
         let users: Vec<User> = users.iter().filter_map(user_from_graph).collect();
-        let email_of: HashMap<&str, &str> = users
-            .iter()
-            .filter_map(|u| u.id.as_deref().map(|id| (id, u.email.as_str())))
-            .collect();
         let listed: Vec<(String, String)> = groups
             .iter()
             .filter_map(|g| {
@@ -243,25 +237,7 @@ impl Source for EntraSource {
         .buffered(http.concurrency())
         .try_collect()
         .await?;
-        let groups = listed
-            .into_iter()
-            .zip(members)
-            .map(|((id, name), ms)| {
-                let mut members: Vec<String> = ms
-                    .iter()
-                    .filter_map(|m| m.get("id").and_then(Value::as_str))
-                    .filter_map(|id| email_of.get(id).map(|e| (*e).to_string()))
-                    .collect();
-                // A user reachable through two nested groups counts once.
-                members.sort();
-                members.dedup();
-                Group {
-                    name,
-                    id: Some(id),
-                    members,
-                }
-            })
-            .collect();
+        let groups = super::groups_from_listings(&users, listed, members);
         Ok(Snapshot {
             users,
             groups,

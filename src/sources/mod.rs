@@ -49,6 +49,39 @@ pub trait Source: Send + Sync {
     async fn snapshot(&self) -> Result<Snapshot, SourceError>;
 }
 
+/// Model groups from an IdP's group listing and, per group, its member objects (each with the IdP's
+/// user `id`): members become the emails of the listed users, each once.
+#[must_use]
+pub fn groups_from_listings(
+    users: &[crate::model::User],
+    listed: Vec<(String, String)>,
+    members: Vec<Vec<serde_json::Value>>,
+) -> Vec<crate::model::Group> {
+    let email_of: std::collections::HashMap<&str, &str> = users
+        .iter()
+        .filter_map(|u| u.id.as_deref().map(|id| (id, u.email.as_str())))
+        .collect();
+    listed
+        .into_iter()
+        .zip(members)
+        .map(|((id, name), ms)| {
+            let mut members: Vec<String> = ms
+                .iter()
+                .filter_map(|m| m.get("id").and_then(serde_json::Value::as_str))
+                .filter_map(|id| email_of.get(id).map(|e| (*e).to_string()))
+                .collect();
+            // A user reachable through two nested groups counts once.
+            members.sort();
+            members.dedup();
+            crate::model::Group {
+                name,
+                id: Some(id),
+                members,
+            }
+        })
+        .collect()
+}
+
 /// Builds the connector a source config describes, resolving its credentials.
 ///
 /// # Errors

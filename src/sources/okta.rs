@@ -5,8 +5,6 @@
 //! per group, a few at a time; every listing follows `Link: rel="next"`. No per-user calls. Rate-limit
 //! headers pace the requests before a 429 happens.
 
-use std::collections::HashMap;
-
 use async_trait::async_trait;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use serde_json::Value;
@@ -14,7 +12,7 @@ use serde_json::Value;
 use super::{Source, SourceError};
 use crate::config::secret::Secret;
 use crate::http::{oauth, paginate, Auth, HttpClient, HttpError, HttpSettings};
-use crate::model::{Group, Snapshot, User};
+use crate::model::{Snapshot, User};
 
 /// How the connector authenticates.
 #[derive(Debug)]
@@ -199,10 +197,6 @@ impl Source for OktaSource {
         };
         let (users, groups) = tokio::try_join!(users, groups)?;
         let users: Vec<User> = users.iter().filter_map(user_from_okta).collect();
-        let email_of: HashMap<&str, &str> = users
-            .iter()
-            .filter_map(|u| u.id.as_deref().map(|id| (id, u.email.as_str())))
-            .collect();
         let listed: Vec<(String, String)> = groups
             .iter()
             .filter_map(|g| {
@@ -221,19 +215,7 @@ impl Source for OktaSource {
         .buffered(http.concurrency())
         .try_collect()
         .await?;
-        let groups = listed
-            .into_iter()
-            .zip(members)
-            .map(|((id, name), ms)| Group {
-                name,
-                id: Some(id),
-                members: ms
-                    .iter()
-                    .filter_map(|m| m.get("id").and_then(Value::as_str))
-                    .filter_map(|id| email_of.get(id).map(|e| (*e).to_string()))
-                    .collect(),
-            })
-            .collect();
+        let groups = super::groups_from_listings(&users, listed, members);
         Ok(Snapshot {
             users,
             groups,

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use super::scim::ScimDirectory;
 use super::{ActionError, Target, TargetError};
-use crate::http::{Auth, HttpClient, HttpError, HttpSettings};
+use crate::http::{paginate, Auth, HttpClient, HttpError, HttpSettings};
 use crate::model::{key_of, Snapshot, User};
 use crate::plan::Action;
 
@@ -48,72 +48,36 @@ impl AdminApi {
     /// Every managed account, following `links.next` cursors (pages of about 50).
     async fn accounts(&self) -> Result<Vec<OrgAccount>, HttpError> {
         let path = format!("admin/v1/orgs/{}/users", self.org_id);
-        let mut out = Vec::new();
-        let mut cursor: Option<String> = None;
-        loop {
-            let query: Vec<(&str, String)> = cursor.iter().map(|c| ("cursor", c.clone())).collect();
-            let page = self.http.get_json(&path, &query).await?;
-            let Some(data) = page.get("data").and_then(Value::as_array) else {
-                return Err(self.http.malformed(&path, "a page without `data`"));
-            };
-            for a in data {
+        let data = paginate::cursor_all(&self.http, &path).await?;
+        Ok(data
+            .iter()
+            .filter_map(|a| {
                 let s = |k: &str| a.get(k).and_then(Value::as_str).map(String::from);
-                let Some(account_id) = s("account_id") else {
-                    continue;
-                };
-                out.push(OrgAccount {
-                    account_id,
+                Some(OrgAccount {
+                    account_id: s("account_id")?,
                     email: s("email"),
                     name: s("name"),
                     status: s("account_status").unwrap_or_else(|| "active".into()),
                     last_active: s("last_active").as_deref().and_then(parse_when),
-                });
-            }
-            cursor = page
-                .pointer("/links/next")
-                .and_then(Value::as_str)
-                .filter(|c| !c.is_empty())
-                .map(cursor_of);
-            if cursor.is_none() {
-                return Ok(out);
-            }
-        }
+                })
+            })
+            .collect())
     }
 
     /// The organization's verified domains.
     async fn domains(&self) -> Result<Vec<String>, HttpError> {
         let path = format!("admin/v1/orgs/{}/domains", self.org_id);
-        let mut out = Vec::new();
-        let mut cursor: Option<String> = None;
-        loop {
-            let query: Vec<(&str, String)> = cursor.iter().map(|c| ("cursor", c.clone())).collect();
-            let page = self.http.get_json(&path, &query).await?;
-            for d in page
-                .get("data")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                let verified = d
-                    .pointer("/attributes/claim/status")
+        let data = paginate::cursor_all(&self.http, &path).await?;
+        Ok(data
+            .iter()
+            .filter(|d| {
+                d.pointer("/attributes/claim/status")
                     .and_then(Value::as_str)
-                    .is_some_and(|s| s.eq_ignore_ascii_case("verified"));
-                if let (true, Some(name)) = (
-                    verified,
-                    d.pointer("/attributes/name").and_then(Value::as_str),
-                ) {
-                    out.push(name.to_lowercase());
-                }
-            }
-            cursor = page
-                .pointer("/links/next")
-                .and_then(Value::as_str)
-                .filter(|c| !c.is_empty())
-                .map(cursor_of);
-            if cursor.is_none() {
-                return Ok(out);
-            }
-        }
+                    .is_some_and(|s| s.eq_ignore_ascii_case("verified"))
+            })
+            .filter_map(|d| d.pointer("/attributes/name").and_then(Value::as_str))
+            .map(str::to_lowercase)
+            .collect())
     }
 
     /// Account ids holding an admin role.
@@ -138,11 +102,7 @@ impl AdminApi {
                     }),
                 );
             }
-            cursor = page
-                .pointer("/links/next")
-                .and_then(Value::as_str)
-                .filter(|c| !c.is_empty())
-                .map(cursor_of);
+            cursor = paginate::next_cursor(&page);
             if cursor.is_none() {
                 return Ok(out);
             }
@@ -172,14 +132,6 @@ impl AdminApi {
             }
         }
         Ok(ids.len())
-    }
-}
-
-/// A `links.next` value: a bare cursor, or a URL carrying `cursor=`.
-fn cursor_of(next: &str) -> String {
-    match next.split_once("cursor=") {
-        Some((_, rest)) if next.contains('?') => rest.split('&').next().unwrap_or(rest).to_string(),
-        _ => next.to_string(),
     }
 }
 
@@ -328,11 +280,13 @@ mod tests {
 
     #[test]
     fn cursors_and_dates() {
-        assert_eq!(cursor_of("abc"), "abc");
+        let next = |n: &str| paginate::next_cursor(&serde_json::json!({"links": {"next": n}}));
+        assert_eq!(next("abc").as_deref(), Some("abc"));
         assert_eq!(
-            cursor_of("https://api.atlassian.com/admin/v1/orgs/o/users?cursor=xyz&x=1"),
-            "xyz"
+            next("https://api.atlassian.com/admin/v1/orgs/o/users?cursor=xyz&x=1").as_deref(),
+            Some("xyz")
         );
+        assert_eq!(next(""), None);
         assert_eq!(
             parse_when("2026-10-01").unwrap().to_rfc3339(),
             "2026-10-01T00:00:00+00:00"
