@@ -100,14 +100,7 @@ async fn idsync(s: &Scratch, fake: &FakeAtlassian, args: &[&str]) -> (i32, Strin
     cmd.env("TEST_SCIM_TOKEN", &fake.config.scim_token)
         .env("TEST_ORG_TOKEN", &fake.config.org_token)
         .env("IDSYNC_RETRY_DELAY_SCALE", "0.01");
-    let out = tokio::task::spawn_blocking(move || cmd.output().expect("idsync runs"))
-        .await
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    crate::support::run_beside_fakes(cmd).await
 }
 
 fn scratch(fake: &FakeAtlassian, admin: bool) -> Scratch {
@@ -302,11 +295,8 @@ async fn credentials_never_appear_in_output_reports_plans_or_errors() {
         .env("TEST_SCIM_TOKEN", "wrong-but-secret-value")
         .env("TEST_ORG_TOKEN", &fake.config.org_token)
         .env("IDSYNC_RETRY_DELAY_SCALE", "0.01");
-    let out = tokio::task::spawn_blocking(move || cmd_env_wrong.output().unwrap())
-        .await
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(1));
+    let (code, _, err) = crate::support::run_beside_fakes(cmd_env_wrong).await;
+    assert_eq!(code, 1);
     assert!(err.contains("401"), "{err}");
     seen.push_str(&err);
     for secret in [

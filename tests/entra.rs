@@ -87,14 +87,7 @@ async fn idsync(
     cmd.env("TEST_SCIM_TOKEN", &atl.config.scim_token)
         .env("TEST_ENTRA_SECRET", &e.config.client_secret)
         .env("IDSYNC_RETRY_DELAY_SCALE", "0.01");
-    let out = tokio::task::spawn_blocking(move || cmd.output().expect("idsync runs"))
-        .await
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    crate::support::run_beside_fakes(cmd).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

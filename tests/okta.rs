@@ -101,14 +101,7 @@ async fn idsync_scaled(
     cmd.env("TEST_SCIM_TOKEN", &atl.config.scim_token)
         .env("TEST_OKTA_TOKEN", &okta.config.api_token)
         .env("IDSYNC_RETRY_DELAY_SCALE", scale);
-    let out = tokio::task::spawn_blocking(move || cmd.output().expect("idsync runs"))
-        .await
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    crate::support::run_beside_fakes(cmd).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

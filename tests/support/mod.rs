@@ -71,3 +71,16 @@ pub fn run(scratch: &Scratch, cmd: &mut Command) -> (i32, String, String) {
         clean(&out.stderr),
     )
 }
+
+/// Runs a command off the async runtime that serves the fakes (a blocking wait there would stall
+/// them); returns (exit code, stdout, stderr).
+pub async fn run_beside_fakes(mut cmd: Command) -> (i32, String, String) {
+    let out = tokio::task::spawn_blocking(move || cmd.output().expect("idsync runs"))
+        .await
+        .expect("the command's thread finishes");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
