@@ -97,17 +97,11 @@ pub struct SeedUser {
 impl SeedUser {
     /// An active user named after the email: `alice.doe@example.com` is Alice Doe.
     pub fn new(email: &str) -> SeedUser {
-        let local = email.split('@').next().unwrap_or_default();
-        let mut parts = local
-            .split(['.', '_'])
-            .filter(|p| !p.is_empty())
-            .map(capitalise);
-        let given_name = parts.next();
-        let family = parts.collect::<Vec<_>>().join(" ");
+        let (given_name, family) = super::names_from_email(email);
         SeedUser {
             email: email.to_owned(),
             given_name,
-            family_name: (!family.is_empty()).then_some(family),
+            family_name: family,
             active: true,
             ..SeedUser::default()
         }
@@ -153,13 +147,6 @@ impl SeedUser {
         self.last_active = Some(date.to_owned());
         self
     }
-}
-
-fn capitalise(word: &str) -> String {
-    let mut chars = word.chars();
-    chars.next().map_or_else(String::new, |first| {
-        first.to_uppercase().chain(chars).collect()
-    })
 }
 
 /// An email of a SCIM user.

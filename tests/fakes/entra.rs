@@ -164,17 +164,11 @@ pub struct EntraSeedUser {
 impl EntraSeedUser {
     /// An enabled user named after the mail: `alice.doe@example.com` is Alice Doe.
     pub fn new(mail: &str) -> EntraSeedUser {
-        let local = mail.split('@').next().unwrap_or_default();
-        let mut parts = local
-            .split(['.', '_'])
-            .filter(|p| !p.is_empty())
-            .map(capitalise);
-        let given_name = parts.next();
-        let surname = parts.collect::<Vec<_>>().join(" ");
+        let (given_name, surname) = super::names_from_email(mail);
         EntraSeedUser {
             mail: mail.to_owned(),
             given_name,
-            surname: (!surname.is_empty()).then_some(surname),
+            surname,
             enabled: true,
             ..EntraSeedUser::default()
         }
@@ -215,13 +209,6 @@ impl EntraSeedUser {
         self.employee_id = Some(employee_id.to_owned());
         self
     }
-}
-
-fn capitalise(word: &str) -> String {
-    let mut chars = word.chars();
-    chars.next().map_or_else(String::new, |first| {
-        first.to_uppercase().chain(chars).collect()
-    })
 }
 
 /// A user of the directory: its properties as Graph names them.

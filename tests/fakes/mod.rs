@@ -218,6 +218,25 @@ fn take(counter: &mut usize) -> bool {
     fire
 }
 
+/// A person's given and family names made from an email's local part: `alice.van_der.berg@…` gives
+/// ("Alice", "Van Der Berg"). Seeding helpers of every fake use it.
+pub fn names_from_email(email: &str) -> (Option<String>, Option<String>) {
+    let capitalise = |word: &str| {
+        let mut chars = word.chars();
+        chars.next().map_or_else(String::new, |first| {
+            first.to_uppercase().chain(chars).collect::<String>()
+        })
+    };
+    let local = email.split('@').next().unwrap_or_default();
+    let mut parts = local
+        .split(['.', '_'])
+        .filter(|p| !p.is_empty())
+        .map(capitalise);
+    let given = parts.next();
+    let family = parts.collect::<Vec<_>>().join(" ");
+    (given, (!family.is_empty()).then_some(family))
+}
+
 /// Locks a mutex, ignoring poisoning: a panicking test must not hide the state from the next one.
 pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)

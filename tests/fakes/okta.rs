@@ -146,17 +146,11 @@ pub struct OktaSeedUser {
 impl OktaSeedUser {
     /// An ACTIVE user named after the email: `alice.doe@example.com` is Alice Doe.
     pub fn new(email: &str) -> OktaSeedUser {
-        let local = email.split('@').next().unwrap_or_default();
-        let mut parts = local
-            .split(['.', '_'])
-            .filter(|p| !p.is_empty())
-            .map(capitalise);
-        let first_name = parts.next();
-        let last = parts.collect::<Vec<_>>().join(" ");
+        let (first_name, last) = super::names_from_email(email);
         OktaSeedUser {
             email: email.to_owned(),
             first_name,
-            last_name: (!last.is_empty()).then_some(last),
+            last_name: last,
             status: "ACTIVE".into(),
             ..OktaSeedUser::default()
         }
@@ -202,13 +196,6 @@ impl OktaSeedUser {
         self.employee_number = Some(employee_number.to_owned());
         self
     }
-}
-
-fn capitalise(word: &str) -> String {
-    let mut chars = word.chars();
-    chars.next().map_or_else(String::new, |first| {
-        first.to_uppercase().chain(chars).collect()
-    })
 }
 
 /// A user of the Okta org.
