@@ -11,4 +11,5 @@ mod entra;
 mod okta;
 mod render;
 mod schema_sync;
+mod scim_source;
 mod third_party_scim;

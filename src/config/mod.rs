@@ -20,10 +20,10 @@ pub use validate::{CompiledMapping, Matcher, Patterns, Template};
 pub use validate::{DeactivationLimit, Rules};
 
 /// Connector types that are part of the design but not yet in this build; named in errors.
-pub const PLANNED_SOURCE_TYPES: &[&str] = &["google", "keycloak", "onelogin", "scim"];
+pub const PLANNED_SOURCE_TYPES: &[&str] = &["google", "keycloak", "onelogin"];
 pub const PLANNED_TARGET_TYPES: &[&str] = &[];
 /// Connector types this build has, per side.
-pub const SOURCE_TYPES: &[&str] = &["file", "okta", "entra"];
+pub const SOURCE_TYPES: &[&str] = &["file", "okta", "entra", "scim"];
 pub const TARGET_TYPES: &[&str] = &["file", "atlassian", "scim"];
 
 /// The whole desired state: which identity providers to read, how their groups map onto Atlassian
@@ -59,6 +59,8 @@ pub enum SourceConfig {
     Okta(OktaSourceConfig),
     /// Microsoft Entra ID (Azure AD), through Microsoft Graph.
     Entra(EntraSourceConfig),
+    /// Any SCIM 2.0 service provider an IdP exposes (PingFederate and others), read-only.
+    Scim(ScimSourceConfig),
 }
 
 impl SourceConfig {
@@ -69,6 +71,7 @@ impl SourceConfig {
             SourceConfig::File(f) => &f.name,
             SourceConfig::Okta(o) => &o.name,
             SourceConfig::Entra(e) => &e.name,
+            SourceConfig::Scim(s) => &s.name,
         }
     }
 }
@@ -81,6 +84,27 @@ pub struct FileSourceConfig {
     pub name: String,
     /// The snapshot file; a relative path is relative to the config file's folder.
     pub path: PathBuf,
+}
+
+/// A SCIM 2.0 service provider read as an identity provider.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScimSourceConfig {
+    /// Names this source; its groups are referred to as `NAME:Group` in mappings.
+    pub name: String,
+    /// The SCIM base URL (the one `/Users` and `/Groups` hang off).
+    pub base_url: String,
+    /// Bearer token, e.g. `${IDP_SCIM_TOKEN}`; or use `token_file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// A file holding the bearer token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_file: Option<PathBuf>,
+    /// Users and groups per page (servers may return fewer).
+    #[serde(default = "default_page_size")]
+    pub page_size: usize,
+    #[serde(default)]
+    pub http: crate::http::HttpSettings,
 }
 
 /// Okta: users (every status), groups and group members.

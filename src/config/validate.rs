@@ -561,6 +561,11 @@ fn check_source_connection(
 ) {
     match source {
         super::SourceConfig::File(_) => {}
+        super::SourceConfig::Scim(s) => {
+            check_url(path.key("base_url"), &s.base_url, diags);
+            check_credential(path, s.token.as_ref(), s.token_file.as_ref(), diags);
+            check_page_size(path.key("page_size"), s.page_size, diags);
+        }
         super::SourceConfig::Okta(o) => {
             match (&o.domain, &o.base_url) {
                 (None, None) => diags.push(

@@ -1,0 +1,86 @@
+//! A SCIM 2.0 service provider as the identity provider (`sources: - type: scim`), read from the fake
+//! Atlassian's SCIM endpoints (any SCIM server will do), planned against a file target.
+
+use crate::fakes::atlassian::{FakeAtlassian, FakeConfig, SeedUser};
+use crate::fakes::Faults;
+use crate::support::{run_beside_fakes, Scratch};
+
+fn scratch(idp: &FakeAtlassian) -> Scratch {
+    let s = Scratch::new();
+    s.write(
+        "idsync.yaml",
+        &format!(
+            r#"version: 1
+sources:
+  - {{name: idp, type: scim, base_url: "{}", token: "${{TEST_IDP_TOKEN}}", page_size: 2}}
+target: {{type: file, path: atlassian.yaml}}
+groups:
+  mappings: [{{from_regex: "^idp:(.+)$", to: "$1"}}]
+cleanup: {{max_deactivations: 100%}}
+"#,
+            idp.scim_base()
+        ),
+    )
+    .write(
+        "atlassian.yaml",
+        "users:\n  - {id: t1, email: old@example.com, displayName: Old}\ngroups: []\n",
+    );
+    s
+}
+
+async fn idsync(s: &Scratch, idp: &FakeAtlassian, args: &[&str]) -> (i32, String, String) {
+    let mut cmd = s.idsync(args);
+    cmd.env("TEST_IDP_TOKEN", &idp.config.scim_token)
+        .env("IDSYNC_RETRY_DELAY_SCALE", "0.01");
+    run_beside_fakes(cmd).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scim_source_plans_applies_and_converges() {
+    let idp = FakeAtlassian::start(FakeConfig::default()).await;
+    for e in ["ana@example.com", "ben@example.com", "cy@example.com"] {
+        idp.add_user(SeedUser::new(e));
+    }
+    let mut gone = SeedUser::new("dee@example.com");
+    gone.active = false;
+    idp.add_user(gone);
+    idp.add_group("engineering", &["ana@example.com", "ben@example.com"]);
+    let s = scratch(&idp);
+
+    let (code, plan, stderr) = idsync(&s, &idp, &["plan"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    for expected in [
+        "+ create_user ana@example.com",
+        "+ create_user cy@example.com",
+        "- deactivate_user old@example.com",
+        "+ add_members engineering (batch 1/1, 2 member(s))",
+    ] {
+        assert!(plan.contains(expected), "missing {expected:?} in\n{plan}");
+    }
+    assert!(
+        !plan.contains("create_user dee@example.com"),
+        "inactive in the IdP: not created\n{plan}"
+    );
+    let (code, _, stderr) = idsync(&s, &idp, &["apply", "--auto-approve"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    let (code, again, _) = idsync(&s, &idp, &["plan", "--detailed-exitcode"]).await;
+    assert_eq!(code, 0, "converged:\n{again}");
+    assert!(
+        s.read("atlassian.yaml").contains("externalId:"),
+        "the SCIM id is carried as externalId"
+    );
+
+    // The second page fails: the plan stops, the target file is untouched.
+    idp.set_faults(Faults {
+        fail_path_contains: Some(("startIndex=3".into(), usize::MAX)),
+        ..Faults::default()
+    });
+    let before = s.read("atlassian.yaml");
+    let (code, _, stderr) = idsync(&s, &idp, &["apply", "--auto-approve"]).await;
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("source `idp` could not be read completely"),
+        "{stderr}"
+    );
+    assert_eq!(s.read("atlassian.yaml"), before);
+}
