@@ -8,6 +8,7 @@ mod cli;
 mod config_errors;
 mod convergence;
 mod entra;
+mod keycloak;
 mod okta;
 mod render;
 mod schema_sync;

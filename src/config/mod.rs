@@ -20,10 +20,10 @@ pub use validate::{CompiledMapping, Matcher, Patterns, Template};
 pub use validate::{DeactivationLimit, Rules};
 
 /// Connector types that are part of the design but not yet in this build; named in errors.
-pub const PLANNED_SOURCE_TYPES: &[&str] = &["google", "keycloak", "onelogin"];
+pub const PLANNED_SOURCE_TYPES: &[&str] = &["google", "onelogin"];
 pub const PLANNED_TARGET_TYPES: &[&str] = &[];
 /// Connector types this build has, per side.
-pub const SOURCE_TYPES: &[&str] = &["file", "okta", "entra", "scim"];
+pub const SOURCE_TYPES: &[&str] = &["file", "okta", "entra", "keycloak", "scim"];
 pub const TARGET_TYPES: &[&str] = &["file", "atlassian", "scim"];
 
 /// The whole desired state: which identity providers to read, how their groups map onto Atlassian
@@ -59,6 +59,8 @@ pub enum SourceConfig {
     Okta(OktaSourceConfig),
     /// Microsoft Entra ID (Azure AD), through Microsoft Graph.
     Entra(EntraSourceConfig),
+    /// Keycloak, through its Admin REST API.
+    Keycloak(KeycloakSourceConfig),
     /// Any SCIM 2.0 service provider an IdP exposes (PingFederate and others), read-only.
     Scim(ScimSourceConfig),
 }
@@ -72,6 +74,7 @@ impl SourceConfig {
             SourceConfig::Okta(o) => &o.name,
             SourceConfig::Entra(e) => &e.name,
             SourceConfig::Scim(s) => &s.name,
+            SourceConfig::Keycloak(k) => &k.name,
         }
     }
 }
@@ -84,6 +87,38 @@ pub struct FileSourceConfig {
     pub name: String,
     /// The snapshot file; a relative path is relative to the config file's folder.
     pub path: PathBuf,
+}
+
+/// A Keycloak realm: users, the group tree (named by path) and group members.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KeycloakSourceConfig {
+    /// Names this source; its groups are referred to as `NAME:/Group/Subgroup` in mappings.
+    pub name: String,
+    /// The server URL, e.g. `https://sso.example.com` (add `/auth` for servers that still use it).
+    pub base_url: String,
+    /// The realm whose users are read.
+    pub realm: String,
+    /// The realm that issues the token, when not `realm` (e.g. `master`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_realm: Option<String>,
+    /// A confidential client with service accounts enabled.
+    pub client_id: String,
+    /// Its secret, e.g. `${KEYCLOAK_CLIENT_SECRET}`; or `client_secret_file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+    /// A file holding the client secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret_file: Option<PathBuf>,
+    /// Only these groups (by path, e.g. `/Engineering/SRE`) have their members read; empty: every
+    /// group. A named group the realm lacks is an error.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// Users, groups and members per page (`max`).
+    #[serde(default = "default_page_size")]
+    pub page_size: usize,
+    #[serde(default)]
+    pub http: crate::http::HttpSettings,
 }
 
 /// A SCIM 2.0 service provider read as an identity provider.

@@ -561,6 +561,27 @@ fn check_source_connection(
 ) {
     match source {
         super::SourceConfig::File(_) => {}
+        super::SourceConfig::Keycloak(k) => {
+            check_url(path.key("base_url"), &k.base_url, diags);
+            check_credential(
+                path,
+                k.client_secret.as_ref(),
+                k.client_secret_file.as_ref(),
+                diags,
+            );
+            check_page_size(path.key("page_size"), k.page_size, diags);
+            for (i, g) in k.groups.iter().enumerate() {
+                if !g.starts_with('/') {
+                    diags.push(
+                        Diagnostic::new(
+                            path.key("groups").index(i),
+                            format!("{g:?} is not a group path"),
+                        )
+                        .hint(format!("Keycloak groups are named by path, e.g. \"/{g}\"")),
+                    );
+                }
+            }
+        }
         super::SourceConfig::Scim(s) => {
             check_url(path.key("base_url"), &s.base_url, diags);
             check_credential(path, s.token.as_ref(), s.token_file.as_ref(), diags);

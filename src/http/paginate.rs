@@ -143,6 +143,31 @@ pub fn next_cursor(page: &Value) -> Option<String> {
     })
 }
 
+/// Every item of an offset listing (`first`/`max`, Keycloak style) returning bare JSON arrays. The
+/// next page starts after what this one returned, and the listing ends on an empty page: a server
+/// that caps `max` below what was asked is never taken to have run out.
+///
+/// # Errors
+/// A page that fails after retries, or that is not an array.
+pub async fn offset_all(
+    client: &HttpClient,
+    path: &str,
+    query: &[(&str, String)],
+    max: usize,
+) -> Result<Vec<Value>, HttpError> {
+    let mut out = Vec::new();
+    loop {
+        let mut q = query.to_vec();
+        q.push(("first", out.len().to_string()));
+        q.push(("max", max.to_string()));
+        match client.get_json(path, &q).await? {
+            Value::Array(items) if items.is_empty() => return Ok(out),
+            Value::Array(items) => out.extend(items),
+            _ => return Err(client.malformed(path, "a listing that is not a JSON array")),
+        }
+    }
+}
+
 /// The `rel="next"` target of a `Link` header, if any.
 #[must_use]
 pub fn next_link(headers: &HeaderMap) -> Option<String> {

@@ -5,6 +5,7 @@
 
 mod entra;
 mod file;
+mod keycloak;
 mod okta;
 
 use std::path::Path;
@@ -19,6 +20,7 @@ use crate::snapshot_file::SnapshotFileError;
 
 pub use entra::{thumbprint, EntraCredential, EntraSource};
 pub use file::FileSource;
+pub use keycloak::KeycloakSource;
 pub use okta::{OktaAuth, OktaSource};
 
 /// Why a source could not be read. A failed read aborts the plan: it never means "these users are gone".
@@ -129,6 +131,21 @@ pub fn build(config: &SourceConfig, config_dir: &Path) -> Result<Box<dyn Source>
             &f.name,
             crate::config::resolve_path(config_dir, &f.path),
         )),
+        SourceConfig::Keycloak(k) => Box::new(KeycloakSource {
+            name: k.name.clone(),
+            base_url: k.base_url.clone(),
+            realm: k.realm.clone(),
+            token_realm: k.token_realm.clone().unwrap_or_else(|| k.realm.clone()),
+            client_id: k.client_id.clone(),
+            client_secret: read(
+                "client_secret",
+                k.client_secret.as_ref(),
+                k.client_secret_file.as_ref(),
+            )?,
+            groups: k.groups.clone(),
+            page_size: k.page_size,
+            settings: k.http.clone(),
+        }),
         SourceConfig::Scim(s) => {
             let auth =
                 crate::http::Auth::Bearer(read("token", s.token.as_ref(), s.token_file.as_ref())?);

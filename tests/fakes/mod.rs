@@ -23,10 +23,13 @@
 
 pub mod atlassian;
 pub mod entra;
+pub mod keycloak;
 pub mod okta;
 
 #[cfg(test)]
 mod entra_selftest;
+#[cfg(test)]
+mod keycloak_selftest;
 #[cfg(test)]
 mod okta_selftest;
 #[cfg(test)]

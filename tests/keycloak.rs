@@ -1,0 +1,138 @@
+//! Keycloak end to end: the fake Keycloak as the source, the fake Atlassian as the target.
+
+use crate::fakes::atlassian::{FakeAtlassian, FakeConfig, SeedUser};
+use crate::fakes::keycloak::{FakeKeycloak, FakeKeycloakConfig};
+use crate::fakes::Faults;
+use crate::support::{run_beside_fakes, Scratch};
+
+/// Seeds the realm; returns Dee's id.
+fn seed(kc: &FakeKeycloak) -> String {
+    for e in ["ana@example.com", "ben@example.com", "cy@example.com"] {
+        kc.add_user(e);
+    }
+    let dee = kc.add_user("dee@example.com");
+    kc.set_enabled("dee@example.com", false);
+    kc.add_group(
+        "/Atlassian Users",
+        &[
+            "ana@example.com",
+            "ben@example.com",
+            "cy@example.com",
+            "dee@example.com",
+        ],
+    );
+    kc.add_group("/Engineering", &["ana@example.com"]);
+    kc.add_group("/Engineering/SRE", &["ben@example.com"]);
+    // More children than Keycloak's default page of 10.
+    for i in 0..12 {
+        kc.add_group(&format!("/Engineering/team-{i:02}"), &[]);
+    }
+    kc.add_group("/Engineering/team-11/deep", &["cy@example.com"]);
+    dee
+}
+
+fn config(kc: &FakeKeycloak, atl: &FakeAtlassian, legacy: bool) -> String {
+    let base = if legacy {
+        format!("{}/auth", kc.base_url)
+    } else {
+        kc.base_url.clone()
+    };
+    format!(
+        r#"version: 1
+sources:
+  - name: keycloak
+    type: keycloak
+    base_url: {base}
+    realm: {realm}
+    client_id: {client}
+    client_secret: ${{TEST_KC_SECRET}}
+    page_size: 2
+target:
+  type: atlassian
+  scim: {{base_url: "{scim}", token: "${{TEST_SCIM_TOKEN}}"}}
+users:
+  require_groups: ["keycloak:/Atlassian Users"]
+groups:
+  mappings:
+    - {{from: "keycloak:/Engineering", to: engineering}}
+    - {{from_regex: "^keycloak:/Engineering/(SRE|team-11/deep)$", to: "eng-$1"}}
+cleanup: {{max_deactivations: 100%}}
+"#,
+        realm = kc.config.realm,
+        client = kc.config.client_id,
+        scim = atl.scim_base(),
+    )
+}
+
+async fn idsync(
+    s: &Scratch,
+    kc: &FakeKeycloak,
+    atl: &FakeAtlassian,
+    args: &[&str],
+) -> (i32, String, String) {
+    let mut cmd = s.idsync(args);
+    cmd.env("TEST_SCIM_TOKEN", &atl.config.scim_token)
+        .env("TEST_KC_SECRET", &kc.config.client_secret)
+        .env("IDSYNC_RETRY_DELAY_SCALE", "0.01");
+    run_beside_fakes(cmd).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keycloak_converges_through_the_group_tree() {
+    let kc = FakeKeycloak::start(FakeKeycloakConfig::default()).await;
+    let atl = FakeAtlassian::start(FakeConfig::default()).await;
+    let dee_id = seed(&kc);
+    let mut dee = SeedUser::new("dee@example.com");
+    dee.external_id = Some(dee_id);
+    atl.add_user(dee);
+    let s = Scratch::new();
+    s.write("idsync.yaml", &config(&kc, &atl, false));
+
+    let (code, plan, stderr) = idsync(&s, &kc, &atl, &["plan"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    for expected in [
+        "+ create_user ana@example.com",
+        "- deactivate_user dee@example.com",
+        "because deactivated or suspended in `keycloak`",
+        "+ create_group eng-SRE",
+        "+ create_group eng-team-11/deep",
+        "member of keycloak:/Engineering/team-11/deep",
+    ] {
+        assert!(plan.contains(expected), "missing {expected:?} in\n{plan}");
+    }
+    assert_eq!(kc.user_groups_calls(), 0, "no per-user group calls");
+    let (code, _, stderr) = idsync(&s, &kc, &atl, &["apply", "--auto-approve"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    let (code, again, _) = idsync(&s, &kc, &atl, &["plan", "--detailed-exitcode"]).await;
+    assert_eq!(code, 0, "converged:\n{again}");
+    assert_eq!(atl.group_members("eng-SRE"), vec!["ben@example.com"]);
+
+    // The same realm through the legacy /auth prefix plans the same.
+    s.write("idsync.yaml", &config(&kc, &atl, true));
+    let (code, again, stderr) = idsync(&s, &kc, &atl, &["plan", "--detailed-exitcode"]).await;
+    assert_eq!(code, 0, "{again}\n{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_page_deactivates_nobody() {
+    let kc = FakeKeycloak::start(FakeKeycloakConfig::default()).await;
+    let atl = FakeAtlassian::start(FakeConfig::default()).await;
+    seed(&kc);
+    let mut old = SeedUser::new("old@example.com");
+    old.external_id = Some("gone".into());
+    atl.add_user(old);
+    let s = Scratch::new();
+    s.write("idsync.yaml", &config(&kc, &atl, false));
+    kc.set_faults(Faults {
+        fail_path_contains: Some(("users?briefRepresentation=false&first=2".into(), usize::MAX)),
+        ..Faults::default()
+    });
+    let before = atl.mutations();
+    let (code, stdout, stderr) = idsync(&s, &kc, &atl, &["apply", "--auto-approve"]).await;
+    assert_eq!(code, 1, "{stdout}");
+    assert!(
+        stderr.contains("source `keycloak` could not be read completely"),
+        "{stderr}"
+    );
+    assert_eq!(atl.mutations(), before);
+}
