@@ -162,7 +162,7 @@ fn connector_not_in_this_build() {
         "connector_type",
         &GOOD.replace(
             "    type: file\n    path: idp.yaml",
-            "    type: google\n    path: idp.yaml",
+            "    type: onelogin\n    path: idp.yaml",
         ),
     );
 }

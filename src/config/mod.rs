@@ -20,10 +20,10 @@ pub use validate::{CompiledMapping, Matcher, Patterns, Template};
 pub use validate::{DeactivationLimit, Rules};
 
 /// Connector types that are part of the design but not yet in this build; named in errors.
-pub const PLANNED_SOURCE_TYPES: &[&str] = &["google", "onelogin"];
+pub const PLANNED_SOURCE_TYPES: &[&str] = &["onelogin"];
 pub const PLANNED_TARGET_TYPES: &[&str] = &[];
 /// Connector types this build has, per side.
-pub const SOURCE_TYPES: &[&str] = &["file", "okta", "entra", "keycloak", "scim"];
+pub const SOURCE_TYPES: &[&str] = &["file", "okta", "entra", "google", "keycloak", "scim"];
 pub const TARGET_TYPES: &[&str] = &["file", "atlassian", "scim"];
 
 /// The whole desired state: which identity providers to read, how their groups map onto Atlassian
@@ -59,6 +59,8 @@ pub enum SourceConfig {
     Okta(OktaSourceConfig),
     /// Microsoft Entra ID (Azure AD), through Microsoft Graph.
     Entra(EntraSourceConfig),
+    /// Google Workspace, through the Admin SDK Directory API.
+    Google(GoogleSourceConfig),
     /// Keycloak, through its Admin REST API.
     Keycloak(KeycloakSourceConfig),
     /// Any SCIM 2.0 service provider an IdP exposes (PingFederate and others), read-only.
@@ -75,6 +77,7 @@ impl SourceConfig {
             SourceConfig::Entra(e) => &e.name,
             SourceConfig::Scim(s) => &s.name,
             SourceConfig::Keycloak(k) => &k.name,
+            SourceConfig::Google(g) => &g.name,
         }
     }
 }
@@ -87,6 +90,47 @@ pub struct FileSourceConfig {
     pub name: String,
     /// The snapshot file; a relative path is relative to the config file's folder.
     pub path: PathBuf,
+}
+
+/// Google Workspace: a service account with domain-wide delegation, impersonating an admin.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GoogleSourceConfig {
+    /// Names this source; its groups are referred to as `NAME:group-email@example.com` in mappings.
+    pub name: String,
+    /// The Workspace admin the service account impersonates (the Directory API needs an admin).
+    pub admin_email: String,
+    /// The service account's JSON key, e.g. `${GOOGLE_SERVICE_ACCOUNT_KEY}`; or the file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_key: Option<String>,
+    /// A file holding the service account's JSON key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_key_file: Option<PathBuf>,
+    /// The customer (`my_customer` by default), or set `domain` instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer: Option<String>,
+    /// Read one domain instead of the whole customer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+    /// Members of nested groups count as members (Atlassian has no nested groups).
+    #[serde(default = "default_true")]
+    pub include_derived_membership: bool,
+    /// Only these groups (by email) are read; empty: every group. A named group Google lacks is an
+    /// error.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// Overrides `https://admin.googleapis.com` (proxies, tests).
+    #[serde(default = "google_api")]
+    pub base_url: String,
+    /// Overrides the key's `token_uri` (proxies, tests).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_url: Option<String>,
+    #[serde(default)]
+    pub http: crate::http::HttpSettings,
+}
+
+fn google_api() -> String {
+    "https://admin.googleapis.com".into()
 }
 
 /// A Keycloak realm: users, the group tree (named by path) and group members.

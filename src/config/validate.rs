@@ -561,6 +561,35 @@ fn check_source_connection(
 ) {
     match source {
         super::SourceConfig::File(_) => {}
+        super::SourceConfig::Google(g) => {
+            check_url(path.key("base_url"), &g.base_url, diags);
+            if let Some(t) = &g.token_url {
+                check_url(path.key("token_url"), t, diags);
+            }
+            if g.customer.is_some() && g.domain.is_some() {
+                diags.push(
+                    Diagnostic::new(path.key("domain"), "both `customer` and `domain` are set")
+                        .hint("keep one"),
+                );
+            }
+            match (&g.service_account_key, &g.service_account_key_file) {
+                (Some(_), Some(_)) => diags.push(
+                    Diagnostic::new(
+                        path.key("service_account_key"),
+                        "both `service_account_key` and `service_account_key_file` are set",
+                    )
+                    .hint("keep one"),
+                ),
+                (None, None) => diags.push(
+                    Diagnostic::new(
+                        path.clone(),
+                        "no credential: set `service_account_key_file` (or `service_account_key`)",
+                    )
+                    .hint("the JSON key of a service account with domain-wide delegation"),
+                ),
+                _ => {}
+            }
+        }
         super::SourceConfig::Keycloak(k) => {
             check_url(path.key("base_url"), &k.base_url, diags);
             check_credential(

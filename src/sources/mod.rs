@@ -5,6 +5,7 @@
 
 mod entra;
 mod file;
+mod google;
 mod keycloak;
 mod okta;
 
@@ -20,6 +21,7 @@ use crate::snapshot_file::SnapshotFileError;
 
 pub use entra::{thumbprint, EntraCredential, EntraSource};
 pub use file::FileSource;
+pub use google::GoogleSource;
 pub use keycloak::KeycloakSource;
 pub use okta::{OktaAuth, OktaSource};
 
@@ -131,6 +133,32 @@ pub fn build(config: &SourceConfig, config_dir: &Path) -> Result<Box<dyn Source>
             &f.name,
             crate::config::resolve_path(config_dir, &f.path),
         )),
+        SourceConfig::Google(g) => {
+            let key = read(
+                "service_account_key",
+                g.service_account_key.as_ref(),
+                g.service_account_key_file.as_ref(),
+            )?;
+            let (client_email, private_key, token_uri) = google::parse_key(&key)
+                .map_err(|m| SourceError::Invalid(format!("google: {m}")))?;
+            Box::new(GoogleSource {
+                name: g.name.clone(),
+                base_url: g.base_url.clone(),
+                customer: g.customer.clone(),
+                domain: g.domain.clone(),
+                admin_email: g.admin_email.clone(),
+                client_email,
+                private_key,
+                token_url: g
+                    .token_url
+                    .clone()
+                    .or(token_uri)
+                    .unwrap_or_else(|| "https://oauth2.googleapis.com/token".into()),
+                derived_membership: g.include_derived_membership,
+                groups: g.groups.clone(),
+                settings: g.http.clone(),
+            })
+        }
         SourceConfig::Keycloak(k) => Box::new(KeycloakSource {
             name: k.name.clone(),
             base_url: k.base_url.clone(),

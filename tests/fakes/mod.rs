@@ -23,11 +23,14 @@
 
 pub mod atlassian;
 pub mod entra;
+pub mod google;
 pub mod keycloak;
 pub mod okta;
 
 #[cfg(test)]
 mod entra_selftest;
+#[cfg(test)]
+mod google_selftest;
 #[cfg(test)]
 mod keycloak_selftest;
 #[cfg(test)]

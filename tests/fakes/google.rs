@@ -1,0 +1,755 @@
+//! A stateful fake of the Google Workspace Admin SDK Directory API (users, groups, members) and of
+//! Google's OAuth 2.0 token endpoint for service accounts with domain-wide delegation.
+//!
+//! - `POST /token` stands for `https://oauth2.googleapis.com/token`: the JWT-bearer grant, whose
+//!   assertion is an RS256 JWT signed by the service account (`iss`), naming the admin to
+//!   impersonate (`sub`), the scopes (`scope`, space-separated) and `{base_url}/token` (`aud`);
+//! - the Directory API lives under `/admin/directory/v1` and wants `Authorization: Bearer`;
+//! - lists page by `maxResults` and an opaque `pageToken` (`nextPageToken` in the body, absent on
+//!   the last page). A token is `p.` and the hex of the sort key of the page's last item, so paging
+//!   is stable while the directory changes; a token of another listing is 400;
+//! - errors are `{"error":{"code","message","errors":[{"reason","domain","message"}],"status"}}`,
+//!   the token endpoint's OAuth 2.0 `{"error","error_description"}`.
+//!
+//! The shared [`FaultLayer`] sits in front; its injected errors use the Google error shape.
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashSet},
+    sync::{Arc, Mutex, MutexGuard},
+    time::Duration,
+};
+
+use axum::{
+    extract::{rejection::FormRejection, Path, Request, State as AxumState},
+    http::{header, HeaderMap, Method, StatusCode, Uri},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+    Form, Json, Router,
+};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde_json::{json, Map, Value};
+
+use super::{bind, lock, serve, FaultLayer, Faults, RequestLog, Server};
+
+pub const SCOPE_USER_READONLY: &str =
+    "https://www.googleapis.com/auth/admin.directory.user.readonly";
+pub const SCOPE_GROUP_READONLY: &str =
+    "https://www.googleapis.com/auth/admin.directory.group.readonly";
+pub const SCOPE_MEMBER_READONLY: &str =
+    "https://www.googleapis.com/auth/admin.directory.group.member.readonly";
+/// Every scope a token request must ask for.
+pub const REQUIRED_SCOPES: [&str; 3] = [
+    SCOPE_USER_READONLY,
+    SCOPE_GROUP_READONLY,
+    SCOPE_MEMBER_READONLY,
+];
+pub const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+const DIRECTORY: &str = "/admin/directory/v1";
+const CLOCK_SKEW_SECS: u64 = 60;
+
+#[derive(Clone, Debug)]
+pub struct FakeGoogleConfig {
+    /// The service account: the `iss` of assertions.
+    pub service_account: String,
+    /// The admin the service account may impersonate: the `sub` of assertions.
+    pub admin: String,
+    /// The service account's public key (PEM), verifying RS256 assertions.
+    pub public_key_pem: String,
+    /// A delay applied to every request.
+    pub latency: Duration,
+}
+
+impl Default for FakeGoogleConfig {
+    fn default() -> FakeGoogleConfig {
+        FakeGoogleConfig {
+            service_account: "idsync@proj.iam.gserviceaccount.com".into(),
+            admin: "admin@example.com".into(),
+            public_key_pem: include_str!("../fixtures/test-rsa-key.pub.pem").into(),
+            latency: Duration::ZERO,
+        }
+    }
+}
+
+/// A user of the Workspace; change fields through [`FakeGoogle::update_user`].
+#[derive(Clone, Debug, Default)]
+pub struct GUser {
+    pub id: String,
+    pub primary_email: String,
+    pub given_name: String,
+    pub family_name: String,
+    pub suspended: bool,
+    pub archived: bool,
+    pub is_admin: bool,
+    pub org_unit_path: String,
+    pub title: Option<String>,
+    pub department: Option<String>,
+    /// `externalIds` entries, rendered as they are.
+    pub external_ids: Vec<Value>,
+    pub last_login_time: String,
+}
+
+impl GUser {
+    fn json(&self) -> Value {
+        let full = format!("{} {}", self.given_name, self.family_name);
+        let mut user = json!({
+            "kind": "admin#directory#user",
+            "id": self.id,
+            "primaryEmail": self.primary_email,
+            "name": {"givenName": self.given_name, "familyName": self.family_name,
+                     "fullName": full.trim()},
+            "isAdmin": self.is_admin,
+            "suspended": self.suspended,
+            "archived": self.archived,
+            "orgUnitPath": self.org_unit_path,
+            "lastLoginTime": self.last_login_time,
+            "customerId": "C0fake000",
+        });
+        if self.title.is_some() || self.department.is_some() {
+            let mut org = json!({"primary": true, "customType": ""});
+            if let Some(title) = &self.title {
+                org["title"] = json!(title);
+            }
+            if let Some(department) = &self.department {
+                org["department"] = json!(department);
+            }
+            user["organizations"] = json!([org]);
+        }
+        if !self.external_ids.is_empty() {
+            user["externalIds"] = json!(self.external_ids);
+        }
+        user
+    }
+}
+
+/// A direct member of a group.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum GMember {
+    User(String),
+    Group(String),
+}
+
+#[derive(Clone, Debug)]
+pub struct GGroup {
+    pub id: String,
+    pub email: String,
+    pub name: String,
+    pub members: BTreeSet<GMember>,
+}
+
+#[derive(Debug)]
+pub struct State {
+    pub config: FakeGoogleConfig,
+    pub base_url: String,
+    /// By id.
+    pub users: BTreeMap<String, GUser>,
+    /// By id.
+    pub groups: BTreeMap<String, GGroup>,
+    tokens: HashSet<String>,
+    tokens_issued: usize,
+    per_user_calls: usize,
+    quota_errors: usize,
+    next_id: u64,
+}
+
+impl State {
+    fn user_by_key(&self, key: &str) -> Option<&GUser> {
+        self.users.get(key).or_else(|| {
+            self.users
+                .values()
+                .find(|u| u.primary_email.eq_ignore_ascii_case(key))
+        })
+    }
+
+    fn group_by_key(&self, key: &str) -> Option<&GGroup> {
+        self.groups.get(key).or_else(|| {
+            self.groups
+                .values()
+                .find(|g| g.email.eq_ignore_ascii_case(key))
+        })
+    }
+
+    fn user_id(&self, email: &str) -> String {
+        self.user_by_key(email)
+            .unwrap_or_else(|| panic!("no user {email}"))
+            .id
+            .clone()
+    }
+
+    /// Every user reachable from a group through nested groups, once each.
+    fn derived_users(&self, group: &GGroup) -> BTreeSet<String> {
+        let (mut users, mut seen, mut todo) = (BTreeSet::new(), HashSet::new(), vec![group]);
+        while let Some(g) = todo.pop() {
+            if !seen.insert(g.id.clone()) {
+                continue;
+            }
+            for member in &g.members {
+                match member {
+                    GMember::User(id) => {
+                        users.insert(id.clone());
+                    }
+                    GMember::Group(id) => todo.extend(self.groups.get(id)),
+                }
+            }
+        }
+        users
+    }
+
+    fn member_json(&self, member: &GMember) -> Option<(String, Value)> {
+        let (id, email, kind) = match member {
+            GMember::User(id) => (id, &self.users.get(id)?.primary_email, "USER"),
+            GMember::Group(id) => (id, &self.groups.get(id)?.email, "GROUP"),
+        };
+        let mut body = json!({"kind": "admin#directory#member", "id": id, "email": email,
+                              "role": "MEMBER", "type": kind});
+        if kind == "USER" {
+            body["status"] = json!("ACTIVE");
+        }
+        Some((email.to_lowercase(), body))
+    }
+}
+
+pub struct FakeGoogle {
+    pub base_url: String,
+    pub config: FakeGoogleConfig,
+    pub state: Arc<Mutex<State>>,
+    layer: Arc<FaultLayer>,
+    _server: Server,
+}
+
+impl FakeGoogle {
+    /// Serves the fake on 127.0.0.1:0; panics when the public key is not an RSA PEM.
+    pub async fn start(config: FakeGoogleConfig) -> FakeGoogle {
+        DecodingKey::from_rsa_pem(config.public_key_pem.as_bytes())
+            .expect("FakeGoogleConfig::public_key_pem is an RSA public key in PEM");
+        let (listener, base_url) = bind().await;
+        let layer = Arc::new(
+            FaultLayer::new(config.latency, google_error_response)
+                .with_is_mutation(|m, p| *m != Method::GET && p != "/token"),
+        );
+        let state = Arc::new(Mutex::new(State {
+            config: config.clone(),
+            base_url: base_url.clone(),
+            users: BTreeMap::new(),
+            groups: BTreeMap::new(),
+            tokens: HashSet::new(),
+            tokens_issued: 0,
+            per_user_calls: 0,
+            quota_errors: 0,
+            next_id: 0,
+        }));
+        let server = serve(listener, router(state.clone()), layer.clone());
+        FakeGoogle {
+            base_url,
+            config,
+            state,
+            layer,
+            _server: server,
+        }
+    }
+
+    pub fn state(&self) -> MutexGuard<'_, State> {
+        lock(&self.state)
+    }
+
+    /// `{base_url}/token`: the token endpoint, and the `aud` of assertions.
+    pub fn token_url(&self) -> String {
+        format!("{}/token", self.base_url)
+    }
+
+    /// Adds an active user named after the email; returns its id (21 digits, `1000…`).
+    pub fn add_user(&self, email: &str) -> String {
+        let mut state = self.state();
+        assert!(state.user_by_key(email).is_none(), "user {email} exists");
+        state.next_id += 1;
+        let id = format!("1{:020}", state.next_id);
+        let (given, family) = super::names_from_email(email);
+        let user = GUser {
+            id: id.clone(),
+            primary_email: email.to_owned(),
+            given_name: given.unwrap_or_default(),
+            family_name: family.unwrap_or_default(),
+            org_unit_path: "/".into(),
+            last_login_time: "1970-01-01T00:00:00.000Z".into(),
+            ..GUser::default()
+        };
+        state.users.insert(id.clone(), user);
+        id
+    }
+
+    /// Changes a user (by id or email) in place.
+    pub fn update_user(&self, key: &str, change: impl FnOnce(&mut GUser)) {
+        let mut state = self.state();
+        let id = state.user_id(key);
+        change(state.users.get_mut(&id).expect("the user exists"));
+    }
+
+    pub fn set_suspended(&self, email: &str, suspended: bool) {
+        self.update_user(email, |u| u.suspended = suspended);
+    }
+
+    pub fn set_archived(&self, email: &str, archived: bool) {
+        self.update_user(email, |u| u.archived = archived);
+    }
+
+    /// Renames a user: a new primary email, same id (memberships follow).
+    pub fn set_email(&self, id: &str, email: &str) {
+        self.update_user(id, |u| u.primary_email = email.to_owned());
+    }
+
+    pub fn remove_user(&self, key: &str) {
+        let mut state = self.state();
+        let id = state.user_id(key);
+        state.users.remove(&id);
+        for group in state.groups.values_mut() {
+            group.members.remove(&GMember::User(id.clone()));
+        }
+    }
+
+    /// Adds a group; `members` are user emails or `group:<group email>` of existing groups.
+    /// Returns the group id.
+    pub fn add_group(&self, name: &str, email: &str, members: &[&str]) -> String {
+        let mut state = self.state();
+        assert!(state.group_by_key(email).is_none(), "group {email} exists");
+        let members = members
+            .iter()
+            .map(|m| match m.strip_prefix("group:") {
+                Some(g) => GMember::Group(
+                    state
+                        .group_by_key(g)
+                        .unwrap_or_else(|| panic!("no group {g}"))
+                        .id
+                        .clone(),
+                ),
+                None => GMember::User(state.user_id(m)),
+            })
+            .collect();
+        state.next_id += 1;
+        let id = format!("03fake{:09}", state.next_id);
+        let group = GGroup {
+            id: id.clone(),
+            email: email.to_owned(),
+            name: name.to_owned(),
+            members,
+        };
+        state.groups.insert(id.clone(), group);
+        id
+    }
+
+    /// Adds (`add`) or removes a member (`user email` or `group:<email>`) of a group (id or email).
+    pub fn set_member(&self, group: &str, member: &str, add: bool) {
+        let mut state = self.state();
+        let member = match member.strip_prefix("group:") {
+            Some(g) => GMember::Group(state.group_by_key(g).expect("the group").id.clone()),
+            None => GMember::User(state.user_id(member)),
+        };
+        let id = state.group_by_key(group).expect("the group").id.clone();
+        let members = &mut state.groups.get_mut(&id).expect("the group").members;
+        if add {
+            members.insert(member);
+        } else {
+            members.remove(&member);
+        }
+    }
+
+    pub fn requests(&self) -> Vec<RequestLog> {
+        self.layer.requests()
+    }
+
+    pub fn set_faults(&self, faults: Faults) {
+        self.layer.set_faults(faults);
+    }
+
+    pub fn tokens_issued(&self) -> usize {
+        self.state().tokens_issued
+    }
+
+    /// Calls to `GET /admin/directory/v1/users/{userKey}`, which a connector should not make.
+    pub fn per_user_calls(&self) -> usize {
+        self.state().per_user_calls
+    }
+
+    /// The next `n` Directory API requests answer 403 `userRateLimitExceeded`.
+    pub fn set_quota_errors(&self, n: usize) {
+        self.state().quota_errors = n;
+    }
+
+    /// Invalidates every access token issued so far (they then get 401).
+    pub fn revoke_tokens(&self) {
+        self.state().tokens.clear();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+
+/// An error response: Google's JSON error shape, or an OAuth one for the token endpoint.
+pub struct Failure(StatusCode, Value);
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        (self.0, Json(self.1)).into_response()
+    }
+}
+
+impl Failure {
+    fn google(status: StatusCode, message: &str, reason: &str, domain: &str) -> Failure {
+        let status_name = match status.as_u16() {
+            400 => "INVALID_ARGUMENT",
+            401 => "UNAUTHENTICATED",
+            403 => "PERMISSION_DENIED",
+            404 => "NOT_FOUND",
+            429 => "RESOURCE_EXHAUSTED",
+            503 => "UNAVAILABLE",
+            _ => "INTERNAL",
+        };
+        Failure(
+            status,
+            json!({"error": {"code": status.as_u16(), "message": message,
+                "errors": [{"message": message, "domain": domain, "reason": reason}],
+                "status": status_name}}),
+        )
+    }
+
+    fn invalid(what: &str) -> Failure {
+        let message = format!("Invalid Input: {what}");
+        Failure::google(StatusCode::BAD_REQUEST, &message, "invalid", "global")
+    }
+
+    fn oauth(status: StatusCode, error: &str, description: &str) -> Failure {
+        Failure(
+            status,
+            json!({"error": error, "error_description": description}),
+        )
+    }
+}
+
+fn google_error_response(status: StatusCode, detail: &str) -> Response {
+    let (reason, domain) = match status {
+        StatusCode::TOO_MANY_REQUESTS => ("rateLimitExceeded", "usageLimits"),
+        StatusCode::SERVICE_UNAVAILABLE => ("backendError", "global"),
+        _ => ("internalError", "global"),
+    };
+    Failure::google(status, detail, reason, domain).into_response()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Routes
+
+type Shared = Arc<Mutex<State>>;
+type Reply = Result<Response, Failure>;
+
+fn router(state: Shared) -> Router {
+    let directory = Router::new()
+        .route("/users", get(list_users))
+        .route("/users/{key}", get(get_user))
+        .route("/groups", get(list_groups))
+        .route("/groups/{key}/members", get(list_members))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            directory_gate,
+        ));
+    Router::new()
+        .route("/token", post(token))
+        .nest(DIRECTORY, directory)
+        .fallback(|uri: Uri| async move {
+            let message = format!("Not Found: {}", uri.path());
+            Failure::google(StatusCode::NOT_FOUND, &message, "notFound", "global")
+        })
+        .with_state(state)
+}
+
+/// Quota errors first, then the bearer token, for every Directory API request.
+async fn directory_gate(
+    AxumState(state): AxumState<Shared>,
+    headers: HeaderMap,
+    request: Request,
+    next: Next,
+) -> Response {
+    {
+        let mut state = lock(&state);
+        if state.quota_errors > 0 {
+            state.quota_errors -= 1;
+            return Failure::google(
+                StatusCode::FORBIDDEN,
+                "Quota exceeded for quota metric 'Queries' and limit 'Queries per minute per \
+                 user' of service 'admin.googleapis.com' for consumer 'project_number:1'.",
+                "userRateLimitExceeded",
+                "usageLimits",
+            )
+            .into_response();
+        }
+        let token = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if !token.is_some_and(|t| state.tokens.contains(t)) {
+            let mut failure = Failure::google(
+                StatusCode::UNAUTHORIZED,
+                "Request had invalid authentication credentials.",
+                "authError",
+                "global",
+            );
+            failure.1["error"]["errors"][0]["message"] = json!("Invalid Credentials");
+            return failure.into_response();
+        }
+    }
+    next.run(request).await
+}
+
+/// The decoded query parameters.
+fn params(uri: &Uri) -> Vec<(String, String)> {
+    uri.query()
+        .and_then(|q| reqwest::Url::parse(&format!("http://fake/?{q}")).ok())
+        .map(|url| url.query_pairs().into_owned().collect())
+        .unwrap_or_default()
+}
+
+fn param<'a>(params: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    params
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+}
+
+fn max_results(params: &[(String, String)], default: usize, max: usize) -> Result<usize, Failure> {
+    match param(params, "maxResults") {
+        None => Ok(default),
+        Some(v) => v
+            .parse()
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| Failure::invalid("maxResults")),
+    }
+}
+
+fn encode_token(key: &str) -> String {
+    let hex: String = key.bytes().map(|b| format!("{b:02x}")).collect();
+    format!("p.{hex}")
+}
+
+fn decode_token(token: &str) -> Option<String> {
+    let hex = token.strip_prefix("p.")?;
+    let bytes = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect::<Option<Vec<u8>>>()?;
+    String::from_utf8(bytes).ok()
+}
+
+/// One page of `items` (sorted by key) after the `pageToken`; the body gets `field` and
+/// `nextPageToken` when more follow.
+fn page(
+    params: &[(String, String)],
+    kind: &str,
+    field: &str,
+    mut items: Vec<(String, Value)>,
+    limit: usize,
+) -> Reply {
+    items.sort_by(|a, b| a.0.cmp(&b.0));
+    let after = match param(params, "pageToken").filter(|t| !t.is_empty()) {
+        None => None,
+        Some(t) => Some(decode_token(t).ok_or_else(|| Failure::invalid("pageToken"))?),
+    };
+    let mut rest = items
+        .into_iter()
+        .filter(|(key, _)| after.as_ref().map_or(true, |a| key > a))
+        .peekable();
+    let mut body = Map::new();
+    body.insert("kind".into(), json!(kind));
+    let mut page = Vec::new();
+    let mut last = String::new();
+    while page.len() < limit {
+        let Some((key, value)) = rest.next() else {
+            break;
+        };
+        page.push(value);
+        last = key;
+    }
+    if !page.is_empty() {
+        body.insert(field.into(), Value::Array(page));
+    }
+    if rest.peek().is_some() {
+        body.insert("nextPageToken".into(), json!(encode_token(&last)));
+    }
+    Ok(Json(Value::Object(body)).into_response())
+}
+
+fn require_customer(params: &[(String, String)]) -> Result<Option<String>, Failure> {
+    match (param(params, "customer"), param(params, "domain")) {
+        (Some(c), _) if !c.is_empty() => Ok(None),
+        (_, Some(d)) if !d.is_empty() => Ok(Some(d.to_lowercase())),
+        _ => Err(Failure::google(
+            StatusCode::BAD_REQUEST,
+            "Bad Request",
+            "badRequest",
+            "global",
+        )),
+    }
+}
+
+async fn list_users(AxumState(state): AxumState<Shared>, uri: Uri) -> Reply {
+    let params = params(&uri);
+    let domain = require_customer(&params)?;
+    let limit = max_results(&params, 100, 500)?;
+    if param(&params, "projection").is_some_and(|p| !["basic", "full", "custom"].contains(&p)) {
+        return Err(Failure::invalid("projection"));
+    }
+    let state = lock(&state);
+    let users = state
+        .users
+        .values()
+        .filter(|u| {
+            domain.as_ref().map_or(true, |d| {
+                u.primary_email.to_lowercase().ends_with(&format!("@{d}"))
+            })
+        })
+        .map(|u| (u.primary_email.to_lowercase(), u.json()))
+        .collect();
+    page(&params, "admin#directory#users", "users", users, limit)
+}
+
+async fn get_user(AxumState(state): AxumState<Shared>, Path(key): Path<String>) -> Reply {
+    let mut state = lock(&state);
+    state.per_user_calls += 1;
+    let user = state.user_by_key(&key).ok_or_else(|| {
+        let message = "Resource Not Found: userKey";
+        Failure::google(StatusCode::NOT_FOUND, message, "notFound", "global")
+    })?;
+    Ok(Json(user.json()).into_response())
+}
+
+async fn list_groups(AxumState(state): AxumState<Shared>, uri: Uri) -> Reply {
+    let params = params(&uri);
+    let domain = require_customer(&params)?;
+    let limit = max_results(&params, 200, 200)?;
+    let state = lock(&state);
+    let groups = state
+        .groups
+        .values()
+        .filter(|g| {
+            domain
+                .as_ref()
+                .map_or(true, |d| g.email.to_lowercase().ends_with(&format!("@{d}")))
+        })
+        .map(|g| {
+            let body = json!({"kind": "admin#directory#group", "id": g.id, "email": g.email,
+                "name": g.name, "description": "", "adminCreated": true,
+                "directMembersCount": g.members.len().to_string()});
+            (g.email.to_lowercase(), body)
+        })
+        .collect();
+    page(&params, "admin#directory#groups", "groups", groups, limit)
+}
+
+async fn list_members(
+    AxumState(state): AxumState<Shared>,
+    Path(key): Path<String>,
+    uri: Uri,
+) -> Reply {
+    let params = params(&uri);
+    let limit = max_results(&params, 200, 200)?;
+    let derived = match param(&params, "includeDerivedMembership") {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => return Err(Failure::invalid("includeDerivedMembership")),
+    };
+    let state = lock(&state);
+    let group = state.group_by_key(&key).ok_or_else(|| {
+        let message = "Resource Not Found: groupKey";
+        Failure::google(StatusCode::NOT_FOUND, message, "notFound", "global")
+    })?;
+    let members: Vec<(String, Value)> = if derived {
+        state
+            .derived_users(group)
+            .into_iter()
+            .filter_map(|id| state.member_json(&GMember::User(id)))
+            .collect()
+    } else {
+        group
+            .members
+            .iter()
+            .filter_map(|m| state.member_json(m))
+            .collect()
+    };
+    page(
+        &params,
+        "admin#directory#members",
+        "members",
+        members,
+        limit,
+    )
+}
+
+/// `POST /token`: the JWT-bearer grant of a service account with domain-wide delegation.
+async fn token(
+    AxumState(state): AxumState<Shared>,
+    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+) -> Reply {
+    let bad = |error: &str, description: &str| {
+        Failure::oauth(StatusCode::BAD_REQUEST, error, description)
+    };
+    let Form(form) = form.map_err(|_| bad("invalid_request", "Invalid form body."))?;
+    if param(&form, "grant_type") != Some(JWT_BEARER_GRANT) {
+        return Err(bad("unsupported_grant_type", "Invalid grant_type."));
+    }
+    let assertion = param(&form, "assertion")
+        .filter(|a| !a.is_empty())
+        .ok_or_else(|| bad("invalid_request", "Missing required parameter: assertion"))?;
+    let mut state = lock(&state);
+    let key = DecodingKey::from_rsa_pem(state.config.public_key_pem.as_bytes())
+        .expect("the key was checked at start");
+    let mut validation = Validation::new(Algorithm::RS256);
+    validation.set_audience(&[format!("{}/token", state.base_url)]);
+    validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+    validation.leeway = CLOCK_SKEW_SECS;
+    let claims = jsonwebtoken::decode::<Map<String, Value>>(assertion, &key, &validation)
+        .map_err(|e| bad("invalid_grant", &format!("Invalid JWT Signature. ({e})")))?
+        .claims;
+    let claim = |name: &str| claims.get(name).and_then(Value::as_str).unwrap_or_default();
+    if claim("iss") != state.config.service_account {
+        return Err(bad("invalid_grant", "Invalid grant: account not found"));
+    }
+    let (iat, exp) = (
+        claims.get("iat").and_then(Value::as_u64),
+        claims
+            .get("exp")
+            .and_then(Value::as_u64)
+            .unwrap_or_default(),
+    );
+    let now = jsonwebtoken::get_current_timestamp();
+    if iat.map_or(true, |iat| iat > now + CLOCK_SKEW_SECS || exp > iat + 3_600) {
+        return Err(bad(
+            "invalid_grant",
+            "Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable \
+             timeframe. Check your iat and exp values in the JWT claim.",
+        ));
+    }
+    let scopes: Vec<&str> = claim("scope").split_whitespace().collect();
+    if REQUIRED_SCOPES.iter().any(|s| !scopes.contains(s)) {
+        return Err(Failure(
+            StatusCode::BAD_REQUEST,
+            json!({"error": "invalid_scope"}),
+        ));
+    }
+    if !claim("sub").eq_ignore_ascii_case(&state.config.admin) {
+        return Err(Failure::oauth(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized_client",
+            "Client is unauthorized to retrieve access tokens using this method, or client not \
+             authorized for any of the scopes requested.",
+        ));
+    }
+    state.tokens_issued += 1;
+    let access_token = format!(
+        "ya29.fake{:04}{:016x}",
+        state.tokens_issued,
+        fastrand::u64(..)
+    );
+    state.tokens.insert(access_token.clone());
+    Ok(
+        Json(json!({"access_token": access_token, "expires_in": 3599,
+                   "token_type": "Bearer"}))
+        .into_response(),
+    )
+}

@@ -1,0 +1,214 @@
+//! Tests of the fake Google Workspace itself, through plain reqwest.
+
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use reqwest::{Client, StatusCode};
+use serde_json::{json, Value};
+
+use super::google::{FakeGoogle, FakeGoogleConfig, JWT_BEARER_GRANT, REQUIRED_SCOPES};
+
+const PRIVATE_KEY: &[u8] = include_bytes!("../fixtures/test-rsa-key.pem");
+const SA: &str = "idsync@proj.iam.gserviceaccount.com";
+
+fn assertion(fake: &FakeGoogle, sub: &str, scope: &str) -> String {
+    let now = jsonwebtoken::get_current_timestamp();
+    let claims = json!({"iss": SA, "sub": sub, "scope": scope, "aud": fake.token_url(),
+                        "iat": now, "exp": now + 3_600});
+    let key = EncodingKey::from_rsa_pem(PRIVATE_KEY).expect("the test key");
+    jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims, &key).expect("signed")
+}
+
+async fn request_token(fake: &FakeGoogle, sub: &str, scope: &str) -> (StatusCode, Value) {
+    let assertion = assertion(fake, sub, scope);
+    let form = [("grant_type", JWT_BEARER_GRANT), ("assertion", &assertion)];
+    let response = Client::new()
+        .post(fake.token_url())
+        .form(&form)
+        .send()
+        .await
+        .expect("the fake answers");
+    (response.status(), response.json().await.expect("JSON"))
+}
+
+async fn token(fake: &FakeGoogle) -> String {
+    let (status, body) = request_token(fake, "admin@example.com", &REQUIRED_SCOPES.join(" ")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["access_token"].as_str().expect("a token").to_owned()
+}
+
+async fn get(fake: &FakeGoogle, token: &str, path: &str) -> (StatusCode, Value) {
+    let response = Client::new()
+        .get(format!("{}/admin/directory/v1{path}", fake.base_url))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("the fake answers");
+    (response.status(), response.json().await.expect("JSON"))
+}
+
+fn emails(body: &Value, field: &str) -> Vec<String> {
+    body[field].as_array().map_or_else(Vec::new, |items| {
+        items
+            .iter()
+            .map(|i| {
+                let key = if field == "users" {
+                    "primaryEmail"
+                } else {
+                    "email"
+                };
+                i[key].as_str().expect("an email").to_owned()
+            })
+            .collect()
+    })
+}
+
+#[tokio::test]
+async fn the_token_flow_checks_sub_and_scopes_and_tokens_authenticate() {
+    let fake = FakeGoogle::start(FakeGoogleConfig::default()).await;
+    let access = token(&fake).await;
+    assert_eq!(fake.tokens_issued(), 1);
+    let (status, body) =
+        request_token(&fake, "mallory@example.com", &REQUIRED_SCOPES.join(" ")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["error"], "unauthorized_client", "{body}");
+    let (status, body) = request_token(&fake, "admin@example.com", REQUIRED_SCOPES[0]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body, json!({"error": "invalid_scope"}));
+    assert_eq!(fake.tokens_issued(), 1);
+
+    let (status, body) = get(&fake, &access, "/users?customer=my_customer").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, json!({"kind": "admin#directory#users"}));
+    let (status, body) = get(&fake, "nope", "/users?customer=my_customer").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["error"]["status"], "UNAUTHENTICATED");
+    assert_eq!(body["error"]["errors"][0]["reason"], "authError");
+    assert_eq!(body["error"]["errors"][0]["message"], "Invalid Credentials");
+    let (status, _) = get(&fake, &access, "/users").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "customer is required");
+}
+
+#[tokio::test]
+async fn users_page_by_max_results_and_page_token_sorted_by_email() {
+    let fake = FakeGoogle::start(FakeGoogleConfig::default()).await;
+    for email in [
+        "carol@example.com",
+        "alice.doe@example.com",
+        "bob@example.com",
+    ] {
+        fake.add_user(email);
+    }
+    fake.update_user("carol@example.com", |u| u.title = Some("CTO".into()));
+    fake.set_suspended("bob@example.com", true);
+    let access = token(&fake).await;
+    let (status, first) = get(&fake, &access, "/users?customer=my_customer&maxResults=2").await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert_eq!(
+        emails(&first, "users"),
+        ["alice.doe@example.com", "bob@example.com"]
+    );
+    assert_eq!(first["users"][0]["name"]["fullName"], "Alice Doe");
+    assert_eq!(first["users"][1]["suspended"], true);
+    let next = first["nextPageToken"].as_str().expect("a next page");
+    let path = format!("/users?customer=my_customer&maxResults=2&pageToken={next}&projection=full");
+    let (_, second) = get(&fake, &access, &path).await;
+    assert_eq!(emails(&second, "users"), ["carol@example.com"]);
+    assert_eq!(second["users"][0]["organizations"][0]["title"], "CTO");
+    assert!(second.get("nextPageToken").is_none(), "{second}");
+
+    let (status, body) = get(&fake, &access, "/users?customer=my_customer&maxResults=501").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"]["message"], "Invalid Input: maxResults");
+    assert_eq!(body["error"]["errors"][0]["reason"], "invalid");
+    let (status, body) = get(&fake, &access, "/users/bob@example.com").await;
+    assert_eq!((status, fake.per_user_calls()), (StatusCode::OK, 1));
+    assert_eq!(body["primaryEmail"], "bob@example.com");
+}
+
+#[tokio::test]
+async fn members_are_direct_or_derived_through_nested_groups() {
+    let fake = FakeGoogle::start(FakeGoogleConfig::default()).await;
+    for email in ["a@example.com", "b@example.com", "c@example.com"] {
+        fake.add_user(email);
+    }
+    fake.add_group(
+        "Backend",
+        "backend@example.com",
+        &["b@example.com", "c@example.com"],
+    );
+    let eng = fake.add_group(
+        "Engineering",
+        "eng@example.com",
+        &[
+            "a@example.com",
+            "b@example.com",
+            "group:backend@example.com",
+        ],
+    );
+    let access = token(&fake).await;
+    let (_, groups) = get(&fake, &access, "/groups?customer=my_customer&maxResults=1").await;
+    assert_eq!(emails(&groups, "groups"), ["backend@example.com"]);
+    assert_eq!(groups["groups"][0]["directMembersCount"], "2");
+    let next = groups["nextPageToken"].as_str().expect("a next page");
+    let (_, groups) = get(
+        &fake,
+        &access,
+        &format!("/groups?customer=my_customer&pageToken={next}"),
+    )
+    .await;
+    assert_eq!(groups["groups"][0]["id"], eng.as_str());
+    let (status, _) = get(
+        &fake,
+        &access,
+        "/groups?customer=my_customer&maxResults=201",
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    let (_, direct) = get(&fake, &access, &format!("/groups/{eng}/members")).await;
+    assert_eq!(
+        emails(&direct, "members"),
+        ["a@example.com", "b@example.com", "backend@example.com"]
+    );
+    assert_eq!(direct["members"][2]["type"], "GROUP");
+    let path = "/groups/eng@example.com/members?includeDerivedMembership=true&maxResults=2";
+    let (_, derived) = get(&fake, &access, path).await;
+    assert_eq!(
+        emails(&derived, "members"),
+        ["a@example.com", "b@example.com"]
+    );
+    let next = derived["nextPageToken"].as_str().expect("a next page");
+    let (_, rest) = get(&fake, &access, &format!("{path}&pageToken={next}")).await;
+    assert_eq!(emails(&rest, "members"), ["c@example.com"]);
+    assert!(rest["members"]
+        .as_array()
+        .expect("members")
+        .iter()
+        .all(|m| m["type"] == "USER"));
+}
+
+#[tokio::test]
+async fn quota_errors_answer_403_user_rate_limit_exceeded_then_clear() {
+    let fake = FakeGoogle::start(FakeGoogleConfig::default()).await;
+    let access = token(&fake).await;
+    fake.set_quota_errors(2);
+    for _ in 0..2 {
+        let (status, body) = get(&fake, &access, "/groups?customer=my_customer").await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert_eq!(body["error"]["code"], 403);
+        assert_eq!(
+            body["error"]["errors"][0]["reason"],
+            "userRateLimitExceeded"
+        );
+        assert_eq!(body["error"]["errors"][0]["domain"], "usageLimits");
+        assert!(body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("Quota exceeded for quota metric 'Queries'")));
+    }
+    let (status, _) = get(&fake, &access, "/groups?customer=my_customer").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        fake.requests().len(),
+        4,
+        "the token request and three listings"
+    );
+}

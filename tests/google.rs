@@ -1,0 +1,121 @@
+//! Google Workspace end to end: the fake Directory API as the source, the fake Atlassian as the target.
+
+use crate::fakes::atlassian::{FakeAtlassian, FakeConfig, SeedUser};
+use crate::fakes::google::{FakeGoogle, FakeGoogleConfig};
+use crate::fakes::Faults;
+use crate::support::{repo, run_beside_fakes, Scratch};
+
+/// A customer: four people (one suspended, one archived), a nested group. Returns Cy's id.
+fn seed(g: &FakeGoogle) -> String {
+    g.add_user("ana@example.com");
+    g.add_user("ben@example.com");
+    let cy = g.add_user("cy@example.com");
+    g.add_user("dee@example.com");
+    g.set_suspended("cy@example.com", true);
+    g.set_archived("dee@example.com", true);
+    g.add_group("Platform", "platform@example.com", &["ben@example.com"]);
+    g.add_group(
+        "Engineering",
+        "eng@example.com",
+        &["ana@example.com", "group:platform@example.com"],
+    );
+    cy
+}
+
+fn scratch(g: &FakeGoogle, atl: &FakeAtlassian) -> Scratch {
+    let s = Scratch::new();
+    let key = serde_json::json!({
+        "type": "service_account",
+        "client_email": g.config.service_account,
+        "private_key": std::fs::read_to_string(repo().join("tests/fixtures/test-rsa-key.pem")).unwrap(),
+        "token_uri": g.token_url(),
+    });
+    s.write("sa.json", &key.to_string()).write(
+        "idsync.yaml",
+        &format!(
+            r#"version: 1
+sources:
+  - name: google
+    type: google
+    admin_email: {admin}
+    service_account_key_file: sa.json
+    base_url: {base}
+    groups: [eng@example.com]
+target:
+  type: atlassian
+  scim: {{base_url: "{scim}", token: "${{TEST_SCIM_TOKEN}}"}}
+groups:
+  mappings: [{{from: "google:eng@example.com", to: engineering}}]
+cleanup: {{max_deactivations: 100%}}
+"#,
+            admin = g.config.admin,
+            base = g.base_url,
+            scim = atl.scim_base()
+        ),
+    );
+    s
+}
+
+async fn idsync(s: &Scratch, atl: &FakeAtlassian, args: &[&str]) -> (i32, String, String) {
+    let mut cmd = s.idsync(args);
+    cmd.env("TEST_SCIM_TOKEN", &atl.config.scim_token)
+        .env("IDSYNC_RETRY_DELAY_SCALE", "0.01");
+    run_beside_fakes(cmd).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn google_converges_with_nested_groups_and_quota_errors() {
+    let g = FakeGoogle::start(FakeGoogleConfig::default()).await;
+    let atl = FakeAtlassian::start(FakeConfig::default()).await;
+    let cy_id = seed(&g);
+    let mut cy = SeedUser::new("cy@example.com");
+    cy.external_id = Some(cy_id);
+    atl.add_user(cy);
+    let s = scratch(&g, &atl);
+
+    g.set_quota_errors(2);
+    let (code, plan, stderr) = idsync(&s, &atl, &["plan"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    for expected in [
+        "+ create_user ana@example.com",
+        "+ create_user ben@example.com",
+        "- deactivate_user cy@example.com",
+        "+ add_members engineering (batch 1/1, 2 member(s))",
+    ] {
+        assert!(plan.contains(expected), "missing {expected:?} in\n{plan}");
+    }
+    assert!(
+        !plan.contains("create_user dee@example.com"),
+        "archived: not created\n{plan}"
+    );
+    assert_eq!(g.per_user_calls(), 0);
+    let (code, _, stderr) = idsync(&s, &atl, &["apply", "--auto-approve"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    let (code, again, _) = idsync(&s, &atl, &["plan", "--detailed-exitcode"]).await;
+    assert_eq!(code, 0, "converged:\n{again}");
+    assert_eq!(
+        atl.group_members("engineering"),
+        vec!["ana@example.com", "ben@example.com"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_page_deactivates_nobody() {
+    let g = FakeGoogle::start(FakeGoogleConfig::default()).await;
+    let atl = FakeAtlassian::start(FakeConfig::default()).await;
+    seed(&g);
+    atl.add_user(SeedUser::new("old@example.com"));
+    let s = scratch(&g, &atl);
+    g.set_faults(Faults {
+        fail_path_contains: Some(("/members".into(), usize::MAX)),
+        ..Faults::default()
+    });
+    let before = atl.mutations();
+    let (code, stdout, stderr) = idsync(&s, &atl, &["apply", "--auto-approve"]).await;
+    assert_eq!(code, 1, "{stdout}");
+    assert!(
+        stderr.contains("source `google` could not be read completely"),
+        "{stderr}"
+    );
+    assert_eq!(atl.mutations(), before);
+}
