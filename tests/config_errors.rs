@@ -195,3 +195,21 @@ fn several_problems_are_reported_together() {
         .replace("[all-staff]", "[all-staff, all-staff]");
     bad("several", &config);
 }
+
+#[test]
+fn a_connectors_own_keys_are_checked() {
+    bad(
+        "connector_key_typo",
+        &GOOD.replace(
+            "    type: file\n    path: idp.yaml",
+            "    type: okta\n    domian: example.okta.com\n    token: x",
+        ),
+    );
+    bad(
+        "connector_missing_key",
+        &GOOD.replace(
+            "    type: file\n    path: idp.yaml",
+            "    type: google\n    service_account_key_file: sa.json",
+        ),
+    );
+}

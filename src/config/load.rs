@@ -180,7 +180,10 @@ pub fn load_str(
     let validator = jsonschema::validator_for(&schema).expect("the generated schema is valid");
     let diags: Vec<Diagnostic> = validator
         .iter_errors(&value)
-        .map(|e| schema_diagnostic(&schema, &e))
+        .flat_map(|e| match variant_errors(&schema, &e) {
+            Some(ds) if !ds.is_empty() => ds,
+            _ => vec![schema_diagnostic(&schema, &e)],
+        })
         .collect();
     if !diags.is_empty() {
         return Err(fail(diags));
@@ -320,6 +323,40 @@ fn check_connector_types(value: &Value, diags: &mut Vec<Diagnostic>) {
         let path = KeyPath::default().key("target");
         check(t, path, TARGET_TYPES, PLANNED_TARGET_TYPES, diags);
     }
+}
+
+/// For a tagged union (`type: okta`, …) that matched none of its variants, the errors against the one
+/// variant its `type` names: "unknown key `domian`" rather than "not an accepted value".
+fn variant_errors(schema: &Value, e: &jsonschema::ValidationError<'_>) -> Option<Vec<Diagnostic>> {
+    if !matches!(e.kind, ValidationErrorKind::OneOfNotValid) {
+        return None;
+    }
+    let tag = e.instance.get("type")?.as_str()?;
+    let nodes = schema_nodes(schema, e.schema_path.as_str());
+    let variants = nodes.last()?.as_array()?;
+    let variant = variants.iter().find(|v| {
+        v.pointer("/properties/type/enum")
+            .and_then(Value::as_array)
+            .is_some_and(|tags| tags.iter().any(|t| t.as_str() == Some(tag)))
+    })?;
+    // The variant alone, with the root's definitions so that its `$ref`s resolve.
+    let mut sub = variant.clone();
+    sub["definitions"] = schema.get("definitions").cloned().unwrap_or(Value::Null);
+    let validator = jsonschema::validator_for(&sub).ok()?;
+    let base = e.instance_path.as_str().to_string();
+    let instance = e.instance.clone().into_owned();
+    Some(
+        validator
+            .iter_errors(&instance)
+            .map(|inner| {
+                let mut d = schema_diagnostic(&sub, &inner);
+                let mut segs = KeyPath::from_pointer(&base).0;
+                segs.extend(d.path.0);
+                d.path = KeyPath(segs);
+                d
+            })
+            .collect(),
+    )
 }
 
 fn schema_diagnostic(schema: &Value, e: &jsonschema::ValidationError<'_>) -> Diagnostic {
