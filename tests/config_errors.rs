@@ -213,3 +213,14 @@ fn a_connectors_own_keys_are_checked() {
         ),
     );
 }
+
+#[test]
+fn a_missing_credential_names_the_connectors_own_key() {
+    bad(
+        "connector_missing_secret",
+        &GOOD.replace(
+            "    type: file\n    path: idp.yaml",
+            "    type: keycloak\n    base_url: https://sso.example.com\n    realm: acme\n    client_id: idsync",
+        ),
+    );
+}

@@ -459,6 +459,7 @@ fn check_target(target: &TargetConfig, diags: &mut Vec<Diagnostic>) {
             check_url(scim.key("base_url"), &a.scim.base_url, diags);
             check_credential(
                 &scim,
+                "token",
                 a.scim.token.as_ref(),
                 a.scim.token_file.as_ref(),
                 diags,
@@ -467,7 +468,13 @@ fn check_target(target: &TargetConfig, diags: &mut Vec<Diagnostic>) {
             if let Some(admin) = &a.admin {
                 let p = base.key("admin");
                 check_url(p.key("base_url"), &admin.base_url, diags);
-                check_credential(&p, admin.token.as_ref(), admin.token_file.as_ref(), diags);
+                check_credential(
+                    &p,
+                    "token",
+                    admin.token.as_ref(),
+                    admin.token_file.as_ref(),
+                    diags,
+                );
                 if admin.org_id.trim().is_empty() {
                     diags.push(Diagnostic::new(p.key("org_id"), "empty organization id"));
                 }
@@ -475,32 +482,46 @@ fn check_target(target: &TargetConfig, diags: &mut Vec<Diagnostic>) {
         }
         TargetConfig::Scim(s) => {
             check_url(base.key("base_url"), &s.base_url, diags);
-            check_credential(&base, s.token.as_ref(), s.token_file.as_ref(), diags);
+            check_credential(
+                &base,
+                "token",
+                s.token.as_ref(),
+                s.token_file.as_ref(),
+                diags,
+            );
             check_page_size(base.key("page_size"), s.page_size, diags);
         }
     }
 }
 
+/// A credential given inline as `name` (usually `${VAR}`) or as a file, `name_file`: exactly one,
+/// and not empty.
 fn check_credential(
     path: &KeyPath,
-    token: Option<&String>,
+    name: &str,
+    inline: Option<&String>,
     file: Option<&std::path::PathBuf>,
     diags: &mut Vec<Diagnostic>,
 ) {
-    match (token, file) {
+    match (inline, file) {
         (Some(_), Some(_)) => diags.push(
-            Diagnostic::new(path.key("token"), "both `token` and `token_file` are set")
-                .hint("keep one"),
+            Diagnostic::new(
+                path.key(name),
+                format!("both `{name}` and `{name}_file` are set"),
+            )
+            .hint("keep one"),
         ),
         (None, None) => diags.push(
             Diagnostic::new(
                 path.clone(),
-                "no credential: set `token` (e.g. token: ${MY_TOKEN}) or `token_file`",
+                format!(
+                    "no credential: set `{name}` (e.g. {name}: ${{MY_SECRET}}) or `{name}_file`"
+                ),
             )
             .hint("idsync reads secrets only from environment variables or files"),
         ),
         (Some(t), None) if t.trim().is_empty() => diags.push(
-            Diagnostic::new(path.key("token"), "the token is empty")
+            Diagnostic::new(path.key(name), format!("`{name}` is empty"))
                 .hint("is the environment variable set to an empty value?"),
         ),
         _ => {}
@@ -572,28 +593,19 @@ fn check_source_connection(
                         .hint("keep one"),
                 );
             }
-            match (&g.service_account_key, &g.service_account_key_file) {
-                (Some(_), Some(_)) => diags.push(
-                    Diagnostic::new(
-                        path.key("service_account_key"),
-                        "both `service_account_key` and `service_account_key_file` are set",
-                    )
-                    .hint("keep one"),
-                ),
-                (None, None) => diags.push(
-                    Diagnostic::new(
-                        path.clone(),
-                        "no credential: set `service_account_key_file` (or `service_account_key`)",
-                    )
-                    .hint("the JSON key of a service account with domain-wide delegation"),
-                ),
-                _ => {}
-            }
+            check_credential(
+                path,
+                "service_account_key",
+                g.service_account_key.as_ref(),
+                g.service_account_key_file.as_ref(),
+                diags,
+            );
         }
         super::SourceConfig::Keycloak(k) => {
             check_url(path.key("base_url"), &k.base_url, diags);
             check_credential(
                 path,
+                "client_secret",
                 k.client_secret.as_ref(),
                 k.client_secret_file.as_ref(),
                 diags,
@@ -613,7 +625,13 @@ fn check_source_connection(
         }
         super::SourceConfig::Scim(s) => {
             check_url(path.key("base_url"), &s.base_url, diags);
-            check_credential(path, s.token.as_ref(), s.token_file.as_ref(), diags);
+            check_credential(
+                path,
+                "token",
+                s.token.as_ref(),
+                s.token_file.as_ref(),
+                diags,
+            );
             check_page_size(path.key("page_size"), s.page_size, diags);
         }
         super::SourceConfig::Okta(o) => {
@@ -636,11 +654,18 @@ fn check_source_connection(
                 ),
                 (Some(oa), false) => check_credential(
                     &path.key("oauth"),
+                    "private_key",
                     oa.private_key.as_ref(),
                     oa.private_key_file.as_ref(),
                     diags,
                 ),
-                (None, _) => check_credential(path, o.token.as_ref(), o.token_file.as_ref(), diags),
+                (None, _) => check_credential(
+                    path,
+                    "token",
+                    o.token.as_ref(),
+                    o.token_file.as_ref(),
+                    diags,
+                ),
             }
             if o.page_size == 0 || o.page_size > 200 {
                 diags.push(
@@ -665,6 +690,7 @@ fn check_source_connection(
                 (Some(_), false) => {}
                 (None, _) => check_credential(
                     path,
+                    "client_secret",
                     e.client_secret.as_ref(),
                     e.client_secret_file.as_ref(),
                     diags,
