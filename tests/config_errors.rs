@@ -157,12 +157,12 @@ fn unqualified_group_name() {
 }
 
 #[test]
-fn connector_not_in_this_build() {
+fn misspelt_connector_type() {
     bad(
         "connector_type",
         &GOOD.replace(
             "    type: file\n    path: idp.yaml",
-            "    type: onelogin\n    path: idp.yaml",
+            "    type: onelgoin\n    path: idp.yaml",
         ),
     );
 }

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 use super::locate::{KeyPath, Locator};
 use super::validate::{self, Rules};
-use super::{Config, PLANNED_SOURCE_TYPES, PLANNED_TARGET_TYPES, SOURCE_TYPES, TARGET_TYPES};
+use super::{Config, SOURCE_TYPES, TARGET_TYPES};
 
 /// One thing wrong with the config, at a key path.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -283,45 +283,34 @@ fn expand_one(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, M
     Ok(out)
 }
 
-/// Names a connector type that is planned but not built, or unknown, before the schema's
-/// less helpful "not valid under any of the schemas" can.
+/// Names an unknown connector type (with the nearest known one) before the schema's less helpful
+/// "not valid under any of the schemas" can.
 fn check_connector_types(value: &Value, diags: &mut Vec<Diagnostic>) {
-    let check = |v: &Value,
-                 path: KeyPath,
-                 built: &[&str],
-                 planned: &[&str],
-                 diags: &mut Vec<Diagnostic>| {
+    let check = |v: &Value, path: KeyPath, built: &[&str], diags: &mut Vec<Diagnostic>| {
         let Some(t) = v.get("type").and_then(Value::as_str) else {
             return;
         };
         if built.contains(&t) {
             return;
         }
-        let path = path.key("type");
-        let d = if planned.contains(&t) {
-            Diagnostic::new(
-                path,
-                format!("connector type `{t}` is not available in this build of idsync"),
-            )
-            .hint(format!(
-                "available here: {}; see README for the connector roadmap",
-                built.join(", ")
-            ))
-        } else {
-            Diagnostic::new(path, format!("unknown connector type `{t}`"))
-                .hint(format!("use one of: {}", built.join(", ")))
+        let known: Vec<String> = built.iter().map(ToString::to_string).collect();
+        let hint = match closest(t, &known) {
+            Some(best) => format!("did you mean `{best}`? known types: {}", built.join(", ")),
+            None => format!("use one of: {}", built.join(", ")),
         };
-        diags.push(d);
+        diags.push(
+            Diagnostic::new(path.key("type"), format!("unknown connector type `{t}`")).hint(hint),
+        );
     };
     if let Some(sources) = value.get("sources").and_then(Value::as_array) {
         for (i, s) in sources.iter().enumerate() {
             let path = KeyPath::default().key("sources").index(i);
-            check(s, path, SOURCE_TYPES, PLANNED_SOURCE_TYPES, diags);
+            check(s, path, SOURCE_TYPES, diags);
         }
     }
     if let Some(t) = value.get("target") {
         let path = KeyPath::default().key("target");
-        check(t, path, TARGET_TYPES, PLANNED_TARGET_TYPES, diags);
+        check(t, path, TARGET_TYPES, diags);
     }
 }
 

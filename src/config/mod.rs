@@ -19,11 +19,10 @@ pub use locate::KeyPath;
 pub use validate::{CompiledMapping, Matcher, Patterns, Template};
 pub use validate::{DeactivationLimit, Rules};
 
-/// Connector types that are part of the design but not yet in this build; named in errors.
-pub const PLANNED_SOURCE_TYPES: &[&str] = &["onelogin"];
-pub const PLANNED_TARGET_TYPES: &[&str] = &[];
 /// Connector types this build has, per side.
-pub const SOURCE_TYPES: &[&str] = &["file", "okta", "entra", "google", "keycloak", "scim"];
+pub const SOURCE_TYPES: &[&str] = &[
+    "file", "okta", "entra", "google", "keycloak", "onelogin", "scim",
+];
 pub const TARGET_TYPES: &[&str] = &["file", "atlassian", "scim"];
 
 /// The whole desired state: which identity providers to read, how their groups map onto Atlassian
@@ -63,6 +62,9 @@ pub enum SourceConfig {
     Google(GoogleSourceConfig),
     /// Keycloak, through its Admin REST API.
     Keycloak(KeycloakSourceConfig),
+    /// OneLogin, through its API (v2 users and roles, v1 groups).
+    #[serde(rename = "onelogin")]
+    OneLogin(OneLoginSourceConfig),
     /// Any SCIM 2.0 service provider an IdP exposes (PingFederate and others), read-only.
     Scim(ScimSourceConfig),
 }
@@ -77,6 +79,7 @@ impl SourceConfig {
             SourceConfig::Entra(e) => &e.name,
             SourceConfig::Scim(s) => &s.name,
             SourceConfig::Keycloak(k) => &k.name,
+            SourceConfig::OneLogin(o) => &o.name,
             SourceConfig::Google(g) => &g.name,
         }
     }
@@ -163,6 +166,63 @@ pub struct KeycloakSourceConfig {
     pub page_size: usize,
     #[serde(default)]
     pub http: crate::http::HttpSettings,
+}
+
+/// A OneLogin account: users, their group (OneLogin gives each user at most one) and, with
+/// `roles_as_groups`, roles.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OneLoginSourceConfig {
+    /// Names this source; its groups and roles are referred to as `NAME:Group` in mappings.
+    pub name: String,
+    /// The account's subdomain: `acme` for `https://acme.onelogin.com`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subdomain: Option<String>,
+    /// Instead of `subdomain`: the regional API host of older accounts (`api.us.onelogin.com`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<OneLoginRegion>,
+    /// Overrides the URL derived from `subdomain` or `region` (proxies, tests).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+    /// An API credential pair with the "Read users" scope ("Read all" to read roles).
+    pub client_id: String,
+    /// Its secret, e.g. `${ONELOGIN_CLIENT_SECRET}`; or `client_secret_file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+    /// A file holding the client secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret_file: Option<PathBuf>,
+    /// Read roles too, as groups named by the role (OneLogin users have one group but many roles).
+    /// A role and a group of the same name are one group.
+    #[serde(default)]
+    pub roles_as_groups: bool,
+    /// Only these groups and roles (by name) are read; empty: all of them. A named one OneLogin
+    /// lacks is an error.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// User `status` codes that count as inactive: 2 (suspended) by default. Others: 0
+    /// unactivated, 1 active, 3 locked, 4 password expired, 5 awaiting password reset, 7 password
+    /// pending, 8 security questions required.
+    #[serde(default = "onelogin_inactive")]
+    pub inactive_statuses: Vec<i64>,
+    /// Calls of the account's hourly API budget to leave for other integrations: a read that
+    /// would leave fewer is refused before it starts.
+    #[serde(default)]
+    pub budget_reserve: u64,
+    #[serde(default)]
+    pub http: crate::http::HttpSettings,
+}
+
+/// A OneLogin API region (accounts that predate per-subdomain API hosts).
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum OneLoginRegion {
+    Us,
+    Eu,
+}
+
+fn onelogin_inactive() -> Vec<i64> {
+    vec![2]
 }
 
 /// A SCIM 2.0 service provider read as an identity provider.

@@ -623,6 +623,45 @@ fn check_source_connection(
                 }
             }
         }
+        super::SourceConfig::OneLogin(o) => {
+            match (&o.subdomain, o.region, &o.base_url) {
+                (_, _, Some(u)) => check_url(path.key("base_url"), u, diags),
+                (None, None, None) => diags.push(
+                    Diagnostic::new(
+                        path.clone(),
+                        "a OneLogin source needs `subdomain` (or `region`, or `base_url`)",
+                    )
+                    .hint("e.g. subdomain: acme, for https://acme.onelogin.com"),
+                ),
+                (Some(_), Some(_), None) => diags.push(
+                    Diagnostic::new(path.key("region"), "both `subdomain` and `region` are set")
+                        .hint("keep one: `subdomain` (the current API host) or `region`"),
+                ),
+                (Some(sub), None, None) => {
+                    let label = sub.split('.').next().unwrap_or_default();
+                    if sub.is_empty() || !sub.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                    {
+                        diags.push(
+                            Diagnostic::new(
+                                path.key("subdomain"),
+                                format!("{sub:?} is not a OneLogin subdomain"),
+                            )
+                            .hint(format!(
+                                "give only the first label: subdomain: {label} (for https://{label}.onelogin.com)"
+                            )),
+                        );
+                    }
+                }
+                (None, Some(_), None) => {}
+            }
+            check_credential(
+                path,
+                "client_secret",
+                o.client_secret.as_ref(),
+                o.client_secret_file.as_ref(),
+                diags,
+            );
+        }
         super::SourceConfig::Scim(s) => {
             check_url(path.key("base_url"), &s.base_url, diags);
             check_credential(

@@ -1,7 +1,7 @@
 //! A reqwest wrapper: one per remote API.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
@@ -141,7 +141,8 @@ pub struct HttpClient {
     api: String,
     client: reqwest::Client,
     base: String,
-    auth: Option<HeaderValue>,
+    /// Shared by clones, so that a refreshed token serves every request that follows.
+    auth: Arc<RwLock<Option<HeaderValue>>>,
     limit: Arc<Semaphore>,
     max_concurrency: usize,
     policy: RetryPolicy,
@@ -164,21 +165,11 @@ impl HttpClient {
             .user_agent(concat!("idsync/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("an HTTP client can be built");
-        let auth = match auth {
-            Auth::None => None,
-            Auth::Bearer(s) => Some(format!("Bearer {}", s.expose())),
-            Auth::Scheme(scheme, s) => Some(format!("{scheme} {}", s.expose())),
-        }
-        .and_then(|v| {
-            let mut v = HeaderValue::from_str(&v).ok()?;
-            v.set_sensitive(true);
-            Some(v)
-        });
         HttpClient {
             api: api.to_string(),
             client,
             base: base_url.trim_end_matches('/').to_string(),
-            auth,
+            auth: Arc::new(RwLock::new(auth_header(&auth))),
             limit: Arc::new(Semaphore::new(settings.max_concurrency.max(1))),
             max_concurrency: settings.max_concurrency.max(1),
             policy: RetryPolicy {
@@ -189,6 +180,11 @@ impl HttpClient {
             not_before: Arc::new(Mutex::new(None)),
             content_type: "application/json",
         }
+    }
+
+    /// Replaces the credentials of this client and of its clones (a refreshed access token).
+    pub fn set_auth(&self, auth: &Auth) {
+        *self.auth.write().expect("not poisoned") = auth_header(auth);
     }
 
     /// Sends JSON bodies as `content_type` (SCIM uses `application/scim+json`).
@@ -349,8 +345,9 @@ impl HttpClient {
                 if !query.is_empty() {
                     req = req.query(query);
                 }
-                if let Some(auth) = &self.auth {
-                    req = req.header(AUTHORIZATION, auth.clone());
+                let auth = self.auth.read().expect("not poisoned").clone();
+                if let Some(auth) = auth {
+                    req = req.header(AUTHORIZATION, auth);
                 }
                 match payload {
                     Payload::None => {}
@@ -438,6 +435,18 @@ impl HttpClient {
     }
 }
 
+/// The `Authorization` header of `auth`, marked sensitive (never logged by reqwest).
+fn auth_header(auth: &Auth) -> Option<HeaderValue> {
+    let v = match auth {
+        Auth::None => return None,
+        Auth::Bearer(s) => format!("Bearer {}", s.expose()),
+        Auth::Scheme(scheme, s) => format!("{scheme} {}", s.expose()),
+    };
+    let mut v = HeaderValue::from_str(&v).ok()?;
+    v.set_sensitive(true);
+    Some(v)
+}
+
 /// A short description of a transport failure, without the URL (the error names it already).
 fn transport_reason(e: &reqwest::Error) -> String {
     let kind = if e.is_timeout() {
@@ -484,10 +493,11 @@ fn error_detail(body: &[u8]) -> String {
         })
         .or_else(|| v.get("errorSummary").and_then(s))
         .or_else(|| v.get("error_description").and_then(s))
-        .or_else(|| v.get("error_description").and_then(s))
         .or_else(|| v.pointer("/error/message").and_then(s))
         .or_else(|| v.get("error").and_then(s))
-        .or_else(|| v.get("message").and_then(s));
+        .or_else(|| v.get("message").and_then(s))
+        // OneLogin's v1 envelope: {"status": {"error": true, "message": ...}}.
+        .or_else(|| v.pointer("/status/message").and_then(s));
     detail.map(|d| format!(" ({d})")).unwrap_or_default()
 }
 

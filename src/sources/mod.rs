@@ -8,6 +8,7 @@ mod file;
 mod google;
 mod keycloak;
 mod okta;
+mod onelogin;
 
 use std::path::Path;
 
@@ -24,6 +25,7 @@ pub use file::FileSource;
 pub use google::GoogleSource;
 pub use keycloak::KeycloakSource;
 pub use okta::{OktaAuth, OktaSource};
+pub use onelogin::OneLoginSource;
 
 /// Why a source could not be read. A failed read aborts the plan: it never means "these users are gone".
 #[derive(Debug, thiserror::Error)]
@@ -71,8 +73,8 @@ pub fn groups_from_listings(
         .map(|((id, name), ms)| {
             let mut members: Vec<String> = ms
                 .iter()
-                .filter_map(|m| m.get("id").and_then(serde_json::Value::as_str))
-                .filter_map(|id| email_of.get(id).map(|e| (*e).to_string()))
+                .filter_map(|m| m.get("id").and_then(id_text))
+                .filter_map(|id| email_of.get(id.as_ref()).map(|e| (*e).to_string()))
                 .collect();
             // A user reachable through two nested groups counts once.
             members.sort();
@@ -84,6 +86,16 @@ pub fn groups_from_listings(
             }
         })
         .collect()
+}
+
+/// An IdP object id as text: a string, or a number (OneLogin).
+#[must_use]
+pub fn id_text(v: &serde_json::Value) -> Option<std::borrow::Cow<'_, str>> {
+    match v {
+        serde_json::Value::String(s) => Some(std::borrow::Cow::Borrowed(s)),
+        serde_json::Value::Number(n) => Some(std::borrow::Cow::Owned(n.to_string())),
+        _ => None,
+    }
 }
 
 /// `type: scim` as a source: users and groups of any SCIM 2.0 service provider, read with the same
@@ -173,6 +185,25 @@ pub fn build(config: &SourceConfig, config_dir: &Path) -> Result<Box<dyn Source>
             groups: k.groups.clone(),
             page_size: k.page_size,
             settings: k.http.clone(),
+        }),
+        SourceConfig::OneLogin(o) => Box::new(OneLoginSource {
+            name: o.name.clone(),
+            base_url: onelogin::base_url(o).ok_or_else(|| {
+                SourceError::Invalid(
+                    "onelogin: set `subdomain` (or `region`, or `base_url`)".into(),
+                )
+            })?,
+            client_id: o.client_id.clone(),
+            client_secret: read(
+                "client_secret",
+                o.client_secret.as_ref(),
+                o.client_secret_file.as_ref(),
+            )?,
+            roles_as_groups: o.roles_as_groups,
+            groups: o.groups.clone(),
+            inactive_statuses: o.inactive_statuses.clone(),
+            budget_reserve: o.budget_reserve,
+            settings: o.http.clone(),
         }),
         SourceConfig::Scim(s) => {
             let auth =

@@ -1,0 +1,506 @@
+//! `type: onelogin`: users, groups and, with `roles_as_groups`, roles, through the OneLogin API.
+//!
+//! Requests: a client-credentials token (`POST /auth/oauth2/v2/token`), sent as `bearer` for the
+//! whole run and asked for again only when OneLogin stops accepting it (it hands out the same token
+//! until that expires, so a run may start with little of it left); `GET /api/1/groups` (groups exist
+//! only in v1; `after_cursor` paging); with roles, `GET /api/2/roles` and `GET /api/2/roles/{id}/users`
+//! per role, a few at a time; `GET /api/2/users`, 50 per page, following the `After-Cursor` header.
+//! A user's one group is its `group_id`, so groups cost no member listings. No per-user calls.
+//!
+//! The account's hourly budget (`X-RateLimit-Remaining`, `X-RateLimit-Reset` in seconds) is shared
+//! by every integration. Once the first pages say how big the read is, a read that would not fit in
+//! what remains (less `budget_reserve`) is refused before it spends the rest; if the window resets
+//! within a minute, it waits for the reset instead.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_util::stream::{self, StreamExt, TryStreamExt};
+use reqwest::header::HeaderMap;
+use serde_json::Value;
+
+use super::{id_text, Source, SourceError};
+use crate::config::secret::Secret;
+use crate::config::{OneLoginRegion, OneLoginSourceConfig};
+use crate::http::{oauth, Auth, HttpClient, HttpError, HttpSettings, RetryPolicy};
+use crate::model::{Group, Snapshot, User};
+
+/// Items per page: the most OneLogin's users and role-users listings return.
+const PAGE: usize = 50;
+const TOKEN_PATH: &str = "auth/oauth2/v2/token";
+const USERS: &str = "api/2/users";
+const GROUPS: &str = "api/1/groups";
+const ROLES: &str = "api/2/roles";
+/// The longest wait for the rate window to reset before a read that does not fit is refused.
+const LONGEST_RESET_WAIT: Duration = Duration::from_secs(60);
+
+/// A OneLogin account.
+#[derive(Debug)]
+pub struct OneLoginSource {
+    pub name: String,
+    pub base_url: String,
+    pub client_id: String,
+    pub client_secret: Secret,
+    pub roles_as_groups: bool,
+    pub groups: Vec<String>,
+    pub inactive_statuses: Vec<i64>,
+    pub budget_reserve: u64,
+    pub settings: HttpSettings,
+}
+
+/// The API host a config names: `base_url`, else `https://{subdomain}.onelogin.com`, else the
+/// regional host.
+#[must_use]
+pub fn base_url(c: &OneLoginSourceConfig) -> Option<String> {
+    if let Some(u) = &c.base_url {
+        return Some(u.trim_end_matches('/').to_string());
+    }
+    if let Some(s) = &c.subdomain {
+        return Some(format!("https://{s}.onelogin.com"));
+    }
+    c.region.map(|r| {
+        let r = match r {
+            OneLoginRegion::Us => "us",
+            OneLoginRegion::Eu => "eu",
+        };
+        format!("https://api.{r}.onelogin.com")
+    })
+}
+
+/// One run's connection: the resource client and the token it carries.
+struct Session<'a> {
+    source: &'a OneLoginSource,
+    endpoint: HttpClient,
+    http: HttpClient,
+    /// Bumped each time the token is replaced, so that requests that failed together renew once.
+    generation: AtomicU64,
+    renewing: tokio::sync::Mutex<()>,
+}
+
+impl<'a> Session<'a> {
+    async fn open(source: &'a OneLoginSource) -> Result<Session<'a>, HttpError> {
+        let endpoint = HttpClient::new(
+            "OneLogin token endpoint",
+            &source.base_url,
+            Auth::None,
+            &source.settings,
+        );
+        let token = Self::token(source, &endpoint).await?;
+        let http = HttpClient::new(
+            "OneLogin",
+            &source.base_url,
+            Auth::Scheme("bearer", token),
+            &source.settings,
+        );
+        Ok(Session {
+            source,
+            endpoint,
+            http,
+            generation: AtomicU64::new(0),
+            renewing: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    async fn token(source: &OneLoginSource, endpoint: &HttpClient) -> Result<Secret, HttpError> {
+        let form = [
+            ("grant_type", "client_credentials".to_string()),
+            ("client_id", source.client_id.clone()),
+            ("client_secret", source.client_secret.expose().to_string()),
+        ];
+        oauth::token(endpoint, TOKEN_PATH, &form).await
+    }
+
+    /// A GET; when OneLogin no longer accepts the token (it expired mid-run), a new one is fetched
+    /// once and the request sent again.
+    async fn get(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<(Value, HeaderMap), HttpError> {
+        let seen = self.generation.load(Ordering::Acquire);
+        match self.http.get_json_with_headers(path, query).await {
+            Err(e) if e.status() == Some(401) => {
+                self.renew(seen).await?;
+                self.http.get_json_with_headers(path, query).await
+            }
+            other => other,
+        }
+    }
+
+    async fn renew(&self, seen: u64) -> Result<(), HttpError> {
+        let _one_at_a_time = self.renewing.lock().await;
+        if self.generation.load(Ordering::Acquire) == seen {
+            let token = Self::token(self.source, &self.endpoint).await?;
+            self.http.set_auth(&Auth::Scheme("bearer", token));
+            self.generation.fetch_add(1, Ordering::Release);
+        }
+        Ok(())
+    }
+
+    /// The rest of a v2 listing (bare JSON arrays) after its first page, following `After-Cursor`.
+    /// A listing that ends short of the `Total-Count` its first page announced is an error, never
+    /// taken for a smaller directory.
+    async fn v2_rest(
+        &self,
+        path: &str,
+        first: Value,
+        headers: &HeaderMap,
+    ) -> Result<Vec<Value>, HttpError> {
+        let total = header_u64(headers, "total-count");
+        let mut out = Vec::new();
+        let mut page = first;
+        let mut cursor = after_cursor(headers);
+        loop {
+            match page {
+                Value::Array(items) => out.extend(items),
+                _ => {
+                    return Err(self
+                        .http
+                        .malformed(path, "a listing that is not a JSON array"))
+                }
+            }
+            let Some(c) = cursor else { break };
+            let (next, headers) = self.get(path, &[("cursor", c.clone())]).await?;
+            page = next;
+            cursor = after_cursor(&headers);
+            if cursor.as_ref() == Some(&c) {
+                return Err(self.http.malformed(path, "the After-Cursor did not move"));
+            }
+        }
+        if let Some(t) = total.filter(|t| (out.len() as u64) < *t) {
+            return Err(self.http.malformed(
+                path,
+                &format!(
+                    "the listing announced {t} items but its pages held {}",
+                    out.len()
+                ),
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Every item of a v2 listing.
+    async fn v2_all(&self, path: &str) -> Result<(Vec<Value>, HeaderMap), HttpError> {
+        let (first, headers) = self.get(path, &[("limit", PAGE.to_string())]).await?;
+        Ok((self.v2_rest(path, first, &headers).await?, headers))
+    }
+
+    /// Every group, through the v1 envelope (`data`, `pagination.after_cursor`).
+    async fn groups(&self) -> Result<(Vec<Value>, HeaderMap), HttpError> {
+        let mut out = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let query: Vec<(&str, String)> =
+                cursor.iter().map(|c| ("after_cursor", c.clone())).collect();
+            let (mut page, headers) = self.get(GROUPS, &query).await?;
+            match page.get_mut("data").map(Value::take) {
+                Some(Value::Array(items)) => out.extend(items),
+                _ => return Err(self.http.malformed(GROUPS, "a v1 page without `data`")),
+            }
+            let next = page
+                .pointer("/pagination/after_cursor")
+                .and_then(Value::as_str)
+                .filter(|c| !c.is_empty())
+                .map(String::from);
+            match next {
+                None => return Ok((out, headers)),
+                Some(n) if cursor.as_ref() == Some(&n) => {
+                    return Err(self.http.malformed(GROUPS, "the after_cursor did not move"))
+                }
+                n => cursor = n,
+            }
+        }
+    }
+}
+
+fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_string())
+}
+
+fn header_u64(headers: &HeaderMap, name: &str) -> Option<u64> {
+    header_str(headers, name).and_then(|v| v.parse().ok())
+}
+
+fn after_cursor(headers: &HeaderMap) -> Option<String> {
+    header_str(headers, "after-cursor").filter(|c| !c.is_empty())
+}
+
+/// The account's API budget as a response stated it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Budget {
+    limit: Option<u64>,
+    remaining: u64,
+    /// Seconds until the window resets.
+    reset: u64,
+}
+
+impl Budget {
+    fn from_headers(headers: &HeaderMap) -> Option<Budget> {
+        Some(Budget {
+            limit: header_u64(headers, "x-ratelimit-limit"),
+            remaining: header_u64(headers, "x-ratelimit-remaining")?,
+            reset: header_u64(headers, "x-ratelimit-reset").unwrap_or(0),
+        })
+    }
+}
+
+/// What to do about a read of `needed` more calls, given the budget and the calls to leave.
+#[derive(Debug, PartialEq, Eq)]
+enum Verdict {
+    Go,
+    /// Wait for the window to reset, then go.
+    Wait(Duration),
+    Refuse(String),
+}
+
+fn judge(needed: u64, budget: Budget, reserve: u64) -> Verdict {
+    let available = budget.remaining.saturating_sub(reserve);
+    if needed <= available {
+        return Verdict::Go;
+    }
+    let reset = Duration::from_secs(budget.reset);
+    let fits_after_reset = budget
+        .limit
+        .map_or(true, |l| needed <= l.saturating_sub(reserve));
+    if fits_after_reset && reset <= LONGEST_RESET_WAIT {
+        return Verdict::Wait(reset);
+    }
+    let limit = budget.limit.map_or_else(
+        || "the hourly budget".to_string(),
+        |l| format!("the hourly {l}"),
+    );
+    let when = if reset.as_secs() >= 120 {
+        format!("{} min", reset.as_secs().div_ceil(60))
+    } else {
+        format!("{} s", reset.as_secs())
+    };
+    let reserve = if reserve > 0 {
+        format!(", {reserve} of them kept back by `budget_reserve`")
+    } else {
+        String::new()
+    };
+    Verdict::Refuse(format!(
+        "OneLogin's API budget is too low for this read: it needs about {needed} more calls, and {} of {limit} remain{reserve} (the window resets in {when}). Nothing was read into a plan; run again after the reset, or read fewer roles with `groups:`",
+        budget.remaining
+    ))
+}
+
+/// A OneLogin user as the model. Top-level strings and custom attributes are usable in templates.
+fn user_from_onelogin(v: &Value, inactive: &[i64]) -> Option<User> {
+    let s = |k: &str| {
+        v.get(k)
+            .and_then(Value::as_str)
+            .filter(|t| !t.is_empty())
+            .map(String::from)
+    };
+    let email = s("email")?;
+    let mut u = User::new(&email);
+    u.id = v.get("id").and_then(id_text).map(|c| c.into_owned());
+    u.user_name = s("username");
+    u.given_name = s("firstname");
+    u.family_name = s("lastname");
+    let status = v.get("status").and_then(Value::as_i64).unwrap_or(1);
+    u.active = !inactive.contains(&status);
+    if let Some(obj) = v.as_object() {
+        for (k, val) in obj {
+            if let Some(text) = val.as_str() {
+                u.attributes.insert(k.clone(), text.to_string());
+            }
+        }
+    }
+    if let Some(custom) = v.get("custom_attributes").and_then(Value::as_object) {
+        for (k, val) in custom {
+            if let Some(text) = val.as_str() {
+                u.attributes.insert(k.clone(), text.to_string());
+            }
+        }
+    }
+    u.attributes.insert("status".into(), status.to_string());
+    Some(u)
+}
+
+/// `(id, name)` of each listed group or role.
+fn id_names(items: &[Value]) -> Vec<(String, String)> {
+    items
+        .iter()
+        .filter_map(|g| {
+            let id = g.get("id").and_then(id_text)?.into_owned();
+            let name = g.get("name")?.as_str()?.to_string();
+            Some((id, name))
+        })
+        .collect()
+}
+
+#[async_trait]
+impl Source for OneLoginSource {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn snapshot(&self) -> Result<Snapshot, SourceError> {
+        let session = Session::open(self).await?;
+        let roles = async {
+            if self.roles_as_groups {
+                session.v2_all(ROLES).await.map(Some)
+            } else {
+                Ok(None)
+            }
+        };
+        let first_query = [("limit", PAGE.to_string())];
+        let first_users = session.get(USERS, &first_query);
+        let ((groups, group_headers), roles, (users_page, user_headers)) =
+            tokio::try_join!(session.groups(), roles, first_users)?;
+        let mut groups = id_names(&groups);
+        let mut roles = roles.map(|(r, _)| id_names(&r)).unwrap_or_default();
+
+        if !self.groups.is_empty() {
+            for wanted in &self.groups {
+                if !groups.iter().chain(&roles).any(|(_, n)| n == wanted) {
+                    let hint = if self.roles_as_groups {
+                        ""
+                    } else {
+                        " (to read a role, set `roles_as_groups: true`)"
+                    };
+                    return Err(SourceError::Invalid(format!(
+                        "the configured group {wanted:?} is neither a group nor a role in OneLogin{hint}"
+                    )));
+                }
+            }
+            groups.retain(|(_, n)| self.groups.contains(n));
+            roles.retain(|(_, n)| self.groups.contains(n));
+        }
+
+        // The budget, now that the size of the read is known: the users' remaining pages and at
+        // least one page per role.
+        let user_pages = header_u64(&user_headers, "total-count")
+            .map_or(0, |t| t.div_ceil(PAGE as u64).saturating_sub(1));
+        let needed = user_pages + roles.len() as u64;
+        let budget = [&user_headers, &group_headers]
+            .into_iter()
+            .filter_map(Budget::from_headers)
+            .min_by_key(|b| b.remaining);
+        if let Some(budget) = budget {
+            match judge(needed, budget, self.budget_reserve) {
+                Verdict::Go => {}
+                Verdict::Wait(d) => {
+                    let policy = RetryPolicy::default();
+                    tokio::time::sleep(d.mul_f64(policy.scale)).await;
+                }
+                Verdict::Refuse(why) => return Err(SourceError::Invalid(why)),
+            }
+        }
+
+        let users = session.v2_rest(USERS, users_page, &user_headers);
+        let role_ids: Vec<String> = roles.iter().map(|(id, _)| id.clone()).collect();
+        let role_members = stream::iter(role_ids.into_iter().map(|id| {
+            let path = format!("{ROLES}/{id}/users");
+            let session = &session;
+            async move { Ok::<_, HttpError>(session.v2_all(&path).await?.0) }
+        }))
+        .buffered(session.http.concurrency())
+        .try_collect::<Vec<Vec<Value>>>();
+        let (users, role_members) = tokio::try_join!(users, role_members)?;
+
+        // A user's one group is its `group_id`.
+        let mut members_of: HashMap<String, Vec<String>> = HashMap::new();
+        let mut model = Vec::with_capacity(users.len());
+        for raw in &users {
+            let Some(u) = user_from_onelogin(raw, &self.inactive_statuses) else {
+                continue;
+            };
+            if let Some(gid) = raw.get("group_id").and_then(id_text) {
+                members_of
+                    .entry(gid.into_owned())
+                    .or_default()
+                    .push(u.email.clone());
+            }
+            model.push(u);
+        }
+        let users = model;
+
+        // Groups and roles by name; a role and a group of the same name are one group.
+        let mut by_name: BTreeMap<String, Group> = BTreeMap::new();
+        for (id, name) in &groups {
+            let members = members_of.remove(id).unwrap_or_default();
+            by_name.insert(
+                name.clone(),
+                Group {
+                    name: name.clone(),
+                    id: Some(id.clone()),
+                    members,
+                },
+            );
+        }
+        for g in super::groups_from_listings(&users, roles, role_members) {
+            match by_name.get_mut(&g.name) {
+                Some(existing) => existing.members.extend(g.members),
+                None => {
+                    by_name.insert(g.name.clone(), g);
+                }
+            }
+        }
+        let groups = by_name
+            .into_values()
+            .map(|mut g| {
+                g.members.sort();
+                g.members.dedup();
+                g
+            })
+            .collect();
+        Ok(Snapshot {
+            users,
+            groups,
+            verified_domains: None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn users_map() {
+        let v = json!({"id": 41, "email": "Ana@x.com", "username": "ana", "firstname": "Ana", "lastname": "Lee", "status": 2, "group_id": 7, "title": "Eng", "custom_attributes": {"cost_center": "R&D", "level": null}});
+        let u = user_from_onelogin(&v, &[2]).unwrap();
+        assert!(!u.active);
+        assert_eq!(u.key(), "ana@x.com");
+        assert_eq!(u.id.as_deref(), Some("41"));
+        assert_eq!(u.attributes.get("title").map(String::as_str), Some("Eng"));
+        assert_eq!(
+            u.attributes.get("cost_center").map(String::as_str),
+            Some("R&D")
+        );
+        assert!(user_from_onelogin(&v, &[]).unwrap().active);
+        assert!(user_from_onelogin(&json!({"id": 5, "email": null}), &[2]).is_none());
+    }
+
+    #[test]
+    fn the_budget_is_judged() {
+        let b = |remaining, reset| Budget {
+            limit: Some(5000),
+            remaining,
+            reset,
+        };
+        assert_eq!(judge(100, b(100, 3000), 0), Verdict::Go);
+        assert!(matches!(judge(100, b(150, 3000), 100), Verdict::Refuse(_)));
+        assert_eq!(
+            judge(100, b(10, 30), 0),
+            Verdict::Wait(Duration::from_secs(30))
+        );
+        // More than a whole window holds: waiting would not help.
+        assert!(matches!(judge(6000, b(10, 30), 0), Verdict::Refuse(_)));
+        let Verdict::Refuse(why) = judge(400, b(230, 37 * 60), 0) else {
+            panic!("refused")
+        };
+        assert!(why.contains("400 more calls"), "{why}");
+        assert!(why.contains("230 of the hourly 5000"), "{why}");
+        assert!(why.contains("37 min"), "{why}");
+    }
+}
