@@ -224,3 +224,14 @@ fn a_missing_credential_names_the_connectors_own_key() {
         ),
     );
 }
+
+#[test]
+fn a_onelogin_host_is_a_subdomain_or_a_region() {
+    bad(
+        "onelogin_host",
+        &GOOD.replace(
+            "    type: file\n    path: idp.yaml",
+            "    type: onelogin\n    subdomain: acme.onelogin.com\n    client_id: abc\n    client_secret_file: /run/secrets/onelogin\n  - name: eu\n    type: onelogin\n    client_id: abc\n    client_secret: s",
+        ),
+    );
+}

@@ -11,6 +11,7 @@ mod entra;
 mod google;
 mod keycloak;
 mod okta;
+mod onelogin;
 mod render;
 mod schema_sync;
 mod scim_source;

@@ -33,6 +33,9 @@ const TOKEN_PATH: &str = "auth/oauth2/v2/token";
 const USERS: &str = "api/2/users";
 const GROUPS: &str = "api/1/groups";
 const ROLES: &str = "api/2/roles";
+/// New tokens one request may ask for when OneLogin refuses the one in use: a token expires once
+/// in ten hours, so more refusals mean credentials that lost their scope.
+const MAX_RENEWALS: u32 = 2;
 /// The longest wait for the rate window to reset before a read that does not fit is refused.
 const LONGEST_RESET_WAIT: Duration = Duration::from_secs(60);
 
@@ -119,13 +122,16 @@ impl<'a> Session<'a> {
         path: &str,
         query: &[(&str, String)],
     ) -> Result<(Value, HeaderMap), HttpError> {
-        let seen = self.generation.load(Ordering::Acquire);
-        match self.http.get_json_with_headers(path, query).await {
-            Err(e) if e.status() == Some(401) => {
-                self.renew(seen).await?;
-                self.http.get_json_with_headers(path, query).await
+        let mut renewals = 0;
+        loop {
+            let seen = self.generation.load(Ordering::Acquire);
+            match self.http.get_json_with_headers(path, query).await {
+                Err(e) if e.status() == Some(401) && renewals < MAX_RENEWALS => {
+                    renewals += 1;
+                    self.renew(seen).await?;
+                }
+                other => return other,
             }
-            other => other,
         }
     }
 
@@ -182,37 +188,41 @@ impl<'a> Session<'a> {
     }
 
     /// Every item of a v2 listing.
-    async fn v2_all(&self, path: &str) -> Result<(Vec<Value>, HeaderMap), HttpError> {
+    async fn v2_all(&self, path: &str) -> Result<Vec<Value>, HttpError> {
         let (first, headers) = self.get(path, &[("limit", PAGE.to_string())]).await?;
-        Ok((self.v2_rest(path, first, &headers).await?, headers))
+        self.v2_rest(path, first, &headers).await
     }
 
-    /// Every group, through the v1 envelope (`data`, `pagination.after_cursor`).
-    async fn groups(&self) -> Result<(Vec<Value>, HeaderMap), HttpError> {
+    /// The rest of the groups after their first v1 page (`data`, `pagination.after_cursor`).
+    async fn groups_rest(&self, first: Value) -> Result<Vec<Value>, HttpError> {
         let mut out = Vec::new();
+        let mut page = first;
         let mut cursor: Option<String> = None;
         loop {
-            let query: Vec<(&str, String)> =
-                cursor.iter().map(|c| ("after_cursor", c.clone())).collect();
-            let (mut page, headers) = self.get(GROUPS, &query).await?;
             match page.get_mut("data").map(Value::take) {
                 Some(Value::Array(items)) => out.extend(items),
                 _ => return Err(self.http.malformed(GROUPS, "a v1 page without `data`")),
             }
-            let next = page
-                .pointer("/pagination/after_cursor")
-                .and_then(Value::as_str)
-                .filter(|c| !c.is_empty())
-                .map(String::from);
+            let next = v1_after_cursor(&page);
             match next {
-                None => return Ok((out, headers)),
+                None => return Ok(out),
                 Some(n) if cursor.as_ref() == Some(&n) => {
                     return Err(self.http.malformed(GROUPS, "the after_cursor did not move"))
                 }
-                n => cursor = n,
+                Some(n) => {
+                    page = self.get(GROUPS, &[("after_cursor", n.clone())]).await?.0;
+                    cursor = Some(n);
+                }
             }
         }
     }
+}
+
+fn v1_after_cursor(page: &Value) -> Option<String> {
+    page.pointer("/pagination/after_cursor")
+        .and_then(Value::as_str)
+        .filter(|c| !c.is_empty())
+        .map(String::from)
 }
 
 fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {
@@ -344,20 +354,63 @@ impl Source for OneLoginSource {
 
     async fn snapshot(&self) -> Result<Snapshot, SourceError> {
         let session = Session::open(self).await?;
-        let roles = async {
+        // First pages only: they say how big the whole read is, before the budget is spent on it.
+        let first = [("limit", PAGE.to_string())];
+        let first_roles = async {
             if self.roles_as_groups {
-                session.v2_all(ROLES).await.map(Some)
+                session.get(ROLES, &first).await.map(Some)
             } else {
                 Ok(None)
             }
         };
-        let first_query = [("limit", PAGE.to_string())];
-        let first_users = session.get(USERS, &first_query);
-        let ((groups, group_headers), roles, (users_page, user_headers)) =
-            tokio::try_join!(session.groups(), roles, first_users)?;
-        let mut groups = id_names(&groups);
-        let mut roles = roles.map(|(r, _)| id_names(&r)).unwrap_or_default();
+        let ((users_page, user_headers), (groups_page, group_headers), roles_first) = tokio::try_join!(
+            session.get(USERS, &first),
+            session.get(GROUPS, &[]),
+            first_roles
+        )?;
 
+        // Pages still to come: what the first page announced, at the size the server actually used.
+        let pages_after_first = |page: &Value, h: &HeaderMap| {
+            let per_page = page.as_array().map_or(0, Vec::len).max(1) as u64;
+            header_u64(h, "total-count").map_or(0, |t| t.div_ceil(per_page).saturating_sub(1))
+        };
+        let mut needed = pages_after_first(&users_page, &user_headers)
+            + u64::from(v1_after_cursor(&groups_page).is_some());
+        let mut budgets = vec![
+            Budget::from_headers(&user_headers),
+            Budget::from_headers(&group_headers),
+        ];
+        if let Some((page, h)) = &roles_first {
+            // At least one page of members per role read.
+            let roles = header_u64(h, "total-count").unwrap_or(0);
+            let read = if self.groups.is_empty() {
+                roles
+            } else {
+                roles.min(self.groups.len() as u64)
+            };
+            needed += pages_after_first(page, h) + read;
+            budgets.push(Budget::from_headers(h));
+        }
+        if let Some(budget) = budgets.into_iter().flatten().min_by_key(|b| b.remaining) {
+            match judge(needed, budget, self.budget_reserve) {
+                Verdict::Go => {}
+                Verdict::Wait(d) => {
+                    let policy = RetryPolicy::default();
+                    tokio::time::sleep(d.mul_f64(policy.scale)).await;
+                }
+                Verdict::Refuse(why) => return Err(SourceError::Invalid(why)),
+            }
+        }
+
+        let roles = async {
+            match roles_first {
+                Some((page, h)) => session.v2_rest(ROLES, page, &h).await,
+                None => Ok(Vec::new()),
+            }
+        };
+        let (groups, roles) = tokio::try_join!(session.groups_rest(groups_page), roles)?;
+        let mut groups = id_names(&groups);
+        let mut roles = id_names(&roles);
         if !self.groups.is_empty() {
             for wanted in &self.groups {
                 if !groups.iter().chain(&roles).any(|(_, n)| n == wanted) {
@@ -375,32 +428,12 @@ impl Source for OneLoginSource {
             roles.retain(|(_, n)| self.groups.contains(n));
         }
 
-        // The budget, now that the size of the read is known: the users' remaining pages and at
-        // least one page per role.
-        let user_pages = header_u64(&user_headers, "total-count")
-            .map_or(0, |t| t.div_ceil(PAGE as u64).saturating_sub(1));
-        let needed = user_pages + roles.len() as u64;
-        let budget = [&user_headers, &group_headers]
-            .into_iter()
-            .filter_map(Budget::from_headers)
-            .min_by_key(|b| b.remaining);
-        if let Some(budget) = budget {
-            match judge(needed, budget, self.budget_reserve) {
-                Verdict::Go => {}
-                Verdict::Wait(d) => {
-                    let policy = RetryPolicy::default();
-                    tokio::time::sleep(d.mul_f64(policy.scale)).await;
-                }
-                Verdict::Refuse(why) => return Err(SourceError::Invalid(why)),
-            }
-        }
-
         let users = session.v2_rest(USERS, users_page, &user_headers);
         let role_ids: Vec<String> = roles.iter().map(|(id, _)| id.clone()).collect();
         let role_members = stream::iter(role_ids.into_iter().map(|id| {
             let path = format!("{ROLES}/{id}/users");
             let session = &session;
-            async move { Ok::<_, HttpError>(session.v2_all(&path).await?.0) }
+            async move { session.v2_all(&path).await }
         }))
         .buffered(session.http.concurrency())
         .try_collect::<Vec<Vec<Value>>>();
@@ -479,6 +512,26 @@ mod tests {
         );
         assert!(user_from_onelogin(&v, &[]).unwrap().active);
         assert!(user_from_onelogin(&json!({"id": 5, "email": null}), &[2]).is_none());
+    }
+
+    #[test]
+    fn the_host_comes_from_base_url_subdomain_or_region() {
+        let yaml = |extra: &str| -> OneLoginSourceConfig {
+            serde_yaml::from_str(&format!("{{name: ol, client_id: c, {extra}}}")).unwrap()
+        };
+        assert_eq!(
+            base_url(&yaml("subdomain: acme")).as_deref(),
+            Some("https://acme.onelogin.com")
+        );
+        assert_eq!(
+            base_url(&yaml("region: eu")).as_deref(),
+            Some("https://api.eu.onelogin.com")
+        );
+        assert_eq!(
+            base_url(&yaml("subdomain: acme, base_url: 'http://127.0.0.1:9/'")).as_deref(),
+            Some("http://127.0.0.1:9")
+        );
+        assert_eq!(base_url(&yaml("client_secret: s")), None);
     }
 
     #[test]

@@ -26,6 +26,7 @@ pub mod entra;
 pub mod google;
 pub mod keycloak;
 pub mod okta;
+pub mod onelogin;
 
 #[cfg(test)]
 mod entra_selftest;
@@ -35,6 +36,8 @@ mod google_selftest;
 mod keycloak_selftest;
 #[cfg(test)]
 mod okta_selftest;
+#[cfg(test)]
+mod onelogin_selftest;
 #[cfg(test)]
 mod selftest;
 
