@@ -50,13 +50,13 @@ use std::{
         Arc, Mutex, MutexGuard, PoisonError,
     },
     task::{Context, Poll},
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use axum::{
     body::Body,
     extract::{connect_info::Connected, ConnectInfo, Request, State},
-    http::{header, HeaderValue, Method, StatusCode},
+    http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri},
     middleware::{self, Next},
     response::Response,
     serve::{IncomingStream, Listener},
@@ -459,5 +459,143 @@ impl AsyncWrite for KillableStream {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// The query parameters of a request, decoded, in order.
+pub struct Params(pub Vec<(String, String)>);
+
+impl Params {
+    pub fn of(uri: &Uri) -> Params {
+        Params(form_pairs(uri.query().unwrap_or_default()))
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// The pairs of a query string or form body (`+` is a space).
+pub fn form_pairs(text: &str) -> Vec<(String, String)> {
+    reqwest::Url::parse(&format!("http://fake/?{text}"))
+        .map(|url| url.query_pairs().into_owned().collect())
+        .unwrap_or_default()
+}
+
+/// A fixed rate-limit window as Okta and OneLogin keep them: `limit` requests per `length`, a
+/// window opening with the first request after the previous one ended.
+#[derive(Debug)]
+pub struct RateLimiter {
+    pub limit: u64,
+    length: Duration,
+    /// The current window: when it ends (monotonic and wall clock) and the requests it counted.
+    window: Option<(Instant, SystemTime, u64)>,
+    /// Requests refused so far.
+    pub refused: usize,
+}
+
+/// What the rate limiter says about one request.
+pub struct RateVerdict {
+    pub allowed: bool,
+    pub limit: u64,
+    pub remaining: u64,
+    ends: Instant,
+    ends_at: SystemTime,
+}
+
+/// How a fake names its rate-limit headers and states the reset.
+#[derive(Clone, Copy, Debug)]
+pub enum RateHeaders {
+    /// Okta: `X-Rate-Limit-*`, the reset in epoch seconds.
+    Okta,
+    /// OneLogin: `X-RateLimit-*`, the reset in seconds left (at least 1).
+    OneLogin,
+}
+
+impl RateVerdict {
+    /// Puts the limit, the remaining requests and the reset on a response.
+    pub fn stamp(&self, headers: &mut HeaderMap, style: RateHeaders) {
+        let (prefix, reset) = match style {
+            RateHeaders::Okta => {
+                let end = self.ends_at.duration_since(UNIX_EPOCH).unwrap_or_default();
+                (
+                    "x-rate-limit",
+                    end.as_secs() + u64::from(end.subsec_nanos() > 0),
+                )
+            }
+            RateHeaders::OneLogin => {
+                let left = self.ends.saturating_duration_since(Instant::now());
+                let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+                ("x-ratelimit", secs.max(1))
+            }
+        };
+        for (name, value) in [
+            ("limit", self.limit),
+            ("remaining", self.remaining),
+            ("reset", reset),
+        ] {
+            let name = header::HeaderName::try_from(format!("{prefix}-{name}"))
+                .expect("a valid header name");
+            headers.insert(name, HeaderValue::from(value));
+        }
+    }
+}
+
+impl RateLimiter {
+    pub fn new(limit: u64, length: Duration) -> RateLimiter {
+        RateLimiter {
+            limit,
+            length: length.max(Duration::from_millis(1)),
+            window: None,
+            refused: 0,
+        }
+    }
+
+    /// The current window, a new one when there is none or it has ended.
+    fn current(&mut self) -> &mut (Instant, SystemTime, u64) {
+        let now = Instant::now();
+        if self.window.map_or(true, |(ends, _, _)| now >= ends) {
+            self.window = Some((now + self.length, SystemTime::now() + self.length, 0));
+        }
+        self.window.as_mut().expect("a window was just opened")
+    }
+
+    /// Counts one request, or refuses it when the window is used up.
+    pub fn check(&mut self) -> RateVerdict {
+        let limit = self.limit;
+        let (ends, ends_at, used) = self.current();
+        let allowed = *used < limit;
+        if allowed {
+            *used += 1;
+        }
+        let verdict = RateVerdict {
+            allowed,
+            limit,
+            remaining: limit.saturating_sub(*used),
+            ends: *ends,
+            ends_at: *ends_at,
+        };
+        if !allowed {
+            self.refused += 1;
+        }
+        verdict
+    }
+
+    /// Uses the current window (opening one if needed) down to `n` requests left, or gives some
+    /// back when fewer were left.
+    pub fn set_remaining(&mut self, n: u64) {
+        let limit = self.limit;
+        self.current().2 = limit - n.min(limit);
+    }
+
+    /// Requests left in the current window (the whole limit when none is open).
+    pub fn remaining(&self) -> u64 {
+        match self.window {
+            Some((ends, _, used)) if Instant::now() < ends => self.limit.saturating_sub(used),
+            _ => self.limit,
+        }
     }
 }

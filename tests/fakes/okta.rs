@@ -27,7 +27,7 @@ use std::{
         atomic::{AtomicU64, Ordering},
         Arc, Mutex, MutexGuard,
     },
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant},
 };
 
 use axum::{
@@ -41,7 +41,9 @@ use axum::{
 use jsonwebtoken::{errors::ErrorKind, Algorithm, DecodingKey, Validation};
 use serde_json::{json, Map, Value};
 
-use super::{bind, lock, serve, FaultLayer, Faults, RequestLog, Server};
+use super::{
+    bind, lock, serve, FaultLayer, Faults, Params, RateHeaders, RateLimiter, RequestLog, Server,
+};
 
 /// Every status a user can have.
 pub const USER_STATUSES: [&str; 8] = [
@@ -296,23 +298,6 @@ struct IssuedToken {
     expires: Instant,
 }
 
-/// The current rate-limit window: it opens with the first request after the previous one ended.
-#[derive(Clone, Debug)]
-struct RateWindow {
-    ends: Instant,
-    /// The end of the window in UTC epoch seconds, rounded up (`X-Rate-Limit-Reset`).
-    reset: u64,
-    used: usize,
-}
-
-/// What the rate limiter says about one request.
-struct RateVerdict {
-    allowed: bool,
-    limit: usize,
-    remaining: usize,
-    reset: u64,
-}
-
 /// Everything the fake knows. Lock it only briefly, never across an await.
 #[derive(Debug)]
 pub struct State {
@@ -325,8 +310,7 @@ pub struct State {
     tokens: HashMap<String, IssuedToken>,
     used_jtis: HashSet<String>,
     tokens_issued: usize,
-    rate: Option<RateWindow>,
-    rate_limited: usize,
+    rate: RateLimiter,
     next_user: u64,
     next_group: u64,
     ticks: i64,
@@ -334,7 +318,9 @@ pub struct State {
 
 impl State {
     fn new(config: FakeOktaConfig, base_url: String) -> State {
+        let rate = RateLimiter::new(config.rate_limit_per_minute as u64, config.rate_window);
         State {
+            rate,
             config,
             base_url,
             users: BTreeMap::new(),
@@ -342,8 +328,6 @@ impl State {
             tokens: HashMap::new(),
             used_jtis: HashSet::new(),
             tokens_issued: 0,
-            rate: None,
-            rate_limited: 0,
             next_user: 0,
             next_group: 0,
             ticks: 0,
@@ -389,35 +373,6 @@ impl State {
             named.len()
         );
         named.first().map(|g| g.id.clone())
-    }
-
-    fn rate_check(&mut self) -> RateVerdict {
-        let now = Instant::now();
-        let window = self.config.rate_window.max(Duration::from_millis(1));
-        if self.rate.as_ref().map_or(true, |w| now >= w.ends) {
-            let end = SystemTime::now() + window;
-            let end = end.duration_since(UNIX_EPOCH).unwrap_or_default();
-            let reset = end.as_secs() + u64::from(end.subsec_nanos() > 0);
-            self.rate = Some(RateWindow {
-                ends: now + window,
-                reset,
-                used: 0,
-            });
-        }
-        let limit = self.config.rate_limit_per_minute;
-        let rate = self.rate.as_mut().expect("a window was just opened");
-        let allowed = rate.used < limit;
-        if allowed {
-            rate.used += 1;
-        } else {
-            self.rate_limited += 1;
-        }
-        RateVerdict {
-            allowed,
-            limit,
-            remaining: limit.saturating_sub(rate.used),
-            reset: rate.reset,
-        }
     }
 
     /// Checks the `Authorization` header of a resource request: the API token, or an unexpired
@@ -841,7 +796,7 @@ impl FakeOkta {
 
     /// Requests answered 429 `E0000047` by the fake's rate limiter (not by the fault layer).
     pub fn rate_limited(&self) -> usize {
-        self.state().rate_limited
+        self.state().rate.refused
     }
 
     /// The faults to inject; change them through the guard. Do not hold the guard across an
@@ -1068,45 +1023,20 @@ fn router(state: Shared) -> Router {
 /// Okta's rate limit: counts the request in the current window, answers 429 E0000047 when the
 /// window is used up, and puts the `X-Rate-Limit-*` headers on every response.
 async fn rate_limit(AxumState(state): AxumState<Shared>, request: Request, next: Next) -> Response {
-    let verdict = lock(&state).rate_check();
+    let verdict = lock(&state).rate.check();
     let mut response = if verdict.allowed {
         next.run(request).await
     } else {
         Failure::rate_limited().into_response()
     };
-    let headers = response.headers_mut();
-    headers.insert("x-rate-limit-limit", HeaderValue::from(verdict.limit));
-    headers.insert(
-        "x-rate-limit-remaining",
-        HeaderValue::from(verdict.remaining),
-    );
-    headers.insert("x-rate-limit-reset", HeaderValue::from(verdict.reset));
+    verdict.stamp(response.headers_mut(), RateHeaders::Okta);
     response
 }
 
 // ---------------------------------------------------------------------------------------------
 // Query parameters, search expressions and paging
 
-/// The query parameters of a request, decoded, in order.
-struct Params(Vec<(String, String)>);
-
 impl Params {
-    fn of(uri: &Uri) -> Params {
-        let pairs = uri
-            .query()
-            .and_then(|q| reqwest::Url::parse(&format!("http://fake/?{q}")).ok())
-            .map(|url| url.query_pairs().into_owned().collect())
-            .unwrap_or_default();
-        Params(pairs)
-    }
-
-    fn get(&self, key: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    }
-
     /// `limit`, `default` when absent, at least 1 and at most `cap`.
     fn limit(&self, default: usize, cap: usize) -> Result<usize, Failure> {
         let cap = cap.max(1);

@@ -59,7 +59,10 @@ use axum::{
 use base64::Engine as _;
 use serde_json::{json, Value};
 
-use super::{bind, lock, serve, FaultLayer, Faults, RequestLog, Server};
+use super::{
+    bind, form_pairs, lock, serve, FaultLayer, Faults, Params, RateHeaders, RateLimiter,
+    RequestLog, Server,
+};
 
 /// The path of the token endpoint.
 pub const TOKEN_PATH: &str = "/auth/oauth2/v2/token";
@@ -180,22 +183,6 @@ struct IssuedToken {
     uses: usize,
 }
 
-/// The current rate-limit window: it opens with the first call after the previous one ended.
-#[derive(Clone, Debug)]
-struct RateWindow {
-    ends: Instant,
-    used: u64,
-}
-
-/// What the rate limiter says about one request.
-struct RateVerdict {
-    allowed: bool,
-    limit: u64,
-    remaining: u64,
-    /// Whole seconds until the window ends, at least 1.
-    reset: u64,
-}
-
 /// Everything the fake knows. Lock it only briefly, never across an await. Change users through
 /// the seeding helpers (e.g. [`FakeOneLogin::update_user`]): they keep the email index right.
 #[derive(Debug)]
@@ -213,8 +200,7 @@ pub struct State {
     token: Option<IssuedToken>,
     token_requests: usize,
     tokens_issued: usize,
-    rate: Option<RateWindow>,
-    rate_limited: usize,
+    rate: RateLimiter,
     next_user: u64,
     next_group: u64,
     next_role: u64,
@@ -223,7 +209,9 @@ pub struct State {
 
 impl State {
     fn new(config: FakeOneLoginConfig, base_url: String) -> State {
+        let rate = RateLimiter::new(config.rate_limit, config.rate_window);
         State {
+            rate,
             config,
             base_url,
             users: BTreeMap::new(),
@@ -233,8 +221,6 @@ impl State {
             token: None,
             token_requests: 0,
             tokens_issued: 0,
-            rate: None,
-            rate_limited: 0,
             next_user: FIRST_USER_ID,
             next_group: FIRST_GROUP_ID,
             next_role: FIRST_ROLE_ID,
@@ -339,40 +325,6 @@ impl State {
         }
         self.token.as_mut().expect("a valid token").uses += 1;
         Ok(())
-    }
-
-    /// The current window, a new one when there is none or it has ended.
-    fn window(&mut self) -> &mut RateWindow {
-        let now = Instant::now();
-        let length = self.config.rate_window.max(Duration::from_millis(1));
-        if self.rate.as_ref().map_or(true, |w| now >= w.ends) {
-            self.rate = Some(RateWindow {
-                ends: now + length,
-                used: 0,
-            });
-        }
-        self.rate.as_mut().expect("a window was just opened")
-    }
-
-    fn rate_check(&mut self) -> RateVerdict {
-        let limit = self.config.rate_limit;
-        let window = self.window();
-        let allowed = window.used < limit;
-        if allowed {
-            window.used += 1;
-        }
-        let remaining = limit.saturating_sub(window.used);
-        let left = window.ends.saturating_duration_since(Instant::now());
-        let reset = (left.as_secs() + u64::from(left.subsec_nanos() > 0)).max(1);
-        if !allowed {
-            self.rate_limited += 1;
-        }
-        RateVerdict {
-            allowed,
-            limit,
-            remaining,
-            reset,
-        }
     }
 
     fn user_json(&self, user: &OUser) -> Value {
@@ -716,24 +668,17 @@ impl FakeOneLogin {
     /// Spends the budget of the current rate-limit window (opening one if needed) down to `n`
     /// calls left (or gives some back, when fewer than `n` were left).
     pub fn set_rate_remaining(&self, n: u64) {
-        let mut state = self.state();
-        let limit = state.config.rate_limit;
-        state.window().used = limit - n.min(limit);
+        self.state().rate.set_remaining(n);
     }
 
     /// Calls left in the current rate-limit window (the full budget when none is open).
     pub fn rate_remaining(&self) -> u64 {
-        let state = self.state();
-        let limit = state.config.rate_limit;
-        match &state.rate {
-            Some(window) if Instant::now() < window.ends => limit.saturating_sub(window.used),
-            _ => limit,
-        }
+        self.state().rate.remaining()
     }
 
     /// Requests answered 429 by the fake's rate limiter (not by the fault layer).
     pub fn rate_limited(&self) -> usize {
-        self.state().rate_limited
+        self.state().rate.refused
     }
 }
 
@@ -878,7 +823,7 @@ async fn rate_limit(AxumState(state): AxumState<Shared>, request: Request, next:
     if request.uri().path() == TOKEN_PATH {
         return next.run(request).await;
     }
-    let verdict = lock(&state).rate_check();
+    let verdict = lock(&state).rate.check();
     let mut response = if verdict.allowed {
         next.run(request).await
     } else if is_v1(request.uri().path()) {
@@ -886,41 +831,12 @@ async fn rate_limit(AxumState(state): AxumState<Shared>, request: Request, next:
     } else {
         Failure::rate_limited().into_response()
     };
-    let headers = response.headers_mut();
-    headers.insert("x-ratelimit-limit", HeaderValue::from(verdict.limit));
-    headers.insert(
-        "x-ratelimit-remaining",
-        HeaderValue::from(verdict.remaining),
-    );
-    headers.insert("x-ratelimit-reset", HeaderValue::from(verdict.reset));
+    verdict.stamp(response.headers_mut(), RateHeaders::OneLogin);
     response
 }
 
 // ---------------------------------------------------------------------------------------------
 // Query parameters and paging
-
-/// The query parameters of a request, decoded, in order.
-struct Params(Vec<(String, String)>);
-
-impl Params {
-    fn of(uri: &Uri) -> Params {
-        Params(form_pairs(uri.query().unwrap_or_default()))
-    }
-
-    fn get(&self, key: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// The pairs of a query string or form body (`+` is a space).
-fn form_pairs(text: &str) -> Vec<(String, String)> {
-    reqwest::Url::parse(&format!("http://fake/?{text}"))
-        .map(|url| url.query_pairs().into_owned().collect())
-        .unwrap_or_default()
-}
 
 /// The page a v2 list request asks for.
 #[derive(Clone, Copy, Debug)]
