@@ -231,7 +231,7 @@ fn a_onelogin_host_is_a_subdomain_or_a_region() {
         "onelogin_host",
         &GOOD.replace(
             "    type: file\n    path: idp.yaml",
-            "    type: onelogin\n    subdomain: acme.onelogin.com\n    client_id: abc\n    client_secret_file: /run/secrets/onelogin\n  - name: eu\n    type: onelogin\n    client_id: abc\n    client_secret: s",
+            "    type: onelogin\n    subdomain: acme.onelogin.com\n    client_id: abc\n    client_secret_file: /run/secrets/onelogin\n  - name: eu\n    type: onelogin\n    client_id: abc\n    client_secret: s\n    inactive_statuses: [2, 6]",
         ),
     );
 }

@@ -661,6 +661,17 @@ fn check_source_connection(
                 o.client_secret_file.as_ref(),
                 diags,
             );
+            for (i, code) in o.inactive_statuses.iter().enumerate() {
+                if ![0, 1, 2, 3, 4, 5, 7, 8].contains(code) {
+                    diags.push(
+                        Diagnostic::new(
+                            path.key("inactive_statuses").index(i),
+                            format!("{code} is not a OneLogin user status"),
+                        )
+                        .hint("0 unactivated, 1 active, 2 suspended, 3 locked, 4 password expired, 5 awaiting password reset, 7 password pending, 8 security questions required"),
+                    );
+                }
+            }
         }
         super::SourceConfig::Scim(s) => {
             check_url(path.key("base_url"), &s.base_url, diags);
