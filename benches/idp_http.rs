@@ -2,10 +2,16 @@
 //! added to every request, 20,000 users and 1,000 groups of 20 members.
 //!
 //! Reports requests, wall time and the ratio to the lower bound, minimum requests × latency ÷ allowed
-//! concurrency, for each connector.
+//! concurrency, for each connector: okta, entra, google, keycloak, onelogin (the groups as roles) and
+//! scim (a SCIM source, read from the fake Atlassian's SCIM endpoints).
 //!
-//! Run: `cargo bench --bench idp_http` (`-- --concurrency N` to change `http.max_concurrency`).
-#![allow(clippy::print_stdout, clippy::cast_precision_loss)]
+//! Run: `cargo bench --bench idp_http` (`-- --concurrency N` to change `http.max_concurrency`,
+//! `-- --only NAME` to measure one connector).
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::cast_precision_loss
+)]
 
 #[allow(unused_imports)]
 #[path = "../tests/fakes/mod.rs"]
@@ -13,13 +19,20 @@ mod fakes;
 
 use std::time::{Duration, Instant};
 
+use fakes::atlassian::{FakeAtlassian, FakeConfig, SeedUser};
 use fakes::entra::{EntraSeedUser, FakeEntra, FakeEntraConfig};
+use fakes::google::{FakeGoogle, FakeGoogleConfig};
+use fakes::keycloak::{FakeKeycloak, FakeKeycloakConfig};
 use fakes::okta::{FakeOkta, FakeOktaConfig, OktaSeedUser};
+use fakes::onelogin::{FakeOneLogin, FakeOneLoginConfig};
 
 const USERS: usize = 20_000;
 const GROUPS: usize = 1_000;
 const PER_GROUP: usize = 20;
 const LATENCY: Duration = Duration::from_millis(20);
+const CONNECTORS: [&str; 6] = ["okta", "entra", "google", "keycloak", "onelogin", "scim"];
+/// The widest connector name, so every report line lines up.
+const NAME_WIDTH: usize = 8;
 
 fn email(i: usize) -> String {
     format!("user{i:05}@example.com")
@@ -31,44 +44,247 @@ fn members(g: usize) -> Vec<String> {
         .collect()
 }
 
-fn arg(name: &str, default: usize) -> usize {
+/// Seeds the layout every connector is measured on: `USERS` users, then `GROUPS` groups named
+/// `team-NNNN` with the members of [`members`], through each fake's own seeding calls (whose
+/// results, the new ids, are not needed).
+fn seed<U, G>(mut add_user: impl FnMut(&str) -> U, mut add_group: impl FnMut(&str, &[&str]) -> G) {
+    for i in 0..USERS {
+        add_user(&email(i));
+    }
+    for g in 0..GROUPS {
+        let m = members(g);
+        let refs: Vec<&str> = m.iter().map(String::as_str).collect();
+        add_group(&format!("team-{g:04}"), &refs);
+    }
+}
+
+/// The value following `name` on the command line.
+fn arg_str(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
     args.iter()
         .position(|a| a == name)
         .and_then(|i| args.get(i + 1))
+        .cloned()
+}
+
+fn arg(name: &str, default: usize) -> usize {
+    arg_str(name)
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
 }
 
-/// Loads a config naming one source and reads that source, timing it.
-async fn measure(yaml: &str) -> (usize, usize, Duration) {
+/// A config whose one source is `kind` (also its name), with these extra `fields` (flow YAML).
+fn config(kind: &str, fields: &str, concurrency: usize) -> String {
+    format!(
+        "version: 1\nsources: [{{name: {kind}, type: {kind}, {fields}, http: {{max_concurrency: {concurrency}}}}}]\ntarget: {{type: file, path: unused.yaml}}\n"
+    )
+}
+
+/// Loads `yaml`, reads its one source and times it; checks the snapshot holds the seeded layout.
+/// Returns the requests the fake received meanwhile (`requests` counts them) and the time taken.
+async fn measure(yaml: &str, requests: impl Fn() -> usize) -> (usize, Duration) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("idsync.yaml"), yaml).unwrap();
     let loaded = idsync::config::load(&dir.path().join("idsync.yaml")).unwrap();
     let source = idsync::sources::build(&loaded.config.sources[0], &loaded.dir).unwrap();
+    let before = requests();
     let clock = Instant::now();
     let snap = source.snapshot().await.unwrap();
     let took = clock.elapsed();
     assert_eq!(snap.users.len(), USERS);
     assert_eq!(snap.groups.len(), GROUPS);
-    (
-        snap.users.len(),
-        snap.groups.iter().map(|g| g.members.len()).sum(),
-        took,
-    )
+    let memberships: usize = snap.groups.iter().map(|g| g.members.len()).sum();
+    assert_eq!(memberships, GROUPS * PER_GROUP);
+    (requests() - before, took)
 }
 
 fn report(name: &str, requests: usize, minimum: usize, took: Duration, concurrency: usize) {
     let bound = LATENCY.as_secs_f64() * minimum as f64 / concurrency as f64;
     println!(
-        "{name:<6} {requests:>5} requests (minimum {minimum:>5})  {:>6.2} s  lower bound {bound:>5.2} s  ratio {:.2}",
+        "{name:<NAME_WIDTH$} {requests:>5} requests (minimum {minimum:>5})  {:>6.2} s  lower bound {bound:>5.2} s  ratio {:.2}",
         took.as_secs_f64(),
         took.as_secs_f64() / bound
     );
 }
 
+async fn okta(concurrency: usize) {
+    let okta = FakeOkta::start(FakeOktaConfig {
+        latency: LATENCY,
+        ..FakeOktaConfig::default()
+    })
+    .await;
+    seed(
+        |e| okta.add_user(OktaSeedUser::new(e)),
+        |name, m| okta.add_group(name, "OKTA_GROUP", m),
+    );
+    let fields = format!(
+        "base_url: \"{}\", token: \"{}\"",
+        okta.base_url, okta.config.api_token
+    );
+    let (requests, took) = measure(&config("okta", &fields, concurrency), || {
+        okta.requests().len()
+    })
+    .await;
+    // 200 per page (Okta's limit): the users, the groups, and one member page per group.
+    let minimum = USERS.div_ceil(200) + GROUPS.div_ceil(200) + GROUPS * PER_GROUP.div_ceil(200);
+    report("okta", requests, minimum, took, concurrency);
+}
+
+async fn entra(concurrency: usize) {
+    let entra = FakeEntra::start(FakeEntraConfig {
+        latency: LATENCY,
+        ..FakeEntraConfig::default()
+    })
+    .await;
+    seed(
+        |e| entra.add_user(EntraSeedUser::new(e)),
+        |name, m| entra.add_group(name, m),
+    );
+    let fields = format!(
+        "tenant_id: {}, client_id: {}, client_secret: \"{}\", authority: \"{}\", base_url: \"{}\"",
+        entra.config.tenant_id,
+        entra.config.client_id,
+        entra.config.client_secret,
+        entra.authority_url(),
+        entra.graph_url()
+    );
+    let (requests, took) = measure(&config("entra", &fields, concurrency), || {
+        entra.requests().len()
+    })
+    .await;
+    // 999 per page (Graph's limit): a token, the users, the groups, and one member page per group.
+    let minimum = 1 + USERS.div_ceil(999) + GROUPS.div_ceil(999) + GROUPS * PER_GROUP.div_ceil(999);
+    report("entra", requests, minimum, took, concurrency);
+}
+
+async fn google(concurrency: usize) {
+    let google = FakeGoogle::start(FakeGoogleConfig {
+        latency: LATENCY,
+        ..FakeGoogleConfig::default()
+    })
+    .await;
+    seed(
+        |e| google.add_user(e),
+        |name, m| google.add_group(name, &format!("{name}@example.com"), m),
+    );
+    let key = serde_json::json!({
+        "type": "service_account",
+        "client_email": google.config.service_account,
+        "private_key": include_str!("../tests/fixtures/test-rsa-key.pem"),
+        "token_uri": google.token_url(),
+    });
+    // The key as one JSON string: a JSON string literal is also a YAML double-quoted scalar.
+    let fields = format!(
+        "service_account_key: {}, admin_email: {}, customer: my_customer, base_url: \"{}\", token_url: \"{}\"",
+        serde_json::to_string(&key.to_string()).unwrap(),
+        google.config.admin,
+        google.base_url,
+        google.token_url()
+    );
+    let (requests, took) = measure(&config("google", &fields, concurrency), || {
+        google.requests().len()
+    })
+    .await;
+    // The Directory API's page limits, which the connector asks for: users.list `maxResults` ≤ 500,
+    // groups.list ≤ 200, members.list ≤ 200. `nextPageToken` is absent on the last page, so no listing
+    // ends with an empty page: a token, the users, the groups, and one member page per group.
+    let minimum = 1 + USERS.div_ceil(500) + GROUPS.div_ceil(200) + GROUPS * PER_GROUP.div_ceil(200);
+    report("google", requests, minimum, took, concurrency);
+}
+
+async fn keycloak(concurrency: usize) {
+    let kc = FakeKeycloak::start(FakeKeycloakConfig {
+        latency: LATENCY,
+        ..FakeKeycloakConfig::default()
+    })
+    .await;
+    // Every group top level: no `/children` listings (each group's `subGroupCount` is 0).
+    seed(
+        |e| kc.add_user(e),
+        |name, m| kc.add_group(&format!("/{name}"), m),
+    );
+    let fields = format!(
+        "base_url: \"{}\", realm: {}, client_id: {}, client_secret: \"{}\"",
+        kc.base_url, kc.config.realm, kc.config.client_id, kc.config.client_secret
+    );
+    let (requests, took) = measure(&config("keycloak", &fields, concurrency), || {
+        kc.requests().len()
+    })
+    .await;
+    // `page_size` 100 (the default, and Keycloak's default `max`). A Keycloak listing is a bare JSON
+    // array: no total, no next link, and a server may hold a page below `max` (the fake's `max_cap`),
+    // so a short page does not prove the end; only an empty page does. Every listing therefore costs
+    // ceil(n / page) + 1 requests: users 200 + 1, groups 10 + 1, and 1 + 1 per group for 20 members.
+    // (`/users/count` could replace the users' empty page, for the same one request.) If short pages
+    // were trusted, members would be one page each and the minimum 1,213 instead of 2,213.
+    let page = 100;
+    let listing = |n: usize| n.div_ceil(page) + 1;
+    let minimum = 1 + listing(USERS) + listing(GROUPS) + GROUPS * listing(PER_GROUP);
+    report("keycloak", requests, minimum, took, concurrency);
+}
+
+async fn onelogin(concurrency: usize) {
+    let ol = FakeOneLogin::start(FakeOneLoginConfig {
+        latency: LATENCY,
+        ..FakeOneLoginConfig::default()
+    })
+    .await;
+    // A OneLogin user has one group at most: the many-to-many layout is roles.
+    seed(|e| ol.add_user(e), |name, m| ol.add_role(name, m));
+    let fields = format!(
+        "base_url: \"{}\", client_id: {}, client_secret: \"{}\", roles_as_groups: true",
+        ol.base_url, ol.config.client_id, ol.config.client_secret
+    );
+    let (requests, took) = measure(&config("onelogin", &fields, concurrency), || {
+        ol.requests().len()
+    })
+    .await;
+    // 50 per page (OneLogin's documented maximum for users and role users): a token, the users,
+    // one page of (no) groups, the roles, and one member page per role. `After-Cursor` is absent on
+    // a last page, so no listing ends with an empty one.
+    let minimum =
+        1 + USERS.div_ceil(50) + 1 + GROUPS.div_ceil(50) + GROUPS * PER_GROUP.div_ceil(50);
+    report("onelogin", requests, minimum, took, concurrency);
+}
+
+async fn scim(concurrency: usize) {
+    let idp = FakeAtlassian::start(FakeConfig {
+        latency: LATENCY,
+        ..FakeConfig::default()
+    })
+    .await;
+    seed(
+        |e| idp.add_user(SeedUser::new(e)),
+        |name, m| idp.add_group(name, m),
+    );
+    let fields = format!(
+        "base_url: \"{}\", token: \"{}\"",
+        idp.scim_base(),
+        idp.config.scim_token
+    );
+    let (requests, took) = measure(&config("scim", &fields, concurrency), || {
+        idp.requests().len()
+    })
+    .await;
+    // 100 per page (`page_size`, and Atlassian's cap); `totalResults` on the first page tells where the
+    // listing ends. Groups carry their members: the users, then the groups, and nothing per group.
+    let minimum = USERS.div_ceil(100) + GROUPS.div_ceil(100);
+    report("scim", requests, minimum, took, concurrency);
+}
+
 fn main() {
     let concurrency = arg("--concurrency", 4);
+    let only = arg_str("--only");
+    let asked = std::env::args().any(|a| a == "--only");
+    if asked && !only.as_deref().is_some_and(|n| CONNECTORS.contains(&n)) {
+        eprintln!(
+            "idp_http: --only takes one of {}, not {:?}",
+            CONNECTORS.join(", "),
+            only.unwrap_or_default()
+        );
+        std::process::exit(2);
+    }
+    let run = |name: &str| only.as_deref().map_or(true, |o| o == name);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -79,49 +295,23 @@ fn main() {
             "idp_http: {USERS} users, {GROUPS} groups of {PER_GROUP}; {} ms per request, {concurrency} at a time",
             LATENCY.as_millis()
         );
-        let target = "target: {type: file, path: unused.yaml}";
-
-        let okta = FakeOkta::start(FakeOktaConfig { latency: LATENCY, ..FakeOktaConfig::default() }).await;
-        for i in 0..USERS {
-            okta.add_user(OktaSeedUser::new(&email(i)));
+        if run("okta") {
+            okta(concurrency).await;
         }
-        for g in 0..GROUPS {
-            let m = members(g);
-            let refs: Vec<&str> = m.iter().map(String::as_str).collect();
-            okta.add_group(&format!("team-{g:04}"), "OKTA_GROUP", &refs);
+        if run("entra") {
+            entra(concurrency).await;
         }
-        let yaml = format!(
-            "version: 1\nsources: [{{name: okta, type: okta, base_url: \"{}\", token: \"{}\", http: {{max_concurrency: {concurrency}}}}}]\n{target}\n",
-            okta.base_url, okta.config.api_token
-        );
-        let before = okta.requests().len();
-        let (_, _, took) = measure(&yaml).await;
-        let requests = okta.requests().len() - before;
-        let minimum = USERS.div_ceil(200) + GROUPS.div_ceil(200) + GROUPS * PER_GROUP.div_ceil(200);
-        report("okta", requests, minimum, took, concurrency);
-
-        let entra = FakeEntra::start(FakeEntraConfig { latency: LATENCY, ..FakeEntraConfig::default() }).await;
-        for i in 0..USERS {
-            entra.add_user(EntraSeedUser::new(&email(i)));
+        if run("google") {
+            google(concurrency).await;
         }
-        for g in 0..GROUPS {
-            let m = members(g);
-            let refs: Vec<&str> = m.iter().map(String::as_str).collect();
-            entra.add_group(&format!("team-{g:04}"), &refs);
+        if run("keycloak") {
+            keycloak(concurrency).await;
         }
-        let yaml = format!(
-            "version: 1\nsources: [{{name: entra, type: entra, tenant_id: {}, client_id: {}, client_secret: \"{}\", authority: \"{}\", base_url: \"{}\", http: {{max_concurrency: {concurrency}}}}}]\n{target}\n",
-            entra.config.tenant_id,
-            entra.config.client_id,
-            entra.config.client_secret,
-            entra.authority_url(),
-            entra.graph_url()
-        );
-        let before = entra.requests().len();
-        let (_, _, took) = measure(&yaml).await;
-        let requests = entra.requests().len() - before;
-        // A token, the users, the groups, and one member page per group.
-        let minimum = 1 + USERS.div_ceil(999) + GROUPS.div_ceil(999) + GROUPS * PER_GROUP.div_ceil(999);
-        report("entra", requests, minimum, took, concurrency);
+        if run("onelogin") {
+            onelogin(concurrency).await;
+        }
+        if run("scim") {
+            scim(concurrency).await;
+        }
     });
 }

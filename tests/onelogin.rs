@@ -148,8 +148,10 @@ async fn onelogin_plans_applies_and_converges_with_roles_as_groups() {
         "no per-user calls: {requests:#?}"
     );
     assert!(
-        requests.iter().any(|r| r.query.contains("cursor=")),
-        "users came in several pages"
+        requests
+            .iter()
+            .any(|r| r.path == "/api/2/users" && r.query.contains("page=3")),
+        "users came in several pages, fetched by number"
     );
 
     let (code, _, stderr) = idsync(&s, &ol, &atl, &["apply", "--auto-approve"]).await;
@@ -227,6 +229,34 @@ async fn a_token_that_expires_mid_run_is_replaced() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_counts_the_cursors_are_followed() {
+    let (counted, atl, s) = setup(small_pages(), "").await;
+    let (code, with_counts, stderr) =
+        idsync(&s, &counted, &atl, &["plan", "--format", "json"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    let (ol, _, _) = setup(
+        FakeOneLoginConfig {
+            count_headers: false,
+            ..small_pages()
+        },
+        "",
+    )
+    .await;
+    s.write("idsync.yaml", &config(&ol, &atl, ""));
+    let (code, by_cursor, stderr) = idsync(&s, &ol, &atl, &["plan", "--format", "json"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    let actions =
+        |plan: &str| serde_json::from_str::<serde_json::Value>(plan).unwrap()["actions"].clone();
+    assert_eq!(actions(&by_cursor), actions(&with_counts), "the same plan");
+    let requests = ol.requests();
+    assert!(
+        requests.iter().any(|r| r.query.starts_with("cursor="))
+            && !requests.iter().any(|r| r.query.contains("page=")),
+        "pages followed by After-Cursor: {requests:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_page_deactivates_nobody() {
     let (ol, atl, s) = setup(small_pages(), "").await;
     let (code, _, stderr) = idsync(&s, &ol, &atl, &["apply", "--auto-approve"]).await;
@@ -234,7 +264,10 @@ async fn a_failed_page_deactivates_nobody() {
     let before = atl.mutations();
 
     // A later page of users, then a role's members, fail every time: the plan stops.
-    for path in ["/api/2/users?cursor=", "/users?cursor="] {
+    for path in [
+        "/api/2/users?limit=50&page=3",
+        "/api/2/roles?limit=50&page=2",
+    ] {
         ol.set_faults(Faults {
             fail_path_contains: Some((path.into(), usize::MAX)),
             ..Faults::default()
@@ -274,7 +307,7 @@ async fn the_hourly_budget_is_respected() {
         "{stderr}"
     );
     assert!(
-        !ol.requests().iter().any(|r| r.query.contains("cursor=")),
+        !ol.requests().iter().any(|r| r.query.contains("page=")),
         "refused before spending more"
     );
     assert_eq!(ol.rate_limited(), 0, "OneLogin never had to refuse a call");

@@ -145,8 +145,10 @@ impl<'a> Session<'a> {
         Ok(())
     }
 
-    /// The rest of a v2 listing (bare JSON arrays) after its first page, following `After-Cursor`.
-    /// A listing that ends short of the `Total-Count` its first page announced is an error, never
+    /// The rest of a v2 listing (bare JSON arrays) after its first page. With a `Total-Count`, the
+    /// other pages are fetched by number, a few at a time (OneLogin's cursors are page numbers
+    /// too); when they do not add up, or there is no count, the `After-Cursor` chain is walked
+    /// instead. A listing that ends short of the count its first page announced is an error, never
     /// taken for a smaller directory.
     async fn v2_rest(
         &self,
@@ -154,28 +156,16 @@ impl<'a> Session<'a> {
         first: Value,
         headers: &HeaderMap,
     ) -> Result<Vec<Value>, HttpError> {
-        let total = header_u64(headers, "total-count");
-        let mut out = Vec::new();
-        let mut page = first;
-        let mut cursor = after_cursor(headers);
-        loop {
-            match page {
-                Value::Array(items) => out.extend(items),
-                _ => {
-                    return Err(self
-                        .http
-                        .malformed(path, "a listing that is not a JSON array"))
-                }
-            }
-            let Some(c) = cursor else { break };
-            let (next, headers) = self.get(path, &[("cursor", c.clone())]).await?;
-            page = next;
-            cursor = after_cursor(&headers);
-            if cursor.as_ref() == Some(&c) {
-                return Err(self.http.malformed(path, "the After-Cursor did not move"));
-            }
-        }
-        if let Some(t) = total.filter(|t| (out.len() as u64) < *t) {
+        let first = self.array(path, first)?;
+        let total = header_u64(headers, "total-count").and_then(|t| usize::try_from(t).ok());
+        let mut out = match total {
+            Some(total) if !first.is_empty() => match self.numbered(path, &first, total).await? {
+                Some(rest) => [first, rest].concat(),
+                None => self.walk(path, first, headers).await?,
+            },
+            _ => self.walk(path, first, headers).await?,
+        };
+        if let Some(t) = total.filter(|t| out.len() < *t) {
             return Err(self.http.malformed(
                 path,
                 &format!(
@@ -184,7 +174,68 @@ impl<'a> Session<'a> {
                 ),
             ));
         }
+        // Pages fetched while the directory changed may overlap.
+        let mut seen = std::collections::HashSet::new();
+        out.retain(|v| {
+            v.get("id")
+                .and_then(id_text)
+                .map_or(true, |id| seen.insert(id.into_owned()))
+        });
         Ok(out)
+    }
+
+    /// Pages 2.. of a listing whose first page held `first` of `total` items, by number; `None`
+    /// when a page does not hold what the count implies.
+    async fn numbered(
+        &self,
+        path: &str,
+        first: &[Value],
+        total: usize,
+    ) -> Result<Option<Vec<Value>>, HttpError> {
+        let per_page = first.len();
+        let pages = total.div_ceil(per_page);
+        let fetched: Vec<Vec<Value>> = stream::iter((2..=pages).map(|n| async move {
+            let query = [("limit", PAGE.to_string()), ("page", n.to_string())];
+            let (page, _) = self.get(path, &query).await?;
+            self.array(path, page)
+        }))
+        .buffered(self.http.concurrency())
+        .try_collect()
+        .await?;
+        let consistent = fetched
+            .iter()
+            .enumerate()
+            .all(|(i, items)| items.len() == per_page.min(total - (i + 1) * per_page));
+        Ok(consistent.then(|| fetched.concat()))
+    }
+
+    /// The rest of a listing by its `After-Cursor` chain, one page after another.
+    async fn walk(
+        &self,
+        path: &str,
+        first: Vec<Value>,
+        headers: &HeaderMap,
+    ) -> Result<Vec<Value>, HttpError> {
+        let mut out = first;
+        let mut cursor = after_cursor(headers);
+        while let Some(c) = cursor {
+            let (page, headers) = self.get(path, &[("cursor", c.clone())]).await?;
+            out.extend(self.array(path, page)?);
+            cursor = after_cursor(&headers);
+            if cursor.as_ref() == Some(&c) {
+                return Err(self.http.malformed(path, "the After-Cursor did not move"));
+            }
+        }
+        Ok(out)
+    }
+
+    fn array(&self, path: &str, page: Value) -> Result<Vec<Value>, HttpError> {
+        match page {
+            Value::Array(items) => Ok(items),
+            _ => Err(self
+                .http
+                .malformed(path, "a listing that is not a JSON array")),
+        }
     }
 
     /// Every item of a v2 listing.

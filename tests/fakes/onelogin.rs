@@ -109,6 +109,9 @@ pub struct FakeOneLoginConfig {
     /// A token stops being accepted once it has authorized this many resource requests (it then
     /// counts as expired, and the token endpoint issues a new one); `None`: only time expires it.
     pub token_ttl_requests: Option<usize>,
+    /// Whether v2 lists carry `Total-Count` and `Total-Pages` (the API notes could not confirm
+    /// them; without them a client has only the cursors).
+    pub count_headers: bool,
     /// A delay applied to every request.
     pub latency: Duration,
 }
@@ -125,6 +128,7 @@ impl Default for FakeOneLoginConfig {
             rate_limit: 5_000,
             rate_window: Duration::from_secs(3_600),
             token_ttl_requests: None,
+            count_headers: true,
             latency: Duration::ZERO,
         }
     }
@@ -380,8 +384,10 @@ impl State {
         let after = (paging.page.saturating_mul(paging.limit) < total)
             .then(|| v2_cursor(paging.limit, paging.page + 1));
         let headers = response.headers_mut();
-        headers.insert("total-count", HeaderValue::from(total));
-        headers.insert("total-pages", HeaderValue::from(total_pages));
+        if self.config.count_headers {
+            headers.insert("total-count", HeaderValue::from(total));
+            headers.insert("total-pages", HeaderValue::from(total_pages));
+        }
         headers.insert("current-page", HeaderValue::from(paging.page));
         headers.insert("page-items", HeaderValue::from(items));
         let mut links = Vec::new();
