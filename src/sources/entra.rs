@@ -8,7 +8,6 @@
 
 use async_trait::async_trait;
 use base64::Engine as _;
-use futures_util::stream::{self, StreamExt, TryStreamExt};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -211,32 +210,35 @@ impl Source for EntraSource {
             }
             Ok(found)
         };
-        let (users, groups) = tokio::try_join!(users, groups)?;
-        let users: Vec<User> = users.iter().filter_map(user_from_graph).collect();
-        let listed: Vec<(String, String)> = groups
-            .iter()
-            .filter_map(|g| {
-                Some((
-                    g.get("id")?.as_str()?.to_string(),
-                    g.get("displayName")?.as_str()?.to_string(),
-                ))
-            })
-            .collect();
         let relation = if self.transitive {
             "transitiveMembers"
         } else {
             "members"
         };
-        let ids: Vec<String> = listed.iter().map(|(id, _)| id.clone()).collect();
-        let members: Vec<Vec<Value>> = stream::iter(ids.into_iter().map(|id| {
-            let path = format!("groups/{id}/{relation}/microsoft.graph.user");
-            let q = vec![("$select", "id".to_string()), ("$top", top.clone())];
-            let http = &http;
-            async move { Self::all(http, &path, q).await }
-        }))
-        .buffered(http.concurrency())
-        .try_collect()
-        .await?;
+        // Members are read as soon as the groups are known, alongside the users.
+        let groups = async {
+            let listed: Vec<(String, String)> = groups
+                .await?
+                .iter()
+                .filter_map(|g| {
+                    Some((
+                        g.get("id")?.as_str()?.to_string(),
+                        g.get("displayName")?.as_str()?.to_string(),
+                    ))
+                })
+                .collect();
+            let ids = listed.iter().map(|(id, _)| id.clone()).collect();
+            let members = super::member_listings(ids, http.concurrency(), |id| {
+                let path = format!("groups/{id}/{relation}/microsoft.graph.user");
+                let q = vec![("$select", "id".to_string()), ("$top", top.clone())];
+                let http = &http;
+                async move { Self::all(http, &path, q).await }
+            })
+            .await?;
+            Ok::<_, HttpError>((listed, members))
+        };
+        let (users, (listed, members)) = tokio::try_join!(users, groups)?;
+        let users: Vec<User> = users.iter().filter_map(user_from_graph).collect();
         let groups = super::groups_from_listings(&users, listed, members);
         Ok(Snapshot {
             users,

@@ -9,7 +9,6 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use futures_util::stream::{self, StreamExt, TryStreamExt};
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use reqwest::Method;
 use serde::Serialize;
@@ -234,42 +233,46 @@ impl Source for GoogleSource {
             "groups",
             vec![scope, ("maxResults", "200".into())],
         );
-        let (users, groups) = tokio::try_join!(users, groups)?;
-        let users: Vec<User> = users.iter().filter_map(user_from_google).collect();
-        let mut listed: Vec<(String, String)> = groups
-            .iter()
-            .filter_map(|g| {
-                Some((
-                    g.get("id")?.as_str()?.to_string(),
-                    g.get("email")?.as_str()?.to_lowercase(),
-                ))
-            })
-            .collect();
-        if !self.groups.is_empty() {
-            let wanted: Vec<String> = self.groups.iter().map(|g| g.to_lowercase()).collect();
-            for w in &wanted {
-                if !listed.iter().any(|(_, e)| e == w) {
-                    return Err(SourceError::Invalid(format!(
-                        "the configured group {w:?} does not exist in Google Workspace (groups are named by email)"
-                    )));
+        // Members are read as soon as the groups are known, alongside the users.
+        let groups = async {
+            let mut listed: Vec<(String, String)> = groups
+                .await?
+                .iter()
+                .filter_map(|g| {
+                    Some((
+                        g.get("id")?.as_str()?.to_string(),
+                        g.get("email")?.as_str()?.to_lowercase(),
+                    ))
+                })
+                .collect();
+            if !self.groups.is_empty() {
+                let wanted: Vec<String> = self.groups.iter().map(|g| g.to_lowercase()).collect();
+                for w in &wanted {
+                    if !listed.iter().any(|(_, e)| e == w) {
+                        return Err(SourceError::Invalid(format!(
+                            "the configured group {w:?} does not exist in Google Workspace (groups are named by email)"
+                        )));
+                    }
                 }
+                listed.retain(|(_, e)| wanted.contains(e));
             }
-            listed.retain(|(_, e)| wanted.contains(e));
-        }
-        let derived = self.derived_membership.to_string();
-        let ids: Vec<String> = listed.iter().map(|(id, _)| id.clone()).collect();
-        let members: Vec<Vec<Value>> = stream::iter(ids.into_iter().map(|id| {
-            let path = format!("groups/{id}/members");
-            let q = vec![
-                ("maxResults", "200".to_string()),
-                ("includeDerivedMembership", derived.clone()),
-            ];
-            let http = &http;
-            async move { all(http, &path, "members", q).await }
-        }))
-        .buffered(http.concurrency())
-        .try_collect()
-        .await?;
+            let derived = self.derived_membership.to_string();
+            let ids = listed.iter().map(|(id, _)| id.clone()).collect();
+            let members = super::member_listings(ids, http.concurrency(), |id| {
+                let path = format!("groups/{id}/members");
+                let q = vec![
+                    ("maxResults", "200".to_string()),
+                    ("includeDerivedMembership", derived.clone()),
+                ];
+                let http = &http;
+                async move { all(http, &path, "members", q).await }
+            })
+            .await?;
+            Ok((listed, members))
+        };
+        let users = async { Ok::<_, SourceError>(users.await?) };
+        let (users, (listed, members)) = tokio::try_join!(users, groups)?;
+        let users: Vec<User> = users.iter().filter_map(user_from_google).collect();
         // Only people count (nested groups are flattened by includeDerivedMembership).
         let members = members
             .into_iter()

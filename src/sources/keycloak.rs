@@ -115,41 +115,45 @@ impl Source for KeycloakSource {
         let http = self.client().await?;
         let full = [("briefRepresentation", "false".to_string())];
         let users = paginate::offset_all(&http, "users", &full, self.page_size);
-        let (users, tree) = tokio::try_join!(users, self.tree(&http))?;
-        let users: Vec<User> = users.iter().filter_map(user_from_keycloak).collect();
-        let mut listed: Vec<(String, String)> = tree
-            .iter()
-            .filter_map(|g| {
-                let id = g.get("id")?.as_str()?.to_string();
-                let path = g.get("path").and_then(Value::as_str).map_or_else(
-                    || format!("/{}", g.get("name").and_then(Value::as_str).unwrap_or("")),
-                    String::from,
-                );
-                Some((id, path))
-            })
-            .collect();
-        if !self.groups.is_empty() {
-            for wanted in &self.groups {
-                if !listed.iter().any(|(_, p)| p == wanted) {
-                    return Err(SourceError::Invalid(format!(
-                        "the configured group {wanted:?} does not exist in realm {} (groups are named by path, e.g. /Engineering/SRE)",
-                        self.realm
-                    )));
+        // Members are read as soon as the group tree is known, alongside the users.
+        let groups = async {
+            let tree = self.tree(&http).await?;
+            let mut listed: Vec<(String, String)> = tree
+                .iter()
+                .filter_map(|g| {
+                    let id = g.get("id")?.as_str()?.to_string();
+                    let path = g.get("path").and_then(Value::as_str).map_or_else(
+                        || format!("/{}", g.get("name").and_then(Value::as_str).unwrap_or("")),
+                        String::from,
+                    );
+                    Some((id, path))
+                })
+                .collect();
+            if !self.groups.is_empty() {
+                for wanted in &self.groups {
+                    if !listed.iter().any(|(_, p)| p == wanted) {
+                        return Err(SourceError::Invalid(format!(
+                            "the configured group {wanted:?} does not exist in realm {} (groups are named by path, e.g. /Engineering/SRE)",
+                            self.realm
+                        )));
+                    }
                 }
+                listed.retain(|(_, p)| self.groups.contains(p));
             }
-            listed.retain(|(_, p)| self.groups.contains(p));
-        }
-        let ids: Vec<String> = listed.iter().map(|(id, _)| id.clone()).collect();
-        let brief = [("briefRepresentation", "true".to_string())];
-        let members: Vec<Vec<Value>> = stream::iter(ids.into_iter().map(|id| {
-            let path = format!("groups/{id}/members");
-            let http = &http;
-            let brief = &brief;
-            async move { paginate::offset_all(http, &path, brief, self.page_size).await }
-        }))
-        .buffered(http.concurrency())
-        .try_collect()
-        .await?;
+            let ids = listed.iter().map(|(id, _)| id.clone()).collect();
+            let brief = [("briefRepresentation", "true".to_string())];
+            let members = super::member_listings(ids, http.concurrency(), |id| {
+                let path = format!("groups/{id}/members");
+                let http = &http;
+                let brief = &brief;
+                async move { paginate::offset_all(http, &path, brief, self.page_size).await }
+            })
+            .await?;
+            Ok((listed, members))
+        };
+        let users = async { Ok::<_, SourceError>(users.await?) };
+        let (users, (listed, members)) = tokio::try_join!(users, groups)?;
+        let users: Vec<User> = users.iter().filter_map(user_from_keycloak).collect();
         let groups = super::groups_from_listings(&users, listed, members);
         Ok(Snapshot {
             users,

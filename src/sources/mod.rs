@@ -88,6 +88,28 @@ pub fn groups_from_listings(
         .collect()
 }
 
+/// Each listed group's members, `concurrency` groups at a time, in the order of `ids`; `fetch`
+/// reads one group's members. Connectors start this as soon as their groups are known, alongside
+/// the users listing.
+///
+/// # Errors
+/// The first listing that fails.
+pub async fn member_listings<F, Fut>(
+    ids: Vec<String>,
+    concurrency: usize,
+    fetch: F,
+) -> Result<Vec<Vec<serde_json::Value>>, HttpError>
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<serde_json::Value>, HttpError>>,
+{
+    use futures_util::stream::{self, StreamExt, TryStreamExt};
+    stream::iter(ids.into_iter().map(fetch))
+        .buffered(concurrency)
+        .try_collect()
+        .await
+}
+
 /// An IdP object id as text: a string, or a number (OneLogin).
 #[must_use]
 pub fn id_text(v: &serde_json::Value) -> Option<std::borrow::Cow<'_, str>> {

@@ -6,7 +6,6 @@
 //! headers pace the requests before a 429 happens.
 
 use async_trait::async_trait;
-use futures_util::stream::{self, StreamExt, TryStreamExt};
 use serde_json::Value;
 
 use super::{Source, SourceError};
@@ -195,26 +194,28 @@ impl Source for OktaSource {
             }
             Ok(found)
         };
-        let (users, groups) = tokio::try_join!(users, groups)?;
-        let users: Vec<User> = users.iter().filter_map(user_from_okta).collect();
-        let listed: Vec<(String, String)> = groups
-            .iter()
-            .filter_map(|g| {
-                let id = g.get("id")?.as_str()?.to_string();
-                let name = g.pointer("/profile/name")?.as_str()?.to_string();
-                Some((id, name))
+        // Members are read as soon as the groups are known, alongside the users.
+        let groups = async {
+            let listed: Vec<(String, String)> = groups
+                .await?
+                .iter()
+                .filter_map(|g| {
+                    let id = g.get("id")?.as_str()?.to_string();
+                    let name = g.pointer("/profile/name")?.as_str()?.to_string();
+                    Some((id, name))
+                })
+                .collect();
+            let ids = listed.iter().map(|(id, _)| id.clone()).collect();
+            let members = super::member_listings(ids, http.concurrency(), |id| {
+                let q = vec![("limit", limit.clone())];
+                let http = &http;
+                async move { self.all(http, &format!("api/v1/groups/{id}/users"), q).await }
             })
-            .collect();
-        let ids: Vec<String> = listed.iter().map(|(id, _)| id.clone()).collect();
-        let members: Vec<Vec<Value>> = stream::iter(ids.into_iter().map(|id| {
-            let path = format!("api/v1/groups/{id}/users");
-            let q = vec![("limit", limit.clone())];
-            let http = &http;
-            async move { self.all(http, &path, q).await }
-        }))
-        .buffered(http.concurrency())
-        .try_collect()
-        .await?;
+            .await?;
+            Ok::<_, HttpError>((listed, members))
+        };
+        let (users, (listed, members)) = tokio::try_join!(users, groups)?;
+        let users: Vec<User> = users.iter().filter_map(user_from_okta).collect();
         let groups = super::groups_from_listings(&users, listed, members);
         Ok(Snapshot {
             users,
