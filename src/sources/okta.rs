@@ -209,7 +209,10 @@ impl Source for OktaSource {
             let members = super::member_listings(ids, http.concurrency(), |id| {
                 let q = vec![("limit", limit.clone())];
                 let http = &http;
-                async move { self.all(http, &format!("api/v1/groups/{id}/users"), q).await }
+                async move {
+                    self.all(http, &format!("api/v1/groups/{id}/users"), q)
+                        .await
+                }
             })
             .await?;
             Ok::<_, HttpError>((listed, members))

@@ -539,12 +539,14 @@ fn decode_token(token: &str) -> Option<String> {
 
 /// One page of `items` (sorted by key) after the `pageToken`; the body gets `field` and
 /// `nextPageToken` when more follow.
-fn page(
+/// One page of a listing sorted by key; only the items on the page are rendered.
+fn page<T>(
     params: &[(String, String)],
     kind: &str,
     field: &str,
-    mut items: Vec<(String, Value)>,
+    mut items: Vec<(String, T)>,
     limit: usize,
+    render: impl Fn(T) -> Value,
 ) -> Reply {
     items.sort_by(|a, b| a.0.cmp(&b.0));
     let after = match param(params, "pageToken").filter(|t| !t.is_empty()) {
@@ -563,7 +565,7 @@ fn page(
         let Some((key, value)) = rest.next() else {
             break;
         };
-        page.push(value);
+        page.push(render(value));
         last = key;
     }
     if !page.is_empty() {
@@ -604,9 +606,16 @@ async fn list_users(AxumState(state): AxumState<Shared>, uri: Uri) -> Reply {
                 u.primary_email.to_lowercase().ends_with(&format!("@{d}"))
             })
         })
-        .map(|u| (u.primary_email.to_lowercase(), u.json()))
+        .map(|u| (u.primary_email.to_lowercase(), u))
         .collect();
-    page(&params, "admin#directory#users", "users", users, limit)
+    page(
+        &params,
+        "admin#directory#users",
+        "users",
+        users,
+        limit,
+        GUser::json,
+    )
 }
 
 async fn get_user(AxumState(state): AxumState<Shared>, Path(key): Path<String>) -> Reply {
@@ -639,7 +648,14 @@ async fn list_groups(AxumState(state): AxumState<Shared>, uri: Uri) -> Reply {
             (g.email.to_lowercase(), body)
         })
         .collect();
-    page(&params, "admin#directory#groups", "groups", groups, limit)
+    page(
+        &params,
+        "admin#directory#groups",
+        "groups",
+        groups,
+        limit,
+        |v| v,
+    )
 }
 
 async fn list_members(
@@ -678,6 +694,7 @@ async fn list_members(
         "members",
         members,
         limit,
+        |v| v,
     )
 }
 
