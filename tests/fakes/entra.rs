@@ -276,6 +276,9 @@ struct State {
     /// Base64url SHA-1 and SHA-256 thumbprints of the registered certificate.
     thumbprints: Option<(String, String)>,
     users: Vec<DirUser>,
+    /// Lowercased id, UPN and mail -> position in `users`, as of seeding. A hint only: a user
+    /// renamed or removed later leaves it stale, so a hit is checked and a miss is scanned for.
+    seeded: HashMap<String, usize>,
     groups: Vec<DirGroup>,
     next_seq: u64,
     /// Access tokens Graph accepts.
@@ -302,7 +305,10 @@ impl State {
     }
 
     fn user_by_key(&self, key: &str) -> Option<usize> {
-        self.users.iter().position(|u| u.matches_key(key))
+        match self.seeded.get(&key.to_lowercase()) {
+            Some(&i) if self.users.get(i).is_some_and(|u| u.matches_key(key)) => Some(i),
+            _ => self.users.iter().position(|u| u.matches_key(key)),
+        }
     }
 
     fn group_by_id(&self, id: &str) -> Option<usize> {
@@ -433,6 +439,7 @@ impl FakeEntra {
             decoding_key,
             thumbprints,
             users: Vec::new(),
+            seeded: HashMap::new(),
             groups: Vec::new(),
             next_seq: 0,
             tokens: HashSet::new(),
@@ -476,8 +483,10 @@ impl FakeEntra {
     pub fn add_user(&self, seed: EntraSeedUser) -> String {
         let mut state = self.state();
         let upn = seed.upn.clone().unwrap_or_else(|| seed.mail.clone());
+        // The seeding index alone (a scan per user would make seeding quadratic).
         assert!(
-            state.user_by_key(&upn).is_none() && state.user_by_key(&seed.mail).is_none(),
+            !state.seeded.contains_key(&upn.to_lowercase())
+                && !state.seeded.contains_key(&seed.mail.to_lowercase()),
             "seeding Entra user {}: the mail or UPN is taken",
             seed.mail
         );
@@ -516,6 +525,10 @@ impl FakeEntra {
         ];
         for (name, value) in fields {
             props.insert(name.into(), value);
+        }
+        let position = state.users.len();
+        for key in [&id, &upn, &seed.mail] {
+            state.seeded.insert(key.to_lowercase(), position);
         }
         state.users.push(DirUser {
             seq,
