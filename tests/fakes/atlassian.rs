@@ -6,7 +6,7 @@
 //! SCIM user (just-in-time accounts) are linked to the SCIM user created later with their email.
 
 use std::{
-    collections::{BTreeSet, HashMap},
+    collections::{BTreeSet, HashMap, HashSet},
     sync::{
         atomic::{AtomicU64, Ordering},
         Arc, Mutex, MutexGuard,
@@ -409,10 +409,12 @@ impl State {
     }
 
     /// The groups of each user id, computed once for a whole page.
-    fn group_refs(&self) -> HashMap<&str, Vec<&ScimGroup>> {
+    /// The groups of each of these users (only these: a page's worth, not the whole directory).
+    fn group_refs<'a>(&'a self, users: &[&ScimUser]) -> HashMap<&'a str, Vec<&'a ScimGroup>> {
+        let wanted: HashSet<&str> = users.iter().map(|u| u.id.as_str()).collect();
         let mut refs: HashMap<&str, Vec<&ScimGroup>> = HashMap::new();
         for g in &self.groups {
-            for m in &g.members {
+            for m in g.members.iter().filter(|m| wanted.contains(m.as_str())) {
                 refs.entry(m.as_str()).or_default().push(g);
             }
         }
@@ -496,9 +498,15 @@ impl State {
     }
 
     /// User id -> userName, computed once for a whole page.
-    fn user_names(&self) -> HashMap<&str, &str> {
+    /// The userName of every member of these groups (a page's worth).
+    fn user_names(&self, groups: &[&ScimGroup]) -> HashMap<&str, &str> {
+        let wanted: HashSet<&str> = groups
+            .iter()
+            .flat_map(|g| g.members.iter().map(String::as_str))
+            .collect();
         self.users
             .iter()
+            .filter(|u| wanted.contains(u.id.as_str()))
             .map(|u| (u.id.as_str(), u.user_name.as_str()))
             .collect()
     }
@@ -1064,6 +1072,12 @@ impl Page {
         })
     }
 
+    /// The resources of `matching` that this page holds.
+    fn window<'a, T>(&self, matching: &'a [T]) -> &'a [T] {
+        let from = (self.start - 1).min(matching.len());
+        &matching[from..(from + self.count).min(matching.len())]
+    }
+
     /// One page of the matching resources; only the page's resources are rendered.
     fn list_response<T>(&self, matching: &[T], render: impl Fn(&T) -> Value) -> Response {
         let total = matching.len();
@@ -1135,7 +1149,7 @@ async fn list_users(
         },
     };
     let matching: Vec<&ScimUser> = state.users.iter().filter(|u| keep(u)).collect();
-    let refs = state.group_refs();
+    let refs = state.group_refs(page.window(&matching));
     Ok(page.list_response(&matching, |u| state.user_json_with(u, &refs)))
 }
 
@@ -1163,7 +1177,7 @@ async fn list_groups(
                 .map_or(true, |n| g.display_name.eq_ignore_ascii_case(n))
         })
         .collect();
-    let names = state.user_names();
+    let names = state.user_names(page.window(&matching));
     Ok(page.list_response(&matching, |g| state.group_json_with(g, &names)))
 }
 
