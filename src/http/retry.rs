@@ -72,7 +72,9 @@ impl RetryPolicy {
         Some(self.scaled(wait.min(self.cap) + Duration::from_millis(fastrand::u64(0..250))))
     }
 
-    fn scaled(&self, d: Duration) -> Duration {
+    /// A wait as this policy takes it (`IDSYNC_RETRY_DELAY_SCALE` applied).
+    #[must_use]
+    pub fn scaled(&self, d: Duration) -> Duration {
         d.mul_f64(self.scale)
     }
 }

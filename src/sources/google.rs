@@ -245,17 +245,12 @@ impl Source for GoogleSource {
                     ))
                 })
                 .collect();
-            if !self.groups.is_empty() {
-                let wanted: Vec<String> = self.groups.iter().map(|g| g.to_lowercase()).collect();
-                for w in &wanted {
-                    if !listed.iter().any(|(_, e)| e == w) {
-                        return Err(SourceError::Invalid(format!(
-                            "the configured group {w:?} does not exist in Google Workspace (groups are named by email)"
-                        )));
-                    }
-                }
-                listed.retain(|(_, e)| wanted.contains(e));
-            }
+            let wanted: Vec<String> = self.groups.iter().map(|g| g.to_lowercase()).collect();
+            super::keep_configured(&mut listed, &wanted).map_err(|w| {
+                SourceError::Invalid(format!(
+                    "the configured group {w:?} does not exist in Google Workspace (groups are named by email)"
+                ))
+            })?;
             let derived = self.derived_membership.to_string();
             let ids = listed.iter().map(|(id, _)| id.clone()).collect();
             let members = super::member_listings(ids, http.concurrency(), |id| {

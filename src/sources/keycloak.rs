@@ -129,17 +129,12 @@ impl Source for KeycloakSource {
                     Some((id, path))
                 })
                 .collect();
-            if !self.groups.is_empty() {
-                for wanted in &self.groups {
-                    if !listed.iter().any(|(_, p)| p == wanted) {
-                        return Err(SourceError::Invalid(format!(
-                            "the configured group {wanted:?} does not exist in realm {} (groups are named by path, e.g. /Engineering/SRE)",
-                            self.realm
-                        )));
-                    }
-                }
-                listed.retain(|(_, p)| self.groups.contains(p));
-            }
+            super::keep_configured(&mut listed, &self.groups).map_err(|w| {
+                SourceError::Invalid(format!(
+                    "the configured group {w:?} does not exist in realm {} (groups are named by path, e.g. /Engineering/SRE)",
+                    self.realm
+                ))
+            })?;
             let ids = listed.iter().map(|(id, _)| id.clone()).collect();
             let brief = [("briefRepresentation", "true".to_string())];
             let members = super::member_listings(ids, http.concurrency(), |id| {

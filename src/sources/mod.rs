@@ -88,6 +88,24 @@ pub fn groups_from_listings(
         .collect()
 }
 
+/// Narrows a group listing (`(id, name)`) to the configured names, when any are configured.
+///
+/// # Errors
+/// The first configured name the listing lacks.
+pub fn keep_configured<'w>(
+    listed: &mut Vec<(String, String)>,
+    wanted: &'w [String],
+) -> Result<(), &'w str> {
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    if let Some(missing) = wanted.iter().find(|w| !listed.iter().any(|(_, n)| n == *w)) {
+        return Err(missing);
+    }
+    listed.retain(|(_, n)| wanted.contains(n));
+    Ok(())
+}
+
 /// Each listed group's members, `concurrency` groups at a time, in the order of `ids`; `fetch`
 /// reads one group's members. Connectors start this as soon as their groups are known, alongside
 /// the users listing.

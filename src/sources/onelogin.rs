@@ -446,8 +446,7 @@ impl Source for OneLoginSource {
             match judge(needed, budget, self.budget_reserve) {
                 Verdict::Go => {}
                 Verdict::Wait(d) => {
-                    let policy = RetryPolicy::default();
-                    tokio::time::sleep(d.mul_f64(policy.scale)).await;
+                    tokio::time::sleep(RetryPolicy::default().scaled(d)).await;
                 }
                 Verdict::Refuse(why) => return Err(SourceError::Invalid(why)),
             }
@@ -480,14 +479,11 @@ impl Source for OneLoginSource {
         }
 
         let users = session.v2_rest(USERS, users_page, &user_headers);
-        let role_ids: Vec<String> = roles.iter().map(|(id, _)| id.clone()).collect();
-        let role_members = stream::iter(role_ids.into_iter().map(|id| {
-            let path = format!("{ROLES}/{id}/users");
+        let role_ids = roles.iter().map(|(id, _)| id.clone()).collect();
+        let role_members = super::member_listings(role_ids, session.http.concurrency(), |id| {
             let session = &session;
-            async move { session.v2_all(&path).await }
-        }))
-        .buffered(session.http.concurrency())
-        .try_collect::<Vec<Vec<Value>>>();
+            async move { session.v2_all(&format!("{ROLES}/{id}/users")).await }
+        });
         let (users, role_members) = tokio::try_join!(users, role_members)?;
 
         // A user's one group is its `group_id`.
