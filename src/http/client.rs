@@ -1,7 +1,7 @@
 //! A reqwest wrapper: one per remote API.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
@@ -12,6 +12,7 @@ use serde_json::Value;
 use tokio::sync::Semaphore;
 
 use super::retry::{retryable, RetryPolicy};
+use super::token::TokenSource;
 use crate::config::secret::Secret;
 
 /// Connection settings a connector's config may carry under `http:`.
@@ -57,7 +58,23 @@ pub enum Auth {
     Bearer(Secret),
     /// `Authorization: <scheme> <token>` (e.g. Okta's `SSWS`).
     Scheme(&'static str, Secret),
+    /// An OAuth access token that expires, renewed by its source (shortly before expiry, and once
+    /// when the API refuses it).
+    Token(Arc<TokenSource>),
 }
+
+/// What requests carry, as the client keeps it.
+#[derive(Clone, Debug)]
+enum Credentials {
+    Fixed(Option<HeaderValue>),
+    Renewed(Arc<TokenSource>),
+}
+
+/// Renewals one request may ask for when the API refuses its token: the first replaces an expired
+/// token; a second covers a new token that ran out before the request got to use it (tokens that
+/// last only a few requests). A token refused after that is not expiring: the credentials lack
+/// access.
+const MAX_RENEWALS: u32 = 2;
 
 /// A failed request. Names the method, URL and status; never a credential (they only ever travel
 /// in headers, which errors do not quote).
@@ -141,8 +158,8 @@ pub struct HttpClient {
     api: String,
     client: reqwest::Client,
     base: String,
-    /// Shared by clones, so that a refreshed token serves every request that follows.
-    auth: Arc<RwLock<Option<HeaderValue>>>,
+    /// A token source is shared by clones, so that a renewed token serves every request.
+    auth: Credentials,
     limit: Arc<Semaphore>,
     max_concurrency: usize,
     policy: RetryPolicy,
@@ -169,7 +186,10 @@ impl HttpClient {
             api: api.to_string(),
             client,
             base: base_url.trim_end_matches('/').to_string(),
-            auth: Arc::new(RwLock::new(auth_header(&auth))),
+            auth: match auth {
+                Auth::Token(source) => Credentials::Renewed(source),
+                fixed => Credentials::Fixed(auth_header(&fixed)),
+            },
             limit: Arc::new(Semaphore::new(settings.max_concurrency.max(1))),
             max_concurrency: settings.max_concurrency.max(1),
             policy: RetryPolicy {
@@ -180,11 +200,6 @@ impl HttpClient {
             not_before: Arc::new(Mutex::new(None)),
             content_type: "application/json",
         }
-    }
-
-    /// Replaces the credentials of this client and of its clones (a refreshed access token).
-    pub fn set_auth(&self, auth: &Auth) {
-        *self.auth.write().expect("not poisoned") = auth_header(auth);
     }
 
     /// Sends JSON bodies as `content_type` (SCIM uses `application/scim+json`).
@@ -328,9 +343,12 @@ impl HttpClient {
             reqwest::Url::parse_with_params(&url, query).map_or_else(|_| url.clone(), String::from)
         };
         let mut attempt = 0;
+        let mut renewals = 0;
         loop {
             attempt += 1;
             self.wait_for_budget().await;
+            // The generation of the access token the request is sent with, when it has one.
+            let mut generation = None;
             let outcome = {
                 let _permit = self
                     .limit
@@ -345,7 +363,14 @@ impl HttpClient {
                 if !query.is_empty() {
                     req = req.query(query);
                 }
-                let auth = self.auth.read().expect("not poisoned").clone();
+                let auth = match &self.auth {
+                    Credentials::Fixed(header) => header.clone(),
+                    Credentials::Renewed(source) => {
+                        let (header, g) = source.authorization().await?;
+                        generation = Some(g);
+                        Some(header)
+                    }
+                };
                 if let Some(auth) = auth {
                     req = req.header(AUTHORIZATION, auth);
                 }
@@ -378,6 +403,19 @@ impl HttpClient {
                         method: method.clone(),
                         url: shown.clone(),
                     };
+                    if let (StatusCode::UNAUTHORIZED, Credentials::Renewed(source), Some(g)) =
+                        (status, &self.auth, generation)
+                    {
+                        if renewals >= MAX_RENEWALS {
+                            return Err(self.refused_error(&reply));
+                        }
+                        // Expired: a new token (one for every request refused with this one),
+                        // and the request again, which does not count as a failed attempt.
+                        renewals += 1;
+                        attempt -= 1;
+                        source.refused(g).await?;
+                        continue;
+                    }
                     if !retryable(status) {
                         return Ok(reply);
                     }
@@ -404,6 +442,18 @@ impl HttpClient {
                 }
             }
         }
+    }
+
+    /// The error for an access token refused although it was just issued.
+    fn refused_error(&self, reply: &Reply) -> HttpError {
+        let mut e = self.status_error(reply);
+        if let HttpError::Status { detail, .. } = &mut e {
+            detail.push_str(
+                "; newly issued access tokens were refused as well, so the credentials are not \
+                 allowed to read this API: check the app's roles, scopes or API permissions",
+            );
+        }
+        e
     }
 
     /// Paces requests before a 429 happens: a response saying (almost) no requests remain in the
@@ -438,7 +488,7 @@ impl HttpClient {
 /// The `Authorization` header of `auth`, marked sensitive (never logged by reqwest).
 fn auth_header(auth: &Auth) -> Option<HeaderValue> {
     let v = match auth {
-        Auth::None => return None,
+        Auth::None | Auth::Token(_) => return None,
         Auth::Bearer(s) => format!("Bearer {}", s.expose()),
         Auth::Scheme(scheme, s) => format!("{scheme} {}", s.expose()),
     };

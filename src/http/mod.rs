@@ -6,6 +6,8 @@ mod client;
 pub mod oauth;
 pub mod paginate;
 mod retry;
+pub mod token;
 
 pub use client::{Auth, HttpClient, HttpError, HttpSettings, Reply};
 pub use retry::RetryPolicy;
+pub use token::TokenSource;

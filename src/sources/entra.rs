@@ -6,6 +6,8 @@
 //! every listing follows `@odata.nextLink`. No per-user calls: the manager comes with the user listing
 //! (`$expand`), membership with the group listings. 429s are retried after `Retry-After`.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use base64::Engine as _;
 use serde_json::Value;
@@ -14,7 +16,7 @@ use sha2::{Digest, Sha256};
 use super::{Source, SourceError};
 use crate::config::secret::Secret;
 use crate::config::GraphVersion;
-use crate::http::{oauth, Auth, HttpClient, HttpError, HttpSettings};
+use crate::http::{oauth, Auth, HttpClient, HttpError, HttpSettings, TokenSource};
 use crate::model::{Snapshot, User};
 
 /// User properties read (`$select`).
@@ -22,7 +24,7 @@ const USER_FIELDS: &str =
     "id,userPrincipalName,mail,givenName,surname,displayName,accountEnabled,jobTitle,department,employeeId,companyName,officeLocation";
 
 /// How the app proves who it is.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub enum EntraCredential {
     Secret(Secret),
     /// An RSA private key (PEM) and the `x5t#S256` thumbprint of its certificate.
@@ -73,31 +75,39 @@ impl EntraSource {
     async fn client(&self) -> Result<HttpClient, SourceError> {
         let authority = self.authority.trim_end_matches('/');
         let token_url = format!("{authority}/{}/oauth2/v2.0/token", self.tenant_id);
-        let mut form = vec![
-            ("grant_type", "client_credentials".to_string()),
-            ("client_id", self.client_id.clone()),
-            ("scope", "https://graph.microsoft.com/.default".to_string()),
-        ];
-        match &self.credential {
-            EntraCredential::Secret(s) => form.push(("client_secret", s.expose().to_string())),
-            EntraCredential::Certificate { key, thumbprint } => {
-                let header = jsonwebtoken::Header {
-                    x5t_s256: Some(thumbprint.clone()),
-                    ..jsonwebtoken::Header::default()
-                };
-                let assertion = oauth::client_assertion(&self.client_id, &token_url, key, header)
-                    .map_err(|e| SourceError::Invalid(format!("certificate: {e}")))?;
-                form.push(("client_assertion_type", oauth::JWT_BEARER.to_string()));
-                form.push(("client_assertion", assertion.expose().to_string()));
-            }
-        }
         let endpoint = HttpClient::new(
             "Entra token endpoint",
             authority,
             Auth::None,
             &self.settings,
         );
-        let token = oauth::token(&endpoint, &token_url, &form).await?;
+        let client_id = self.client_id.clone();
+        let credential = self.credential.clone();
+        let audience = token_url.clone();
+        // Each token request gets a fresh client assertion (they live five minutes).
+        let grant = oauth::FormGrant::new(endpoint, &token_url, move || {
+            let mut form = vec![
+                ("grant_type", "client_credentials".to_string()),
+                ("client_id", client_id.clone()),
+                ("scope", "https://graph.microsoft.com/.default".to_string()),
+            ];
+            match &credential {
+                EntraCredential::Secret(s) => form.push(("client_secret", s.expose().to_string())),
+                EntraCredential::Certificate { key, thumbprint } => {
+                    let header = jsonwebtoken::Header {
+                        x5t_s256: Some(thumbprint.clone()),
+                        ..jsonwebtoken::Header::default()
+                    };
+                    let assertion = oauth::client_assertion(&client_id, &audience, key, header)
+                        .map_err(|e| format!("certificate: {e}"))?;
+                    form.push(("client_assertion_type", oauth::JWT_BEARER.to_string()));
+                    form.push(("client_assertion", assertion.expose().to_string()));
+                }
+            }
+            Ok(form)
+        })
+        .map_err(SourceError::Invalid)?;
+        let tokens = TokenSource::start("Bearer", grant).await?;
         let base = format!(
             "{}/{}",
             self.graph.trim_end_matches('/'),
@@ -106,7 +116,7 @@ impl EntraSource {
         Ok(HttpClient::new(
             "Microsoft Graph",
             &base,
-            Auth::Bearer(token),
+            Auth::Token(Arc::new(tokens)),
             &self.settings,
         ))
     }

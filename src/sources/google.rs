@@ -6,6 +6,7 @@
 //! `includeDerivedMembership` for nested groups), a few groups at a time; all follow `nextPageToken`.
 //! Quota errors (403 `userRateLimitExceeded` / `quotaExceeded`, and 429) are retried with backoff.
 
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
@@ -16,7 +17,7 @@ use serde_json::Value;
 
 use super::{Source, SourceError};
 use crate::config::secret::Secret;
-use crate::http::{oauth, Auth, HttpClient, HttpError, HttpSettings};
+use crate::http::{oauth, Auth, HttpClient, HttpError, HttpSettings, TokenSource};
 use crate::model::{Snapshot, User};
 
 /// Read-only scopes the Directory API needs.
@@ -68,43 +69,51 @@ pub fn parse_key(json: &Secret) -> Result<(String, Secret, Option<String>), Stri
 
 impl GoogleSource {
     async fn client(&self) -> Result<HttpClient, SourceError> {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let grant = Grant {
-            iss: &self.client_email,
-            scope: SCOPES.join(" "),
-            aud: &self.token_url,
-            sub: &self.admin_email,
-            iat: now,
-            exp: now + 3600,
-        };
-        let key = EncodingKey::from_rsa_pem(self.private_key.expose().as_bytes()).map_err(|e| {
-            SourceError::Invalid(format!(
-                "the service-account private key is not an RSA PEM key ({e})"
-            ))
-        })?;
-        let assertion = encode(&Header::new(Algorithm::RS256), &grant, &key)
-            .map_err(|e| SourceError::Invalid(format!("signing the token request failed ({e})")))?;
         let endpoint = HttpClient::new(
             "Google token endpoint",
             &self.token_url,
             Auth::None,
             &self.settings,
         );
-        let form = [
-            (
-                "grant_type",
-                "urn:ietf:params:oauth:grant-type:jwt-bearer".to_string(),
-            ),
-            ("assertion", assertion),
-        ];
-        let token = oauth::token(&endpoint, &self.token_url, &form).await?;
+        let (client_email, admin_email, audience) = (
+            self.client_email.clone(),
+            self.admin_email.clone(),
+            self.token_url.clone(),
+        );
+        let private_key = self.private_key.clone();
+        // Each token request signs a fresh grant (they may live an hour at most).
+        let grant = oauth::FormGrant::new(endpoint, &self.token_url, move || {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let grant = Grant {
+                iss: &client_email,
+                scope: SCOPES.join(" "),
+                aud: &audience,
+                sub: &admin_email,
+                iat: now,
+                exp: now + 3600,
+            };
+            let key = EncodingKey::from_rsa_pem(private_key.expose().as_bytes()).map_err(|e| {
+                format!("the service-account private key is not an RSA PEM key ({e})")
+            })?;
+            let assertion = encode(&Header::new(Algorithm::RS256), &grant, &key)
+                .map_err(|e| format!("signing the token request failed ({e})"))?;
+            Ok(vec![
+                (
+                    "grant_type",
+                    "urn:ietf:params:oauth:grant-type:jwt-bearer".to_string(),
+                ),
+                ("assertion", assertion),
+            ])
+        })
+        .map_err(SourceError::Invalid)?;
+        let tokens = TokenSource::start("Bearer", grant).await?;
         let base = format!("{}/admin/directory/v1", self.base_url.trim_end_matches('/'));
         Ok(HttpClient::new(
             "Google Directory",
             &base,
-            Auth::Bearer(token),
+            Auth::Token(Arc::new(tokens)),
             &self.settings,
         ))
     }

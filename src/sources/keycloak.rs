@@ -6,13 +6,15 @@
 //! tree, then `GET …/groups/{id}/members` per group, a few at a time. No per-user calls. Groups are
 //! named by path (`/Engineering/SRE`), so mappings read `keycloak:/Engineering/SRE`.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use serde_json::Value;
 
 use super::{Source, SourceError};
 use crate::config::secret::Secret;
-use crate::http::{oauth, paginate, Auth, HttpClient, HttpError, HttpSettings};
+use crate::http::{oauth, paginate, Auth, HttpClient, HttpError, HttpSettings, TokenSource};
 use crate::model::{Snapshot, User};
 
 /// A Keycloak realm.
@@ -38,17 +40,22 @@ impl KeycloakSource {
             self.token_realm
         );
         let endpoint = HttpClient::new("Keycloak token endpoint", base, Auth::None, &self.settings);
-        let form = [
-            ("grant_type", "client_credentials".to_string()),
-            ("client_id", self.client_id.clone()),
-            ("client_secret", self.client_secret.expose().to_string()),
-        ];
-        let token = oauth::token(&endpoint, &token_url, &form).await?;
+        let (client_id, secret) = (self.client_id.clone(), self.client_secret.clone());
+        let grant = oauth::FormGrant::new(endpoint, &token_url, move || {
+            Ok(vec![
+                ("grant_type", "client_credentials".to_string()),
+                ("client_id", client_id.clone()),
+                ("client_secret", secret.expose().to_string()),
+            ])
+        })
+        .map_err(SourceError::Invalid)?;
+        // Keycloak's access tokens last five minutes unless the realm says otherwise.
+        let tokens = TokenSource::start("Bearer", grant).await?;
         let admin = format!("{base}/admin/realms/{}", self.realm);
         Ok(HttpClient::new(
             "Keycloak",
             &admin,
-            Auth::Bearer(token),
+            Auth::Token(Arc::new(tokens)),
             &self.settings,
         ))
     }

@@ -5,12 +5,14 @@
 //! per group, a few at a time; every listing follows `Link: rel="next"`. No per-user calls. Rate-limit
 //! headers pace the requests before a 429 happens.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use serde_json::Value;
 
 use super::{Source, SourceError};
 use crate::config::secret::Secret;
-use crate::http::{oauth, paginate, Auth, HttpClient, HttpError, HttpSettings};
+use crate::http::{oauth, paginate, Auth, HttpClient, HttpError, HttpSettings, TokenSource};
 use crate::model::{Snapshot, User};
 
 /// How the connector authenticates.
@@ -58,7 +60,8 @@ impl OktaSource {
         }
     }
 
-    /// A client for the Management API, fetching an OAuth access token first when so configured.
+    /// A client for the Management API, fetching an OAuth access token first when so configured
+    /// (renewed as it expires; an API token does not).
     async fn client(&self) -> Result<HttpClient, SourceError> {
         let auth = match &self.auth {
             OktaAuth::ApiToken(t) => Auth::Scheme("SSWS", t.clone()),
@@ -69,25 +72,32 @@ impl OktaSource {
                 scopes,
             } => {
                 let token_url = format!("{}/oauth2/v1/token", self.base_url);
-                let header = jsonwebtoken::Header {
-                    kid: key_id.clone(),
-                    ..jsonwebtoken::Header::default()
-                };
-                let assertion = oauth::client_assertion(client_id, &token_url, key, header)
-                    .map_err(|e| SourceError::Invalid(format!("oauth: {e}")))?;
                 let endpoint = HttpClient::new(
                     "Okta token endpoint",
                     &self.base_url,
                     Auth::None,
                     &self.settings,
                 );
-                let form = [
-                    ("grant_type", "client_credentials".to_string()),
-                    ("scope", scopes.join(" ")),
-                    ("client_assertion_type", oauth::JWT_BEARER.to_string()),
-                    ("client_assertion", assertion.expose().to_string()),
-                ];
-                Auth::Bearer(oauth::token(&endpoint, &token_url, &form).await?)
+                let (client_id, key, key_id) = (client_id.clone(), key.clone(), key_id.clone());
+                let scope = scopes.join(" ");
+                let audience = token_url.clone();
+                // Each token request gets a fresh client assertion: Okta refuses a `jti` twice.
+                let grant = oauth::FormGrant::new(endpoint, &token_url, move || {
+                    let header = jsonwebtoken::Header {
+                        kid: key_id.clone(),
+                        ..jsonwebtoken::Header::default()
+                    };
+                    let assertion = oauth::client_assertion(&client_id, &audience, &key, header)
+                        .map_err(|e| format!("oauth: {e}"))?;
+                    Ok(vec![
+                        ("grant_type", "client_credentials".to_string()),
+                        ("scope", scope.clone()),
+                        ("client_assertion_type", oauth::JWT_BEARER.to_string()),
+                        ("client_assertion", assertion.expose().to_string()),
+                    ])
+                })
+                .map_err(SourceError::Invalid)?;
+                Auth::Token(Arc::new(TokenSource::start("Bearer", grant).await?))
             }
         };
         Ok(HttpClient::new(

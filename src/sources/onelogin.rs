@@ -1,8 +1,8 @@
 //! `type: onelogin`: users, groups and, with `roles_as_groups`, roles, through the OneLogin API.
 //!
-//! Requests: a client-credentials token (`POST /auth/oauth2/v2/token`), sent as `bearer` for the
-//! whole run and asked for again only when OneLogin stops accepting it (it hands out the same token
-//! until that expires, so a run may start with little of it left); `GET /api/1/groups` (groups exist
+//! Requests: a client-credentials token (`POST /auth/oauth2/v2/token`), sent as `bearer` and
+//! renewed as it expires (OneLogin hands out the same token until that expires, so a run may start
+//! with little of it left: it is asked for again once it has run out, or OneLogin refuses it); `GET /api/1/groups` (groups exist
 //! only in v1; `after_cursor` paging); with roles, `GET /api/2/roles` and `GET /api/2/roles/{id}/users`
 //! per role, a few at a time; `GET /api/2/users`, 50 per page, following the `After-Cursor` header.
 //! A user's one group is its `group_id`, so groups cost no member listings. No per-user calls.
@@ -13,7 +13,7 @@
 //! within a minute, it waits for the reset instead.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -24,7 +24,7 @@ use serde_json::Value;
 use super::{id_text, Source, SourceError};
 use crate::config::secret::Secret;
 use crate::config::{OneLoginRegion, OneLoginSourceConfig};
-use crate::http::{oauth, Auth, HttpClient, HttpError, HttpSettings, RetryPolicy};
+use crate::http::{oauth, Auth, HttpClient, HttpError, HttpSettings, RetryPolicy, TokenSource};
 use crate::model::{Group, Snapshot, User};
 
 /// Items per page: the most OneLogin's users and role-users listings return.
@@ -33,9 +33,6 @@ const TOKEN_PATH: &str = "auth/oauth2/v2/token";
 const USERS: &str = "api/2/users";
 const GROUPS: &str = "api/1/groups";
 const ROLES: &str = "api/2/roles";
-/// New tokens one request may ask for when OneLogin refuses the one in use: a token expires once
-/// in ten hours, so more refusals mean credentials that lost their scope.
-const MAX_RENEWALS: u32 = 2;
 /// The longest wait for the rate window to reset before a read that does not fit is refused.
 const LONGEST_RESET_WAIT: Duration = Duration::from_secs(60);
 
@@ -72,77 +69,45 @@ pub fn base_url(c: &OneLoginSourceConfig) -> Option<String> {
     })
 }
 
-/// One run's connection: the resource client and the token it carries.
-struct Session<'a> {
-    source: &'a OneLoginSource,
-    endpoint: HttpClient,
+/// One run's connection: the resource client, whose token renews itself.
+struct Session {
     http: HttpClient,
-    /// Bumped each time the token is replaced, so that requests that failed together renew once.
-    generation: AtomicU64,
-    renewing: tokio::sync::Mutex<()>,
 }
 
-impl<'a> Session<'a> {
-    async fn open(source: &'a OneLoginSource) -> Result<Session<'a>, HttpError> {
+impl Session {
+    async fn open(source: &OneLoginSource) -> Result<Session, SourceError> {
         let endpoint = HttpClient::new(
             "OneLogin token endpoint",
             &source.base_url,
             Auth::None,
             &source.settings,
         );
-        let token = Self::token(source, &endpoint).await?;
+        let (client_id, secret) = (source.client_id.clone(), source.client_secret.clone());
+        let grant = oauth::FormGrant::new(endpoint, TOKEN_PATH, move || {
+            Ok(vec![
+                ("grant_type", "client_credentials".to_string()),
+                ("client_id", client_id.clone()),
+                ("client_secret", secret.expose().to_string()),
+            ])
+        })
+        .map_err(SourceError::Invalid)?;
+        let tokens = TokenSource::start("bearer", grant).await?;
         let http = HttpClient::new(
             "OneLogin",
             &source.base_url,
-            Auth::Scheme("bearer", token),
+            Auth::Token(Arc::new(tokens)),
             &source.settings,
         );
-        Ok(Session {
-            source,
-            endpoint,
-            http,
-            generation: AtomicU64::new(0),
-            renewing: tokio::sync::Mutex::new(()),
-        })
+        Ok(Session { http })
     }
 
-    async fn token(source: &OneLoginSource, endpoint: &HttpClient) -> Result<Secret, HttpError> {
-        let form = [
-            ("grant_type", "client_credentials".to_string()),
-            ("client_id", source.client_id.clone()),
-            ("client_secret", source.client_secret.expose().to_string()),
-        ];
-        oauth::token(endpoint, TOKEN_PATH, &form).await
-    }
-
-    /// A GET; when OneLogin no longer accepts the token (it expired mid-run), a new one is fetched
-    /// once and the request sent again.
+    /// A GET, with its response headers.
     async fn get(
         &self,
         path: &str,
         query: &[(&str, String)],
     ) -> Result<(Value, HeaderMap), HttpError> {
-        let mut renewals = 0;
-        loop {
-            let seen = self.generation.load(Ordering::Acquire);
-            match self.http.get_json_with_headers(path, query).await {
-                Err(e) if e.status() == Some(401) && renewals < MAX_RENEWALS => {
-                    renewals += 1;
-                    self.renew(seen).await?;
-                }
-                other => return other,
-            }
-        }
-    }
-
-    async fn renew(&self, seen: u64) -> Result<(), HttpError> {
-        let _one_at_a_time = self.renewing.lock().await;
-        if self.generation.load(Ordering::Acquire) == seen {
-            let token = Self::token(self.source, &self.endpoint).await?;
-            self.http.set_auth(&Auth::Scheme("bearer", token));
-            self.generation.fetch_add(1, Ordering::Release);
-        }
-        Ok(())
+        self.http.get_json_with_headers(path, query).await
     }
 
     /// The rest of a v2 listing (bare JSON arrays) after its first page. With a `Total-Count`, the
