@@ -3,7 +3,7 @@
 
 use crate::fakes::atlassian::{FakeAtlassian, FakeConfig, SeedUser};
 use crate::fakes::entra::{EntraSeedUser, FakeEntra, FakeEntraConfig};
-use crate::fakes::Faults;
+use crate::fakes::{token_traffic, Faults};
 use crate::support::{repo, Scratch};
 
 /// A tenant: five people (one disabled), a nested group (Platform inside Engineering), a manager.
@@ -208,4 +208,33 @@ async fn a_failed_page_aborts_and_throttling_loses_nothing() {
         "throttled and truncated pages retried: the same plan"
     );
     assert!(e.requests().iter().any(|r| r.status == 429));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_outlasting_its_tokens_renews_once_per_expiry() {
+    let e = FakeEntra::start(FakeEntraConfig::default()).await;
+    let atl = FakeAtlassian::start(FakeConfig::default()).await;
+    seed_entra(&e);
+    // Ten more people, so that users and members take several pages of two.
+    for i in 0..10 {
+        let mail = format!("extra{i:02}@example.com");
+        e.add_user(EntraSeedUser::new(&mail));
+        e.add_member("Atlassian Users", &mail);
+    }
+    let s = Scratch::new();
+    s.write("idsync.yaml", &config(&e, &atl, &certificate(), true));
+    let (code, reference, stderr) = idsync(&s, &e, &atl, &["plan", "--format", "json"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(reference.contains("extra09@example.com"), "{reference}");
+
+    // Tokens that last five Graph requests; each renewal signs a new client assertion.
+    e.set_token_ttl_requests(Some(5));
+    let before = e.requests().len();
+    let assertions = e.assertions().len();
+    let (code, plan, stderr) = idsync(&s, &e, &atl, &["plan", "--format", "json"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(plan, reference, "the same read, across token expiries");
+    let traffic = token_traffic(&e.requests()[before..], "/oauth2/v2.0/token");
+    traffic.assert_one_renewal_per_expiry(5);
+    assert_eq!(e.assertions().len() - assertions, traffic.token_requests);
 }

@@ -2,7 +2,7 @@
 
 use crate::fakes::atlassian::{FakeAtlassian, FakeConfig, SeedUser};
 use crate::fakes::google::{FakeGoogle, FakeGoogleConfig};
-use crate::fakes::Faults;
+use crate::fakes::{token_traffic, Faults};
 use crate::support::{repo, run_beside_fakes, Scratch};
 
 /// A customer: four people (one suspended, one archived), a nested group. Returns Cy's id.
@@ -118,4 +118,34 @@ async fn a_failed_page_deactivates_nobody() {
         "{stderr}"
     );
     assert_eq!(atl.mutations(), before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_outlasting_its_tokens_renews_once_per_expiry() {
+    let g = FakeGoogle::start(FakeGoogleConfig::default()).await;
+    let atl = FakeAtlassian::start(FakeConfig::default()).await;
+    seed(&g);
+    // Every group read, sixteen more of them: one members listing each.
+    for i in 0..16 {
+        g.add_group(
+            &format!("Team {i:02}"),
+            &format!("team{i:02}@example.com"),
+            &["ana@example.com"],
+        );
+    }
+    let s = scratch(&g, &atl);
+    let yaml = s
+        .read("idsync.yaml")
+        .replace("    groups: [eng@example.com]\n", "");
+    s.write("idsync.yaml", &yaml);
+    let (code, reference, stderr) = idsync(&s, &atl, &["plan", "--format", "json"]).await;
+    assert_eq!(code, 0, "{stderr}");
+
+    // Tokens that last five Directory requests; each renewal signs a new JWT-bearer grant.
+    g.set_token_ttl_requests(Some(5));
+    let before = g.requests().len();
+    let (code, plan, stderr) = idsync(&s, &atl, &["plan", "--format", "json"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(plan, reference, "the same read, across token expiries");
+    token_traffic(&g.requests()[before..], "/token").assert_one_renewal_per_expiry(5);
 }

@@ -2,7 +2,7 @@
 
 use crate::fakes::atlassian::{FakeAtlassian, FakeConfig, SeedUser};
 use crate::fakes::keycloak::{FakeKeycloak, FakeKeycloakConfig};
-use crate::fakes::Faults;
+use crate::fakes::{token_traffic, Faults};
 use crate::support::{run_beside_fakes, Scratch};
 
 /// Seeds the realm; returns Dee's id.
@@ -135,4 +135,47 @@ async fn a_failed_page_deactivates_nobody() {
         "{stderr}"
     );
     assert_eq!(atl.mutations(), before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_outlasting_its_tokens_renews_once_per_expiry() {
+    let kc = FakeKeycloak::start(FakeKeycloakConfig::default()).await;
+    let atl = FakeAtlassian::start(FakeConfig::default()).await;
+    seed(&kc);
+    let s = Scratch::new();
+    s.write("idsync.yaml", &config(&kc, &atl, false));
+    let (code, reference, stderr) = idsync(&s, &kc, &atl, &["plan", "--format", "json"]).await;
+    assert_eq!(code, 0, "{stderr}");
+
+    // Tokens that last five admin requests: the read takes several of them.
+    kc.set_token_ttl_requests(Some(5));
+    let before = kc.requests().len();
+    let (code, plan, stderr) = idsync(&s, &kc, &atl, &["plan", "--format", "json"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(plan, reference, "the same read, across token expiries");
+    let traffic = token_traffic(&kc.requests()[before..], "/protocol/openid-connect/token");
+    traffic.assert_one_renewal_per_expiry(5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_refused_as_soon_as_issued_are_an_error_not_a_loop() {
+    let kc = FakeKeycloak::start(FakeKeycloakConfig::default()).await;
+    let atl = FakeAtlassian::start(FakeConfig::default()).await;
+    seed(&kc);
+    let s = Scratch::new();
+    s.write("idsync.yaml", &config(&kc, &atl, false));
+    // Every token is refused, however new: not an expiry but credentials without access.
+    kc.set_token_ttl_requests(Some(0));
+    let (code, stdout, stderr) = idsync(&s, &kc, &atl, &["plan"]).await;
+    assert_eq!(code, 1, "{stdout}");
+    assert!(
+        stderr.contains("HTTP 401") && stderr.contains("newly issued access tokens were refused"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(&kc.config.client_secret), "{stderr}");
+    // The first token, then at most two renewals for each of the (at most four) requests in
+    // flight: a few, and no more.
+    let traffic = token_traffic(&kc.requests(), "/protocol/openid-connect/token");
+    assert!((3..=9).contains(&traffic.token_requests), "{traffic:?}");
+    assert_eq!(traffic.ok, 0);
 }

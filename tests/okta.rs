@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use crate::fakes::atlassian::{FakeAtlassian, FakeConfig, SeedUser};
 use crate::fakes::okta::{FakeOkta, FakeOktaConfig, OktaSeedUser};
-use crate::fakes::Faults;
+use crate::fakes::{token_traffic, Faults};
 use crate::support::{repo, Scratch};
 
 /// An Okta org: five people, one suspended, one deprovisioned, three groups.
@@ -281,4 +281,30 @@ async fn throttling_slows_the_run_but_loses_nothing() {
         0,
         "X-Rate-Limit-Remaining paced the requests before Okta had to refuse any"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_outlasting_its_tokens_renews_once_per_expiry() {
+    let okta = FakeOkta::start(FakeOktaConfig::default()).await;
+    let atl = FakeAtlassian::start(FakeConfig::default()).await;
+    seed_okta(&okta);
+    // Ten more people, so that users and members take several pages of two.
+    for i in 0..10 {
+        let email = format!("extra{i:02}@example.com");
+        okta.add_user(OktaSeedUser::new(&email));
+        okta.add_member("Atlassian Users", &email);
+    }
+    let s = Scratch::new();
+    s.write("idsync.yaml", &config(&okta, &atl, &oauth_auth(&okta)));
+    let (code, reference, stderr) = idsync(&s, &okta, &atl, &["plan", "--format", "json"]).await;
+    assert_eq!(code, 0, "{stderr}");
+
+    // Tokens that last five requests; each renewal signs a new client assertion (Okta refuses
+    // a `jti` it has seen).
+    okta.set_token_ttl_requests(Some(5));
+    let before = okta.requests().len();
+    let (code, plan, stderr) = idsync(&s, &okta, &atl, &["plan", "--format", "json"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(plan, reference, "the same read, across token expiries");
+    token_traffic(&okta.requests()[before..], "/oauth2/v1/token").assert_one_renewal_per_expiry(5);
 }

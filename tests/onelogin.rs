@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use crate::fakes::atlassian::{FakeAtlassian, FakeConfig, SeedUser};
 use crate::fakes::okta::{FakeOkta, FakeOktaConfig, OktaSeedUser};
-use crate::fakes::onelogin::{FakeOneLogin, FakeOneLoginConfig};
-use crate::fakes::Faults;
+use crate::fakes::onelogin::{FakeOneLogin, FakeOneLoginConfig, TOKEN_PATH};
+use crate::fakes::{token_traffic, Faults};
 use crate::support::{run_beside_fakes, Scratch};
 
 const PEOPLE: [&str; 5] = [
@@ -192,25 +192,27 @@ async fn onelogin_plans_applies_and_converges_with_roles_as_groups() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_that_expires_mid_run_is_replaced() {
-    let (ol, atl, s) = setup(
-        FakeOneLoginConfig {
-            token_ttl_requests: Some(3),
-            ..small_pages()
-        },
-        "",
-    )
-    .await;
+    let (ol, atl, s) = setup(small_pages(), "").await;
+    // Fourteen more people, so that the users take several pages of two.
+    for i in 0..14 {
+        let email = format!("extra{i:02}@example.com");
+        ol.add_user(&email);
+        ol.set_group(&email, Some("Atlassian Users"));
+    }
+    let (code, reference, stderr) = idsync(&s, &ol, &atl, &["plan", "--format", "json"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(ol.token_requests(), 1, "one token for the whole run");
+
+    // Tokens that last five requests (OneLogin hands the same one out again until it expires).
+    ol.set_token_ttl_requests(Some(5));
+    ol.revoke_tokens();
+    let before = ol.requests().len();
     let (code, plan, stderr) = idsync(&s, &ol, &atl, &["plan", "--format", "json"]).await;
     assert_eq!(code, 0, "{stderr}");
-    assert!(plan.contains("ana@example.com"));
-    assert!(ol.tokens_issued() >= 2, "the expired token was replaced");
-    let refused = ol.requests().iter().filter(|r| r.status == 401).count();
-    assert_eq!(
-        ol.token_requests(),
-        ol.tokens_issued(),
-        "a token is asked for only once the one in use was refused, however many requests \
-         it failed at once ({refused} refusals)"
-    );
+    assert_eq!(plan, reference, "the same read, across token expiries");
+    let traffic = token_traffic(&ol.requests()[before..], TOKEN_PATH);
+    traffic.assert_one_renewal_per_expiry(5);
+    assert_eq!(ol.tokens_issued(), 1 + traffic.token_requests);
 
     // Credentials that stop working are an error naming OneLogin, not a retry loop.
     let (code, _, stderr) = {

@@ -274,7 +274,11 @@ mod tests {
         for t in tasks {
             assert_eq!(t.await.unwrap(), "Bearer token-2");
         }
-        assert_eq!(calls.load(Ordering::SeqCst), 2, "one renewal for eight requests");
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            2,
+            "one renewal for eight requests"
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -10,6 +10,10 @@
 //! clients; inside, it names the collection and the last object of the page, so deleting objects
 //! between pages neither skips nor repeats any. A token used on another collection, or mangled
 //! (e.g. percent-encoded twice), is a 400.
+//!
+//! Access tokens last `token_ttl` (`expires_in`) or, for tests, a number of requests
+//! (`token_ttl_requests`); Graph answers an expired one 401 `InvalidAuthenticationToken`
+//! ("Lifetime validation failed, the token is expired.").
 
 use std::{
     collections::{BTreeSet, HashMap, HashSet},
@@ -33,7 +37,7 @@ use jsonwebtoken::{errors::ErrorKind, Algorithm, DecodingKey, Validation};
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
-use super::{bind, lock, serve, FaultLayer, Faults, RequestLog, Server};
+use super::{bind, lock, serve, FaultLayer, Faults, IssuedTokens, RequestLog, Server, TokenCheck};
 
 /// The scope of an app-only token for Microsoft Graph.
 pub const GRAPH_SCOPE: &str = "https://graph.microsoft.com/.default";
@@ -127,6 +131,10 @@ pub struct FakeEntraConfig {
     pub certificate_pem: String,
     /// The largest `$top` accepted (Graph: 999).
     pub max_top: usize,
+    /// How long an access token lasts (`expires_in`; Entra's are 60 to 90 minutes).
+    pub token_ttl: Duration,
+    /// A token stops working after authorizing this many Graph requests; `None`: only time.
+    pub token_ttl_requests: Option<usize>,
     /// A delay applied to every request.
     pub latency: Duration,
 }
@@ -140,6 +148,8 @@ impl Default for FakeEntraConfig {
             public_key_pem: include_str!("../fixtures/test-rsa-key.pub.pem").into(),
             certificate_pem: include_str!("../fixtures/test-cert.pem").into(),
             max_top: 999,
+            token_ttl: Duration::from_secs(3599),
+            token_ttl_requests: None,
             latency: Duration::ZERO,
         }
     }
@@ -281,8 +291,8 @@ struct State {
     seeded: HashMap<String, usize>,
     groups: Vec<DirGroup>,
     next_seq: u64,
-    /// Access tokens Graph accepts.
-    tokens: HashSet<String>,
+    /// Access tokens issued (and not expired by [`FakeEntra::expire_tokens`]).
+    tokens: IssuedTokens,
     tokens_issued: usize,
     /// Header and claims of each client assertion accepted.
     assertions: Vec<Value>,
@@ -442,7 +452,7 @@ impl FakeEntra {
             seeded: HashMap::new(),
             groups: Vec::new(),
             next_seq: 0,
-            tokens: HashSet::new(),
+            tokens: IssuedTokens::default(),
             tokens_issued: 0,
             assertions: Vec::new(),
             throttle: None,
@@ -738,6 +748,12 @@ impl FakeEntra {
         self.state().tokens_issued
     }
 
+    /// Makes the access tokens issued from now on (and those already issued) stop working after
+    /// `n` authorized requests; `None`: only their lifetime ends them.
+    pub fn set_token_ttl_requests(&self, n: Option<usize>) {
+        self.state().config.token_ttl_requests = n;
+    }
+
     /// Invalidates every access token issued so far: Graph answers 401 to them, as to an
     /// expired token.
     pub fn expire_tokens(&self) {
@@ -968,11 +984,12 @@ async fn graph_guard(
     {
         let mut state = lock(&state);
         state.graph_requests += 1;
+        let (ttl, uses) = (state.config.token_ttl, state.config.token_ttl_requests);
         match &presented {
             None => {
                 return GraphError::unauthorized("Access token is empty.").into_response();
             }
-            Some(token) if !state.tokens.contains(token) => {
+            Some(token) if state.tokens.check(token, ttl, uses) != TokenCheck::Valid => {
                 let message = if token.starts_with("eyJ") {
                     "Lifetime validation failed, the token is expired."
                 } else {
@@ -1193,12 +1210,13 @@ async fn token(
         fastrand::u64(..),
         fastrand::u64(..)
     );
-    state.tokens.insert(access_token.clone());
+    state.tokens.issue(&access_token);
     state.tokens_issued += 1;
+    let ttl = state.config.token_ttl.as_secs();
     let body = json!({
         "token_type": "Bearer",
-        "expires_in": 3599,
-        "ext_expires_in": 3599,
+        "expires_in": ttl,
+        "ext_expires_in": ttl,
         "access_token": access_token,
     });
     (

@@ -4,7 +4,9 @@
 //! - `POST /token` stands for `https://oauth2.googleapis.com/token`: the JWT-bearer grant, whose
 //!   assertion is an RS256 JWT signed by the service account (`iss`), naming the admin to
 //!   impersonate (`sub`), the scopes (`scope`, space-separated) and `{base_url}/token` (`aud`);
-//! - the Directory API lives under `/admin/directory/v1` and wants `Authorization: Bearer`;
+//! - the Directory API lives under `/admin/directory/v1` and wants `Authorization: Bearer`; a token
+//!   lasts `token_ttl` (`expires_in`) or, for tests, a number of requests (`token_ttl_requests`),
+//!   and an expired one is 401 `authError` "Request had invalid authentication credentials.";
 //! - lists page by `maxResults` and an opaque `pageToken` (`nextPageToken` in the body, absent on
 //!   the last page). A token is `p.` and the hex of the sort key of the page's last item, so paging
 //!   is stable while the directory changes; a token of another listing is 400;
@@ -30,7 +32,7 @@ use axum::{
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{json, Map, Value};
 
-use super::{bind, lock, serve, FaultLayer, Faults, RequestLog, Server};
+use super::{bind, lock, serve, FaultLayer, Faults, IssuedTokens, RequestLog, Server, TokenCheck};
 
 pub const SCOPE_USER_READONLY: &str =
     "https://www.googleapis.com/auth/admin.directory.user.readonly";
@@ -56,6 +58,10 @@ pub struct FakeGoogleConfig {
     pub admin: String,
     /// The service account's public key (PEM), verifying RS256 assertions.
     pub public_key_pem: String,
+    /// How long an access token lasts (`expires_in`; Google's: about an hour).
+    pub token_ttl: Duration,
+    /// A token stops working after authorizing this many Directory requests; `None`: only time.
+    pub token_ttl_requests: Option<usize>,
     /// A delay applied to every request.
     pub latency: Duration,
 }
@@ -66,6 +72,8 @@ impl Default for FakeGoogleConfig {
             service_account: "idsync@proj.iam.gserviceaccount.com".into(),
             admin: "admin@example.com".into(),
             public_key_pem: include_str!("../fixtures/test-rsa-key.pub.pem").into(),
+            token_ttl: Duration::from_secs(3599),
+            token_ttl_requests: None,
             latency: Duration::ZERO,
         }
     }
@@ -145,7 +153,7 @@ pub struct State {
     pub users: BTreeMap<String, GUser>,
     /// By id.
     pub groups: BTreeMap<String, GGroup>,
-    tokens: HashSet<String>,
+    tokens: IssuedTokens,
     tokens_issued: usize,
     per_user_calls: usize,
     quota_errors: usize,
@@ -232,7 +240,7 @@ impl FakeGoogle {
             base_url: base_url.clone(),
             users: BTreeMap::new(),
             groups: BTreeMap::new(),
-            tokens: HashSet::new(),
+            tokens: IssuedTokens::default(),
             tokens_issued: 0,
             per_user_calls: 0,
             quota_errors: 0,
@@ -364,6 +372,12 @@ impl FakeGoogle {
         self.state().tokens_issued
     }
 
+    /// Makes the access tokens issued from now on (and those already issued) stop working after
+    /// `n` authorized requests; `None`: only their lifetime ends them.
+    pub fn set_token_ttl_requests(&self, n: Option<usize>) {
+        self.state().config.token_ttl_requests = n;
+    }
+
     /// Calls to `GET /admin/directory/v1/users/{userKey}`, which a connector should not make.
     pub fn per_user_calls(&self) -> usize {
         self.state().per_user_calls
@@ -483,7 +497,8 @@ async fn directory_gate(
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "));
-        if !token.is_some_and(|t| state.tokens.contains(t)) {
+        let (ttl, uses) = (state.config.token_ttl, state.config.token_ttl_requests);
+        if !token.is_some_and(|t| state.tokens.check(t, ttl, uses) == TokenCheck::Valid) {
             let mut failure = Failure::google(
                 StatusCode::UNAUTHORIZED,
                 "Request had invalid authentication credentials.",
@@ -763,10 +778,8 @@ async fn token(
         state.tokens_issued,
         fastrand::u64(..)
     );
-    state.tokens.insert(access_token.clone());
-    Ok(
-        Json(json!({"access_token": access_token, "expires_in": 3599,
-                   "token_type": "Bearer"}))
-        .into_response(),
-    )
+    state.tokens.issue(&access_token);
+    Ok(Json(json!({"access_token": access_token,
+                   "expires_in": state.config.token_ttl.as_secs(), "token_type": "Bearer"}))
+    .into_response())
 }

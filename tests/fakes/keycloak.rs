@@ -8,7 +8,9 @@
 //!   with the client's id and secret in the form or as HTTP Basic; errors are OAuth 2.0 errors
 //!   `{"error","error_description"}`, an unknown realm is 404 `{"error":"Realm does not exist"}`;
 //! - admin calls need `Authorization: Bearer <token>` (else 401 `{"error":"HTTP 401
-//!   Unauthorized"}`); every other admin error is `{"error": "..."}`;
+//!   Unauthorized"}`, an expired token included); every other admin error is `{"error": "..."}`;
+//! - a token lasts the realm's Access Token Lifespan (`expires_in`, 300 s by default), or, for
+//!   tests, a number of requests ([`FakeKeycloakConfig::token_ttl_requests`]);
 //! - listings are JSON arrays paged by `first` (offset, default 0) and `max`; `max` defaults to
 //!   100, except `/groups/{id}/children` whose default is 10; every page is also capped at
 //!   `max_cap` whatever `max` asks for (real Keycloak does not cap: the cap lets tests check that
@@ -21,7 +23,7 @@
 //! Injected faults (the shared [`FaultLayer`]) use the `{"error": ...}` shape.
 
 use std::{
-    collections::{BTreeMap, HashMap, HashSet},
+    collections::{BTreeMap, HashMap},
     sync::{Arc, Mutex, MutexGuard},
     time::Duration,
 };
@@ -36,7 +38,7 @@ use axum::{
 use base64::Engine as _;
 use serde_json::{json, Map, Value};
 
-use super::{bind, lock, serve, FaultLayer, Faults, RequestLog, Server};
+use super::{bind, lock, serve, FaultLayer, Faults, IssuedTokens, RequestLog, Server, TokenCheck};
 
 /// `createdTimestamp` of the first user (2026-01-01T00:00:00Z, in ms); each later one is a
 /// second later.
@@ -55,6 +57,10 @@ pub struct FakeKeycloakConfig {
     pub max_cap: usize,
     /// The page size of `/groups/{id}/children` when the client gives no `max`.
     pub children_default_max: usize,
+    /// The realm's Access Token Lifespan: the `expires_in` of tokens, and how long they work.
+    pub token_ttl: Duration,
+    /// A token stops working after authorizing this many admin requests; `None`: only time.
+    pub token_ttl_requests: Option<usize>,
     /// A delay applied to every request.
     pub latency: Duration,
 }
@@ -68,6 +74,8 @@ impl Default for FakeKeycloakConfig {
             client_secret: "kc-secret-value".into(),
             max_cap: DEFAULT_MAX,
             children_default_max: 10,
+            token_ttl: Duration::from_secs(300),
+            token_ttl_requests: None,
             latency: Duration::ZERO,
         }
     }
@@ -107,8 +115,8 @@ pub struct State {
     pub config: FakeKeycloakConfig,
     pub users: BTreeMap<String, User>,
     pub groups: BTreeMap<String, Group>,
-    /// Access tokens currently accepted.
-    pub tokens: HashSet<String>,
+    /// Access tokens issued (and not revoked).
+    pub tokens: IssuedTokens,
     pub tokens_issued: usize,
     pub user_groups_calls: usize,
     next_id: u64,
@@ -219,7 +227,7 @@ impl FakeKeycloak {
             config: config.clone(),
             users: BTreeMap::new(),
             groups: BTreeMap::new(),
-            tokens: HashSet::new(),
+            tokens: IssuedTokens::default(),
             tokens_issued: 0,
             user_groups_calls: 0,
             next_id: 0,
@@ -393,6 +401,12 @@ impl FakeKeycloak {
         self.state().tokens_issued
     }
 
+    /// Makes the access tokens issued from now on (and those already issued) stop working after
+    /// `n` authorized requests; `None`: only their lifetime ends them.
+    pub fn set_token_ttl_requests(&self, n: Option<usize>) {
+        self.state().config.token_ttl_requests = n;
+    }
+
     /// Calls of `GET /users/{id}/groups`, which the connector must not use.
     pub fn user_groups_calls(&self) -> usize {
         self.state().user_groups_calls
@@ -525,11 +539,11 @@ async fn token(
     let access_token: String = std::iter::repeat_with(fastrand::alphanumeric)
         .take(40)
         .collect();
-    state.tokens.insert(access_token.clone());
+    state.tokens.issue(&access_token);
     state.tokens_issued += 1;
     let body = json!({
         "access_token": access_token,
-        "expires_in": 300,
+        "expires_in": state.config.token_ttl.as_secs(),
         "refresh_expires_in": 0,
         "token_type": "Bearer",
         "not-before-policy": 0,
@@ -549,7 +563,7 @@ fn admin<'a>(
     headers: &HeaderMap,
     realm: &str,
 ) -> Result<MutexGuard<'a, State>, Failure> {
-    let state = lock(state);
+    let mut state = lock(state);
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -557,7 +571,8 @@ fn admin<'a>(
             v.strip_prefix("Bearer ")
                 .or_else(|| v.strip_prefix("bearer "))
         });
-    if !token.is_some_and(|t| state.tokens.contains(t.trim())) {
+    let (ttl, uses) = (state.config.token_ttl, state.config.token_ttl_requests);
+    if !token.is_some_and(|t| state.tokens.check(t.trim(), ttl, uses) == TokenCheck::Valid) {
         return Err(error(StatusCode::UNAUTHORIZED, "HTTP 401 Unauthorized"));
     }
     if realm != state.config.realm {

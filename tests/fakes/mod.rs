@@ -599,3 +599,95 @@ impl RateLimiter {
         }
     }
 }
+
+/// The access tokens a fake's token endpoint issued. A token is valid for the fake's `token_ttl`
+/// (the `expires_in` its token endpoint reports) and, when the fake's `token_ttl_requests` is set,
+/// for that many authorized requests only: a deterministic way to make tokens run out in the
+/// middle of a read, however fast or slow the machine.
+#[derive(Debug, Default)]
+pub struct IssuedTokens {
+    /// Token -> when it was issued and the requests it authorized.
+    tokens: std::collections::HashMap<String, (Instant, usize)>,
+}
+
+/// What a fake makes of a presented access token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenCheck {
+    /// Issued, unexpired and not used up; counted as one more use.
+    Valid,
+    /// Issued, but past its lifetime or its uses.
+    Expired,
+    /// Never issued here (or revoked).
+    Unknown,
+}
+
+impl IssuedTokens {
+    pub fn issue(&mut self, token: &str) {
+        self.tokens.insert(token.to_owned(), (Instant::now(), 0));
+    }
+
+    /// Checks a token presented to a resource endpoint, counting a use of a valid one.
+    pub fn check(&mut self, token: &str, ttl: Duration, uses: Option<usize>) -> TokenCheck {
+        match self.tokens.get_mut(token) {
+            None => TokenCheck::Unknown,
+            Some((issued, used)) => {
+                if issued.elapsed() >= ttl || uses.is_some_and(|n| *used >= n) {
+                    TokenCheck::Expired
+                } else {
+                    *used += 1;
+                    TokenCheck::Valid
+                }
+            }
+        }
+    }
+
+    /// Forgets every token: they then count as never issued.
+    pub fn clear(&mut self) {
+        self.tokens.clear();
+    }
+}
+
+/// Requests a fake's token endpoint received (`path` ends with `token_path`), and the resource
+/// requests it answered 200 and 401: from the fake's request log.
+pub fn token_traffic(log: &[RequestLog], token_path: &str) -> TokenTraffic {
+    let (token, resource): (Vec<_>, Vec<_>) =
+        log.iter().partition(|r| r.path.ends_with(token_path));
+    TokenTraffic {
+        token_requests: token.len(),
+        token_failures: token.iter().filter(|r| r.status != 200).count(),
+        ok: resource.iter().filter(|r| r.status == 200).count(),
+        refused: resource.iter().filter(|r| r.status == 401).count(),
+    }
+}
+
+/// See [`token_traffic`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TokenTraffic {
+    pub token_requests: usize,
+    pub token_failures: usize,
+    /// Resource requests answered 200: each used a token once.
+    pub ok: usize,
+    /// Resource requests answered 401.
+    pub refused: usize,
+}
+
+impl TokenTraffic {
+    /// Checks a read made with tokens that each work for `uses` requests (and would last long
+    /// otherwise), over several of their lifetimes: every token request succeeded; each token
+    /// served its `uses` requests before the next was asked for, so there was one renewal per
+    /// expiry (not one per request, nor one per request refused together); and each expiry was
+    /// noticed through a refusal.
+    pub fn assert_one_renewal_per_expiry(&self, uses: usize) {
+        assert_eq!(self.token_failures, 0, "{self:?}");
+        assert!(
+            self.ok >= 3 * uses,
+            "the read spans at least three token lifetimes: {self:?}"
+        );
+        assert_eq!(
+            self.token_requests,
+            self.ok.div_ceil(uses),
+            "one token per {uses} requests: {self:?}"
+        );
+        assert!(self.refused >= self.token_requests - 1, "{self:?}");
+    }
+}

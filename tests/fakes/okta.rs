@@ -14,13 +14,17 @@
 //! - `GET /api/v1/users` leaves DEPROVISIONED users out unless a `search` or `filter` is given;
 //! - every response the fake itself produces carries `X-Rate-Limit-Limit`,
 //!   `X-Rate-Limit-Remaining` and `X-Rate-Limit-Reset`; an exhausted window is answered 429
-//!   `E0000047`, without `Retry-After`.
+//!   `E0000047`, without `Retry-After`;
+//! - an access token lasts `token_ttl` (`expires_in`) or, for tests, a number of requests
+//!   (`token_ttl_requests`); an expired one is 401 `E0000011` with `WWW-Authenticate: Bearer …
+//!   error="invalid_token", error_description="The token has expired."`.
 //!
 //! The shared [`FaultLayer`] sits in front of all this: its injected errors use the Okta error
 //! shape, but carry no `X-Rate-Limit-*` headers (its 429s carry `Retry-After` and
 //! `X-RateLimit-Reset` instead), and they do not consume the rate-limit window.
 
 use std::{
+    cell::Cell,
     collections::{BTreeMap, BTreeSet, HashMap, HashSet},
     ops::Bound,
     sync::{
@@ -106,6 +110,8 @@ pub struct FakeOktaConfig {
     pub rate_window: Duration,
     /// How long an access token is valid (`expires_in`).
     pub token_ttl: Duration,
+    /// An access token stops working after authorizing this many requests; `None`: only time.
+    pub token_ttl_requests: Option<usize>,
     /// A delay applied to every request.
     pub latency: Duration,
 }
@@ -123,6 +129,7 @@ impl Default for FakeOktaConfig {
             rate_limit_per_minute: 100_000,
             rate_window: Duration::from_secs(60),
             token_ttl: Duration::from_secs(3_600),
+            token_ttl_requests: None,
             latency: Duration::ZERO,
         }
     }
@@ -296,6 +303,8 @@ impl OktaGroup {
 struct IssuedToken {
     scopes: Vec<String>,
     expires: Instant,
+    /// Requests it authorized (a `Cell`: authorizing reads the state).
+    uses: Cell<usize>,
 }
 
 /// Everything the fake knows. Lock it only briefly, never across an await.
@@ -392,14 +401,20 @@ impl State {
             Some((scheme, token)) if scheme.eq_ignore_ascii_case("Bearer") => {
                 match self.tokens.get(token) {
                     None => Err(Failure::invalid_token(Some("The token is not valid."))),
-                    Some(t) if Instant::now() >= t.expires => {
+                    Some(t)
+                        if Instant::now() >= t.expires
+                            || self.config.token_ttl_requests.is_some_and(|n| t.uses.get() >= n) =>
+                    {
                         Err(Failure::invalid_token(Some("The token has expired.")))
                     }
                     Some(t) if !covers(&t.scopes, scope) => Err(Failure::insufficient_scope(
                         &self.base_url,
                         &format!("The access token provided does not contain the required scope {scope}."),
                     )),
-                    Some(_) => Ok(()),
+                    Some(t) => {
+                        t.uses.set(t.uses.get() + 1);
+                        Ok(())
+                    }
                 }
             }
             _ => Err(Failure::invalid_token(None)),
@@ -771,6 +786,12 @@ impl FakeOkta {
     /// Access tokens issued by the token endpoint so far.
     pub fn tokens_issued(&self) -> usize {
         self.state().tokens_issued
+    }
+
+    /// Makes the access tokens issued from now on (and those already issued) stop working after
+    /// `n` authorized requests; `None`: only their lifetime ends them.
+    pub fn set_token_ttl_requests(&self, n: Option<usize>) {
+        self.state().config.token_ttl_requests = n;
     }
 
     /// Makes every access token issued so far expired (the next use gets 401 E0000011).
@@ -1699,6 +1720,7 @@ async fn token(
         IssuedToken {
             scopes: scopes.clone(),
             expires: Instant::now() + ttl,
+            uses: Cell::new(0),
         },
     );
     let body = json!({

@@ -70,7 +70,7 @@ pub const TOKEN_PATH: &str = "/auth/oauth2/v2/token";
 /// The `account_id` the token endpoint reports.
 pub const ACCOUNT_ID: u64 = 555_555;
 
-/// How long an access token lasts.
+/// How long an access token lasts by default.
 pub const TOKEN_LIFETIME_SECS: u64 = 36_000;
 
 /// Every user status OneLogin defines.
@@ -106,6 +106,8 @@ pub struct FakeOneLoginConfig {
     pub rate_limit: u64,
     /// The length of a rate-limit window (OneLogin's is an hour).
     pub rate_window: Duration,
+    /// How long a token lasts from when it is issued (OneLogin's: ten hours).
+    pub token_ttl: Duration,
     /// A token stops being accepted once it has authorized this many resource requests (it then
     /// counts as expired, and the token endpoint issues a new one); `None`: only time expires it.
     pub token_ttl_requests: Option<usize>,
@@ -127,6 +129,7 @@ impl Default for FakeOneLoginConfig {
             groups_page_size: 50,
             rate_limit: 5_000,
             rate_window: Duration::from_secs(3_600),
+            token_ttl: Duration::from_secs(TOKEN_LIFETIME_SECS),
             token_ttl_requests: None,
             count_headers: true,
             latency: Duration::ZERO,
@@ -305,7 +308,7 @@ impl State {
     }
 
     fn token_expired(&self, token: &IssuedToken) -> bool {
-        token.issued.elapsed() >= Duration::from_secs(TOKEN_LIFETIME_SECS)
+        token.issued.elapsed() >= self.config.token_ttl
             || self
                 .config
                 .token_ttl_requests
@@ -665,6 +668,12 @@ impl FakeOneLogin {
         self.state().tokens_issued
     }
 
+    /// Makes the access tokens issued from now on (and those already issued) stop working after
+    /// `n` authorized requests; `None`: only their lifetime ends them.
+    pub fn set_token_ttl_requests(&self, n: Option<usize>) {
+        self.state().config.token_ttl_requests = n;
+    }
+
     /// Revokes the current token: resource calls with it get 401, the next token request gets a
     /// new one.
     pub fn revoke_tokens(&self) {
@@ -998,7 +1007,11 @@ async fn token(AxumState(state): AxumState<Shared>, headers: HeaderMap, body: By
             token
         }
     };
-    let expires_in = TOKEN_LIFETIME_SECS.saturating_sub(token.issued.elapsed().as_secs());
+    let expires_in = state
+        .config
+        .token_ttl
+        .as_secs()
+        .saturating_sub(token.issued.elapsed().as_secs());
     let body = json!({
         "access_token": token.access_token,
         "created_at": token.created_at,
