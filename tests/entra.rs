@@ -238,3 +238,47 @@ async fn a_read_outlasting_its_tokens_renews_once_per_expiry() {
     traffic.assert_one_renewal_per_expiry(5);
     assert_eq!(e.assertions().len() - assertions, traffic.token_requests);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graph_beta_reads_the_same_directory() {
+    let e = FakeEntra::start(FakeEntraConfig::default()).await;
+    let atl = FakeAtlassian::start(FakeConfig::default()).await;
+    seed_entra(&e);
+    let s = Scratch::new();
+    let yaml = config(&e, &atl, "    client_secret: ${TEST_ENTRA_SECRET}\n", true);
+    s.write("idsync.yaml", &yaml);
+    let (code, v1, stderr) = idsync(&s, &e, &atl, &["plan", "--format", "json"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    s.write(
+        "idsync.yaml",
+        &yaml.replace(
+            "    manager: true\n",
+            "    manager: true\n    api_version: beta\n",
+        ),
+    );
+    let before = e.requests().len();
+    let (code, beta, stderr) = idsync(&s, &e, &atl, &["plan", "--format", "json"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    let actions = |plan: &str| {
+        let v: serde_json::Value = serde_json::from_str(plan).expect("a JSON plan");
+        v["actions"].clone()
+    };
+    assert!(
+        actions(&v1).as_array().is_some_and(|a| !a.is_empty()),
+        "{v1}"
+    );
+    assert_eq!(
+        actions(&beta),
+        actions(&v1),
+        "the same plan (but for the config hash)"
+    );
+    let graph: Vec<_> = e.requests()[before..]
+        .iter()
+        .filter(|r| !r.path.ends_with("/token"))
+        .map(|r| r.path.clone())
+        .collect();
+    assert!(
+        !graph.is_empty() && graph.iter().all(|p| p.starts_with("/beta/")),
+        "{graph:?}"
+    );
+}

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use crate::fakes::atlassian::{FakeAtlassian, FakeConfig, SeedUser};
 use crate::fakes::okta::{FakeOkta, FakeOktaConfig, OktaSeedUser};
-use crate::fakes::onelogin::{FakeOneLogin, FakeOneLoginConfig, TOKEN_PATH};
+use crate::fakes::onelogin::{FakeOneLogin, FakeOneLoginConfig, TOKEN_PATH, USER_STATUSES};
 use crate::fakes::{token_traffic, Faults};
 use crate::support::{run_beside_fakes, Scratch};
 
@@ -432,5 +432,52 @@ cleanup: {{max_deactivations: 100%}}
     assert!(
         plan.contains("~ familyName: \"Silva\" -> \"Silva-Costa\"  (from `onelogin`)"),
         "OneLogin's fields take over: {plan}"
+    );
+}
+
+/// OneLogin's user statuses, as the default `inactive_statuses: [2]` reads them: only a suspended
+/// user is deactivated in Atlassian; the others are people who still belong (an account not yet
+/// activated, or one waiting on its owner: a lock that lifts by itself, a password to renew or set,
+/// security questions to answer). Locked counts as inactive only when configured so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_suspended_users_are_inactive_by_default() {
+    let ol = FakeOneLogin::start(FakeOneLoginConfig::default()).await;
+    let atl = FakeAtlassian::start(FakeConfig::default()).await;
+    let people: Vec<(i64, String)> = USER_STATUSES
+        .iter()
+        .map(|s| (*s, format!("status{s}@example.com")))
+        .collect();
+    for (status, email) in &people {
+        ol.add_user(email);
+        ol.set_status(email, *status);
+        let mut seeded = SeedUser::new(email);
+        seeded.external_id = ol.user_id(email).map(|id| id.to_string());
+        atl.add_user(seeded);
+    }
+    let emails: Vec<&str> = people.iter().map(|(_, e)| e.as_str()).collect();
+    ol.add_group("Atlassian Users", &emails);
+    let s = Scratch::new();
+    let deactivated = |plan: &str| -> Vec<String> {
+        plan.lines()
+            .filter_map(|l| l.trim().strip_prefix("- deactivate_user "))
+            .map(|l| l.split_whitespace().next().unwrap_or_default().to_string())
+            .collect()
+    };
+
+    s.write("idsync.yaml", &config(&ol, &atl, ""));
+    let (code, plan, stderr) = idsync(&s, &ol, &atl, &["plan"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(deactivated(&plan), vec!["status2@example.com"], "{plan}");
+
+    s.write(
+        "idsync.yaml",
+        &config(&ol, &atl, "    inactive_statuses: [2, 3]\n"),
+    );
+    let (code, plan, stderr) = idsync(&s, &ol, &atl, &["plan"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        deactivated(&plan),
+        vec!["status2@example.com", "status3@example.com"],
+        "{plan}"
     );
 }
