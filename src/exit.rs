@@ -5,8 +5,9 @@
 pub const EXIT_CODES_HELP: &str = "\
 Exit codes:
   0  success; or a plan without changes
-  1  any error: bad usage (unknown flag, bad value, missing subcommand), bad config, unreadable
-     source or target, stale plan, tripped guard, refused confirmation, failed action, internal error
+  1  any error: bad usage (unknown flag, bad value, missing subcommand), bad config,
+     unreadable source or target, stale plan, tripped guard, refused confirmation,
+     failed action, internal error
   2  changes present (plan --detailed-exitcode), and nothing else";
 
 /// Where an internal error (a bug) is to be reported.
@@ -80,4 +81,22 @@ pub fn install_panic_hook() {
 /// Runs `f`, turning a panic (already reported by the hook) into [`ExitStatus::Error`].
 pub fn catching_panics(f: impl FnOnce() -> ExitStatus) -> ExitStatus {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or(ExitStatus::Error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_ends_as_an_error_and_clap_outcomes_are_sorted() {
+        let status = catching_panics(|| -> ExitStatus { panic!("boom") });
+        assert_eq!(status, ExitStatus::Error);
+        assert_eq!(catching_panics(|| ExitStatus::Changes).code(), 2);
+        assert_eq!(ExitStatus::Error.code(), 1);
+        assert_eq!(ExitStatus::Success.code(), 0);
+        let help = clap::Error::new(clap::error::ErrorKind::DisplayHelp);
+        assert!(!help.use_stderr());
+        let usage = clap::Error::new(clap::error::ErrorKind::InvalidValue);
+        assert!(usage.use_stderr());
+    }
 }

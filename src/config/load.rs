@@ -176,7 +176,15 @@ pub fn load_str(
 
     let mut diags = Vec::new();
     capture_collisions(&value, &mut diags);
+    let collided: Vec<KeyPath> = diags.iter().map(|d| d.path.clone()).collect();
     expand_env(&mut value, &KeyPath::default(), env, &mut diags);
+    // A capture group taken for a variable is said once, not again as an unset variable.
+    let n = collided.len();
+    let mut i = 0;
+    diags.retain(|d| {
+        i += 1;
+        i <= n || !collided.contains(&d.path)
+    });
     check_connector_types(&value, &mut diags);
     if !diags.is_empty() {
         return Err(fail(diags));
