@@ -241,9 +241,15 @@ fn expand_env(
     diags: &mut Vec<Diagnostic>,
 ) {
     match value {
-        Value::String(s) if s.contains("${") => match expand_one(s, env) {
+        // A credential written into the config itself is a secret too.
+        Value::String(s) if !s.contains("${") => {
+            if path.0.last().is_some_and(is_credential_key) {
+                secret::register(s);
+            }
+        }
+        Value::String(s) => match expand_one(s, env) {
             Ok(v) => {
-                if path.0.last().is_some_and(|k| is_credential_key(k)) {
+                if path.0.last().is_some_and(is_credential_key) {
                     secret::register(&v);
                 }
                 *s = v;
