@@ -242,11 +242,10 @@ fn expand_env(
 ) {
     match value {
         // A credential written into the config itself is a secret too.
-        Value::String(s) if !s.contains("${") => {
-            if path.0.last().is_some_and(is_credential_key) {
-                secret::register(s);
-            }
+        Value::String(s) if !s.contains("${") && path.0.last().is_some_and(is_credential_key) => {
+            secret::register(s);
         }
+        Value::String(s) if !s.contains("${") => {}
         Value::String(s) => match expand_one(s, env) {
             Ok(v) => {
                 if path.0.last().is_some_and(is_credential_key) {
