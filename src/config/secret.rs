@@ -20,9 +20,18 @@ pub const REDACTED: &str = "[redacted]";
 /// so short a credential is no secret anyway.
 pub const MIN_REDACTED_LEN: usize = 6;
 
-/// Every secret value the process holds, longest first (so that a secret containing another is
-/// replaced whole).
-static REGISTRY: RwLock<Vec<String>> = RwLock::new(Vec::new());
+/// Every secret value the process holds, and one matcher for them all.
+static REGISTRY: RwLock<Registry> = RwLock::new(Registry {
+    values: Vec::new(),
+    matcher: None,
+});
+
+struct Registry {
+    /// Longest first, so that a secret containing another is replaced whole.
+    values: Vec<String>,
+    /// An alternation of the values (the regex crate finds literal sets in one pass).
+    matcher: Option<regex::Regex>,
+}
 
 /// Records a credential value so that [`redact`] removes it from every text that leaves the process.
 /// Also records the forms the value takes inside JSON (escaped), the lines of a multi-line value
@@ -51,13 +60,19 @@ pub fn register(value: &str) {
     let mut reg = REGISTRY.write().unwrap_or_else(PoisonError::into_inner);
     let mut changed = false;
     for f in forms {
-        if f.chars().count() >= MIN_REDACTED_LEN && !reg.contains(&f) {
-            reg.push(f);
+        if f.chars().count() >= MIN_REDACTED_LEN && !reg.values.contains(&f) {
+            reg.values.push(f);
             changed = true;
         }
     }
     if changed {
-        reg.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+        reg.values
+            .sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+        let alternation: Vec<String> = reg.values.iter().map(|v| regex::escape(v)).collect();
+        reg.matcher = regex::RegexBuilder::new(&alternation.join("|"))
+            .size_limit(64 << 20)
+            .build()
+            .ok();
     }
 }
 
@@ -65,8 +80,15 @@ pub fn register(value: &str) {
 #[must_use]
 pub fn redact(text: &str) -> Cow<'_, str> {
     let reg = REGISTRY.read().unwrap_or_else(PoisonError::into_inner);
+    if let Some(m) = &reg.matcher {
+        return match m.replace_all(text, regex::NoExpand(REDACTED)) {
+            Cow::Borrowed(_) => Cow::Borrowed(text),
+            Cow::Owned(s) => Cow::Owned(s),
+        };
+    }
+    // No matcher (none registered, or too many to compile): one value at a time.
     let mut out = Cow::Borrowed(text);
-    for secret in reg.iter() {
+    for secret in &reg.values {
         if out.contains(secret.as_str()) {
             out = Cow::Owned(out.replace(secret.as_str(), REDACTED));
         }
@@ -195,6 +217,13 @@ mod tests {
         );
         assert_eq!(s.expose(), "tok-9f8e7d6c5b", "the value itself is kept");
         assert!(matches!(redact("nothing here"), Cow::Borrowed(_)));
+        // A secret that contains another is replaced whole.
+        register("inner-7d6c5b4a");
+        register("outer-inner-7d6c5b4a-tail");
+        assert_eq!(
+            redact("a outer-inner-7d6c5b4a-tail b inner-7d6c5b4a c"),
+            "a [redacted] b [redacted] c"
+        );
         // Too short to redact without mangling other text.
         register("abc");
         assert_eq!(redact("abcdef"), "abcdef");
