@@ -207,7 +207,10 @@ pub fn load_str(
     credential_files(&value, &KeyPath::default(), dir_of(path), &mut warnings);
     let config: Config = serde_path_to_error::deserialize(value).map_err(|e| {
         let path = KeyPath::parse(&e.path().to_string());
-        fail(vec![Diagnostic::new(path, e.into_inner().to_string())])
+        fail(vec![Diagnostic::new(
+            path,
+            unquoted(&e.into_inner().to_string()),
+        )])
     })?;
 
     let rules = validate::check(&config).map_err(fail)?;
@@ -584,6 +587,14 @@ fn schema_diagnostic(schema: &Value, e: &jsonschema::ValidationError<'_>) -> Dia
     }
 }
 
+/// A serde message without the string it quotes (`invalid type: string "…"` → `a string`).
+fn unquoted(msg: &str) -> String {
+    static QUOTED: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r#"string "(?:[^"\\]|\\.)*""#).expect("a valid regex")
+    });
+    QUOTED.replace_all(msg, "a string").into_owned()
+}
+
 /// A schema error's message without the value it was about: config errors name keys, never values
 /// (a value may hold a credential read from the environment).
 fn without_value(e: &jsonschema::ValidationError<'_>) -> String {
@@ -690,5 +701,9 @@ mod tests {
             Some("${name}-$1".into())
         );
         assert!(matches!(expand_one("${A-B}", &env), Err(Missing::BadName(n)) if n == "A-B"));
+        assert_eq!(
+            unquoted(r#"invalid type: string "s3cr\"et", expected u32"#),
+            "invalid type: a string, expected u32"
+        );
     }
 }
