@@ -11,10 +11,13 @@ use crate::render::Format;
 /// idsync reads the desired state from one YAML file and the identity provider(s) it names, snapshots
 /// Atlassian, and prints a reviewable plan. `apply` makes the changes after confirmation, or applies a
 /// saved plan exactly, refusing when the world moved on since it was made.
-///
-/// Exit codes: 0 success (or no changes), 1 error, 2 changes present (plan --detailed-exitcode).
 #[derive(Debug, Parser)]
-#[command(name = "idsync", version, max_term_width = 100)]
+#[command(
+    name = "idsync",
+    version,
+    max_term_width = 100,
+    after_help = crate::exit::EXIT_CODES_HELP
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

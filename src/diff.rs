@@ -52,6 +52,13 @@ pub fn diff(desired: &Desired, target: &Indexed, ctx: &Context<'_>) -> Plan {
         claimed: vec![None; target.keys.len()],
         blocked: vec![false; desired.users.len()],
     };
+    let n = target.unknown_members.len();
+    if let Some((g, m)) = target.unknown_members.first() {
+        d.warnings.push(format!(
+            "target {}: {n} group member(s) are not among its users, e.g. {m:?} in {g:?}; left alone",
+            ctx.target_name
+        ));
+    }
     d.match_users();
     d.users();
     d.strays();

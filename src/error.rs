@@ -75,6 +75,18 @@ pub enum Error {
         total: usize,
         written: bool,
     },
+    #[error("{name} is not usable: {reason}")]
+    BadEnv {
+        name: &'static str,
+        reason: String,
+        hint: &'static str,
+    },
+    #[error("{flag} {}: the folder {} does not exist; nothing was changed", path.display(), dir.display())]
+    NoFolder {
+        flag: &'static str,
+        path: PathBuf,
+        dir: PathBuf,
+    },
     #[error("target {name}: the changes could not be saved; the target was left as it was")]
     Finish {
         name: String,
@@ -125,6 +137,8 @@ impl Error {
             Error::WhichSource { .. } | Error::UnknownSource { .. } => {
                 "pass --source NAME with one of the names above".into()
             }
+            Error::BadEnv { hint, .. } => (*hint).to_string(),
+            Error::NoFolder { .. } => "create the folder first, or name a file in one that exists".into(),
             Error::ApplyFailed { .. } => {
                 "fix what the messages name, then plan and apply again: what was done will not be redone".into()
             }

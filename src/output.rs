@@ -1,5 +1,6 @@
 //! All printing goes through here: results to stdout, progress, warnings and prompts to stderr, so
-//! `--format json > plan.json` is always clean.
+//! `--format json > plan.json` is always clean. Everything written here passes through
+//! [`redact`], so no secret the process holds reaches a terminal or a pipe.
 #![allow(clippy::print_stderr)]
 
 use std::io::{self, IsTerminal, Write};
@@ -7,7 +8,37 @@ use std::io::{self, IsTerminal, Write};
 use owo_colors::OwoColorize;
 
 use crate::cli::ColorChoice;
+use crate::config::secret::{redact, redact_bytes};
 use crate::error::Error;
+
+/// The result stream: collects what a command writes and sends it to stdout, redacted, on
+/// [`Write::flush`] (or, failing that, when dropped).
+pub struct Out {
+    buf: Vec<u8>,
+}
+
+impl Write for Out {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let data = std::mem::take(&mut self.buf);
+        let mut out = io::stdout().lock();
+        out.write_all(&redact_bytes(&data))?;
+        out.flush()
+    }
+}
+
+impl Drop for Out {
+    fn drop(&mut self) {
+        let _ = self.flush();
+    }
+}
 
 /// Where and how output is written.
 #[derive(Clone, Copy, Debug)]
@@ -39,33 +70,35 @@ impl Printer {
         }
     }
 
-    /// The result stream.
-    pub fn stdout(&self) -> io::StdoutLock<'static> {
-        io::stdout().lock()
+    /// The result stream (redacted; written out on `flush`).
+    #[must_use]
+    pub fn stdout(&self) -> Out {
+        Out { buf: Vec::new() }
     }
 
     /// A note for people, on stderr (not with --quiet).
     pub fn info(&self, msg: &str) {
         if !self.quiet {
-            eprintln!("{msg}");
+            eprintln!("{}", redact(msg));
         }
     }
 
     /// Detail shown with --verbose.
     pub fn detail(&self, msg: &str) {
         if self.verbose {
-            eprintln!("{msg}");
+            eprintln!("{}", redact(msg));
         }
     }
 
     /// Progress of long work, only when stderr is a terminal.
     pub fn progress(&self, msg: &str) {
         if self.err_tty && !self.quiet {
-            eprintln!("{}", msg.dimmed());
+            eprintln!("{}", redact(msg).dimmed());
         }
     }
 
     pub fn warn(&self, msg: &str) {
+        let msg = redact(msg);
         if self.color_err {
             eprintln!("{} {msg}", "warning:".yellow().bold());
         } else {
@@ -81,24 +114,24 @@ impl Printer {
             "error:".to_string()
         };
         let message = e.to_string();
-        eprintln!("{label} {message}");
+        eprintln!("{label} {}", redact(&message));
         let mut cause = std::error::Error::source(e);
         while let Some(c) = cause {
             let text = c.to_string();
             // Messages that already quote their cause would say it twice.
             if !message.contains(&text) {
-                eprintln!("  caused by: {text}");
+                eprintln!("  caused by: {}", redact(&text));
             }
             cause = c.source();
         }
         if let Some(h) = e.hint() {
-            eprintln!("  hint: {h}");
+            eprintln!("  hint: {}", redact(&h));
         }
     }
 
     /// Writes a prompt to stderr and flushes it.
     pub fn prompt(&self, msg: &str) {
-        eprint!("{msg}");
+        eprint!("{}", redact(msg));
         let _ = io::stderr().flush();
     }
 }

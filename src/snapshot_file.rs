@@ -63,6 +63,8 @@ pub fn read(path: &Path) -> Result<Snapshot, SnapshotFileError> {
 /// # Errors
 /// As [`read`].
 pub fn parse(path: &Path, bytes: &[u8]) -> Result<Snapshot, SnapshotFileError> {
+    // A byte-order mark (Windows editors write one) is not part of the first key.
+    let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
     match Format::of(path) {
         Format::Json => serde_json::from_slice(bytes).map_err(|e| SnapshotFileError::Parse {
             path: path.to_path_buf(),
@@ -95,14 +97,29 @@ pub fn to_string(snapshot: &Snapshot, format: Format) -> String {
 }
 
 /// Replaces a file's content atomically: a temporary file in the same folder, flushed, then renamed
-/// over the old one. A failure leaves the old file as it was.
+/// over the old one. A failure leaves the old file as it was. A symbolic link is written through:
+/// the file it points to is replaced (atomically, in that file's folder) and the link stays. Any
+/// secret the process holds is redacted from the content first.
 ///
 /// # Errors
-/// The temporary file cannot be written or renamed.
+/// The temporary file cannot be written or renamed, or `path` is a link that leads nowhere.
 pub fn write_atomic(path: &Path, content: &[u8]) -> Result<(), SnapshotFileError> {
     let err = |source| SnapshotFileError::Write {
         path: path.to_path_buf(),
         source,
+    };
+    let content = crate::config::secret::redact_bytes(content);
+    let resolved;
+    let path = if path.is_symlink() {
+        resolved = std::fs::canonicalize(path).map_err(|e| {
+            err(std::io::Error::new(
+                e.kind(),
+                format!("it is a symbolic link whose target cannot be resolved ({e})"),
+            ))
+        })?;
+        resolved.as_path()
+    } else {
+        path
     };
     let dir = path
         .parent()
@@ -113,7 +130,7 @@ pub fn write_atomic(path: &Path, content: &[u8]) -> Result<(), SnapshotFileError
         .suffix(".tmp")
         .tempfile_in(dir)
         .map_err(err)?;
-    tmp.write_all(content).map_err(err)?;
+    tmp.write_all(&content).map_err(err)?;
     tmp.as_file().sync_all().map_err(err)?;
     tmp.persist(path).map_err(|e| err(e.error))?;
     Ok(())

@@ -406,3 +406,90 @@ fn a_group_above_the_hard_limit_blocks_the_plan() {
     assert!(stderr.contains("the plan cannot be applied:"), "{stderr}");
     assert!(!s.path("plan.json").exists());
 }
+
+/// `idsync ARGS` in an empty folder: (exit code, stdout, stderr).
+fn bare(args: &[&str]) -> (i32, String, String) {
+    let s = Scratch::new();
+    run(&s, &mut s.idsync(args))
+}
+
+#[test]
+fn usage_errors_exit_1_with_clap_message_and_a_suggestion() {
+    for (args, expected) in [
+        (&[][..], "Usage: idsync [OPTIONS] <COMMAND>"),
+        (
+            &["plan", "--format", "md"][..],
+            "error: invalid value 'md' for '--format <FORMAT>'",
+        ),
+        (
+            &["plan", "--format", "md"][..],
+            "tip: a similar value exists: 'markdown'",
+        ),
+        (
+            &["plan", "--fromat", "json"][..],
+            "tip: a similar argument exists: '--format'",
+        ),
+        (&["plna"][..], "tip: a similar subcommand exists: 'plan'"),
+        (
+            &["plan", "-out", "plan.json"][..],
+            "error: unexpected argument",
+        ),
+        (&["snapshot"][..], "--side <SIDE>"),
+        (&["validate", "-q", "-v"][..], "cannot be used with"),
+        (&["plan", "extra"][..], "error: unexpected argument 'extra'"),
+    ] {
+        let (code, stdout, stderr) = bare(args);
+        assert_eq!(code, 1, "{args:?} is a usage error: {stderr}");
+        assert!(stdout.is_empty(), "{args:?}: {stdout}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn help_and_version_exit_0_and_help_states_the_exit_codes() {
+    for args in [
+        &["--help"][..],
+        &["-h"][..],
+        &["help"][..],
+        &["help", "plan"][..],
+        &["plan", "--help"][..],
+        &["--version"][..],
+        &["-V"][..],
+    ] {
+        let (code, stdout, stderr) = bare(args);
+        assert_eq!(code, 0, "{args:?}: {stderr}");
+        assert!(!stdout.is_empty(), "{args:?}");
+    }
+    let (_, help, _) = bare(&["--help"]);
+    assert!(help.contains(idsync::exit::EXIT_CODES_HELP), "{help}");
+    let readme = std::fs::read_to_string(crate::support::repo().join("README.md")).unwrap();
+    for row in [
+        "| `0` | success; or a plan without changes;",
+        "| `1` | any error: bad usage (unknown flag, bad value, missing subcommand",
+        "| `2` | changes present (`plan --detailed-exitcode`), and nothing else |",
+    ] {
+        assert!(readme.contains(row), "README's exit code table: {row}");
+    }
+    for code in ["  0  ", "  1  ", "  2  "] {
+        assert!(idsync::exit::EXIT_CODES_HELP.contains(code));
+    }
+}
+
+#[test]
+fn only_changes_exit_2() {
+    let s = Scratch::quickstart();
+    let (code, ..) = run(&s, &mut s.idsync(&["plan", "--detailed-exitcode"]));
+    assert_eq!(code, 2, "changes present");
+    let (code, ..) = run(&s, &mut s.idsync(&["plan"]));
+    assert_eq!(code, 0, "changes without --detailed-exitcode");
+    let (code, ..) = run(
+        &s,
+        &mut s.idsync(&["plan", "--detailed-exitcode", "--format", "md"]),
+    );
+    assert_eq!(code, 1, "a bad value is an error, never 'changes'");
+    let (code, ..) = run(
+        &s,
+        &mut s.idsync(&["plan", "--detailed-exitcode", "-c", "missing.yaml"]),
+    );
+    assert_eq!(code, 1);
+}

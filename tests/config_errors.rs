@@ -235,3 +235,36 @@ fn a_onelogin_host_is_a_subdomain_or_a_region() {
         ),
     );
 }
+
+#[test]
+fn a_connector_without_a_type_names_the_types_and_not_its_values() {
+    bad(
+        "connector_missing_type",
+        &GOOD.replace(
+            "    type: file\n    path: idp.yaml",
+            "    domain: example.okta.com\n    token: tok-not-to-be-printed",
+        ),
+    );
+}
+
+#[test]
+fn credentials_inside_a_url_are_refused() {
+    bad(
+        "credentials_in_url",
+        &GOOD.replace(
+            "target:\n  type: file\n  path: atlassian.yaml\n",
+            "target:\n  type: atlassian\n  scim:\n    base_url: https://idsync:hunter2hunter2@api.atlassian.com/scim/directory/d\n    token: tok-abcdefgh\n  admin:\n    org_id: o\n    token: tok-abcdefgh\n    base_url: https://api.atlassian.com/?api_key=hunter2hunter2\n",
+        ),
+    );
+}
+
+#[test]
+fn a_capture_group_written_like_an_environment_variable() {
+    bad(
+        "capture_like_env",
+        &GOOD.replace(
+            "    - from_regex: \"^okta:atl-(.+)$\"\n      to: \"$1\"",
+            "    - from_regex: \"^okta:atl-(?P<team>.+)$\"\n      to: \"team-${team}\"\n    - from_regex: \"^okta:x-(.+)$\"\n      to: \"x-${IDSYNC_TEST_UNSET}\"",
+        ),
+    );
+}

@@ -9,6 +9,7 @@ mod config_errors;
 mod convergence;
 mod entra;
 mod google;
+mod hardening;
 mod keycloak;
 mod okta;
 mod onelogin;

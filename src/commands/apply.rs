@@ -9,7 +9,6 @@ use sha2::{Digest, Sha256};
 
 use crate::apply::journal::{self, Journal, Progress};
 use crate::apply::{self, confirm};
-use crate::config;
 use crate::error::Error;
 use crate::exit::ExitStatus;
 use crate::model::Indexed;
@@ -28,7 +27,11 @@ pub(crate) async fn run(
     report: Option<&Path>,
     allow_mass_deactivation: bool,
 ) -> Result<ExitStatus, Error> {
-    let loaded = config::load(config_path)?;
+    let now = super::now()?;
+    if let Some(path) = report {
+        super::check_writable_folder(path, "--report")?;
+    }
+    let loaded = super::load(printer, config_path)?;
     let mut resume: Option<(&Path, String, Progress)> = None;
     let (plan, mut target, target_users) = match plan_file {
         Some(path) => {
@@ -94,14 +97,10 @@ pub(crate) async fn run(
             (plan, target, users)
         }
         None => {
-            let planned =
-                super::make_plan(&loaded, printer, super::now(), allow_mass_deactivation).await?;
-            render::render(
-                &planned.plan,
-                Format::Text,
-                printer.color,
-                &mut printer.stdout(),
-            )?;
+            let planned = super::make_plan(&loaded, printer, now, allow_mass_deactivation).await?;
+            let mut stdout = printer.stdout();
+            render::render(&planned.plan, Format::Text, printer.color, &mut stdout)?;
+            std::io::Write::flush(&mut stdout)?;
             if let Some(e) = super::refusal(&planned.plan) {
                 return Err(e);
             }

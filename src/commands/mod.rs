@@ -25,7 +25,7 @@ use crate::{sources, Config};
 pub async fn run(cli: Cli, printer: Printer) -> Result<ExitStatus, Error> {
     match cli.command {
         Command::Validate { config } => {
-            let loaded = config::load(&config.config)?;
+            let loaded = load(&printer, &config.config)?;
             let c = &loaded.config;
             let mut out = printer.stdout();
             use std::io::Write;
@@ -37,6 +37,7 @@ pub async fn run(cli: Cli, printer: Printer) -> Result<ExitStatus, Error> {
                 c.groups.mappings.len(),
                 c.groups.default_groups.len()
             )?;
+            out.flush()?;
             Ok(ExitStatus::Success)
         }
         Command::Plan {
@@ -98,18 +99,63 @@ pub async fn run(cli: Cli, printer: Printer) -> Result<ExitStatus, Error> {
             serde_json::to_writer_pretty(&mut out, &schema).map_err(std::io::Error::from)?;
             use std::io::Write;
             writeln!(out)?;
+            out.flush()?;
             Ok(ExitStatus::Success)
         }
     }
 }
 
+/// Loads a config and prints its warnings (a credential file others can read).
+pub(crate) fn load(printer: &Printer, path: &std::path::Path) -> Result<Loaded, Error> {
+    let loaded = config::load(path)?;
+    for w in &loaded.warnings {
+        printer.warn(w);
+    }
+    Ok(loaded)
+}
+
+/// Checks, before anything changes, that the folder a file is to be written into exists.
+pub(crate) fn check_writable_folder(
+    path: &std::path::Path,
+    flag: &'static str,
+) -> Result<(), Error> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| std::path::Path::new("."));
+    if dir.is_dir() {
+        Ok(())
+    } else {
+        Err(Error::NoFolder {
+            flag,
+            path: path.to_path_buf(),
+            dir: dir.to_path_buf(),
+        })
+    }
+}
+
 /// The moment plans measure grace periods from: `IDSYNC_NOW` (RFC 3339) when set, for reproducible
 /// plans, else the clock.
-pub(crate) fn now() -> DateTime<Utc> {
-    std::env::var("IDSYNC_NOW")
-        .ok()
-        .and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
-        .map_or_else(Utc::now, |t| t.with_timezone(&Utc))
+///
+/// # Errors
+/// `IDSYNC_NOW` is set but is not an RFC 3339 moment.
+pub(crate) fn now() -> Result<DateTime<Utc>, Error> {
+    match std::env::var("IDSYNC_NOW") {
+        Err(std::env::VarError::NotPresent) => Ok(Utc::now()),
+        Ok(s) if s.trim().is_empty() => Ok(Utc::now()),
+        Ok(s) => DateTime::parse_from_rfc3339(s.trim())
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|e| Error::BadEnv {
+                name: "IDSYNC_NOW",
+                reason: format!("{s:?} is not an RFC 3339 moment ({e})"),
+                hint: "e.g. IDSYNC_NOW=2026-10-01T12:00:00Z, or unset it to use the clock",
+            }),
+        Err(std::env::VarError::NotUnicode(_)) => Err(Error::BadEnv {
+            name: "IDSYNC_NOW",
+            reason: "it is not valid UTF-8".into(),
+            hint: "e.g. IDSYNC_NOW=2026-10-01T12:00:00Z, or unset it to use the clock",
+        }),
+    }
 }
 
 /// A plan and the target it was made against.

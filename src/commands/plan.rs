@@ -2,7 +2,6 @@
 
 use std::path::Path;
 
-use crate::config;
 use crate::error::Error;
 use crate::exit::ExitStatus;
 use crate::output::Printer;
@@ -17,15 +16,21 @@ pub(crate) async fn run(
     detailed_exitcode: bool,
     allow_mass_deactivation: bool,
 ) -> Result<ExitStatus, Error> {
-    let loaded = config::load(config_path)?;
-    let planned = super::make_plan(&loaded, printer, super::now(), allow_mass_deactivation).await?;
+    let now = super::now()?;
+    if let Some(path) = out {
+        super::check_writable_folder(path, "--out")?;
+    }
+    let loaded = super::load(printer, config_path)?;
+    let planned = super::make_plan(&loaded, printer, now, allow_mass_deactivation).await?;
     let plan = &planned.plan;
+    let mut stdout = printer.stdout();
     render::render(
         plan,
         format,
         printer.color && format == Format::Text,
-        &mut printer.stdout(),
+        &mut stdout,
     )?;
+    std::io::Write::flush(&mut stdout)?;
     if let Some(e) = super::refusal(plan) {
         return Err(e);
     }

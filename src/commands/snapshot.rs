@@ -4,7 +4,6 @@ use std::io::Write;
 use std::path::Path;
 
 use crate::cli::Side;
-use crate::config;
 use crate::error::Error;
 use crate::exit::ExitStatus;
 use crate::output::Printer;
@@ -18,7 +17,10 @@ pub(crate) async fn run(
     source: Option<&str>,
     out: Option<&Path>,
 ) -> Result<ExitStatus, Error> {
-    let loaded = config::load(config_path)?;
+    if let Some(path) = out {
+        super::check_writable_folder(path, "--out")?;
+    }
+    let loaded = super::load(printer, config_path)?;
     let snap = match side {
         Side::Source => {
             let all = &loaded.config.sources;
@@ -72,9 +74,11 @@ pub(crate) async fn run(
                 path.display()
             ));
         }
-        None => printer
-            .stdout()
-            .write_all(snapshot_file::to_string(&snap, Format::Yaml).as_bytes())?,
+        None => {
+            let mut stdout = printer.stdout();
+            stdout.write_all(snapshot_file::to_string(&snap, Format::Yaml).as_bytes())?;
+            stdout.flush()?;
+        }
     }
     Ok(ExitStatus::Success)
 }

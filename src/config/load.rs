@@ -8,7 +8,8 @@ use jsonschema::error::ValidationErrorKind;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::locate::{KeyPath, Locator};
+use super::locate::{KeyPath, Locator, Seg};
+use super::secret;
 use super::validate::{self, Rules};
 use super::{Config, SOURCE_TYPES, TARGET_TYPES};
 
@@ -104,6 +105,8 @@ pub struct Loaded {
     pub hash: String,
     /// Compiled rules: patterns, regexes, templates, limits.
     pub rules: Rules,
+    /// Not wrong, but worth saying (a credential file others can read).
+    pub warnings: Vec<String>,
 }
 
 /// Loads and checks a config file, expanding `${VAR}` from the process environment.
@@ -127,6 +130,8 @@ pub fn load_str(
     text: &str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Loaded, ConfigError> {
+    // A byte-order mark (Windows editors write one) is not part of the first key.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let locator = Locator::new(text);
     let fail = |diags: Vec<Diagnostic>| ConfigError::Invalid {
         path: path.to_path_buf(),
@@ -170,7 +175,16 @@ pub fn load_str(
     }
 
     let mut diags = Vec::new();
+    capture_collisions(&value, &mut diags);
+    let collided: Vec<KeyPath> = diags.iter().map(|d| d.path.clone()).collect();
     expand_env(&mut value, &KeyPath::default(), env, &mut diags);
+    // A capture group taken for a variable is said once, not again as an unset variable.
+    let n = collided.len();
+    let mut i = 0;
+    diags.retain(|d| {
+        i += 1;
+        i <= n || !collided.contains(&d.path)
+    });
     check_connector_types(&value, &mut diags);
     if !diags.is_empty() {
         return Err(fail(diags));
@@ -189,20 +203,26 @@ pub fn load_str(
         return Err(fail(diags));
     }
 
+    let mut warnings = Vec::new();
+    credential_files(&value, &KeyPath::default(), dir_of(path), &mut warnings);
     let config: Config = serde_path_to_error::deserialize(value).map_err(|e| {
         let path = KeyPath::parse(&e.path().to_string());
-        fail(vec![Diagnostic::new(path, e.into_inner().to_string())])
+        fail(vec![Diagnostic::new(
+            path,
+            unquoted(&e.into_inner().to_string()),
+        )])
     })?;
 
     let rules = validate::check(&config).map_err(fail)?;
     let hash = hex(&Sha256::digest(text.as_bytes()));
-    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let dir = dir_of(path).to_path_buf();
     Ok(Loaded {
         config,
         path: path.to_path_buf(),
         dir,
         hash,
         rules,
+        warnings,
     })
 }
 
@@ -224,16 +244,35 @@ fn expand_env(
     diags: &mut Vec<Diagnostic>,
 ) {
     match value {
-        Value::String(s) if s.contains("${") => match expand_one(s, env) {
-            Ok(v) => *s = v,
+        // A credential written into the config itself is a secret too.
+        Value::String(s) if !s.contains("${") && path.0.last().is_some_and(is_credential_key) => {
+            secret::register(s);
+        }
+        Value::String(s) if !s.contains("${") => {}
+        Value::String(s) => match expand_one(s, env) {
+            Ok(v) => {
+                if path.0.last().is_some_and(is_credential_key) {
+                    secret::register(&v);
+                }
+                *s = v;
+            }
             Err(Missing::Var(name)) => diags.push(
                 Diagnostic::new(
                     path.clone(),
                     format!("environment variable {name} is not set"),
                 )
-                .hint(format!(
-                    "export {name} before running idsync, or write a literal `${{` as `$${{`"
-                )),
+                .hint(if is_mapping_to(path) {
+                    format!("export {name} before running idsync; for a capture group of `from_regex` write `${name}` or `$${{{name}}}`")
+                } else {
+                    format!("export {name} before running idsync, or write a literal `${{` as `$${{`")
+                }),
+            ),
+            Err(Missing::BadName(name)) => diags.push(
+                Diagnostic::new(
+                    path.clone(),
+                    format!("`${{{name}}}` is not an environment variable reference"),
+                )
+                .hint("environment variable names are letters, digits and `_`, not starting with a digit; write a literal `${` as `$${`"),
             ),
             Err(Missing::Unclosed) => diags.push(
                 Diagnostic::new(path.clone(), "`${` without a closing `}`").hint(
@@ -255,9 +294,138 @@ fn expand_env(
     }
 }
 
+fn dir_of(path: &Path) -> &Path {
+    path.parent().unwrap_or(Path::new(""))
+}
+
+/// Config keys whose value is a credential.
+pub(crate) const CREDENTIAL_KEYS: &[&str] = &[
+    "token",
+    "client_secret",
+    "private_key",
+    "service_account_key",
+];
+
+fn is_credential_key(seg: &Seg) -> bool {
+    matches!(seg, Seg::Key(k) if CREDENTIAL_KEYS.contains(&k.as_str()))
+}
+
+/// Environment variables whose names say they hold a secret: their values are redacted wherever
+/// they are used.
+fn is_secret_variable(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    [
+        "TOKEN",
+        "SECRET",
+        "PASSWORD",
+        "PASSWD",
+        "PRIVATE",
+        "API_KEY",
+        "APIKEY",
+        "CREDENTIAL",
+    ]
+    .iter()
+    .any(|w| upper.contains(w))
+}
+
+/// Warns about credential files (`token_file`, `client_secret_file`, …) that the file's group or
+/// everyone may read.
+fn credential_files(value: &Value, path: &KeyPath, dir: &Path, warnings: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map {
+                let here = path.key(k);
+                match (k.strip_suffix("_file"), v.as_str()) {
+                    (Some(base), Some(file)) if CREDENTIAL_KEYS.contains(&base) => {
+                        let file = super::resolve_path(dir, Path::new(file));
+                        if let Some(mode) = loose_mode(&file) {
+                            warnings.push(format!(
+                                "{here}: {} can be read by {} (mode {mode:o}); `chmod 600 {}` keeps the credential to its owner",
+                                file.display(),
+                                if mode & 0o004 == 0 { "its group" } else { "every user" },
+                                file.display(),
+                            ));
+                        }
+                    }
+                    _ => credential_files(v, &here, dir, warnings),
+                }
+            }
+        }
+        Value::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                credential_files(v, &path.index(i), dir, warnings);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The permission bits of a file its group or others may read.
+#[cfg(unix)]
+fn loose_mode(file: &Path) -> Option<u32> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(file).ok()?.permissions().mode() & 0o777;
+    (mode & 0o044 != 0).then_some(mode)
+}
+
+#[cfg(not(unix))]
+fn loose_mode(_file: &Path) -> Option<u32> {
+    None
+}
+
 enum Missing {
     Var(String),
+    BadName(String),
     Unclosed,
+}
+
+/// Whether a key path is a mapping's `to` (where `$` also introduces capture references).
+fn is_mapping_to(path: &KeyPath) -> bool {
+    matches!(
+        path.0.as_slice(),
+        [Seg::Key(g), Seg::Key(m), Seg::Index(_), Seg::Key(t)] if g == "groups" && m == "mappings" && t == "to"
+    )
+}
+
+/// `${name}` in a mapping's `to` where `name` is a named capture group of its `from_regex`: the
+/// environment expansion would take it. The capture is written `$name` or `$${name}`.
+fn capture_collisions(value: &Value, diags: &mut Vec<Diagnostic>) {
+    let Some(mappings) = value.pointer("/groups/mappings").and_then(Value::as_array) else {
+        return;
+    };
+    for (i, m) in mappings.iter().enumerate() {
+        let (Some(to), Some(re)) = (
+            m.get("to").and_then(Value::as_str),
+            m.get("from_regex").and_then(Value::as_str),
+        ) else {
+            continue;
+        };
+        let Ok(re) = regex::Regex::new(re) else {
+            continue;
+        };
+        for name in re.capture_names().flatten() {
+            let braced = format!("${{{name}}}");
+            let escaped = format!("$${{{name}}}");
+            if to.replace(&escaped, "").contains(&braced) {
+                diags.push(
+                    Diagnostic::new(
+                        KeyPath::default().key("groups").key("mappings").index(i).key("to"),
+                        format!("`{braced}` would be read as the environment variable {name}, but it names a capture group of `from_regex`"),
+                    )
+                    .hint(format!("write the capture group as `${name}` or `$${{{name}}}`; `${{NAME}}` is always an environment variable")),
+                );
+            }
+        }
+    }
+}
+
+/// An environment variable name: letters, digits and `_`, not starting with a digit.
+fn is_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 fn expand_one(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, Missing> {
@@ -272,7 +440,20 @@ fn expand_one(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, M
         } else if let Some(r) = after.strip_prefix("${") {
             let end = r.find('}').ok_or(Missing::Unclosed)?;
             let name = &r[..end];
-            out.push_str(&env(name).ok_or_else(|| Missing::Var(name.to_string()))?);
+            if !name.is_empty() && name.bytes().all(|b| b.is_ascii_digit()) {
+                // `${1}`: a numbered capture reference (a mapping's `to`), never a variable.
+                out.push_str(&after[..end + 3]);
+                rest = &r[end + 1..];
+                continue;
+            }
+            if !is_env_name(name) {
+                return Err(Missing::BadName(name.to_string()));
+            }
+            let value = env(name).ok_or_else(|| Missing::Var(name.to_string()))?;
+            if is_secret_variable(name) {
+                secret::register(&value);
+            }
+            out.push_str(&value);
             rest = &r[end + 1..];
         } else {
             out.push('$');
@@ -287,7 +468,19 @@ fn expand_one(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, M
 /// "not valid under any of the schemas" can.
 fn check_connector_types(value: &Value, diags: &mut Vec<Diagnostic>) {
     let check = |v: &Value, path: KeyPath, built: &[&str], diags: &mut Vec<Diagnostic>| {
+        if !v.is_object() {
+            return;
+        }
         let Some(t) = v.get("type").and_then(Value::as_str) else {
+            let what = if v.get("type").is_some() {
+                "`type` is not a name"
+            } else {
+                "missing `type`"
+            };
+            diags.push(
+                Diagnostic::new(path, format!("{what}; one of {}", built.join(", ")))
+                    .hint("every connector names its kind, e.g. `type: okta`"),
+            );
             return;
         };
         if built.contains(&t) {
@@ -378,20 +571,48 @@ fn schema_diagnostic(schema: &Value, e: &jsonschema::ValidationError<'_>) -> Dia
             Diagnostic::new(path.clone(), format!("missing required key `{name}`"))
         }
         ValidationErrorKind::AnyOf | ValidationErrorKind::OneOfNotValid => {
-            let mut d = Diagnostic::new(path, format!("{} is not an accepted value", e.instance));
+            let mut d = Diagnostic::new(path, "not an accepted value");
             if let Some(desc) = description(schema, schema_path) {
                 d = d.hint(desc);
             }
             d
         }
         _ => {
-            let mut d = Diagnostic::new(path, e.to_string());
+            let mut d = Diagnostic::new(path, without_value(e));
             if let Some(desc) = description(schema, schema_path) {
                 d = d.hint(desc);
             }
             d
         }
     }
+}
+
+/// A serde message without the string it quotes (`invalid type: string "…"` → `a string`).
+fn unquoted(msg: &str) -> String {
+    static QUOTED: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r#"string "(?:[^"\\]|\\.)*""#).expect("a valid regex")
+    });
+    QUOTED.replace_all(msg, "a string").into_owned()
+}
+
+/// A schema error's message without the value it was about: config errors name keys, never values
+/// (a value may hold a credential read from the environment).
+fn without_value(e: &jsonschema::ValidationError<'_>) -> String {
+    let kind = |v: &Value| match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a mapping",
+    };
+    let msg = e.to_string();
+    let instance = e.instance.to_string();
+    let msg = match msg.strip_prefix(&instance) {
+        Some(rest) => format!("{}{rest}", kind(&e.instance)),
+        None => msg.replace(&instance, kind(&e.instance)),
+    };
+    msg
 }
 
 fn quote_list(items: &[String]) -> String {
@@ -474,5 +695,15 @@ mod tests {
         assert_eq!(expand_one("cost $5", &env).ok(), Some("cost $5".into()));
         assert!(matches!(expand_one("${B}", &env), Err(Missing::Var(n)) if n == "B"));
         assert!(matches!(expand_one("${A", &env), Err(Missing::Unclosed)));
+        assert_eq!(expand_one("team-${1}", &env).ok(), Some("team-${1}".into()));
+        assert_eq!(
+            expand_one("$${name}-$1", &env).ok(),
+            Some("${name}-$1".into())
+        );
+        assert!(matches!(expand_one("${A-B}", &env), Err(Missing::BadName(n)) if n == "A-B"));
+        assert_eq!(
+            unquoted(r#"invalid type: string "s3cr\"et", expected u32"#),
+            "invalid type: a string, expected u32"
+        );
     }
 }

@@ -1,9 +1,118 @@
 //! Secrets: taken from the environment (`${VAR}` in the config) or a file (`token_file:`), and never
 //! printed. [`Secret`] has a redacting `Debug` and `Display` and no `Serialize`, so a secret cannot end
 //! up in a plan, a report or a log line by accident.
+//!
+//! A secret can still be echoed back by a server (an error body quoting the `Authorization` header)
+//! or hidden in a text the process builds. So every secret value is also recorded, when it is
+//! created, in a process-wide registry, and [`redact`] replaces each recorded value in any text
+//! where it leaves the process: messages on stderr, results on stdout, plan, report and snapshot
+//! files.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::{PoisonError, RwLock};
+
+/// What a redacted value is replaced with.
+pub const REDACTED: &str = "[redacted]";
+
+/// Values shorter than this are not redacted: replacing every `abc` in a plan would mangle it, and
+/// so short a credential is no secret anyway.
+pub const MIN_REDACTED_LEN: usize = 6;
+
+/// Every secret value the process holds, and one matcher for them all.
+static REGISTRY: RwLock<Registry> = RwLock::new(Registry {
+    values: Vec::new(),
+    matcher: None,
+});
+
+struct Registry {
+    /// Longest first, so that a secret containing another is replaced whole.
+    values: Vec<String>,
+    /// An alternation of the values (the regex crate finds literal sets in one pass).
+    matcher: Option<regex::Regex>,
+}
+
+/// Records a credential value so that [`redact`] removes it from every text that leaves the process.
+/// Also records the forms the value takes inside JSON (escaped), the lines of a multi-line value
+/// (a PEM key) and the `private_key` of a JSON key file.
+pub fn register(value: &str) {
+    let mut forms = vec![value.trim().to_string()];
+    if let Ok(escaped) = serde_json::to_string(value.trim()) {
+        forms.push(escaped[1..escaped.len() - 1].to_string());
+    }
+    if value.trim().contains('\n') {
+        forms.extend(
+            value
+                .lines()
+                .map(str::trim)
+                .filter(|l| l.len() >= 16 && !l.starts_with("-----"))
+                .map(String::from),
+        );
+    }
+    if let Ok(serde_json::Value::Object(m)) = serde_json::from_str(value) {
+        for k in ["private_key", "private_key_id"] {
+            if let Some(v) = m.get(k).and_then(serde_json::Value::as_str) {
+                register(v);
+            }
+        }
+    }
+    let mut reg = REGISTRY.write().unwrap_or_else(PoisonError::into_inner);
+    let mut changed = false;
+    for f in forms {
+        if f.chars().count() >= MIN_REDACTED_LEN && !reg.values.contains(&f) {
+            reg.values.push(f);
+            changed = true;
+        }
+    }
+    if changed {
+        reg.values
+            .sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+        let alternation: Vec<String> = reg.values.iter().map(|v| regex::escape(v)).collect();
+        reg.matcher = regex::RegexBuilder::new(&alternation.join("|"))
+            .size_limit(64 << 20)
+            .build()
+            .ok();
+    }
+}
+
+/// The text with every registered secret value replaced by `[redacted]`.
+#[must_use]
+pub fn redact(text: &str) -> Cow<'_, str> {
+    let reg = REGISTRY.read().unwrap_or_else(PoisonError::into_inner);
+    if let Some(m) = &reg.matcher {
+        return match m.replace_all(text, regex::NoExpand(REDACTED)) {
+            Cow::Borrowed(_) => Cow::Borrowed(text),
+            Cow::Owned(s) => Cow::Owned(s),
+        };
+    }
+    // No matcher (none registered, or too many to compile): one value at a time.
+    let mut out = Cow::Borrowed(text);
+    for secret in &reg.values {
+        if out.contains(secret.as_str()) {
+            out = Cow::Owned(out.replace(secret.as_str(), REDACTED));
+        }
+    }
+    out
+}
+
+/// [`redact`] over bytes: text that is not UTF-8 is redacted where it is.
+#[must_use]
+pub fn redact_bytes(bytes: &[u8]) -> Cow<'_, [u8]> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => match redact(text) {
+            Cow::Borrowed(_) => Cow::Borrowed(bytes),
+            Cow::Owned(s) => Cow::Owned(s.into_bytes()),
+        },
+        Err(_) => {
+            let text = String::from_utf8_lossy(bytes);
+            match redact(&text) {
+                Cow::Borrowed(_) => Cow::Borrowed(bytes),
+                Cow::Owned(s) => Cow::Owned(s.into_bytes()),
+            }
+        }
+    }
+}
 
 /// A credential. Shows as `[redacted]`.
 #[derive(Clone, PartialEq, Eq)]
@@ -12,7 +121,9 @@ pub struct Secret(String);
 impl Secret {
     #[must_use]
     pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
+        let value = value.into();
+        register(&value);
+        Secret(value)
     }
 
     /// The value, for the one place that sends it (an `Authorization` header).
@@ -95,6 +206,40 @@ mod tests {
         let s = Secret::new("hunter2");
         assert_eq!(format!("{s} {s:?}"), "[redacted] Secret([redacted])");
         assert_eq!(s.expose(), "hunter2");
+    }
+
+    #[test]
+    fn registered_values_are_redacted_wherever_they_appear() {
+        let s = Secret::new("tok-9f8e7d6c5b");
+        assert_eq!(
+            redact("HTTP 401 (Authorization: Bearer tok-9f8e7d6c5b)"),
+            "HTTP 401 (Authorization: Bearer [redacted])"
+        );
+        assert_eq!(s.expose(), "tok-9f8e7d6c5b", "the value itself is kept");
+        assert!(matches!(redact("nothing here"), Cow::Borrowed(_)));
+        // A secret that contains another is replaced whole.
+        register("inner-7d6c5b4a");
+        register("outer-inner-7d6c5b4a-tail");
+        assert_eq!(
+            redact("a outer-inner-7d6c5b4a-tail b inner-7d6c5b4a c"),
+            "a [redacted] b [redacted] c"
+        );
+        // Too short to redact without mangling other text.
+        register("abc");
+        assert_eq!(redact("abcdef"), "abcdef");
+        // A PEM's lines, a JSON-escaped form and a key file's private key.
+        register("-----BEGIN KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END KEY-----\n");
+        assert_eq!(
+            redact("echo MIIEvQIBADANBgkqhkiG9w0BAQEFAASC"),
+            "echo [redacted]"
+        );
+        register(r#"{"private_key":"pk\"quoted-value","client_email":"a@b"}"#);
+        assert_eq!(redact(r#"x pk"quoted-value y"#), "x [redacted] y");
+        assert_eq!(redact(r#""pk\"quoted-value""#), r#""[redacted]""#);
+        assert_eq!(
+            redact_bytes(b"Bearer tok-9f8e7d6c5b\xff").as_ref(),
+            b"Bearer [redacted]\xef\xbf\xbd"
+        );
     }
 
     #[test]

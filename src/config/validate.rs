@@ -528,13 +528,55 @@ fn check_credential(
     }
 }
 
+/// An http(s) URL without credentials in it: a URL is printed in plans, `-v` output and errors,
+/// so a password or token inside one would leak. (The value is not quoted: it may hold one.)
 fn check_url(path: KeyPath, url: &str, diags: &mut Vec<Diagnostic>) {
     if !(url.starts_with("https://") || url.starts_with("http://")) {
         diags.push(
-            Diagnostic::new(path, format!("{url:?} is not an http(s) URL"))
+            Diagnostic::new(path, "not an http(s) URL")
                 .hint("e.g. https://api.atlassian.com/scim/directory/<directory id>"),
         );
+        return;
     }
+    let Ok(parsed) = reqwest::Url::parse(url) else {
+        diags.push(Diagnostic::new(path, "not a valid URL"));
+        return;
+    };
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        diags.push(
+            Diagnostic::new(path.clone(), "the URL holds credentials (`user:password@`); refused so that they are never printed")
+                .hint("remove them from the URL and give the credential with `token` (e.g. token: ${MY_TOKEN}) or `token_file`"),
+        );
+    }
+    if let Some((name, _)) = parsed.query_pairs().find(|(k, _)| secret_like(k)) {
+        diags.push(
+            Diagnostic::new(path, format!("the URL's query parameter `{name}` looks like a credential; refused so that it is never printed"))
+                .hint("give the credential with `token` (e.g. token: ${MY_TOKEN}) or `token_file`"),
+        );
+    }
+}
+
+/// A query parameter or key name that usually carries a credential.
+fn secret_like(name: &str) -> bool {
+    let n = name.to_ascii_lowercase().replace(['-', '_'], "");
+    [
+        "token",
+        "secret",
+        "password",
+        "passwd",
+        "pwd",
+        "apikey",
+        "key",
+        "sig",
+        "signature",
+        "auth",
+        "authorization",
+        "credential",
+        "accesstoken",
+        "code",
+    ]
+    .iter()
+    .any(|w| n == *w || (w.len() > 4 && n.contains(w)))
 }
 
 fn check_page_size(path: KeyPath, n: usize, diags: &mut Vec<Diagnostic>) {
@@ -694,7 +736,7 @@ fn check_source_connection(
                     .hint("e.g. domain: example.okta.com"),
                 ),
                 (_, Some(u)) => check_url(path.key("base_url"), u, diags),
-                _ => {}
+                (Some(d), None) => check_url(path.key("domain"), &format!("https://{d}"), diags),
             }
             let token = o.token.is_some() || o.token_file.is_some();
             match (&o.oauth, token) {

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::Semaphore;
 
-use super::retry::{retryable, RetryPolicy};
+use super::retry::{retryable, RetryPolicy, TooLong};
 use super::token::TokenSource;
 use crate::config::secret::Secret;
 
@@ -28,6 +28,10 @@ pub struct HttpSettings {
     /// Requests in flight at once.
     #[serde(default = "default_concurrency")]
     pub max_concurrency: usize,
+    /// The longest wait, in seconds, a server may ask for (`Retry-After`, a rate-limit reset)
+    /// before a retry; asked for more, the request fails saying how long the server asked for.
+    #[serde(default = "default_max_wait")]
+    pub max_wait_secs: u64,
 }
 
 impl Default for HttpSettings {
@@ -36,6 +40,7 @@ impl Default for HttpSettings {
             timeout_secs: default_timeout(),
             max_attempts: default_attempts(),
             max_concurrency: default_concurrency(),
+            max_wait_secs: default_max_wait(),
         }
     }
 }
@@ -48,6 +53,9 @@ fn default_attempts() -> u32 {
 }
 fn default_concurrency() -> usize {
     4
+}
+fn default_max_wait() -> u64 {
+    super::retry::DEFAULT_MAX_WAIT_SECS
 }
 
 /// How requests authenticate.
@@ -96,6 +104,14 @@ pub enum HttpError {
         attempts: u32,
         reason: String,
     },
+    #[error("{api}: {method} {url} answered HTTP {status}; {wait}")]
+    WaitTooLong {
+        api: String,
+        method: Method,
+        url: String,
+        status: u16,
+        wait: TooLong,
+    },
     #[error("{api}: {method} {url}: {reason}")]
     Malformed {
         api: String,
@@ -110,7 +126,9 @@ impl HttpError {
     #[must_use]
     pub fn status(&self) -> Option<u16> {
         match self {
-            HttpError::Status { status, .. } => Some(*status),
+            HttpError::Status { status, .. } | HttpError::WaitTooLong { status, .. } => {
+                Some(*status)
+            }
             _ => None,
         }
     }
@@ -194,6 +212,7 @@ impl HttpClient {
             max_concurrency: settings.max_concurrency.max(1),
             policy: RetryPolicy {
                 max_attempts: settings.max_attempts.max(1),
+                max_wait: Duration::from_secs(settings.max_wait_secs),
                 ..RetryPolicy::default()
             },
             counter: Arc::new(AtomicU64::new(0)),
@@ -297,7 +316,9 @@ impl HttpClient {
             method: reply.method.clone(),
             url: reply.url.clone(),
             status: reply.status.as_u16(),
-            detail: error_detail(&reply.body),
+            // Redacted before it is parsed and cut short, so that no part of an echoed credential
+            // survives (the output boundary redacts again, but cannot see a cut-off prefix).
+            detail: error_detail(&crate::config::secret::redact_bytes(&reply.body)),
         }
     }
 
@@ -422,10 +443,19 @@ impl HttpClient {
                     if last {
                         return Err(self.status_error(&reply));
                     }
-                    let wait = self
-                        .policy
-                        .requested_wait(&reply.headers)
-                        .unwrap_or_else(|| self.policy.backoff(attempt));
+                    let wait = match self.policy.requested_wait(&reply.headers) {
+                        Ok(Some(wait)) => wait,
+                        Ok(None) => self.policy.backoff(attempt),
+                        Err(wait) => {
+                            return Err(HttpError::WaitTooLong {
+                                api: self.api.clone(),
+                                method,
+                                url: shown,
+                                status: status.as_u16(),
+                                wait,
+                            })
+                        }
+                    };
                     tokio::time::sleep(wait).await;
                 }
                 Err(e) => {
@@ -467,9 +497,11 @@ impl HttpClient {
         // With requests in flight, stop while a few remain: the ones already sent will use them.
         let reserve = u64::try_from(self.max_concurrency.saturating_sub(1)).unwrap_or(0);
         if remaining.is_some_and(|r| r <= reserve) {
-            if let Some(wait) = self.policy.requested_wait(headers) {
+            // A reset further off than `max_wait` is not waited for here: the server's own 429,
+            // if it comes, fails the request saying how long it asked for.
+            if let Ok(Some(wait)) = self.policy.requested_wait(headers) {
                 let mut nb = self.not_before.lock().expect("not poisoned");
-                *nb = Some(Instant::now() + wait);
+                *nb = Instant::now().checked_add(wait);
             }
         }
     }

@@ -89,6 +89,18 @@ pub struct Faults {
     pub truncate_next: usize,
     /// The next N successful mutations are applied, but answered with a 500.
     pub fail_after_mutation: usize,
+    /// Raw `Retry-After` and `X-RateLimit-Reset` values of a throttled response, instead of
+    /// `retry_after_secs` (absurd or hostile values: `1e30`, a date in 9999).
+    pub throttle_headers_raw: Option<String>,
+    /// Successful responses say the rate budget is spent (`X-Rate-Limit-Remaining: 0`) and resets
+    /// at this raw `X-Rate-Limit-Reset` value.
+    pub spent_budget_reset: Option<String>,
+    /// The next N requests (with `echo_auth_mutations_only`, mutations) are answered 400 with an
+    /// error that quotes the request's `Authorization` header, as a careless server might.
+    pub echo_auth_next: usize,
+    pub echo_auth_mutations_only: bool,
+    /// The echo is plain text, padded so that the credential straddles the 200th character.
+    pub echo_auth_plain: bool,
 }
 
 impl Default for Faults {
@@ -102,6 +114,11 @@ impl Default for Faults {
             slow: None,
             truncate_next: 0,
             fail_after_mutation: 0,
+            throttle_headers_raw: None,
+            spent_budget_reset: None,
+            echo_auth_next: 0,
+            echo_auth_mutations_only: false,
+            echo_auth_plain: false,
         }
     }
 }
@@ -123,6 +140,8 @@ pub struct RequestLog {
 /// What the layer does with a request before the handler runs.
 enum Verdict {
     Reset,
+    /// Answer 400 quoting the `Authorization` header (plain text when true).
+    EchoAuth(bool),
     Throttle(u64),
     Fail(StatusCode, &'static str),
     Proceed(Option<Duration>),
@@ -177,13 +196,17 @@ impl FaultLayer {
             format!("{}?{}", entry.path, entry.query)
         };
         let mut faults = self.faults();
+        let mutation = entry.mutation;
         let mut log = lock(&self.log);
         log.push(entry);
         let index = log.len() - 1;
         let nth = log.len();
         drop(log);
 
-        let verdict = if take(&mut faults.reset_next) {
+        let echo = !faults.echo_auth_mutations_only || mutation;
+        let verdict = if echo && take(&mut faults.echo_auth_next) {
+            Verdict::EchoAuth(faults.echo_auth_plain)
+        } else if take(&mut faults.reset_next) {
             Verdict::Reset
         } else if take(&mut faults.throttle_next) {
             Verdict::Throttle(faults.retry_after_secs)
@@ -262,6 +285,12 @@ pub async fn fault_middleware(
     }
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
+    let authorization = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
     let mutation = (layer.is_mutation)(&method, &path);
     let (index, verdict) = layer.admit(RequestLog {
         method: method.to_string(),
@@ -283,6 +312,7 @@ pub async fn fault_middleware(
             // Never written: the dead socket makes hyper drop the connection instead.
             return (layer.render_error)(StatusCode::INTERNAL_SERVER_ERROR, "reset");
         }
+        Verdict::EchoAuth(plain) => echo_auth(&layer, &authorization, plain),
         Verdict::Throttle(secs) => throttled(&layer, secs),
         Verdict::Fail(status, detail) => (layer.render_error)(status, detail),
         Verdict::Proceed(delay) => {
@@ -299,6 +329,15 @@ pub async fn fault_middleware(
             } else if ok && method == Method::GET && take(&mut layer.faults().truncate_next) {
                 truncated(response).await
             } else {
+                let spent = layer.faults().spent_budget_reset.clone();
+                let mut response = response;
+                if let Some(reset) = spent.filter(|_| ok) {
+                    let h = response.headers_mut();
+                    h.insert("x-rate-limit-remaining", HeaderValue::from(0));
+                    if let Ok(v) = HeaderValue::from_str(&reset) {
+                        h.insert("x-rate-limit-reset", v);
+                    }
+                }
                 response
             }
         }
@@ -307,8 +346,33 @@ pub async fn fault_middleware(
     response
 }
 
+/// A 400 whose error quotes the request's credential: in the fake's error shape, or as plain text
+/// padded so that the credential straddles the 200th character (where quoted bodies are cut).
+fn echo_auth(layer: &FaultLayer, authorization: &str, plain: bool) -> Response {
+    let detail = format!("bad request; you sent Authorization: {authorization}");
+    if !plain {
+        return (layer.render_error)(StatusCode::BAD_REQUEST, &detail);
+    }
+    let before = detail.len() - authorization.len() + authorization.len() / 2;
+    let pad = 200usize.saturating_sub(before);
+    let body = format!("{}{detail}", ".".repeat(pad));
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = StatusCode::BAD_REQUEST;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    response
+}
+
 fn throttled(layer: &FaultLayer, secs: u64) -> Response {
     let mut response = (layer.render_error)(StatusCode::TOO_MANY_REQUESTS, "rate limit exceeded");
+    let raw = layer.faults().throttle_headers_raw.clone();
+    if let Some(raw) = raw.and_then(|r| HeaderValue::from_str(&r).ok()) {
+        let headers = response.headers_mut();
+        headers.insert(header::RETRY_AFTER, raw.clone());
+        headers.insert("x-ratelimit-reset", raw);
+        return response;
+    }
     let reset = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
