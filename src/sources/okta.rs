@@ -299,12 +299,12 @@ mod tests {
         let u = user_from_okta(&v).unwrap();
         assert!(!u.active);
         assert!(!u.attributes.contains_key("costCenter"), "null is absent");
-        let v = json!({"id": "00u2", "profile": {"login": "a@x.com", "email": null, "firstName": null}});
-        let u = user_from_okta(&v).unwrap();
-        assert_eq!(u.key(), "a@x.com", "a null email falls back to the login");
-        assert_eq!(u.given_name, None);
-        let v = json!({"id": "00u3", "profile": {"login": "svc-bot", "email": null}});
-        let l = user_from_okta(&v).unwrap_err();
+        let v2 = json!({"id": "00u2", "profile": {"login": "a@x.com", "email": null, "firstName": null}});
+        let u2 = user_from_okta(&v2).unwrap();
+        assert_eq!(u2.key(), "a@x.com", "a null email falls back to the login");
+        assert_eq!(u2.given_name, None);
+        let l = user_from_okta(&json!({"id": "00u3", "profile": {"login": "svc-bot", "email": null}}))
+            .unwrap_err();
         assert_eq!((l.name.as_str(), l.reason.as_str()), ("svc-bot", "no email"));
         assert_eq!(user_from_okta(&json!({"id": "00u4", "profile": null})).unwrap_err().reason, "no profile");
         assert_eq!(u.key(), "a@x.com");
