@@ -165,7 +165,7 @@ pub fn build(sources: &[SourceData], rules: &Rules) -> Result<Desired, Vec<Strin
                 && regex_repeats.insert((mapping.index, qualified.clone()))
             {
                 d.warnings.push(format!(
-                    "{qualified} is the name of {} groups ({}); {} maps each of them to `{to}`. To keep one out, rename it in the IdP, or map the one you want by id with a `from: \"{}:id:ID\"` mapping placed before it",
+                    "{qualified} is the name of {} groups ({}); {} maps each of them to `{to}`. To send one elsewhere, map it by id with a `from: \"{}:id:ID\"` mapping placed before it; to keep one out, rename it in the IdP",
                     src.data.snapshot.groups.iter().filter(|o| o.name == group.name).count(),
                     ids_of(&src.data, &group.name),
                     mapping.describe(),

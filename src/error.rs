@@ -46,7 +46,10 @@ pub enum Error {
         setting: String,
         active: u64,
     },
-    #[error("the config refers to IdP groups it does not name uniquely; nothing was planned:{}", list(problems))]
+    #[error(
+        "the config refers to IdP groups it does not name uniquely; nothing was planned:{}",
+        list(problems)
+    )]
     GroupReferences { problems: Vec<String> },
     #[error("the plan cannot be applied:{}", list(problems))]
     Blocked { problems: Vec<String> },

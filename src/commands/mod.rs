@@ -150,10 +150,12 @@ pub async fn make_plan(
             source: e,
         })?;
         lap(&format!("read source {name}"));
-        let indexed = index(snap, GroupNames::MayRepeat).await.map_err(|e| Error::SourceData {
-            name: name.clone(),
-            source: e,
-        })?;
+        let indexed = index(snap, GroupNames::MayRepeat)
+            .await
+            .map_err(|e| Error::SourceData {
+                name: name.clone(),
+                source: e,
+            })?;
         lap(&format!(
             "indexed source {name}: {} users, {} groups",
             indexed.keys.len(),
@@ -173,10 +175,12 @@ pub async fn make_plan(
             source: e,
         })?;
         lap(&format!("read target {name}"));
-        let indexed = index(snap, GroupNames::Unique).await.map_err(|e| Error::TargetData {
-            name: name.clone(),
-            source: e,
-        })?;
+        let indexed = index(snap, GroupNames::Unique)
+            .await
+            .map_err(|e| Error::TargetData {
+                name: name.clone(),
+                source: e,
+            })?;
         lap(&format!(
             "indexed target {name}: {} users, {} groups",
             indexed.keys.len(),

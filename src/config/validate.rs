@@ -618,7 +618,9 @@ fn check_source_connection(
                             path.key("groups").index(i),
                             format!("{g:?} is not a group path"),
                         )
-                        .hint(format!("Keycloak groups are named by path, e.g. \"/{g}\", or by id, \"id:ID\"")),
+                        .hint(format!(
+                            "Keycloak groups are named by path, e.g. \"/{g}\", or by id, \"id:ID\""
+                        )),
                     );
                 }
             }

@@ -221,7 +221,10 @@ impl Source for EntraSource {
             let mut found = Vec::new();
             for wanted in &self.groups {
                 if let super::GroupRef::Id(id) = super::GroupRef::parse(wanted) {
-                    match http.get_json(&format!("groups/{id}"), &[select.clone()]).await {
+                    match http
+                        .get_json(&format!("groups/{id}"), &[select.clone()])
+                        .await
+                    {
                         Ok(g) => {
                             found.push(g);
                             continue;
@@ -247,7 +250,8 @@ impl Source for EntraSource {
                             .iter()
                             .map(|g| {
                                 let id = g.get("id").and_then(Value::as_str).unwrap_or("");
-                                let name = g.get("displayName").and_then(Value::as_str).unwrap_or("");
+                                let name =
+                                    g.get("displayName").and_then(Value::as_str).unwrap_or("");
                                 (id, name)
                             })
                             .collect();
@@ -309,8 +313,12 @@ impl Source for EntraSource {
             .map(|(ms, (_, group))| {
                 ms.into_iter()
                     .filter(|m| match not_a_user(m) {
-                        None => m.get("@odata.type").and_then(Value::as_str).unwrap_or(USER_TYPE)
-                            == USER_TYPE,
+                        None => {
+                            m.get("@odata.type")
+                                .and_then(Value::as_str)
+                                .unwrap_or(USER_TYPE)
+                                == USER_TYPE
+                        }
                         Some(reason) => {
                             let (name, email) = super::member_label(m);
                             let id = m.get("id").and_then(Value::as_str).map(String::from);
@@ -363,10 +371,19 @@ mod tests {
             u.attributes.get("manager").map(String::as_str),
             Some("boss@corp.onmicrosoft.com")
         );
-        let l = user_from_graph(&json!({"id": "g3", "mail": null, "userPrincipalName": null, "displayName": "Ghost"})).unwrap_err();
+        let l = user_from_graph(
+            &json!({"id": "g3", "mail": null, "userPrincipalName": null, "displayName": "Ghost"}),
+        )
+        .unwrap_err();
         assert_eq!((l.name.as_str(), l.id.as_deref()), ("Ghost", Some("g3")));
-        assert_eq!(not_a_user(&json!({"@odata.type": "#microsoft.graph.device"})).as_deref(), Some("a device, not a user"));
-        assert_eq!(not_a_user(&json!({"@odata.type": "#microsoft.graph.group"})), None);
+        assert_eq!(
+            not_a_user(&json!({"@odata.type": "#microsoft.graph.device"})).as_deref(),
+            Some("a device, not a user")
+        );
+        assert_eq!(
+            not_a_user(&json!({"@odata.type": "#microsoft.graph.group"})),
+            None
+        );
         let cert = include_str!("../../tests/fixtures/test-cert.pem");
         let t = thumbprint(cert).unwrap();
         assert_eq!(t.len(), 43, "base64url of 32 bytes");

@@ -180,7 +180,9 @@ fn user_from_google(v: &Value) -> Result<User, LeftOut> {
     let s = |p: &str| present(v.pointer(p)).map(String::from);
     let Some(email) = s("/primaryEmail") else {
         let id = s("/id");
-        let name = s("/name/fullName").or_else(|| id.clone()).unwrap_or_default();
+        let name = s("/name/fullName")
+            .or_else(|| id.clone())
+            .unwrap_or_default();
         return Err(LeftOut::user(id, &name, None, "no primaryEmail"));
     };
     let mut u = User::new(&email);
@@ -260,10 +262,8 @@ impl Source for GoogleSource {
                     match (id, present(g.get("email"))) {
                         (Some(id), Some(email)) => Some((id, email.to_lowercase())),
                         (id, _) => {
-                            let name = present(g.get("name")).map_or_else(
-                                || id.clone().unwrap_or_default(),
-                                String::from,
-                            );
+                            let name = present(g.get("name"))
+                                .map_or_else(|| id.clone().unwrap_or_default(), String::from);
                             skipped.push(LeftOut::group(id, &name, "no id or no email"));
                             None
                         }

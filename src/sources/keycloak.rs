@@ -194,7 +194,10 @@ mod tests {
         );
         let l = user_from_keycloak(&json!({"id": "k2", "username": "svc-build", "email": null}))
             .unwrap_err();
-        assert_eq!((l.name.as_str(), l.reason.as_str()), ("svc-build", "no email"));
+        assert_eq!(
+            (l.name.as_str(), l.reason.as_str()),
+            ("svc-build", "no email")
+        );
         let v = json!({"id": "k3", "username": "cy@x.com", "firstName": null, "attributes": {"title": [null, "Eng"], "x": null}});
         let u = user_from_keycloak(&v).unwrap();
         assert_eq!(u.key(), "cy@x.com");

@@ -91,13 +91,7 @@ pub fn groups_from_listings(
                         let mid = mid.map(std::borrow::Cow::into_owned);
                         if strangers.insert(mid.clone()) {
                             let (label, email) = member_label(m);
-                            left_out.push(LeftOut::member(
-                                &name,
-                                mid,
-                                &label,
-                                email,
-                                stranger,
-                            ));
+                            left_out.push(LeftOut::member(&name, mid, &label, email, stranger));
                         }
                     }
                 }
@@ -129,7 +123,11 @@ pub fn member_label(m: &serde_json::Value) -> (String, Option<String>) {
         .or_else(|| text("/username"))
         .or_else(|| text("/displayName"))
         .or_else(|| text("/name"))
-        .or_else(|| m.get("id").and_then(id_text).map(std::borrow::Cow::into_owned))
+        .or_else(|| {
+            m.get("id")
+                .and_then(id_text)
+                .map(std::borrow::Cow::into_owned)
+        })
         .unwrap_or_else(|| "(no name)".into());
     (label, email)
 }
@@ -215,7 +213,9 @@ pub fn keep_configured(
                     .iter()
                     .map(|&i| (listed[i].0.as_str(), listed[i].1.as_str()))
                     .collect();
-                return Err(SourceError::Invalid(ambiguous_configured(w, &groups, place)));
+                return Err(SourceError::Invalid(ambiguous_configured(
+                    w, &groups, place,
+                )));
             }
         }
     }

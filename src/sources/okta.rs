@@ -303,10 +303,19 @@ mod tests {
         let u2 = user_from_okta(&v2).unwrap();
         assert_eq!(u2.key(), "a@x.com", "a null email falls back to the login");
         assert_eq!(u2.given_name, None);
-        let l = user_from_okta(&json!({"id": "00u3", "profile": {"login": "svc-bot", "email": null}}))
-            .unwrap_err();
-        assert_eq!((l.name.as_str(), l.reason.as_str()), ("svc-bot", "no email"));
-        assert_eq!(user_from_okta(&json!({"id": "00u4", "profile": null})).unwrap_err().reason, "no profile");
+        let l =
+            user_from_okta(&json!({"id": "00u3", "profile": {"login": "svc-bot", "email": null}}))
+                .unwrap_err();
+        assert_eq!(
+            (l.name.as_str(), l.reason.as_str()),
+            ("svc-bot", "no email")
+        );
+        assert_eq!(
+            user_from_okta(&json!({"id": "00u4", "profile": null}))
+                .unwrap_err()
+                .reason,
+            "no profile"
+        );
         assert_eq!(u.key(), "a@x.com");
         assert_eq!(u.attributes.get("title").map(String::as_str), Some("Eng"));
         for live in [

@@ -396,12 +396,19 @@ fn id_names(items: &[Value], what: &str, skipped: &mut Vec<LeftOut>) -> Vec<(Str
     items
         .iter()
         .filter_map(|g| {
-            let id = g.get("id").and_then(id_text).map(std::borrow::Cow::into_owned);
+            let id = g
+                .get("id")
+                .and_then(id_text)
+                .map(std::borrow::Cow::into_owned);
             match (id, present(g.get("name"))) {
                 (Some(id), Some(name)) => Some((id, name.to_string())),
                 (id, _) => {
                     let name = id.clone().unwrap_or_default();
-                    skipped.push(LeftOut::group(id, &name, &format!("a {what} without an id or a name")));
+                    skipped.push(LeftOut::group(
+                        id,
+                        &name,
+                        &format!("a {what} without an id or a name"),
+                    ));
                     None
                 }
             }
@@ -429,7 +436,10 @@ fn keep_configured(
                     Vec::new(),
                     (0..roles.len()).filter(|&i| roles[i].0 == rid).collect(),
                 ),
-                None => ((0..groups.len()).filter(|&i| groups[i].0 == id).collect(), Vec::new()),
+                None => (
+                    (0..groups.len()).filter(|&i| groups[i].0 == id).collect(),
+                    Vec::new(),
+                ),
             },
             super::GroupRef::Name(n) => (
                 (0..groups.len()).filter(|&i| groups[i].1 == n).collect(),
@@ -450,7 +460,11 @@ fn keep_configured(
             let named: Vec<(String, &str)> = hits_g
                 .iter()
                 .map(|&i| (groups[i].0.clone(), groups[i].1.as_str()))
-                .chain(hits_r.iter().map(|&i| (role_id(&roles[i].0), roles[i].1.as_str())))
+                .chain(
+                    hits_r
+                        .iter()
+                        .map(|&i| (role_id(&roles[i].0), roles[i].1.as_str())),
+                )
                 .collect();
             let named: Vec<(&str, &str)> = named.iter().map(|(i, n)| (i.as_str(), *n)).collect();
             return Err(SourceError::Invalid(super::ambiguous_configured(

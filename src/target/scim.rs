@@ -104,7 +104,12 @@ impl ScimDirectory {
                     return None;
                 };
                 let mut members = Vec::new();
-                for m in g.get("members").and_then(Value::as_array).into_iter().flatten() {
+                for m in g
+                    .get("members")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
                     let value = m.get("value").and_then(Value::as_str);
                     match value.and_then(|id| email_of.get(id)) {
                         Some(e) => members.push((*e).to_string()),

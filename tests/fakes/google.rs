@@ -133,7 +133,10 @@ pub enum GMember {
     /// "Whole account": every user of the customer, listed as one member of type CUSTOMER.
     Customer,
     /// A user outside the Workspace (type USER, with an id and an email the users listing lacks).
-    External { id: String, email: String },
+    External {
+        id: String,
+        email: String,
+    },
 }
 
 #[derive(Clone, Debug)]
