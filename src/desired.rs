@@ -483,3 +483,100 @@ fn desired_user(key: &str, source: &str, u: &User, rules: &Rules) -> DesiredUser
         scope,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{GroupNames, Snapshot};
+
+    fn rules(mappings: &str, require: &str) -> Rules {
+        let text = format!(
+            "version: 1\nsources: [{{name: idp, type: file, path: x.yaml}}]\ntarget: {{type: file, path: t.yaml}}\nusers: {{require_groups: [{require}]}}\ngroups: {{mappings: [{mappings}]}}\n"
+        );
+        crate::config::load_str(std::path::Path::new("idsync.yaml"), &text, &|_| None)
+            .unwrap()
+            .rules
+    }
+
+    fn source() -> Vec<SourceData> {
+        let snap: Snapshot = serde_yaml::from_str(
+            r#"users: [{id: u1, email: ana@x.com}, {id: u2, email: ben@x.com}]
+groups:
+  - {name: Eng, id: g1, members: [ana@x.com]}
+  - {name: Eng, id: g2, members: [ben@x.com]}
+  - {name: "id:g9", id: g3, members: [ben@x.com]}
+"#,
+        )
+        .unwrap();
+        vec![SourceData {
+            name: "idp".into(),
+            data: Indexed::with(snap, GroupNames::MayRepeat).unwrap(),
+        }]
+    }
+
+    fn members(d: &Desired, group: &str) -> Vec<String> {
+        d.groups[group]
+            .members
+            .iter()
+            .map(|(u, _)| d.users[*u as usize].key.clone())
+            .collect()
+    }
+
+    #[test]
+    fn groups_are_named_by_id_and_a_shared_name_in_use_is_an_error() {
+        let d = build(&source(), &rules(r#"{from: "idp:id:g2", to: eng}"#, "")).unwrap();
+        assert_eq!(members(&d, "eng"), vec!["ben@x.com"]);
+        assert_eq!(
+            d.reason(d.groups["eng"].members[0].1),
+            "member of idp:Eng (id g2) via groups.mappings[0]"
+        );
+
+        let err = build(&source(), &rules(r#"{from: "idp:Eng", to: eng}"#, "")).unwrap_err();
+        assert_eq!(err.len(), 1);
+        assert!(
+            err[0].contains("id g1, id g2") && err[0].contains("\"idp:id:g1\""),
+            "{err:?}"
+        );
+        let err = build(&source(), &rules("", r#""idp:Eng""#)).unwrap_err();
+        assert!(
+            err[0].starts_with("users.require_groups names \"idp:Eng\""),
+            "{err:?}"
+        );
+
+        // Unreferenced, the shared name is no problem; `require_groups` by id scopes the users.
+        let d = build(&source(), &rules("", r#""idp:id:g1""#)).unwrap();
+        let wanted: Vec<&str> = d
+            .users
+            .iter()
+            .filter(|u| u.scope == Scope::Wanted)
+            .map(|u| u.key.as_str())
+            .collect();
+        assert_eq!(wanted, vec!["ana@x.com"]);
+
+        // No group has the id g9: the group named `id:g9` is found by its name.
+        let d = build(&source(), &rules(r#"{from: "idp:id:g9", to: odd}"#, "")).unwrap();
+        assert_eq!(members(&d, "odd"), vec!["ben@x.com"]);
+    }
+
+    #[test]
+    fn a_regex_over_a_shared_name_warns_and_case_twins_block() {
+        let d = build(
+            &source(),
+            &rules(
+                r#"{from_regex: "^idp:(Eng)$", to: "$1"}, {from: "idp:id:g3", to: eng}"#,
+                "",
+            ),
+        )
+        .unwrap();
+        assert_eq!(members(&d, "Eng"), vec!["ana@x.com", "ben@x.com"]);
+        assert!(
+            d.warnings
+                .iter()
+                .any(|w| w.starts_with("idp:Eng is the name of 2 groups (id g1, id g2)")),
+            "{:?}",
+            d.warnings
+        );
+        assert_eq!(d.blocking.len(), 1, "Eng and eng are one Atlassian group");
+        assert!(d.blocking[0].contains("`Eng`") && d.blocking[0].contains("`eng`"));
+    }
+}

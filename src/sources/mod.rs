@@ -486,3 +486,61 @@ pub fn build(config: &SourceConfig, config_dir: &Path) -> Result<Box<dyn Source>
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listed() -> Vec<(String, String)> {
+        [("g1", "Eng"), ("g2", "Eng"), ("g3", "Ops")]
+            .iter()
+            .map(|(i, n)| ((*i).to_string(), (*n).to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn configured_groups_by_name_or_id() {
+        let mut l = listed();
+        keep_configured(&mut l, &["id:g2".into(), "ops".into()], true, "here").unwrap();
+        assert_eq!(
+            l,
+            vec![("g2".into(), "Eng".into()), ("g3".into(), "Ops".into())]
+        );
+        let mut l = listed();
+        let e = keep_configured(&mut l, &["Eng".into()], false, "here").unwrap_err();
+        assert!(
+            e.to_string().contains("\"Eng\" (id g1), \"Eng\" (id g2)"),
+            "{e}"
+        );
+        assert!(e.to_string().contains("\"id:g1\""), "{e}");
+        let e = keep_configured(&mut l, &["ops".into()], false, "here").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "the configured group \"ops\" does not exist here"
+        );
+    }
+
+    #[test]
+    fn members_that_are_not_listed_users_are_named_once() {
+        let mut ana = crate::model::User::new("ana@x.com");
+        ana.id = Some("u1".into());
+        let mut left_out = vec![LeftOut::user(Some("u7".into()), "kiosk", None, "no email")];
+        let members = vec![vec![
+            serde_json::json!({"id": "u1"}),
+            serde_json::json!({"id": "u7", "username": "kiosk"}),
+            serde_json::json!({"id": "x1", "email": "vic@y.com"}),
+            serde_json::json!({"id": "x1", "email": "vic@y.com"}),
+        ]];
+        let groups = groups_from_listings(
+            &[ana],
+            vec![("g1".into(), "Eng".into())],
+            members,
+            "a stranger",
+            &mut left_out,
+        );
+        assert_eq!(groups[0].members, vec!["ana@x.com"]);
+        assert_eq!(left_out.len(), 2, "u7 is already named as a user; x1 once");
+        assert_eq!(left_out[1].label(), "vic@y.com (id x1) in Eng");
+        assert_eq!(left_out[1].email.as_deref(), Some("vic@y.com"));
+    }
+}
