@@ -134,18 +134,18 @@ impl EntraSource {
 
 /// A Graph user as the model. Email: `mail`, else the user principal name; Graph sends unset
 /// properties as `null`, and null, missing and blank are all absent, so every fallback applies.
-fn user_from_graph(v: &Value) -> Result<User, LeftOut> {
+fn user_from_graph(v: &Value) -> Result<User, Box<LeftOut>> {
     let s = |k: &str| present(v.get(k)).map(String::from);
     let upn = s("userPrincipalName");
     let Some(email) = s("mail").or_else(|| upn.clone()) else {
         let id = s("id");
         let name = s("displayName").or_else(|| id.clone()).unwrap_or_default();
-        return Err(LeftOut::user(
+        return Err(Box::new(LeftOut::user(
             id,
             &name,
             None,
             "no mail and no userPrincipalName",
-        ));
+        )));
     };
     let mut u = User::new(&email);
     u.id = s("id");
@@ -222,7 +222,7 @@ impl Source for EntraSource {
             for wanted in &self.groups {
                 if let super::GroupRef::Id(id) = super::GroupRef::parse(wanted) {
                     match http
-                        .get_json(&format!("groups/{id}"), &[select.clone()])
+                        .get_json(&format!("groups/{id}"), std::slice::from_ref(&select))
                         .await
                     {
                         Ok(g) => {
@@ -305,7 +305,7 @@ impl Source for EntraSource {
         let (users, (listed, members, mut skipped)) = tokio::try_join!(users, groups)?;
         let users: Vec<User> = users
             .iter()
-            .filter_map(|v| user_from_graph(v).map_err(|l| skipped.push(l)).ok())
+            .filter_map(|v| user_from_graph(v).map_err(|l| skipped.push(*l)).ok())
             .collect();
         let members = members
             .into_iter()

@@ -176,14 +176,14 @@ async fn get_with_quota_retries(
 
 /// A Workspace user as the model: suspended or archived is inactive. Null, missing and blank
 /// values are all absent.
-fn user_from_google(v: &Value) -> Result<User, LeftOut> {
+fn user_from_google(v: &Value) -> Result<User, Box<LeftOut>> {
     let s = |p: &str| present(v.pointer(p)).map(String::from);
     let Some(email) = s("/primaryEmail") else {
         let id = s("/id");
         let name = s("/name/fullName")
             .or_else(|| id.clone())
             .unwrap_or_default();
-        return Err(LeftOut::user(id, &name, None, "no primaryEmail"));
+        return Err(Box::new(LeftOut::user(id, &name, None, "no primaryEmail")));
     };
     let mut u = User::new(&email);
     u.id = s("/id");
@@ -294,7 +294,7 @@ impl Source for GoogleSource {
         let (users, (listed, members, mut skipped)) = tokio::try_join!(users, groups)?;
         let users: Vec<User> = users
             .iter()
-            .filter_map(|v| user_from_google(v).map_err(|l| skipped.push(l)).ok())
+            .filter_map(|v| user_from_google(v).map_err(|l| skipped.push(*l)).ok())
             .collect();
         // Only people count (nested groups are flattened by includeDerivedMembership); anything
         // else is named.

@@ -82,13 +82,13 @@ impl KeycloakSource {
 /// A Keycloak user as the model: the first value of each attribute is usable in templates. Keycloak
 /// allows users without an email: such a user (unless its username is an email) is left out,
 /// named, with the reason.
-fn user_from_keycloak(v: &Value) -> Result<User, LeftOut> {
+fn user_from_keycloak(v: &Value) -> Result<User, Box<LeftOut>> {
     let s = |k: &str| present(v.get(k)).map(String::from);
     let username = s("username");
     let Some(email) = s("email").or_else(|| username.clone().filter(|u| u.contains('@'))) else {
         let id = s("id");
         let name = username.or_else(|| id.clone()).unwrap_or_default();
-        return Err(LeftOut::user(id, &name, None, "no email"));
+        return Err(Box::new(LeftOut::user(id, &name, None, "no email")));
     };
     let mut u = User::new(&email);
     u.id = s("id");
@@ -159,7 +159,7 @@ impl Source for KeycloakSource {
         let mut skipped = Vec::new();
         let users: Vec<User> = users
             .iter()
-            .filter_map(|v| user_from_keycloak(v).map_err(|l| skipped.push(l)).ok())
+            .filter_map(|v| user_from_keycloak(v).map_err(|l| skipped.push(*l)).ok())
             .collect();
         let groups = super::groups_from_listings(
             &users,

@@ -128,7 +128,7 @@ fn is_active(status: &str) -> bool {
 /// An Okta user as the model: profile strings become attributes (usable in templates). Null,
 /// missing and blank values are all absent. The email is `profile.email`, else an email-shaped
 /// `login`; a user with neither is left out, named, with the reason.
-fn user_from_okta(v: &Value) -> Result<User, LeftOut> {
+fn user_from_okta(v: &Value) -> Result<User, Box<LeftOut>> {
     let id = v.get("id").and_then(Value::as_str).map(String::from);
     let profile = v.get("profile").filter(|p| p.is_object());
     let s = |k: &str| present(profile.and_then(|p| p.get(k))).map(String::from);
@@ -140,7 +140,7 @@ fn user_from_okta(v: &Value) -> Result<User, LeftOut> {
         } else {
             "no email"
         };
-        return Err(LeftOut::user(id, &name, None, reason));
+        return Err(Box::new(LeftOut::user(id, &name, None, reason)));
     };
     let mut u = User::new(&email);
     u.id = id;
@@ -270,7 +270,7 @@ impl Source for OktaSource {
         let (users, (listed, members, mut skipped)) = tokio::try_join!(users, groups)?;
         let users: Vec<User> = users
             .iter()
-            .filter_map(|v| user_from_okta(v).map_err(|l| skipped.push(l)).ok())
+            .filter_map(|v| user_from_okta(v).map_err(|l| skipped.push(*l)).ok())
             .collect();
         let groups = super::groups_from_listings(
             &users,

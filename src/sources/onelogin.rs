@@ -354,12 +354,12 @@ fn judge(needed: u64, budget: Budget, reserve: u64) -> Verdict {
 /// A OneLogin user as the model. Top-level strings and custom attributes are usable in templates;
 /// OneLogin sends unset fields as `null`, and null, missing and blank are all absent. A user
 /// without an email is left out, named, with the reason.
-fn user_from_onelogin(v: &Value, inactive: &[i64]) -> Result<User, LeftOut> {
+fn user_from_onelogin(v: &Value, inactive: &[i64]) -> Result<User, Box<LeftOut>> {
     let s = |k: &str| present(v.get(k)).map(String::from);
     let id = v.get("id").and_then(id_text).map(|c| c.into_owned());
     let Some(email) = s("email") else {
         let name = s("username").or_else(|| id.clone()).unwrap_or_default();
-        return Err(LeftOut::user(id, &name, None, "no email"));
+        return Err(Box::new(LeftOut::user(id, &name, None, "no email")));
     };
     let mut u = User::new(&email);
     u.id = id;
@@ -575,7 +575,7 @@ impl Source for OneLoginSource {
             let u = match user_from_onelogin(raw, &self.inactive_statuses) {
                 Ok(u) => u,
                 Err(l) => {
-                    skipped.push(l);
+                    skipped.push(*l);
                     continue;
                 }
             };
