@@ -486,6 +486,24 @@ async fn users_without_email_are_kept_and_names_differing_in_case_are_caught() {
     s.write("idsync.yaml", &text);
     let (code, _, stderr) = idsync(&s, &ol, &atl, &["plan"]).await;
     assert_eq!(code, 0, "{stderr}");
+    // A role by id: `id:role:ID` (group and role ids are both numbers in OneLogin).
+    let eng = ol.state().role_id("Engineering").unwrap();
+    let text = config(
+        &ol,
+        &atl,
+        &format!("    groups: [\"Atlassian Users\", Contractors, \"id:role:{eng}\"]\n"),
+    )
+    .replace(
+        "from: \"onelogin:Engineering\"",
+        &format!("from: \"onelogin:id:role:{eng}\""),
+    );
+    s.write("idsync.yaml", &text);
+    let (code, plan, stderr) = idsync(&s, &ol, &atl, &["plan"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        plan.contains("— member of onelogin:Engineering via groups.mappings[0]"),
+        "{plan}"
+    );
     let text = config(
         &ol,
         &atl,
