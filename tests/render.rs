@@ -317,3 +317,48 @@ groups:
     let target = "users: []\ngroups: []\n";
     assert_eq!(scenario("case_collision", config, idp, target), 1);
 }
+
+/// An account a source left out keeps its memberships too, even with `manage_unmapped_members`.
+#[test]
+fn left_out_accounts_keep_their_memberships() {
+    let s = Scratch::new();
+    s.write(
+        "idsync.yaml",
+        r#"version: 1
+sources:
+  - {name: okta, type: file, path: idp.yaml}
+target: {type: file, path: atlassian.yaml}
+groups:
+  mappings: [{from: "okta:Engineering", to: engineering}]
+  manage_unmapped_members: true
+cleanup: {max_deactivations: 100%}
+"#,
+    )
+    .write(
+        "idp.yaml",
+        r"users: [{id: u1, email: ana@example.com}]
+groups: [{name: Engineering, id: g1, members: [ana@example.com]}]
+skipped: [{kind: user, id: u7, name: kiosk-07, reason: no email}]
+",
+    )
+    .write(
+        "atlassian.yaml",
+        r"users:
+  - {id: s1, externalId: u1, email: ana@example.com}
+  - {id: s7, externalId: u7, email: kiosk-07@example.com}
+  - {id: s8, email: stray@example.com}
+groups: [{name: engineering, id: t1, members: [ana@example.com, kiosk-07@example.com, stray@example.com]}]
+",
+    );
+    let (code, plan, stderr) = run(&s, &mut s.idsync(&["plan"]));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        plan.contains("- remove_members engineering (batch 1/1, 1 member(s))")
+            && plan
+                .contains("- stray@example.com  — in no source (groups.manage_unmapped_members)")
+            && plan.contains("- deactivate_user stray@example.com")
+            && !plan.contains("- kiosk-07@example.com")
+            && !plan.contains("deactivate_user kiosk-07"),
+        "{plan}"
+    );
+}
