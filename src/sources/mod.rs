@@ -133,12 +133,11 @@ pub fn member_label(m: &serde_json::Value) -> (String, Option<String>) {
 }
 
 /// A JSON value as present text: `null`, a missing key, a non-string and a blank string are all
-/// absent, so a fallback applies to each of them alike.
+/// absent, so a fallback applies to each of them alike. Present text is returned as it is.
 #[must_use]
 pub fn present(v: Option<&serde_json::Value>) -> Option<&str> {
     v.and_then(serde_json::Value::as_str)
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
+        .filter(|s| !s.trim().is_empty())
 }
 
 /// How the config names one IdP group: by its immutable id (`id:ID`) or by its name.
