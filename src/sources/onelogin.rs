@@ -610,18 +610,25 @@ impl Source for OneLoginSource {
             "not among the users OneLogin listed",
             &mut skipped,
         );
-        let count = |gs: &[Group], name: &str| gs.iter().filter(|g| g.name == name).count();
-        let group_count = out.len();
+        // Name -> (groups of that name, the first one's index); name -> roles of that name.
+        let mut group_names: HashMap<String, (usize, usize)> = HashMap::new();
+        for (i, g) in out.iter().enumerate() {
+            group_names.entry(g.name.clone()).or_insert((0, i)).0 += 1;
+        }
+        let mut role_names: HashMap<&str, usize> = HashMap::new();
         for g in &role_groups {
-            let one_group = count(&out[..group_count], &g.name) == 1;
-            let one_role = count(&role_groups, &g.name) == 1;
-            match out[..group_count].iter_mut().find(|o| o.name == g.name) {
-                Some(existing) if one_group && one_role => {
-                    existing.members.extend(g.members.iter().cloned());
+            *role_names.entry(g.name.as_str()).or_default() += 1;
+        }
+        let mut extra = Vec::new();
+        for g in &role_groups {
+            match group_names.get(&g.name) {
+                Some(&(1, i)) if role_names[g.name.as_str()] == 1 => {
+                    out[i].members.extend(g.members.iter().cloned());
                 }
-                _ => out.push(g.clone()),
+                _ => extra.push(g.clone()),
             }
         }
+        out.extend(extra);
         for g in &mut out {
             g.members.sort();
             g.members.dedup();
