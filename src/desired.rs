@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use crate::config::Rules;
-use crate::model::{Indexed, User};
+use crate::model::{Indexed, LeftOut, LeftOutKind, User};
 use crate::plan::UserFields;
 
 /// One source's snapshot, indexed.
@@ -62,6 +62,10 @@ pub struct Desired {
     /// Texts that member reasons point into.
     pub reasons: Vec<String>,
     pub warnings: Vec<String>,
+    /// Problems that stop the plan from being applied (two groups differing only in case, …).
+    pub blocking: Vec<String>,
+    /// Records the sources left out (no email, members that are not users, …), by source name.
+    pub left_out: Vec<(String, LeftOut)>,
 }
 
 impl Desired {
@@ -75,8 +79,11 @@ impl Desired {
 const MAX_CONFLICT_WARNINGS: usize = 50;
 
 /// Applies the rules to the sources.
-#[must_use]
-pub fn build(sources: &[SourceData], rules: &Rules) -> Desired {
+///
+/// # Errors
+/// The config refers by name to an IdP group whose name several groups of that source share; each
+/// problem lists the groups with their ids.
+pub fn build(sources: &[SourceData], rules: &Rules) -> Result<Desired, Vec<String>> {
     let mut d = Desired::default();
     // For each source, source user index -> desired user index.
     let mut maps: Vec<Vec<u32>> = Vec::with_capacity(sources.len());
@@ -117,40 +124,64 @@ pub fn build(sources: &[SourceData], rules: &Rules) -> Desired {
         ));
     }
 
-    // Group memberships: require_groups, then mappings.
+    // Group memberships: require_groups, then mappings. The config's exact references (by name or
+    // by id) are resolved first: a name several groups share is an error, never a guess.
+    let refs = resolve_references(sources, rules);
+    let mut problems = refs.problems;
     let mut required = vec![rules.require_groups.is_empty(); d.users.len()];
     let mut pending: BTreeMap<String, (String, Vec<(u32, u32)>)> = BTreeMap::new();
     for g in &rules.default_groups {
         pending.insert(g.clone(), ("groups.default_groups".into(), Vec::new()));
     }
-    let mut seen_groups = std::collections::HashSet::new();
+    let mut regex_repeats = std::collections::BTreeSet::new();
     for (s, src) in sources.iter().enumerate() {
+        let repeated = repeated_names(&src.data);
         for (g, group) in src.data.snapshot.groups.iter().enumerate() {
             let qualified = format!("{}:{}", src.name, group.name);
             let members = &src.data.members[g];
-            seen_groups.insert(qualified.clone());
-            if !rules.require_groups.is_empty() && rules.require_groups.contains(&qualified) {
+            if refs.required.contains(&(s, g)) {
                 for &m in members {
                     required[maps[s][m as usize] as usize] = true;
                 }
             }
-            let Some((mapping, to)) = rules
-                .mappings
-                .iter()
-                .find_map(|m| m.apply(&qualified).map(|to| (m, to)))
-            else {
+            let Some((mapping, to)) = rules.mappings.iter().enumerate().find_map(|(i, m)| {
+                let to = match &m.matcher {
+                    crate::config::Matcher::Exact(_) => {
+                        (refs.mapped[i] == Some((s, g))).then(|| m.to.clone())
+                    }
+                    crate::config::Matcher::Regex(_) => m.apply(&qualified),
+                };
+                to.map(|to| (m, to))
+            }) else {
                 continue;
             };
+            // The readable name in reasons; with the id when the name is not enough.
+            let shown = match (&group.id, repeated.contains(group.name.as_str())) {
+                (Some(id), true) => format!("{qualified} (id {id})"),
+                _ => qualified.clone(),
+            };
+            if repeated.contains(group.name.as_str())
+                && matches!(mapping.matcher, crate::config::Matcher::Regex(_))
+                && regex_repeats.insert((mapping.index, qualified.clone()))
+            {
+                d.warnings.push(format!(
+                    "{qualified} is the name of {} groups ({}); {} maps each of them to `{to}`. To send one elsewhere, map it by id with a `from: \"{}:id:ID\"` mapping placed before it; to keep one out, rename it in the IdP",
+                    src.data.snapshot.groups.iter().filter(|o| o.name == group.name).count(),
+                    ids_of(&src.data, &group.name),
+                    mapping.describe(),
+                    src.name,
+                ));
+            }
             if crate::config::validate::is_product_access_group(&to) {
                 d.warnings.push(format!(
-                    "{qualified} maps to `{to}` through {}, an Atlassian default product-access group that SCIM cannot push; skipped",
+                    "{shown} maps to `{to}` through {}, an Atlassian default product-access group that SCIM cannot push; skipped",
                     mapping.describe()
                 ));
                 continue;
             }
             let reason = u32::try_from(d.reasons.len()).expect("few reasons");
             d.reasons.push(format!(
-                "member of {qualified} via groups.mappings[{}]",
+                "member of {shown} via groups.mappings[{}]",
                 mapping.index
             ));
             let entry = pending
@@ -161,27 +192,7 @@ pub fn build(sources: &[SourceData], rules: &Rules) -> Desired {
                 .extend(members.iter().map(|&m| (maps[s][m as usize], reason)));
         }
     }
-
-    // A group named in the config but absent from its source is most often a typo; say so, since
-    // a misspelt require_groups entry drops everyone it was meant to keep.
-    let mut named: Vec<(&str, String)> = rules
-        .require_groups
-        .iter()
-        .map(|g| ("users.require_groups", g.clone()))
-        .collect();
-    named.sort();
-    for m in &rules.mappings {
-        if let crate::config::Matcher::Exact(from) = &m.matcher {
-            named.push(("groups.mappings", from.clone()));
-        }
-    }
-    for (setting, g) in named {
-        if !seen_groups.contains(&g) {
-            d.warnings.push(format!(
-                "{setting} names {g:?}, which its source does not have"
-            ));
-        }
-    }
+    d.warnings.extend(refs.warnings);
     for src in sources {
         let n = src.data.unknown_members.len();
         if let Some((g, m)) = src.data.unknown_members.first() {
@@ -190,6 +201,39 @@ pub fn build(sources: &[SourceData], rules: &Rules) -> Desired {
                 src.name
             ));
         }
+        d.warnings.extend(left_out_warnings(
+            &format!("source `{}`", src.name),
+            &src.data.snapshot.skipped,
+        ));
+        d.left_out.extend(
+            src.data
+                .snapshot
+                .skipped
+                .iter()
+                .map(|l| (src.name.clone(), l.clone())),
+        );
+    }
+    // Atlassian group names are case-insensitive: two desired groups that differ only in case would
+    // be one group there, fed by two rules.
+    let mut by_lower: BTreeMap<String, Vec<(&String, &String)>> = BTreeMap::new();
+    for (name, (origin, _)) in &pending {
+        by_lower
+            .entry(name.to_lowercase())
+            .or_default()
+            .push((name, origin));
+    }
+    for same in by_lower.values().filter(|v| v.len() > 1) {
+        d.blocking.push(format!(
+            "the Atlassian groups {} differ only in case, but Atlassian group names are case-insensitive, so they would be one group; map them to one name",
+            same.iter()
+                .map(|(n, o)| format!("`{n}` (from {o})"))
+                .collect::<Vec<_>>()
+                .join(" and ")
+        ));
+    }
+    if !problems.is_empty() {
+        problems.sort();
+        return Err(problems);
     }
 
     for (i, u) in d.users.iter_mut().enumerate() {
@@ -215,7 +259,146 @@ pub fn build(sources: &[SourceData], rules: &Rules) -> Desired {
         members.dedup_by_key(|(u, _)| *u);
         d.groups.insert(name, DesiredGroup { origin, members });
     }
-    d
+    Ok(d)
+}
+
+/// The config's exact group references, resolved to (source, group) indexes.
+struct References {
+    /// Groups named by `users.require_groups`.
+    required: std::collections::HashSet<(usize, usize)>,
+    /// Per entry of `rules.mappings`: the group an exact `from` names, if found.
+    mapped: Vec<Option<(usize, usize)>>,
+    warnings: Vec<String>,
+    problems: Vec<String>,
+}
+
+fn resolve_references(sources: &[SourceData], rules: &Rules) -> References {
+    let mut refs = References {
+        required: std::collections::HashSet::new(),
+        mapped: vec![None; rules.mappings.len()],
+        warnings: Vec::new(),
+        problems: Vec::new(),
+    };
+    let mut required: Vec<&String> = rules.require_groups.iter().collect();
+    required.sort();
+    for text in required {
+        match resolve(sources, text, "users.require_groups") {
+            Ok(Some(hit)) => {
+                refs.required.insert(hit);
+            }
+            Ok(None) => refs.warnings.push(format!(
+                "users.require_groups names {text:?}, which its source does not have"
+            )),
+            Err(p) => refs.problems.push(p),
+        }
+    }
+    for (i, m) in rules.mappings.iter().enumerate() {
+        if let crate::config::Matcher::Exact(text) = &m.matcher {
+            let setting = format!("groups.mappings[{}]", m.index);
+            match resolve(sources, text, &setting) {
+                Ok(Some(hit)) => refs.mapped[i] = Some(hit),
+                Ok(None) => refs.warnings.push(format!(
+                    "groups.mappings names {text:?}, which its source does not have"
+                )),
+                Err(p) => refs.problems.push(p),
+            }
+        }
+    }
+    refs
+}
+
+/// The group a source-qualified reference (`src:Name` or `src:id:ID`) names: `Ok(None)` when the
+/// source has no such group; an error when the name is shared by several groups.
+fn resolve(
+    sources: &[SourceData],
+    text: &str,
+    setting: &str,
+) -> Result<Option<(usize, usize)>, String> {
+    let Some((source, rest)) = text.split_once(':') else {
+        return Ok(None);
+    };
+    let Some(s) = sources.iter().position(|x| x.name == source) else {
+        return Ok(None);
+    };
+    let groups = &sources[s].data.snapshot.groups;
+    if let crate::sources::GroupRef::Id(id) = crate::sources::GroupRef::parse(rest) {
+        if let Some(g) = groups.iter().position(|g| g.id.as_deref() == Some(id)) {
+            return Ok(Some((s, g)));
+        }
+        // Else a group whose name starts with `id:`.
+    }
+    let hits: Vec<usize> = (0..groups.len())
+        .filter(|&g| groups[g].name == rest)
+        .collect();
+    match hits.as_slice() {
+        [] => Ok(None),
+        [g] => Ok(Some((s, *g))),
+        many => {
+            let first = many
+                .iter()
+                .find_map(|&g| groups[g].id.as_deref())
+                .unwrap_or("ID");
+            Err(format!(
+                "{setting} names {text:?}, but {} groups of source `{source}` have that name: {}; name the one you mean by its id, e.g. \"{source}:id:{first}\"",
+                many.len(),
+                ids_of(&sources[s].data, rest)
+            ))
+        }
+    }
+}
+
+/// Names that more than one group of a source carries.
+fn repeated_names(data: &Indexed) -> std::collections::HashSet<&str> {
+    let mut seen = std::collections::HashSet::new();
+    let mut repeated = std::collections::HashSet::new();
+    for g in &data.snapshot.groups {
+        if !seen.insert(g.name.as_str()) {
+            repeated.insert(g.name.as_str());
+        }
+    }
+    repeated
+}
+
+/// The ids of the groups of a source that carry `name`, for messages.
+fn ids_of(data: &Indexed, name: &str) -> String {
+    data.snapshot
+        .groups
+        .iter()
+        .filter(|g| g.name == name)
+        .map(|g| format!("id {}", g.id.as_deref().unwrap_or("(none)")))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Most records named in one left-out warning; the rest are counted.
+const MAX_NAMED: usize = 10;
+
+/// One warning per kind of record and reason: how many a source left out, and which.
+#[must_use]
+/// `subject` names where they come from, e.g. "source `okta`".
+pub fn left_out_warnings(subject: &str, left_out: &[LeftOut]) -> Vec<String> {
+    let mut by: BTreeMap<(LeftOutKind, &str), Vec<&LeftOut>> = BTreeMap::new();
+    for l in left_out {
+        by.entry((l.kind, l.reason.as_str())).or_default().push(l);
+    }
+    by.into_iter()
+        .map(|((kind, reason), items)| {
+            let what = match kind {
+                LeftOutKind::User => "user(s)",
+                LeftOutKind::Member => "group membership(s)",
+                LeftOutKind::Group => "group(s)",
+            };
+            let mut names: Vec<String> = items.iter().take(MAX_NAMED).map(|l| l.label()).collect();
+            if items.len() > MAX_NAMED {
+                names.push(format!("… and {} more", items.len() - MAX_NAMED));
+            }
+            format!(
+                "{subject}: {} {what} not synced ({reason}): {}",
+                items.len(),
+                names.join(", ")
+            )
+        })
+        .collect()
 }
 
 fn conflicts_between(winner: &DesiredUser, other: &User) -> Vec<&'static str> {
@@ -298,5 +481,102 @@ fn desired_user(key: &str, source: &str, u: &User, rules: &Rules) -> DesiredUser
         source_id: u.id.clone(),
         fields,
         scope,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{GroupNames, Snapshot};
+
+    fn rules(mappings: &str, require: &str) -> Rules {
+        let text = format!(
+            "version: 1\nsources: [{{name: idp, type: file, path: x.yaml}}]\ntarget: {{type: file, path: t.yaml}}\nusers: {{require_groups: [{require}]}}\ngroups: {{mappings: [{mappings}]}}\n"
+        );
+        crate::config::load_str(std::path::Path::new("idsync.yaml"), &text, &|_| None)
+            .unwrap()
+            .rules
+    }
+
+    fn source() -> Vec<SourceData> {
+        let snap: Snapshot = serde_yaml::from_str(
+            r#"users: [{id: u1, email: ana@x.com}, {id: u2, email: ben@x.com}]
+groups:
+  - {name: Eng, id: g1, members: [ana@x.com]}
+  - {name: Eng, id: g2, members: [ben@x.com]}
+  - {name: "id:g9", id: g3, members: [ben@x.com]}
+"#,
+        )
+        .unwrap();
+        vec![SourceData {
+            name: "idp".into(),
+            data: Indexed::with(snap, GroupNames::MayRepeat).unwrap(),
+        }]
+    }
+
+    fn members(d: &Desired, group: &str) -> Vec<String> {
+        d.groups[group]
+            .members
+            .iter()
+            .map(|(u, _)| d.users[*u as usize].key.clone())
+            .collect()
+    }
+
+    #[test]
+    fn groups_are_named_by_id_and_a_shared_name_in_use_is_an_error() {
+        let d = build(&source(), &rules(r#"{from: "idp:id:g2", to: eng}"#, "")).unwrap();
+        assert_eq!(members(&d, "eng"), vec!["ben@x.com"]);
+        assert_eq!(
+            d.reason(d.groups["eng"].members[0].1),
+            "member of idp:Eng (id g2) via groups.mappings[0]"
+        );
+
+        let err = build(&source(), &rules(r#"{from: "idp:Eng", to: eng}"#, "")).unwrap_err();
+        assert_eq!(err.len(), 1);
+        assert!(
+            err[0].contains("id g1, id g2") && err[0].contains("\"idp:id:g1\""),
+            "{err:?}"
+        );
+        let err = build(&source(), &rules("", r#""idp:Eng""#)).unwrap_err();
+        assert!(
+            err[0].starts_with("users.require_groups names \"idp:Eng\""),
+            "{err:?}"
+        );
+
+        // Unreferenced, the shared name is no problem; `require_groups` by id scopes the users.
+        let d = build(&source(), &rules("", r#""idp:id:g1""#)).unwrap();
+        let wanted: Vec<&str> = d
+            .users
+            .iter()
+            .filter(|u| u.scope == Scope::Wanted)
+            .map(|u| u.key.as_str())
+            .collect();
+        assert_eq!(wanted, vec!["ana@x.com"]);
+
+        // No group has the id g9: the group named `id:g9` is found by its name.
+        let d = build(&source(), &rules(r#"{from: "idp:id:g9", to: odd}"#, "")).unwrap();
+        assert_eq!(members(&d, "odd"), vec!["ben@x.com"]);
+    }
+
+    #[test]
+    fn a_regex_over_a_shared_name_warns_and_case_twins_block() {
+        let d = build(
+            &source(),
+            &rules(
+                r#"{from_regex: "^idp:(Eng)$", to: "$1"}, {from: "idp:id:g3", to: eng}"#,
+                "",
+            ),
+        )
+        .unwrap();
+        assert_eq!(members(&d, "Eng"), vec!["ana@x.com", "ben@x.com"]);
+        assert!(
+            d.warnings
+                .iter()
+                .any(|w| w.starts_with("idp:Eng is the name of 2 groups (id g1, id g2)")),
+            "{:?}",
+            d.warnings
+        );
+        assert_eq!(d.blocking.len(), 1, "Eng and eng are one Atlassian group");
+        assert!(d.blocking[0].contains("`Eng`") && d.blocking[0].contains("`eng`"));
     }
 }

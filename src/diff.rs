@@ -42,7 +42,7 @@ pub fn diff(desired: &Desired, target: &Indexed, ctx: &Context<'_>) -> Plan {
         ctx,
         actions: Vec::new(),
         warnings: desired.warnings.clone(),
-        blocking: Vec::new(),
+        blocking: desired.blocking.clone(),
         unverified: Vec::new(),
         skipped: Vec::new(),
         touched_users: Vec::new(),
@@ -51,6 +51,7 @@ pub fn diff(desired: &Desired, target: &Indexed, ctx: &Context<'_>) -> Plan {
         matched: vec![None; desired.users.len()],
         claimed: vec![None; target.keys.len()],
         blocked: vec![false; desired.users.len()],
+        left_out: vec![None; target.keys.len()],
     };
     let n = target.unknown_members.len();
     if let Some((g, m)) = target.unknown_members.first() {
@@ -86,6 +87,8 @@ struct Differ<'a> {
     claimed: Vec<Option<u32>>,
     /// Desired users left out of every action (a conflict, or a rule protects them).
     blocked: Vec<bool>,
+    /// Target user -> the record a source left out that matches them (`desired.left_out` index).
+    left_out: Vec<Option<usize>>,
 }
 
 impl Differ<'_> {
@@ -300,10 +303,64 @@ impl Differ<'_> {
         }
     }
 
+    /// Target users a source left out (no email, a member that is not a user, …): matched by email
+    /// when the record has one, by the IdP id carried as `externalId` otherwise.
+    fn match_left_out(&mut self) {
+        let t = self.target;
+        let mut by_ext: FxHashMap<&str, u32> = FxHashMap::default();
+        for (i, u) in t.snapshot.users.iter().enumerate() {
+            if let Some(e) = u.external_id.as_deref() {
+                by_ext.insert(e, idx(i));
+            }
+        }
+        for (li, (_, l)) in self.desired.left_out.iter().enumerate() {
+            let by_email = l
+                .email
+                .as_deref()
+                .and_then(|e| t.find(&crate::model::key_of(e)));
+            let by_id = l.id.as_deref().and_then(|id| by_ext.get(id).copied());
+            for ti in [by_email, by_id].into_iter().flatten() {
+                if self.claimed[ti as usize].is_none() && self.left_out[ti as usize].is_none() {
+                    self.left_out[ti as usize] = Some(li);
+                }
+            }
+        }
+    }
+
     /// Target users no source accounts for.
     fn strays(&mut self) {
+        self.match_left_out();
         for ti in 0..self.target.keys.len() {
             let u = self.target.user(idx(ti));
+            if let Some(li) = self.left_out[ti] {
+                if !(u.in_directory && u.active) {
+                    continue;
+                }
+                let (source, l) = &self.desired.left_out[li];
+                let key = self.target.key(idx(ti)).to_string();
+                // Left out by a source is not gone: kept, unless a rule drops them anyway.
+                if let Some(p) = self.ctx.rules.exclude.matching(&key) {
+                    self.deactivate(
+                        idx(ti),
+                        DeactivateCause::OutOfScope,
+                        format!(
+                            "left out of source `{source}` ({}), and excluded by users.exclude {p:?}",
+                            l.reason
+                        ),
+                    );
+                } else {
+                    self.skip(
+                        &key,
+                        format!(
+                            "source `{source}` left out {} ({}), so they are not taken for gone",
+                            l.label(),
+                            l.reason
+                        ),
+                        "deactivated: in no source (cleanup.deactivate_missing)",
+                    );
+                }
+                continue;
+            }
             if self.claimed[ti].is_none() && u.in_directory && u.active {
                 self.deactivate(
                     idx(ti),
@@ -470,6 +527,8 @@ impl Differ<'_> {
                     // Deactivated or dropped users keep their memberships, so a reactivation
                     // restores them.
                     Some(_) => continue,
+                    // A source left them out: their memberships are not judged without them.
+                    None if self.left_out[ti as usize].is_some() => continue,
                     None if self.ctx.manage_unmapped_members => {
                         if self.hands_off(t.key(ti), Some(u)).is_some() {
                             continue;

@@ -46,6 +46,11 @@ pub enum Error {
         setting: String,
         active: u64,
     },
+    #[error(
+        "the config refers to IdP groups it does not name uniquely; nothing was planned:{}",
+        list(problems)
+    )]
+    GroupReferences { problems: Vec<String> },
     #[error("the plan cannot be applied:{}", list(problems))]
     Blocked { problems: Vec<String> },
     #[error(
@@ -121,6 +126,9 @@ impl Error {
             Error::Guard { .. } => format!(
                 "review the deactivations above; if they are intended, run again with {OVERRIDE_FLAG}, or raise cleanup.max_deactivations"
             ),
+            Error::GroupReferences { .. } => {
+                "refer to the group you mean by its immutable id, `SOURCE:id:ID` (in `groups:` of a connector, `id:ID`), or rename one of the groups in the IdP".into()
+            }
             Error::Blocked { .. } => {
                 "fix what is listed (in the config or the identity provider), then plan again".into()
             }

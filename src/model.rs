@@ -146,6 +146,106 @@ pub struct Snapshot {
     /// be created).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verified_domains: Option<Vec<String>>,
+    /// Records the system holds but that are not in `users` or group `members`: users without an
+    /// email, group members that are not users, anything that could not be converted. Counted
+    /// and named in the plan, never dropped silently.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<LeftOut>,
+}
+
+/// What kind of record was left out of a snapshot.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum LeftOutKind {
+    /// A user of the directory.
+    User,
+    /// A member of a group (one membership).
+    Member,
+    /// A group.
+    Group,
+}
+
+/// A record a connector read but could not turn into the model, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LeftOut {
+    pub kind: LeftOutKind,
+    /// The system's id for the record, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// How a person recognizes it: a username, an email, a display name.
+    pub name: String,
+    /// The record's email, when it has one (a target account with it is not taken for gone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// For a member: the group it is a member of.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// Why it was left out, as a short clause (`no email`, `a service principal, not a user`);
+    /// records with the same reason are counted together.
+    pub reason: String,
+}
+
+impl LeftOut {
+    /// A user left out for `reason`.
+    #[must_use]
+    pub fn user(id: Option<String>, name: &str, email: Option<String>, reason: &str) -> LeftOut {
+        LeftOut {
+            kind: LeftOutKind::User,
+            id,
+            name: name.to_string(),
+            email,
+            group: None,
+            reason: reason.to_string(),
+        }
+    }
+
+    /// A member of `group` left out for `reason`.
+    #[must_use]
+    pub fn member(
+        group: &str,
+        id: Option<String>,
+        name: &str,
+        email: Option<String>,
+        reason: &str,
+    ) -> LeftOut {
+        LeftOut {
+            kind: LeftOutKind::Member,
+            id,
+            name: name.to_string(),
+            email,
+            group: Some(group.to_string()),
+            reason: reason.to_string(),
+        }
+    }
+
+    /// A group left out for `reason`.
+    #[must_use]
+    pub fn group(id: Option<String>, name: &str, reason: &str) -> LeftOut {
+        LeftOut {
+            kind: LeftOutKind::Group,
+            id,
+            name: name.to_string(),
+            email: None,
+            group: None,
+            reason: reason.to_string(),
+        }
+    }
+
+    /// The record as a reader names it: `name (id X)`, and `in GROUP` for a member.
+    #[must_use]
+    pub fn label(&self) -> String {
+        let mut s = self.name.clone();
+        if let Some(id) = self.id.as_deref().filter(|id| *id != self.name) {
+            s.push_str(&format!(" (id {id})"));
+        }
+        if let Some(g) = &self.group {
+            s.push_str(&format!(" in {g}"));
+        }
+        s
+    }
 }
 
 /// Lower-cases an email into a key, without allocating twice when it is already lower-case ASCII.
@@ -173,6 +273,14 @@ pub enum SnapshotError {
     DuplicateGroup { name: String },
 }
 
+/// Whether two groups may share a name: a target's groups are named uniquely (Atlassian), an IdP's
+/// need not be (Entra display names repeat; Okta app groups share names with Okta groups).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GroupNames {
+    Unique,
+    MayRepeat,
+}
+
 /// A snapshot with its keys computed once: users by key, group members as user indexes.
 #[derive(Debug)]
 pub struct Indexed {
@@ -192,7 +300,17 @@ impl Indexed {
     ///
     /// # Errors
     /// An empty email, two users with the same key, or two groups with the same name.
-    pub fn new(mut snapshot: Snapshot) -> Result<Self, SnapshotError> {
+    pub fn new(snapshot: Snapshot) -> Result<Self, SnapshotError> {
+        Self::with(snapshot, GroupNames::Unique)
+    }
+
+    /// Indexes a snapshot; with [`GroupNames::MayRepeat`] two groups may share a name (an IdP's
+    /// groups, told apart by id; the config must not refer to such a name).
+    ///
+    /// # Errors
+    /// An empty email, two users with the same key, or (when names are unique) two groups with the
+    /// same name.
+    pub fn with(mut snapshot: Snapshot, names: GroupNames) -> Result<Self, SnapshotError> {
         let mut keys = Vec::with_capacity(snapshot.users.len());
         let mut by_key = KeyIndex::with_capacity(snapshot.users.len());
         for (i, u) in snapshot.users.iter().enumerate() {
@@ -212,7 +330,7 @@ impl Indexed {
         let mut members = Vec::with_capacity(snapshot.groups.len());
         let mut unknown_members = Vec::new();
         for g in &mut snapshot.groups {
-            if !seen_groups.insert(g.name.clone()) {
+            if !seen_groups.insert(g.name.clone()) && names == GroupNames::Unique {
                 return Err(SnapshotError::DuplicateGroup {
                     name: g.name.clone(),
                 });

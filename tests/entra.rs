@@ -282,3 +282,155 @@ async fn graph_beta_reads_the_same_directory() {
         "{graph:?}"
     );
 }
+
+/// A tenant as it really is: a display name two groups share, members that are not users
+/// (a service principal, a device, a contact whose address has an Atlassian account), and a
+/// manager whose `mail` is null.
+fn seed_untidy(e: &FakeEntra) -> (String, String) {
+    seed_entra(e);
+    e.add_user(EntraSeedUser::new("fay@example.com").upn("fay@corp.onmicrosoft.com"));
+    e.set_user_property("fay@example.com", "mail", serde_json::Value::Null);
+    e.set_manager("eve@example.com", "fay@corp.onmicrosoft.com");
+    e.add_member("Atlassian Users", "fay@corp.onmicrosoft.com");
+    let spn = e.add_other("servicePrincipal", "CI deploy bot");
+    let device = e.add_other("device", "Kiosk 7");
+    let contact = e.add_other("orgContact", "Pat (vendor)");
+    e.set_other_property(
+        &contact,
+        "mail",
+        serde_json::json!("pat@vendor.example.com"),
+    );
+    for m in [&spn, &device, &contact] {
+        e.add_member("Atlassian Users", &format!("object:{m}"));
+    }
+    e.add_member("Engineering", &format!("object:{spn}"));
+    let first = e.group_id("Engineering").unwrap();
+    let second = e.add_group_sharing_name("Engineering", &["eve@example.com"]);
+    (first, second)
+}
+
+fn untidy_config(e: &FakeEntra, atl: &FakeAtlassian, groups: &str, from: &str) -> String {
+    format!(
+        r#"version: 1
+sources:
+  - name: entra
+    type: entra
+    tenant_id: {tenant}
+    client_id: {client}
+    client_secret: ${{TEST_ENTRA_SECRET}}
+    authority: {authority}
+    base_url: {graph}
+    manager: true
+{groups}    page_size: 2
+target:
+  type: atlassian
+  scim: {{base_url: "{scim}", token: "${{TEST_SCIM_TOKEN}}"}}
+users:
+  require_groups: ["entra:Atlassian Users"]
+  attributes: {{title: "{{manager}}"}}
+groups:
+  mappings: [{{from: "{from}", to: engineering}}]
+cleanup: {{max_deactivations: 100%}}
+"#,
+        tenant = e.config.tenant_id,
+        client = e.config.client_id,
+        authority = e.authority_url(),
+        graph = e.graph_url(),
+        scim = atl.scim_base(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entra_duplicate_names_members_that_are_not_users_and_null_mail() {
+    let e = FakeEntra::start(FakeEntraConfig::default()).await;
+    let atl = FakeAtlassian::start(FakeConfig::default()).await;
+    let (first, second) = seed_untidy(&e);
+    // The vendor contact has an Atlassian account: a member left out is not a leaver.
+    atl.add_user(SeedUser::new("pat@vendor.example.com"));
+    let s = Scratch::new();
+
+    // The duplicate is referred to by name: an error naming both groups by id, nothing planned.
+    s.write(
+        "idsync.yaml",
+        &untidy_config(&e, &atl, "", "entra:Engineering"),
+    );
+    let (code, stdout, stderr) = idsync(&s, &e, &atl, &["plan"]).await;
+    assert_eq!(code, 1, "{stdout}");
+    for expected in [
+        "groups.mappings[0] names \"entra:Engineering\", but 2 groups of source `entra` have that name",
+        &format!("id {first}"),
+        &format!("id {second}"),
+        "entra:id:",
+    ] {
+        assert!(stderr.contains(expected), "missing {expected:?} in\n{stderr}");
+    }
+    assert!(stdout.is_empty(), "{stdout}");
+
+    // By id: it plans, and the reasons still read the name.
+    s.write(
+        "idsync.yaml",
+        &untidy_config(&e, &atl, "", &format!("entra:id:{second}")),
+    );
+    let (code, plan, stderr) = idsync(&s, &e, &atl, &["plan"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    for expected in [
+        "+ add_members engineering (batch 1/1, 1 member(s))",
+        &format!("+ eve@example.com  — member of entra:Engineering (id {second}) via groups.mappings[0]"),
+        // Fay's mail is null: her UPN stands in, as her email and as Eve's manager.
+        "+ create_user fay@corp.onmicrosoft.com",
+        "title: \"fay@corp.onmicrosoft.com\"",
+        "source `entra`: 2 group membership(s) not synced (a service principal, not a user): CI deploy bot (id ",
+        "source `entra`: 1 group membership(s) not synced (a device, not a user): Kiosk 7 (id ",
+        "source `entra`: 1 group membership(s) not synced (an organizational contact, not a user): pat@vendor.example.com (id ",
+        "= pat@vendor.example.com  source `entra` left out pat@vendor.example.com",
+    ] {
+        assert!(plan.contains(expected), "missing {expected:?} in\n{plan}");
+    }
+    assert!(
+        !plan.contains("deactivate_user pat@vendor.example.com"),
+        "a member left out is never taken for gone:\n{plan}"
+    );
+
+    // The same in the connector's `groups:`: a shared name is an error, an id reads that group.
+    s.write(
+        "idsync.yaml",
+        &untidy_config(
+            &e,
+            &atl,
+            "    groups: [Atlassian Users, Engineering]\n",
+            "entra:Engineering",
+        ),
+    );
+    let (code, _, stderr) = idsync(&s, &e, &atl, &["plan"]).await;
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("the configured group \"Engineering\" names 2 groups in Entra ID")
+            && stderr.contains(&first)
+            && stderr.contains(&second),
+        "{stderr}"
+    );
+    s.write(
+        "idsync.yaml",
+        &untidy_config(
+            &e,
+            &atl,
+            &format!("    groups: [Atlassian Users, \"id:{first}\"]\n"),
+            "entra:Engineering",
+        ),
+    );
+    let (code, plan, stderr) = idsync(&s, &e, &atl, &["plan"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        plan.contains("+ add_members engineering (batch 1/1, 3 member(s))")
+            && plan.contains("— member of entra:Engineering via groups.mappings[0]"),
+        "{plan}"
+    );
+
+    // An unreferenced duplicate does not block anything.
+    s.write(
+        "idsync.yaml",
+        &untidy_config(&e, &atl, "", "entra:Atlassian Users"),
+    );
+    let (code, _, stderr) = idsync(&s, &e, &atl, &["plan"]).await;
+    assert_eq!(code, 0, "{stderr}");
+}

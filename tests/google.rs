@@ -149,3 +149,41 @@ async fn a_read_outlasting_its_tokens_renews_once_per_expiry() {
     assert_eq!(plan, reference, "the same read, across token expiries");
     token_traffic(&g.requests()[before..], "/token").assert_one_renewal_per_expiry(5);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn customer_and_external_members_are_named_and_an_external_account_is_kept() {
+    let g = FakeGoogle::start(FakeGoogleConfig::default()).await;
+    let atl = FakeAtlassian::start(FakeConfig::default()).await;
+    seed(&g);
+    g.add_customer_member("eng@example.com");
+    let ext = g.add_external_member("platform@example.com", "Vic@Partner.example.com");
+    // The partner has an Atlassian account: being left out of the source is not leaving.
+    atl.add_user(SeedUser::new("vic@partner.example.com"));
+    let s = scratch(&g, &atl);
+    // Configured groups can be named by id as well as by email (any case).
+    let eng = g
+        .state()
+        .groups
+        .values()
+        .find(|x| x.email == "eng@example.com")
+        .unwrap()
+        .id
+        .clone();
+    let text = s.read("idsync.yaml").replace(
+        "groups: [eng@example.com]",
+        &format!("groups: [\"id:{eng}\", PLATFORM@example.com]"),
+    );
+    s.write("idsync.yaml", &text);
+
+    let (code, plan, stderr) = idsync(&s, &atl, &["plan"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    for expected in [
+        "+ add_members engineering (batch 1/1, 2 member(s))",
+        "source `google`: 1 group membership(s) not synced (the whole account (a CUSTOMER member), not a user): C0fake000 in eng@example.com",
+        &format!("source `google`: 2 group membership(s) not synced (not a user of this Workspace (an external member)): Vic@Partner.example.com (id {ext}) in eng@example.com, Vic@Partner.example.com (id {ext}) in platform@example.com"),
+        "= vic@partner.example.com  source `google` left out Vic@Partner.example.com",
+    ] {
+        assert!(plan.contains(expected), "missing {expected:?} in\n{plan}");
+    }
+    assert!(!plan.contains("deactivate_user vic@"), "{plan}");
+}

@@ -179,3 +179,92 @@ async fn tokens_refused_as_soon_as_issued_are_an_error_not_a_loop() {
     assert!((3..=9).contains(&traffic.token_requests), "{traffic:?}");
     assert_eq!(traffic.ok, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_without_email_are_named_and_kept_not_taken_for_gone() {
+    let kc = FakeKeycloak::start(FakeKeycloakConfig::default()).await;
+    let atl = FakeAtlassian::start(FakeConfig::default()).await;
+    seed(&kc);
+    let users = kc
+        .state()
+        .groups
+        .values()
+        .find(|g| g.name == "Atlassian Users")
+        .unwrap()
+        .id
+        .clone();
+    // Keycloak allows users without an email; this one lost it after being provisioned.
+    let kiosk = kc.add_user_without_email("kiosk-07");
+    kc.add_member_id(&users, &kiosk);
+    let bot = kc.add_service_account("ci");
+    kc.add_member_id(&users, &bot);
+    let mut provisioned = SeedUser::new("kiosk-07@example.com");
+    provisioned.external_id = Some(kiosk.clone());
+    atl.add_user(provisioned);
+    let s = Scratch::new();
+    s.write("idsync.yaml", &config(&kc, &atl, false));
+
+    let (code, plan, stderr) = idsync(&s, &kc, &atl, &["plan", "--format", "markdown"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    for expected in [
+        &format!("source `keycloak`: 1 user(s) not synced (no email): kiosk-07 (id {kiosk})"),
+        &format!("source `keycloak`: 1 group membership(s) not synced (not among the realm's users (a service account, or a user created during the read)): service-account-ci (id {bot}) in /Atlassian Users"),
+        "kiosk-07@example.com",
+        "so they are not taken for gone; would have been deactivated",
+    ] {
+        assert!(plan.contains(expected), "missing {expected:?} in\n{plan}");
+    }
+    assert!(!plan.contains("Users to deactivate"), "{plan}");
+    let (code, json, _) = idsync(&s, &kc, &atl, &["plan", "--format", "json"]).await;
+    assert_eq!(code, 0);
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(json["summary"]["deactivate_user"], 0);
+    assert!(
+        json["skipped"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["key"] == "kiosk-07@example.com"),
+        "{json}"
+    );
+
+    // `snapshot` says so too, and writes the records into the file.
+    let (code, _, stderr) = idsync(
+        &s,
+        &kc,
+        &atl,
+        &["snapshot", "--side", "source", "--out", "kc.yaml"],
+    )
+    .await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("warning: source `keycloak`: 1 user(s) not synced (no email): kiosk-07"),
+        "{stderr}"
+    );
+    let written = s.read("kc.yaml");
+    assert!(
+        written.contains("skipped:") && written.contains("kiosk-07"),
+        "{written}"
+    );
+
+    // A configured group by id reads that group only.
+    let sre = kc
+        .state()
+        .groups
+        .values()
+        .find(|g| g.name == "SRE")
+        .unwrap()
+        .id
+        .clone();
+    let text = config(&kc, &atl, false).replace(
+        "    page_size: 2\n",
+        &format!("    page_size: 2\n    groups: [\"/Atlassian Users\", \"id:{sre}\"]\n"),
+    );
+    s.write("idsync.yaml", &text);
+    let (code, plan, stderr) = idsync(&s, &kc, &atl, &["plan"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        plan.contains("+ create_group eng-SRE") && !plan.contains("create_group engineering"),
+        "{plan}"
+    );
+}

@@ -308,3 +308,106 @@ async fn a_read_outlasting_its_tokens_renews_once_per_expiry() {
     assert_eq!(plan, reference, "the same read, across token expiries");
     token_traffic(&okta.requests()[before..], "/oauth2/v1/token").assert_one_renewal_per_expiry(5);
 }
+
+fn duplicate_config(okta: &FakeOkta, atl: &FakeAtlassian, groups: &str, require: &str) -> String {
+    format!(
+        r#"version: 1
+sources:
+  - name: okta
+    type: okta
+    base_url: {okta}
+    token: ${{TEST_OKTA_TOKEN}}
+{groups}    page_size: 2
+target:
+  type: atlassian
+  scim: {{base_url: "{scim}", token: "${{TEST_SCIM_TOKEN}}"}}
+users:
+  require_groups: ["{require}"]
+groups:
+  mappings: [{{from: "okta:Finance", to: finance}}]
+cleanup: {{max_deactivations: 100%}}
+"#,
+        okta = okta.base_url,
+        scim = atl.scim_base(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn okta_app_groups_sharing_a_name_are_told_apart_by_id() {
+    let okta = FakeOkta::start(FakeOktaConfig::default()).await;
+    let atl = FakeAtlassian::start(FakeConfig::default()).await;
+    seed_okta(&okta);
+    // Imported from an app, beside the Okta group of the same name.
+    let own = okta.group_id("Atlassian Users").unwrap();
+    let imported = okta.add_group("Atlassian Users", "APP_GROUP", &["cy@example.com"]);
+    let s = Scratch::new();
+
+    // Nothing refers to the shared name: it plans.
+    s.write(
+        "idsync.yaml",
+        &duplicate_config(&okta, &atl, "", "okta:Finance"),
+    );
+    let (code, plan, stderr) = idsync(&s, &okta, &atl, &["plan"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(plan.contains("+ create_user cy@example.com"), "{plan}");
+
+    // require_groups names it: an error with both ids.
+    s.write(
+        "idsync.yaml",
+        &duplicate_config(&okta, &atl, "", "okta:Atlassian Users"),
+    );
+    let (code, _, stderr) = idsync(&s, &okta, &atl, &["plan"]).await;
+    assert_eq!(code, 1);
+    for expected in [
+        "users.require_groups names \"okta:Atlassian Users\", but 2 groups of source `okta` have that name",
+        &format!("id {own}"),
+        &format!("id {imported}"),
+        "SOURCE:id:ID",
+    ] {
+        assert!(stderr.contains(expected), "missing {expected:?} in\n{stderr}");
+    }
+
+    // By id: only the app group's one member is in scope.
+    s.write(
+        "idsync.yaml",
+        &duplicate_config(&okta, &atl, "", &format!("okta:id:{imported}")),
+    );
+    let (code, plan, stderr) = idsync(&s, &okta, &atl, &["plan"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        plan.contains("+ create_user cy@example.com") && !plan.contains("create_user ana@"),
+        "{plan}"
+    );
+
+    // The connector's `groups:` by name is ambiguous; by id it reads the one group.
+    s.write(
+        "idsync.yaml",
+        &duplicate_config(
+            &okta,
+            &atl,
+            "    groups: [Atlassian Users, Finance]\n",
+            "okta:Atlassian Users",
+        ),
+    );
+    let (code, _, stderr) = idsync(&s, &okta, &atl, &["plan"]).await;
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("the configured group \"Atlassian Users\" names 2 groups in Okta")
+            && stderr.contains(&own)
+            && stderr.contains(&imported)
+            && stderr.contains("APP_GROUP"),
+        "{stderr}"
+    );
+    s.write(
+        "idsync.yaml",
+        &duplicate_config(
+            &okta,
+            &atl,
+            &format!("    groups: [\"id:{own}\", Finance]\n"),
+            "okta:Atlassian Users",
+        ),
+    );
+    let (code, plan, stderr) = idsync(&s, &okta, &atl, &["plan"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(plan.contains("+ create_user ana@example.com"), "{plan}");
+}

@@ -481,3 +481,88 @@ async fn only_suspended_users_are_inactive_by_default() {
         "{plan}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_without_email_are_kept_and_names_differing_in_case_are_caught() {
+    let (ol, atl, s) = setup(small_pages(), "").await;
+    // Kim was provisioned, then lost her email in OneLogin (it sends null).
+    let kim = ol.add_user("kim@example.com");
+    ol.set_group("kim@example.com", Some("Atlassian Users"));
+    ol.set_role_member("Engineering", "kim@example.com", true);
+    let mut provisioned = SeedUser::new("kim@example.com");
+    provisioned.external_id = Some(kim.to_string());
+    atl.add_user(provisioned);
+    ol.update_user("kim@example.com", |u| u.email = String::new());
+
+    let (code, plan, stderr) = idsync(&s, &ol, &atl, &["plan"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    for expected in [
+        &format!("source `onelogin`: 1 user(s) not synced (no email): kim (id {kim})"),
+        "= kim@example.com  source `onelogin` left out kim",
+    ] {
+        assert!(plan.contains(expected), "missing {expected:?} in\n{plan}");
+    }
+    assert!(!plan.contains("deactivate_user kim@"), "{plan}");
+    assert!(
+        !plan.contains("group membership(s) not synced"),
+        "Kim is named once, as a user, not again as a role member:\n{plan}"
+    );
+
+    // A group and a role whose names differ only in case, mapped to two Atlassian groups that
+    // differ only in case: Atlassian would see one group. Caught at plan time.
+    ol.add_group("engineering", &[]);
+    ol.set_group("ben@example.com", Some("engineering"));
+    let text = s.read("idsync.yaml").replace(
+        "    - {from: \"onelogin:Contractors\", to: contractors}\n",
+        "    - {from: \"onelogin:Contractors\", to: contractors}\n    - {from: \"onelogin:engineering\", to: Engineering}\n",
+    );
+    s.write("idsync.yaml", &text);
+    let (code, plan, stderr) = idsync(&s, &ol, &atl, &["plan"]).await;
+    assert_eq!(code, 1, "{plan}");
+    assert!(
+        plan.contains("BLOCKED: the Atlassian groups `Engineering` (from groups.mappings[3] (from \"onelogin:engineering\")) and `engineering` (from groups.mappings[0] (from \"onelogin:Engineering\")) differ only in case"),
+        "{plan}"
+    );
+    assert!(stderr.contains("the plan cannot be applied"), "{stderr}");
+
+    // A group by id in `groups:`.
+    let finance = ol.state().group_id("Finance").unwrap();
+    let text = config(
+        &ol,
+        &atl,
+        &format!("    groups: [\"Atlassian Users\", Contractors, \"id:{finance}\"]\n"),
+    );
+    s.write("idsync.yaml", &text);
+    let (code, _, stderr) = idsync(&s, &ol, &atl, &["plan"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    // A role by id: `id:role:ID` (group and role ids are both numbers in OneLogin).
+    let eng = ol.state().role_id("Engineering").unwrap();
+    let text = config(
+        &ol,
+        &atl,
+        &format!("    groups: [\"Atlassian Users\", Contractors, \"id:role:{eng}\"]\n"),
+    )
+    .replace(
+        "from: \"onelogin:Engineering\"",
+        &format!("from: \"onelogin:id:role:{eng}\""),
+    );
+    s.write("idsync.yaml", &text);
+    let (code, plan, stderr) = idsync(&s, &ol, &atl, &["plan"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        plan.contains("— member of onelogin:Engineering via groups.mappings[0]"),
+        "{plan}"
+    );
+    let text = config(
+        &ol,
+        &atl,
+        "    groups: [\"Atlassian Users\", Contractors, \"id:999999\"]\n",
+    );
+    s.write("idsync.yaml", &text);
+    let (code, _, stderr) = idsync(&s, &ol, &atl, &["plan"]).await;
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("\"id:999999\" is neither a group nor a role"),
+        "{stderr}"
+    );
+}

@@ -253,3 +253,112 @@ fn plans_are_deterministic_and_colour_is_optional() {
     );
     assert!(!json_coloured.contains('\u{1b}'), "JSON is never coloured");
 }
+
+/// A source that left records out (users without email, members that are not users) and has two
+/// groups per name: the warnings, the accounts kept rather than taken for gone, and the reasons
+/// naming a group referred to by id.
+#[test]
+fn left_out_and_shared_names() {
+    let config = r#"version: 1
+sources:
+  - {name: okta, type: file, path: idp.yaml}
+target: {type: file, path: atlassian.yaml}
+users:
+  exclude: ["*@contractors.example.com"]
+groups:
+  mappings:
+    - {from: "okta:id:g2", to: engineering}
+    - {from_regex: "^okta:team-(.+)$", to: "team-$1"}
+cleanup:
+  max_deactivations: 100%
+"#;
+    let idp = r#"users:
+  - {id: u1, email: ana@example.com, givenName: Ana, familyName: Silva}
+  - {id: u2, email: ben@example.com, givenName: Ben, familyName: Okafor}
+groups:
+  - {name: Engineering, id: g1, members: [ben@example.com]}
+  - {name: Engineering, id: g2, members: [ana@example.com]}
+  - {name: team-ops, id: g3, members: [ana@example.com]}
+  - {name: team-ops, id: g4, members: [ben@example.com]}
+skipped:
+  - {kind: user, id: u7, name: kiosk-07, reason: no email}
+  - {kind: user, id: u8, name: svc-backup, reason: no email}
+  - {kind: member, id: sp1, name: CI deploy bot, group: Engineering, reason: "a service principal, not a user"}
+  - {kind: member, id: x9, name: vic@contractors.example.com, email: vic@contractors.example.com, group: Engineering, reason: "not a user of this Workspace (an external member)"}
+"#;
+    let target = r"users:
+  - {id: s1, externalId: u1, email: ana@example.com, givenName: Ana, familyName: Silva}
+  - {id: s7, externalId: u7, email: kiosk-07@example.com}
+  - {id: s9, email: vic@contractors.example.com}
+  - {id: s10, email: gone@example.com}
+groups: []
+";
+    assert_eq!(scenario("left_out", config, idp, target), 0);
+}
+
+/// Two desired Atlassian groups whose names differ only in case: blocked at plan time.
+#[test]
+fn groups_differing_in_case() {
+    let config = r#"version: 1
+sources:
+  - {name: okta, type: file, path: idp.yaml}
+target: {type: file, path: atlassian.yaml}
+groups:
+  mappings:
+    - {from: "okta:Engineering", to: engineering}
+    - {from: "okta:ENG", to: Engineering}
+"#;
+    let idp = r"users:
+  - {id: u1, email: ana@example.com}
+groups:
+  - {name: Engineering, id: g1, members: [ana@example.com]}
+  - {name: ENG, id: g2, members: [ana@example.com]}
+";
+    let target = "users: []\ngroups: []\n";
+    assert_eq!(scenario("case_collision", config, idp, target), 1);
+}
+
+/// An account a source left out keeps its memberships too, even with `manage_unmapped_members`.
+#[test]
+fn left_out_accounts_keep_their_memberships() {
+    let s = Scratch::new();
+    s.write(
+        "idsync.yaml",
+        r#"version: 1
+sources:
+  - {name: okta, type: file, path: idp.yaml}
+target: {type: file, path: atlassian.yaml}
+groups:
+  mappings: [{from: "okta:Engineering", to: engineering}]
+  manage_unmapped_members: true
+cleanup: {max_deactivations: 100%}
+"#,
+    )
+    .write(
+        "idp.yaml",
+        r"users: [{id: u1, email: ana@example.com}]
+groups: [{name: Engineering, id: g1, members: [ana@example.com]}]
+skipped: [{kind: user, id: u7, name: kiosk-07, reason: no email}]
+",
+    )
+    .write(
+        "atlassian.yaml",
+        r"users:
+  - {id: s1, externalId: u1, email: ana@example.com}
+  - {id: s7, externalId: u7, email: kiosk-07@example.com}
+  - {id: s8, email: stray@example.com}
+groups: [{name: engineering, id: t1, members: [ana@example.com, kiosk-07@example.com, stray@example.com]}]
+",
+    );
+    let (code, plan, stderr) = run(&s, &mut s.idsync(&["plan"]));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        plan.contains("- remove_members engineering (batch 1/1, 1 member(s))")
+            && plan
+                .contains("- stray@example.com  — in no source (groups.manage_unmapped_members)")
+            && plan.contains("- deactivate_user stray@example.com")
+            && !plan.contains("- kiosk-07@example.com")
+            && !plan.contains("deactivate_user kiosk-07"),
+        "{plan}"
+    );
+}

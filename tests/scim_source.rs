@@ -84,3 +84,36 @@ async fn a_scim_source_plans_applies_and_converges() {
     );
     assert_eq!(s.read("atlassian.yaml"), before);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_without_email_is_named_and_kept() {
+    let idp = FakeAtlassian::start(FakeConfig::default()).await;
+    idp.add_user(SeedUser::new("ana@example.com"));
+    let mut svc = SeedUser::new("svc-build@example.com");
+    svc.user_name = Some("svc-build".into());
+    let svc_id = idp.add_user(svc);
+    idp.add_group("engineering", &["ana@example.com", "svc-build"]);
+    // The provider holds no email for it any more: only its userName is left.
+    idp.state()
+        .users
+        .iter_mut()
+        .find(|u| u.user_name == "svc-build")
+        .unwrap()
+        .emails
+        .clear();
+    let s = scratch(&idp);
+    s.write(
+        "atlassian.yaml",
+        &format!("users:\n  - {{id: t1, externalId: {svc_id}, email: svc-build@example.com}}\ngroups: []\n"),
+    );
+    let (code, plan, stderr) = idsync(&s, &idp, &["plan"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    for expected in [
+        &format!("source `idp`: 1 user(s) not synced (no email): svc-build (id {svc_id})"),
+        "= svc-build@example.com  source `idp` left out svc-build",
+        "+ add_members engineering (batch 1/1, 1 member(s))",
+    ] {
+        assert!(plan.contains(expected), "missing {expected:?} in\n{plan}");
+    }
+    assert!(!plan.contains("- deactivate_user"), "{plan}");
+}

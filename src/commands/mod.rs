@@ -12,7 +12,7 @@ use crate::desired::{self, SourceData};
 use crate::diff::{self, Context};
 use crate::error::Error;
 use crate::exit::ExitStatus;
-use crate::model::Indexed;
+use crate::model::{GroupNames, Indexed};
 use crate::output::Printer;
 use crate::plan::Plan;
 use crate::target::{self, Target};
@@ -196,10 +196,12 @@ pub async fn make_plan(
             source: e,
         })?;
         lap(&format!("read source {name}"));
-        let indexed = index(snap).await.map_err(|e| Error::SourceData {
-            name: name.clone(),
-            source: e,
-        })?;
+        let indexed = index(snap, GroupNames::MayRepeat)
+            .await
+            .map_err(|e| Error::SourceData {
+                name: name.clone(),
+                source: e,
+            })?;
         lap(&format!(
             "indexed source {name}: {} users, {} groups",
             indexed.keys.len(),
@@ -219,10 +221,12 @@ pub async fn make_plan(
             source: e,
         })?;
         lap(&format!("read target {name}"));
-        let indexed = index(snap).await.map_err(|e| Error::TargetData {
-            name: name.clone(),
-            source: e,
-        })?;
+        let indexed = index(snap, GroupNames::Unique)
+            .await
+            .map_err(|e| Error::TargetData {
+                name: name.clone(),
+                source: e,
+            })?;
         lap(&format!(
             "indexed target {name}: {} users, {} groups",
             indexed.keys.len(),
@@ -231,7 +235,8 @@ pub async fn make_plan(
         Ok::<_, Error>(indexed)
     };
     let (data, indexed) = tokio::try_join!(futures_util::future::try_join_all(reads), read_target)?;
-    let desired = desired::build(&data, &loaded.rules);
+    let desired = desired::build(&data, &loaded.rules)
+        .map_err(|problems| Error::GroupReferences { problems })?;
     lap("desired state");
     let ctx = Context {
         rules: &loaded.rules,
@@ -257,8 +262,11 @@ pub async fn make_plan(
 }
 
 /// Indexes a snapshot on a blocking thread.
-async fn index(snap: crate::model::Snapshot) -> Result<Indexed, crate::model::SnapshotError> {
-    tokio::task::spawn_blocking(move || Indexed::new(snap))
+async fn index(
+    snap: crate::model::Snapshot,
+    names: GroupNames,
+) -> Result<Indexed, crate::model::SnapshotError> {
+    tokio::task::spawn_blocking(move || Indexed::with(snap, names))
         .await
         .expect("indexing does not panic")
 }

@@ -21,7 +21,7 @@ pub(crate) async fn run(
         super::check_writable_folder(path, "--out")?;
     }
     let loaded = super::load(printer, config_path)?;
-    let snap = match side {
+    let (snap, label) = match side {
         Side::Source => {
             let all = &loaded.config.sources;
             let known = || {
@@ -50,19 +50,27 @@ pub(crate) async fn run(
                 name: sc.name().to_string(),
                 source: e,
             })?;
-            s.snapshot().await.map_err(|e| Error::Source {
+            let snap = s.snapshot().await.map_err(|e| Error::Source {
                 name: sc.name().to_string(),
                 source: e,
-            })?
+            })?;
+            (snap, format!("source `{}`", sc.name()))
         }
         Side::Target => {
             let mut t = target::build(&loaded.config, &loaded.dir).map_err(Error::TargetSetup)?;
             let name = t.name();
-            t.snapshot()
-                .await
-                .map_err(|e| Error::Target { name, source: e })?
+            let snap = t.snapshot().await.map_err(|e| Error::Target {
+                name: name.clone(),
+                source: e,
+            })?;
+            (snap, format!("target {name}"))
         }
     };
+    // What was read but could not be converted is said, not dropped (it is in the file too).
+    let warnings = crate::desired::left_out_warnings(&label, &snap.skipped);
+    for w in &warnings {
+        printer.warn(w);
+    }
     match out {
         Some(path) => {
             let text = snapshot_file::to_string(&snap, Format::of(path));

@@ -118,8 +118,8 @@ pub struct GoogleSourceConfig {
     /// Members of nested groups count as members (Atlassian has no nested groups).
     #[serde(default = "default_true")]
     pub include_derived_membership: bool,
-    /// Only these groups (by email) are read; empty: every group. A named group Google lacks is an
-    /// error.
+    /// Only these groups are read, each by email or by immutable id as `id:ID`; empty: every
+    /// group. A named group Google lacks is an error.
     #[serde(default)]
     pub groups: Vec<String>,
     /// Overrides `https://admin.googleapis.com` (proxies, tests).
@@ -157,8 +157,8 @@ pub struct KeycloakSourceConfig {
     /// A file holding the client secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_secret_file: Option<PathBuf>,
-    /// Only these groups (by path, e.g. `/Engineering/SRE`) have their members read; empty: every
-    /// group. A named group the realm lacks is an error.
+    /// Only these groups have their members read, each by path (e.g. `/Engineering/SRE`) or by
+    /// immutable id as `id:ID`; empty: every group. A named group the realm lacks is an error.
     #[serde(default)]
     pub groups: Vec<String>,
     /// Users, groups and members per page (`max`).
@@ -196,8 +196,9 @@ pub struct OneLoginSourceConfig {
     /// A role and a group of the same name are one group.
     #[serde(default)]
     pub roles_as_groups: bool,
-    /// Only these groups and roles (by name) are read; empty: all of them. A named one OneLogin
-    /// lacks is an error.
+    /// Only these groups and roles are read: by name (the group and the role of that name), or by
+    /// id as `id:ID` (a group) or `id:role:ID` (a role); empty: all of them. A named one OneLogin
+    /// lacks is an error, and so is a name several groups (or several roles) share.
     #[serde(default)]
     pub groups: Vec<String>,
     /// User `status` codes that count as inactive: 2 (suspended) by default. Others: 0
@@ -267,7 +268,9 @@ pub struct OktaSourceConfig {
     /// An OAuth 2.0 service app (client credentials with a `private_key_jwt` assertion).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oauth: Option<OktaOAuth>,
-    /// Only these groups (by name) are read; empty: every group. A named group Okta lacks is an error.
+    /// Only these groups are read, each by name or by immutable id as `id:ID` (e.g. `id:00g1abc`);
+    /// empty: every group. A named group Okta lacks is an error, and so is a name several groups
+    /// share (an app group beside an Okta group): name that one by id.
     #[serde(default)]
     pub groups: Vec<String>,
     /// Users, groups and members per page (Okta recommends at most 200).
@@ -338,8 +341,9 @@ pub struct EntraSourceConfig {
     /// Also read each user's manager (the `manager` attribute, an email), for templates.
     #[serde(default)]
     pub manager: bool,
-    /// Only these groups (by display name) are read; empty: every group. A named group Entra lacks is
-    /// an error.
+    /// Only these groups are read, each by display name or by object id as `id:ID`; empty: every
+    /// group. A named group Entra lacks is an error, and so is a display name several groups share:
+    /// name that one by id.
     #[serde(default)]
     pub groups: Vec<String>,
     /// Objects per page (`$top`, 1 to 999).
@@ -488,7 +492,9 @@ pub struct FileTargetConfig {
 #[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UsersConfig {
-    /// Only members of at least one of these source-qualified IdP groups are synced (empty: everyone).
+    /// Only members of at least one of these IdP groups are synced (empty: everyone). Each is
+    /// `SOURCE:NAME`, or `SOURCE:id:ID` for the group with that immutable id; a name several groups
+    /// of the source share is an error that lists their ids.
     #[serde(default)]
     pub require_groups: Vec<String>,
     /// Email patterns (`*` and `?` wildcards, case-insensitive) of users never synced.
@@ -515,13 +521,18 @@ pub struct GroupsConfig {
     pub manage_unmapped_members: bool,
 }
 
-/// One group mapping: `from` (an exact, source-qualified IdP group name) or `from_regex` (matched
-/// against source-qualified names; its capture groups are usable in `to` as `$1` or `${name}`).
+/// One group mapping: `from` (one IdP group: `SOURCE:NAME`, or `SOURCE:id:ID` by its immutable id;
+/// a name several groups of the source share is an error that lists their ids) or `from_regex`
+/// (matched against `SOURCE:NAME` of every group; its capture groups are usable in `to` as `$1` or
+/// `${name}`).
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Mapping {
+    /// One IdP group: `SOURCE:NAME`, or `SOURCE:id:ID` by its immutable id (e.g.
+    /// `entra:id:6f1c…` for an Entra object id), which tells apart groups sharing a name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
+    /// A regex over `SOURCE:NAME` of every IdP group.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from_regex: Option<String>,
     /// The Atlassian group.

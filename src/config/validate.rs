@@ -654,13 +654,15 @@ fn check_source_connection(
             );
             check_page_size(path.key("page_size"), k.page_size, diags);
             for (i, g) in k.groups.iter().enumerate() {
-                if !g.starts_with('/') {
+                if !g.starts_with('/') && !g.starts_with("id:") {
                     diags.push(
                         Diagnostic::new(
                             path.key("groups").index(i),
                             format!("{g:?} is not a group path"),
                         )
-                        .hint(format!("Keycloak groups are named by path, e.g. \"/{g}\"")),
+                        .hint(format!(
+                            "Keycloak groups are named by path, e.g. \"/{g}\", or by id, \"id:ID\""
+                        )),
                     );
                 }
             }

@@ -13,11 +13,11 @@ use base64::Engine as _;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::{Source, SourceError};
+use super::{present, Source, SourceError};
 use crate::config::secret::Secret;
 use crate::config::GraphVersion;
 use crate::http::{oauth, Auth, HttpClient, HttpError, HttpSettings, TokenSource};
-use crate::model::{Snapshot, User};
+use crate::model::{LeftOut, Snapshot, User};
 
 /// User properties read (`$select`).
 const USER_FIELDS: &str =
@@ -142,11 +142,21 @@ impl EntraSource {
     }
 }
 
-/// A Graph user as the model. Email: `mail`, else the user principal name.
-fn user_from_graph(v: &Value) -> Option<User> {
-    let s = |k: &str| v.get(k).and_then(Value::as_str).map(String::from);
+/// A Graph user as the model. Email: `mail`, else the user principal name; Graph sends unset
+/// properties as `null`, and null, missing and blank are all absent, so every fallback applies.
+fn user_from_graph(v: &Value) -> Result<User, Box<LeftOut>> {
+    let s = |k: &str| present(v.get(k)).map(String::from);
     let upn = s("userPrincipalName");
-    let email = s("mail").or_else(|| upn.clone())?;
+    let Some(email) = s("mail").or_else(|| upn.clone()) else {
+        let id = s("id");
+        let name = s("displayName").or_else(|| id.clone()).unwrap_or_default();
+        return Err(Box::new(LeftOut::user(
+            id,
+            &name,
+            None,
+            "no mail and no userPrincipalName",
+        )));
+    };
     let mut u = User::new(&email);
     u.id = s("id");
     u.user_name = upn;
@@ -170,16 +180,31 @@ fn user_from_graph(v: &Value) -> Option<User> {
         }
     }
     if let Some(m) = v.get("manager") {
-        if let Some(mail) = m
-            .get("mail")
-            .or_else(|| m.get("userPrincipalName"))
-            .and_then(Value::as_str)
-        {
+        if let Some(mail) = present(m.get("mail")).or_else(|| present(m.get("userPrincipalName"))) {
             u.attributes.insert("manager".into(), mail.to_string());
         }
     }
-    Some(u)
+    Ok(u)
 }
+
+/// Why a member of another type than user is not synced; `None` for users, and for groups (whose
+/// members are read through `transitiveMembers`, or deliberately not with `transitive: false`).
+fn not_a_user(member: &Value) -> Option<String> {
+    let kind = member
+        .get("@odata.type")
+        .and_then(Value::as_str)
+        .unwrap_or(USER_TYPE);
+    let short = kind.trim_start_matches("#microsoft.graph.");
+    match short {
+        "user" | "group" => None,
+        "servicePrincipal" => Some("a service principal, not a user".into()),
+        "device" => Some("a device, not a user".into()),
+        "orgContact" => Some("an organizational contact, not a user".into()),
+        other => Some(format!("a {other}, not a user")),
+    }
+}
+
+const USER_TYPE: &str = "#microsoft.graph.user";
 
 #[async_trait]
 impl Source for EntraSource {
@@ -204,17 +229,46 @@ impl Source for EntraSource {
                 return Self::all(&http, "groups", vec![select, ("$top", top.clone())]).await;
             }
             let mut found = Vec::new();
-            for name in &self.groups {
-                let filter = format!("displayName eq '{}'", name.replace('\'', "''"));
+            for wanted in &self.groups {
+                if let super::GroupRef::Id(id) = super::GroupRef::parse(wanted) {
+                    match http
+                        .get_json(&format!("groups/{id}"), std::slice::from_ref(&select))
+                        .await
+                    {
+                        Ok(g) => {
+                            found.push(g);
+                            continue;
+                        }
+                        // Not an id: perhaps a group named `id:…`.
+                        Err(e) if matches!(e.status(), Some(400 | 404)) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                let filter = format!("displayName eq '{}'", wanted.replace('\'', "''"));
                 let hits =
                     Self::all(&http, "groups", vec![select.clone(), ("$filter", filter)]).await?;
-                match hits.into_iter().next() {
-                    Some(g) => found.push(g),
-                    None => {
+                match hits.len() {
+                    0 => {
                         return Err(http.malformed(
                             "groups",
-                            &format!("the configured group {name:?} does not exist in Entra ID"),
+                            &format!("the configured group {wanted:?} does not exist in Entra ID"),
                         ))
+                    }
+                    1 => found.extend(hits),
+                    _ => {
+                        let groups: Vec<(&str, &str)> = hits
+                            .iter()
+                            .map(|g| {
+                                let id = g.get("id").and_then(Value::as_str).unwrap_or("");
+                                let name =
+                                    g.get("displayName").and_then(Value::as_str).unwrap_or("");
+                                (id, name)
+                            })
+                            .collect();
+                        return Err(http.malformed(
+                            "groups",
+                            &super::ambiguous_configured(wanted, &groups, "in Entra ID"),
+                        ));
                     }
                 }
             }
@@ -227,33 +281,76 @@ impl Source for EntraSource {
         };
         // Members are read as soon as the groups are known, alongside the users.
         let groups = async {
+            let mut skipped = Vec::new();
             let listed: Vec<(String, String)> = groups
                 .await?
                 .iter()
                 .filter_map(|g| {
-                    Some((
-                        g.get("id")?.as_str()?.to_string(),
-                        g.get("displayName")?.as_str()?.to_string(),
-                    ))
+                    let id = g.get("id").and_then(Value::as_str).map(String::from);
+                    match (id, present(g.get("displayName"))) {
+                        (Some(id), Some(name)) => Some((id, name.to_string())),
+                        (id, _) => {
+                            let name = id.clone().unwrap_or_default();
+                            skipped.push(LeftOut::group(id, &name, "no id or no displayName"));
+                            None
+                        }
+                    }
                 })
                 .collect();
             let ids = listed.iter().map(|(id, _)| id.clone()).collect();
+            // Every member, not only users: service principals, devices and contacts are counted
+            // and named rather than filtered out by a cast.
             let members = super::member_listings(ids, http.concurrency(), |id| {
-                let path = format!("groups/{id}/{relation}/microsoft.graph.user");
-                let q = vec![("$select", "id".to_string()), ("$top", top.clone())];
+                let path = format!("groups/{id}/{relation}");
+                let q = vec![
+                    ("$select", "id,displayName,mail".to_string()),
+                    ("$top", top.clone()),
+                ];
                 let http = &http;
                 async move { Self::all(http, &path, q).await }
             })
             .await?;
-            Ok::<_, HttpError>((listed, members))
+            Ok::<_, HttpError>((listed, members, skipped))
         };
-        let (users, (listed, members)) = tokio::try_join!(users, groups)?;
-        let users: Vec<User> = users.iter().filter_map(user_from_graph).collect();
-        let groups = super::groups_from_listings(&users, listed, members);
+        let (users, (listed, members, mut skipped)) = tokio::try_join!(users, groups)?;
+        let users: Vec<User> = users
+            .iter()
+            .filter_map(|v| user_from_graph(v).map_err(|l| skipped.push(*l)).ok())
+            .collect();
+        let members = members
+            .into_iter()
+            .zip(&listed)
+            .map(|(ms, (_, group))| {
+                ms.into_iter()
+                    .filter(|m| match not_a_user(m) {
+                        None => {
+                            m.get("@odata.type")
+                                .and_then(Value::as_str)
+                                .unwrap_or(USER_TYPE)
+                                == USER_TYPE
+                        }
+                        Some(reason) => {
+                            let (name, email) = super::member_label(m);
+                            let id = m.get("id").and_then(Value::as_str).map(String::from);
+                            skipped.push(LeftOut::member(group, id, &name, email, &reason));
+                            false
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        let groups = super::groups_from_listings(
+            &users,
+            listed,
+            members,
+            "not among the users Graph listed",
+            &mut skipped,
+        );
         Ok(Snapshot {
             users,
             groups,
             verified_domains: None,
+            skipped,
         })
     }
 }
@@ -273,6 +370,29 @@ mod tests {
         assert_eq!(
             u.attributes.get("manager").map(String::as_str),
             Some("boss@corp.com")
+        );
+        // Graph sends unset properties as null: the manager's mail falls back to the UPN.
+        let v = json!({"id": "g2", "userPrincipalName": "cy@corp.com", "mail": " ", "jobTitle": null,
+                       "manager": {"mail": null, "userPrincipalName": "boss@corp.onmicrosoft.com"}});
+        let u = user_from_graph(&v).unwrap();
+        assert_eq!(u.key(), "cy@corp.com", "a blank mail falls back to the UPN");
+        assert!(!u.attributes.contains_key("title"));
+        assert_eq!(
+            u.attributes.get("manager").map(String::as_str),
+            Some("boss@corp.onmicrosoft.com")
+        );
+        let l = user_from_graph(
+            &json!({"id": "g3", "mail": null, "userPrincipalName": null, "displayName": "Ghost"}),
+        )
+        .unwrap_err();
+        assert_eq!((l.name.as_str(), l.id.as_deref()), ("Ghost", Some("g3")));
+        assert_eq!(
+            not_a_user(&json!({"@odata.type": "#microsoft.graph.device"})).as_deref(),
+            Some("a device, not a user")
+        );
+        assert_eq!(
+            not_a_user(&json!({"@odata.type": "#microsoft.graph.group"})),
+            None
         );
         let cert = include_str!("../../tests/fixtures/test-cert.pem");
         let t = thumbprint(cert).unwrap();

@@ -15,10 +15,10 @@ use reqwest::Method;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{Source, SourceError};
+use super::{present, Source, SourceError};
 use crate::config::secret::Secret;
 use crate::http::{oauth, Auth, HttpClient, HttpError, HttpSettings, TokenSource};
-use crate::model::{Snapshot, User};
+use crate::model::{LeftOut, Snapshot, User};
 
 /// Read-only scopes the Directory API needs.
 pub const SCOPES: &[&str] = &[
@@ -183,10 +183,18 @@ async fn get_with_quota_retries(
     }
 }
 
-/// A Workspace user as the model: suspended or archived is inactive.
-fn user_from_google(v: &Value) -> Option<User> {
-    let s = |p: &str| v.pointer(p).and_then(Value::as_str).map(String::from);
-    let mut u = User::new(&s("/primaryEmail")?);
+/// A Workspace user as the model: suspended or archived is inactive. Null, missing and blank
+/// values are all absent.
+fn user_from_google(v: &Value) -> Result<User, Box<LeftOut>> {
+    let s = |p: &str| present(v.pointer(p)).map(String::from);
+    let Some(email) = s("/primaryEmail") else {
+        let id = s("/id");
+        let name = s("/name/fullName")
+            .or_else(|| id.clone())
+            .unwrap_or_default();
+        return Err(Box::new(LeftOut::user(id, &name, None, "no primaryEmail")));
+    };
+    let mut u = User::new(&email);
     u.id = s("/id");
     u.given_name = s("/name/givenName");
     u.family_name = s("/name/familyName");
@@ -199,7 +207,7 @@ fn user_from_google(v: &Value) -> Option<User> {
             .find(|o| o.get("primary").and_then(Value::as_bool) == Some(true))
             .or_else(|| orgs.first());
         for k in ["title", "department", "costCenter", "description", "name"] {
-            if let Some(val) = primary.and_then(|o| o.get(k)).and_then(Value::as_str) {
+            if let Some(val) = present(primary.and_then(|o| o.get(k))) {
                 u.attributes.insert(
                     if k == "name" {
                         "organization".into()
@@ -214,7 +222,17 @@ fn user_from_google(v: &Value) -> Option<User> {
     if let Some(ou) = s("/orgUnitPath") {
         u.attributes.insert("orgUnitPath".into(), ou);
     }
-    Some(u)
+    Ok(u)
+}
+
+/// Why a member is not a person to sync; `None` for users, and for groups (nested groups are
+/// flattened by `includeDerivedMembership`, or left alone on purpose without it).
+fn not_a_person(member: &Value) -> Option<&'static str> {
+    match member.get("type").and_then(Value::as_str).unwrap_or("USER") {
+        "USER" | "GROUP" => None,
+        "CUSTOMER" => Some("the whole account (a CUSTOMER member), not a user"),
+        _ => Some("not a user"),
+    }
 }
 
 #[async_trait]
@@ -244,22 +262,29 @@ impl Source for GoogleSource {
         );
         // Members are read as soon as the groups are known, alongside the users.
         let groups = async {
+            let mut skipped = Vec::new();
             let mut listed: Vec<(String, String)> = groups
                 .await?
                 .iter()
                 .filter_map(|g| {
-                    Some((
-                        g.get("id")?.as_str()?.to_string(),
-                        g.get("email")?.as_str()?.to_lowercase(),
-                    ))
+                    let id = g.get("id").and_then(Value::as_str).map(String::from);
+                    match (id, present(g.get("email"))) {
+                        (Some(id), Some(email)) => Some((id, email.to_lowercase())),
+                        (id, _) => {
+                            let name = present(g.get("name"))
+                                .map_or_else(|| id.clone().unwrap_or_default(), String::from);
+                            skipped.push(LeftOut::group(id, &name, "no id or no email"));
+                            None
+                        }
+                    }
                 })
                 .collect();
-            let wanted: Vec<String> = self.groups.iter().map(|g| g.to_lowercase()).collect();
-            super::keep_configured(&mut listed, &wanted).map_err(|w| {
-                SourceError::Invalid(format!(
-                    "the configured group {w:?} does not exist in Google Workspace (groups are named by email)"
-                ))
-            })?;
+            super::keep_configured(
+                &mut listed,
+                &self.groups,
+                true,
+                "in Google Workspace (groups are named by email)",
+            )?;
             let derived = self.derived_membership.to_string();
             let ids = listed.iter().map(|(id, _)| id.clone()).collect();
             let members = super::member_listings(ids, http.concurrency(), |id| {
@@ -272,25 +297,45 @@ impl Source for GoogleSource {
                 async move { all(http, &path, "members", q).await }
             })
             .await?;
-            Ok((listed, members))
+            Ok((listed, members, skipped))
         };
         let users = async { Ok::<_, SourceError>(users.await?) };
-        let (users, (listed, members)) = tokio::try_join!(users, groups)?;
-        let users: Vec<User> = users.iter().filter_map(user_from_google).collect();
-        // Only people count (nested groups are flattened by includeDerivedMembership).
+        let (users, (listed, members, mut skipped)) = tokio::try_join!(users, groups)?;
+        let users: Vec<User> = users
+            .iter()
+            .filter_map(|v| user_from_google(v).map_err(|l| skipped.push(*l)).ok())
+            .collect();
+        // Only people count (nested groups are flattened by includeDerivedMembership); anything
+        // else is named.
         let members = members
             .into_iter()
-            .map(|ms| {
+            .zip(&listed)
+            .map(|(ms, (_, group))| {
                 ms.into_iter()
-                    .filter(|m| m.get("type").and_then(Value::as_str).unwrap_or("USER") == "USER")
+                    .filter(|m| match not_a_person(m) {
+                        None => m.get("type").and_then(Value::as_str).unwrap_or("USER") == "USER",
+                        Some(reason) => {
+                            let (name, email) = super::member_label(m);
+                            let id = m.get("id").and_then(Value::as_str).map(String::from);
+                            skipped.push(LeftOut::member(group, id, &name, email, reason));
+                            false
+                        }
+                    })
                     .collect()
             })
             .collect();
-        let groups = super::groups_from_listings(&users, listed, members);
+        let groups = super::groups_from_listings(
+            &users,
+            listed,
+            members,
+            "not a user of this Workspace (an external member)",
+            &mut skipped,
+        );
         Ok(Snapshot {
             users,
             groups,
             verified_domains: None,
+            skipped,
         })
     }
 }
@@ -306,6 +351,11 @@ mod tests {
                        "organizations": [{"title": "Eng", "department": "R&D", "primary": true}]});
         let u = user_from_google(&v).unwrap();
         assert!(!u.active, "archived is inactive");
+        assert!(user_from_google(&json!({"id": "2", "primaryEmail": null})).is_err());
+        assert_eq!(
+            not_a_person(&json!({"type": "CUSTOMER", "id": "C01"})),
+            Some("the whole account (a CUSTOMER member), not a user")
+        );
         assert_eq!(
             u.attributes.get("department").map(String::as_str),
             Some("R&D")

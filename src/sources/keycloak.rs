@@ -12,10 +12,10 @@ use async_trait::async_trait;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use serde_json::Value;
 
-use super::{Source, SourceError};
+use super::{present, Source, SourceError};
 use crate::config::secret::Secret;
 use crate::http::{oauth, paginate, Auth, HttpClient, HttpError, HttpSettings, TokenSource};
-use crate::model::{Snapshot, User};
+use crate::model::{LeftOut, Snapshot, User};
 
 /// A Keycloak realm.
 #[derive(Debug)]
@@ -86,11 +86,17 @@ impl KeycloakSource {
     }
 }
 
-/// A Keycloak user as the model: the first value of each attribute is usable in templates.
-fn user_from_keycloak(v: &Value) -> Option<User> {
-    let s = |k: &str| v.get(k).and_then(Value::as_str).map(String::from);
+/// A Keycloak user as the model: the first value of each attribute is usable in templates. Keycloak
+/// allows users without an email: such a user (unless its username is an email) is left out,
+/// named, with the reason.
+fn user_from_keycloak(v: &Value) -> Result<User, Box<LeftOut>> {
+    let s = |k: &str| present(v.get(k)).map(String::from);
     let username = s("username");
-    let email = s("email").or_else(|| username.clone().filter(|u| u.contains('@')))?;
+    let Some(email) = s("email").or_else(|| username.clone().filter(|u| u.contains('@'))) else {
+        let id = s("id");
+        let name = username.or_else(|| id.clone()).unwrap_or_default();
+        return Err(Box::new(LeftOut::user(id, &name, None, "no email")));
+    };
     let mut u = User::new(&email);
     u.id = s("id");
     u.user_name = username;
@@ -99,17 +105,16 @@ fn user_from_keycloak(v: &Value) -> Option<User> {
     u.active = v.get("enabled").and_then(Value::as_bool).unwrap_or(true);
     if let Some(attrs) = v.get("attributes").and_then(Value::as_object) {
         for (k, vals) in attrs {
-            let first = vals
-                .as_array()
-                .and_then(|a| a.first())
-                .and_then(Value::as_str)
-                .or_else(|| vals.as_str());
+            let first = match vals {
+                Value::Array(a) => a.iter().find_map(|x| present(Some(x))),
+                other => present(Some(other)),
+            };
             if let Some(val) = first {
                 u.attributes.insert(k.clone(), val.to_string());
             }
         }
     }
-    Some(u)
+    Ok(u)
 }
 
 #[async_trait]
@@ -136,12 +141,15 @@ impl Source for KeycloakSource {
                     Some((id, path))
                 })
                 .collect();
-            super::keep_configured(&mut listed, &self.groups).map_err(|w| {
-                SourceError::Invalid(format!(
-                    "the configured group {w:?} does not exist in realm {} (groups are named by path, e.g. /Engineering/SRE)",
+            super::keep_configured(
+                &mut listed,
+                &self.groups,
+                false,
+                &format!(
+                    "in realm {} (groups are named by path, e.g. /Engineering/SRE)",
                     self.realm
-                ))
-            })?;
+                ),
+            )?;
             let ids = listed.iter().map(|(id, _)| id.clone()).collect();
             let brief = [("briefRepresentation", "true".to_string())];
             let members = super::member_listings(ids, http.concurrency(), |id| {
@@ -155,12 +163,23 @@ impl Source for KeycloakSource {
         };
         let users = async { Ok::<_, SourceError>(users.await?) };
         let (users, (listed, members)) = tokio::try_join!(users, groups)?;
-        let users: Vec<User> = users.iter().filter_map(user_from_keycloak).collect();
-        let groups = super::groups_from_listings(&users, listed, members);
+        let mut skipped = Vec::new();
+        let users: Vec<User> = users
+            .iter()
+            .filter_map(|v| user_from_keycloak(v).map_err(|l| skipped.push(*l)).ok())
+            .collect();
+        let groups = super::groups_from_listings(
+            &users,
+            listed,
+            members,
+            "not among the realm's users (a service account, or a user created during the read)",
+            &mut skipped,
+        );
         Ok(Snapshot {
             users,
             groups,
             verified_domains: None,
+            skipped,
         })
     }
 }
@@ -180,6 +199,17 @@ mod tests {
             u.attributes.get("department").map(String::as_str),
             Some("R&D")
         );
-        assert!(user_from_keycloak(&json!({"id": "k2", "username": "service-account"})).is_none());
+        let l = user_from_keycloak(&json!({"id": "k2", "username": "svc-build", "email": null}))
+            .unwrap_err();
+        assert_eq!(
+            (l.name.as_str(), l.reason.as_str()),
+            ("svc-build", "no email")
+        );
+        let v = json!({"id": "k3", "username": "cy@x.com", "firstName": null, "attributes": {"title": [null, "Eng"], "x": null}});
+        let u = user_from_keycloak(&v).unwrap();
+        assert_eq!(u.key(), "cy@x.com");
+        assert_eq!(u.given_name, None);
+        assert_eq!(u.attributes.get("title").map(String::as_str), Some("Eng"));
+        assert!(!u.attributes.contains_key("x"));
     }
 }

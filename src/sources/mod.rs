@@ -17,7 +17,7 @@ use async_trait::async_trait;
 use crate::config::secret::{self, Secret, SecretError};
 use crate::config::SourceConfig;
 use crate::http::HttpError;
-use crate::model::Snapshot;
+use crate::model::{LeftOut, Snapshot};
 use crate::snapshot_file::SnapshotFileError;
 
 pub use entra::{thumbprint, EntraCredential, EntraSource};
@@ -56,26 +56,46 @@ pub trait Source: Send + Sync {
 }
 
 /// Model groups from an IdP's group listing and, per group, its member objects (each with the IdP's
-/// user `id`): members become the emails of the listed users, each once.
+/// user `id`): members become the emails of the listed users, each once. A member that is not
+/// among the listed users is recorded in `left_out`, never dropped silently.
 #[must_use]
 pub fn groups_from_listings(
     users: &[crate::model::User],
     listed: Vec<(String, String)>,
     members: Vec<Vec<serde_json::Value>>,
+    stranger: &str,
+    left_out: &mut Vec<LeftOut>,
 ) -> Vec<crate::model::Group> {
     let email_of: std::collections::HashMap<&str, &str> = users
         .iter()
         .filter_map(|u| u.id.as_deref().map(|id| (id, u.email.as_str())))
         .collect();
+    // Users already left out (no email, …) are named once, as users, not again per group.
+    let known_left_out: std::collections::HashSet<String> = left_out
+        .iter()
+        .filter(|l| l.kind == crate::model::LeftOutKind::User)
+        .filter_map(|l| l.id.clone())
+        .collect();
     listed
         .into_iter()
         .zip(members)
         .map(|((id, name), ms)| {
-            let mut members: Vec<String> = ms
-                .iter()
-                .filter_map(|m| m.get("id").and_then(id_text))
-                .filter_map(|id| email_of.get(id.as_ref()).map(|e| (*e).to_string()))
-                .collect();
+            let mut members = Vec::with_capacity(ms.len());
+            let mut strangers = std::collections::BTreeSet::new();
+            for m in &ms {
+                let mid = m.get("id").and_then(id_text);
+                match mid.as_deref().and_then(|i| email_of.get(i)) {
+                    Some(e) => members.push((*e).to_string()),
+                    None if mid.as_deref().is_some_and(|i| known_left_out.contains(i)) => {}
+                    None => {
+                        let mid = mid.map(std::borrow::Cow::into_owned);
+                        if strangers.insert(mid.clone()) {
+                            let (label, email) = member_label(m);
+                            left_out.push(LeftOut::member(&name, mid, &label, email, stranger));
+                        }
+                    }
+                }
+            }
             // A user reachable through two nested groups counts once.
             members.sort();
             members.dedup();
@@ -88,22 +108,137 @@ pub fn groups_from_listings(
         .collect()
 }
 
-/// Narrows a group listing (`(id, name)`) to the configured names, when any are configured.
+/// How a person recognizes a member object, and its email when it has one: Okta nests them in
+/// `profile`, Graph has `mail` and `userPrincipalName`, others `email` and `username`.
+#[must_use]
+pub fn member_label(m: &serde_json::Value) -> (String, Option<String>) {
+    let text = |p: &str| present(m.pointer(p)).map(String::from);
+    let email = text("/email")
+        .or_else(|| text("/profile/email"))
+        .or_else(|| text("/mail"));
+    let label = email
+        .clone()
+        .or_else(|| text("/profile/login"))
+        .or_else(|| text("/userPrincipalName"))
+        .or_else(|| text("/username"))
+        .or_else(|| text("/displayName"))
+        .or_else(|| text("/name"))
+        .or_else(|| {
+            m.get("id")
+                .and_then(id_text)
+                .map(std::borrow::Cow::into_owned)
+        })
+        .unwrap_or_else(|| "(no name)".into());
+    (label, email)
+}
+
+/// A JSON value as present text: `null`, a missing key, a non-string and a blank string are all
+/// absent, so a fallback applies to each of them alike. Present text is returned as it is.
+#[must_use]
+pub fn present(v: Option<&serde_json::Value>) -> Option<&str> {
+    v.and_then(serde_json::Value::as_str)
+        .filter(|s| !s.trim().is_empty())
+}
+
+/// How the config names one IdP group: by its immutable id (`id:ID`) or by its name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GroupRef<'a> {
+    Id(&'a str),
+    Name(&'a str),
+}
+
+impl<'a> GroupRef<'a> {
+    /// Reads a reference as written after the source name (`id:00g1…`, or a name).
+    #[must_use]
+    pub fn parse(text: &'a str) -> GroupRef<'a> {
+        match text.strip_prefix("id:") {
+            Some(id) if !id.is_empty() => GroupRef::Id(id),
+            _ => GroupRef::Name(text),
+        }
+    }
+}
+
+/// Narrows a group listing (`(id, name)`) to the configured groups, when any are configured. Each
+/// configured entry is a name or `id:ID`; with `fold_case`, names compare without regard to case
+/// (Google's group emails). `place` says where the groups live and how they are named, for the
+/// error.
 ///
 /// # Errors
-/// The first configured name the listing lacks.
-pub fn keep_configured<'w>(
+/// A configured group the listing lacks, or a name that several listed groups share (the error
+/// lists them with their ids).
+pub fn keep_configured(
     listed: &mut Vec<(String, String)>,
-    wanted: &'w [String],
-) -> Result<(), &'w str> {
+    wanted: &[String],
+    fold_case: bool,
+    place: &str,
+) -> Result<(), SourceError> {
     if wanted.is_empty() {
         return Ok(());
     }
-    if let Some(missing) = wanted.iter().find(|w| !listed.iter().any(|(_, n)| n == *w)) {
-        return Err(missing);
+    let same = |a: &str, b: &str| {
+        if fold_case {
+            a.eq_ignore_ascii_case(b)
+        } else {
+            a == b
+        }
+    };
+    let mut keep = vec![false; listed.len()];
+    for w in wanted {
+        let hits: Vec<usize> = match GroupRef::parse(w) {
+            GroupRef::Id(id) => {
+                let by_id: Vec<usize> = (0..listed.len()).filter(|&i| listed[i].0 == id).collect();
+                if by_id.is_empty() {
+                    // A group whose name starts with `id:`.
+                    (0..listed.len())
+                        .filter(|&i| same(&listed[i].1, w))
+                        .collect()
+                } else {
+                    by_id
+                }
+            }
+            GroupRef::Name(n) => (0..listed.len())
+                .filter(|&i| same(&listed[i].1, n))
+                .collect(),
+        };
+        match hits.as_slice() {
+            [] => {
+                return Err(SourceError::Invalid(format!(
+                    "the configured group {w:?} does not exist {place}"
+                )))
+            }
+            [one] => keep[*one] = true,
+            many => {
+                let groups: Vec<(&str, &str)> = many
+                    .iter()
+                    .map(|&i| (listed[i].0.as_str(), listed[i].1.as_str()))
+                    .collect();
+                return Err(SourceError::Invalid(ambiguous_configured(
+                    w, &groups, place,
+                )));
+            }
+        }
     }
-    listed.retain(|(_, n)| wanted.contains(n));
+    let mut i = 0;
+    listed.retain(|_| {
+        i += 1;
+        keep[i - 1]
+    });
     Ok(())
+}
+
+/// The error for a configured `groups:` name that several groups share.
+#[must_use]
+pub fn ambiguous_configured(wanted: &str, groups: &[(&str, &str)], place: &str) -> String {
+    let list = groups
+        .iter()
+        .map(|(id, name)| format!("{name:?} (id {id})"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let first = groups.first().map_or("ID", |(id, _)| id);
+    format!(
+        "the configured group {wanted:?} names {} groups {place}: {list}; name the one to read by its id in `groups:`, e.g. \"id:{first}\"",
+        groups.len()
+    )
 }
 
 /// Each listed group's members, `concurrency` groups at a time, in the order of `ids`; `fetch`
@@ -160,6 +295,24 @@ impl Source for ScimSource {
             u.external_id = None;
             u.account_id = None;
         }
+        // A user without an email has only its userName to stand for one: unless that is an
+        // email, the user is left out, named.
+        let mut gone = std::collections::HashSet::new();
+        let mut skipped = Vec::new();
+        snap.users.retain(|u| {
+            if u.email.contains('@') {
+                return true;
+            }
+            gone.insert(u.email.clone());
+            skipped.push(LeftOut::user(u.id.clone(), u.user_name(), None, "no email"));
+            false
+        });
+        if !gone.is_empty() {
+            for g in &mut snap.groups {
+                g.members.retain(|m| !gone.contains(m));
+            }
+        }
+        snap.skipped.splice(0..0, skipped);
         Ok(snap)
     }
 }
@@ -331,4 +484,62 @@ pub fn build(config: &SourceConfig, config_dir: &Path) -> Result<Box<dyn Source>
             })
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listed() -> Vec<(String, String)> {
+        [("g1", "Eng"), ("g2", "Eng"), ("g3", "Ops")]
+            .iter()
+            .map(|(i, n)| ((*i).to_string(), (*n).to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn configured_groups_by_name_or_id() {
+        let mut l = listed();
+        keep_configured(&mut l, &["id:g2".into(), "ops".into()], true, "here").unwrap();
+        assert_eq!(
+            l,
+            vec![("g2".into(), "Eng".into()), ("g3".into(), "Ops".into())]
+        );
+        let mut l = listed();
+        let e = keep_configured(&mut l, &["Eng".into()], false, "here").unwrap_err();
+        assert!(
+            e.to_string().contains("\"Eng\" (id g1), \"Eng\" (id g2)"),
+            "{e}"
+        );
+        assert!(e.to_string().contains("\"id:g1\""), "{e}");
+        let e = keep_configured(&mut l, &["ops".into()], false, "here").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "the configured group \"ops\" does not exist here"
+        );
+    }
+
+    #[test]
+    fn members_that_are_not_listed_users_are_named_once() {
+        let mut ana = crate::model::User::new("ana@x.com");
+        ana.id = Some("u1".into());
+        let mut left_out = vec![LeftOut::user(Some("u7".into()), "kiosk", None, "no email")];
+        let members = vec![vec![
+            serde_json::json!({"id": "u1"}),
+            serde_json::json!({"id": "u7", "username": "kiosk"}),
+            serde_json::json!({"id": "x1", "email": "vic@y.com"}),
+            serde_json::json!({"id": "x1", "email": "vic@y.com"}),
+        ]];
+        let groups = groups_from_listings(
+            &[ana],
+            vec![("g1".into(), "Eng".into())],
+            members,
+            "a stranger",
+            &mut left_out,
+        );
+        assert_eq!(groups[0].members, vec!["ana@x.com"]);
+        assert_eq!(left_out.len(), 2, "u7 is already named as a user; x1 once");
+        assert_eq!(left_out[1].label(), "vic@y.com (id x1) in Eng");
+        assert_eq!(left_out[1].email.as_deref(), Some("vic@y.com"));
+    }
 }

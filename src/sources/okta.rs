@@ -10,10 +10,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde_json::Value;
 
-use super::{Source, SourceError};
+use super::{present, Source, SourceError};
 use crate::config::secret::Secret;
 use crate::http::{oauth, paginate, Auth, HttpClient, HttpError, HttpSettings, TokenSource};
-use crate::model::{Snapshot, User};
+use crate::model::{LeftOut, Snapshot, User};
 
 /// How the connector authenticates.
 #[derive(Debug)]
@@ -135,28 +135,40 @@ fn is_active(status: &str) -> bool {
     !matches!(status, "SUSPENDED" | "DEPROVISIONED")
 }
 
-/// An Okta user as the model: profile strings become attributes (usable in templates).
-fn user_from_okta(v: &Value) -> Option<User> {
-    let profile = v.get("profile")?;
-    let s = |k: &str| profile.get(k).and_then(Value::as_str).map(String::from);
-    let email = s("email").or_else(|| s("login"))?;
+/// An Okta user as the model: profile strings become attributes (usable in templates). Null,
+/// missing and blank values are all absent. The email is `profile.email`, else an email-shaped
+/// `login`; a user with neither is left out, named, with the reason.
+fn user_from_okta(v: &Value) -> Result<User, Box<LeftOut>> {
+    let id = v.get("id").and_then(Value::as_str).map(String::from);
+    let profile = v.get("profile").filter(|p| p.is_object());
+    let s = |k: &str| present(profile.and_then(|p| p.get(k))).map(String::from);
+    let login = s("login");
+    let Some(email) = s("email").or_else(|| login.clone().filter(|l| l.contains('@'))) else {
+        let name = login.or_else(|| id.clone()).unwrap_or_default();
+        let reason = if profile.is_none() {
+            "no profile"
+        } else {
+            "no email"
+        };
+        return Err(Box::new(LeftOut::user(id, &name, None, reason)));
+    };
     let mut u = User::new(&email);
-    u.id = v.get("id").and_then(Value::as_str).map(String::from);
-    u.user_name = s("login");
+    u.id = id;
+    u.user_name = login;
     u.given_name = s("firstName");
     u.family_name = s("lastName");
     u.display_name = s("displayName");
     let status = v.get("status").and_then(Value::as_str).unwrap_or("ACTIVE");
     u.active = is_active(status);
-    if let Some(obj) = profile.as_object() {
+    if let Some(obj) = profile.and_then(Value::as_object) {
         for (k, val) in obj {
-            if let Some(text) = val.as_str() {
+            if let Some(text) = present(Some(val)) {
                 u.attributes.insert(k.clone(), text.to_string());
             }
         }
     }
     u.attributes.insert("status".into(), status.to_string());
-    Some(u)
+    Ok(u)
 }
 
 #[async_trait]
@@ -180,8 +192,18 @@ impl Source for OktaSource {
                     .await;
             }
             let mut found = Vec::new();
-            for name in &self.groups {
-                let search = format!("profile.name eq \"{}\"", name.replace('"', "\\\""));
+            for wanted in &self.groups {
+                if let super::GroupRef::Id(id) = super::GroupRef::parse(wanted) {
+                    match http.get_json(&format!("api/v1/groups/{id}"), &[]).await {
+                        Ok(g) => {
+                            found.push(g);
+                            continue;
+                        }
+                        Err(e) if e.status() == Some(404) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                let search = format!("profile.name eq \"{}\"", wanted.replace('"', "\\\""));
                 let hits = self
                     .all(
                         &http,
@@ -189,16 +211,37 @@ impl Source for OktaSource {
                         vec![("search", search), ("limit", limit.clone())],
                     )
                     .await?;
-                let exact = hits
+                let exact: Vec<Value> = hits
                     .into_iter()
-                    .find(|g| g.pointer("/profile/name").and_then(Value::as_str) == Some(name));
-                match exact {
-                    Some(g) => found.push(g),
-                    None => {
+                    .filter(|g| g.pointer("/profile/name").and_then(Value::as_str) == Some(wanted))
+                    .collect();
+                match exact.len() {
+                    0 => {
                         return Err(http.malformed(
                             "api/v1/groups",
-                            &format!("the configured group {name:?} does not exist in Okta"),
+                            &format!("the configured group {wanted:?} does not exist in Okta"),
                         ))
+                    }
+                    1 => found.extend(exact),
+                    _ => {
+                        let groups: Vec<(&str, &str)> = exact
+                            .iter()
+                            .map(|g| {
+                                let id = g.get("id").and_then(Value::as_str).unwrap_or("");
+                                let kind = g.get("type").and_then(Value::as_str).unwrap_or("");
+                                (id, kind)
+                            })
+                            .collect();
+                        let named: Vec<(&str, String)> = groups
+                            .iter()
+                            .map(|(id, kind)| (*id, format!("{wanted} ({kind})")))
+                            .collect();
+                        let named: Vec<(&str, &str)> =
+                            named.iter().map(|(id, n)| (*id, n.as_str())).collect();
+                        return Err(http.malformed(
+                            "api/v1/groups",
+                            &super::ambiguous_configured(wanted, &named, "in Okta"),
+                        ));
                     }
                 }
             }
@@ -206,13 +249,20 @@ impl Source for OktaSource {
         };
         // Members are read as soon as the groups are known, alongside the users.
         let groups = async {
+            let mut skipped = Vec::new();
             let listed: Vec<(String, String)> = groups
                 .await?
                 .iter()
                 .filter_map(|g| {
-                    let id = g.get("id")?.as_str()?.to_string();
-                    let name = g.pointer("/profile/name")?.as_str()?.to_string();
-                    Some((id, name))
+                    let id = g.get("id").and_then(Value::as_str).map(String::from);
+                    match (id, present(g.pointer("/profile/name"))) {
+                        (Some(id), Some(name)) => Some((id, name.to_string())),
+                        (id, _) => {
+                            let name = id.clone().unwrap_or_default();
+                            skipped.push(LeftOut::group(id, &name, "no id or no name"));
+                            None
+                        }
+                    }
                 })
                 .collect();
             let ids = listed.iter().map(|(id, _)| id.clone()).collect();
@@ -225,15 +275,25 @@ impl Source for OktaSource {
                 }
             })
             .await?;
-            Ok::<_, HttpError>((listed, members))
+            Ok::<_, HttpError>((listed, members, skipped))
         };
-        let (users, (listed, members)) = tokio::try_join!(users, groups)?;
-        let users: Vec<User> = users.iter().filter_map(user_from_okta).collect();
-        let groups = super::groups_from_listings(&users, listed, members);
+        let (users, (listed, members, mut skipped)) = tokio::try_join!(users, groups)?;
+        let users: Vec<User> = users
+            .iter()
+            .filter_map(|v| user_from_okta(v).map_err(|l| skipped.push(*l)).ok())
+            .collect();
+        let groups = super::groups_from_listings(
+            &users,
+            listed,
+            members,
+            "not among the users Okta listed",
+            &mut skipped,
+        );
         Ok(Snapshot {
             users,
             groups,
             verified_domains: None,
+            skipped,
         })
     }
 }
@@ -248,6 +308,24 @@ mod tests {
         let v = json!({"id": "00u1", "status": "SUSPENDED", "profile": {"login": "a@x.com", "email": "A@x.com", "firstName": "A", "title": "Eng", "costCenter": null}});
         let u = user_from_okta(&v).unwrap();
         assert!(!u.active);
+        assert!(!u.attributes.contains_key("costCenter"), "null is absent");
+        let v2 = json!({"id": "00u2", "profile": {"login": "a@x.com", "email": null, "firstName": null}});
+        let u2 = user_from_okta(&v2).unwrap();
+        assert_eq!(u2.key(), "a@x.com", "a null email falls back to the login");
+        assert_eq!(u2.given_name, None);
+        let l =
+            user_from_okta(&json!({"id": "00u3", "profile": {"login": "svc-bot", "email": null}}))
+                .unwrap_err();
+        assert_eq!(
+            (l.name.as_str(), l.reason.as_str()),
+            ("svc-bot", "no email")
+        );
+        assert_eq!(
+            user_from_okta(&json!({"id": "00u4", "profile": null}))
+                .unwrap_err()
+                .reason,
+            "no profile"
+        );
         assert_eq!(u.key(), "a@x.com");
         assert_eq!(u.attributes.get("title").map(String::as_str), Some("Eng"));
         for live in [

@@ -12,7 +12,7 @@
 //! what remains (less `budget_reserve`) is refused before it spends the rest; if the window resets
 //! within a minute, it waits for the reset instead.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,11 +21,11 @@ use futures_util::stream::{self, StreamExt, TryStreamExt};
 use reqwest::header::HeaderMap;
 use serde_json::Value;
 
-use super::{id_text, Source, SourceError};
+use super::{id_text, present, Source, SourceError};
 use crate::config::secret::Secret;
 use crate::config::{OneLoginRegion, OneLoginSourceConfig};
 use crate::http::{oauth, Auth, HttpClient, HttpError, HttpSettings, RetryPolicy, TokenSource};
-use crate::model::{Group, Snapshot, User};
+use crate::model::{Group, LeftOut, Snapshot, User};
 
 /// Items per page: the most OneLogin's users and role-users listings return.
 const PAGE: usize = 50;
@@ -316,17 +316,18 @@ fn judge(needed: u64, budget: Budget, reserve: u64) -> Verdict {
     ))
 }
 
-/// A OneLogin user as the model. Top-level strings and custom attributes are usable in templates.
-fn user_from_onelogin(v: &Value, inactive: &[i64]) -> Option<User> {
-    let s = |k: &str| {
-        v.get(k)
-            .and_then(Value::as_str)
-            .filter(|t| !t.is_empty())
-            .map(String::from)
+/// A OneLogin user as the model. Top-level strings and custom attributes are usable in templates;
+/// OneLogin sends unset fields as `null`, and null, missing and blank are all absent. A user
+/// without an email is left out, named, with the reason.
+fn user_from_onelogin(v: &Value, inactive: &[i64]) -> Result<User, Box<LeftOut>> {
+    let s = |k: &str| present(v.get(k)).map(String::from);
+    let id = v.get("id").and_then(id_text).map(|c| c.into_owned());
+    let Some(email) = s("email") else {
+        let name = s("username").or_else(|| id.clone()).unwrap_or_default();
+        return Err(Box::new(LeftOut::user(id, &name, None, "no email")));
     };
-    let email = s("email")?;
     let mut u = User::new(&email);
-    u.id = v.get("id").and_then(id_text).map(|c| c.into_owned());
+    u.id = id;
     u.user_name = s("username");
     u.given_name = s("firstname");
     u.family_name = s("lastname");
@@ -334,32 +335,127 @@ fn user_from_onelogin(v: &Value, inactive: &[i64]) -> Option<User> {
     u.active = !inactive.contains(&status);
     if let Some(obj) = v.as_object() {
         for (k, val) in obj {
-            if let Some(text) = val.as_str() {
+            if let Some(text) = present(Some(val)) {
                 u.attributes.insert(k.clone(), text.to_string());
             }
         }
     }
     if let Some(custom) = v.get("custom_attributes").and_then(Value::as_object) {
         for (k, val) in custom {
-            if let Some(text) = val.as_str() {
+            if let Some(text) = present(Some(val)) {
                 u.attributes.insert(k.clone(), text.to_string());
             }
         }
     }
     u.attributes.insert("status".into(), status.to_string());
-    Some(u)
+    Ok(u)
 }
 
-/// `(id, name)` of each listed group or role.
-fn id_names(items: &[Value]) -> Vec<(String, String)> {
+/// A role's id in the model: `role:ID`, apart from group ids (both are numbers in OneLogin).
+fn role_id(id: &str) -> String {
+    format!("role:{id}")
+}
+
+/// `(id, name)` of each listed group or role; one without an id or a name is left out.
+fn id_names(items: &[Value], what: &str, skipped: &mut Vec<LeftOut>) -> Vec<(String, String)> {
     items
         .iter()
         .filter_map(|g| {
-            let id = g.get("id").and_then(id_text)?.into_owned();
-            let name = g.get("name")?.as_str()?.to_string();
-            Some((id, name))
+            let id = g
+                .get("id")
+                .and_then(id_text)
+                .map(std::borrow::Cow::into_owned);
+            match (id, present(g.get("name"))) {
+                (Some(id), Some(name)) => Some((id, name.to_string())),
+                (id, _) => {
+                    let name = id.clone().unwrap_or_default();
+                    skipped.push(LeftOut::group(
+                        id,
+                        &name,
+                        &format!("a {what} without an id or a name"),
+                    ));
+                    None
+                }
+            }
         })
         .collect()
+}
+
+/// Narrows groups and roles to the configured ones: a name reads the group and the role of that
+/// name (one group in the model), `id:ID` a group, `id:role:ID` a role.
+fn keep_configured(
+    groups: &mut Vec<(String, String)>,
+    roles: &mut Vec<(String, String)>,
+    wanted: &[String],
+    roles_as_groups: bool,
+) -> Result<(), SourceError> {
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let mut keep_g = vec![false; groups.len()];
+    let mut keep_r = vec![false; roles.len()];
+    for w in wanted {
+        let (hits_g, hits_r): (Vec<usize>, Vec<usize>) = match super::GroupRef::parse(w) {
+            super::GroupRef::Id(id) => match id.strip_prefix("role:") {
+                Some(rid) => (
+                    Vec::new(),
+                    (0..roles.len()).filter(|&i| roles[i].0 == rid).collect(),
+                ),
+                None => (
+                    (0..groups.len()).filter(|&i| groups[i].0 == id).collect(),
+                    Vec::new(),
+                ),
+            },
+            super::GroupRef::Name(n) => (
+                (0..groups.len()).filter(|&i| groups[i].1 == n).collect(),
+                (0..roles.len()).filter(|&i| roles[i].1 == n).collect(),
+            ),
+        };
+        if hits_g.is_empty() && hits_r.is_empty() {
+            let hint = if roles_as_groups {
+                ""
+            } else {
+                " (to read a role, set `roles_as_groups: true`)"
+            };
+            return Err(SourceError::Invalid(format!(
+                "the configured group {w:?} is neither a group nor a role in OneLogin{hint}"
+            )));
+        }
+        if hits_g.len() > 1 || hits_r.len() > 1 {
+            let named: Vec<(String, &str)> = hits_g
+                .iter()
+                .map(|&i| (groups[i].0.clone(), groups[i].1.as_str()))
+                .chain(
+                    hits_r
+                        .iter()
+                        .map(|&i| (role_id(&roles[i].0), roles[i].1.as_str())),
+                )
+                .collect();
+            let named: Vec<(&str, &str)> = named.iter().map(|(i, n)| (i.as_str(), *n)).collect();
+            return Err(SourceError::Invalid(super::ambiguous_configured(
+                w,
+                &named,
+                "in OneLogin",
+            )));
+        }
+        for i in hits_g {
+            keep_g[i] = true;
+        }
+        for i in hits_r {
+            keep_r[i] = true;
+        }
+    }
+    let mut i = 0;
+    groups.retain(|_| {
+        i += 1;
+        keep_g[i - 1]
+    });
+    let mut i = 0;
+    roles.retain(|_| {
+        i += 1;
+        keep_r[i - 1]
+    });
+    Ok(())
 }
 
 #[async_trait]
@@ -424,24 +520,10 @@ impl Source for OneLoginSource {
             }
         };
         let (groups, roles) = tokio::try_join!(session.groups_rest(groups_page), roles)?;
-        let mut groups = id_names(&groups);
-        let mut roles = id_names(&roles);
-        if !self.groups.is_empty() {
-            for wanted in &self.groups {
-                if !groups.iter().chain(&roles).any(|(_, n)| n == wanted) {
-                    let hint = if self.roles_as_groups {
-                        ""
-                    } else {
-                        " (to read a role, set `roles_as_groups: true`)"
-                    };
-                    return Err(SourceError::Invalid(format!(
-                        "the configured group {wanted:?} is neither a group nor a role in OneLogin{hint}"
-                    )));
-                }
-            }
-            groups.retain(|(_, n)| self.groups.contains(n));
-            roles.retain(|(_, n)| self.groups.contains(n));
-        }
+        let mut skipped = Vec::new();
+        let mut groups = id_names(&groups, "group", &mut skipped);
+        let mut roles = id_names(&roles, "role", &mut skipped);
+        keep_configured(&mut groups, &mut roles, &self.groups, self.roles_as_groups)?;
 
         let users = session.v2_rest(USERS, users_page, &user_headers);
         let role_ids = roles.iter().map(|(id, _)| id.clone()).collect();
@@ -455,8 +537,12 @@ impl Source for OneLoginSource {
         let mut members_of: HashMap<String, Vec<String>> = HashMap::new();
         let mut model = Vec::with_capacity(users.len());
         for raw in &users {
-            let Some(u) = user_from_onelogin(raw, &self.inactive_statuses) else {
-                continue;
+            let u = match user_from_onelogin(raw, &self.inactive_statuses) {
+                Ok(u) => u,
+                Err(l) => {
+                    skipped.push(*l);
+                    continue;
+                }
             };
             if let Some(gid) = raw.get("group_id").and_then(id_text) {
                 members_of
@@ -468,39 +554,56 @@ impl Source for OneLoginSource {
         }
         let users = model;
 
-        // Groups and roles by name; a role and a group of the same name are one group.
-        let mut by_name: BTreeMap<String, Group> = BTreeMap::new();
-        for (id, name) in &groups {
-            let members = members_of.remove(id).unwrap_or_default();
-            by_name.insert(
-                name.clone(),
-                Group {
-                    name: name.clone(),
-                    id: Some(id.clone()),
-                    members,
-                },
-            );
-        }
-        for g in super::groups_from_listings(&users, roles, role_members) {
-            match by_name.get_mut(&g.name) {
-                Some(existing) => existing.members.extend(g.members),
-                None => {
-                    by_name.insert(g.name.clone(), g);
-                }
-            }
-        }
-        let groups = by_name
-            .into_values()
-            .map(|mut g| {
-                g.members.sort();
-                g.members.dedup();
-                g
+        // Groups and roles; a role and a group of the same name are one group (when the name is
+        // one group's and one role's: names shared more widely stay apart, told apart by id).
+        let mut out: Vec<Group> = groups
+            .iter()
+            .map(|(id, name)| Group {
+                name: name.clone(),
+                id: Some(id.clone()),
+                members: members_of.remove(id).unwrap_or_default(),
             })
             .collect();
+        let roles: Vec<(String, String)> = roles
+            .into_iter()
+            .map(|(id, name)| (role_id(&id), name))
+            .collect();
+        let role_groups = super::groups_from_listings(
+            &users,
+            roles,
+            role_members,
+            "not among the users OneLogin listed",
+            &mut skipped,
+        );
+        // Name -> (groups of that name, the first one's index); name -> roles of that name.
+        let mut group_names: HashMap<String, (usize, usize)> = HashMap::new();
+        for (i, g) in out.iter().enumerate() {
+            group_names.entry(g.name.clone()).or_insert((0, i)).0 += 1;
+        }
+        let mut role_names: HashMap<&str, usize> = HashMap::new();
+        for g in &role_groups {
+            *role_names.entry(g.name.as_str()).or_default() += 1;
+        }
+        let mut extra = Vec::new();
+        for g in &role_groups {
+            match group_names.get(&g.name) {
+                Some(&(1, i)) if role_names[g.name.as_str()] == 1 => {
+                    out[i].members.extend(g.members.iter().cloned());
+                }
+                _ => extra.push(g.clone()),
+            }
+        }
+        out.extend(extra);
+        for g in &mut out {
+            g.members.sort();
+            g.members.dedup();
+        }
+        out.sort_by(|a, b| (&a.name, &a.id).cmp(&(&b.name, &b.id)));
         Ok(Snapshot {
             users,
-            groups,
+            groups: out,
             verified_domains: None,
+            skipped,
         })
     }
 }
@@ -523,7 +626,10 @@ mod tests {
             Some("R&D")
         );
         assert!(user_from_onelogin(&v, &[]).unwrap().active);
-        assert!(user_from_onelogin(&json!({"id": 5, "email": null}), &[2]).is_none());
+        assert!(!u.attributes.contains_key("level"), "null is absent");
+        let l = user_from_onelogin(&json!({"id": 5, "email": null, "username": "kiosk"}), &[2])
+            .unwrap_err();
+        assert_eq!((l.name.as_str(), l.id.as_deref()), ("kiosk", Some("5")));
     }
 
     #[test]

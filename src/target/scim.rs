@@ -13,7 +13,7 @@ use serde_json::{json, Map, Value};
 
 use super::{ActionError, Target, TargetError};
 use crate::http::{paginate, Auth, HttpClient, HttpError, HttpSettings};
-use crate::model::{Group, Snapshot, User};
+use crate::model::{Group, LeftOut, Snapshot, User};
 use crate::plan::{Action, FieldChange, Member, UserFields};
 
 pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
@@ -77,7 +77,19 @@ impl ScimDirectory {
             paginate::scim_all(&self.http, "Users", self.page_size),
             paginate::scim_all(&self.http, "Groups", self.page_size)
         )?;
-        let users: Vec<User> = users.iter().filter_map(user_from_scim).collect();
+        let mut skipped = Vec::new();
+        let users: Vec<User> = users
+            .iter()
+            .filter_map(|v| {
+                let u = user_from_scim(v);
+                if u.is_none() {
+                    let id = id_of(v);
+                    let name = id.clone().unwrap_or_default();
+                    skipped.push(LeftOut::user(id, &name, None, "no userName"));
+                }
+                u
+            })
+            .collect();
         let email_of: HashMap<&str, &str> = users
             .iter()
             .filter_map(|u| u.id.as_deref().map(|id| (id, u.email.as_str())))
@@ -85,19 +97,45 @@ impl ScimDirectory {
         let groups = groups
             .iter()
             .filter_map(|g| {
-                let name = g.get("displayName")?.as_str()?.to_string();
-                let members = g
+                let Some(name) = g.get("displayName").and_then(Value::as_str) else {
+                    let id = id_of(g);
+                    let name = id.clone().unwrap_or_default();
+                    skipped.push(LeftOut::group(id, &name, "no displayName"));
+                    return None;
+                };
+                let mut members = Vec::new();
+                for m in g
                     .get("members")
                     .and_then(Value::as_array)
-                    .map(|ms| {
-                        ms.iter()
-                            .filter_map(|m| m.get("value").and_then(Value::as_str))
-                            .filter_map(|id| email_of.get(id).map(|e| (*e).to_string()))
-                            .collect()
-                    })
-                    .unwrap_or_default();
+                    .into_iter()
+                    .flatten()
+                {
+                    let value = m.get("value").and_then(Value::as_str);
+                    match value.and_then(|id| email_of.get(id)) {
+                        Some(e) => members.push((*e).to_string()),
+                        None => {
+                            let label = m
+                                .get("display")
+                                .and_then(Value::as_str)
+                                .or(value)
+                                .unwrap_or("(no value)");
+                            let reason = if m.get("type").and_then(Value::as_str) == Some("Group") {
+                                "a group, not a user (nested groups are not flattened)"
+                            } else {
+                                "not among the users the directory listed"
+                            };
+                            skipped.push(LeftOut::member(
+                                name,
+                                value.map(String::from),
+                                label,
+                                None,
+                                reason,
+                            ));
+                        }
+                    }
+                }
                 Some(Group {
-                    name,
+                    name: name.to_string(),
                     id: g.get("id").and_then(Value::as_str).map(String::from),
                     members,
                 })
@@ -107,6 +145,7 @@ impl ScimDirectory {
             users,
             groups,
             verified_domains: None,
+            skipped,
         })
     }
 

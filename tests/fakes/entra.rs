@@ -262,11 +262,24 @@ impl DirGroup {
     }
 }
 
+/// A directory object that is neither a user nor a group (a service principal, a device, an
+/// organizational contact): it can be a group member.
+#[derive(Clone, Debug)]
+struct DirOther {
+    seq: u64,
+    id: String,
+    /// `#microsoft.graph.servicePrincipal`, `#microsoft.graph.device`, …
+    odata_type: String,
+    /// Its own properties (`id`, `displayName`, and `appId`, `deviceId` or `mail`).
+    props: Map<String, Value>,
+}
+
 /// A directory object: what a members list holds.
 #[derive(Clone, Copy)]
 enum Obj<'a> {
     User(&'a DirUser),
     Group(&'a DirGroup),
+    Other(&'a DirOther),
 }
 
 impl Obj<'_> {
@@ -274,6 +287,7 @@ impl Obj<'_> {
         match self {
             Obj::User(u) => u.seq,
             Obj::Group(g) => g.seq,
+            Obj::Other(o) => o.seq,
         }
     }
 }
@@ -290,6 +304,8 @@ struct State {
     /// renamed or removed later leaves it stale, so a hit is checked and a miss is scanned for.
     seeded: HashMap<String, usize>,
     groups: Vec<DirGroup>,
+    /// Service principals, devices and contacts (group members only).
+    others: Vec<DirOther>,
     next_seq: u64,
     /// Access tokens issued (and not expired by [`FakeEntra::expire_tokens`]).
     tokens: IssuedTokens,
@@ -347,7 +363,8 @@ impl State {
     fn objects(&self) -> HashMap<&str, Obj<'_>> {
         let users = self.users.iter().map(|u| (u.id.as_str(), Obj::User(u)));
         let groups = self.groups.iter().map(|g| (g.id.as_str(), Obj::Group(g)));
-        users.chain(groups).collect()
+        let others = self.others.iter().map(|o| (o.id.as_str(), Obj::Other(o)));
+        users.chain(groups).chain(others).collect()
     }
 
     /// The direct members of a group, sorted by creation.
@@ -451,6 +468,7 @@ impl FakeEntra {
             users: Vec::new(),
             seeded: HashMap::new(),
             groups: Vec::new(),
+            others: Vec::new(),
             next_seq: 0,
             tokens: IssuedTokens::default(),
             tokens_issued: 0,
@@ -609,11 +627,60 @@ impl FakeEntra {
     /// Adds a security group; returns its id. Members are users (UPN, mail or id) or, prefixed
     /// with `group:`, groups already added (by name or id), which nests them.
     pub fn add_group(&self, name: &str, members: &[&str]) -> String {
-        let mut state = self.state();
         assert!(
-            state.group_by_key(name).is_none(),
+            self.state().group_by_key(name).is_none(),
             "seeding Entra group {name}: the name is taken"
         );
+        self.insert_group(name, members)
+    }
+
+    /// Adds a security group whose display name another group already has (Entra does not keep
+    /// display names unique); returns its id, the only way to tell the two apart.
+    pub fn add_group_sharing_name(&self, name: &str, members: &[&str]) -> String {
+        assert!(
+            self.state().group_by_key(name).is_some(),
+            "seeding Entra group {name}: no group has that name yet"
+        );
+        self.insert_group(name, members)
+    }
+
+    /// Adds a directory object that is not a user (`servicePrincipal`, `device` or `orgContact`)
+    /// with this display name; returns its id. Make it a member with `object:<id>`.
+    pub fn add_other(&self, kind: &str, display_name: &str) -> String {
+        let mut state = self.state();
+        let seq = state.mint();
+        let id = format!("{seq:08x}-0000-4000-8000-0000000b7e55");
+        let mut props = Map::new();
+        props.insert("id".into(), json!(id));
+        props.insert("displayName".into(), json!(display_name));
+        match kind {
+            "servicePrincipal" => props.insert("appId".into(), json!(format!("{seq:08x}-app"))),
+            "device" => props.insert("deviceId".into(), json!(format!("{seq:08x}-dev"))),
+            "orgContact" => props.insert("mail".into(), Value::Null),
+            other => panic!("{other} is not an object type the fake has"),
+        };
+        state.others.push(DirOther {
+            seq,
+            id: id.clone(),
+            odata_type: format!("#microsoft.graph.{kind}"),
+            props,
+        });
+        id
+    }
+
+    /// Sets a property of a non-user object (by id), e.g. an orgContact's `mail`.
+    pub fn set_other_property(&self, id: &str, name: &str, value: Value) {
+        let mut state = self.state();
+        let o = state
+            .others
+            .iter_mut()
+            .find(|o| o.id == id)
+            .unwrap_or_else(|| panic!("no object {id}"));
+        o.props.insert(name.into(), value);
+    }
+
+    fn insert_group(&self, name: &str, members: &[&str]) -> String {
+        let mut state = self.state();
         let member_ids: Vec<String> = members.iter().map(|m| member_id(&state, m)).collect();
         let seq = state.mint();
         let id = format!("{seq:08x}-0000-4000-8000-00000000960f");
@@ -784,8 +851,12 @@ impl FakeEntra {
     }
 }
 
-/// The id of a user (UPN, mail or id) or of a `group:` (name or id).
+/// The id of a user (UPN, mail or id), of a `group:` (name or id) or of an `object:` (id).
 fn member_id(state: &State, member: &str) -> String {
+    if let Some(id) = member.strip_prefix("object:") {
+        assert!(state.others.iter().any(|o| o.id == id), "no object {id}");
+        return id.to_owned();
+    }
     match member.strip_prefix("group:") {
         Some(group) => state.groups[state.group_index(group)].id.clone(),
         None => state.users[state.user_index(member)].id.clone(),
@@ -1671,6 +1742,18 @@ fn render_object(obj: Obj<'_>, select: Option<&[&str]>) -> Value {
     Value::Object(match obj {
         Obj::User(u) => render_user(u, select, true),
         Obj::Group(g) => render_group(g, select, true),
+        Obj::Other(o) => {
+            // Only the properties its type has: a `$select` of others (`mail` on a device) is
+            // left out, as Graph does on a mixed collection.
+            let mut out = Map::new();
+            out.insert("@odata.type".into(), json!(o.odata_type));
+            for (name, value) in &o.props {
+                if select.map_or(true, |s| s.contains(&name.as_str())) {
+                    out.insert(name.clone(), value.clone());
+                }
+            }
+            out
+        }
     })
 }
 

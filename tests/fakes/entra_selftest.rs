@@ -770,3 +770,49 @@ async fn beta_serves_the_same_data_and_changes_are_seen() {
     let (status, body, _) = get(&fake, Some(&token), "/v2.0/users").await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 }
+
+#[tokio::test]
+async fn members_of_other_types_are_typed_with_their_own_properties_and_names_may_repeat() {
+    let fake = fake().await;
+    fake.add_user(EntraSeedUser::new("a@example.com"));
+    let group = fake.add_group("Eng", &["a@example.com"]);
+    let spn = fake.add_other("servicePrincipal", "CI bot");
+    let device = fake.add_other("device", "Kiosk");
+    fake.add_member("Eng", &format!("object:{spn}"));
+    fake.add_member(&group, &format!("object:{device}"));
+    let twin = fake.add_group_sharing_name("Eng", &[]);
+    let token = token(&fake).await;
+
+    let path = format!("/v1.0/groups/{group}/transitiveMembers?$select=id,displayName,mail");
+    let members = all_pages(&fake, &token, &path).await;
+    let types: Vec<&str> = members
+        .iter()
+        .map(|m| m["@odata.type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "#microsoft.graph.user",
+            "#microsoft.graph.servicePrincipal",
+            "#microsoft.graph.device"
+        ]
+    );
+    assert_eq!(members[1]["displayName"], "CI bot");
+    assert_eq!(
+        keys(&members[2]),
+        BTreeSet::from(["@odata.type", "id", "displayName"]),
+        "a device has no mail: the property is left out, not null"
+    );
+    // A cast to users leaves the others out.
+    let path = format!("/v1.0/groups/{group}/members/microsoft.graph.user?$select=id");
+    assert_eq!(all_pages(&fake, &token, &path).await.len(), 1);
+
+    // Display names repeat: a filter by name finds both groups.
+    let path = "/v1.0/groups?$filter=displayName%20eq%20'Eng'&$select=id,displayName";
+    let found = all_pages(&fake, &token, path).await;
+    let ids: BTreeSet<String> = found
+        .iter()
+        .map(|g| g["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids, BTreeSet::from([group, twin]));
+}

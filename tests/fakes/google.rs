@@ -79,6 +79,9 @@ impl Default for FakeGoogleConfig {
     }
 }
 
+/// The customer id of the fake Workspace.
+pub const CUSTOMER_ID: &str = "C0fake000";
+
 /// A user of the Workspace; change fields through [`FakeGoogle::update_user`].
 #[derive(Clone, Debug, Default)]
 pub struct GUser {
@@ -111,7 +114,7 @@ impl GUser {
             "archived": self.archived,
             "orgUnitPath": self.org_unit_path,
             "lastLoginTime": self.last_login_time,
-            "customerId": "C0fake000",
+            "customerId": CUSTOMER_ID,
         });
         if self.title.is_some() || self.department.is_some() {
             let mut org = json!({"primary": true, "customType": ""});
@@ -135,6 +138,13 @@ impl GUser {
 pub enum GMember {
     User(String),
     Group(String),
+    /// "Whole account": every user of the customer, listed as one member of type CUSTOMER.
+    Customer,
+    /// A user outside the Workspace (type USER, with an id and an email the users listing lacks).
+    External {
+        id: String,
+        email: String,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -185,7 +195,7 @@ impl State {
     }
 
     /// Every user reachable from a group through nested groups, once each.
-    fn derived_users(&self, group: &GGroup) -> BTreeSet<String> {
+    fn derived_users(&self, group: &GGroup) -> BTreeSet<GMember> {
         let (mut users, mut seen, mut todo) = (BTreeSet::new(), HashSet::new(), vec![group]);
         while let Some(g) = todo.pop() {
             if !seen.insert(g.id.clone()) {
@@ -193,10 +203,10 @@ impl State {
             }
             for member in &g.members {
                 match member {
-                    GMember::User(id) => {
-                        users.insert(id.clone());
-                    }
                     GMember::Group(id) => todo.extend(self.groups.get(id)),
+                    other => {
+                        users.insert(other.clone());
+                    }
                 }
             }
         }
@@ -207,6 +217,13 @@ impl State {
         let (id, email, kind) = match member {
             GMember::User(id) => (id, &self.users.get(id)?.primary_email, "USER"),
             GMember::Group(id) => (id, &self.groups.get(id)?.email, "GROUP"),
+            GMember::External { id, email } => (id, email, "USER"),
+            GMember::Customer => {
+                // No email: the member is the whole customer.
+                let body = json!({"kind": "admin#directory#member", "id": CUSTOMER_ID,
+                                  "role": "MEMBER", "type": "CUSTOMER", "status": "ACTIVE"});
+                return Some((String::new(), body));
+            }
         };
         let mut body = json!({"kind": "admin#directory#member", "id": id, "email": email,
                               "role": "MEMBER", "type": kind});
@@ -342,6 +359,28 @@ impl FakeGoogle {
         };
         state.groups.insert(id.clone(), group);
         id
+    }
+
+    /// Adds the whole account (a CUSTOMER member) to a group (id or email).
+    pub fn add_customer_member(&self, group: &str) {
+        let mut state = self.state();
+        let id = state.group_by_key(group).expect("the group").id.clone();
+        let members = &mut state.groups.get_mut(&id).expect("the group").members;
+        members.insert(GMember::Customer);
+    }
+
+    /// Adds a user from outside the Workspace to a group (id or email); returns the member's id.
+    pub fn add_external_member(&self, group: &str, email: &str) -> String {
+        let mut state = self.state();
+        state.next_id += 1;
+        let member_id = format!("1{:020}", state.next_id);
+        let id = state.group_by_key(group).expect("the group").id.clone();
+        let members = &mut state.groups.get_mut(&id).expect("the group").members;
+        members.insert(GMember::External {
+            id: member_id.clone(),
+            email: email.to_owned(),
+        });
+        member_id
     }
 
     /// Adds (`add`) or removes a member (`user email` or `group:<email>`) of a group (id or email).
@@ -694,7 +733,7 @@ async fn list_members(
         state
             .derived_users(group)
             .into_iter()
-            .filter_map(|id| state.member_json(&GMember::User(id)))
+            .filter_map(|m| state.member_json(&m))
             .collect()
     } else {
         group

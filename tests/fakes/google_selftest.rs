@@ -1,5 +1,7 @@
 //! Tests of the fake Google Workspace itself, through plain reqwest.
 
+use std::collections::BTreeSet;
+
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
@@ -211,4 +213,49 @@ async fn quota_errors_answer_403_user_rate_limit_exceeded_then_clear() {
         4,
         "the token request and three listings"
     );
+}
+
+#[tokio::test]
+async fn customer_and_external_members_are_listed_direct_and_derived() {
+    let fake = FakeGoogle::start(FakeGoogleConfig::default()).await;
+    fake.add_user("a@example.com");
+    fake.add_group("Inner", "inner@example.com", &[]);
+    let outer = fake.add_group(
+        "Outer",
+        "outer@example.com",
+        &["a@example.com", "group:inner@example.com"],
+    );
+    fake.add_customer_member("inner@example.com");
+    let ext = fake.add_external_member("inner@example.com", "x@partner.example.com");
+    let access = token(&fake).await;
+
+    let (_, direct) = get(&fake, &access, "/groups/inner@example.com/members").await;
+    let members = direct["members"].as_array().expect("members");
+    assert_eq!(members.len(), 2);
+    let customer = members
+        .iter()
+        .find(|m| m["type"] == "CUSTOMER")
+        .expect("a CUSTOMER member");
+    assert_eq!(customer["id"], super::google::CUSTOMER_ID);
+    assert!(
+        customer.get("email").is_none(),
+        "the whole account has no email"
+    );
+    let external = members
+        .iter()
+        .find(|m| m["type"] == "USER")
+        .expect("the external member");
+    assert_eq!(external["id"], ext.as_str());
+    assert_eq!(external["email"], "x@partner.example.com");
+
+    let path = format!("/groups/{outer}/members?includeDerivedMembership=true");
+    let (_, derived) = get(&fake, &access, &path).await;
+    let types: BTreeSet<&str> = derived["members"]
+        .as_array()
+        .expect("members")
+        .iter()
+        .map(|m| m["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, BTreeSet::from(["CUSTOMER", "USER"]));
+    assert_eq!(derived["members"].as_array().unwrap().len(), 3);
 }

@@ -291,6 +291,35 @@ impl FakeKeycloak {
         id
     }
 
+    /// Adds an enabled user with only a username (Keycloak allows users without an email, unless
+    /// the realm uses the email as username); listed in `/users`. Returns its id.
+    pub fn add_user_without_email(&self, username: &str) -> String {
+        let mut state = self.state();
+        let username = username.to_lowercase();
+        assert!(
+            !state.users.values().any(|u| u.username == username),
+            "seeding user {username}: the username is taken"
+        );
+        let id = state.new_id(0x0000_00a1);
+        let created_timestamp = EPOCH_MS + 1000 * state.users.len() as i64;
+        state.users.insert(
+            id.clone(),
+            User {
+                id: id.clone(),
+                username,
+                email: None,
+                first_name: None,
+                last_name: None,
+                enabled: true,
+                email_verified: false,
+                created_timestamp,
+                attributes: BTreeMap::new(),
+                service_account: false,
+            },
+        );
+        id
+    }
+
     /// Adds the service-account user of a client (`service-account-{client_id}`, no email): left
     /// out of `/users` and `/users/count`, but it can be made a group member through its id with
     /// [`FakeKeycloak::add_member_id`].

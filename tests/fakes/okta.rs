@@ -540,10 +540,9 @@ fn encode(s: &str) -> String {
     out
 }
 
+/// A base profile attribute: Okta sends one that is unset as `null`.
 fn insert_opt(map: &mut Map<String, Value>, key: &str, value: &Option<String>) {
-    if let Some(value) = value {
-        map.insert(key.into(), json!(value));
-    }
+    map.insert(key.into(), json!(value));
 }
 
 fn timestamp(secs: i64) -> String {

@@ -337,7 +337,8 @@ impl State {
     fn user_json(&self, user: &OUser) -> Value {
         json!({
             "id": user.id,
-            "email": user.email,
+            // OneLogin sends an unset email as null.
+            "email": (!user.email.is_empty()).then_some(&user.email),
             "username": user.username,
             "firstname": user.firstname,
             "lastname": user.lastname,
