@@ -28,6 +28,10 @@ pub struct Context<'a> {
     pub target_name: String,
     /// Requests the target may have in flight at once; `None` for a target that makes no requests.
     pub target_concurrency: Option<usize>,
+    /// How late the target's last-active dates may be; added to `grace_days`.
+    pub last_active_lag: chrono::Duration,
+    /// What the target's snapshot found that a reviewer should know.
+    pub target_warnings: Vec<String>,
 }
 
 /// Most warnings of one kind listed one by one.
@@ -41,7 +45,12 @@ pub fn diff(desired: &Desired, target: &Indexed, ctx: &Context<'_>) -> Plan {
         target,
         ctx,
         actions: Vec::new(),
-        warnings: desired.warnings.clone(),
+        warnings: desired
+            .warnings
+            .iter()
+            .chain(&ctx.target_warnings)
+            .cloned()
+            .collect(),
         blocking: Vec::new(),
         unverified: Vec::new(),
         skipped: Vec::new(),
@@ -51,10 +60,12 @@ pub fn diff(desired: &Desired, target: &Indexed, ctx: &Context<'_>) -> Plan {
         matched: vec![None; desired.users.len()],
         claimed: vec![None; target.keys.len()],
         blocked: vec![false; desired.users.len()],
+        revoking: vec![false; target.keys.len()],
     };
     d.match_users();
     d.users();
     d.strays();
+    d.lingering_tokens();
     d.groups();
     d.finish()
 }
@@ -79,6 +90,8 @@ struct Differ<'a> {
     claimed: Vec<Option<u32>>,
     /// Desired users left out of every action (a conflict, or a rule protects them).
     blocked: Vec<bool>,
+    /// Target users this plan deactivates (and so revokes, when asked).
+    revoking: Vec<bool>,
 }
 
 impl Differ<'_> {
@@ -213,6 +226,21 @@ impl Differ<'_> {
                     });
                 }
                 (Scope::Wanted, Some((ti, u))) => {
+                    if let (false, Some(dir)) = (u.in_directory, &u.owned_by_directory) {
+                        // Creating it through this directory would link an account that another
+                        // directory of the organization owns.
+                        self.blocked[di] = true;
+                        self.skip(
+                            &du.key,
+                            format!("the Atlassian account belongs to the organization's identity-provider directory {dir:?}, not to this SCIM directory"),
+                            "linked",
+                        );
+                        self.warnings.push(format!(
+                            "{}: the account is owned by the identity-provider directory {dir:?}; idsync does not link it into this directory (remove it from that directory's IdP first, or exclude it)",
+                            du.key
+                        ));
+                        continue;
+                    }
                     if let Some(why) = self.hands_off(&du.key, Some(u)) {
                         self.blocked[di] = true;
                         let would = self.user_changes(du, u);
@@ -325,7 +353,9 @@ impl Differ<'_> {
         }
         let mut reason = reason;
         if c.grace_days > 0 {
-            let grace = chrono::Duration::days(i64::from(c.grace_days));
+            // Measured from the last-active moment plus the target's documented lag (Atlassian: up
+            // to 24 hours), so a late report never shortens the grace period.
+            let grace = chrono::Duration::days(i64::from(c.grace_days)) + self.ctx.last_active_lag;
             match u.last_active {
                 Some(at) if self.ctx.now - at <= grace => {
                     self.skip(
@@ -358,12 +388,65 @@ impl Differ<'_> {
         }
         self.touched_users.push(ti);
         self.actions.push(Action::DeactivateUser {
-            key,
+            key: key.clone(),
             id: u.reference(),
             account_id: u.account_id.clone(),
             cause,
             reason,
         });
+        self.revoking[ti as usize] = true;
+        self.revoke(&key, u, "deactivated by this plan (cleanup.revoke_api_tokens)".into());
+    }
+
+    /// Plans the revocation of a user's API tokens, when asked for and the user holds any.
+    fn revoke(&mut self, key: &str, u: &User, reason: String) {
+        if !self.ctx.cleanup.revoke_api_tokens || u.api_tokens == 0 {
+            return;
+        }
+        let Some(account_id) = u.account_id.clone() else {
+            return;
+        };
+        self.actions.push(Action::RevokeApiTokens {
+            key: key.to_string(),
+            account_id,
+            tokens: u.api_tokens,
+            reason,
+        });
+    }
+
+    /// Deactivated users who still hold API tokens, whichever run deactivated them (a revocation
+    /// that failed, or one made before `revoke_api_tokens` was set): their tokens are revoked now.
+    fn lingering_tokens(&mut self) {
+        if !self.ctx.cleanup.revoke_api_tokens {
+            return;
+        }
+        let t = self.target;
+        for ti in 0..t.keys.len() {
+            let u = t.user(idx(ti));
+            if self.revoking[ti] || u.active || !u.in_directory || u.api_tokens == 0 {
+                continue;
+            }
+            // A user this plan reactivates keeps their tokens.
+            if let Some(di) = self.claimed[ti] {
+                let du = &self.desired.users[di as usize];
+                if du.scope == Scope::Wanted || self.blocked[di as usize] {
+                    continue;
+                }
+            }
+            let key = t.key(idx(ti)).to_string();
+            if let Some(why) = self.hands_off(&key, Some(u)) {
+                self.skip(&key, why, "revoked its API tokens");
+                continue;
+            }
+            self.revoke(
+                &key,
+                u,
+                format!(
+                    "deactivated, but still holds {} API token(s) (cleanup.revoke_api_tokens): an earlier revocation failed or was never made",
+                    u.api_tokens
+                ),
+            );
+        }
     }
 
     fn groups(&mut self) {
@@ -558,13 +641,14 @@ impl Differ<'_> {
         let mut skipped = self.skipped;
         skipped.sort_by(|a, b| a.key.cmp(&b.key));
         let cost = self.ctx.target_concurrency.map(|width| {
-            let revoke = self.ctx.cleanup.revoke_api_tokens;
             let requests: u64 = self
                 .actions
                 .iter()
                 .map(|a| match a {
-                    // Listing the user's tokens, then (typically) one revocation.
-                    Action::DeactivateUser { .. } if revoke => 3,
+                    // Listing the account's tokens, then one request per token.
+                    Action::RevokeApiTokens { tokens, .. } => 1 + *tokens as u64,
+                    // The PATCH, then the re-read that confirms no other member was lost.
+                    Action::RemoveMembers { .. } => 2,
                     _ => 1,
                 })
                 .sum();

@@ -64,6 +64,14 @@ pub struct User {
     /// SCIM directory (for example JIT-provisioned); idsync links such accounts.
     #[serde(default = "yes", skip_serializing_if = "is_true")]
     pub in_directory: bool,
+    /// Target only: API tokens the account holds (Atlassian: from the organization's token
+    /// inventory, read only with `cleanup.revoke_api_tokens`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub api_tokens: usize,
+    /// Target only: the other identity-provider directory of the organization that owns this
+    /// account (an account outside this SCIM directory that idsync must not link).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owned_by_directory: Option<String>,
     /// Further attributes (title, department, …), usable in attribute templates.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub attributes: BTreeMap<String, String>,
@@ -76,6 +84,10 @@ fn is_true(b: &bool) -> bool {
 #[allow(clippy::trivially_copy_pass_by_ref)]
 fn is_false(b: &bool) -> bool {
     !*b
+}
+#[allow(clippy::trivially_copy_pass_by_ref)]
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 fn yes() -> bool {
     true
@@ -98,6 +110,8 @@ impl User {
             last_active: None,
             admin: false,
             in_directory: true,
+            api_tokens: 0,
+            owned_by_directory: None,
             attributes: BTreeMap::new(),
         }
     }

@@ -132,6 +132,17 @@ pub enum Action {
         cause: DeactivateCause,
         reason: String,
     },
+    /// Revokes every API token of a deactivated account (`cleanup.revoke_api_tokens`): planned for
+    /// each deactivation, and for any deactivated user who still holds tokens, whichever run
+    /// deactivated them, so a revocation that failed is tried again.
+    RevokeApiTokens {
+        key: String,
+        /// The Atlassian account id the tokens belong to.
+        account_id: String,
+        /// Tokens the account held when planned.
+        tokens: usize,
+        reason: String,
+    },
 }
 
 /// The kinds of action, in the order they are applied.
@@ -148,10 +159,11 @@ pub enum Kind {
     ReactivateUser,
     RemoveMembers,
     DeactivateUser,
+    RevokeApiTokens,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 9] = [
         Kind::CreateUser,
         Kind::LinkUser,
         Kind::CreateGroup,
@@ -160,6 +172,7 @@ impl Kind {
         Kind::ReactivateUser,
         Kind::RemoveMembers,
         Kind::DeactivateUser,
+        Kind::RevokeApiTokens,
     ];
 
     #[must_use]
@@ -173,6 +186,7 @@ impl Kind {
             Kind::ReactivateUser => "reactivate_user",
             Kind::RemoveMembers => "remove_members",
             Kind::DeactivateUser => "deactivate_user",
+            Kind::RevokeApiTokens => "revoke_api_tokens",
         }
     }
 }
@@ -189,6 +203,7 @@ impl Action {
             Action::ReactivateUser { .. } => Kind::ReactivateUser,
             Action::RemoveMembers { .. } => Kind::RemoveMembers,
             Action::DeactivateUser { .. } => Kind::DeactivateUser,
+            Action::RevokeApiTokens { .. } => Kind::RevokeApiTokens,
         }
     }
 
@@ -200,7 +215,8 @@ impl Action {
             | Action::LinkUser { key, .. }
             | Action::UpdateUser { key, .. }
             | Action::ReactivateUser { key, .. }
-            | Action::DeactivateUser { key, .. } => key,
+            | Action::DeactivateUser { key, .. }
+            | Action::RevokeApiTokens { key, .. } => key,
             Action::CreateGroup { group, .. }
             | Action::AddMembers { group, .. }
             | Action::RemoveMembers { group, .. } => group,
@@ -226,7 +242,8 @@ impl Action {
             | Action::UpdateUser { reason, .. }
             | Action::ReactivateUser { reason, .. }
             | Action::RemoveMembers { reason, .. }
-            | Action::DeactivateUser { reason, .. } => reason,
+            | Action::DeactivateUser { reason, .. }
+            | Action::RevokeApiTokens { reason, .. } => reason,
         }
     }
 
@@ -238,6 +255,7 @@ impl Action {
             Action::UpdateUser { id, .. }
             | Action::ReactivateUser { id, .. }
             | Action::DeactivateUser { id, .. } => format!("user:{id}"),
+            Action::RevokeApiTokens { account_id, .. } => format!("tokens:{account_id}"),
             Action::CreateGroup { group, .. }
             | Action::AddMembers { group, .. }
             | Action::RemoveMembers { group, .. } => format!("group:{group}"),

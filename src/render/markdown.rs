@@ -174,6 +174,12 @@ fn action_lines(a: &Action, lines: &mut Vec<String>) {
         Action::CreateGroup { group, reason } => {
             lines.push(format!("- `{group}`: {}", escape(reason)))
         }
+        Action::RevokeApiTokens {
+            key,
+            tokens,
+            reason,
+            ..
+        } => lines.push(format!("- `{key}` ({tokens} token(s)): {}", escape(reason))),
         Action::AddMembers {
             group,
             batch,

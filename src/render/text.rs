@@ -169,6 +169,19 @@ fn action(
             writeln!(out, "  {} {key}", format!("{sign} {kind}").style(s))?;
             writeln!(out, "      {}", format!("because {reason}").style(st.dim))?;
         }
+        Action::RevokeApiTokens {
+            key,
+            tokens,
+            reason,
+            ..
+        } => {
+            writeln!(
+                out,
+                "  {} {key} ({tokens} token(s))",
+                format!("{sign} {kind}").style(s)
+            )?;
+            writeln!(out, "      {}", format!("because {reason}").style(st.dim))?;
+        }
         Action::CreateGroup { group, reason } => {
             writeln!(out, "  {} {group}", format!("{sign} {kind}").style(s))?;
             writeln!(out, "      {}", format!("because {reason}").style(st.dim))?;

@@ -16,8 +16,20 @@ use crate::http::{paginate, Auth, HttpClient, HttpError, HttpSettings};
 use crate::model::{key_of, Snapshot, User};
 use crate::plan::Action;
 
-/// Roles whose holders count as admins for `skip_admins`.
-const ADMIN_ROLES: &[&str] = &["org-admin", "site-admin"];
+/// Platform roles whose holders count as admins for `skip_admins`. The v2 user search takes
+/// namespaced role ids (the `platformRole` and `multiDirectoryUserSearchRequest` models of
+/// Atlassian's organization API); bare `org-admin` is not one of them, and whether an unknown id is
+/// ignored (finding nobody) or refused (400) is undocumented.
+const ADMIN_ROLES: &[&str] = &["atlassian/org-admin", "atlassian/site-admin"];
+
+/// The v2 user search's documented default (and idsync's) page size.
+const SEARCH_PAGE: u64 = 50;
+
+/// Atlassian documents that last-active dates can lag by up to 24 hours.
+const LAST_ACTIVE_LAG_HOURS: i64 = 24;
+
+/// What a 401 or 403 from the admin API means for the key, said once for every call.
+const KEY_HINT: &str = "the organization API key (target.admin) is refused: reads (accounts, domains, admin search, API-token inventory) need an organization admin's key with at least the scopes read:accounts:admin and read:domains:admin (and read:tokens:admin with revoke_api_tokens), or one without scopes; revoking API tokens through the user-management API needs a key created without scopes (a scoped key gets 403)";
 
 /// The organization admin API and the user-management API (same key, same host).
 #[derive(Debug)]
@@ -36,6 +48,38 @@ struct OrgAccount {
     last_active: Option<DateTime<Utc>>,
 }
 
+/// What the admin API adds to a SCIM snapshot.
+#[derive(Debug, Default)]
+struct OrgFacts {
+    /// Account ids holding an admin role.
+    admins: Vec<String>,
+    /// Live API tokens per account id (read only with `revoke_api_tokens`).
+    tokens: HashMap<String, usize>,
+    /// Accounts held by the organization's other identity-provider directories: account id ->
+    /// directory name.
+    elsewhere: HashMap<String, String>,
+}
+
+/// Adds the key hint to a refusal (401/403) of the admin API.
+fn hint(e: HttpError) -> HttpError {
+    match e {
+        HttpError::Status {
+            api,
+            method,
+            url,
+            status: status @ (401 | 403),
+            detail,
+        } => HttpError::Status {
+            api,
+            method,
+            url,
+            status,
+            detail: format!("{detail}; {KEY_HINT}"),
+        },
+        other => other,
+    }
+}
+
 impl AdminApi {
     #[must_use]
     pub fn new(base_url: &str, org_id: &str, auth: Auth, settings: &HttpSettings) -> AdminApi {
@@ -48,7 +92,7 @@ impl AdminApi {
     /// Every managed account, following `links.next` cursors (pages of about 50).
     async fn accounts(&self) -> Result<Vec<OrgAccount>, HttpError> {
         let path = format!("admin/v1/orgs/{}/users", self.org_id);
-        let data = paginate::cursor_all(&self.http, &path).await?;
+        let data = paginate::cursor_all(&self.http, &path).await.map_err(hint)?;
         Ok(data
             .iter()
             .filter_map(|a| {
@@ -67,7 +111,7 @@ impl AdminApi {
     /// The organization's verified domains.
     async fn domains(&self) -> Result<Vec<String>, HttpError> {
         let path = format!("admin/v1/orgs/{}/domains", self.org_id);
-        let data = paginate::cursor_all(&self.http, &path).await?;
+        let data = paginate::cursor_all(&self.http, &path).await.map_err(hint)?;
         Ok(data
             .iter()
             .filter(|d| {
@@ -80,27 +124,30 @@ impl AdminApi {
             .collect())
     }
 
-    /// Account ids holding an admin role.
-    async fn admins(&self) -> Result<Vec<String>, HttpError> {
-        let path = format!("admin/v2/orgs/{}/directories/-/users/search", self.org_id);
+    /// Every account a v2 user search in `directory` (`-`: all of them) finds, with `extra` in the
+    /// body, page by page (the documented default of 50 a page).
+    async fn search(&self, directory: &str, extra: &Value) -> Result<Vec<Value>, HttpError> {
+        let path = format!(
+            "admin/v2/orgs/{}/directories/{directory}/users/search",
+            self.org_id
+        );
         let mut out = Vec::new();
         let mut cursor: Option<String> = None;
         loop {
-            let mut body = json!({"roleIds": ADMIN_ROLES, "limit": 100});
+            let mut body = extra.clone();
+            body["limit"] = json!(SEARCH_PAGE);
             if let Some(c) = &cursor {
                 body["cursor"] = json!(c);
             }
-            let page = self
+            let mut page = self
                 .http
                 .success(Method::POST, &path, &[], Some(&body))
-                .await?
+                .await
+                .map_err(hint)?
                 .json("Atlassian admin API")?;
-            if let Some(data) = page.get("data").and_then(Value::as_array) {
-                out.extend(
-                    data.iter().filter_map(|a| {
-                        a.get("accountId").and_then(Value::as_str).map(String::from)
-                    }),
-                );
+            match page.get_mut("data").map(Value::take) {
+                Some(Value::Array(items)) => out.extend(items),
+                _ => return Err(self.http.malformed(&path, "a page without `data`")),
             }
             cursor = paginate::next_cursor(&page);
             if cursor.is_none() {
@@ -109,10 +156,77 @@ impl AdminApi {
         }
     }
 
-    /// Revokes every API token of an account.
+    /// Account ids holding an org or site admin role. The search filters by role; when the answer
+    /// carries `platformRoles` (asked for through `expand`), only accounts that hold an admin role
+    /// there count, so a server that ignored the filter cannot make everyone an admin.
+    async fn admins(&self) -> Result<Vec<String>, HttpError> {
+        let found = self
+            .search(
+                "-",
+                &json!({"roleIds": ADMIN_ROLES, "expand": ["platformRoles"]}),
+            )
+            .await?;
+        Ok(found
+            .iter()
+            .filter(|a| match a.get("platformRoles").and_then(Value::as_array) {
+                Some(roles) => roles.iter().any(|r| {
+                    let id = r
+                        .as_str()
+                        .or_else(|| r.get("roleId").and_then(Value::as_str))
+                        .or_else(|| r.get("id").and_then(Value::as_str));
+                    id.is_some_and(|id| ADMIN_ROLES.contains(&id))
+                }),
+                None => true,
+            })
+            .filter_map(|a| a.get("accountId").and_then(Value::as_str).map(String::from))
+            .collect())
+    }
+
+    /// Live API tokens per account, from the organization's token inventory (the API Access API).
+    async fn token_inventory(&self) -> Result<HashMap<String, usize>, HttpError> {
+        let path = format!("admin/api-access/v1/orgs/{}/api-tokens", self.org_id);
+        let data = paginate::cursor_all(&self.http, &path).await.map_err(hint)?;
+        let mut out: HashMap<String, usize> = HashMap::new();
+        for t in &data {
+            let live = t
+                .get("status")
+                .and_then(Value::as_str)
+                .is_none_or(|s| s.eq_ignore_ascii_case("active"));
+            if let (true, Some(user)) = (live, t.pointer("/user/id").and_then(Value::as_str)) {
+                *out.entry(user.to_string()).or_default() += 1;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Accounts held by the organization's identity-provider directories other than `ours`:
+    /// account id -> directory name. Creating such an account through our directory would link an
+    /// account another directory owns.
+    async fn held_elsewhere(&self, ours: &str) -> Result<HashMap<String, String>, HttpError> {
+        let path = format!("admin/v2/orgs/{}/directories", self.org_id);
+        let dirs = paginate::cursor_all(&self.http, &path).await.map_err(hint)?;
+        let mut out = HashMap::new();
+        for d in &dirs {
+            let Some(id) = d.get("directoryId").and_then(Value::as_str) else {
+                continue;
+            };
+            if id == ours {
+                continue;
+            }
+            let name = d.get("name").and_then(Value::as_str).unwrap_or(id);
+            for a in self.search(id, &json!({})).await? {
+                if let Some(acc) = a.get("accountId").and_then(Value::as_str) {
+                    out.entry(acc.to_string()).or_insert_with(|| name.to_string());
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Revokes every API token of an account; returns how many it revoked.
     async fn revoke_tokens(&self, account_id: &str) -> Result<usize, HttpError> {
         let path = format!("users/{account_id}/manage/api-tokens");
-        let tokens = self.http.get_json(&path, &[]).await?;
+        let tokens = self.http.get_json(&path, &[]).await.map_err(hint)?;
         let ids: Vec<String> = tokens
             .as_array()
             .map(|t| {
@@ -128,14 +242,15 @@ impl AdminApi {
                 .await?;
             // Already gone (a retried revocation) is what we wanted.
             if !reply.status.is_success() && reply.status.as_u16() != 404 {
-                return Err(self.http.status_error(&reply));
+                return Err(hint(self.http.status_error(&reply)));
             }
         }
         Ok(ids.len())
     }
 }
 
-/// A date (`2026-10-01`) or a moment (RFC 3339).
+/// A date (`2026-10-01`: the end of that day, UTC, since the account may have been active until
+/// then) or a moment (RFC 3339).
 fn parse_when(s: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
@@ -143,9 +258,18 @@ fn parse_when(s: &str) -> Option<DateTime<Utc>> {
         .or_else(|| {
             NaiveDate::parse_from_str(s, "%Y-%m-%d")
                 .ok()?
-                .and_hms_opt(0, 0, 0)
+                .and_hms_opt(23, 59, 59)
                 .map(|t| t.and_utc())
         })
+}
+
+/// The SCIM directory id in a base URL `…/scim/directory/{id}`.
+fn directory_id(base_url: &str) -> Option<String> {
+    let (_, rest) = base_url.split_once("/directory/")?;
+    rest.split('/')
+        .next()
+        .filter(|s| !s.is_empty())
+        .map(String::from)
 }
 
 /// An Atlassian Cloud organization.
@@ -154,6 +278,8 @@ pub struct AtlassianTarget {
     dir: ScimDirectory,
     admin: Option<AdminApi>,
     revoke_api_tokens: bool,
+    skip_admins: bool,
+    warnings: Vec<String>,
 }
 
 impl AtlassianTarget {
@@ -162,11 +288,14 @@ impl AtlassianTarget {
         dir: ScimDirectory,
         admin: Option<AdminApi>,
         revoke_api_tokens: bool,
+        skip_admins: bool,
     ) -> AtlassianTarget {
         AtlassianTarget {
             dir,
             admin,
             revoke_api_tokens,
+            skip_admins,
+            warnings: Vec::new(),
         }
     }
 }
@@ -185,43 +314,74 @@ impl Target for AtlassianTarget {
         self.dir.http.requests() + self.admin.as_ref().map_or(0, |a| a.http.requests())
     }
 
+    fn warnings(&self) -> Vec<String> {
+        self.warnings.clone()
+    }
+
+    fn last_active_lag(&self) -> chrono::Duration {
+        if self.admin.is_some() {
+            chrono::Duration::hours(LAST_ACTIVE_LAG_HOURS)
+        } else {
+            chrono::Duration::zero()
+        }
+    }
+
     async fn snapshot(&mut self) -> Result<Snapshot, TargetError> {
+        self.warnings.clear();
         let Some(admin) = &self.admin else {
             return Ok(self.dir.snapshot().await?);
         };
-        let (mut snap, accounts, admins, domains) = tokio::try_join!(
+        let ours = directory_id(&self.dir.http.url("")).unwrap_or_default();
+        let revoke = self.revoke_api_tokens;
+        let tokens = async {
+            if revoke {
+                admin.token_inventory().await
+            } else {
+                Ok(HashMap::new())
+            }
+        };
+        let (mut snap, accounts, admins, domains, tokens, elsewhere) = tokio::try_join!(
             self.dir.snapshot(),
             admin.accounts(),
             admin.admins(),
-            admin.domains()
+            admin.domains(),
+            tokens,
+            admin.held_elsewhere(&ours)
         )?;
-        merge_org(&mut snap, &accounts, &admins);
+        if self.skip_admins && admins.is_empty() {
+            self.warnings.push(format!(
+                "cleanup.skip_admins found no organization or site admin in organization {} (every organization has at least one org admin): check that the admin search works with this API key; until then nobody is treated as an admin",
+                admin.org_id
+            ));
+        }
+        let facts = OrgFacts {
+            admins,
+            tokens,
+            elsewhere,
+        };
+        merge_org(&mut snap, &accounts, &facts);
         snap.verified_domains = Some(domains);
         Ok(snap)
     }
 
     async fn apply(&self, action: &Action) -> Result<(), ActionError> {
-        self.dir.apply(action).await?;
-        if let (
-            Action::DeactivateUser {
-                key, account_id, ..
-            },
-            true,
-            Some(admin),
-        ) = (action, self.revoke_api_tokens, &self.admin)
+        if let Action::RevokeApiTokens {
+            key, account_id, ..
+        } = action
         {
-            let Some(account) = account_id else {
+            let Some(admin) = &self.admin else {
                 return Err(ActionError(format!(
-                    "{key} was deactivated, but its API tokens could not be revoked: no Atlassian account id is known"
+                    "{key}: revoking API tokens needs the organization admin API (target.admin)"
                 )));
             };
-            admin.revoke_tokens(account).await.map_err(|e| {
+            admin.revoke_tokens(account_id).await.map_err(|e| {
                 ActionError(format!(
-                    "{key} was deactivated, but revoking its API tokens failed: {e}"
+                    "revoking the API tokens of {key} (deactivated) failed, so they still work; the next plan plans the revocation again: {e}"
                 ))
             })?;
+            return Ok(());
         }
-        Ok(())
+        self.dir.apply(action).await
     }
 
     async fn finish(&mut self) -> Result<(), TargetError> {
@@ -231,7 +391,8 @@ impl Target for AtlassianTarget {
 
 /// Adds what the admin API knows to the SCIM snapshot: last-active dates and admin roles on directory
 /// users, and the active accounts the directory lacks (to be linked).
-fn merge_org(snap: &mut Snapshot, accounts: &[OrgAccount], admins: &[String]) {
+fn merge_org(snap: &mut Snapshot, accounts: &[OrgAccount], facts: &OrgFacts) {
+    let admins = &facts.admins;
     let mut by_account: HashMap<String, usize> = HashMap::new();
     let mut by_key: HashMap<String, usize> = HashMap::new();
     for (i, u) in snap.users.iter().enumerate() {
@@ -255,6 +416,7 @@ fn merge_org(snap: &mut Snapshot, accounts: &[OrgAccount], admins: &[String]) {
                     u.account_id = Some(a.account_id.clone());
                 }
                 u.admin |= admins.contains(&a.account_id);
+                u.api_tokens = facts.tokens.get(&a.account_id).copied().unwrap_or(0);
             }
             None => {
                 // Only live accounts with an email can be linked; closed ones are history.
@@ -267,6 +429,7 @@ fn merge_org(snap: &mut Snapshot, accounts: &[OrgAccount], admins: &[String]) {
                 u.in_directory = false;
                 u.last_active = a.last_active;
                 u.admin = admins.contains(&a.account_id);
+                u.owned_by_directory = facts.elsewhere.get(&a.account_id).cloned();
                 extra.push(u);
             }
         }
@@ -289,7 +452,7 @@ mod tests {
         assert_eq!(next(""), None);
         assert_eq!(
             parse_when("2026-10-01").unwrap().to_rfc3339(),
-            "2026-10-01T00:00:00+00:00"
+            "2026-10-01T23:59:59+00:00"
         );
         assert!(parse_when("2026-10-01T12:00:00Z").is_some());
         assert!(parse_when("yesterday").is_none());
@@ -326,7 +489,11 @@ mod tests {
                 last_active: None,
             },
         ];
-        merge_org(&mut snap, &accounts, &["acc-ana".to_string()]);
+        let facts = OrgFacts {
+            admins: vec!["acc-ana".to_string()],
+            ..OrgFacts::default()
+        };
+        merge_org(&mut snap, &accounts, &facts);
         assert_eq!(snap.users.len(), 2);
         assert!(snap.users[0].admin && snap.users[0].last_active.is_some());
         assert!(
