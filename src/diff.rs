@@ -395,7 +395,11 @@ impl Differ<'_> {
             reason,
         });
         self.revoking[ti as usize] = true;
-        self.revoke(&key, u, "deactivated by this plan (cleanup.revoke_api_tokens)".into());
+        self.revoke(
+            &key,
+            u,
+            "deactivated by this plan (cleanup.revoke_api_tokens)".into(),
+        );
     }
 
     /// Plans the revocation of a user's API tokens, when asked for and the user holds any.

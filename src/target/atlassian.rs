@@ -92,7 +92,9 @@ impl AdminApi {
     /// Every managed account, following `links.next` cursors (pages of about 50).
     async fn accounts(&self) -> Result<Vec<OrgAccount>, HttpError> {
         let path = format!("admin/v1/orgs/{}/users", self.org_id);
-        let data = paginate::cursor_all(&self.http, &path).await.map_err(hint)?;
+        let data = paginate::cursor_all(&self.http, &path)
+            .await
+            .map_err(hint)?;
         Ok(data
             .iter()
             .filter_map(|a| {
@@ -111,7 +113,9 @@ impl AdminApi {
     /// The organization's verified domains.
     async fn domains(&self) -> Result<Vec<String>, HttpError> {
         let path = format!("admin/v1/orgs/{}/domains", self.org_id);
-        let data = paginate::cursor_all(&self.http, &path).await.map_err(hint)?;
+        let data = paginate::cursor_all(&self.http, &path)
+            .await
+            .map_err(hint)?;
         Ok(data
             .iter()
             .filter(|d| {
@@ -185,7 +189,9 @@ impl AdminApi {
     /// Live API tokens per account, from the organization's token inventory (the API Access API).
     async fn token_inventory(&self) -> Result<HashMap<String, usize>, HttpError> {
         let path = format!("admin/api-access/v1/orgs/{}/api-tokens", self.org_id);
-        let data = paginate::cursor_all(&self.http, &path).await.map_err(hint)?;
+        let data = paginate::cursor_all(&self.http, &path)
+            .await
+            .map_err(hint)?;
         let mut out: HashMap<String, usize> = HashMap::new();
         for t in &data {
             let live = t
@@ -204,7 +210,9 @@ impl AdminApi {
     /// account another directory owns.
     async fn held_elsewhere(&self, ours: &str) -> Result<HashMap<String, String>, HttpError> {
         let path = format!("admin/v2/orgs/{}/directories", self.org_id);
-        let dirs = paginate::cursor_all(&self.http, &path).await.map_err(hint)?;
+        let dirs = paginate::cursor_all(&self.http, &path)
+            .await
+            .map_err(hint)?;
         let mut out = HashMap::new();
         for d in &dirs {
             let Some(id) = d.get("directoryId").and_then(Value::as_str) else {
@@ -216,7 +224,8 @@ impl AdminApi {
             let name = d.get("name").and_then(Value::as_str).unwrap_or(id);
             for a in self.search(id, &json!({})).await? {
                 if let Some(acc) = a.get("accountId").and_then(Value::as_str) {
-                    out.entry(acc.to_string()).or_insert_with(|| name.to_string());
+                    out.entry(acc.to_string())
+                        .or_insert_with(|| name.to_string());
                 }
             }
         }

@@ -103,14 +103,10 @@ pub fn build(config: &Config, config_dir: &Path) -> Result<Box<dyn Target>, Targ
         ))),
         TargetConfig::Scim(s) => {
             let auth = bearer("target", s.token.as_ref(), s.token_file.as_ref())?;
-            Box::new(ScimTarget::new(ScimDirectory::new(
-                "SCIM",
-                &s.base_url,
-                auth,
-                s.page_size,
-                &s.http,
-            )
-            .with_member_removal(s.member_removal)))
+            Box::new(ScimTarget::new(
+                ScimDirectory::new("SCIM", &s.base_url, auth, s.page_size, &s.http)
+                    .with_member_removal(s.member_removal),
+            ))
         }
         TargetConfig::Atlassian(a) => {
             let auth = bearer(

@@ -57,9 +57,9 @@ pub struct ScimDirectory {
     pub http: HttpClient,
     page_size: usize,
     member_removal: MemberRemoval,
-    /// Member ids of each group (by group id) as the last snapshot read them: what a removal is
-    /// checked against.
-    read_members: Mutex<HashMap<String, HashSet<String>>>,
+    /// Members of each group (by group id) that must stay after a removal: those the last snapshot
+    /// read and those this apply added (member id -> how to name it).
+    kept_members: Mutex<HashMap<String, HashMap<String, String>>>,
     /// Member ids being removed from each group (by group id) during this apply.
     removing: Mutex<HashMap<String, HashSet<String>>>,
     /// SCIM ids of users created or found during this apply, by key.
@@ -82,7 +82,7 @@ impl ScimDirectory {
                 .with_content_type("application/scim+json"),
             page_size: page_size.max(1),
             member_removal: MemberRemoval::Filter,
-            read_members: Mutex::new(HashMap::new()),
+            kept_members: Mutex::new(HashMap::new()),
             removing: Mutex::new(HashMap::new()),
             users: Mutex::new(HashMap::new()),
             groups: Mutex::new(HashMap::new()),
@@ -110,13 +110,22 @@ impl ScimDirectory {
             .iter()
             .filter_map(|u| u.id.as_deref().map(|id| (id, u.email.as_str())))
             .collect();
-        let mut read_members = HashMap::with_capacity(groups.len());
+        let mut kept = HashMap::with_capacity(groups.len());
         for g in &groups {
             if let Some(id) = g.get("id").and_then(Value::as_str) {
-                read_members.insert(id.to_string(), member_ids(g));
+                let members = member_ids(g)
+                    .into_iter()
+                    .map(|m| {
+                        let name = email_of
+                            .get(m.as_str())
+                            .map_or_else(|| m.clone(), |e| (*e).to_string());
+                        (m, name)
+                    })
+                    .collect();
+                kept.insert(id.to_string(), members);
             }
         }
-        *self.read_members.lock().expect("not poisoned") = read_members;
+        *self.kept_members.lock().expect("not poisoned") = kept;
         let groups = groups
             .iter()
             .filter_map(|g| {
@@ -196,6 +205,13 @@ impl ScimDirectory {
                     vec![json!({"op": "add", "path": "members", "value": values})],
                 )
                 .await?;
+                let mut kept = self.kept_members.lock().expect("not poisoned");
+                let kept = kept.entry(gid).or_default();
+                for (m, v) in members.iter().zip(&values) {
+                    if let Some(id) = v.get("value").and_then(Value::as_str) {
+                        kept.insert(id.to_string(), m.key.clone());
+                    }
+                }
             }
             Action::RemoveMembers {
                 group,
@@ -238,7 +254,12 @@ impl ScimDirectory {
         members: &[Member],
         ids: &[String],
     ) -> Result<(), ActionError> {
-        let now = member_ids(&self.http.get_json(&format!("Groups/{}", seg(gid)), &[]).await?);
+        let now = member_ids(
+            &self
+                .http
+                .get_json(&format!("Groups/{}", seg(gid)), &[])
+                .await?,
+        );
         let key_of = |id: &str| {
             members
                 .iter()
@@ -260,16 +281,16 @@ impl ScimDirectory {
             )));
         }
         let lost: Vec<String> = {
-            let read = self.read_members.lock().expect("not poisoned");
+            let kept = self.kept_members.lock().expect("not poisoned");
             let removing = self.removing.lock().expect("not poisoned");
-            let mut lost: Vec<String> = read
+            let mut lost: Vec<String> = kept
                 .get(gid)
                 .map(|before| {
                     before
                         .iter()
-                        .filter(|m| !now.contains(*m))
-                        .filter(|m| !removing.get(gid).is_some_and(|r| r.contains(*m)))
-                        .cloned()
+                        .filter(|(m, _)| !now.contains(*m))
+                        .filter(|(m, _)| !removing.get(gid).is_some_and(|r| r.contains(*m)))
+                        .map(|(_, name)| name.clone())
                         .collect()
                 })
                 .unwrap_or_default();
@@ -278,7 +299,7 @@ impl ScimDirectory {
         };
         if !lost.is_empty() {
             return Err(ActionError(format!(
-                "group {group} lost {} member(s) idsync did not remove (SCIM ids {}{}): the server may have read the removal as \"remove every member\"; it now has {} member(s). Restore them (the next plan adds back those idsync derives) and set member_removal for this server",
+                "group {group} lost {} member(s) idsync did not remove ({}{}): the server may have read the removal as \"remove every member\"; it now has {} member(s). Restore them (the next plan adds back those idsync derives) and set member_removal for this server",
                 lost.len(),
                 lost.iter().take(5).cloned().collect::<Vec<_>>().join(", "),
                 if lost.len() > 5 { ", …" } else { "" },
@@ -323,7 +344,10 @@ impl ScimDirectory {
         let Some(have) = user_from_scim(&have) else {
             return Ok(());
         };
-        let mut ops: Vec<Value> = adoption_changes(want, &have).iter().map(change_op).collect();
+        let mut ops: Vec<Value> = adoption_changes(want, &have)
+            .iter()
+            .map(change_op)
+            .collect();
         if !have.active {
             ops.push(json!({"op": "replace", "path": "active", "value": true}));
         }

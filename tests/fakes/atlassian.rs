@@ -1840,7 +1840,11 @@ async fn search_users(
     let ours = state.config.directory_id.clone();
     if dir != "-"
         && dir != ours
-        && !state.config.other_directories.iter().any(|(id, _)| *id == dir)
+        && !state
+            .config
+            .other_directories
+            .iter()
+            .any(|(id, _)| *id == dir)
     {
         return Err(Failure::admin(
             StatusCode::NOT_FOUND,
@@ -1857,7 +1861,8 @@ async fn search_users(
             .iter()
             .filter(|r| !KNOWN_ROLE_IDS.contains(*r))
             .collect();
-        if let (Some(first), UnknownRoleIds::Refuse) = (unknown.first(), state.config.unknown_role_ids)
+        if let (Some(first), UnknownRoleIds::Refuse) =
+            (unknown.first(), state.config.unknown_role_ids)
         {
             return Err(Failure::admin(
                 StatusCode::BAD_REQUEST,
@@ -1922,7 +1927,8 @@ async fn org_directories(
 ) -> Reply {
     let state = lock(&state);
     org_guard(&state, &headers, &org)?;
-    let mut data = vec![json!({"directoryId": state.config.directory_id, "name": "idsync directory"})];
+    let mut data =
+        vec![json!({"directoryId": state.config.directory_id, "name": "idsync directory"})];
     for (id, name) in &state.config.other_directories {
         data.push(json!({"directoryId": id, "name": name}));
     }
