@@ -93,9 +93,15 @@ impl Section {
 pub(crate) fn sections(plan: &Plan) -> Vec<(Section, Vec<&Action>)> {
     let mut out: Vec<(Section, Vec<&Action>)> = Vec::new();
     let mut deact: Vec<(DeactivateCause, &Action)> = Vec::new();
+    // Revocations follow the deactivations, as they are applied.
+    let mut revokes: Vec<&Action> = Vec::new();
     for a in &plan.actions {
         if let Action::DeactivateUser { cause, .. } = a {
             deact.push((*cause, a));
+            continue;
+        }
+        if let Action::RevokeApiTokens { .. } = a {
+            revokes.push(a);
             continue;
         }
         let s = Section::of(a);
@@ -111,6 +117,9 @@ pub(crate) fn sections(plan: &Plan) -> Vec<(Section, Vec<&Action>)> {
             Some((last, v)) if *last == s => v.push(a),
             _ => out.push((s, vec![a])),
         }
+    }
+    if !revokes.is_empty() {
+        out.push((Section::Kind(Kind::RevokeApiTokens), revokes));
     }
     out
 }
