@@ -197,7 +197,7 @@ impl AdminApi {
             let live = t
                 .get("status")
                 .and_then(Value::as_str)
-                .is_none_or(|s| s.eq_ignore_ascii_case("active"));
+                .map_or(true, |s| s.eq_ignore_ascii_case("active"));
             if let (true, Some(user)) = (live, t.pointer("/user/id").and_then(Value::as_str)) {
                 *out.entry(user.to_string()).or_default() += 1;
             }
@@ -464,6 +464,15 @@ mod tests {
             "2026-10-01T23:59:59+00:00"
         );
         assert!(parse_when("2026-10-01T12:00:00Z").is_some());
+        assert_eq!(
+            directory_id("https://api.atlassian.com/scim/directory/abc-123").as_deref(),
+            Some("abc-123")
+        );
+        assert_eq!(
+            directory_id("http://127.0.0.1:1/scim/directory/d/").as_deref(),
+            Some("d")
+        );
+        assert_eq!(directory_id("https://scim.example.net/v2"), None);
         assert!(parse_when("yesterday").is_none());
     }
 

@@ -706,6 +706,51 @@ mod tests {
     }
 
     #[test]
+    fn removals_name_each_member_and_never_remove_all() {
+        let ids = vec!["u1".to_string(), "we\"ird".to_string()];
+        let ops = removal_ops(MemberRemoval::Filter, &ids);
+        assert_eq!(
+            ops,
+            vec![
+                json!({"op": "remove", "path": "members[value eq \"u1\"]"}),
+                json!({"op": "remove", "path": "members[value eq \"we\\\"ird\"]"}),
+            ]
+        );
+        let list = removal_ops(MemberRemoval::ValueList, &ids);
+        assert_eq!(list.len(), 1);
+        assert_eq!(list[0]["value"][1]["value"], "we\"ird");
+        // Nothing to remove is no operation at all: never a bare `remove members`.
+        assert!(removal_ops(MemberRemoval::Filter, &[]).is_empty());
+        assert!(removal_ops(MemberRemoval::ValueList, &[]).is_empty());
+        for op in ops.iter().chain(&list) {
+            assert!(
+                op["path"] != "members" || op["value"].as_array().is_some_and(|v| !v.is_empty())
+            );
+        }
+    }
+
+    #[test]
+    fn an_adopted_user_gets_only_the_fields_that_differ() {
+        let mut have = User::new("carol.jones@example.com");
+        have.user_name = Some("carol@example.com".into());
+        have.display_name = Some("C. Jones".into());
+        have.given_name = Some("Carol".into());
+        let want = UserFields {
+            email: "carol@example.com".into(),
+            user_name: Some("Carol@Example.com".into()),
+            external_id: Some("00u3".into()),
+            given_name: Some("Carol".into()),
+            display_name: Some("Carol Jones".into()),
+            ..UserFields::default()
+        };
+        let fields: Vec<String> = adoption_changes(&want, &have)
+            .into_iter()
+            .map(|c| c.field)
+            .collect();
+        assert_eq!(fields, vec!["email", "externalId", "displayName"]);
+    }
+
+    #[test]
     fn changes_become_patch_operations() {
         let c = |field: &str| FieldChange {
             field: field.into(),
