@@ -402,9 +402,9 @@ impl Differ<'_> {
         );
     }
 
-    /// Plans the revocation of a user's API tokens, when asked for and the user holds any.
+    /// Plans the revocation of a user's API tokens, when asked for and the user may hold any.
     fn revoke(&mut self, key: &str, u: &User, reason: String) {
-        if !self.ctx.cleanup.revoke_api_tokens || u.api_tokens == 0 {
+        if !self.ctx.cleanup.revoke_api_tokens || u.api_tokens == Some(0) {
             return;
         }
         let Some(account_id) = u.account_id.clone() else {
@@ -427,7 +427,10 @@ impl Differ<'_> {
         let t = self.target;
         for ti in 0..t.keys.len() {
             let u = t.user(idx(ti));
-            if self.revoking[ti] || u.active || !u.in_directory || u.api_tokens == 0 {
+            let Some(held) = u.api_tokens.filter(|n| *n > 0) else {
+                continue;
+            };
+            if self.revoking[ti] || u.active || !u.in_directory {
                 continue;
             }
             // A user this plan reactivates keeps their tokens.
@@ -446,8 +449,7 @@ impl Differ<'_> {
                 &key,
                 u,
                 format!(
-                    "deactivated, but still holds {} API token(s) (cleanup.revoke_api_tokens): an earlier revocation failed or was never made",
-                    u.api_tokens
+                    "deactivated, but still holds {held} API token(s) (cleanup.revoke_api_tokens): an earlier revocation failed or was never made"
                 ),
             );
         }
@@ -650,7 +652,7 @@ impl Differ<'_> {
                 .iter()
                 .map(|a| match a {
                     // Listing the account's tokens, then one request per token.
-                    Action::RevokeApiTokens { tokens, .. } => 1 + *tokens as u64,
+                    Action::RevokeApiTokens { tokens, .. } => 1 + tokens.unwrap_or(1) as u64,
                     // The PATCH, then the re-read that confirms no other member was lost.
                     Action::RemoveMembers { .. } => 2,
                     _ => 1,

@@ -64,10 +64,11 @@ pub struct User {
     /// SCIM directory (for example JIT-provisioned); idsync links such accounts.
     #[serde(default = "yes", skip_serializing_if = "is_true")]
     pub in_directory: bool,
-    /// Target only: API tokens the account holds (Atlassian: from the organization's token
-    /// inventory, read only with `cleanup.revoke_api_tokens`).
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub api_tokens: usize,
+    /// Target only: API tokens the account holds, when known (Atlassian: read only with
+    /// `cleanup.revoke_api_tokens`, from the token inventory or per deactivated user). Unknown for an
+    /// active user is "maybe": deactivating them plans a revocation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_tokens: Option<usize>,
     /// Target only: the other identity-provider directory of the organization that owns this
     /// account (an account outside this SCIM directory that idsync must not link).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -84,10 +85,6 @@ fn is_true(b: &bool) -> bool {
 #[allow(clippy::trivially_copy_pass_by_ref)]
 fn is_false(b: &bool) -> bool {
     !*b
-}
-#[allow(clippy::trivially_copy_pass_by_ref)]
-fn is_zero(n: &usize) -> bool {
-    *n == 0
 }
 fn yes() -> bool {
     true
@@ -110,7 +107,7 @@ impl User {
             last_active: None,
             admin: false,
             in_directory: true,
-            api_tokens: 0,
+            api_tokens: None,
             owned_by_directory: None,
             attributes: BTreeMap::new(),
         }

@@ -764,3 +764,31 @@ async fn admin_api_errors_say_what_atlassian_said() {
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_token_inventory_deactivated_users_tokens_are_listed_one_by_one() {
+    let fake = FakeAtlassian::start(FakeConfig {
+        token_inventory: false,
+        ..FakeConfig::default()
+    })
+    .await;
+    seed(&fake);
+    // Deactivated by an earlier run whose revocation failed: the token is still live.
+    let mut gone = SeedUser::new("gone@example.com");
+    gone.active = false;
+    fake.add_user(gone);
+    fake.add_api_token("gone@example.com", "old-ci");
+    let s = scratch(&fake, true);
+    let (code, plan, stderr) = idsync(&s, &fake, &["apply", "--auto-approve"]).await;
+    assert_eq!(code, 0, "{plan}\n{stderr}");
+    assert!(
+        plan.contains("API-token inventory is not available to this key")
+            && plan.contains("- revoke_api_tokens gone@example.com (1 token(s))")
+            && plan.contains("- revoke_api_tokens leaver@example.com (tokens listed when applied)"),
+        "{plan}"
+    );
+    assert_eq!(fake.api_tokens("gone@example.com"), 0);
+    assert_eq!(fake.api_tokens("leaver@example.com"), 0);
+    let (code, again, _) = idsync(&s, &fake, &["plan", "--detailed-exitcode"]).await;
+    assert_eq!(code, 0, "{again}");
+}

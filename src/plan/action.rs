@@ -139,8 +139,9 @@ pub enum Action {
         key: String,
         /// The Atlassian account id the tokens belong to.
         account_id: String,
-        /// Tokens the account held when planned.
-        tokens: usize,
+        /// Tokens the account held when planned; absent when not known (listed when applied).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tokens: Option<usize>,
         reason: String,
     },
 }

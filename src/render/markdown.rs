@@ -179,7 +179,13 @@ fn action_lines(a: &Action, lines: &mut Vec<String>) {
             tokens,
             reason,
             ..
-        } => lines.push(format!("- `{key}` ({tokens} token(s)): {}", escape(reason))),
+        } => {
+            let held = tokens.map_or_else(
+                || "tokens listed when applied".into(),
+                |n| format!("{n} token(s)"),
+            );
+            lines.push(format!("- `{key}` ({held}): {}", escape(reason)));
+        }
         Action::AddMembers {
             group,
             batch,

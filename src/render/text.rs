@@ -175,9 +175,13 @@ fn action(
             reason,
             ..
         } => {
+            let held = tokens.map_or_else(
+                || "tokens listed when applied".into(),
+                |n| format!("{n} token(s)"),
+            );
             writeln!(
                 out,
-                "  {} {key} ({tokens} token(s))",
+                "  {} {key} ({held})",
                 format!("{sign} {kind}").style(s)
             )?;
             writeln!(out, "      {}", format!("because {reason}").style(st.dim))?;

@@ -53,8 +53,9 @@ struct OrgAccount {
 struct OrgFacts {
     /// Account ids holding an admin role.
     admins: Vec<String>,
-    /// Live API tokens per account id (read only with `revoke_api_tokens`).
-    tokens: HashMap<String, usize>,
+    /// Live API tokens per account id, from the token inventory (read only with
+    /// `revoke_api_tokens`; `None` when not read).
+    tokens: Option<HashMap<String, usize>>,
     /// Accounts held by the organization's other identity-provider directories: account id ->
     /// directory name.
     elsewhere: HashMap<String, String>,
@@ -186,12 +187,16 @@ impl AdminApi {
             .collect())
     }
 
-    /// Live API tokens per account, from the organization's token inventory (the API Access API).
-    async fn token_inventory(&self) -> Result<HashMap<String, usize>, HttpError> {
+    /// Live API tokens per account, from the organization's token inventory (the API Access API);
+    /// `None` when the organization or key has no inventory (403 or 404: it may need the
+    /// `read:tokens:admin` scope, or an Atlassian Guard subscription).
+    async fn token_inventory(&self) -> Result<Option<HashMap<String, usize>>, HttpError> {
         let path = format!("admin/api-access/v1/orgs/{}/api-tokens", self.org_id);
-        let data = paginate::cursor_all(&self.http, &path)
-            .await
-            .map_err(hint)?;
+        let data = match paginate::cursor_all(&self.http, &path).await {
+            Ok(data) => data,
+            Err(e) if matches!(e.status(), Some(403 | 404)) => return Ok(None),
+            Err(e) => return Err(hint(e)),
+        };
         let mut out: HashMap<String, usize> = HashMap::new();
         for t in &data {
             let live = t
@@ -202,7 +207,7 @@ impl AdminApi {
                 *out.entry(user.to_string()).or_default() += 1;
             }
         }
-        Ok(out)
+        Ok(Some(out))
     }
 
     /// Accounts held by the organization's identity-provider directories other than `ours`:
@@ -232,18 +237,24 @@ impl AdminApi {
         Ok(out)
     }
 
-    /// Revokes every API token of an account; returns how many it revoked.
-    async fn revoke_tokens(&self, account_id: &str) -> Result<usize, HttpError> {
+    /// The ids of an account's API tokens (user-management API: needs a key without scopes).
+    async fn token_ids(&self, account_id: &str) -> Result<Vec<String>, HttpError> {
         let path = format!("users/{account_id}/manage/api-tokens");
         let tokens = self.http.get_json(&path, &[]).await.map_err(hint)?;
-        let ids: Vec<String> = tokens
+        Ok(tokens
             .as_array()
             .map(|t| {
                 t.iter()
                     .filter_map(|x| x.get("id").and_then(Value::as_str).map(String::from))
                     .collect()
             })
-            .unwrap_or_default();
+            .unwrap_or_default())
+    }
+
+    /// Revokes every API token of an account; returns how many it revoked.
+    async fn revoke_tokens(&self, account_id: &str) -> Result<usize, HttpError> {
+        let path = format!("users/{account_id}/manage/api-tokens");
+        let ids = self.token_ids(account_id).await?;
         for id in &ids {
             let reply = self
                 .http
@@ -309,6 +320,39 @@ impl AtlassianTarget {
     }
 }
 
+impl AtlassianTarget {
+    /// Without the token inventory: lists the tokens of each deactivated user (the ones a plan may
+    /// have to revoke again), `max_concurrency` at a time. An active user's tokens stay unknown;
+    /// deactivating them plans a revocation that lists them when applied.
+    async fn list_tokens_of_deactivated(&mut self, snap: &mut Snapshot) -> Result<(), HttpError> {
+        use futures_util::stream::{self, StreamExt, TryStreamExt};
+        let Some(admin) = &self.admin else {
+            return Ok(());
+        };
+        let wanted: Vec<(usize, String)> = snap
+            .users
+            .iter()
+            .enumerate()
+            .filter(|(_, u)| u.in_directory && !u.active)
+            .filter_map(|(i, u)| u.account_id.clone().map(|a| (i, a)))
+            .collect();
+        self.warnings.push(format!(
+            "the organization's API-token inventory is not available to this key (it needs read:tokens:admin, and may need Atlassian Guard): idsync lists each deactivated user's tokens instead ({} request(s))",
+            wanted.len()
+        ));
+        let width = self.dir.http.concurrency().max(1);
+        let counts: Vec<(usize, usize)> = stream::iter(wanted)
+            .map(|(i, a)| async move { admin.token_ids(&a).await.map(|t| (i, t.len())) })
+            .buffer_unordered(width)
+            .try_collect()
+            .await?;
+        for (i, n) in counts {
+            snap.users[i].api_tokens = Some(n);
+        }
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl Target for AtlassianTarget {
     fn name(&self) -> String {
@@ -344,9 +388,9 @@ impl Target for AtlassianTarget {
         let revoke = self.revoke_api_tokens;
         let tokens = async {
             if revoke {
-                admin.token_inventory().await
+                admin.token_inventory().await.map(|t| (true, t))
             } else {
-                Ok(HashMap::new())
+                Ok((false, None))
             }
         };
         let (mut snap, accounts, admins, domains, tokens, elsewhere) = tokio::try_join!(
@@ -363,12 +407,17 @@ impl Target for AtlassianTarget {
                 admin.org_id
             ));
         }
+        let (asked, tokens) = tokens;
+        let inventory = tokens.is_some();
         let facts = OrgFacts {
             admins,
             tokens,
             elsewhere,
         };
         merge_org(&mut snap, &accounts, &facts);
+        if asked && !inventory {
+            self.list_tokens_of_deactivated(&mut snap).await?;
+        }
         snap.verified_domains = Some(domains);
         Ok(snap)
     }
@@ -425,7 +474,6 @@ fn merge_org(snap: &mut Snapshot, accounts: &[OrgAccount], facts: &OrgFacts) {
                     u.account_id = Some(a.account_id.clone());
                 }
                 u.admin |= admins.contains(&a.account_id);
-                u.api_tokens = facts.tokens.get(&a.account_id).copied().unwrap_or(0);
             }
             None => {
                 // Only live accounts with an email can be linked; closed ones are history.
@@ -444,6 +492,13 @@ fn merge_org(snap: &mut Snapshot, accounts: &[OrgAccount], facts: &OrgFacts) {
         }
     }
     snap.users.extend(extra);
+    if let Some(tokens) = &facts.tokens {
+        for u in &mut snap.users {
+            if let Some(a) = &u.account_id {
+                u.api_tokens = Some(tokens.get(a).copied().unwrap_or(0));
+            }
+        }
+    }
 }
 
 #[cfg(test)]

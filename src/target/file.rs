@@ -225,7 +225,7 @@ impl Target for FileTarget {
             }
             Action::RevokeApiTokens { key, .. } => {
                 let i = st.user(key)?;
-                st.snap.users[i].api_tokens = 0;
+                st.snap.users[i].api_tokens = Some(0);
             }
         }
         st.dirty = true;

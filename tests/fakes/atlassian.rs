@@ -67,6 +67,9 @@ pub struct FakeConfig {
     pub scoped_org_key: bool,
     /// The organization's other identity-provider directories: (id, name).
     pub other_directories: Vec<(String, String)>,
+    /// The API-token inventory (API Access API) answers; false: 403, as for a key or an
+    /// organization without it.
+    pub token_inventory: bool,
 }
 
 /// The platform role ids Atlassian documents (the `platformRole` model).
@@ -117,6 +120,7 @@ impl Default for FakeConfig {
             value_list_removal: ValueListRemoval::Honour,
             scoped_org_key: false,
             other_directories: Vec::new(),
+            token_inventory: true,
         }
     }
 }
@@ -1945,6 +1949,12 @@ async fn token_inventory(
 ) -> Reply {
     let state = lock(&state);
     org_guard(&state, &headers, &org)?;
+    if !state.config.token_inventory {
+        return Err(Failure::admin(
+            StatusCode::FORBIDDEN,
+            "the API token inventory needs the read:tokens:admin scope and Atlassian Guard",
+        ));
+    }
     let offset = offset_of(query.get("cursor").map(String::as_str))?;
     let size = state.config.org_page_size.max(1);
     let all: Vec<Value> = state
