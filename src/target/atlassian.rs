@@ -161,28 +161,13 @@ impl AdminApi {
         }
     }
 
-    /// Account ids holding an org or site admin role. The search filters by role; when the answer
-    /// carries `platformRoles` (asked for through `expand`), only accounts that hold an admin role
-    /// there count, so a server that ignored the filter cannot make everyone an admin.
+    /// Account ids holding an org or site admin role, as the search's role filter finds them. The
+    /// answer is trusted as it comes: a client-side check of `platformRoles` in a shape idsync
+    /// misreads would drop real admins, and over-protecting is the safe side.
     async fn admins(&self) -> Result<Vec<String>, HttpError> {
-        let found = self
-            .search(
-                "-",
-                &json!({"roleIds": ADMIN_ROLES, "expand": ["platformRoles"]}),
-            )
-            .await?;
+        let found = self.search("-", &json!({"roleIds": ADMIN_ROLES})).await?;
         Ok(found
             .iter()
-            .filter(|a| match a.get("platformRoles").and_then(Value::as_array) {
-                Some(roles) => roles.iter().any(|r| {
-                    let id = r
-                        .as_str()
-                        .or_else(|| r.get("roleId").and_then(Value::as_str))
-                        .or_else(|| r.get("id").and_then(Value::as_str));
-                    id.is_some_and(|id| ADMIN_ROLES.contains(&id))
-                }),
-                None => true,
-            })
             .filter_map(|a| a.get("accountId").and_then(Value::as_str).map(String::from))
             .collect())
     }
@@ -213,11 +198,17 @@ impl AdminApi {
     /// Accounts held by the organization's identity-provider directories other than `ours`:
     /// account id -> directory name. Creating such an account through our directory would link an
     /// account another directory owns.
-    async fn held_elsewhere(&self, ours: &str) -> Result<HashMap<String, String>, HttpError> {
+    /// `None` when the key may not list directories (403/404: `read:directories:admin`).
+    async fn held_elsewhere(
+        &self,
+        ours: &str,
+    ) -> Result<Option<HashMap<String, String>>, HttpError> {
         let path = format!("admin/v2/orgs/{}/directories", self.org_id);
-        let dirs = paginate::cursor_all(&self.http, &path)
-            .await
-            .map_err(hint)?;
+        let dirs = match paginate::cursor_all(&self.http, &path).await {
+            Ok(dirs) => dirs,
+            Err(e) if matches!(e.status(), Some(403 | 404)) => return Ok(None),
+            Err(e) => return Err(hint(e)),
+        };
         let mut out = HashMap::new();
         for d in &dirs {
             let Some(id) = d.get("directoryId").and_then(Value::as_str) else {
@@ -234,7 +225,7 @@ impl AdminApi {
                 }
             }
         }
-        Ok(out)
+        Ok(Some(out))
     }
 
     /// The ids of an account's API tokens (user-management API: needs a key without scopes).
@@ -384,8 +375,14 @@ impl Target for AtlassianTarget {
         let Some(admin) = &self.admin else {
             return Ok(self.dir.snapshot().await?);
         };
-        let ours = directory_id(&self.dir.http.url("")).unwrap_or_default();
+        let ours = directory_id(&self.dir.http.url(""));
         let revoke = self.revoke_api_tokens;
+        let elsewhere = async {
+            match &ours {
+                Some(ours) => admin.held_elsewhere(ours).await,
+                None => Ok(None),
+            }
+        };
         let tokens = async {
             if revoke {
                 admin.token_inventory().await.map(|t| (true, t))
@@ -399,8 +396,14 @@ impl Target for AtlassianTarget {
             admin.admins(),
             admin.domains(),
             tokens,
-            admin.held_elsewhere(&ours)
+            elsewhere
         )?;
+        if elsewhere.is_none() {
+            self.warnings.push(match &ours {
+                Some(_) => "the organization's identity-provider directories could not be listed with this key (it needs read:directories:admin): accounts outside this SCIM directory are linked without checking whether another directory holds them".to_string(),
+                None => "the SCIM base URL does not name its directory (…/scim/directory/<id>): accounts outside this SCIM directory are linked without checking whether another directory holds them".to_string(),
+            });
+        }
         if self.skip_admins && admins.is_empty() {
             self.warnings.push(format!(
                 "cleanup.skip_admins found no organization or site admin in organization {} (every organization has at least one org admin): check that the admin search works with this API key; until then nobody is treated as an admin",
@@ -412,7 +415,7 @@ impl Target for AtlassianTarget {
         let facts = OrgFacts {
             admins,
             tokens,
-            elsewhere,
+            elsewhere: elsewhere.unwrap_or_default(),
         };
         merge_org(&mut snap, &accounts, &facts);
         if asked && !inventory {
