@@ -302,6 +302,8 @@ pub struct State {
     pub groups: Vec<ScimGroup>,
     /// In creation order.
     pub accounts: Vec<OrgAccount>,
+    /// The `limit` of every v2 user search, in order (`None`: not sent).
+    pub search_limits: Vec<Option<u64>>,
     next_id: u64,
     ticks: i64,
 }
@@ -314,6 +316,7 @@ impl State {
             users: Vec::new(),
             groups: Vec::new(),
             accounts: Vec::new(),
+            search_limits: Vec::new(),
             next_id: 0,
             ticks: 0,
         }
@@ -1839,7 +1842,7 @@ async fn search_users(
     headers: HeaderMap,
     body: Bytes,
 ) -> Reply {
-    let state = lock(&state);
+    let mut state = lock(&state);
     org_guard(&state, &headers, &org)?;
     let ours = state.config.directory_id.clone();
     if dir != "-"
@@ -1856,6 +1859,9 @@ async fn search_users(
         ));
     }
     let body = json_body(&headers, &body)?;
+    state
+        .search_limits
+        .push(body.get("limit").and_then(Value::as_u64));
     let roles: Option<Vec<&str>> = body
         .get("roleIds")
         .and_then(Value::as_array)
