@@ -791,3 +791,23 @@ async fn without_the_token_inventory_deactivated_users_tokens_are_listed_one_by_
     let (code, again, _) = idsync(&s, &fake, &["plan", "--detailed-exitcode"]).await;
     assert_eq!(code, 0, "{again}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_org_key_says_which_key_is_needed() {
+    let fake = FakeAtlassian::start(FakeConfig {
+        org_reads_forbidden: true,
+        ..FakeConfig::default()
+    })
+    .await;
+    seed(&fake);
+    let s = scratch(&fake, true);
+    let (code, _, stderr) = idsync(&s, &fake, &["plan"]).await;
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("HTTP 403 (ADMIN-403: Forbidden: the API key does not have the scope")
+            && stderr.contains("read:accounts:admin and read:domains:admin")
+            && stderr.contains("needs a key created without scopes"),
+        "{stderr}"
+    );
+    assert_eq!(fake.mutations(), 0);
+}

@@ -126,6 +126,7 @@ impl ScimDirectory {
             }
         }
         *self.kept_members.lock().expect("not poisoned") = kept;
+        self.removing.lock().expect("not poisoned").clear();
         let groups = groups
             .iter()
             .filter_map(|g| {

@@ -70,6 +70,8 @@ pub struct FakeConfig {
     /// The API-token inventory (API Access API) answers; false: 403, as for a key or an
     /// organization without it.
     pub token_inventory: bool,
+    /// The org API key lacks the read scopes: every organization admin API call answers 403.
+    pub org_reads_forbidden: bool,
 }
 
 /// The platform role ids Atlassian documents (the `platformRole` model).
@@ -121,6 +123,7 @@ impl Default for FakeConfig {
             scoped_org_key: false,
             other_directories: Vec::new(),
             token_inventory: true,
+            org_reads_forbidden: false,
         }
     }
 }
@@ -1046,6 +1049,12 @@ fn scim_guard(state: &State, headers: &HeaderMap, directory: &str) -> Result<(),
 /// Checks the org token and the org id.
 fn org_guard(state: &State, headers: &HeaderMap, org: &str) -> Result<(), Failure> {
     check_token(headers, &state.config.org_token)?;
+    if state.config.org_reads_forbidden {
+        return Err(Failure::admin(
+            StatusCode::FORBIDDEN,
+            "the API key does not have the scope this operation needs",
+        ));
+    }
     if org == state.config.org_id {
         Ok(())
     } else {
