@@ -412,6 +412,7 @@ impl Differ<'_> {
         };
         self.actions.push(Action::RevokeApiTokens {
             key: key.to_string(),
+            id: u.reference(),
             account_id,
             tokens: u.api_tokens,
             reason,
@@ -442,9 +443,11 @@ impl Differ<'_> {
             }
             let key = t.key(idx(ti)).to_string();
             if let Some(why) = self.hands_off(&key, Some(u)) {
-                self.skip(&key, why, "revoked its API tokens");
+                self.skip(&key, why, "stripped of its API tokens");
                 continue;
             }
+            // A saved plan re-checks the user before revoking: reactivated since, it is refused.
+            self.touched_users.push(idx(ti));
             self.revoke(
                 &key,
                 u,

@@ -580,8 +580,26 @@ async fn a_failed_revocation_is_reported_and_done_by_the_next_apply() {
         .as_str()
         .is_some_and(|e| e.contains("403") && e.contains("still work")));
 
-    // The key is replaced by one without scopes: the next plan revisits the deactivated user.
+    // The key is replaced by one without scopes: the next plan revisits the deactivated user. A
+    // saved plan is bound to the user as planned: reactivated meanwhile, the revocation is refused.
     fake.state().config.scoped_org_key = false;
+    let (code, _, stderr) = idsync(&s, &fake, &["plan", "--out", "plan.json"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    let set_active = |active: bool| {
+        let mut st = fake.state();
+        let u = st
+            .users
+            .iter_mut()
+            .find(|u| u.user_name == "leaver@example.com")
+            .unwrap();
+        u.active = active;
+    };
+    set_active(true);
+    let (code, _, stderr) = idsync(&s, &fake, &["apply", "plan.json", "--auto-approve"]).await;
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("changed since"), "{stderr}");
+    assert_eq!(fake.api_tokens("leaver@example.com"), 1);
+    set_active(false);
     let (code, plan, stderr) = idsync(&s, &fake, &["apply", "--auto-approve"]).await;
     assert_eq!(code, 0, "{plan}\n{stderr}");
     assert!(

@@ -137,6 +137,8 @@ pub enum Action {
     /// deactivated them, so a revocation that failed is tried again.
     RevokeApiTokens {
         key: String,
+        /// How the target refers to the user (SCIM id): what the plan's fingerprint re-checks.
+        id: String,
         /// The Atlassian account id the tokens belong to.
         account_id: String,
         /// Tokens the account held when planned; absent when not known (listed when applied).
@@ -255,8 +257,8 @@ impl Action {
             Action::CreateUser { key, .. } | Action::LinkUser { key, .. } => format!("user:{key}"),
             Action::UpdateUser { id, .. }
             | Action::ReactivateUser { id, .. }
-            | Action::DeactivateUser { id, .. } => format!("user:{id}"),
-            Action::RevokeApiTokens { account_id, .. } => format!("tokens:{account_id}"),
+            | Action::DeactivateUser { id, .. }
+            | Action::RevokeApiTokens { id, .. } => format!("user:{id}"),
             Action::CreateGroup { group, .. }
             | Action::AddMembers { group, .. }
             | Action::RemoveMembers { group, .. } => format!("group:{group}"),
