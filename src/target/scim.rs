@@ -11,8 +11,9 @@
 //! Atlassian the filter form is chosen on this evidence: Atlassian's own OpenAPI spec (teamapis
 //! user-provisioning, PATCH /Groups/{id}) shows only an `add` example and defers to RFC 7644; Okta's
 //! SCIM 2.0 client, one of the IdPs Atlassian documents for user provisioning, removes group members
-//! with exactly this filter form. `member_removal: value_list` keeps the other form for servers that
-//! need it. Either way, every removal is confirmed by re-reading the group: a group that lost members
+//! with exactly this filter form (developer.okta.com/docs/api/openapi/okta-scim/guides/scim-20,
+//! "Update a specific Group membership"). Not verified against a live Atlassian tenant.
+//! `member_removal: value_list` keeps the other form for servers that need it. Either way, every removal is confirmed by re-reading the group: a group that lost members
 //! idsync did not remove fails the action, naming them.
 
 use std::collections::{HashMap, HashSet};
