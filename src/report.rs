@@ -85,6 +85,7 @@ impl Report {
                     | Action::UpdateUser { .. }
                     | Action::ReactivateUser { .. }
                     | Action::DeactivateUser { .. }
+                    | Action::RevokeApiTokens { .. }
             ) {
                 touched.insert(a.subject().to_string());
             }
