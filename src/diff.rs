@@ -28,6 +28,10 @@ pub struct Context<'a> {
     pub target_name: String,
     /// Requests the target may have in flight at once; `None` for a target that makes no requests.
     pub target_concurrency: Option<usize>,
+    /// How late the target's last-active dates may be; added to `grace_days`.
+    pub last_active_lag: chrono::Duration,
+    /// What the target's snapshot found that a reviewer should know.
+    pub target_warnings: Vec<String>,
 }
 
 /// Most warnings of one kind listed one by one.
@@ -41,7 +45,12 @@ pub fn diff(desired: &Desired, target: &Indexed, ctx: &Context<'_>) -> Plan {
         target,
         ctx,
         actions: Vec::new(),
-        warnings: desired.warnings.clone(),
+        warnings: desired
+            .warnings
+            .iter()
+            .chain(&ctx.target_warnings)
+            .cloned()
+            .collect(),
         blocking: desired.blocking.clone(),
         unverified: Vec::new(),
         skipped: Vec::new(),
@@ -52,6 +61,7 @@ pub fn diff(desired: &Desired, target: &Indexed, ctx: &Context<'_>) -> Plan {
         claimed: vec![None; target.keys.len()],
         blocked: vec![false; desired.users.len()],
         left_out: vec![None; target.keys.len()],
+        revoking: vec![false; target.keys.len()],
     };
     let n = target.unknown_members.len();
     if let Some((g, m)) = target.unknown_members.first() {
@@ -63,6 +73,7 @@ pub fn diff(desired: &Desired, target: &Indexed, ctx: &Context<'_>) -> Plan {
     d.match_users();
     d.users();
     d.strays();
+    d.lingering_tokens();
     d.groups();
     d.finish()
 }
@@ -89,6 +100,8 @@ struct Differ<'a> {
     blocked: Vec<bool>,
     /// Target user -> the record a source left out that matches them (`desired.left_out` index).
     left_out: Vec<Option<usize>>,
+    /// Target users this plan deactivates (and so revokes, when asked).
+    revoking: Vec<bool>,
 }
 
 impl Differ<'_> {
@@ -223,6 +236,21 @@ impl Differ<'_> {
                     });
                 }
                 (Scope::Wanted, Some((ti, u))) => {
+                    if let (false, Some(dir)) = (u.in_directory, &u.owned_by_directory) {
+                        // Creating it through this directory would link an account that another
+                        // directory of the organization owns.
+                        self.blocked[di] = true;
+                        self.skip(
+                            &du.key,
+                            format!("the Atlassian account belongs to the organization's identity-provider directory {dir:?}, not to this SCIM directory"),
+                            "linked",
+                        );
+                        self.warnings.push(format!(
+                            "{}: the account is owned by the identity-provider directory {dir:?}; idsync does not link it into this directory (remove it from that directory's IdP first, or exclude it)",
+                            du.key
+                        ));
+                        continue;
+                    }
                     if let Some(why) = self.hands_off(&du.key, Some(u)) {
                         self.blocked[di] = true;
                         let would = self.user_changes(du, u);
@@ -389,7 +417,9 @@ impl Differ<'_> {
         }
         let mut reason = reason;
         if c.grace_days > 0 {
-            let grace = chrono::Duration::days(i64::from(c.grace_days));
+            // Measured from the last-active moment plus the target's documented lag (Atlassian: up
+            // to 24 hours), so a late report never shortens the grace period.
+            let grace = chrono::Duration::days(i64::from(c.grace_days)) + self.ctx.last_active_lag;
             match u.last_active {
                 Some(at) if self.ctx.now - at <= grace => {
                     self.skip(
@@ -422,12 +452,74 @@ impl Differ<'_> {
         }
         self.touched_users.push(ti);
         self.actions.push(Action::DeactivateUser {
-            key,
+            key: key.clone(),
             id: u.reference(),
             account_id: u.account_id.clone(),
             cause,
             reason,
         });
+        self.revoking[ti as usize] = true;
+        self.revoke(
+            &key,
+            u,
+            "deactivated by this plan (cleanup.revoke_api_tokens)".into(),
+        );
+    }
+
+    /// Plans the revocation of a user's API tokens, when asked for and the user may hold any.
+    fn revoke(&mut self, key: &str, u: &User, reason: String) {
+        if !self.ctx.cleanup.revoke_api_tokens || u.api_tokens == Some(0) {
+            return;
+        }
+        let Some(account_id) = u.account_id.clone() else {
+            return;
+        };
+        self.actions.push(Action::RevokeApiTokens {
+            key: key.to_string(),
+            id: u.reference(),
+            account_id,
+            tokens: u.api_tokens,
+            reason,
+        });
+    }
+
+    /// Deactivated users who still hold API tokens, whichever run deactivated them (a revocation
+    /// that failed, or one made before `revoke_api_tokens` was set): their tokens are revoked now.
+    fn lingering_tokens(&mut self) {
+        if !self.ctx.cleanup.revoke_api_tokens {
+            return;
+        }
+        let t = self.target;
+        for ti in 0..t.keys.len() {
+            let u = t.user(idx(ti));
+            let Some(held) = u.api_tokens.filter(|n| *n > 0) else {
+                continue;
+            };
+            if self.revoking[ti] || u.active || !u.in_directory {
+                continue;
+            }
+            // A user this plan reactivates keeps their tokens.
+            if let Some(di) = self.claimed[ti] {
+                let du = &self.desired.users[di as usize];
+                if du.scope == Scope::Wanted || self.blocked[di as usize] {
+                    continue;
+                }
+            }
+            let key = t.key(idx(ti)).to_string();
+            if let Some(why) = self.hands_off(&key, Some(u)) {
+                self.skip(&key, why, "stripped of its API tokens");
+                continue;
+            }
+            // A saved plan re-checks the user before revoking: reactivated since, it is refused.
+            self.touched_users.push(idx(ti));
+            self.revoke(
+                &key,
+                u,
+                format!(
+                    "deactivated, but still holds {held} API token(s) (cleanup.revoke_api_tokens): an earlier revocation failed or was never made"
+                ),
+            );
+        }
     }
 
     fn groups(&mut self) {
@@ -624,13 +716,14 @@ impl Differ<'_> {
         let mut skipped = self.skipped;
         skipped.sort_by(|a, b| a.key.cmp(&b.key));
         let cost = self.ctx.target_concurrency.map(|width| {
-            let revoke = self.ctx.cleanup.revoke_api_tokens;
             let requests: u64 = self
                 .actions
                 .iter()
                 .map(|a| match a {
-                    // Listing the user's tokens, then (typically) one revocation.
-                    Action::DeactivateUser { .. } if revoke => 3,
+                    // Listing the account's tokens, then one request per token.
+                    Action::RevokeApiTokens { tokens, .. } => 1 + tokens.unwrap_or(1) as u64,
+                    // The PATCH, then the re-read that confirms no other member was lost.
+                    Action::RemoveMembers { .. } => 2,
                     _ => 1,
                 })
                 .sum();

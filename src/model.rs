@@ -64,6 +64,15 @@ pub struct User {
     /// SCIM directory (for example JIT-provisioned); idsync links such accounts.
     #[serde(default = "yes", skip_serializing_if = "is_true")]
     pub in_directory: bool,
+    /// Target only: API tokens the account holds, when known (Atlassian: read only with
+    /// `cleanup.revoke_api_tokens`, from the token inventory or per deactivated user). Unknown for an
+    /// active user is "maybe": deactivating them plans a revocation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_tokens: Option<usize>,
+    /// Target only: the other identity-provider directory of the organization that owns this
+    /// account (an account outside this SCIM directory that idsync must not link).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owned_by_directory: Option<String>,
     /// Further attributes (title, department, …), usable in attribute templates.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub attributes: BTreeMap<String, String>,
@@ -98,6 +107,8 @@ impl User {
             last_active: None,
             admin: false,
             in_directory: true,
+            api_tokens: None,
+            owned_by_directory: None,
             attributes: BTreeMap::new(),
         }
     }

@@ -30,6 +30,8 @@ pub struct Counts {
     pub groups_created: usize,
     pub members_added: usize,
     pub members_removed: usize,
+    /// Accounts whose API tokens were revoked.
+    pub tokens_revoked: usize,
     /// Target users the plan did not touch.
     pub not_modified: usize,
     /// Users a rule (protect, skip_admins, grace, …) kept from being changed.
@@ -72,6 +74,7 @@ impl Report {
                     Action::RemoveMembers { members, .. } => {
                         counts.members_removed += members.len()
                     }
+                    Action::RevokeApiTokens { .. } => counts.tokens_revoked += 1,
                 }
             } else {
                 counts.failed += 1;
@@ -82,6 +85,7 @@ impl Report {
                     | Action::UpdateUser { .. }
                     | Action::ReactivateUser { .. }
                     | Action::DeactivateUser { .. }
+                    | Action::RevokeApiTokens { .. }
             ) {
                 touched.insert(a.subject().to_string());
             }

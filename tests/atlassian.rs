@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use crate::fakes::atlassian::{FakeAtlassian, FakeConfig, SeedUser};
+use crate::fakes::atlassian::{
+    FakeAtlassian, FakeConfig, SeedUser, UnknownRoleIds, ValueListRemoval,
+};
 use crate::fakes::Faults;
 use crate::support::Scratch;
 
@@ -427,4 +429,403 @@ async fn users_outside_the_verified_domains_are_not_created() {
         .all(|u| u["userName"] != "zed@partner.org"));
     let (code, again, _) = idsync(&s, &fake, &["plan", "--detailed-exitcode"]).await;
     assert_eq!(code, 0, "{again}");
+}
+
+/// The display name of the SCIM user with this userName.
+fn display_name(fake: &FakeAtlassian, user_name: &str) -> Option<String> {
+    fake.users()
+        .iter()
+        .find(|u| u["userName"] == user_name)
+        .and_then(|u| u["displayName"].as_str().map(String::from))
+}
+
+fn is_active(fake: &FakeAtlassian, user_name: &str) -> bool {
+    fake.users()
+        .iter()
+        .find(|u| u["userName"] == user_name)
+        .is_some_and(|u| u["active"] == true)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admins_are_never_changed_whether_unknown_role_ids_are_ignored_or_refused() {
+    for mode in [UnknownRoleIds::Ignore, UnknownRoleIds::Refuse] {
+        let fake = FakeAtlassian::start(FakeConfig {
+            unknown_role_ids: mode,
+            ..FakeConfig::default()
+        })
+        .await;
+        seed(&fake);
+        // An org admin no source knows (would be deactivated, tokens revoked) and a site admin the
+        // IdP knows under another name and puts in a group (would be updated and added).
+        let mut root = SeedUser::new("root@example.com");
+        root.display_name = Some("Org Root".into());
+        fake.add_user(root);
+        fake.set_admin("root@example.com", "org-admin");
+        fake.add_api_token("root@example.com", "automation");
+        let mut site = SeedUser::new("site@example.com");
+        site.display_name = Some("Old Site Name".into());
+        fake.add_user(site);
+        fake.set_admin("site@example.com", "site-admin");
+        let s = scratch(&fake, true);
+        s.write(
+            "idp.yaml",
+            &IDP.replace(
+                "groups:\n",
+                "  - {id: 00u8, email: site@example.com, givenName: Site, familyName: Admin}\ngroups:\n",
+            )
+            .replace("carol@example.com]", "carol@example.com, site@example.com]"),
+        );
+
+        let (code, plan, stderr) = idsync(&s, &fake, &["apply", "--auto-approve"]).await;
+        assert_eq!(code, 0, "{mode:?}: {plan}\n{stderr}");
+        assert!(
+            plan.contains("root@example.com  an organization or site admin (cleanup.skip_admins)")
+                && plan.contains(
+                    "site@example.com  an organization or site admin (cleanup.skip_admins)"
+                ),
+            "{mode:?}: {plan}"
+        );
+        assert!(
+            !plan.contains("found no organization or site admin"),
+            "{plan}"
+        );
+        assert!(is_active(&fake, "root@example.com"), "{mode:?}");
+        assert_eq!(fake.api_tokens("root@example.com"), 1, "{mode:?}");
+        assert_eq!(
+            display_name(&fake, "site@example.com").as_deref(),
+            Some("Old Site Name"),
+            "{mode:?}"
+        );
+        assert!(
+            !fake
+                .group_members("engineering")
+                .contains(&"site@example.com".to_string()),
+            "{mode:?}"
+        );
+        // Every search asked for the documented page size (the search's default, 50).
+        let limits = fake.state().search_limits.clone();
+        assert!(
+            !limits.is_empty() && limits.iter().all(|l| *l == Some(50)),
+            "{limits:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skip_admins_that_finds_no_admin_is_a_warning() {
+    let fake = FakeAtlassian::start(FakeConfig::default()).await;
+    seed(&fake);
+    let s = scratch(&fake, true);
+    let (code, plan, stderr) = idsync(&s, &fake, &["plan"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        plan.contains(
+            "cleanup.skip_admins found no organization or site admin in organization org-1"
+        ),
+        "{plan}"
+    );
+    fake.set_admin("alice@example.com", "org-admin");
+    let (code, plan, _) = idsync(&s, &fake, &["plan"]).await;
+    assert_eq!(code, 0);
+    assert!(
+        !plan.contains("found no organization or site admin"),
+        "{plan}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_revocation_is_reported_and_done_by_the_next_apply() {
+    let fake = FakeAtlassian::start(FakeConfig {
+        scoped_org_key: true,
+        ..FakeConfig::default()
+    })
+    .await;
+    seed(&fake);
+    let s = scratch(&fake, true);
+    let (code, plan, stderr) = idsync(
+        &s,
+        &fake,
+        &["apply", "--auto-approve", "--report", "report.json"],
+    )
+    .await;
+    assert_eq!(
+        code, 1,
+        "a failed revocation fails the run:\n{plan}\n{stderr}"
+    );
+    assert!(
+        plan.contains("- revoke_api_tokens leaver@example.com (1 token(s))"),
+        "{plan}"
+    );
+    assert!(
+        stderr.contains("revoke_api_tokens leaver@example.com failed")
+            && stderr.contains("HTTP 403")
+            && stderr.contains("needs a key created without scopes"),
+        "{stderr}"
+    );
+    assert!(!is_active(&fake, "leaver@example.com"), "still deactivated");
+    assert_eq!(fake.api_tokens("leaver@example.com"), 1);
+    let report: serde_json::Value = serde_json::from_str(&s.read("report.json")).unwrap();
+    assert_eq!(report["status"], "PARTIAL");
+    assert_eq!(report["counts"]["deactivated"], 1);
+    assert_eq!(report["counts"]["tokens_revoked"], 0);
+    let failed: Vec<&serde_json::Value> = report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["status"] == "failed")
+        .collect();
+    assert_eq!(failed.len(), 1, "{report}");
+    assert_eq!(failed[0]["action"], "revoke_api_tokens");
+    assert!(failed[0]["error"]
+        .as_str()
+        .is_some_and(|e| e.contains("403") && e.contains("still work")));
+
+    // The key is replaced by one without scopes: the next plan revisits the deactivated user. A
+    // saved plan is bound to the user as planned: reactivated meanwhile, the revocation is refused.
+    fake.state().config.scoped_org_key = false;
+    let (code, _, stderr) = idsync(&s, &fake, &["plan", "--out", "plan.json"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    let set_active = |active: bool| {
+        let mut st = fake.state();
+        let u = st
+            .users
+            .iter_mut()
+            .find(|u| u.user_name == "leaver@example.com")
+            .unwrap();
+        u.active = active;
+    };
+    set_active(true);
+    let (code, _, stderr) = idsync(&s, &fake, &["apply", "plan.json", "--auto-approve"]).await;
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("changed since"), "{stderr}");
+    assert_eq!(fake.api_tokens("leaver@example.com"), 1);
+    set_active(false);
+    let (code, plan, stderr) = idsync(&s, &fake, &["apply", "--auto-approve"]).await;
+    assert_eq!(code, 0, "{plan}\n{stderr}");
+    assert!(
+        plan.contains("- revoke_api_tokens leaver@example.com (1 token(s))")
+            && plan.contains("still holds 1 API token(s)"),
+        "{plan}"
+    );
+    assert_eq!(fake.api_tokens("leaver@example.com"), 0);
+    let (code, again, _) = idsync(&s, &fake, &["plan", "--detailed-exitcode"]).await;
+    assert_eq!(code, 0, "{again}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn member_removal_never_empties_a_group() {
+    // (member_removal, what the server does with the value-list form, whether the apply succeeds)
+    for (form, server, ok) in [
+        (None, ValueListRemoval::RemoveAll, true),
+        (None, ValueListRemoval::Refuse, true),
+        (Some("value_list"), ValueListRemoval::Honour, true),
+        (Some("value_list"), ValueListRemoval::Refuse, false),
+        (Some("value_list"), ValueListRemoval::RemoveAll, false),
+    ] {
+        let fake = FakeAtlassian::start(FakeConfig {
+            value_list_removal: server,
+            ..FakeConfig::default()
+        })
+        .await;
+        seed(&fake);
+        let s = scratch(&fake, true);
+        // Alice leaves Engineering; the deactivated leaver keeps the membership.
+        s.write(
+            "idp.yaml",
+            &IDP.replace(
+                "[alice@example.com, bob.smith@example.com, carol@example.com]",
+                "[bob.smith@example.com, carol@example.com]",
+            ),
+        );
+        if let Some(form) = form {
+            s.write(
+                "idsync.yaml",
+                &s.read("idsync.yaml").replace(
+                    "    token: ${TEST_SCIM_TOKEN}\n",
+                    &format!("    token: ${{TEST_SCIM_TOKEN}}\n    member_removal: {form}\n"),
+                ),
+            );
+        }
+        let case = format!("{form:?} against {server:?}");
+        let (code, plan, stderr) = idsync(&s, &fake, &["apply", "--auto-approve"]).await;
+        assert!(
+            plan.contains("- remove_members engineering (batch 1/1, 1 member(s))"),
+            "{case}: {plan}"
+        );
+        let members = fake.group_members("engineering");
+        if ok {
+            assert_eq!(code, 0, "{case}: {stderr}");
+            assert_eq!(
+                members,
+                vec![
+                    "bob.smith@example.com",
+                    "carol@example.com",
+                    "leaver@example.com"
+                ],
+                "{case}"
+            );
+            continue;
+        }
+        assert_eq!(code, 1, "{case}: {stderr}");
+        assert!(
+            stderr.contains("remove_members engineering failed"),
+            "{case}: {stderr}"
+        );
+        if server == ValueListRemoval::Refuse {
+            assert!(
+                stderr.contains("HTTP 400 (invalidPath: remove of \"members\" takes a filter path"),
+                "{case}: {stderr}"
+            );
+            assert!(members.contains(&"alice@example.com".to_string()), "{case}");
+        } else {
+            // The server emptied the group: the re-read catches it and names the loss.
+            assert!(members.is_empty(), "{case}: {members:?}");
+            assert!(
+                stderr.contains("group engineering lost 3 member(s) idsync did not remove (bob.smith@example.com, carol@example.com, leaver@example.com)")
+                    && stderr.contains("remove every member"),
+                "{case}: {stderr}"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_that_meets_409_adopts_the_user_and_finishes_its_fields() {
+    let fake = FakeAtlassian::start(FakeConfig::default()).await;
+    seed(&fake);
+    // Carol's SCIM user holds her userName under an old email and no externalId, so the plan
+    // cannot match her and creates her; Atlassian answers 409. Active recently: not deactivated.
+    let mut old = SeedUser::new("carol.jones@example.com");
+    old.user_name = Some("carol@example.com".into());
+    old.display_name = Some("C. Jones".into());
+    old.last_active = Some("2026-11-20".into());
+    fake.add_user(old);
+    let s = scratch(&fake, true);
+    let (code, plan, stderr) = idsync(&s, &fake, &["apply", "--auto-approve"]).await;
+    assert_eq!(code, 0, "{plan}\n{stderr}");
+    assert!(plan.contains("+ create_user carol@example.com"), "{plan}");
+    let carol = fake.user("carol@example.com").expect("carol");
+    assert_eq!(carol["emails"][0]["value"], "carol@example.com");
+    assert_eq!(carol["externalId"], "00u3");
+    assert_eq!(carol["displayName"], "Carol Jones");
+    assert_eq!(carol["name"]["givenName"], "Carol");
+    let (code, again, _) = idsync(&s, &fake, &["plan", "--detailed-exitcode"]).await;
+    assert_eq!(code, 0, "finished in the same apply:\n{again}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_another_directory_owns_is_reported_not_linked() {
+    let fake = FakeAtlassian::start(FakeConfig {
+        other_directories: vec![("dir-2".into(), "Entra ID".into())],
+        ..FakeConfig::default()
+    })
+    .await;
+    seed(&fake);
+    fake.set_directory("dan@example.com", "dir-2");
+    let s = scratch(&fake, true);
+    let (code, plan, stderr) = idsync(&s, &fake, &["apply", "--auto-approve"]).await;
+    assert_eq!(code, 0, "{plan}\n{stderr}");
+    assert!(!plan.contains("link_user dan@example.com"), "{plan}");
+    assert!(
+        plan.contains(
+            "dan@example.com: the account is owned by the identity-provider directory \"Entra ID\""
+        ),
+        "{plan}"
+    );
+    assert!(fake.user("dan@example.com").is_none());
+    assert_eq!(fake.group_members("design"), vec!["erin@example.com"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_date_only_last_active_counts_to_the_end_of_the_day_plus_the_lag() {
+    let fake = FakeAtlassian::start(FakeConfig::default()).await;
+    seed(&fake);
+    // Planned at 2026-11-22T00:00Z with grace_days 30. Read as midnight, both would be more than
+    // 30 days ago; read as the end of the day plus Atlassian's 24 hours of lag, only the first is.
+    for (email, date) in [
+        ("old@example.com", "2026-10-20"),
+        ("recent@example.com", "2026-10-22"),
+    ] {
+        let mut u = SeedUser::new(email);
+        u.last_active = Some(date.into());
+        fake.add_user(u);
+    }
+    let s = scratch(&fake, true);
+    let (code, plan, stderr) = idsync(&s, &fake, &["plan"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        plan.contains("- deactivate_user old@example.com")
+            && plan.contains("last active 2026-10-20, more than 30 days ago"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("recent@example.com  last active 2026-10-22, within cleanup.grace_days (30)"),
+        "{plan}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_api_errors_say_what_atlassian_said() {
+    let fake = FakeAtlassian::start(FakeConfig::default()).await;
+    seed(&fake);
+    let s = scratch(&fake, true);
+    s.write(
+        "idsync.yaml",
+        &s.read("idsync.yaml")
+            .replace(&format!("org_id: {}", fake.org_id()), "org_id: org-typo"),
+    );
+    let (code, _, stderr) = idsync(&s, &fake, &["plan"]).await;
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("answered HTTP 404 (ADMIN-404: Not Found: org org-typo not found)"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_token_inventory_deactivated_users_tokens_are_listed_one_by_one() {
+    let fake = FakeAtlassian::start(FakeConfig {
+        token_inventory: false,
+        ..FakeConfig::default()
+    })
+    .await;
+    seed(&fake);
+    // Deactivated by an earlier run whose revocation failed: the token is still live.
+    let mut gone = SeedUser::new("gone@example.com");
+    gone.active = false;
+    fake.add_user(gone);
+    fake.add_api_token("gone@example.com", "old-ci");
+    let s = scratch(&fake, true);
+    let (code, plan, stderr) = idsync(&s, &fake, &["apply", "--auto-approve"]).await;
+    assert_eq!(code, 0, "{plan}\n{stderr}");
+    assert!(
+        plan.contains("API-token inventory is not available to this key")
+            && plan.contains("- revoke_api_tokens gone@example.com (1 token(s))")
+            && plan.contains("- revoke_api_tokens leaver@example.com (tokens listed when applied)"),
+        "{plan}"
+    );
+    assert_eq!(fake.api_tokens("gone@example.com"), 0);
+    assert_eq!(fake.api_tokens("leaver@example.com"), 0);
+    let (code, again, _) = idsync(&s, &fake, &["plan", "--detailed-exitcode"]).await;
+    assert_eq!(code, 0, "{again}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_org_key_says_which_key_is_needed() {
+    let fake = FakeAtlassian::start(FakeConfig {
+        org_reads_forbidden: true,
+        ..FakeConfig::default()
+    })
+    .await;
+    seed(&fake);
+    let s = scratch(&fake, true);
+    let (code, _, stderr) = idsync(&s, &fake, &["plan"]).await;
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("HTTP 403 (ADMIN-403: Forbidden: the API key does not have the scope")
+            && stderr.contains("read:accounts:admin and read:domains:admin")
+            && stderr.contains("needs a key created without scopes"),
+        "{stderr}"
+    );
+    assert_eq!(fake.mutations(), 0);
 }

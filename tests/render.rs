@@ -81,6 +81,28 @@ groups:
 }
 
 #[test]
+fn api_tokens_revoked() {
+    // With revoke_api_tokens: a leaver deactivated now, and one deactivated earlier whose tokens
+    // are still live (a revocation that failed): both get a revocation.
+    let config = CONFIG.replace(
+        "  max_deactivations: 50%\n",
+        "  max_deactivations: 50%\n  revoke_api_tokens: true\n",
+    );
+    let idp = r"users:
+  - {id: u1, email: ana@example.com, givenName: Ana, familyName: Silva}
+groups: []
+";
+    let target = r"users:
+  - {id: s1, externalId: u1, email: ana@example.com, givenName: Ana, familyName: Silva, displayName: Ana Silva, api_tokens: 1, account_id: acc-ana}
+  - {id: s2, email: old@example.com, displayName: Old Timer, last_active: 2025-06-01T10:00:00Z, api_tokens: 2, account_id: acc-old}
+  - {id: s3, email: gone@example.com, displayName: Long Gone, active: false, api_tokens: 3, account_id: acc-gone}
+  - {id: s4, email: quiet@example.com, displayName: Quiet Leaver, active: false, account_id: acc-quiet}
+groups: []
+";
+    assert_eq!(scenario("api_tokens_revoked", &config, idp, target), 0);
+}
+
+#[test]
 fn renames() {
     let idp = r"users:
   - {id: u1, email: ana.silva-costa@example.com, givenName: Ana, familyName: Silva-Costa, attributes: {title: Staff Engineer}}

@@ -248,6 +248,8 @@ pub async fn make_plan(
         target_name: name,
         target_concurrency: (!matches!(loaded.config.target, crate::config::TargetConfig::File(_)))
             .then(|| target.concurrency()),
+        last_active_lag: target.last_active_lag(),
+        target_warnings: target.warnings(),
     };
     let plan = diff::diff(&desired, &indexed, &ctx);
     lap("diff");

@@ -247,6 +247,20 @@ pub struct ScimSourceConfig {
     pub http: crate::http::HttpSettings,
 }
 
+/// How a group PATCH removes members.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MemberRemoval {
+    /// RFC 7644 §3.5.2.2: one `{"op":"remove","path":"members[value eq \"ID\"]"}` per member, many
+    /// per PATCH. No server can read it as "remove every member".
+    #[default]
+    Filter,
+    /// `{"op":"remove","path":"members","value":[{"value":"ID"},…]}`: Microsoft Entra's habit. Only
+    /// for a server that refuses the RFC form: a server that follows the RFC to the letter reads it
+    /// as "remove every member" (idsync then reports the loss and fails the action).
+    ValueList,
+}
+
 /// Okta: users (every status), groups and group members.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -434,6 +448,9 @@ pub struct ScimTargetConfig {
     /// Users and groups per page (servers may return fewer).
     #[serde(default = "default_page_size")]
     pub page_size: usize,
+    /// How group members are removed (default `filter`, the RFC 7644 form).
+    #[serde(default)]
+    pub member_removal: MemberRemoval,
     #[serde(default)]
     pub http: crate::http::HttpSettings,
 }
@@ -453,6 +470,9 @@ pub struct ScimEndpoint {
     /// Users and groups per page (Atlassian returns at most 100).
     #[serde(default = "default_page_size")]
     pub page_size: usize,
+    /// How group members are removed (default `filter`, the RFC 7644 form).
+    #[serde(default)]
+    pub member_removal: MemberRemoval,
 }
 
 /// The organization admin API.

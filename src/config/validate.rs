@@ -407,14 +407,16 @@ pub fn check(config: &Config) -> Result<Rules, Vec<Diagnostic>> {
             }
         },
     };
-    let can_revoke = matches!(&config.target, TargetConfig::Atlassian(a) if a.admin.is_some());
+    // A file target records tokens (`api_tokens`) so that an Atlassian plan reproduces offline.
+    let can_revoke = matches!(&config.target, TargetConfig::Atlassian(a) if a.admin.is_some())
+        || matches!(&config.target, TargetConfig::File(_));
     if config.cleanup.revoke_api_tokens && !can_revoke {
         diags.push(
             Diagnostic::new(
                 cleanup.key("revoke_api_tokens"),
                 "revoking API tokens needs the Atlassian organization admin API",
             )
-            .hint("set revoke_api_tokens: false, or use `target: {type: atlassian}` with `admin:` configured"),
+            .hint("set revoke_api_tokens: false, or use `target: {type: atlassian}` with `admin:` configured (or a `type: file` snapshot)"),
         );
     }
     check_target(&config.target, &mut diags);

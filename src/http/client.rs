@@ -566,6 +566,28 @@ fn error_detail(body: &[u8]) -> String {
         };
     };
     let s = |v: &Value| v.as_str().map(String::from);
+    // Atlassian's admin APIs: {"errors":[{"code","title","detail"}, …]}.
+    if let Some(errors) = v.get("errors").and_then(Value::as_array) {
+        let parts: Vec<String> = errors
+            .iter()
+            .filter_map(|e| {
+                let f = |k: &str| e.get(k).and_then(Value::as_str).filter(|t| !t.is_empty());
+                let text = match (f("title"), f("detail")) {
+                    (Some(t), Some(d)) if t != d => format!("{t}: {d}"),
+                    (Some(t), _) => t.to_string(),
+                    (None, Some(d)) => d.to_string(),
+                    (None, None) => e.as_str()?.to_string(),
+                };
+                Some(match f("code") {
+                    Some(c) => format!("{c}: {text}"),
+                    None => text,
+                })
+            })
+            .collect();
+        if !parts.is_empty() {
+            return format!(" ({})", parts.join("; "));
+        }
+    }
     let detail = v
         .get("detail")
         .and_then(s)
@@ -591,6 +613,15 @@ mod tests {
     fn error_bodies_are_quoted_briefly() {
         let scim = br#"{"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],"status":"409","scimType":"uniqueness","detail":"userName taken"}"#;
         assert_eq!(error_detail(scim), " (uniqueness: userName taken)");
+        let admin = br#"{"errors":[{"code":"INVALID_ROLE_ID","title":"Bad Request","detail":"roleIds: unknown role org-admin"},{"title":"Second"}]}"#;
+        assert_eq!(
+            error_detail(admin),
+            " (INVALID_ROLE_ID: Bad Request: roleIds: unknown role org-admin; Second)"
+        );
+        assert_eq!(
+            error_detail(br#"{"errors":[{"code":"401","title":"Unauthorized"}]}"#),
+            " (401: Unauthorized)"
+        );
         assert_eq!(
             error_detail(br#"{"error":"Unauthorized","traceId":"x"}"#),
             " (Unauthorized)"

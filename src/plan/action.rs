@@ -132,6 +132,20 @@ pub enum Action {
         cause: DeactivateCause,
         reason: String,
     },
+    /// Revokes every API token of a deactivated account (`cleanup.revoke_api_tokens`): planned for
+    /// each deactivation, and for any deactivated user who still holds tokens, whichever run
+    /// deactivated them, so a revocation that failed is tried again.
+    RevokeApiTokens {
+        key: String,
+        /// How the target refers to the user (SCIM id): what the plan's fingerprint re-checks.
+        id: String,
+        /// The Atlassian account id the tokens belong to.
+        account_id: String,
+        /// Tokens the account held when planned; absent when not known (listed when applied).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tokens: Option<usize>,
+        reason: String,
+    },
 }
 
 /// The kinds of action, in the order they are applied.
@@ -148,10 +162,11 @@ pub enum Kind {
     ReactivateUser,
     RemoveMembers,
     DeactivateUser,
+    RevokeApiTokens,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 9] = [
         Kind::CreateUser,
         Kind::LinkUser,
         Kind::CreateGroup,
@@ -160,6 +175,7 @@ impl Kind {
         Kind::ReactivateUser,
         Kind::RemoveMembers,
         Kind::DeactivateUser,
+        Kind::RevokeApiTokens,
     ];
 
     #[must_use]
@@ -173,6 +189,7 @@ impl Kind {
             Kind::ReactivateUser => "reactivate_user",
             Kind::RemoveMembers => "remove_members",
             Kind::DeactivateUser => "deactivate_user",
+            Kind::RevokeApiTokens => "revoke_api_tokens",
         }
     }
 }
@@ -189,6 +206,7 @@ impl Action {
             Action::ReactivateUser { .. } => Kind::ReactivateUser,
             Action::RemoveMembers { .. } => Kind::RemoveMembers,
             Action::DeactivateUser { .. } => Kind::DeactivateUser,
+            Action::RevokeApiTokens { .. } => Kind::RevokeApiTokens,
         }
     }
 
@@ -200,7 +218,8 @@ impl Action {
             | Action::LinkUser { key, .. }
             | Action::UpdateUser { key, .. }
             | Action::ReactivateUser { key, .. }
-            | Action::DeactivateUser { key, .. } => key,
+            | Action::DeactivateUser { key, .. }
+            | Action::RevokeApiTokens { key, .. } => key,
             Action::CreateGroup { group, .. }
             | Action::AddMembers { group, .. }
             | Action::RemoveMembers { group, .. } => group,
@@ -226,7 +245,8 @@ impl Action {
             | Action::UpdateUser { reason, .. }
             | Action::ReactivateUser { reason, .. }
             | Action::RemoveMembers { reason, .. }
-            | Action::DeactivateUser { reason, .. } => reason,
+            | Action::DeactivateUser { reason, .. }
+            | Action::RevokeApiTokens { reason, .. } => reason,
         }
     }
 
@@ -237,7 +257,8 @@ impl Action {
             Action::CreateUser { key, .. } | Action::LinkUser { key, .. } => format!("user:{key}"),
             Action::UpdateUser { id, .. }
             | Action::ReactivateUser { id, .. }
-            | Action::DeactivateUser { id, .. } => format!("user:{id}"),
+            | Action::DeactivateUser { id, .. }
+            | Action::RevokeApiTokens { id, .. } => format!("user:{id}"),
             Action::CreateGroup { group, .. }
             | Action::AddMembers { group, .. }
             | Action::RemoveMembers { group, .. } => format!("group:{group}"),

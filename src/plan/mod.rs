@@ -79,6 +79,11 @@ pub struct Skipped {
     pub reason: String,
 }
 
+#[allow(clippy::trivially_copy_pass_by_ref)]
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
 /// Counts of what the plan does.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Summary {
@@ -90,6 +95,9 @@ pub struct Summary {
     pub create_group: usize,
     pub members_added: usize,
     pub members_removed: usize,
+    /// Accounts whose API tokens are revoked.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub revoke_api_tokens: usize,
     /// Users changed + groups created + memberships changed.
     pub total_changes: usize,
     /// Membership actions (batches).
@@ -116,6 +124,7 @@ impl Summary {
                     s.members_removed += members.len();
                     s.membership_batches += 1;
                 }
+                Action::RevokeApiTokens { .. } => s.revoke_api_tokens += 1,
             }
         }
         s.total_changes = s.create_user
@@ -125,7 +134,8 @@ impl Summary {
             + s.deactivate_user
             + s.create_group
             + s.members_added
-            + s.members_removed;
+            + s.members_removed
+            + s.revoke_api_tokens;
         s
     }
 
@@ -141,6 +151,7 @@ impl Summary {
             Kind::ReactivateUser => self.reactivate_user,
             Kind::RemoveMembers => self.members_removed,
             Kind::DeactivateUser => self.deactivate_user,
+            Kind::RevokeApiTokens => self.revoke_api_tokens,
         }
     }
 }

@@ -174,6 +174,18 @@ fn action_lines(a: &Action, lines: &mut Vec<String>) {
         Action::CreateGroup { group, reason } => {
             lines.push(format!("- `{group}`: {}", escape(reason)))
         }
+        Action::RevokeApiTokens {
+            key,
+            tokens,
+            reason,
+            ..
+        } => {
+            let held = tokens.map_or_else(
+                || "tokens listed when applied".into(),
+                |n| format!("{n} token(s)"),
+            );
+            lines.push(format!("- `{key}` ({held}): {}", escape(reason)));
+        }
         Action::AddMembers {
             group,
             batch,

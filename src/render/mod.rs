@@ -60,6 +60,7 @@ impl Section {
             Section::Kind(Kind::UpdateUser) => "Users to update",
             Section::Kind(Kind::ReactivateUser) => "Users to reactivate",
             Section::Kind(Kind::RemoveMembers) => "Memberships to remove",
+            Section::Kind(Kind::RevokeApiTokens) => "API tokens to revoke (deactivated accounts)",
             Section::Kind(Kind::DeactivateUser)
             | Section::Deactivate(DeactivateCause::GoneFromSources) => {
                 "Users to deactivate: gone from every source"
@@ -92,9 +93,15 @@ impl Section {
 pub(crate) fn sections(plan: &Plan) -> Vec<(Section, Vec<&Action>)> {
     let mut out: Vec<(Section, Vec<&Action>)> = Vec::new();
     let mut deact: Vec<(DeactivateCause, &Action)> = Vec::new();
+    // Revocations follow the deactivations, as they are applied.
+    let mut revokes: Vec<&Action> = Vec::new();
     for a in &plan.actions {
         if let Action::DeactivateUser { cause, .. } = a {
             deact.push((*cause, a));
+            continue;
+        }
+        if let Action::RevokeApiTokens { .. } = a {
+            revokes.push(a);
             continue;
         }
         let s = Section::of(a);
@@ -111,6 +118,9 @@ pub(crate) fn sections(plan: &Plan) -> Vec<(Section, Vec<&Action>)> {
             _ => out.push((s, vec![a])),
         }
     }
+    if !revokes.is_empty() {
+        out.push((Section::Kind(Kind::RevokeApiTokens), revokes));
+    }
     out
 }
 
@@ -121,8 +131,8 @@ pub fn headline(plan: &Plan) -> String {
     if !plan.has_changes() {
         return "No changes. The target matches the desired state.".into();
     }
-    format!(
-        "Plan: {} to create, {} to link, {} to update, {} to reactivate, {} to deactivate, {} group(s) to create, {} membership(s) to add, {} to remove.",
+    let line = format!(
+        "Plan: {} to create, {} to link, {} to update, {} to reactivate, {} to deactivate, {} group(s) to create, {} membership(s) to add, {} to remove",
         s.create_user,
         s.link_user,
         s.update_user,
@@ -131,7 +141,15 @@ pub fn headline(plan: &Plan) -> String {
         s.create_group,
         s.members_added,
         s.members_removed
-    )
+    );
+    if s.revoke_api_tokens > 0 {
+        format!(
+            "{line}, {} account(s) whose API tokens to revoke.",
+            s.revoke_api_tokens
+        )
+    } else {
+        format!("{line}.")
+    }
 }
 
 /// The cost line: requests apply will make and how long they should take.

@@ -14,6 +14,10 @@ pub(crate) fn table(plan: &Plan, markdown: bool) -> String {
     });
     t.set_header(vec!["Change", "Count"]);
     for kind in Kind::ALL {
+        // Shown only when planned: most targets never revoke tokens.
+        if kind == Kind::RevokeApiTokens && plan.summary.count(kind) == 0 {
+            continue;
+        }
         let label = match kind {
             Kind::AddMembers => "add_members (memberships)",
             Kind::RemoveMembers => "remove_members (memberships)",

@@ -169,6 +169,23 @@ fn action(
             writeln!(out, "  {} {key}", format!("{sign} {kind}").style(s))?;
             writeln!(out, "      {}", format!("because {reason}").style(st.dim))?;
         }
+        Action::RevokeApiTokens {
+            key,
+            tokens,
+            reason,
+            ..
+        } => {
+            let held = tokens.map_or_else(
+                || "tokens listed when applied".into(),
+                |n| format!("{n} token(s)"),
+            );
+            writeln!(
+                out,
+                "  {} {key} ({held})",
+                format!("{sign} {kind}").style(s)
+            )?;
+            writeln!(out, "      {}", format!("because {reason}").style(st.dim))?;
+        }
         Action::CreateGroup { group, reason } => {
             writeln!(out, "  {} {group}", format!("{sign} {kind}").style(s))?;
             writeln!(out, "      {}", format!("because {reason}").style(st.dim))?;

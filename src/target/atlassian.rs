@@ -16,8 +16,20 @@ use crate::http::{paginate, Auth, HttpClient, HttpError, HttpSettings};
 use crate::model::{key_of, Snapshot, User};
 use crate::plan::Action;
 
-/// Roles whose holders count as admins for `skip_admins`.
-const ADMIN_ROLES: &[&str] = &["org-admin", "site-admin"];
+/// Platform roles whose holders count as admins for `skip_admins`. The v2 user search takes
+/// namespaced role ids (the `platformRole` and `multiDirectoryUserSearchRequest` models of
+/// Atlassian's organization API); bare `org-admin` is not one of them, and whether an unknown id is
+/// ignored (finding nobody) or refused (400) is undocumented.
+const ADMIN_ROLES: &[&str] = &["atlassian/org-admin", "atlassian/site-admin"];
+
+/// The v2 user search's documented default (and idsync's) page size.
+const SEARCH_PAGE: u64 = 50;
+
+/// Atlassian documents that last-active dates can lag by up to 24 hours.
+const LAST_ACTIVE_LAG_HOURS: i64 = 24;
+
+/// What a 401 or 403 from the admin API means for the key, said once for every call.
+const KEY_HINT: &str = "the organization API key (target.admin) is refused: reads (accounts, domains, admin search, API-token inventory) need an organization admin's key with at least the scopes read:accounts:admin and read:domains:admin (and read:tokens:admin with revoke_api_tokens), or one without scopes; revoking API tokens through the user-management API needs a key created without scopes (a scoped key gets 403)";
 
 /// The organization admin API and the user-management API (same key, same host).
 #[derive(Debug)]
@@ -36,6 +48,39 @@ struct OrgAccount {
     last_active: Option<DateTime<Utc>>,
 }
 
+/// What the admin API adds to a SCIM snapshot.
+#[derive(Debug, Default)]
+struct OrgFacts {
+    /// Account ids holding an admin role.
+    admins: Vec<String>,
+    /// Live API tokens per account id, from the token inventory (read only with
+    /// `revoke_api_tokens`; `None` when not read).
+    tokens: Option<HashMap<String, usize>>,
+    /// Accounts held by the organization's other identity-provider directories: account id ->
+    /// directory name.
+    elsewhere: HashMap<String, String>,
+}
+
+/// Adds the key hint to a refusal (401/403) of the admin API.
+fn hint(e: HttpError) -> HttpError {
+    match e {
+        HttpError::Status {
+            api,
+            method,
+            url,
+            status: status @ (401 | 403),
+            detail,
+        } => HttpError::Status {
+            api,
+            method,
+            url,
+            status,
+            detail: format!("{detail}; {KEY_HINT}"),
+        },
+        other => other,
+    }
+}
+
 impl AdminApi {
     #[must_use]
     pub fn new(base_url: &str, org_id: &str, auth: Auth, settings: &HttpSettings) -> AdminApi {
@@ -48,7 +93,9 @@ impl AdminApi {
     /// Every managed account, following `links.next` cursors (pages of about 50).
     async fn accounts(&self) -> Result<Vec<OrgAccount>, HttpError> {
         let path = format!("admin/v1/orgs/{}/users", self.org_id);
-        let data = paginate::cursor_all(&self.http, &path).await?;
+        let data = paginate::cursor_all(&self.http, &path)
+            .await
+            .map_err(hint)?;
         Ok(data
             .iter()
             .filter_map(|a| {
@@ -67,7 +114,9 @@ impl AdminApi {
     /// The organization's verified domains.
     async fn domains(&self) -> Result<Vec<String>, HttpError> {
         let path = format!("admin/v1/orgs/{}/domains", self.org_id);
-        let data = paginate::cursor_all(&self.http, &path).await?;
+        let data = paginate::cursor_all(&self.http, &path)
+            .await
+            .map_err(hint)?;
         Ok(data
             .iter()
             .filter(|d| {
@@ -80,27 +129,30 @@ impl AdminApi {
             .collect())
     }
 
-    /// Account ids holding an admin role.
-    async fn admins(&self) -> Result<Vec<String>, HttpError> {
-        let path = format!("admin/v2/orgs/{}/directories/-/users/search", self.org_id);
+    /// Every account a v2 user search in `directory` (`-`: all of them) finds, with `extra` in the
+    /// body, page by page (the documented default of 50 a page).
+    async fn search(&self, directory: &str, extra: &Value) -> Result<Vec<Value>, HttpError> {
+        let path = format!(
+            "admin/v2/orgs/{}/directories/{directory}/users/search",
+            self.org_id
+        );
         let mut out = Vec::new();
         let mut cursor: Option<String> = None;
         loop {
-            let mut body = json!({"roleIds": ADMIN_ROLES, "limit": 100});
+            let mut body = extra.clone();
+            body["limit"] = json!(SEARCH_PAGE);
             if let Some(c) = &cursor {
                 body["cursor"] = json!(c);
             }
-            let page = self
+            let mut page = self
                 .http
                 .success(Method::POST, &path, &[], Some(&body))
-                .await?
+                .await
+                .map_err(hint)?
                 .json("Atlassian admin API")?;
-            if let Some(data) = page.get("data").and_then(Value::as_array) {
-                out.extend(
-                    data.iter().filter_map(|a| {
-                        a.get("accountId").and_then(Value::as_str).map(String::from)
-                    }),
-                );
+            match page.get_mut("data").map(Value::take) {
+                Some(Value::Array(items)) => out.extend(items),
+                _ => return Err(self.http.malformed(&path, "a page without `data`")),
             }
             cursor = paginate::next_cursor(&page);
             if cursor.is_none() {
@@ -109,18 +161,91 @@ impl AdminApi {
         }
     }
 
-    /// Revokes every API token of an account.
-    async fn revoke_tokens(&self, account_id: &str) -> Result<usize, HttpError> {
+    /// Account ids holding an org or site admin role, as the search's role filter finds them. The
+    /// answer is trusted as it comes: a client-side check of `platformRoles` in a shape idsync
+    /// misreads would drop real admins, and over-protecting is the safe side.
+    async fn admins(&self) -> Result<Vec<String>, HttpError> {
+        let found = self.search("-", &json!({"roleIds": ADMIN_ROLES})).await?;
+        Ok(found
+            .iter()
+            .filter_map(|a| a.get("accountId").and_then(Value::as_str).map(String::from))
+            .collect())
+    }
+
+    /// Live API tokens per account, from the organization's token inventory (the API Access API);
+    /// `None` when the organization or key has no inventory (403 or 404: it may need the
+    /// `read:tokens:admin` scope, or an Atlassian Guard subscription).
+    async fn token_inventory(&self) -> Result<Option<HashMap<String, usize>>, HttpError> {
+        let path = format!("admin/api-access/v1/orgs/{}/api-tokens", self.org_id);
+        let data = match paginate::cursor_all(&self.http, &path).await {
+            Ok(data) => data,
+            Err(e) if matches!(e.status(), Some(403 | 404)) => return Ok(None),
+            Err(e) => return Err(hint(e)),
+        };
+        let mut out: HashMap<String, usize> = HashMap::new();
+        for t in &data {
+            let live = t
+                .get("status")
+                .and_then(Value::as_str)
+                .map_or(true, |s| s.eq_ignore_ascii_case("active"));
+            if let (true, Some(user)) = (live, t.pointer("/user/id").and_then(Value::as_str)) {
+                *out.entry(user.to_string()).or_default() += 1;
+            }
+        }
+        Ok(Some(out))
+    }
+
+    /// Accounts held by the organization's identity-provider directories other than `ours`:
+    /// account id -> directory name. Creating such an account through our directory would link an
+    /// account another directory owns.
+    /// `None` when the key may not list directories (403/404: `read:directories:admin`).
+    async fn held_elsewhere(
+        &self,
+        ours: &str,
+    ) -> Result<Option<HashMap<String, String>>, HttpError> {
+        let path = format!("admin/v2/orgs/{}/directories", self.org_id);
+        let dirs = match paginate::cursor_all(&self.http, &path).await {
+            Ok(dirs) => dirs,
+            Err(e) if matches!(e.status(), Some(403 | 404)) => return Ok(None),
+            Err(e) => return Err(hint(e)),
+        };
+        let mut out = HashMap::new();
+        for d in &dirs {
+            let Some(id) = d.get("directoryId").and_then(Value::as_str) else {
+                continue;
+            };
+            if id == ours {
+                continue;
+            }
+            let name = d.get("name").and_then(Value::as_str).unwrap_or(id);
+            for a in self.search(id, &json!({})).await? {
+                if let Some(acc) = a.get("accountId").and_then(Value::as_str) {
+                    out.entry(acc.to_string())
+                        .or_insert_with(|| name.to_string());
+                }
+            }
+        }
+        Ok(Some(out))
+    }
+
+    /// The ids of an account's API tokens (user-management API: needs a key without scopes).
+    async fn token_ids(&self, account_id: &str) -> Result<Vec<String>, HttpError> {
         let path = format!("users/{account_id}/manage/api-tokens");
-        let tokens = self.http.get_json(&path, &[]).await?;
-        let ids: Vec<String> = tokens
+        let tokens = self.http.get_json(&path, &[]).await.map_err(hint)?;
+        Ok(tokens
             .as_array()
             .map(|t| {
                 t.iter()
                     .filter_map(|x| x.get("id").and_then(Value::as_str).map(String::from))
                     .collect()
             })
-            .unwrap_or_default();
+            .unwrap_or_default())
+    }
+
+    /// Revokes every API token of an account; returns how many it revoked.
+    async fn revoke_tokens(&self, account_id: &str) -> Result<usize, HttpError> {
+        let path = format!("users/{account_id}/manage/api-tokens");
+        let ids = self.token_ids(account_id).await?;
         for id in &ids {
             let reply = self
                 .http
@@ -128,14 +253,15 @@ impl AdminApi {
                 .await?;
             // Already gone (a retried revocation) is what we wanted.
             if !reply.status.is_success() && reply.status.as_u16() != 404 {
-                return Err(self.http.status_error(&reply));
+                return Err(hint(self.http.status_error(&reply)));
             }
         }
         Ok(ids.len())
     }
 }
 
-/// A date (`2026-10-01`) or a moment (RFC 3339).
+/// A date (`2026-10-01`: the end of that day, UTC, since the account may have been active until
+/// then) or a moment (RFC 3339).
 fn parse_when(s: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
@@ -143,9 +269,18 @@ fn parse_when(s: &str) -> Option<DateTime<Utc>> {
         .or_else(|| {
             NaiveDate::parse_from_str(s, "%Y-%m-%d")
                 .ok()?
-                .and_hms_opt(0, 0, 0)
+                .and_hms_opt(23, 59, 59)
                 .map(|t| t.and_utc())
         })
+}
+
+/// The SCIM directory id in a base URL `…/scim/directory/{id}`.
+fn directory_id(base_url: &str) -> Option<String> {
+    let (_, rest) = base_url.split_once("/directory/")?;
+    rest.split('/')
+        .next()
+        .filter(|s| !s.is_empty())
+        .map(String::from)
 }
 
 /// An Atlassian Cloud organization.
@@ -154,6 +289,8 @@ pub struct AtlassianTarget {
     dir: ScimDirectory,
     admin: Option<AdminApi>,
     revoke_api_tokens: bool,
+    skip_admins: bool,
+    warnings: Vec<String>,
 }
 
 impl AtlassianTarget {
@@ -162,12 +299,48 @@ impl AtlassianTarget {
         dir: ScimDirectory,
         admin: Option<AdminApi>,
         revoke_api_tokens: bool,
+        skip_admins: bool,
     ) -> AtlassianTarget {
         AtlassianTarget {
             dir,
             admin,
             revoke_api_tokens,
+            skip_admins,
+            warnings: Vec::new(),
         }
+    }
+}
+
+impl AtlassianTarget {
+    /// Without the token inventory: lists the tokens of each deactivated user (the ones a plan may
+    /// have to revoke again), `max_concurrency` at a time. An active user's tokens stay unknown;
+    /// deactivating them plans a revocation that lists them when applied.
+    async fn list_tokens_of_deactivated(&mut self, snap: &mut Snapshot) -> Result<(), HttpError> {
+        use futures_util::stream::{self, StreamExt, TryStreamExt};
+        let Some(admin) = &self.admin else {
+            return Ok(());
+        };
+        let wanted: Vec<(usize, String)> = snap
+            .users
+            .iter()
+            .enumerate()
+            .filter(|(_, u)| u.in_directory && !u.active)
+            .filter_map(|(i, u)| u.account_id.clone().map(|a| (i, a)))
+            .collect();
+        self.warnings.push(format!(
+            "the organization's API-token inventory is not available to this key (it needs read:tokens:admin, and may need Atlassian Guard): idsync lists each deactivated user's tokens instead ({} request(s))",
+            wanted.len()
+        ));
+        let width = self.dir.http.concurrency().max(1);
+        let counts: Vec<(usize, usize)> = stream::iter(wanted)
+            .map(|(i, a)| async move { admin.token_ids(&a).await.map(|t| (i, t.len())) })
+            .buffer_unordered(width)
+            .try_collect()
+            .await?;
+        for (i, n) in counts {
+            snap.users[i].api_tokens = Some(n);
+        }
+        Ok(())
     }
 }
 
@@ -185,43 +358,91 @@ impl Target for AtlassianTarget {
         self.dir.http.requests() + self.admin.as_ref().map_or(0, |a| a.http.requests())
     }
 
+    fn warnings(&self) -> Vec<String> {
+        self.warnings.clone()
+    }
+
+    fn last_active_lag(&self) -> chrono::Duration {
+        if self.admin.is_some() {
+            chrono::Duration::hours(LAST_ACTIVE_LAG_HOURS)
+        } else {
+            chrono::Duration::zero()
+        }
+    }
+
     async fn snapshot(&mut self) -> Result<Snapshot, TargetError> {
+        self.warnings.clear();
         let Some(admin) = &self.admin else {
             return Ok(self.dir.snapshot().await?);
         };
-        let (mut snap, accounts, admins, domains) = tokio::try_join!(
+        let ours = directory_id(&self.dir.http.url(""));
+        let revoke = self.revoke_api_tokens;
+        let elsewhere = async {
+            match &ours {
+                Some(ours) => admin.held_elsewhere(ours).await,
+                None => Ok(None),
+            }
+        };
+        let tokens = async {
+            if revoke {
+                admin.token_inventory().await.map(|t| (true, t))
+            } else {
+                Ok((false, None))
+            }
+        };
+        let (mut snap, accounts, admins, domains, tokens, elsewhere) = tokio::try_join!(
             self.dir.snapshot(),
             admin.accounts(),
             admin.admins(),
-            admin.domains()
+            admin.domains(),
+            tokens,
+            elsewhere
         )?;
-        merge_org(&mut snap, &accounts, &admins);
+        if elsewhere.is_none() {
+            self.warnings.push(match &ours {
+                Some(_) => "the organization's identity-provider directories could not be listed with this key (it needs read:directories:admin): accounts outside this SCIM directory are linked without checking whether another directory holds them".to_string(),
+                None => "the SCIM base URL does not name its directory (…/scim/directory/<id>): accounts outside this SCIM directory are linked without checking whether another directory holds them".to_string(),
+            });
+        }
+        if self.skip_admins && admins.is_empty() {
+            self.warnings.push(format!(
+                "cleanup.skip_admins found no organization or site admin in organization {} (every organization has at least one org admin): check that the admin search works with this API key; until then nobody is treated as an admin",
+                admin.org_id
+            ));
+        }
+        let (asked, tokens) = tokens;
+        let inventory = tokens.is_some();
+        let facts = OrgFacts {
+            admins,
+            tokens,
+            elsewhere: elsewhere.unwrap_or_default(),
+        };
+        merge_org(&mut snap, &accounts, &facts);
+        if asked && !inventory {
+            self.list_tokens_of_deactivated(&mut snap).await?;
+        }
         snap.verified_domains = Some(domains);
         Ok(snap)
     }
 
     async fn apply(&self, action: &Action) -> Result<(), ActionError> {
-        self.dir.apply(action).await?;
-        if let (
-            Action::DeactivateUser {
-                key, account_id, ..
-            },
-            true,
-            Some(admin),
-        ) = (action, self.revoke_api_tokens, &self.admin)
+        if let Action::RevokeApiTokens {
+            key, account_id, ..
+        } = action
         {
-            let Some(account) = account_id else {
+            let Some(admin) = &self.admin else {
                 return Err(ActionError(format!(
-                    "{key} was deactivated, but its API tokens could not be revoked: no Atlassian account id is known"
+                    "{key}: revoking API tokens needs the organization admin API (target.admin)"
                 )));
             };
-            admin.revoke_tokens(account).await.map_err(|e| {
+            admin.revoke_tokens(account_id).await.map_err(|e| {
                 ActionError(format!(
-                    "{key} was deactivated, but revoking its API tokens failed: {e}"
+                    "revoking the API tokens of {key} (deactivated) failed, so they still work; the next plan plans the revocation again: {e}"
                 ))
             })?;
+            return Ok(());
         }
-        Ok(())
+        self.dir.apply(action).await
     }
 
     async fn finish(&mut self) -> Result<(), TargetError> {
@@ -231,7 +452,8 @@ impl Target for AtlassianTarget {
 
 /// Adds what the admin API knows to the SCIM snapshot: last-active dates and admin roles on directory
 /// users, and the active accounts the directory lacks (to be linked).
-fn merge_org(snap: &mut Snapshot, accounts: &[OrgAccount], admins: &[String]) {
+fn merge_org(snap: &mut Snapshot, accounts: &[OrgAccount], facts: &OrgFacts) {
+    let admins = &facts.admins;
     let mut by_account: HashMap<String, usize> = HashMap::new();
     let mut by_key: HashMap<String, usize> = HashMap::new();
     for (i, u) in snap.users.iter().enumerate() {
@@ -267,11 +489,19 @@ fn merge_org(snap: &mut Snapshot, accounts: &[OrgAccount], admins: &[String]) {
                 u.in_directory = false;
                 u.last_active = a.last_active;
                 u.admin = admins.contains(&a.account_id);
+                u.owned_by_directory = facts.elsewhere.get(&a.account_id).cloned();
                 extra.push(u);
             }
         }
     }
     snap.users.extend(extra);
+    if let Some(tokens) = &facts.tokens {
+        for u in &mut snap.users {
+            if let Some(a) = &u.account_id {
+                u.api_tokens = Some(tokens.get(a).copied().unwrap_or(0));
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -289,9 +519,18 @@ mod tests {
         assert_eq!(next(""), None);
         assert_eq!(
             parse_when("2026-10-01").unwrap().to_rfc3339(),
-            "2026-10-01T00:00:00+00:00"
+            "2026-10-01T23:59:59+00:00"
         );
         assert!(parse_when("2026-10-01T12:00:00Z").is_some());
+        assert_eq!(
+            directory_id("https://api.atlassian.com/scim/directory/abc-123").as_deref(),
+            Some("abc-123")
+        );
+        assert_eq!(
+            directory_id("http://127.0.0.1:1/scim/directory/d/").as_deref(),
+            Some("d")
+        );
+        assert_eq!(directory_id("https://scim.example.net/v2"), None);
         assert!(parse_when("yesterday").is_none());
     }
 
@@ -326,7 +565,11 @@ mod tests {
                 last_active: None,
             },
         ];
-        merge_org(&mut snap, &accounts, &["acc-ana".to_string()]);
+        let facts = OrgFacts {
+            admins: vec!["acc-ana".to_string()],
+            ..OrgFacts::default()
+        };
+        merge_org(&mut snap, &accounts, &facts);
         assert_eq!(snap.users.len(), 2);
         assert!(snap.users[0].admin && snap.users[0].last_active.is_some());
         assert!(

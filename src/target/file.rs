@@ -223,6 +223,10 @@ impl Target for FileTarget {
                 let i = st.user(id)?;
                 st.snap.users[i].active = false;
             }
+            Action::RevokeApiTokens { key, .. } => {
+                let i = st.user(key)?;
+                st.snap.users[i].api_tokens = Some(0);
+            }
         }
         st.dirty = true;
         Ok(())

@@ -68,6 +68,15 @@ pub trait Target: Send + Sync {
     }
     /// Reads every user and group, completely, or fails.
     async fn snapshot(&mut self) -> Result<Snapshot, TargetError>;
+    /// What the last snapshot found that a reviewer should know (e.g. `skip_admins` found no admin).
+    fn warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
+    /// How late the target's last-active dates may be (Atlassian documents up to 24 hours): a grace
+    /// period is measured from the reported moment plus this.
+    fn last_active_lag(&self) -> chrono::Duration {
+        chrono::Duration::zero()
+    }
     /// Applies one action. Actions of one kind may run concurrently.
     async fn apply(&self, action: &Action) -> Result<(), ActionError>;
     /// Makes what was applied durable.
@@ -94,13 +103,10 @@ pub fn build(config: &Config, config_dir: &Path) -> Result<Box<dyn Target>, Targ
         ))),
         TargetConfig::Scim(s) => {
             let auth = bearer("target", s.token.as_ref(), s.token_file.as_ref())?;
-            Box::new(ScimTarget::new(ScimDirectory::new(
-                "SCIM",
-                &s.base_url,
-                auth,
-                s.page_size,
-                &s.http,
-            )))
+            Box::new(ScimTarget::new(
+                ScimDirectory::new("SCIM", &s.base_url, auth, s.page_size, &s.http)
+                    .with_member_removal(s.member_removal),
+            ))
         }
         TargetConfig::Atlassian(a) => {
             let auth = bearer(
@@ -114,7 +120,8 @@ pub fn build(config: &Config, config_dir: &Path) -> Result<Box<dyn Target>, Targ
                 auth,
                 a.scim.page_size,
                 &a.http,
-            );
+            )
+            .with_member_removal(a.scim.member_removal);
             let admin = match &a.admin {
                 Some(adm) => Some(atlassian::AdminApi::new(
                     &adm.base_url,
@@ -128,6 +135,7 @@ pub fn build(config: &Config, config_dir: &Path) -> Result<Box<dyn Target>, Targ
                 dir,
                 admin,
                 config.cleanup.revoke_api_tokens,
+                config.cleanup.skip_admins,
             ))
         }
     })

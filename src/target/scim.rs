@@ -2,9 +2,21 @@
 //!
 //! Reads users and groups page by page (members come with the group listing: no per-user calls);
 //! writes with POST (create), PatchOp PATCH (changed attributes only, `active`, membership batches),
-//! never DELETE. A retried create that meets 409 resolves to the existing object.
+//! never DELETE. A create that meets 409 adopts the existing object and brings its fields in line.
+//!
+//! Members are removed with RFC 7644's filter form (§3.5.2.2), one operation per member:
+//! `{"op":"remove","path":"members[value eq \"ID\"]"}`. The value-list form
+//! (`"path":"members","value":[…]`) is Microsoft Entra's habit: a strict server refuses it (400) and
+//! one that follows the RFC to the letter reads "remove `members`" as "remove every member". For
+//! Atlassian the filter form is chosen on this evidence: Atlassian's own OpenAPI spec (teamapis
+//! user-provisioning, PATCH /Groups/{id}) shows only an `add` example and defers to RFC 7644; Okta's
+//! SCIM 2.0 client, one of the IdPs Atlassian documents for user provisioning, removes group members
+//! with exactly this filter form (developer.okta.com/docs/api/openapi/okta-scim/guides/scim-20,
+//! "Update a specific Group membership"). Not verified against a live Atlassian tenant.
+//! `member_removal: value_list` keeps the other form for servers that need it. Either way, every removal is confirmed by re-reading the group: a group that lost members
+//! idsync did not remove fails the action, naming them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
@@ -12,6 +24,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Map, Value};
 
 use super::{ActionError, Target, TargetError};
+use crate::config::MemberRemoval;
 use crate::http::{paginate, Auth, HttpClient, HttpError, HttpSettings};
 use crate::model::{Group, LeftOut, Snapshot, User};
 use crate::plan::{Action, FieldChange, Member, UserFields};
@@ -44,6 +57,12 @@ const ENTERPRISE_ATTRIBUTES: &[&str] = &[
 pub struct ScimDirectory {
     pub http: HttpClient,
     page_size: usize,
+    member_removal: MemberRemoval,
+    /// Members of each group (by group id) that must stay after a removal: those the last snapshot
+    /// read and those this apply added (member id -> how to name it).
+    kept_members: Mutex<HashMap<String, HashMap<String, String>>>,
+    /// Member ids being removed from each group (by group id) during this apply.
+    removing: Mutex<HashMap<String, HashSet<String>>>,
     /// SCIM ids of users created or found during this apply, by key.
     users: Mutex<HashMap<String, String>>,
     /// SCIM ids of groups created or found during this apply, by name.
@@ -63,9 +82,19 @@ impl ScimDirectory {
             http: HttpClient::new(api, base_url, auth, settings)
                 .with_content_type("application/scim+json"),
             page_size: page_size.max(1),
+            member_removal: MemberRemoval::Filter,
+            kept_members: Mutex::new(HashMap::new()),
+            removing: Mutex::new(HashMap::new()),
             users: Mutex::new(HashMap::new()),
             groups: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// How this directory removes group members.
+    #[must_use]
+    pub fn with_member_removal(mut self, form: MemberRemoval) -> ScimDirectory {
+        self.member_removal = form;
+        self
     }
 
     /// Every user and group; members come with the groups, as SCIM ids mapped back to emails.
@@ -94,6 +123,23 @@ impl ScimDirectory {
             .iter()
             .filter_map(|u| u.id.as_deref().map(|id| (id, u.email.as_str())))
             .collect();
+        let mut kept = HashMap::with_capacity(groups.len());
+        for g in &groups {
+            if let Some(id) = g.get("id").and_then(Value::as_str) {
+                let members = member_ids(g)
+                    .into_iter()
+                    .map(|m| {
+                        let name = email_of
+                            .get(m.as_str())
+                            .map_or_else(|| m.clone(), |e| (*e).to_string());
+                        (m, name)
+                    })
+                    .collect();
+                kept.insert(id.to_string(), members);
+            }
+        }
+        *self.kept_members.lock().expect("not poisoned") = kept;
+        self.removing.lock().expect("not poisoned").clear();
         let groups = groups
             .iter()
             .filter_map(|g| {
@@ -200,6 +246,13 @@ impl ScimDirectory {
                     vec![json!({"op": "add", "path": "members", "value": values})],
                 )
                 .await?;
+                let mut kept = self.kept_members.lock().expect("not poisoned");
+                let kept = kept.entry(gid).or_default();
+                for (m, v) in members.iter().zip(&values) {
+                    if let Some(id) = v.get("value").and_then(Value::as_str) {
+                        kept.insert(id.to_string(), m.key.clone());
+                    }
+                }
             }
             Action::RemoveMembers {
                 group,
@@ -209,18 +262,96 @@ impl ScimDirectory {
             } => {
                 let gid = self.group_id(group, Some(group_id)).await?;
                 let values = self.member_values(members).await?;
-                self.patch(
-                    &format!("Groups/{}", seg(&gid)),
-                    vec![json!({"op": "remove", "path": "members", "value": values})],
-                )
-                .await?;
+                let ids: Vec<String> = values
+                    .iter()
+                    .filter_map(|v| v.get("value").and_then(Value::as_str).map(String::from))
+                    .collect();
+                self.removing
+                    .lock()
+                    .expect("not poisoned")
+                    .entry(gid.clone())
+                    .or_default()
+                    .extend(ids.iter().cloned());
+                let ops = removal_ops(self.member_removal, &ids);
+                self.patch(&format!("Groups/{}", seg(&gid)), ops).await?;
+                self.confirm_removal(group, &gid, members, &ids).await?;
+            }
+            Action::RevokeApiTokens { key, .. } => {
+                return Err(ActionError(format!(
+                    "{key}: a SCIM directory cannot revoke API tokens (only an Atlassian target with `admin:` can)"
+                )));
             }
         }
         Ok(())
     }
 
-    /// POST /Users; a 409 (already there, e.g. a retried create that had succeeded) resolves to the
-    /// existing user.
+    /// Re-reads a group after a removal: the removed members must be gone, and every member the
+    /// snapshot saw must still be there unless this apply removed it. A server that read the removal
+    /// as "remove every member" is caught here, naming who was lost.
+    async fn confirm_removal(
+        &self,
+        group: &str,
+        gid: &str,
+        members: &[Member],
+        ids: &[String],
+    ) -> Result<(), ActionError> {
+        let now = member_ids(
+            &self
+                .http
+                .get_json(&format!("Groups/{}", seg(gid)), &[])
+                .await?,
+        );
+        let key_of = |id: &str| {
+            members
+                .iter()
+                .zip(ids)
+                .find(|(_, i)| i.as_str() == id)
+                .map_or_else(|| id.to_string(), |(m, _)| m.key.clone())
+        };
+        let left: Vec<String> = ids
+            .iter()
+            .filter(|i| now.contains(*i))
+            .map(|i| key_of(i))
+            .collect();
+        if !left.is_empty() {
+            return Err(ActionError(format!(
+                "group {group}: the server accepted the removal, but {} of the {} member(s) removed are still members (e.g. {}); check member_removal for this server",
+                left.len(),
+                ids.len(),
+                left[0]
+            )));
+        }
+        let lost: Vec<String> = {
+            let kept = self.kept_members.lock().expect("not poisoned");
+            let removing = self.removing.lock().expect("not poisoned");
+            let mut lost: Vec<String> = kept
+                .get(gid)
+                .map(|before| {
+                    before
+                        .iter()
+                        .filter(|(m, _)| !now.contains(*m))
+                        .filter(|(m, _)| !removing.get(gid).is_some_and(|r| r.contains(*m)))
+                        .map(|(_, name)| name.clone())
+                        .collect()
+                })
+                .unwrap_or_default();
+            lost.sort();
+            lost
+        };
+        if !lost.is_empty() {
+            return Err(ActionError(format!(
+                "group {group} lost {} member(s) idsync did not remove ({}{}): the server may have read the removal as \"remove every member\"; it now has {} member(s). Restore them (the next plan adds back those idsync derives) and set member_removal for this server",
+                lost.len(),
+                lost.iter().take(5).cloned().collect::<Vec<_>>().join(", "),
+                if lost.len() > 5 { ", …" } else { "" },
+                now.len()
+            )));
+        }
+        Ok(())
+    }
+
+    /// POST /Users; a 409 (already there: a retried create that had succeeded, or an account made
+    /// elsewhere) adopts the existing user and brings its fields in line in the same apply.
     async fn create_user(&self, user: &UserFields) -> Result<String, ActionError> {
         let body = user_body(user);
         let reply = self
@@ -234,11 +365,37 @@ impl ScimDirectory {
         }
         if reply.status == StatusCode::CONFLICT {
             let name = user.user_name.as_deref().unwrap_or(&user.email);
-            if let Some(found) = self.find("Users", "userName", name).await? {
+            let found = match self.find("Users", "userName", name).await? {
+                Some(id) => Some(id),
+                None if name != user.email => self.find("Users", "userName", &user.email).await?,
+                None => None,
+            };
+            if let Some(found) = found {
+                self.adopt(&found, user).await?;
                 return Ok(found);
             }
         }
         Err(self.http.status_error(&reply).into())
+    }
+
+    /// Brings an existing user's fields (and `active`) in line with what the create asked for.
+    async fn adopt(&self, id: &str, want: &UserFields) -> Result<(), ActionError> {
+        let path = format!("Users/{}", seg(id));
+        let have = self.http.get_json(&path, &[]).await?;
+        let Some(have) = user_from_scim(&have) else {
+            return Ok(());
+        };
+        let mut ops: Vec<Value> = adoption_changes(want, &have)
+            .iter()
+            .map(change_op)
+            .collect();
+        if !have.active {
+            ops.push(json!({"op": "replace", "path": "active", "value": true}));
+        }
+        if !ops.is_empty() {
+            self.patch(&path, ops).await?;
+        }
+        Ok(())
     }
 
     async fn create_group(&self, name: &str) -> Result<String, ActionError> {
@@ -324,6 +481,79 @@ impl ScimDirectory {
         }
         Ok(out)
     }
+}
+
+/// The member ids a SCIM group lists.
+fn member_ids(g: &Value) -> HashSet<String> {
+    g.get("members")
+        .and_then(Value::as_array)
+        .map(|ms| {
+            ms.iter()
+                .filter_map(|m| m.get("value").and_then(Value::as_str).map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The PatchOp operations that remove these members. Never an operation that a server could read
+/// as "remove every member": the filter form names one member per operation, and the value-list
+/// form is only built with at least one value.
+fn removal_ops(form: MemberRemoval, ids: &[String]) -> Vec<Value> {
+    match form {
+        MemberRemoval::Filter => ids
+            .iter()
+            .map(|id| {
+                json!({
+                    "op": "remove",
+                    "path": format!("members[value eq \"{}\"]", id.replace('\\', "\\\\").replace('"', "\\\"")),
+                })
+            })
+            .collect(),
+        MemberRemoval::ValueList if ids.is_empty() => Vec::new(),
+        MemberRemoval::ValueList => {
+            let values: Vec<Value> = ids.iter().map(|id| json!({"value": id})).collect();
+            vec![json!({"op": "remove", "path": "members", "value": values})]
+        }
+    }
+}
+
+/// The fields an adopted user must change to be what the create asked for.
+fn adoption_changes(want: &UserFields, have: &User) -> Vec<FieldChange> {
+    let mut out = Vec::new();
+    let mut push = |field: &str, from: Option<String>, to: &str| {
+        out.push(FieldChange {
+            field: field.into(),
+            from,
+            to: to.to_string(),
+            reason: "adopted on create (409)".into(),
+        });
+    };
+    if !want.email.eq_ignore_ascii_case(&have.email) {
+        push("email", Some(have.email.clone()), &want.email);
+    }
+    if let Some(w) = &want.user_name {
+        if !w.eq_ignore_ascii_case(have.user_name()) {
+            push("userName", Some(have.user_name().to_string()), w);
+        }
+    }
+    for (field, w, h) in [
+        ("externalId", &want.external_id, &have.external_id),
+        ("givenName", &want.given_name, &have.given_name),
+        ("familyName", &want.family_name, &have.family_name),
+        ("displayName", &want.display_name, &have.display_name),
+    ] {
+        if let Some(w) = w {
+            if h.as_deref() != Some(w.as_str()) {
+                push(field, h.clone(), w);
+            }
+        }
+    }
+    for (k, w) in &want.attributes {
+        if have.attributes.get(k) != Some(w) {
+            push(k, have.attributes.get(k).cloned(), w);
+        }
+    }
+    out
 }
 
 /// A path segment, percent-encoded.
@@ -514,6 +744,51 @@ mod tests {
         );
         assert_eq!(v[ENTERPRISE]["department"], "R&D");
         assert_eq!(v["title"], "Engineer");
+    }
+
+    #[test]
+    fn removals_name_each_member_and_never_remove_all() {
+        let ids = vec!["u1".to_string(), "we\"ird".to_string()];
+        let ops = removal_ops(MemberRemoval::Filter, &ids);
+        assert_eq!(
+            ops,
+            vec![
+                json!({"op": "remove", "path": "members[value eq \"u1\"]"}),
+                json!({"op": "remove", "path": "members[value eq \"we\\\"ird\"]"}),
+            ]
+        );
+        let list = removal_ops(MemberRemoval::ValueList, &ids);
+        assert_eq!(list.len(), 1);
+        assert_eq!(list[0]["value"][1]["value"], "we\"ird");
+        // Nothing to remove is no operation at all: never a bare `remove members`.
+        assert!(removal_ops(MemberRemoval::Filter, &[]).is_empty());
+        assert!(removal_ops(MemberRemoval::ValueList, &[]).is_empty());
+        for op in ops.iter().chain(&list) {
+            assert!(
+                op["path"] != "members" || op["value"].as_array().is_some_and(|v| !v.is_empty())
+            );
+        }
+    }
+
+    #[test]
+    fn an_adopted_user_gets_only_the_fields_that_differ() {
+        let mut have = User::new("carol.jones@example.com");
+        have.user_name = Some("carol@example.com".into());
+        have.display_name = Some("C. Jones".into());
+        have.given_name = Some("Carol".into());
+        let want = UserFields {
+            email: "carol@example.com".into(),
+            user_name: Some("Carol@Example.com".into()),
+            external_id: Some("00u3".into()),
+            given_name: Some("Carol".into()),
+            display_name: Some("Carol Jones".into()),
+            ..UserFields::default()
+        };
+        let fields: Vec<String> = adoption_changes(&want, &have)
+            .into_iter()
+            .map(|c| c.field)
+            .collect();
+        assert_eq!(fields, vec!["email", "externalId", "displayName"]);
     }
 
     #[test]

@@ -58,6 +58,51 @@ pub struct FakeConfig {
     pub max_members_per_patch: usize,
     /// A delay applied to every request.
     pub latency: Duration,
+    /// What the v2 user search does with a role id it does not know (undocumented, so both).
+    pub unknown_role_ids: UnknownRoleIds,
+    /// What a group PATCH does with `{"op":"remove","path":"members","value":[…]}`.
+    pub value_list_removal: ValueListRemoval,
+    /// The org API key was created with scopes: the user-management API (API tokens) answers 403,
+    /// as Atlassian does for scoped keys.
+    pub scoped_org_key: bool,
+    /// The organization's other identity-provider directories: (id, name).
+    pub other_directories: Vec<(String, String)>,
+    /// The API-token inventory (API Access API) answers; false: 403, as for a key or an
+    /// organization without it.
+    pub token_inventory: bool,
+    /// The org API key lacks the read scopes: every organization admin API call answers 403.
+    pub org_reads_forbidden: bool,
+}
+
+/// The platform role ids Atlassian documents (the `platformRole` model).
+pub const KNOWN_ROLE_IDS: &[&str] = &[
+    "atlassian/org-admin",
+    "atlassian/site-admin",
+    "atlassian/admin",
+    "atlassian/user",
+    "atlassian/user-access-admin",
+    "atlassian/guest",
+    "atlassian/basic",
+];
+
+/// How the search treats an unknown role id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnknownRoleIds {
+    /// It matches nobody.
+    Ignore,
+    /// 400 with an `errors` body.
+    Refuse,
+}
+
+/// How a group PATCH treats the value-list removal form.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ValueListRemoval {
+    /// Removes the listed members (Entra's reading).
+    Honour,
+    /// 400 invalidPath (a strict server).
+    Refuse,
+    /// RFC 7644 to the letter: `remove` of `members` with no filter removes every member.
+    RemoveAll,
 }
 
 impl Default for FakeConfig {
@@ -73,6 +118,12 @@ impl Default for FakeConfig {
             patch_returns_204: false,
             max_members_per_patch: 10_000,
             latency: Duration::ZERO,
+            unknown_role_ids: UnknownRoleIds::Ignore,
+            value_list_removal: ValueListRemoval::Honour,
+            scoped_org_key: false,
+            other_directories: Vec::new(),
+            token_inventory: true,
+            org_reads_forbidden: false,
         }
     }
 }
@@ -228,9 +279,11 @@ pub struct OrgAccount {
     pub status: String,
     pub last_active: Option<String>,
     pub access_billable: bool,
-    /// Platform roles: "org-admin", "site-admin".
+    /// Platform role ids: "atlassian/org-admin", "atlassian/site-admin".
     pub roles: BTreeSet<String>,
     pub api_tokens: Vec<ApiToken>,
+    /// The other identity-provider directory that holds this account, if any.
+    pub directory: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -252,6 +305,8 @@ pub struct State {
     pub groups: Vec<ScimGroup>,
     /// In creation order.
     pub accounts: Vec<OrgAccount>,
+    /// The `limit` of every v2 user search, in order (`None`: not sent).
+    pub search_limits: Vec<Option<u64>>,
     next_id: u64,
     ticks: i64,
 }
@@ -264,6 +319,7 @@ impl State {
             users: Vec::new(),
             groups: Vec::new(),
             accounts: Vec::new(),
+            search_limits: Vec::new(),
             next_id: 0,
             ticks: 0,
         }
@@ -343,6 +399,7 @@ impl State {
             access_billable: true,
             roles: BTreeSet::new(),
             api_tokens: Vec::new(),
+            directory: None,
         });
         self.accounts.len() - 1
     }
@@ -685,11 +742,25 @@ impl FakeAtlassian {
         id
     }
 
-    /// Gives the account with this email a platform role ("org-admin" or "site-admin").
+    /// Gives the account with this email a platform role ("org-admin" or "site-admin", stored
+    /// under Atlassian's namespace, "atlassian/org-admin").
     pub fn set_admin(&self, email: &str, role: &str) {
         let mut state = self.state();
         let i = account_for(&state, email);
-        state.accounts[i].roles.insert(role.to_owned());
+        let role = if role.contains('/') {
+            role.to_owned()
+        } else {
+            format!("atlassian/{role}")
+        };
+        state.accounts[i].roles.insert(role);
+    }
+
+    /// Puts the account with this email in another identity-provider directory of the
+    /// organization (one of `config.other_directories`).
+    pub fn set_directory(&self, email: &str, directory_id: &str) {
+        let mut state = self.state();
+        let i = account_for(&state, email);
+        state.accounts[i].directory = Some(directory_id.to_owned());
     }
 
     /// Gives the account with this email an API token.
@@ -837,7 +908,7 @@ pub enum Failure {
     },
     /// A missing or wrong bearer token: `{"error":"Unauthorized","traceId":...}`.
     Unauthorized,
-    /// An error of the org admin API: `{"code":404,"message":...}`.
+    /// An error of the org admin API: `{"errors":[{"code","title","detail"}]}`.
     Admin { status: StatusCode, message: String },
 }
 
@@ -909,7 +980,11 @@ impl IntoResponse for Failure {
                 (StatusCode::UNAUTHORIZED, Json(body)).into_response()
             }
             Failure::Admin { status, message } => {
-                let body = json!({ "code": status.as_u16(), "message": message });
+                let body = json!({ "errors": [{
+                    "code": format!("ADMIN-{}", status.as_u16()),
+                    "title": status.canonical_reason().unwrap_or("Error"),
+                    "detail": message,
+                }] });
                 (status, Json(body)).into_response()
             }
         }
@@ -974,6 +1049,12 @@ fn scim_guard(state: &State, headers: &HeaderMap, directory: &str) -> Result<(),
 /// Checks the org token and the org id.
 fn org_guard(state: &State, headers: &HeaderMap, org: &str) -> Result<(), Failure> {
     check_token(headers, &state.config.org_token)?;
+    if state.config.org_reads_forbidden {
+        return Err(Failure::admin(
+            StatusCode::FORBIDDEN,
+            "the API key does not have the scope this operation needs",
+        ));
+    }
     if org == state.config.org_id {
         Ok(())
     } else {
@@ -1034,8 +1115,13 @@ fn router(state: Shared) -> Router {
         .route("/admin/v1/orgs/{org}/users", get(org_users))
         .route("/admin/v1/orgs/{org}/domains", get(org_domains))
         .route(
-            "/admin/v2/orgs/{org}/directories/-/users/search",
+            "/admin/v2/orgs/{org}/directories/{dir}/users/search",
             post(search_users),
+        )
+        .route("/admin/v2/orgs/{org}/directories", get(org_directories))
+        .route(
+            "/admin/api-access/v1/orgs/{org}/api-tokens",
+            get(token_inventory),
         )
         .route("/users/{account}/manage/api-tokens", get(list_api_tokens))
         .route(
@@ -1609,13 +1695,21 @@ async fn patch_group(
                 group.members.clear();
                 add_members(&mut group, ids);
             }
-            ("remove", Some(p)) if p.eq_ignore_ascii_case("members") => match value {
-                None => group.members.clear(),
-                Some(_) => {
-                    let ids = member_ids(value, max)?;
-                    group.members.retain(|m| !ids.contains(m));
+            ("remove", Some(p)) if p.eq_ignore_ascii_case("members") => {
+                match (value, state.config.value_list_removal) {
+                    (None, _) | (Some(_), ValueListRemoval::RemoveAll) => group.members.clear(),
+                    (Some(_), ValueListRemoval::Refuse) => {
+                        return Err(Failure::bad(
+                            "invalidPath",
+                            "remove of \"members\" takes a filter path (members[value eq \"…\"]), not a value",
+                        ))
+                    }
+                    (Some(_), ValueListRemoval::Honour) => {
+                        let ids = member_ids(value, max)?;
+                        group.members.retain(|m| !ids.contains(m));
+                    }
                 }
-            },
+            }
             ("remove", Some(p)) if p.to_ascii_lowercase().starts_with("members[") => {
                 let id = p
                     .strip_suffix(']')
@@ -1753,17 +1847,53 @@ async fn org_domains(
 
 async fn search_users(
     AxumState(state): AxumState<Shared>,
-    Path(org): Path<String>,
+    Path((org, dir)): Path<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Reply {
-    let state = lock(&state);
+    let mut state = lock(&state);
     org_guard(&state, &headers, &org)?;
+    let ours = state.config.directory_id.clone();
+    if dir != "-"
+        && dir != ours
+        && !state
+            .config
+            .other_directories
+            .iter()
+            .any(|(id, _)| *id == dir)
+    {
+        return Err(Failure::admin(
+            StatusCode::NOT_FOUND,
+            format!("directory {dir} not found"),
+        ));
+    }
     let body = json_body(&headers, &body)?;
+    state
+        .search_limits
+        .push(body.get("limit").and_then(Value::as_u64));
     let roles: Option<Vec<&str>> = body
         .get("roleIds")
         .and_then(Value::as_array)
         .map(|ids| ids.iter().filter_map(Value::as_str).collect());
+    if let Some(roles) = &roles {
+        let unknown: Vec<&&str> = roles
+            .iter()
+            .filter(|r| !KNOWN_ROLE_IDS.contains(*r))
+            .collect();
+        if let (Some(first), UnknownRoleIds::Refuse) =
+            (unknown.first(), state.config.unknown_role_ids)
+        {
+            return Err(Failure::admin(
+                StatusCode::BAD_REQUEST,
+                format!("roleIds: {first:?} is not a valid role id"),
+            ));
+        }
+    }
+    let expand: Vec<&str> = body
+        .get("expand")
+        .and_then(Value::as_array)
+        .map(|e| e.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
     let offset = offset_of(body.get("cursor").and_then(Value::as_str))?;
     let size = body
         .get("limit")
@@ -1775,7 +1905,13 @@ async fn search_users(
     let matching: Vec<&OrgAccount> = state
         .accounts
         .iter()
+        .filter(|a| match dir.as_str() {
+            "-" => true,
+            d if d == ours => a.directory.is_none(),
+            d => a.directory.as_deref() == Some(d),
+        })
         .filter(|a| {
+            // An unknown id (with `Ignore`) matches nobody.
             roles
                 .as_ref()
                 .map_or(true, |roles| roles.iter().any(|r| a.roles.contains(*r)))
@@ -1786,17 +1922,90 @@ async fn search_users(
         .skip(offset)
         .take(size)
         .map(|a| {
-            json!({
+            let mut v = json!({
                 "accountId": a.account_id,
                 "email": a.email,
                 "name": a.name,
                 "accountStatus": a.status,
-                "platformRoles": a.roles,
-            })
+            });
+            if expand.contains(&"platformRoles") {
+                v["platformRoles"] = json!(a.roles);
+            }
+            v
         })
         .collect();
     let next = (offset + size < matching.len()).then(|| cursor_for(offset + size));
     Ok(Json(json!({ "data": data, "links": { "next": next } })).into_response())
+}
+
+/// `GET /admin/v2/orgs/{org}/directories`: this SCIM directory and the other ones (one page).
+async fn org_directories(
+    AxumState(state): AxumState<Shared>,
+    Path(org): Path<String>,
+    headers: HeaderMap,
+) -> Reply {
+    let state = lock(&state);
+    org_guard(&state, &headers, &org)?;
+    let mut data =
+        vec![json!({"directoryId": state.config.directory_id, "name": "idsync directory"})];
+    for (id, name) in &state.config.other_directories {
+        data.push(json!({"directoryId": id, "name": name}));
+    }
+    Ok(Json(json!({ "data": data, "links": {} })).into_response())
+}
+
+/// `GET /admin/api-access/v1/orgs/{org}/api-tokens`: every managed user's API tokens, in pages of
+/// `org_page_size` with cursors.
+async fn token_inventory(
+    AxumState(state): AxumState<Shared>,
+    Path(org): Path<String>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Reply {
+    let state = lock(&state);
+    org_guard(&state, &headers, &org)?;
+    if !state.config.token_inventory {
+        return Err(Failure::admin(
+            StatusCode::FORBIDDEN,
+            "the API token inventory needs the read:tokens:admin scope and Atlassian Guard",
+        ));
+    }
+    let offset = offset_of(query.get("cursor").map(String::as_str))?;
+    let size = state.config.org_page_size.max(1);
+    let all: Vec<Value> = state
+        .accounts
+        .iter()
+        .flat_map(|a| {
+            a.api_tokens.iter().map(move |t| {
+                json!({
+                    "id": t.id,
+                    "label": t.label,
+                    "status": "ACTIVE",
+                    "createdAt": t.created_at,
+                    "lastActiveAt": t.last_access,
+                    "user": {"id": a.account_id, "name": a.name, "email": a.email},
+                })
+            })
+        })
+        .collect();
+    let data: Vec<Value> = all.iter().skip(offset).take(size).cloned().collect();
+    let mut links = json!({});
+    if offset + size < all.len() {
+        links["next"] = json!(cursor_for(offset + size));
+    }
+    Ok(Json(json!({ "data": data, "links": links })).into_response())
+}
+
+/// The user-management API refuses keys created with scopes.
+fn unscoped(state: &State) -> Result<(), Failure> {
+    if state.config.scoped_org_key {
+        Err(Failure::admin(
+            StatusCode::FORBIDDEN,
+            "this API key has scopes; the user management API needs the manage:org permission of a key without scopes",
+        ))
+    } else {
+        Ok(())
+    }
 }
 
 async fn list_api_tokens(
@@ -1806,6 +2015,7 @@ async fn list_api_tokens(
 ) -> Reply {
     let state = lock(&state);
     check_token(&headers, &state.config.org_token)?;
+    unscoped(&state)?;
     let index = state
         .account_index(&account)
         .ok_or_else(|| Failure::admin(StatusCode::NOT_FOUND, format!("no account {account}")))?;
@@ -1831,6 +2041,7 @@ async fn delete_api_token(
 ) -> Reply {
     let mut state = lock(&state);
     check_token(&headers, &state.config.org_token)?;
+    unscoped(&state)?;
     let index = state
         .account_index(&account)
         .ok_or_else(|| Failure::admin(StatusCode::NOT_FOUND, format!("no account {account}")))?;

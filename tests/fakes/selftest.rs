@@ -419,9 +419,9 @@ async fn admins_are_searched_by_role_and_api_tokens_listed_and_revoked() {
         fake.base_url
     );
     let found: Value = client
-        .post(search)
+        .post(&search)
         .bearer_auth(ORG_TOKEN)
-        .json(&json!({ "roleIds": ["org-admin"] }))
+        .json(&json!({ "roleIds": ["atlassian/org-admin"], "expand": ["platformRoles"] }))
         .send()
         .await
         .unwrap()
@@ -430,8 +430,28 @@ async fn admins_are_searched_by_role_and_api_tokens_listed_and_revoked() {
         .unwrap();
     assert_eq!(found["data"].as_array().unwrap().len(), 1);
     assert_eq!(found["data"][0]["email"], "root@example.com");
-    assert_eq!(found["data"][0]["platformRoles"], json!(["org-admin"]));
+    assert_eq!(
+        found["data"][0]["platformRoles"],
+        json!(["atlassian/org-admin"])
+    );
     assert_eq!(found["links"]["next"], Value::Null);
+    // A bare (un-namespaced) role id: ignored by default (nobody matches), refused when asked.
+    let bare = || {
+        client
+            .post(&search)
+            .bearer_auth(ORG_TOKEN)
+            .json(&json!({ "roleIds": ["org-admin"] }))
+            .send()
+    };
+    let ignored: Value = bare().await.unwrap().json().await.unwrap();
+    assert_eq!(ignored["data"], json!([]));
+    fake.state().config.unknown_role_ids = crate::fakes::atlassian::UnknownRoleIds::Refuse;
+    let refused = bare().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    let body: Value = refused.json().await.unwrap();
+    assert!(body["errors"][0]["detail"]
+        .as_str()
+        .is_some_and(|d| d.contains("org-admin")));
 
     let account = fake.user("root@example.com").unwrap()
         ["urn:scim:schemas:extension:atlassian-external:1.0"]["atlassianAccountId"]
