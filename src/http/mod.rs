@@ -7,5 +7,5 @@ pub mod oauth;
 pub mod paginate;
 mod retry;
 
-pub use client::{Auth, HttpClient, HttpError, HttpSettings, Reply};
+pub use client::{Auth, HttpClient, HttpError, HttpSettings, Reply, Sent};
 pub use retry::RetryPolicy;

@@ -58,6 +58,8 @@ pub struct FakeConfig {
     pub max_members_per_patch: usize,
     /// A delay applied to every request.
     pub latency: Duration,
+    /// Let several groups share a `displayName` (many SCIM servers do; Atlassian answers 409).
+    pub allow_duplicate_group_names: bool,
 }
 
 impl Default for FakeConfig {
@@ -73,6 +75,7 @@ impl Default for FakeConfig {
             patch_returns_204: false,
             max_members_per_patch: 10_000,
             latency: Duration::ZERO,
+            allow_duplicate_group_names: false,
         }
     }
 }
@@ -658,10 +661,11 @@ impl FakeAtlassian {
     pub fn add_group(&self, name: &str, member_emails: &[&str]) -> String {
         let mut state = self.state();
         assert!(
-            !state
-                .groups
-                .iter()
-                .any(|g| g.display_name.eq_ignore_ascii_case(name)),
+            state.config.allow_duplicate_group_names
+                || !state
+                    .groups
+                    .iter()
+                    .any(|g| g.display_name.eq_ignore_ascii_case(name)),
             "seeding group {name}: the name is taken"
         );
         let members = member_emails
@@ -1539,11 +1543,12 @@ async fn create_group(
     let mut state = lock(&state);
     scim_guard(&state, &headers, &dir)?;
     let body = json_body(&headers, &body)?;
-    let name = group_name(
-        body.get("displayName").unwrap_or(&Value::Null),
-        &state.groups,
-        None,
-    )?;
+    let taken: &[ScimGroup] = if state.config.allow_duplicate_group_names {
+        &[]
+    } else {
+        &state.groups
+    };
+    let name = group_name(body.get("displayName").unwrap_or(&Value::Null), taken, None)?;
     let members = match body.get("members") {
         Some(members) => member_ids(Some(members), state.config.max_members_per_patch)?,
         None => Vec::new(),
