@@ -380,7 +380,40 @@ impl Differ<'_> {
         let mut in_group = vec![0u32; t.keys.len()];
         let mut wanted = vec![0u32; t.keys.len()];
         let mut stamp = 0u32;
+        let shared = |name: &str| {
+            t.shared_names
+                .iter()
+                .find(|s| s.name.to_lowercase() == name.to_lowercase())
+        };
+        for s in &t.shared_names {
+            let managed = self
+                .desired
+                .groups
+                .keys()
+                .any(|n| n.to_lowercase() == s.name.to_lowercase());
+            if !managed {
+                self.warnings.push(format!(
+                    "{} target groups share the name {:?} (ids {}); idsync does not manage it and changes none of them, but a name held twice is easily confused: delete or rename all but one in admin.atlassian.com",
+                    s.ids.len(),
+                    s.name,
+                    s.ids.join(", ")
+                ));
+            }
+        }
         for (name, g) in &self.desired.groups {
+            if let Some(s) = shared(name) {
+                let wanted = g
+                    .members
+                    .iter()
+                    .filter(|(du, _)| !self.blocked[*du as usize])
+                    .count();
+                self.warnings.push(format!(
+                    "group {name} cannot be managed: {} target groups share its name (ids {}) and idsync will not guess which is its own; its memberships are left alone ({wanted} wanted member(s) not synced) until all but one are deleted or renamed in admin.atlassian.com",
+                    s.ids.len(),
+                    s.ids.join(", ")
+                ));
+                continue;
+            }
             if g.members.len() > self.ctx.rules.group_size_max {
                 self.blocking.push(format!(
                     "group {name} would have {} members, above limits.max_group_size ({}): Atlassian suspends the directory's sync; split the group, or raise the limit once Atlassian has raised yours",

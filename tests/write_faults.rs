@@ -363,3 +363,41 @@ async fn a_resumed_apply_finds_the_group_its_interrupted_run_created() {
     let (code, again, _) = idsync(&s, &fake, &["plan", "--detailed-exitcode"]).await;
     assert_eq!(code, 0, "converged:\n{again}");
 }
+
+/// Two target groups of one name, made outside idsync, do not block plans: a name idsync does not
+/// need is a warning naming both ids; a name it manages is left alone, said so, and not guessed at.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_sharing_a_name_are_named_in_the_plan_and_left_alone() {
+    let fake = FakeAtlassian::start(FakeConfig {
+        allow_duplicate_group_names: true,
+        ..FakeConfig::default()
+    })
+    .await;
+    fake.add_user(SeedUser::new("ana@example.com").external_id("00u1"));
+    fake.add_user(SeedUser::new("ben@example.com").external_id("00u2"));
+    let eng1 = fake.add_group("engineering", &["ana@example.com"]);
+    let eng2 = fake.add_group("Engineering", &[]);
+    let old1 = fake.add_group("legacy", &[]);
+    let old2 = fake.add_group("legacy", &["ben@example.com"]);
+    let s = scratch(&fake);
+    let (code, plan, stderr) = idsync(&s, &fake, &["plan"]).await;
+    assert_eq!(code, 0, "{plan}\n{stderr}");
+    assert!(
+        plan.contains(&format!(
+            "group engineering cannot be managed: 2 target groups share its name (ids {eng1}, {eng2})"
+        )),
+        "{plan}"
+    );
+    assert!(plan.contains("(2 wanted member(s) not synced)"), "{plan}");
+    assert!(
+        plan.contains(&format!(
+            "2 target groups share the name \"legacy\" (ids {old1}, {old2}); idsync does not manage it"
+        )),
+        "{plan}"
+    );
+    assert!(plan.contains("No changes"), "{plan}");
+    let (code, _, stderr) = idsync(&s, &fake, &["apply", "--auto-approve"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(fake.groups().len(), 4, "no group created");
+    assert_eq!(fake.mutations(), 0, "nothing changed");
+}

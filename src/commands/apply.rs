@@ -65,7 +65,8 @@ pub(crate) async fn run(
                 name: name.clone(),
                 source: e,
             })?;
-            let indexed = Indexed::new(snap).map_err(|e| Error::TargetData { name, source: e })?;
+            let indexed =
+                Indexed::new_target(snap).map_err(|e| Error::TargetData { name, source: e })?;
             // Objects an interrupted run of this plan had started to change are expected to differ.
             let expected: HashSet<String> = progress
                 .started

@@ -173,7 +173,7 @@ pub async fn make_plan(
             source: e,
         })?;
         lap(&format!("read target {name}"));
-        let indexed = index(snap).await.map_err(|e| Error::TargetData {
+        let indexed = index_target(snap).await.map_err(|e| Error::TargetData {
             name: name.clone(),
             source: e,
         })?;
@@ -213,6 +213,15 @@ pub async fn make_plan(
 /// Indexes a snapshot on a blocking thread.
 async fn index(snap: crate::model::Snapshot) -> Result<Indexed, crate::model::SnapshotError> {
     tokio::task::spawn_blocking(move || Indexed::new(snap))
+        .await
+        .expect("indexing does not panic")
+}
+
+/// Indexes a target's snapshot on a blocking thread (groups sharing a name set apart).
+async fn index_target(
+    snap: crate::model::Snapshot,
+) -> Result<Indexed, crate::model::SnapshotError> {
+    tokio::task::spawn_blocking(move || Indexed::new_target(snap))
         .await
         .expect("indexing does not panic")
 }
