@@ -182,6 +182,14 @@ pub fn build(sources: &[SourceData], rules: &Rules) -> Desired {
             ));
         }
     }
+    for m in &rules.mappings {
+        if let crate::config::Matcher::Regex(r) = &m.matcher {
+            if !seen_groups.iter().any(|g| r.is_match(g)) {
+                d.warnings
+                    .push(format!("{} matches no group of any source", m.describe()));
+            }
+        }
+    }
     for src in sources {
         let n = src.data.unknown_members.len();
         if let Some((g, m)) = src.data.unknown_members.first() {

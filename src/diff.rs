@@ -11,8 +11,8 @@ use crate::config::{CleanupConfig, Rules, WithoutLastActive};
 use crate::desired::{Desired, DesiredUser, Scope};
 use crate::model::{Indexed, User};
 use crate::plan::{
-    stale, Action, Cost, DeactivateCause, FieldChange, Guard, Member, Plan, Skipped, Summary,
-    FORMAT_VERSION,
+    stale, Action, Cost, DeactivateCause, FieldChange, Guard, Limit, LimitKind, Member, Overrides,
+    Plan, Skipped, Summary, FORMAT_VERSION,
 };
 
 /// What a diff needs besides the two sides.
@@ -22,8 +22,8 @@ pub struct Context<'a> {
     pub manage_unmapped_members: bool,
     /// The moment grace periods are measured from.
     pub now: DateTime<Utc>,
-    /// `--allow-mass-deactivation` was given.
-    pub allow_mass_deactivation: bool,
+    /// The guards the run was told to let pass (`--allow-mass-deactivation` and the like).
+    pub overrides: Overrides,
     pub config_hash: String,
     pub target_name: String,
     /// Requests the target may have in flight at once; `None` for a target that makes no requests.
@@ -51,7 +51,9 @@ pub fn diff(desired: &Desired, target: &Indexed, ctx: &Context<'_>) -> Plan {
         matched: vec![None; desired.users.len()],
         claimed: vec![None; target.keys.len()],
         blocked: vec![false; desired.users.len()],
+        removals: Vec::new(),
     };
+    d.rules_matching_nobody();
     d.match_users();
     d.users();
     d.strays();
@@ -79,6 +81,8 @@ struct Differ<'a> {
     claimed: Vec<Option<u32>>,
     /// Desired users left out of every action (a conflict, or a rule protects them).
     blocked: Vec<bool>,
+    /// Existing managed groups: (name, current members, members the plan removes).
+    removals: Vec<(String, u64, u64)>,
 }
 
 impl Differ<'_> {
@@ -145,6 +149,29 @@ impl Differ<'_> {
                     }
                 }
             }
+        }
+    }
+
+    /// A `protect` or `exclude` entry that matches nobody is most often a typo, and a misspelt
+    /// `protect` entry protects nobody: say so.
+    fn rules_matching_nobody(&mut self) {
+        let rules = self.ctx.rules;
+        let sources = self.desired.users.iter().map(|u| u.key.as_str());
+        for (i, p) in rules.exclude.unmatched(sources) {
+            self.warnings.push(format!(
+                "users.exclude[{i}] {p:?} matches no user in any source; check its spelling"
+            ));
+        }
+        let everyone = self
+            .desired
+            .users
+            .iter()
+            .map(|u| u.key.as_str())
+            .chain(self.target.keys.iter().map(String::as_str));
+        for (i, p) in rules.protect.unmatched(everyone) {
+            self.warnings.push(format!(
+                "cleanup.protect[{i}] {p:?} matches no user in the target or any source, so it protects nobody; check its spelling"
+            ));
         }
     }
 
@@ -510,6 +537,10 @@ impl Differ<'_> {
                     reason: reason.into(),
                 });
             }
+            if tg.is_some() {
+                self.removals
+                    .push((name.clone(), current.len() as u64, removes.len() as u64));
+            }
             if adds.is_empty() && removes.is_empty() {
                 continue;
             }
@@ -545,6 +576,53 @@ impl Differ<'_> {
         }
     }
 
+    /// The further guards: updates against active users; membership removals against the
+    /// current members of the managed groups big enough to count, for the plan and per group.
+    fn limits(&self, active: u64) -> Vec<Limit> {
+        let rules = self.ctx.rules;
+        let o = self.ctx.overrides;
+        let updates = self
+            .actions
+            .iter()
+            .filter(|a| matches!(a, Action::UpdateUser { .. }))
+            .count() as u64;
+        let mut out = vec![Limit::check(
+            LimitKind::Updates,
+            None,
+            rules.update_limit,
+            active,
+            updates,
+            o.update,
+        )];
+        let counted: Vec<&(String, u64, u64)> = self
+            .removals
+            .iter()
+            .filter(|(_, current, _)| *current >= rules.removal_min_group_size as u64)
+            .collect();
+        out.push(Limit::check(
+            LimitKind::MembershipRemovals,
+            None,
+            rules.removal_limit,
+            counted.iter().map(|(_, current, _)| current).sum(),
+            counted.iter().map(|(_, _, removed)| removed).sum(),
+            o.membership_removal,
+        ));
+        for (name, current, removed) in counted {
+            let l = Limit::check(
+                LimitKind::GroupMembershipRemovals,
+                Some(name.clone()),
+                rules.removal_limit_per_group,
+                *current,
+                *removed,
+                o.membership_removal,
+            );
+            if l.tripped {
+                out.push(l);
+            }
+        }
+        out
+    }
+
     fn finish(self) -> Plan {
         let t = self.target;
         let active = t
@@ -562,8 +640,9 @@ impl Differ<'_> {
             self.ctx.rules.deactivation_limit,
             active,
             deactivations,
-            self.ctx.allow_mass_deactivation,
+            self.ctx.overrides.deactivation,
         );
+        let guards = self.limits(active);
         let mut fingerprints = BTreeMap::new();
         for name in self.absent {
             fingerprints.insert(name, stale::ABSENT.to_string());
@@ -610,6 +689,7 @@ impl Differ<'_> {
             target: self.ctx.target_name.clone(),
             summary: Summary::default(),
             guard,
+            guards,
             actions: self.actions,
             warnings,
             blocking: self.blocking,

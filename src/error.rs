@@ -46,6 +46,11 @@ pub enum Error {
         setting: String,
         active: u64,
     },
+    #[error("the plan passes its guards:{}", list(problems))]
+    Limits {
+        problems: Vec<String>,
+        flags: Vec<&'static str>,
+    },
     #[error("the plan cannot be applied:{}", list(problems))]
     Blocked { problems: Vec<String> },
     #[error(
@@ -108,6 +113,10 @@ impl Error {
             }
             Error::Guard { .. } => format!(
                 "review the deactivations above; if they are intended, run again with {OVERRIDE_FLAG}, or raise cleanup.max_deactivations"
+            ),
+            Error::Limits { flags, .. } => format!(
+                "review the changes above; if they are intended, run again with {}, or raise the cleanup setting named",
+                flags.join(" and ")
             ),
             Error::Blocked { .. } => {
                 "fix what is listed (in the config or the identity provider), then plan again".into()

@@ -152,6 +152,65 @@ fn guard_tripped() {
     assert_eq!(scenario("guard_tripped", &config, idp, &target), 1);
 }
 
+/// A mapping pointed at the wrong IdP group: four of the five members of `engineering` would be
+/// removed, and a template typo updates every user. The membership-removal guards (plan-wide and
+/// for the group) and the update guard trip; the explicit flags let the plan through.
+#[test]
+fn membership_and_update_guards_tripped() {
+    let names = ["ana", "ben", "cy", "dee", "eve"];
+    let mut idp = String::from("users:\n");
+    let mut target = String::from("users:\n");
+    for (i, n) in names.iter().enumerate() {
+        idp.push_str(&format!(
+            "  - {{id: u{i}, email: {n}@example.com, givenName: {n}, familyName: X}}\n"
+        ));
+        target.push_str(&format!(
+            "  - {{id: s{i}, externalId: u{i}, email: {n}@example.com, givenName: {n}, familyName: X, displayName: {n} X}}\n"
+        ));
+    }
+    idp.push_str("groups:\n  - {name: Engineering-Leads, members: [ana@example.com]}\n");
+    target.push_str("groups:\n  - {name: engineering, id: g1, members: [ana@example.com, ben@example.com, cy@example.com, dee@example.com, eve@example.com]}\n");
+    let config = CONFIG
+        .replace("okta:Engineering\"", "okta:Engineering-Leads\"")
+        .replace("{givenName} {familyName}", "{familyName} {givenName}")
+        .replace("default_groups: [all-staff]", "default_groups: []")
+        .replace("protect: [\"breakglass@example.com\"]", "protect: []");
+    assert_eq!(
+        scenario(
+            "membership_and_update_guards_tripped",
+            &config,
+            &idp,
+            &target
+        ),
+        1
+    );
+
+    let s = Scratch::new();
+    s.write("idsync.yaml", &config)
+        .write("idp.yaml", &idp)
+        .write("atlassian.yaml", &target);
+    let (code, out, err) = run(&s, &mut s.idsync(&["plan", "--allow-mass-update"]));
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        err.contains("--allow-mass-membership-removal") && !err.contains("--allow-mass-update,"),
+        "{err}"
+    );
+    let (code, out, err) = run(
+        &s,
+        &mut s.idsync(&[
+            "plan",
+            "--allow-mass-update",
+            "--allow-mass-membership-removal",
+        ]),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out.matches("GUARD OVERRIDDEN").count(),
+        3,
+        "updates, removals, removals in engineering:\n{out}"
+    );
+}
+
 #[test]
 fn markdown_stays_under_the_comment_limit() {
     let mut idp = String::from("users:\n");

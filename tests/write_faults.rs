@@ -401,3 +401,54 @@ async fn groups_sharing_a_name_are_named_in_the_plan_and_left_alone() {
     assert_eq!(fake.groups().len(), 4, "no group created");
     assert_eq!(fake.mutations(), 0, "nothing changed");
 }
+
+/// A target that refuses every write: the apply stops starting new actions once the first ten
+/// have all failed, says so, and the same plan applied again (the cause fixed) finishes the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_apply_whose_first_actions_all_fail_stops_and_resumes_later() {
+    let fake = FakeAtlassian::start(FakeConfig::default()).await;
+    let s = Scratch::new();
+    let mut idp = String::from("users:\n");
+    for i in 0..30 {
+        idp.push_str(&format!(
+            "  - {{id: u{i}, email: user{i:02}@example.com}}\n"
+        ));
+    }
+    s.write("idp.yaml", &idp).write(
+        "idsync.yaml",
+        &format!(
+            "version: 1\nsources: [{{name: okta, type: file, path: idp.yaml}}]\ntarget: {{type: scim, base_url: \"{}\", token: \"${{TEST_SCIM_TOKEN}}\", http: {{max_concurrency: 1}}}}\n",
+            fake.scim_base()
+        ),
+    );
+    let (code, _, stderr) = idsync(&s, &fake, &["plan", "--out", "plan.json"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    // The organization's domain is no longer verified: every create is refused (400).
+    fake.state().config.verified_domains.clear();
+    let (code, _, stderr) = idsync(&s, &fake, &["apply", "plan.json", "--auto-approve"]).await;
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains(
+            "apply stopped early: the first 10 action(s) all failed; no further action was started"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("30 action(s) failed"), "{stderr}");
+    assert_eq!(
+        stderr.matches("create_user").count(),
+        10,
+        "only the actions sent are reported one by one:\n{stderr}"
+    );
+    let posts = || {
+        fake.requests()
+            .iter()
+            .filter(|r| r.method == "POST")
+            .count()
+    };
+    assert_eq!(posts(), 10, "no request after the tenth failure");
+
+    fake.state().config.verified_domains = vec!["example.com".into()];
+    let (code, _, stderr) = idsync(&s, &fake, &["apply", "plan.json", "--auto-approve"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(fake.users().len(), 30);
+}

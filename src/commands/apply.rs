@@ -26,7 +26,7 @@ pub(crate) async fn run(
     plan_file: Option<&Path>,
     auto_approve: bool,
     report: Option<&Path>,
-    allow_mass_deactivation: bool,
+    overrides: crate::plan::Overrides,
 ) -> Result<ExitStatus, Error> {
     let loaded = config::load(config_path)?;
     let mut resume: Option<(&Path, String, Progress)> = None;
@@ -95,8 +95,7 @@ pub(crate) async fn run(
             (plan, target, users)
         }
         None => {
-            let planned =
-                super::make_plan(&loaded, printer, super::now(), allow_mass_deactivation).await?;
+            let planned = super::make_plan(&loaded, printer, super::now(), overrides).await?;
             render::render(
                 &planned.plan,
                 Format::Text,
@@ -191,6 +190,16 @@ async fn execute(
         json.push('\n');
         snapshot_file::write_atomic(path, json.as_bytes())?;
         printer.detail(&format!("wrote the run report to {}", path.display()));
+    }
+    if let Some(why) = &outcome.stopped {
+        printer.warn(&format!(
+            "apply stopped early: {why}. Fix the cause, then apply again{}",
+            if resume.is_some() {
+                " (the journal resumes where this run stopped)"
+            } else {
+                ""
+            }
+        ));
     }
     if let Some(e) = outcome.finish_error {
         return Err(Error::Finish { name, source: e });

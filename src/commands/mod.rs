@@ -14,7 +14,7 @@ use crate::error::Error;
 use crate::exit::ExitStatus;
 use crate::model::Indexed;
 use crate::output::Printer;
-use crate::plan::Plan;
+use crate::plan::{Overrides, Plan};
 use crate::target::{self, Target};
 use crate::{sources, Config};
 
@@ -44,7 +44,7 @@ pub async fn run(cli: Cli, printer: Printer) -> Result<ExitStatus, Error> {
             out,
             format,
             detailed_exitcode,
-            allow_mass_deactivation,
+            guards,
         } => {
             plan::run(
                 &printer,
@@ -52,7 +52,7 @@ pub async fn run(cli: Cli, printer: Printer) -> Result<ExitStatus, Error> {
                 out.as_deref(),
                 format,
                 detailed_exitcode,
-                allow_mass_deactivation,
+                guards.overrides(),
             )
             .await
         }
@@ -61,7 +61,7 @@ pub async fn run(cli: Cli, printer: Printer) -> Result<ExitStatus, Error> {
             plan,
             auto_approve,
             report,
-            allow_mass_deactivation,
+            guards,
         } => {
             apply::run(
                 &printer,
@@ -69,7 +69,7 @@ pub async fn run(cli: Cli, printer: Printer) -> Result<ExitStatus, Error> {
                 plan.as_deref(),
                 auto_approve,
                 report.as_deref(),
-                allow_mass_deactivation,
+                guards.overrides(),
             )
             .await
         }
@@ -127,7 +127,7 @@ pub async fn make_plan(
     loaded: &Loaded,
     printer: &Printer,
     now: DateTime<Utc>,
-    allow_mass_deactivation: bool,
+    overrides: Overrides,
 ) -> Result<Planned, Error> {
     let clock = std::time::Instant::now();
     let lap = |what: &str| {
@@ -192,7 +192,7 @@ pub async fn make_plan(
         cleanup: &loaded.config.cleanup,
         manage_unmapped_members: loaded.config.groups.manage_unmapped_members,
         now,
-        allow_mass_deactivation,
+        overrides,
         config_hash: loaded.hash.clone(),
         target_name: name,
         target_concurrency: (!matches!(loaded.config.target, crate::config::TargetConfig::File(_)))
@@ -233,7 +233,18 @@ pub(crate) fn refusal(plan: &Plan) -> Option<Error> {
             problems: plan.blocking.clone(),
         });
     }
-    plan.guard.blocks().then(|| guard_error(plan))
+    if plan.guard.blocks() {
+        return Some(guard_error(plan));
+    }
+    let tripped: Vec<&crate::plan::Limit> = plan.blocking_limits().collect();
+    (!tripped.is_empty()).then(|| {
+        let mut flags: Vec<&'static str> = tripped.iter().map(|l| l.kind.flag()).collect();
+        flags.dedup();
+        Error::Limits {
+            problems: tripped.iter().map(|l| l.describe()).collect(),
+            flags,
+        }
+    })
 }
 
 /// The guard's verdict as an error.

@@ -15,10 +15,10 @@ pub(crate) async fn run(
     out: Option<&Path>,
     format: Format,
     detailed_exitcode: bool,
-    allow_mass_deactivation: bool,
+    overrides: crate::plan::Overrides,
 ) -> Result<ExitStatus, Error> {
     let loaded = config::load(config_path)?;
-    let planned = super::make_plan(&loaded, printer, super::now(), allow_mass_deactivation).await?;
+    let planned = super::make_plan(&loaded, printer, super::now(), overrides).await?;
     let plan = &planned.plan;
     render::render(
         plan,
