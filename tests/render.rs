@@ -312,3 +312,39 @@ fn plans_are_deterministic_and_colour_is_optional() {
     );
     assert!(!json_coloured.contains('\u{1b}'), "JSON is never coloured");
 }
+
+/// Entries that match nobody are most often typos: a misspelt `protect` entry protects nobody (with
+/// `skip_admins` off, the break-glass admin would be deactivated), a misspelt `exclude` entry
+/// excludes nobody. The plan says so, naming the entry.
+#[test]
+fn rule_entries_that_match_nobody_are_warned_about() {
+    let idp = "users:\n  - {id: u1, email: ana@example.com}\n  - {id: u2, email: bo@contractors.example.com}\ngroups:\n  - {name: Engineering, members: [ana@example.com]}\n";
+    let target = "users:\n  - {id: s1, externalId: u1, email: ana@example.com}\n  - {id: s9, email: breakglass@example.com, admin: true}\ngroups: []\n";
+    let config = CONFIG
+        .replace(
+            "protect: [\"breakglass@example.com\"]",
+            "protect: [\"breakglas@example.com\"]\n  skip_admins: false\n  max_deactivations: 100%",
+        )
+        .replace("  max_deactivations: 50%\n", "")
+        .replace("grace_days: 14", "grace_days: 0")
+        .replace(
+            "users:\n",
+            "users:\n  exclude: [\"*@contractors.exmaple.com\", \"*@contractors.example.com\"]\n",
+        );
+    let s = Scratch::new();
+    s.write("idsync.yaml", &config)
+        .write("idp.yaml", idp)
+        .write("atlassian.yaml", target);
+    let (code, out, err) = run(&s, &mut s.idsync(&["plan"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("cleanup.protect[0] \"breakglas@example.com\" matches no user in the target or any source, so it protects nobody"),
+        "{out}"
+    );
+    assert!(
+        out.contains("users.exclude[0] \"*@contractors.exmaple.com\" matches no user in any source"),
+        "{out}"
+    );
+    assert!(!out.contains("users.exclude[1]"), "{out}");
+    assert!(out.contains("deactivate_user breakglass@example.com"), "{out}");
+}
