@@ -46,7 +46,7 @@ pub enum Error {
         setting: String,
         active: u64,
     },
-    #[error("the plan passes its guards:{}", list(problems))]
+    #[error("the plan trips its guards:{}", list(problems))]
     Limits {
         problems: Vec<String>,
         flags: Vec<&'static str>,

@@ -189,6 +189,17 @@ fn membership_and_update_guards_tripped() {
     s.write("idsync.yaml", &config)
         .write("idp.yaml", &idp)
         .write("atlassian.yaml", &target);
+    let (code, _, err) = run(&s, &mut s.idsync(&["plan"]));
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("error: the plan trips its guards:\n  - 5 user update(s), at most 3 allowed")
+            && err.contains(
+                "  - 4 of the 5 member(s) of group engineering removed, at most 3 allowed"
+            )
+            && err
+                .contains("run again with --allow-mass-update and --allow-mass-membership-removal"),
+        "{err}"
+    );
     let (code, out, err) = run(&s, &mut s.idsync(&["plan", "--allow-mass-update"]));
     assert_eq!(code, 1, "{out}");
     assert!(
@@ -342,9 +353,14 @@ fn rule_entries_that_match_nobody_are_warned_about() {
         "{out}"
     );
     assert!(
-        out.contains("users.exclude[0] \"*@contractors.exmaple.com\" matches no user in any source"),
+        out.contains(
+            "users.exclude[0] \"*@contractors.exmaple.com\" matches no user in any source"
+        ),
         "{out}"
     );
     assert!(!out.contains("users.exclude[1]"), "{out}");
-    assert!(out.contains("deactivate_user breakglass@example.com"), "{out}");
+    assert!(
+        out.contains("deactivate_user breakglass@example.com"),
+        "{out}"
+    );
 }

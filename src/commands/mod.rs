@@ -233,18 +233,24 @@ pub(crate) fn refusal(plan: &Plan) -> Option<Error> {
             problems: plan.blocking.clone(),
         });
     }
-    if plan.guard.blocks() {
-        return Some(guard_error(plan));
-    }
     let tripped: Vec<&crate::plan::Limit> = plan.blocking_limits().collect();
-    (!tripped.is_empty()).then(|| {
-        let mut flags: Vec<&'static str> = tripped.iter().map(|l| l.kind.flag()).collect();
-        flags.dedup();
-        Error::Limits {
-            problems: tripped.iter().map(|l| l.describe()).collect(),
-            flags,
+    if tripped.is_empty() {
+        return plan.guard.blocks().then(|| guard_error(plan));
+    }
+    // Every tripped guard at once, so that one run says every flag it needs.
+    let mut problems = Vec::new();
+    let mut flags = Vec::new();
+    if plan.guard.blocks() {
+        problems.push(guard_error(plan).to_string());
+        flags.push(crate::plan::guard::OVERRIDE_FLAG);
+    }
+    for l in tripped {
+        problems.push(l.describe());
+        if !flags.contains(&l.kind.flag()) {
+            flags.push(l.kind.flag());
         }
-    })
+    }
+    Some(Error::Limits { problems, flags })
 }
 
 /// The guard's verdict as an error.
