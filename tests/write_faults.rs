@@ -452,3 +452,67 @@ async fn an_apply_whose_first_actions_all_fail_stops_and_resumes_later() {
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(fake.users().len(), 30);
 }
+
+/// The same for a user: killed while its create was in flight, the resumed apply does not send it
+/// again, and the user joins its group.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resumed_apply_finds_the_user_its_interrupted_run_created() {
+    let fake = FakeAtlassian::start(FakeConfig::default()).await;
+    fake.add_user(SeedUser::new("ana@example.com").external_id("00u1"));
+    fake.add_user(SeedUser::new("ben@example.com").external_id("00u2"));
+    fake.add_group("engineering", &["ana@example.com", "ben@example.com"]);
+    let s = scratch(&fake);
+    s.write(
+        "idp.yaml",
+        "users:\n  - {id: 00u1, email: ana@example.com}\n  - {id: 00u2, email: ben@example.com}\n  - {id: 00u3, email: cy@example.com}\ngroups:\n  - {name: Engineering, members: [ana@example.com, ben@example.com, cy@example.com]}\n",
+    );
+    let (code, _, stderr) = idsync(&s, &fake, &["plan", "--out", "plan.json"]).await;
+    assert_eq!(code, 0, "{stderr}");
+
+    fake.set_faults(Faults {
+        stall_after_mutation: 1,
+        stall_for: Duration::from_secs(60),
+        ..Faults::default()
+    });
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("idsync"));
+    cmd.current_dir(s.dir.path())
+        .args(["apply", "plan.json", "--auto-approve"])
+        .env("TEST_SCIM_TOKEN", &fake.config.scim_token)
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while fake.user("cy@example.com").is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the apply never created the user"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child.kill().unwrap();
+    let _ = child.wait();
+
+    fake.set_faults(Faults::default());
+    let posts = |fake: &FakeAtlassian| {
+        fake.requests()
+            .iter()
+            .filter(|r| r.method == "POST")
+            .count()
+    };
+    let before = posts(&fake);
+    let (code, _, stderr) = idsync(&s, &fake, &["apply", "plan.json", "--auto-approve"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(posts(&fake), before, "the create is not sent again");
+    assert_eq!(
+        fake.users()
+            .iter()
+            .filter(|u| u["userName"] == "cy@example.com")
+            .count(),
+        1
+    );
+    assert_eq!(
+        fake.group_members("engineering"),
+        ["ana@example.com", "ben@example.com", "cy@example.com"]
+    );
+}
