@@ -76,6 +76,9 @@ pub enum Command {
         guards: GuardFlags,
     },
     /// Apply a saved plan exactly, or plan afresh, show the plan and ask for confirmation.
+    ///
+    /// The --allow-mass-* flags count only without PLAN_FILE: a saved plan carries the decisions
+    /// made when it was planned.
     Apply {
         #[command(flatten)]
         config: ConfigArg,
@@ -88,8 +91,6 @@ pub enum Command {
         /// Write a run report (JSON) here: status, counts, per-action results.
         #[arg(long, value_name = "FILE")]
         report: Option<PathBuf>,
-        /// Guard overrides apply without PLAN_FILE only: a saved plan carries the decisions made
-        /// when it was planned.
         #[command(flatten)]
         guards: GuardFlags,
     },
