@@ -318,12 +318,17 @@ impl HttpClient {
         body: Option<&Value>,
     ) -> Result<Reply, HttpError> {
         let payload = body.map_or(Payload::None, Payload::Json);
-        match self
+        let sent = self
             .send_payload(method.clone(), path, query, payload, Replay::Always)
-            .await?
-        {
+            .await?;
+        self.answered(sent, method, path)
+    }
+
+    /// The reply of a request sent with `Replay::Always`, which never comes back unknown (kept an
+    /// error rather than a panic).
+    fn answered(&self, sent: Sent, method: Method, path: &str) -> Result<Reply, HttpError> {
+        match sent {
             Sent::Answered(reply) => Ok(reply),
-            // Not produced when every failure may be replayed; kept an error rather than a panic.
             Sent::Unknown { reason } => Err(HttpError::Transport {
                 api: self.api.clone(),
                 method,
@@ -365,19 +370,10 @@ impl HttpClient {
     /// # Errors
     /// As [`HttpClient::send`].
     pub async fn post_form(&self, path: &str, form: &[(&str, String)]) -> Result<Reply, HttpError> {
-        match self
+        let sent = self
             .send_payload(Method::POST, path, &[], Payload::Form(form), Replay::Always)
-            .await?
-        {
-            Sent::Answered(reply) => Ok(reply),
-            Sent::Unknown { reason } => Err(HttpError::Transport {
-                api: self.api.clone(),
-                method: Method::POST,
-                url: self.url(path),
-                attempts: 1,
-                reason,
-            }),
-        }
+            .await?;
+        self.answered(sent, Method::POST, path)
     }
 
     async fn send_payload(

@@ -96,13 +96,6 @@ impl Known {
     }
 }
 
-/// Why a create did not come to an id.
-enum CreateError {
-    /// The directory refused it (a 4xx): the message lacks the object's name.
-    Refused(String),
-    Other(ActionError),
-}
-
 /// What to say when several groups share a name idsync has to use.
 #[must_use]
 pub fn duplicate_group_message(name: &str, ids: &[String]) -> String {
@@ -281,10 +274,6 @@ impl ScimDirectory {
         let what = format!("creating user {}", user.email);
         self.create_once("Users", &user_body(user), &what, || self.find_user(user))
             .await
-            .map_err(|e| match e {
-                CreateError::Refused(e) => ActionError(format!("{what}: {e}")),
-                CreateError::Other(e) => e,
-            })
     }
 
     async fn create_group(&self, name: &str) -> Result<String, ActionError> {
@@ -295,10 +284,6 @@ impl ScimDirectory {
         let what = format!("creating group {name}");
         self.create_once("Groups", &body, &what, || self.find_group(name))
             .await
-            .map_err(|e| match e {
-                CreateError::Refused(e) => ActionError(format!("{what}: {e}")),
-                CreateError::Other(e) => e,
-            })
     }
 
     /// POSTs `body` to `resource` without ever sending it twice blindly: after an answer that
@@ -309,7 +294,7 @@ impl ScimDirectory {
         body: &Value,
         what: &str,
         find: F,
-    ) -> Result<String, CreateError>
+    ) -> Result<String, ActionError>
     where
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = Result<Option<String>, ActionError>>,
@@ -322,7 +307,7 @@ impl ScimDirectory {
                 .http
                 .send_once(Method::POST, resource, Some(body))
                 .await
-                .map_err(|e| CreateError::Other(e.into()))?
+                .map_err(|e| ActionError(format!("{what}: {e}")))?
             {
                 Sent::Answered(reply) if reply.status.is_success() => {
                     match reply.json("SCIM").ok().as_ref().and_then(id_of) {
@@ -332,33 +317,35 @@ impl ScimDirectory {
                 }
                 Sent::Answered(reply) if reply.status == StatusCode::CONFLICT => {
                     // Already there: made by an earlier attempt, or by someone else.
-                    return match find().await.map_err(CreateError::Other)? {
+                    return match find().await? {
                         Some(id) => Ok(id),
-                        None => Err(CreateError::Refused(
-                            self.http.status_error(&reply).to_string(),
-                        )),
+                        None => Err(ActionError(format!(
+                            "{what}: {}",
+                            self.http.status_error(&reply)
+                        ))),
                     };
                 }
                 Sent::Answered(reply) => {
-                    return Err(CreateError::Refused(
-                        self.http.status_error(&reply).to_string(),
-                    ))
+                    return Err(ActionError(format!(
+                        "{what}: {}",
+                        self.http.status_error(&reply)
+                    )))
                 }
                 Sent::Unknown { reason } => reason,
             };
             // The create may have happened: look before sending it again.
             let found = find().await.map_err(|e| {
-                CreateError::Other(ActionError(format!(
+                ActionError(format!(
                     "{what}: no certain answer ({doubt}), and looking it up to see whether it was made failed: {e}; plan and apply again"
-                )))
+                ))
             })?;
             if let Some(id) = found {
                 return Ok(id);
             }
             if attempt >= policy.max_attempts {
-                return Err(CreateError::Other(ActionError(format!(
+                return Err(ActionError(format!(
                     "{what}: no certain answer after {attempt} attempt(s) (last: {doubt}), and the directory does not have it; plan and apply again"
-                ))));
+                )));
             }
             tokio::time::sleep(policy.backoff(attempt)).await;
         }
