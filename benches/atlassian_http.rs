@@ -126,9 +126,10 @@ async fn run(concurrency: usize) {
     // Plan (which snapshots again), then apply.
     let printer = Printer::new(ColorChoice::Never, true, false);
     let now = Utc.with_ymd_and_hms(2026, 11, 22, 0, 0, 0).unwrap();
-    let mut planned = idsync::commands::make_plan(&loaded, &printer, now, false)
-        .await
-        .unwrap();
+    let mut planned =
+        idsync::commands::make_plan(&loaded, &printer, now, idsync::plan::Overrides::default())
+            .await
+            .unwrap();
     let plan = &planned.plan;
     let planned_requests = planned.target.requests();
     let clock = Instant::now();

@@ -174,7 +174,16 @@ fn measure(what: &str, dir: &Path) {
                 .unwrap();
             let now = Utc.with_ymd_and_hms(2026, 11, 22, 0, 0, 0).unwrap();
             let planned = rt
-                .block_on(idsync::commands::make_plan(&loaded, &printer, now, true))
+                .block_on(idsync::commands::make_plan(
+                    &loaded,
+                    &printer,
+                    now,
+                    idsync::plan::Overrides {
+                        deactivation: true,
+                        update: true,
+                        membership_removal: true,
+                    },
+                ))
                 .unwrap();
             eprintln!("  plan: {}", idsync::render::headline(&planned.plan));
             std::hint::black_box(&planned.plan);

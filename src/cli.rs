@@ -75,11 +75,13 @@ pub enum Command {
         /// Exit 2 when the plan has changes, 0 when it has none, 1 on error.
         #[arg(long)]
         detailed_exitcode: bool,
-        /// Let a plan that deactivates more users than cleanup.max_deactivations allows go ahead.
-        #[arg(long)]
-        allow_mass_deactivation: bool,
+        #[command(flatten)]
+        guards: GuardFlags,
     },
     /// Apply a saved plan exactly, or plan afresh, show the plan and ask for confirmation.
+    ///
+    /// The --allow-mass-* flags count only without PLAN_FILE: a saved plan carries the decisions
+    /// made when it was planned.
     Apply {
         #[command(flatten)]
         config: ConfigArg,
@@ -92,10 +94,8 @@ pub enum Command {
         /// Write a run report (JSON) here: status, counts, per-action results.
         #[arg(long, value_name = "FILE")]
         report: Option<PathBuf>,
-        /// Let a plan that deactivates more users than cleanup.max_deactivations allows go ahead
-        /// (without PLAN_FILE only; a saved plan carries the decision made when it was planned).
-        #[arg(long)]
-        allow_mass_deactivation: bool,
+        #[command(flatten)]
+        guards: GuardFlags,
     },
     /// Write the normalized snapshot of one side, readable by a `file` connector.
     Snapshot {
@@ -123,4 +123,30 @@ pub enum Command {
 pub enum Side {
     Source,
     Target,
+}
+
+/// Flags that let a plan past a tripped guard.
+#[derive(Debug, Args)]
+pub struct GuardFlags {
+    /// Let a plan that deactivates more users than cleanup.max_deactivations allows go ahead.
+    #[arg(long)]
+    pub allow_mass_deactivation: bool,
+    /// Let a plan that updates more users than cleanup.max_updates allows go ahead.
+    #[arg(long)]
+    pub allow_mass_update: bool,
+    /// Let a plan that removes more group memberships than cleanup.max_membership_removals (or,
+    /// in one group, cleanup.max_membership_removals_per_group) allows go ahead.
+    #[arg(long)]
+    pub allow_mass_membership_removal: bool,
+}
+
+impl GuardFlags {
+    #[must_use]
+    pub fn overrides(&self) -> crate::plan::Overrides {
+        crate::plan::Overrides {
+            deactivation: self.allow_mass_deactivation,
+            update: self.allow_mass_update,
+            membership_removal: self.allow_mass_membership_removal,
+        }
+    }
 }

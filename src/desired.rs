@@ -193,6 +193,22 @@ pub fn build(sources: &[SourceData], rules: &Rules) -> Result<Desired, Vec<Strin
         }
     }
     d.warnings.extend(refs.warnings);
+    // A regex that matches no group of any source is most often a typo.
+    for m in &rules.mappings {
+        if let crate::config::Matcher::Regex(r) = &m.matcher {
+            let matched = sources.iter().any(|src| {
+                src.data
+                    .snapshot
+                    .groups
+                    .iter()
+                    .any(|g| r.is_match(&format!("{}:{}", src.name, g.name)))
+            });
+            if !matched {
+                d.warnings
+                    .push(format!("{} matches no group of any source", m.describe()));
+            }
+        }
+    }
     for src in sources {
         let n = src.data.unknown_members.len();
         if let Some((g, m)) = src.data.unknown_members.first() {

@@ -11,8 +11,8 @@ use crate::config::{CleanupConfig, Rules, WithoutLastActive};
 use crate::desired::{Desired, DesiredUser, Scope};
 use crate::model::{Indexed, User};
 use crate::plan::{
-    stale, Action, Cost, DeactivateCause, FieldChange, Guard, Member, Plan, Skipped, Summary,
-    FORMAT_VERSION,
+    stale, Action, Cost, DeactivateCause, FieldChange, Guard, Limit, LimitKind, Member, Overrides,
+    Plan, Skipped, Summary, FORMAT_VERSION,
 };
 
 /// What a diff needs besides the two sides.
@@ -22,8 +22,8 @@ pub struct Context<'a> {
     pub manage_unmapped_members: bool,
     /// The moment grace periods are measured from.
     pub now: DateTime<Utc>,
-    /// `--allow-mass-deactivation` was given.
-    pub allow_mass_deactivation: bool,
+    /// The guards the run was told to let pass (`--allow-mass-deactivation` and the like).
+    pub overrides: Overrides,
     pub config_hash: String,
     pub target_name: String,
     /// Requests the target may have in flight at once; `None` for a target that makes no requests.
@@ -62,7 +62,9 @@ pub fn diff(desired: &Desired, target: &Indexed, ctx: &Context<'_>) -> Plan {
         blocked: vec![false; desired.users.len()],
         left_out: vec![None; target.keys.len()],
         revoking: vec![false; target.keys.len()],
+        removals: Vec::new(),
     };
+    d.rules_matching_nobody();
     let n = target.unknown_members.len();
     if let Some((g, m)) = target.unknown_members.first() {
         d.warnings.push(format!(
@@ -102,6 +104,8 @@ struct Differ<'a> {
     left_out: Vec<Option<usize>>,
     /// Target users this plan deactivates (and so revokes, when asked).
     revoking: Vec<bool>,
+    /// Existing managed groups: (name, current members, members the plan removes).
+    removals: Vec<(String, u64, u64)>,
 }
 
 impl Differ<'_> {
@@ -168,6 +172,29 @@ impl Differ<'_> {
                     }
                 }
             }
+        }
+    }
+
+    /// A `protect` or `exclude` entry that matches nobody is most often a typo, and a misspelt
+    /// `protect` entry protects nobody: say so.
+    fn rules_matching_nobody(&mut self) {
+        let rules = self.ctx.rules;
+        let sources = self.desired.users.iter().map(|u| u.key.as_str());
+        for (i, p) in rules.exclude.unmatched(sources) {
+            self.warnings.push(format!(
+                "users.exclude[{i}] {p:?} matches no user in any source; check its spelling"
+            ));
+        }
+        let everyone = self
+            .desired
+            .users
+            .iter()
+            .map(|u| u.key.as_str())
+            .chain(self.target.keys.iter().map(String::as_str));
+        for (i, p) in rules.protect.unmatched(everyone) {
+            self.warnings.push(format!(
+                "cleanup.protect[{i}] {p:?} matches no user in the target or any source, so it protects nobody; check its spelling"
+            ));
         }
     }
 
@@ -536,7 +563,40 @@ impl Differ<'_> {
         let mut in_group = vec![0u32; t.keys.len()];
         let mut wanted = vec![0u32; t.keys.len()];
         let mut stamp = 0u32;
+        let shared = |name: &str| {
+            t.shared_names
+                .iter()
+                .find(|s| s.name.to_lowercase() == name.to_lowercase())
+        };
+        for s in &t.shared_names {
+            let managed = self
+                .desired
+                .groups
+                .keys()
+                .any(|n| n.to_lowercase() == s.name.to_lowercase());
+            if !managed {
+                self.warnings.push(format!(
+                    "{} target groups share the name {:?} (ids {}); idsync does not manage it and changes none of them, but a name held twice is easily confused: delete or rename all but one in admin.atlassian.com",
+                    s.ids.len(),
+                    s.name,
+                    s.ids.join(", ")
+                ));
+            }
+        }
         for (name, g) in &self.desired.groups {
+            if let Some(s) = shared(name) {
+                let wanted = g
+                    .members
+                    .iter()
+                    .filter(|(du, _)| !self.blocked[*du as usize])
+                    .count();
+                self.warnings.push(format!(
+                    "group {name} cannot be managed: {} target groups share its name (ids {}) and idsync will not guess which is its own; its memberships are left alone ({wanted} wanted member(s) not synced) until all but one are deleted or renamed in admin.atlassian.com",
+                    s.ids.len(),
+                    s.ids.join(", ")
+                ));
+                continue;
+            }
             if g.members.len() > self.ctx.rules.group_size_max {
                 self.blocking.push(format!(
                     "group {name} would have {} members, above limits.max_group_size ({}): Atlassian suspends the directory's sync; split the group, or raise the limit once Atlassian has raised yours",
@@ -635,6 +695,10 @@ impl Differ<'_> {
                     reason: reason.into(),
                 });
             }
+            if tg.is_some() {
+                self.removals
+                    .push((name.clone(), current.len() as u64, removes.len() as u64));
+            }
             if adds.is_empty() && removes.is_empty() {
                 continue;
             }
@@ -670,6 +734,53 @@ impl Differ<'_> {
         }
     }
 
+    /// The further guards: updates against active users; membership removals against the
+    /// current members of the managed groups big enough to count, for the plan and per group.
+    fn limits(&self, active: u64) -> Vec<Limit> {
+        let rules = self.ctx.rules;
+        let o = self.ctx.overrides;
+        let updates = self
+            .actions
+            .iter()
+            .filter(|a| matches!(a, Action::UpdateUser { .. }))
+            .count() as u64;
+        let mut out = vec![Limit::check(
+            LimitKind::Updates,
+            None,
+            rules.update_limit,
+            active,
+            updates,
+            o.update,
+        )];
+        let counted: Vec<&(String, u64, u64)> = self
+            .removals
+            .iter()
+            .filter(|(_, current, _)| *current >= rules.removal_min_group_size as u64)
+            .collect();
+        out.push(Limit::check(
+            LimitKind::MembershipRemovals,
+            None,
+            rules.removal_limit,
+            counted.iter().map(|(_, current, _)| current).sum(),
+            counted.iter().map(|(_, _, removed)| removed).sum(),
+            o.membership_removal,
+        ));
+        for (name, current, removed) in counted {
+            let l = Limit::check(
+                LimitKind::GroupMembershipRemovals,
+                Some(name.clone()),
+                rules.removal_limit_per_group,
+                *current,
+                *removed,
+                o.membership_removal,
+            );
+            if l.tripped {
+                out.push(l);
+            }
+        }
+        out
+    }
+
     fn finish(self) -> Plan {
         let t = self.target;
         let active = t
@@ -687,8 +798,9 @@ impl Differ<'_> {
             self.ctx.rules.deactivation_limit,
             active,
             deactivations,
-            self.ctx.allow_mass_deactivation,
+            self.ctx.overrides.deactivation,
         );
+        let guards = self.limits(active);
         let mut fingerprints = BTreeMap::new();
         for name in self.absent {
             fingerprints.insert(name, stale::ABSENT.to_string());
@@ -736,6 +848,7 @@ impl Differ<'_> {
             target: self.ctx.target_name.clone(),
             summary: Summary::default(),
             guard,
+            guards,
             actions: self.actions,
             warnings,
             blocking: self.blocking,

@@ -51,6 +51,11 @@ pub enum Error {
         list(problems)
     )]
     GroupReferences { problems: Vec<String> },
+    #[error("the plan trips its guards:{}", list(problems))]
+    Limits {
+        problems: Vec<String>,
+        flags: Vec<&'static str>,
+    },
     #[error("the plan cannot be applied:{}", list(problems))]
     Blocked { problems: Vec<String> },
     #[error(
@@ -129,6 +134,10 @@ impl Error {
             Error::GroupReferences { .. } => {
                 "refer to the group you mean by its immutable id, `SOURCE:id:ID` (in `groups:` of a connector, `id:ID`), or rename one of the groups in the IdP".into()
             }
+            Error::Limits { flags, .. } => format!(
+                "review the changes above; if they are intended, run again with {}, or raise the cleanup setting named",
+                flags.join(" and ")
+            ),
             Error::Blocked { .. } => {
                 "fix what is listed (in the config or the identity provider), then plan again".into()
             }

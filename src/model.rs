@@ -304,6 +304,18 @@ pub struct Indexed {
     pub members: Vec<Vec<u32>>,
     /// Member emails that name no user, as (group, email).
     pub unknown_members: Vec<(String, String)>,
+    /// Target only: names several groups share (see [`Indexed::new_target`]); those groups are not
+    /// in `snapshot.groups`.
+    pub shared_names: Vec<SharedName>,
+}
+
+/// A group name several target groups share (a SCIM server that allows it, groups made outside
+/// idsync): which of them idsync would manage cannot be told.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SharedName {
+    pub name: String,
+    /// The groups' ids (their names when they have none), in snapshot order.
+    pub ids: Vec<String>,
 }
 
 impl Indexed {
@@ -369,7 +381,42 @@ impl Indexed {
             by_key,
             members,
             unknown_members,
+            shared_names: Vec::new(),
         })
+    }
+
+    /// Indexes a target's snapshot. Groups whose name (without regard to case) another group
+    /// shares are taken out and listed in `shared_names`, for the plan to name, instead of making
+    /// the whole target unusable.
+    ///
+    /// # Errors
+    /// As [`Indexed::new`], but never for groups.
+    pub fn new_target(mut snapshot: Snapshot) -> Result<Self, SnapshotError> {
+        let mut count: FxHashMap<String, usize> = FxHashMap::default();
+        for g in &snapshot.groups {
+            *count.entry(g.name.to_lowercase()).or_default() += 1;
+        }
+        let mut shared: Vec<SharedName> = Vec::new();
+        if count.values().any(|&n| n > 1) {
+            let (dups, keep): (Vec<Group>, Vec<Group>) = std::mem::take(&mut snapshot.groups)
+                .into_iter()
+                .partition(|g| count[&g.name.to_lowercase()] > 1);
+            snapshot.groups = keep;
+            for g in dups {
+                let id = g.id.clone().unwrap_or_else(|| g.name.clone());
+                let lower = g.name.to_lowercase();
+                match shared.iter_mut().find(|s| s.name.to_lowercase() == lower) {
+                    Some(s) => s.ids.push(id),
+                    None => shared.push(SharedName {
+                        name: g.name,
+                        ids: vec![id],
+                    }),
+                }
+            }
+        }
+        let mut indexed = Indexed::new(snapshot)?;
+        indexed.shared_names = shared;
+        Ok(indexed)
     }
 
     /// The index of the user with this key.

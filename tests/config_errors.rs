@@ -127,6 +127,13 @@ fn malformed_max_deactivations() {
         "max_deactivations_over_100",
         &GOOD.replace("max_deactivations: 5%", "max_deactivations: 150%"),
     );
+    bad(
+        "further_guards_over_100",
+        &GOOD.replace(
+            "max_deactivations: 5%",
+            "max_deactivations: 5%\n  max_updates: 150%\n  max_membership_removals_per_group: 101%",
+        ),
+    );
 }
 
 #[test]

@@ -261,7 +261,12 @@ fn plan(
     let loaded = idsync::config::load(&dir.join("idsync.yaml")).expect("config loads");
     let printer = Printer::new(ColorChoice::Never, true, false);
     let planned = rt
-        .block_on(idsync::commands::make_plan(&loaded, &printer, now(), false))
+        .block_on(idsync::commands::make_plan(
+            &loaded,
+            &printer,
+            now(),
+            idsync::plan::Overrides::default(),
+        ))
         .expect("plans");
     (planned.plan, planned.target)
 }

@@ -17,3 +17,4 @@ mod render;
 mod schema_sync;
 mod scim_source;
 mod third_party_scim;
+mod write_faults;

@@ -465,7 +465,7 @@ async fn only_suspended_users_are_inactive_by_default() {
     };
 
     s.write("idsync.yaml", &config(&ol, &atl, ""));
-    let (code, plan, stderr) = idsync(&s, &ol, &atl, &["plan"]).await;
+    let (code, plan, stderr) = idsync(&s, &ol, &atl, &["plan", "--allow-mass-update"]).await;
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(deactivated(&plan), vec!["status2@example.com"], "{plan}");
 
@@ -473,7 +473,7 @@ async fn only_suspended_users_are_inactive_by_default() {
         "idsync.yaml",
         &config(&ol, &atl, "    inactive_statuses: [2, 3]\n"),
     );
-    let (code, plan, stderr) = idsync(&s, &ol, &atl, &["plan"]).await;
+    let (code, plan, stderr) = idsync(&s, &ol, &atl, &["plan", "--allow-mass-update"]).await;
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(
         deactivated(&plan),

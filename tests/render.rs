@@ -174,6 +174,76 @@ fn guard_tripped() {
     assert_eq!(scenario("guard_tripped", &config, idp, &target), 1);
 }
 
+/// A mapping pointed at the wrong IdP group: four of the five members of `engineering` would be
+/// removed, and a template typo updates every user. The membership-removal guards (plan-wide and
+/// for the group) and the update guard trip; the explicit flags let the plan through.
+#[test]
+fn membership_and_update_guards_tripped() {
+    let names = ["ana", "ben", "cy", "dee", "eve"];
+    let mut idp = String::from("users:\n");
+    let mut target = String::from("users:\n");
+    for (i, n) in names.iter().enumerate() {
+        idp.push_str(&format!(
+            "  - {{id: u{i}, email: {n}@example.com, givenName: {n}, familyName: X}}\n"
+        ));
+        target.push_str(&format!(
+            "  - {{id: s{i}, externalId: u{i}, email: {n}@example.com, givenName: {n}, familyName: X, displayName: {n} X}}\n"
+        ));
+    }
+    idp.push_str("groups:\n  - {name: Engineering-Leads, members: [ana@example.com]}\n");
+    target.push_str("groups:\n  - {name: engineering, id: g1, members: [ana@example.com, ben@example.com, cy@example.com, dee@example.com, eve@example.com]}\n");
+    let config = CONFIG
+        .replace("okta:Engineering\"", "okta:Engineering-Leads\"")
+        .replace("{givenName} {familyName}", "{familyName} {givenName}")
+        .replace("default_groups: [all-staff]", "default_groups: []")
+        .replace("protect: [\"breakglass@example.com\"]", "protect: []");
+    assert_eq!(
+        scenario(
+            "membership_and_update_guards_tripped",
+            &config,
+            &idp,
+            &target
+        ),
+        1
+    );
+
+    let s = Scratch::new();
+    s.write("idsync.yaml", &config)
+        .write("idp.yaml", &idp)
+        .write("atlassian.yaml", &target);
+    let (code, _, err) = run(&s, &mut s.idsync(&["plan"]));
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("error: the plan trips its guards:\n  - 5 user update(s), at most 3 allowed")
+            && err.contains(
+                "  - 4 of the 5 member(s) of group engineering removed, at most 3 allowed"
+            )
+            && err
+                .contains("run again with --allow-mass-update and --allow-mass-membership-removal"),
+        "{err}"
+    );
+    let (code, out, err) = run(&s, &mut s.idsync(&["plan", "--allow-mass-update"]));
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        err.contains("--allow-mass-membership-removal") && !err.contains("--allow-mass-update,"),
+        "{err}"
+    );
+    let (code, out, err) = run(
+        &s,
+        &mut s.idsync(&[
+            "plan",
+            "--allow-mass-update",
+            "--allow-mass-membership-removal",
+        ]),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out.matches("GUARD OVERRIDDEN").count(),
+        3,
+        "updates, removals, removals in engineering:\n{out}"
+    );
+}
+
 #[test]
 fn markdown_stays_under_the_comment_limit() {
     let mut idp = String::from("users:\n");
@@ -382,5 +452,46 @@ groups: [{name: engineering, id: t1, members: [ana@example.com, kiosk-07@example
             && !plan.contains("- kiosk-07@example.com")
             && !plan.contains("deactivate_user kiosk-07"),
         "{plan}"
+    );
+}
+
+/// Entries that match nobody are most often typos: a misspelt `protect` entry protects nobody (with
+/// `skip_admins` off, the break-glass admin would be deactivated), a misspelt `exclude` entry
+/// excludes nobody. The plan says so, naming the entry.
+#[test]
+fn rule_entries_that_match_nobody_are_warned_about() {
+    let idp = "users:\n  - {id: u1, email: ana@example.com}\n  - {id: u2, email: bo@contractors.example.com}\ngroups:\n  - {name: Engineering, members: [ana@example.com]}\n";
+    let target = "users:\n  - {id: s1, externalId: u1, email: ana@example.com}\n  - {id: s9, email: breakglass@example.com, admin: true}\ngroups: []\n";
+    let config = CONFIG
+        .replace(
+            "protect: [\"breakglass@example.com\"]",
+            "protect: [\"breakglas@example.com\"]\n  skip_admins: false\n  max_deactivations: 100%",
+        )
+        .replace("  max_deactivations: 50%\n", "")
+        .replace("grace_days: 14", "grace_days: 0")
+        .replace(
+            "users:\n",
+            "users:\n  exclude: [\"*@contractors.exmaple.com\", \"*@contractors.example.com\"]\n",
+        );
+    let s = Scratch::new();
+    s.write("idsync.yaml", &config)
+        .write("idp.yaml", idp)
+        .write("atlassian.yaml", target);
+    let (code, out, err) = run(&s, &mut s.idsync(&["plan"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("cleanup.protect[0] \"breakglas@example.com\" matches no user in the target or any source, so it protects nobody"),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "users.exclude[0] \"*@contractors.exmaple.com\" matches no user in any source"
+        ),
+        "{out}"
+    );
+    assert!(!out.contains("users.exclude[1]"), "{out}");
+    assert!(
+        out.contains("deactivate_user breakglass@example.com"),
+        "{out}"
     );
 }

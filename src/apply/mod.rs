@@ -1,6 +1,7 @@
 //! The executor: runs a plan's actions in order against a target, records a result for each, and
 //! makes the changes durable. A plan is never half-applied silently: every failure is reported, and
-//! the run fails when any action did.
+//! the run fails when any action did. When failures pass a threshold ([`StopRule`]) no further
+//! action is started: the rest are reported as not started and left for a resumed apply.
 
 pub mod confirm;
 pub mod journal;
@@ -21,6 +22,8 @@ pub struct ActionResult {
     pub error: Option<String>,
     /// Done by an earlier, interrupted run of the same plan (from its journal); not sent again.
     pub resumed: bool,
+    /// Not started because the run stopped early (see [`Outcome::stopped`]); failed, not sent.
+    pub not_started: bool,
 }
 
 /// What happened to a whole plan.
@@ -32,6 +35,69 @@ pub struct Outcome {
     /// Whether the target saved the changes (`finish` succeeded).
     pub written: bool,
     pub finish_error: Option<TargetError>,
+    /// Why the run stopped starting new actions, when failures passed [`StopRule`]'s threshold.
+    /// The actions not started are failed with "not started"; the journal has no entry for them,
+    /// so applying the same plan again does them.
+    pub stopped: Option<String>,
+}
+
+/// When an apply stops starting new actions: the first `first` finished actions all failed, or,
+/// once `min_finished` have finished, more than `max_failed_percent` of them failed. A target that
+/// refuses everything (a revoked token, an outage) then costs a few requests, not thousands.
+#[derive(Clone, Copy, Debug)]
+pub struct StopRule {
+    pub first: usize,
+    pub min_finished: usize,
+    pub max_failed_percent: usize,
+}
+
+impl Default for StopRule {
+    fn default() -> Self {
+        StopRule {
+            first: 10,
+            min_finished: 20,
+            max_failed_percent: 50,
+        }
+    }
+}
+
+impl StopRule {
+    /// Why to stop, after `failed` of `finished` actions failed.
+    #[must_use]
+    pub fn verdict(&self, finished: usize, failed: usize) -> Option<String> {
+        if finished >= self.first && failed == finished {
+            Some(format!(
+                "the first {finished} action(s) all failed; no further action was started"
+            ))
+        } else if finished >= self.min_finished && failed * 100 > finished * self.max_failed_percent
+        {
+            Some(format!(
+                "{failed} of {finished} action(s) failed, more than {}%; no further action was started",
+                self.max_failed_percent
+            ))
+        } else {
+            None
+        }
+    }
+}
+
+/// Counts finished actions and decides when to stop starting new ones.
+#[derive(Debug, Default)]
+struct Breaker {
+    rule: StopRule,
+    counts: std::sync::Mutex<(usize, usize)>,
+    stopped: std::sync::OnceLock<String>,
+}
+
+impl Breaker {
+    fn record(&self, failed: bool) {
+        let mut c = self.counts.lock().expect("not poisoned");
+        c.0 += 1;
+        c.1 += usize::from(failed);
+        if let Some(why) = self.rule.verdict(c.0, c.1) {
+            let _ = self.stopped.set(why);
+        }
+    }
 }
 
 impl Outcome {
@@ -70,6 +136,8 @@ pub async fn execute_resuming(
     let clock = Instant::now();
     let mut results: Vec<ActionResult> = Vec::with_capacity(plan.actions.len());
     let width = target.concurrency().max(1);
+    let breaker = Breaker::default();
+    let breaker = &breaker;
     let mut i = 0;
     while i < plan.actions.len() {
         let kind = plan.actions[i].kind();
@@ -85,6 +153,15 @@ pub async fn execute_resuming(
                         index,
                         error: None,
                         resumed: true,
+                        not_started: false,
+                    };
+                }
+                if let Some(why) = breaker.stopped.get() {
+                    return ActionResult {
+                        index,
+                        error: Some(format!("not started: {why}")),
+                        resumed: false,
+                        not_started: true,
                     };
                 }
                 let record = |r: std::io::Result<()>| {
@@ -96,6 +173,7 @@ pub async fn execute_resuming(
                         index,
                         error: Some(error),
                         resumed: false,
+                        not_started: false,
                     };
                 }
                 let mut error = shared
@@ -106,17 +184,20 @@ pub async fn execute_resuming(
                 if error.is_none() {
                     error = journal.and_then(|j| record(j.done(index)));
                 }
+                breaker.record(error.is_some());
                 ActionResult {
                     index,
                     error,
                     resumed: false,
+                    not_started: false,
                 }
             })
             .buffer_unordered(width)
             .collect()
             .await;
         phase.sort_by_key(|r| r.index);
-        for r in phase.iter().filter(|r| !r.resumed) {
+        // Actions not started are summed up once (`Outcome::stopped`), not reported one by one.
+        for r in phase.iter().filter(|r| !r.resumed && !r.not_started) {
             on_result(&plan.actions[r.index], &r.error);
         }
         results.extend(phase);
@@ -129,5 +210,27 @@ pub async fn execute_resuming(
         results,
         written: finish_error.is_none(),
         finish_error,
+        stopped: breaker.stopped.get().cloned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stops_when_the_first_actions_all_fail_or_most_do() {
+        let r = StopRule::default();
+        assert_eq!(r.verdict(9, 9), None);
+        assert!(r.verdict(10, 10).unwrap().contains("first 10"));
+        assert_eq!(r.verdict(10, 9), None);
+        assert_eq!(
+            r.verdict(19, 18),
+            None,
+            "not all failed, and too few to judge"
+        );
+        assert!(r.verdict(20, 11).unwrap().contains("11 of 20"));
+        assert_eq!(r.verdict(20, 10), None, "half is not more than half");
+        assert_eq!(r.verdict(1000, 3), None);
     }
 }

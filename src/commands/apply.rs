@@ -25,7 +25,7 @@ pub(crate) async fn run(
     plan_file: Option<&Path>,
     auto_approve: bool,
     report: Option<&Path>,
-    allow_mass_deactivation: bool,
+    overrides: crate::plan::Overrides,
 ) -> Result<ExitStatus, Error> {
     let now = super::now()?;
     if let Some(path) = report {
@@ -68,7 +68,8 @@ pub(crate) async fn run(
                 name: name.clone(),
                 source: e,
             })?;
-            let indexed = Indexed::new(snap).map_err(|e| Error::TargetData { name, source: e })?;
+            let indexed =
+                Indexed::new_target(snap).map_err(|e| Error::TargetData { name, source: e })?;
             // Objects an interrupted run of this plan had started to change are expected to differ.
             let expected: HashSet<String> = progress
                 .started
@@ -97,7 +98,7 @@ pub(crate) async fn run(
             (plan, target, users)
         }
         None => {
-            let planned = super::make_plan(&loaded, printer, now, allow_mass_deactivation).await?;
+            let planned = super::make_plan(&loaded, printer, now, overrides).await?;
             let mut stdout = printer.stdout();
             render::render(&planned.plan, Format::Text, printer.color, &mut stdout)?;
             std::io::Write::flush(&mut stdout)?;
@@ -189,6 +190,16 @@ async fn execute(
         json.push('\n');
         snapshot_file::write_atomic(path, json.as_bytes())?;
         printer.detail(&format!("wrote the run report to {}", path.display()));
+    }
+    if let Some(why) = &outcome.stopped {
+        printer.warn(&format!(
+            "apply stopped early: {why}. Fix the cause, then apply again{}",
+            if resume.is_some() {
+                " (the journal resumes where this run stopped)"
+            } else {
+                ""
+            }
+        ));
     }
     if let Some(e) = outcome.finish_error {
         return Err(Error::Finish { name, source: e });

@@ -14,7 +14,7 @@ use crate::error::Error;
 use crate::exit::ExitStatus;
 use crate::model::{GroupNames, Indexed};
 use crate::output::Printer;
-use crate::plan::Plan;
+use crate::plan::{Overrides, Plan};
 use crate::target::{self, Target};
 use crate::{sources, Config};
 
@@ -45,7 +45,7 @@ pub async fn run(cli: Cli, printer: Printer) -> Result<ExitStatus, Error> {
             out,
             format,
             detailed_exitcode,
-            allow_mass_deactivation,
+            guards,
         } => {
             plan::run(
                 &printer,
@@ -53,7 +53,7 @@ pub async fn run(cli: Cli, printer: Printer) -> Result<ExitStatus, Error> {
                 out.as_deref(),
                 format,
                 detailed_exitcode,
-                allow_mass_deactivation,
+                guards.overrides(),
             )
             .await
         }
@@ -62,7 +62,7 @@ pub async fn run(cli: Cli, printer: Printer) -> Result<ExitStatus, Error> {
             plan,
             auto_approve,
             report,
-            allow_mass_deactivation,
+            guards,
         } => {
             apply::run(
                 &printer,
@@ -70,7 +70,7 @@ pub async fn run(cli: Cli, printer: Printer) -> Result<ExitStatus, Error> {
                 plan.as_deref(),
                 auto_approve,
                 report.as_deref(),
-                allow_mass_deactivation,
+                guards.overrides(),
             )
             .await
         }
@@ -173,7 +173,7 @@ pub async fn make_plan(
     loaded: &Loaded,
     printer: &Printer,
     now: DateTime<Utc>,
-    allow_mass_deactivation: bool,
+    overrides: Overrides,
 ) -> Result<Planned, Error> {
     let clock = std::time::Instant::now();
     let lap = |what: &str| {
@@ -221,12 +221,10 @@ pub async fn make_plan(
             source: e,
         })?;
         lap(&format!("read target {name}"));
-        let indexed = index(snap, GroupNames::Unique)
-            .await
-            .map_err(|e| Error::TargetData {
-                name: name.clone(),
-                source: e,
-            })?;
+        let indexed = index_target(snap).await.map_err(|e| Error::TargetData {
+            name: name.clone(),
+            source: e,
+        })?;
         lap(&format!(
             "indexed target {name}: {} users, {} groups",
             indexed.keys.len(),
@@ -243,7 +241,7 @@ pub async fn make_plan(
         cleanup: &loaded.config.cleanup,
         manage_unmapped_members: loaded.config.groups.manage_unmapped_members,
         now,
-        allow_mass_deactivation,
+        overrides,
         config_hash: loaded.hash.clone(),
         target_name: name,
         target_concurrency: (!matches!(loaded.config.target, crate::config::TargetConfig::File(_)))
@@ -273,6 +271,15 @@ async fn index(
         .expect("indexing does not panic")
 }
 
+/// Indexes a target's snapshot on a blocking thread (groups sharing a name set apart).
+async fn index_target(
+    snap: crate::model::Snapshot,
+) -> Result<Indexed, crate::model::SnapshotError> {
+    tokio::task::spawn_blocking(move || Indexed::new_target(snap))
+        .await
+        .expect("indexing does not panic")
+}
+
 /// Whatever stops a plan from being saved or applied: blocking problems, then the guard.
 pub(crate) fn refusal(plan: &Plan) -> Option<Error> {
     if !plan.blocking.is_empty() {
@@ -280,7 +287,24 @@ pub(crate) fn refusal(plan: &Plan) -> Option<Error> {
             problems: plan.blocking.clone(),
         });
     }
-    plan.guard.blocks().then(|| guard_error(plan))
+    let tripped: Vec<&crate::plan::Limit> = plan.blocking_limits().collect();
+    if tripped.is_empty() {
+        return plan.guard.blocks().then(|| guard_error(plan));
+    }
+    // Every tripped guard at once, so that one run says every flag it needs.
+    let mut problems = Vec::new();
+    let mut flags = Vec::new();
+    if plan.guard.blocks() {
+        problems.push(guard_error(plan).to_string());
+        flags.push(crate::plan::guard::OVERRIDE_FLAG);
+    }
+    for l in tripped {
+        problems.push(l.describe());
+        if !flags.contains(&l.kind.flag()) {
+            flags.push(l.kind.flag());
+        }
+    }
+    Some(Error::Limits { problems, flags })
 }
 
 /// The guard's verdict as an error.

@@ -14,14 +14,14 @@ pub(crate) async fn run(
     out: Option<&Path>,
     format: Format,
     detailed_exitcode: bool,
-    allow_mass_deactivation: bool,
+    overrides: crate::plan::Overrides,
 ) -> Result<ExitStatus, Error> {
     let now = super::now()?;
     if let Some(path) = out {
         super::check_writable_folder(path, "--out")?;
     }
     let loaded = super::load(printer, config_path)?;
-    let planned = super::make_plan(&loaded, printer, now, allow_mass_deactivation).await?;
+    let planned = super::make_plan(&loaded, printer, now, overrides).await?;
     let plan = &planned.plan;
     let mut stdout = printer.stdout();
     render::render(

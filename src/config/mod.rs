@@ -585,6 +585,37 @@ pub struct CleanupConfig {
     /// active users such as `5%`.
     #[serde(default)]
     pub max_deactivations: MaxDeactivations,
+    /// Guard: a plan removing more group memberships than this fails. A number, or a percentage of
+    /// the current members of the groups counted (managed groups with at least
+    /// `membership_guard_min_group_size` members), such as `10%`.
+    #[serde(default = "default_max_removals")]
+    pub max_membership_removals: MaxDeactivations,
+    /// Guard: a plan removing more members of one group than this fails. A number, or a
+    /// percentage of that group's current members, such as `50%`; only groups with at least
+    /// `membership_guard_min_group_size` members are counted.
+    #[serde(default = "default_max_removals_per_group")]
+    pub max_membership_removals_per_group: MaxDeactivations,
+    /// Groups with fewer current members than this are left out of both membership-removal guards
+    /// (in a small group, one leaver is a large share).
+    #[serde(default = "default_guard_min_group_size")]
+    pub membership_guard_min_group_size: u32,
+    /// Guard: a plan updating more users than this fails. A number, or a percentage of the
+    /// target's active users, such as `25%`.
+    #[serde(default = "default_max_updates")]
+    pub max_updates: MaxDeactivations,
+}
+
+fn default_max_removals() -> MaxDeactivations {
+    MaxDeactivations::Percent("20%".into())
+}
+fn default_max_removals_per_group() -> MaxDeactivations {
+    MaxDeactivations::Percent("50%".into())
+}
+fn default_guard_min_group_size() -> u32 {
+    5
+}
+fn default_max_updates() -> MaxDeactivations {
+    MaxDeactivations::Percent("50%".into())
 }
 
 impl Default for CleanupConfig {
@@ -597,6 +628,10 @@ impl Default for CleanupConfig {
             skip_admins: true,
             revoke_api_tokens: false,
             max_deactivations: MaxDeactivations::default(),
+            max_membership_removals: default_max_removals(),
+            max_membership_removals_per_group: default_max_removals_per_group(),
+            membership_guard_min_group_size: default_guard_min_group_size(),
+            max_updates: default_max_updates(),
         }
     }
 }
@@ -616,7 +651,7 @@ pub enum WithoutLastActive {
     Deactivate,
 }
 
-/// A count (`25`) or a percentage of the target's active users (`5%`).
+/// A count such as `25`, or a percentage such as `5%` (of what each setting says).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum MaxDeactivations {

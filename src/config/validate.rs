@@ -71,6 +71,12 @@ pub struct Rules {
     pub mappings: Vec<CompiledMapping>,
     pub default_groups: Vec<String>,
     pub deactivation_limit: DeactivationLimit,
+    /// `cleanup.max_membership_removals`, `max_membership_removals_per_group`,
+    /// `membership_guard_min_group_size` and `max_updates`.
+    pub removal_limit: DeactivationLimit,
+    pub removal_limit_per_group: DeactivationLimit,
+    pub removal_min_group_size: usize,
+    pub update_limit: DeactivationLimit,
     pub membership_batch: usize,
     pub group_size_warn: usize,
     pub group_size_max: usize,
@@ -123,6 +129,28 @@ impl Patterns {
     #[must_use]
     pub fn is_empty(&self) -> bool {
         self.texts.is_empty()
+    }
+
+    /// The patterns (index and text) that match none of `emails`.
+    pub fn unmatched<'a>(&self, emails: impl IntoIterator<Item = &'a str>) -> Vec<(usize, &str)> {
+        let mut hit = vec![false; self.texts.len()];
+        let mut left = hit.len();
+        for e in emails {
+            if left == 0 {
+                break;
+            }
+            for i in self.set.matches(e) {
+                if !hit[i] {
+                    hit[i] = true;
+                    left -= 1;
+                }
+            }
+        }
+        hit.iter()
+            .enumerate()
+            .filter(|(_, h)| !**h)
+            .map(|(i, _)| (i, self.texts[i].as_str()))
+            .collect()
     }
 }
 
@@ -267,7 +295,8 @@ impl CompiledMapping {
     }
 }
 
-/// The `max_deactivations` guard.
+/// A guard's limit (`max_deactivations`, `max_updates`, `max_membership_removals`…): a count or a
+/// percentage.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum DeactivationLimit {
     Count(u64),
@@ -290,12 +319,57 @@ impl DeactivationLimit {
     }
 }
 
+impl DeactivationLimit {
+    /// As [`DeactivationLimit::limit`], but a percentage rounds up: a nonzero percentage of a
+    /// nonempty base allows at least one (the further guards, so that a directory of three users
+    /// can have one updated without an override).
+    #[must_use]
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss
+    )]
+    pub fn limit_rounding_up(&self, base: u64) -> u64 {
+        match *self {
+            DeactivationLimit::Count(n) => n,
+            DeactivationLimit::Percent(p) => ((base as f64) * p / 100.0).ceil() as u64,
+        }
+    }
+}
+
 impl std::fmt::Display for DeactivationLimit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             DeactivationLimit::Count(n) => write!(f, "{n}"),
             DeactivationLimit::Percent(p) => write!(f, "{p}%"),
         }
+    }
+}
+
+/// A guard setting: a count, or a percentage from 0% to 100%.
+fn count_or_percent(
+    value: &MaxDeactivations,
+    cleanup: &KeyPath,
+    key: &str,
+    diags: &mut Vec<Diagnostic>,
+) -> DeactivationLimit {
+    match value {
+        MaxDeactivations::Count(n) => DeactivationLimit::Count(*n),
+        MaxDeactivations::Percent(text) => match text.trim().trim_end_matches('%').parse::<f64>() {
+            Ok(p) if (0.0..=100.0).contains(&p) && text.trim().ends_with('%') => {
+                DeactivationLimit::Percent(p)
+            }
+            _ => {
+                diags.push(
+                    Diagnostic::new(
+                        cleanup.key(key),
+                        format!("{text:?} is not a count or a percentage from 0% to 100%"),
+                    )
+                    .hint("write a number such as 25, or a percentage such as \"5%\""),
+                );
+                DeactivationLimit::Count(0)
+            }
+        },
     }
 }
 
@@ -389,24 +463,26 @@ pub fn check(config: &Config) -> Result<Rules, Vec<Diagnostic>> {
 
     let cleanup = root().key("cleanup");
     let protect = Patterns::build(&config.cleanup.protect, &cleanup.key("protect"), &mut diags);
-    let deactivation_limit = match &config.cleanup.max_deactivations {
-        MaxDeactivations::Count(n) => DeactivationLimit::Count(*n),
-        MaxDeactivations::Percent(text) => match text.trim().trim_end_matches('%').parse::<f64>() {
-            Ok(p) if (0.0..=100.0).contains(&p) && text.trim().ends_with('%') => {
-                DeactivationLimit::Percent(p)
-            }
-            _ => {
-                diags.push(
-                    Diagnostic::new(
-                        cleanup.key("max_deactivations"),
-                        format!("{text:?} is not a count or a percentage from 0% to 100%"),
-                    )
-                    .hint("write a number such as 25, or a percentage such as \"5%\""),
-                );
-                DeactivationLimit::Count(0)
-            }
-        },
-    };
+    let c = &config.cleanup;
+    let deactivation_limit = count_or_percent(
+        &c.max_deactivations,
+        &cleanup,
+        "max_deactivations",
+        &mut diags,
+    );
+    let removal_limit = count_or_percent(
+        &c.max_membership_removals,
+        &cleanup,
+        "max_membership_removals",
+        &mut diags,
+    );
+    let removal_limit_per_group = count_or_percent(
+        &c.max_membership_removals_per_group,
+        &cleanup,
+        "max_membership_removals_per_group",
+        &mut diags,
+    );
+    let update_limit = count_or_percent(&c.max_updates, &cleanup, "max_updates", &mut diags);
     // A file target records tokens (`api_tokens`) so that an Atlassian plan reproduces offline.
     let can_revoke = matches!(&config.target, TargetConfig::Atlassian(a) if a.admin.is_some())
         || matches!(&config.target, TargetConfig::File(_));
@@ -445,6 +521,10 @@ pub fn check(config: &Config) -> Result<Rules, Vec<Diagnostic>> {
         mappings,
         default_groups: config.groups.default_groups.clone(),
         deactivation_limit,
+        removal_limit,
+        removal_limit_per_group,
+        removal_min_group_size: config.cleanup.membership_guard_min_group_size as usize,
+        update_limit,
         membership_batch: batch as usize,
         group_size_warn: config.limits.max_group_size_warn as usize,
         group_size_max: config.limits.max_group_size as usize,

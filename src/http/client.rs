@@ -134,6 +134,25 @@ impl HttpError {
     }
 }
 
+/// Which failures a request may be sent again after.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Replay {
+    /// Any: the request is idempotent (reads, PATCHes that set values, token requests).
+    Always,
+    /// Only those where the request certainly was not applied: throttling, no connection.
+    OnlyUnsent,
+}
+
+/// What became of a request sent with [`HttpClient::send_once`].
+#[derive(Debug)]
+pub enum Sent {
+    /// The server answered (a 2xx with its whole body, or a 4xx).
+    Answered(Reply),
+    /// The request may or may not have been applied: a 5xx, a timeout, a connection lost after
+    /// sending, or a 2xx whose body was cut off.
+    Unknown { reason: String },
+}
+
 /// What a request carries.
 #[derive(Clone, Copy)]
 enum Payload<'a> {
@@ -335,7 +354,50 @@ impl HttpClient {
         body: Option<&Value>,
     ) -> Result<Reply, HttpError> {
         let payload = body.map_or(Payload::None, Payload::Json);
-        self.send_payload(method, path, query, payload).await
+        let sent = self
+            .send_payload(method.clone(), path, query, payload, Replay::Always)
+            .await?;
+        self.answered(sent, method, path)
+    }
+
+    /// The reply of a request sent with `Replay::Always`, which never comes back unknown (kept an
+    /// error rather than a panic).
+    fn answered(&self, sent: Sent, method: Method, path: &str) -> Result<Reply, HttpError> {
+        match sent {
+            Sent::Answered(reply) => Ok(reply),
+            Sent::Unknown { reason } => Err(HttpError::Transport {
+                api: self.api.clone(),
+                method,
+                url: self.url(path),
+                attempts: 1,
+                reason,
+            }),
+        }
+    }
+
+    /// Sends a request that must not be repeated blindly (a create: sent twice, it may create two
+    /// objects). Only what certainly did not reach the server is retried: throttling (429) and a
+    /// connection that could not be made. A 5xx, a timeout, a connection lost after sending, or a
+    /// 2xx whose body was cut off come back as [`Sent::Unknown`]: the caller looks the object up
+    /// before trying again.
+    ///
+    /// # Errors
+    /// No connection after every attempt, or a last answer that was still throttled.
+    pub async fn send_once(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Sent, HttpError> {
+        let payload = body.map_or(Payload::None, Payload::Json);
+        self.send_payload(method, path, &[], payload, Replay::OnlyUnsent)
+            .await
+    }
+
+    /// The retry settings of this client (for callers that retry on their own terms).
+    #[must_use]
+    pub fn retry_policy(&self) -> &RetryPolicy {
+        &self.policy
     }
 
     /// POSTs a form (an OAuth token request), with the same retries; returns whatever the server
@@ -344,8 +406,10 @@ impl HttpClient {
     /// # Errors
     /// As [`HttpClient::send`].
     pub async fn post_form(&self, path: &str, form: &[(&str, String)]) -> Result<Reply, HttpError> {
-        self.send_payload(Method::POST, path, &[], Payload::Form(form))
-            .await
+        let sent = self
+            .send_payload(Method::POST, path, &[], Payload::Form(form), Replay::Always)
+            .await?;
+        self.answered(sent, Method::POST, path)
     }
 
     async fn send_payload(
@@ -354,7 +418,8 @@ impl HttpClient {
         path: &str,
         query: &[(&str, String)],
         payload: Payload<'_>,
-    ) -> Result<Reply, HttpError> {
+        replay: Replay,
+    ) -> Result<Sent, HttpError> {
         let url = self.url(path);
         // Errors name the URL with its query (the page, the filter): only ever idsync's own
         // parameters, never a credential.
@@ -408,14 +473,22 @@ impl HttpClient {
                     Ok(resp) => {
                         let status = resp.status();
                         let headers = resp.headers().clone();
-                        resp.bytes().await.map(|b| (status, headers, b.to_vec()))
+                        match resp.bytes().await {
+                            Ok(b) => Ok((status, headers, b.to_vec(), false)),
+                            // The status came, the body did not: for a request that is never
+                            // replayed blindly, that is a cut answer; otherwise a failure to retry.
+                            Err(_) if replay == Replay::OnlyUnsent && status.is_success() => {
+                                Ok((status, headers, Vec::new(), true))
+                            }
+                            Err(e) => Err(e),
+                        }
                     }
                     Err(e) => Err(e),
                 }
             };
             let last = attempt >= self.policy.max_attempts;
             match outcome {
-                Ok((status, headers, body)) => {
+                Ok((status, headers, body, cut)) => {
                     self.note_budget(&headers);
                     let reply = Reply {
                         status,
@@ -438,7 +511,18 @@ impl HttpClient {
                         continue;
                     }
                     if !retryable(status) {
-                        return Ok(reply);
+                        // A 2xx whose body was cut is not an answer to rely on.
+                        if replay == Replay::OnlyUnsent && status.is_success() && cut {
+                            return Ok(Sent::Unknown {
+                                reason: format!("HTTP {status} with its body cut off"),
+                            });
+                        }
+                        return Ok(Sent::Answered(reply));
+                    }
+                    if replay == Replay::OnlyUnsent && status != StatusCode::TOO_MANY_REQUESTS {
+                        return Ok(Sent::Unknown {
+                            reason: format!("HTTP {status}{}", error_detail(&reply.body)),
+                        });
                     }
                     if last {
                         return Err(self.status_error(&reply));
@@ -459,6 +543,11 @@ impl HttpClient {
                     tokio::time::sleep(wait).await;
                 }
                 Err(e) => {
+                    if replay == Replay::OnlyUnsent && !e.is_connect() {
+                        return Ok(Sent::Unknown {
+                            reason: transport_reason(&e),
+                        });
+                    }
                     if last {
                         return Err(HttpError::Transport {
                             api: self.api.clone(),

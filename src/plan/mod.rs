@@ -10,7 +10,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use action::{Action, DeactivateCause, FieldChange, Kind, Member, UserFields};
-pub use guard::Guard;
+pub use guard::{Guard, Limit, LimitKind, Overrides};
 
 /// Version of the saved-plan format. Bumped on any change a reader must know about.
 pub const FORMAT_VERSION: &str = "1";
@@ -29,6 +29,10 @@ pub struct Plan {
     pub target: String,
     pub summary: Summary,
     pub guard: Guard,
+    /// The further guards (`max_updates`, `max_membership_removals`, per group): the plan-wide
+    /// readings, and a per-group reading for each group that trips its limit.
+    #[serde(default)]
+    pub guards: Vec<Limit>,
     /// In application order: kind, then user key or group name, then batch.
     pub actions: Vec<Action>,
     /// Things a reviewer should know that change nothing (conflicts between sources, big groups, …).
@@ -157,6 +161,11 @@ impl Summary {
 }
 
 impl Plan {
+    /// The further guards that stop the plan (tripped and not overridden).
+    pub fn blocking_limits(&self) -> impl Iterator<Item = &Limit> {
+        self.guards.iter().filter(|l| l.blocks())
+    }
+
     /// Whether the plan changes anything.
     #[must_use]
     pub fn has_changes(&self) -> bool {

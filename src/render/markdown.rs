@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::{field_diff, guard_line, headline, sections, summary};
+use super::{field_diff, guard_lines, headline, sections, summary};
 use crate::plan::{Action, Plan};
 
 /// GitHub's limit on a comment's length, in characters.
@@ -28,11 +28,12 @@ pub(crate) fn render(plan: &Plan) -> String {
             escape(b)
         );
     }
-    let guard = guard_line(plan);
-    if plan.guard.tripped {
-        let _ = writeln!(head, "> [!WARNING]\n> {guard}\n");
-    } else {
-        let _ = writeln!(head, "{guard}\n");
+    for (guard, tripped) in guard_lines(plan) {
+        if tripped {
+            let _ = writeln!(head, "> [!WARNING]\n> {}\n", escape(&guard));
+        } else {
+            let _ = writeln!(head, "{}\n", escape(&guard));
+        }
     }
     if let Some(cost) = super::cost_line(plan) {
         let _ = writeln!(head, "{cost}\n");

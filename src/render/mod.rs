@@ -180,3 +180,22 @@ pub fn guard_line(plan: &Plan) -> String {
         format!("Guard: {base}")
     }
 }
+
+/// Every guard's state in words, the deactivation guard first, each with whether it tripped.
+#[must_use]
+pub fn guard_lines(plan: &Plan) -> Vec<(String, bool)> {
+    let mut out = vec![(guard_line(plan), plan.guard.tripped)];
+    for l in &plan.guards {
+        let base = l.describe();
+        let flag = l.kind.flag();
+        let line = if l.overridden {
+            format!("GUARD OVERRIDDEN: {base} ({flag})")
+        } else if l.tripped {
+            format!("GUARD TRIPPED: {base}; this plan cannot be applied without {flag}")
+        } else {
+            format!("Guard: {base}")
+        };
+        out.push((line, l.tripped));
+    }
+    out
+}

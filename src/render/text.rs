@@ -5,7 +5,7 @@ use std::io::{self, Write};
 
 use owo_colors::{OwoColorize, Style};
 
-use super::{field_diff, guard_line, headline, sections, summary, Section};
+use super::{field_diff, guard_lines, headline, sections, summary, Section};
 use crate::plan::{Action, Plan};
 
 struct Styles {
@@ -97,11 +97,12 @@ pub(crate) fn render(plan: &Plan, color: bool, out: &mut dyn Write) -> io::Resul
     for b in &plan.blocking {
         writeln!(out, "{}", format!("BLOCKED: {b}").style(st.warn))?;
     }
-    let guard = guard_line(plan);
-    if plan.guard.tripped {
-        writeln!(out, "{}", guard.style(st.warn))?;
-    } else {
-        writeln!(out, "{guard}")?;
+    for (guard, tripped) in guard_lines(plan) {
+        if tripped {
+            writeln!(out, "{}", guard.style(st.warn))?;
+        } else {
+            writeln!(out, "{guard}")?;
+        }
     }
     if let Some(cost) = super::cost_line(plan) {
         writeln!(out, "{cost}")?;

@@ -4,6 +4,13 @@
 //! writes with POST (create), PatchOp PATCH (changed attributes only, `active`, membership batches),
 //! never DELETE. A create that meets 409 adopts the existing object and brings its fields in line.
 //!
+//! Creates happen once. A POST is never re-sent blindly: after an answer that leaves open whether
+//! it was applied (a 5xx, a timeout, a connection lost after sending, a 2xx with a cut body), the
+//! object is looked up (`userName`, then `externalId`; a group by `displayName`) and only sent
+//! again when the directory does not have it. A create whose object the run's snapshot already
+//! holds (an interrupted apply resumed from its journal: the resumed run reads the target first)
+//! resolves to it without a request.
+//!
 //! Members are removed with RFC 7644's filter form (§3.5.2.2), one operation per member:
 //! `{"op":"remove","path":"members[value eq \"ID\"]"}`. The value-list form
 //! (`"path":"members","value":[…]`) is Microsoft Entra's habit: a strict server refuses it (400) and
@@ -25,7 +32,7 @@ use serde_json::{json, Map, Value};
 
 use super::{ActionError, Target, TargetError};
 use crate::config::MemberRemoval;
-use crate::http::{paginate, Auth, HttpClient, HttpError, HttpSettings};
+use crate::http::{paginate, Auth, HttpClient, HttpError, HttpSettings, Sent};
 use crate::model::{Group, LeftOut, Snapshot, User};
 use crate::plan::{Action, FieldChange, Member, UserFields};
 
@@ -67,6 +74,55 @@ pub struct ScimDirectory {
     users: Mutex<HashMap<String, String>>,
     /// SCIM ids of groups created or found during this apply, by name.
     groups: Mutex<HashMap<String, String>>,
+    /// What the last snapshot saw: a create of something already there is not sent again.
+    known: Mutex<Known>,
+}
+
+/// The users and groups of the last snapshot, by the attributes a create is looked up by.
+#[derive(Debug, Default)]
+struct Known {
+    /// Lower-cased `userName` -> SCIM id.
+    user_names: HashMap<String, String>,
+    /// `externalId` (case-sensitive, RFC 7643) -> SCIM id.
+    external_ids: HashMap<String, String>,
+    /// Lower-cased `displayName` -> SCIM ids (several when the server allows it).
+    group_names: HashMap<String, Vec<String>>,
+}
+
+impl Known {
+    fn user(&self, user: &UserFields) -> Option<String> {
+        let name = user.user_name.as_deref().unwrap_or(&user.email);
+        self.user_names
+            .get(&name.to_lowercase())
+            .or_else(|| {
+                user.external_id
+                    .as_ref()
+                    .and_then(|e| self.external_ids.get(e))
+            })
+            .cloned()
+    }
+
+    fn group(&self, name: &str) -> Result<Option<String>, ActionError> {
+        match self
+            .group_names
+            .get(&name.to_lowercase())
+            .map(Vec::as_slice)
+        {
+            None | Some([]) => Ok(None),
+            Some([id]) => Ok(Some(id.clone())),
+            Some(ids) => Err(ActionError(duplicate_group_message(name, ids))),
+        }
+    }
+}
+
+/// What to say when several groups share a name idsync has to use.
+#[must_use]
+pub fn duplicate_group_message(name: &str, ids: &[String]) -> String {
+    format!(
+        "{} groups are named {name:?} in the directory (ids {}); idsync cannot tell which one it manages: delete or rename all but one (in admin.atlassian.com, or in the SCIM server), then plan again",
+        ids.len(),
+        ids.join(", ")
+    )
 }
 
 impl ScimDirectory {
@@ -87,6 +143,7 @@ impl ScimDirectory {
             removing: Mutex::new(HashMap::new()),
             users: Mutex::new(HashMap::new()),
             groups: Mutex::new(HashMap::new()),
+            known: Mutex::new(Known::default()),
         }
     }
 
@@ -119,6 +176,31 @@ impl ScimDirectory {
                 u
             })
             .collect();
+        {
+            let mut known = Known::default();
+            for u in &users {
+                if let Some(id) = &u.id {
+                    known
+                        .user_names
+                        .insert(u.user_name().to_lowercase(), id.clone());
+                    if let Some(e) = &u.external_id {
+                        known.external_ids.insert(e.clone(), id.clone());
+                    }
+                }
+            }
+            for g in &groups {
+                if let (Some(name), Some(id)) =
+                    (g.get("displayName").and_then(Value::as_str), id_of(g))
+                {
+                    known
+                        .group_names
+                        .entry(name.to_lowercase())
+                        .or_default()
+                        .push(id);
+                }
+            }
+            *self.known.lock().expect("not poisoned") = known;
+        }
         let email_of: HashMap<&str, &str> = users
             .iter()
             .filter_map(|u| u.id.as_deref().map(|id| (id, u.email.as_str())))
@@ -350,32 +432,29 @@ impl ScimDirectory {
         Ok(())
     }
 
-    /// POST /Users; a 409 (already there: a retried create that had succeeded, or an account made
-    /// elsewhere) adopts the existing user and brings its fields in line in the same apply.
+    /// POST /Users, once. A create that may have happened (a 5xx, a timeout, a connection lost
+    /// after sending, a 2xx with a cut body) is looked up by `userName`, then `externalId`, before
+    /// it is sent again; a 409 resolves to the user that exists. A user the snapshot of this run
+    /// already holds (a create an interrupted run had started, resumed from its journal) is not
+    /// sent at all.
+    /// A 409 (an account made elsewhere) adopts the existing user and brings its fields in line
+    /// in the same apply.
     async fn create_user(&self, user: &UserFields) -> Result<String, ActionError> {
-        let body = user_body(user);
-        let reply = self
-            .http
-            .send(Method::POST, "Users", &[], Some(&body))
+        let known = self.known.lock().expect("not poisoned").user(user);
+        if let Some(id) = known {
+            // Made by an interrupted run of this plan, or by someone else under this userName:
+            // either way, brought in line rather than created again.
+            self.adopt(&id, user).await?;
+            return Ok(id);
+        }
+        let what = format!("creating user {}", user.email);
+        let (id, existed) = self
+            .create_once("Users", &user_body(user), &what, || self.find_user(user))
             .await?;
-        if reply.status.is_success() {
-            return id_of(&reply.json("SCIM")?).ok_or_else(|| {
-                ActionError(format!("creating {}: the answer has no id", user.email))
-            });
+        if existed {
+            self.adopt(&id, user).await?;
         }
-        if reply.status == StatusCode::CONFLICT {
-            let name = user.user_name.as_deref().unwrap_or(&user.email);
-            let found = match self.find("Users", "userName", name).await? {
-                Some(id) => Some(id),
-                None if name != user.email => self.find("Users", "userName", &user.email).await?,
-                None => None,
-            };
-            if let Some(found) = found {
-                self.adopt(&found, user).await?;
-                return Ok(found);
-            }
-        }
-        Err(self.http.status_error(&reply).into())
+        Ok(id)
     }
 
     /// Brings an existing user's fields (and `active`) in line with what the create asked for.
@@ -399,31 +478,124 @@ impl ScimDirectory {
     }
 
     async fn create_group(&self, name: &str) -> Result<String, ActionError> {
+        if let Some(id) = self.known.lock().expect("not poisoned").group(name)? {
+            return Ok(id);
+        }
         let body = json!({"schemas": [GROUP_SCHEMA], "displayName": name});
-        let reply = self
-            .http
-            .send(Method::POST, "Groups", &[], Some(&body))
-            .await?;
-        if reply.status.is_success() {
-            return id_of(&reply.json("SCIM")?).ok_or_else(|| {
-                ActionError(format!("creating group {name}: the answer has no id"))
-            });
-        }
-        if reply.status == StatusCode::CONFLICT {
-            if let Some(found) = self.find("Groups", "displayName", name).await? {
-                return Ok(found);
-            }
-        }
-        Err(self.http.status_error(&reply).into())
+        let what = format!("creating group {name}");
+        self.create_once("Groups", &body, &what, || self.find_group(name))
+            .await
+            .map(|(id, _)| id)
     }
 
-    /// The id of the one resource whose `attr` equals `value` (`filter=attr eq "value"`).
-    async fn find(
+    /// POSTs `body` to `resource` without ever sending it twice blindly: after an answer that
+    /// leaves open whether the object was made, `find` looks for it first.
+    async fn create_once<F, Fut>(
+        &self,
+        resource: &str,
+        body: &Value,
+        what: &str,
+        find: F,
+    ) -> Result<(String, bool), ActionError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<Option<String>, ActionError>>,
+    {
+        let policy = self.http.retry_policy().clone();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let doubt = match self
+                .http
+                .send_once(Method::POST, resource, Some(body))
+                .await
+                .map_err(|e| ActionError(format!("{what}: {e}")))?
+            {
+                Sent::Answered(reply) if reply.status.is_success() => {
+                    match reply.json("SCIM").ok().as_ref().and_then(id_of) {
+                        Some(id) => return Ok((id, false)),
+                        None => format!("HTTP {} without a readable id", reply.status),
+                    }
+                }
+                Sent::Answered(reply) if reply.status == StatusCode::CONFLICT => {
+                    // Already there: made by an earlier attempt, or by someone else.
+                    return match find().await? {
+                        Some(id) => Ok((id, true)),
+                        None => Err(ActionError(format!(
+                            "{what}: {}",
+                            self.http.status_error(&reply)
+                        ))),
+                    };
+                }
+                Sent::Answered(reply) => {
+                    return Err(ActionError(format!(
+                        "{what}: {}",
+                        self.http.status_error(&reply)
+                    )))
+                }
+                Sent::Unknown { reason } => reason,
+            };
+            // The create may have happened: look before sending it again.
+            let found = find().await.map_err(|e| {
+                ActionError(format!(
+                    "{what}: no certain answer ({doubt}), and looking it up to see whether it was made failed: {e}; plan and apply again"
+                ))
+            })?;
+            if let Some(id) = found {
+                return Ok((id, false));
+            }
+            if attempt >= policy.max_attempts {
+                return Err(ActionError(format!(
+                    "{what}: no certain answer after {attempt} attempt(s) (last: {doubt}), and the directory does not have it; plan and apply again"
+                )));
+            }
+            tokio::time::sleep(policy.backoff(attempt)).await;
+        }
+    }
+
+    /// The user a create of `user` made, if the directory has it: by `userName`, then by
+    /// `externalId`.
+    async fn find_user(&self, user: &UserFields) -> Result<Option<String>, ActionError> {
+        let name = user.user_name.as_deref().unwrap_or(&user.email);
+        let by_name = self.find_all("Users", "userName", name).await?;
+        if let Some(id) = by_name.into_iter().next() {
+            return Ok(Some(id));
+        }
+        // An account made elsewhere may carry the email as its userName.
+        if name != user.email {
+            let by_email = self.find_all("Users", "userName", &user.email).await?;
+            if let Some(id) = by_email.into_iter().next() {
+                return Ok(Some(id));
+            }
+        }
+        match &user.external_id {
+            Some(ext) => Ok(self
+                .find_all("Users", "externalId", ext)
+                .await?
+                .into_iter()
+                .next()),
+            None => Ok(None),
+        }
+    }
+
+    /// The group named `name`, if the directory has exactly one; an error naming the ids when it
+    /// has several (which one idsync made cannot be told).
+    async fn find_group(&self, name: &str) -> Result<Option<String>, ActionError> {
+        let ids = self.find_all("Groups", "displayName", name).await?;
+        match ids.len() {
+            0 => Ok(None),
+            1 => Ok(ids.into_iter().next()),
+            _ => Err(ActionError(duplicate_group_message(name, &ids))),
+        }
+    }
+
+    /// The ids of the resources whose `attr` equals `value` (`filter=attr eq "value"`).
+    async fn find_all(
         &self,
         resource: &str,
         attr: &str,
         value: &str,
-    ) -> Result<Option<String>, HttpError> {
+    ) -> Result<Vec<String>, HttpError> {
         let filter = format!(
             "{attr} eq \"{}\"",
             value.replace('\\', "\\\\").replace('"', "\\\"")
@@ -432,8 +604,22 @@ impl ScimDirectory {
         Ok(page
             .get("Resources")
             .and_then(Value::as_array)
-            .and_then(|r| r.first())
-            .and_then(id_of))
+            .map(|r| r.iter().filter_map(id_of).collect())
+            .unwrap_or_default())
+    }
+
+    /// The id of the first resource whose `attr` equals `value`.
+    async fn find(
+        &self,
+        resource: &str,
+        attr: &str,
+        value: &str,
+    ) -> Result<Option<String>, HttpError> {
+        Ok(self
+            .find_all(resource, attr, value)
+            .await?
+            .into_iter()
+            .next())
     }
 
     async fn patch(&self, path: &str, ops: Vec<Value>) -> Result<(), ActionError> {
@@ -452,7 +638,7 @@ impl ScimDirectory {
         if let Some(id) = self.groups.lock().expect("not poisoned").get(name) {
             return Ok(id.clone());
         }
-        self.find("Groups", "displayName", name)
+        self.find_group(name)
             .await?
             .ok_or_else(|| ActionError(format!("group {name} not found")))
     }

@@ -72,6 +72,8 @@ pub struct FakeConfig {
     pub token_inventory: bool,
     /// The org API key lacks the read scopes: every organization admin API call answers 403.
     pub org_reads_forbidden: bool,
+    /// Let several groups share a `displayName` (many SCIM servers do; Atlassian answers 409).
+    pub allow_duplicate_group_names: bool,
 }
 
 /// The platform role ids Atlassian documents (the `platformRole` model).
@@ -124,6 +126,7 @@ impl Default for FakeConfig {
             other_directories: Vec::new(),
             token_inventory: true,
             org_reads_forbidden: false,
+            allow_duplicate_group_names: false,
         }
     }
 }
@@ -715,10 +718,11 @@ impl FakeAtlassian {
     pub fn add_group(&self, name: &str, member_emails: &[&str]) -> String {
         let mut state = self.state();
         assert!(
-            !state
-                .groups
-                .iter()
-                .any(|g| g.display_name.eq_ignore_ascii_case(name)),
+            state.config.allow_duplicate_group_names
+                || !state
+                    .groups
+                    .iter()
+                    .any(|g| g.display_name.eq_ignore_ascii_case(name)),
             "seeding group {name}: the name is taken"
         );
         let members = member_emails
@@ -1625,11 +1629,12 @@ async fn create_group(
     let mut state = lock(&state);
     scim_guard(&state, &headers, &dir)?;
     let body = json_body(&headers, &body)?;
-    let name = group_name(
-        body.get("displayName").unwrap_or(&Value::Null),
-        &state.groups,
-        None,
-    )?;
+    let taken: &[ScimGroup] = if state.config.allow_duplicate_group_names {
+        &[]
+    } else {
+        &state.groups
+    };
+    let name = group_name(body.get("displayName").unwrap_or(&Value::Null), taken, None)?;
     let members = match body.get("members") {
         Some(members) => member_ids(Some(members), state.config.max_members_per_patch)?,
         None => Vec::new(),

@@ -12,7 +12,10 @@
 //!    applied;
 //! 4. `slow` delays the request, then the handler runs;
 //! 5. `fail_after_mutation` replaces a successful mutation's response with a 500 (the mutation
-//!    stays applied), or `truncate_next` cuts a successful GET body in half.
+//!    stays applied); `reset_after_mutation` closes its connection without a response;
+//!    `truncate_after_mutation` cuts its body in half; `stall_after_mutation` holds its response
+//!    back for `stall_for` (the client times out); or `truncate_next` cuts a successful GET body
+//!    in half. In each case the mutation stays applied.
 //!
 //! Resets: the connection's socket is wrapped in a [`KillableStream`]. A reset marks it dead, so
 //! hyper's attempt to write the response fails and the server closes the socket without having
@@ -101,6 +104,16 @@ pub struct Faults {
     pub echo_auth_mutations_only: bool,
     /// The echo is plain text, padded so that the credential straddles the 200th character.
     pub echo_auth_plain: bool,
+    /// The next N successful mutations are applied, then their connection is closed without a
+    /// response (a reset after sending).
+    pub reset_after_mutation: usize,
+    /// The next N successful mutations are applied and answered 2xx with the body cut in half.
+    pub truncate_after_mutation: usize,
+    /// The next N successful mutations are applied, then answered only after `stall_for` (the
+    /// client times out first).
+    pub stall_after_mutation: usize,
+    /// How long a `stall_after_mutation` response waits.
+    pub stall_for: Duration,
 }
 
 impl Default for Faults {
@@ -119,6 +132,10 @@ impl Default for Faults {
             echo_auth_next: 0,
             echo_auth_mutations_only: false,
             echo_auth_plain: false,
+            reset_after_mutation: 0,
+            truncate_after_mutation: 0,
+            stall_after_mutation: 0,
+            stall_for: Duration::from_secs(30),
         }
     }
 }
@@ -319,6 +336,10 @@ pub async fn fault_middleware(
             if let Some(delay) = delay {
                 tokio::time::sleep(delay).await;
             }
+            let conn = request
+                .extensions()
+                .get::<ConnectInfo<ConnHandle>>()
+                .map(|c| c.0.clone());
             let response = next.run(request).await;
             let ok = response.status().is_success();
             if ok && mutation && take(&mut layer.faults().fail_after_mutation) {
@@ -326,6 +347,18 @@ pub async fn fault_middleware(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "injected failure after the change was applied",
                 )
+            } else if ok && mutation && take(&mut layer.faults().reset_after_mutation) {
+                conn.expect("fakes are served by fakes::serve, which tracks connections")
+                    .kill();
+                layer.record_status(index, 0);
+                // Never written: the dead socket makes hyper drop the connection instead.
+                return response;
+            } else if ok && mutation && take(&mut layer.faults().truncate_after_mutation) {
+                truncated(response).await
+            } else if ok && mutation && take(&mut layer.faults().stall_after_mutation) {
+                let wait = layer.faults().stall_for;
+                tokio::time::sleep(wait).await;
+                response
             } else if ok && method == Method::GET && take(&mut layer.faults().truncate_next) {
                 truncated(response).await
             } else {
