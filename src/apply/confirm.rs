@@ -8,6 +8,20 @@ pub fn prompt(n: usize) -> String {
     format!("Apply these {n} changes? Only 'yes' is accepted: ")
 }
 
+/// The prompt before applying the `remaining` of a plan's `total` changes (an earlier run of the plan
+/// did the rest).
+#[must_use]
+pub fn prompt_resuming(remaining: usize, total: usize) -> String {
+    if remaining == total {
+        prompt(total)
+    } else {
+        format!(
+            "Apply the remaining {remaining} of these {total} changes ({} were done by an earlier run)? Only 'yes' is accepted: ",
+            total - remaining
+        )
+    }
+}
+
 /// Reads one answer; true only for `yes`.
 ///
 /// # Errors

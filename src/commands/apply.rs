@@ -1,20 +1,33 @@
 //! `idsync apply [PLAN_FILE]`.
-
-use std::io::IsTerminal;
-use std::path::Path;
+//!
+//! A saved plan is applied only as it was made and only while what it relies on holds:
+//! 1. its digest (and, with `IDSYNC_PLAN_KEY`, its signature) matches its content;
+//! 2. it was made from this config file, for this target;
+//! 3. every action carries the preconditions it was planned on, and the summary and the guard agree
+//!    with the actions;
+//! 4. the preconditions hold in the target now (or were changed by an earlier run of this plan, per
+//!    its journal);
+//! 5. every action still to run is one a plan made now would also make, and none touches a user that
+//!    `protect` or `skip_admins` keeps hands off;
+//! 6. the guard, re-derived, holds.
+//!
+//! One apply runs at a time: a lock next to the plan file, and next to a file target.
 
 use std::collections::HashSet;
-
-use sha2::{Digest, Sha256};
+use std::io::IsTerminal;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use crate::apply::journal::{self, Journal, Progress};
+use crate::apply::lock::Lock;
 use crate::apply::{self, confirm};
-use crate::config;
+use crate::config::{self, Loaded, TargetConfig};
 use crate::error::Error;
 use crate::exit::ExitStatus;
 use crate::model::Indexed;
 use crate::output::Printer;
-use crate::plan::{stale, Action, Plan, FORMAT_VERSION};
+use crate::plan::{stale, verify, Action, Guard, Plan, FORMAT_VERSION};
 use crate::render::{self, Format};
 use crate::report::Report;
 use crate::snapshot_file;
@@ -29,69 +42,26 @@ pub(crate) async fn run(
     allow_mass_deactivation: bool,
 ) -> Result<ExitStatus, Error> {
     let loaded = config::load(config_path)?;
-    let mut resume: Option<(&Path, String, Progress)> = None;
+    // Held until the apply ends.
+    let mut locks: Vec<Lock> = Vec::new();
+    if let Some(path) = plan_file {
+        locks.push(Lock::acquire(path, &format!("apply {}", path.display()))?);
+    }
+    if let TargetConfig::File(f) = &loaded.config.target {
+        let file = config::resolve_path(&loaded.dir, &f.path);
+        locks.push(Lock::acquire(&file, "apply")?);
+    }
+    let mut resume: Option<(&Path, Progress)> = None;
     let (plan, mut target, target_users) = match plan_file {
         Some(path) => {
-            let (plan, sha256) = read_plan(path)?;
-            let progress = Progress::read(path, &sha256)?;
-            if progress.complete {
-                printer.info(&format!(
-                    "{} was already applied completely (see {}); make a new plan for further changes.",
-                    path.display(),
-                    journal::path_for(path).display()
-                ));
+            let Some((plan, progress, planned)) =
+                check_saved(printer, &loaded, path, allow_mass_deactivation).await?
+            else {
                 return Ok(ExitStatus::Success);
-            }
-            if plan.config_hash != loaded.hash {
-                return Err(Error::StalePlan {
-                    reasons: vec![format!(
-                        "the config file {} changed since the plan was made",
-                        loaded.path.display()
-                    )],
-                });
-            }
-            let mut target =
-                target::build(&loaded.config, &loaded.dir).map_err(Error::TargetSetup)?;
-            let name = target.name();
-            if name != plan.target {
-                return Err(Error::StalePlan {
-                    reasons: vec![format!(
-                        "the plan is for {}, the config names {name}",
-                        plan.target
-                    )],
-                });
-            }
-            let snap = target.snapshot().await.map_err(|e| Error::Target {
-                name: name.clone(),
-                source: e,
-            })?;
-            let indexed = Indexed::new(snap).map_err(|e| Error::TargetData { name, source: e })?;
-            // Objects an interrupted run of this plan had started to change are expected to differ.
-            let expected: HashSet<String> = progress
-                .started
-                .iter()
-                .filter_map(|&i| plan.actions.get(i).map(Action::touches))
-                .collect();
-            let now = stale::current(&plan.fingerprints, &indexed);
-            let changed = stale::changes(&plan.fingerprints, &now, &indexed, &expected);
-            if !changed.is_empty() {
-                return Err(Error::StalePlan { reasons: changed });
-            }
-            if !progress.done.is_empty() {
-                printer.info(&format!(
-                    "Resuming: {} of {} action(s) were done by an earlier run of this plan (journal {}).",
-                    progress.done.len(),
-                    plan.actions.len(),
-                    journal::path_for(path).display()
-                ));
-            }
-            resume = Some((path, sha256, progress));
-            if let Some(e) = super::refusal(&plan) {
-                return Err(e);
-            }
+            };
             printer.info(&format!("{}: {}", path.display(), render::headline(&plan)));
-            let users = indexed.keys.len();
-            (plan, target, users)
+            resume = Some((path, progress));
+            (plan, planned.target, planned.target_users)
         }
         None => {
             let planned =
@@ -119,12 +89,18 @@ pub(crate) async fn run(
         if !std::io::stdin().is_terminal() {
             return Err(Error::NotATerminal);
         }
-        printer.prompt(&confirm::prompt(plan.summary.total_changes));
+        let done = resume
+            .as_ref()
+            .map_or(0, |(_, p)| changes_in(&plan, &p.done));
+        printer.prompt(&confirm::prompt_resuming(
+            plan.summary.total_changes - done,
+            plan.summary.total_changes,
+        ));
         if !confirm::answer(&mut std::io::stdin().lock())? {
             return Err(Error::Declined);
         }
     }
-    execute(
+    let result = execute(
         printer,
         &plan,
         target.as_mut(),
@@ -132,11 +108,156 @@ pub(crate) async fn run(
         report,
         resume.as_ref(),
     )
-    .await
+    .await;
+    drop(locks);
+    result
 }
 
-/// Reads a saved plan, with the SHA-256 of its file (the journal's name for it).
-fn read_plan(path: &Path) -> Result<(Plan, String), Error> {
+/// The changes the actions `indexes` stand for (members for membership changes).
+fn changes_in(plan: &Plan, indexes: &HashSet<usize>) -> usize {
+    indexes
+        .iter()
+        .filter_map(|&i| plan.actions.get(i))
+        .map(Action::weight)
+        .sum()
+}
+
+/// Loads a saved plan and runs every check on it. `None` when it was already applied completely.
+async fn check_saved(
+    printer: &Printer,
+    loaded: &Loaded,
+    path: &Path,
+    allow_mass_deactivation: bool,
+) -> Result<Option<(Plan, Progress, super::Planned)>, Error> {
+    let plan = read_plan(path)?;
+    let key = crate::plan::key_from_env().map_err(Error::PlanKey)?;
+    plan.verify_seal(key.as_deref())
+        .map_err(|e| Error::PlanFile {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+    if key.is_none() && plan.signature.is_some() {
+        printer.info(&format!(
+            "{} is signed, but {} is not set here: the signature was not checked.",
+            path.display(),
+            crate::plan::KEY_VAR
+        ));
+    }
+    if plan.config_hash != loaded.hash {
+        return Err(Error::StalePlan {
+            reasons: vec![format!(
+                "the config file {} changed since the plan was made",
+                loaded.path.display()
+            )],
+        });
+    }
+    let probe = target::build(&loaded.config, &loaded.dir).map_err(Error::TargetSetup)?;
+    let name = probe.name();
+    if name != plan.target {
+        return Err(Error::StalePlan {
+            reasons: vec![format!(
+                "the plan is for {}, the config names {name}",
+                plan.target
+            )],
+        });
+    }
+    let progress = Progress::read(path, &plan.digest, plan.actions.len(), &|sha| {
+        probe.holds(sha)
+    })?;
+    if progress.complete {
+        printer.info(&format!(
+            "{} was already applied completely (see {}); make a new plan for further changes.",
+            path.display(),
+            journal::path_for(path).display()
+        ));
+        return Ok(None);
+    }
+    let grace = loaded.config.cleanup.grace_days > 0;
+    let mut edited = stale::unrecorded(&plan, grace);
+    edited.extend(verify::recorded_counts(&plan));
+    if !edited.is_empty() {
+        return Err(Error::PlanEdited {
+            path: path.to_path_buf(),
+            reasons: edited,
+        });
+    }
+    // The world as it is now, and the plan the same config makes of it.
+    let planned = super::make_plan(loaded, printer, super::now(), allow_mass_deactivation).await?;
+    let applied = &progress.started;
+    let mut reasons = stale::check(&plan, &planned.snapshot, applied);
+    reasons.extend(verify::hands_off(
+        &plan,
+        applied,
+        &planned.snapshot,
+        &loaded.rules,
+        loaded.config.cleanup.skip_admins,
+    ));
+    if reasons.is_empty() {
+        reasons.extend(verify::against_fresh(&plan, &planned.plan, applied));
+    }
+    if !reasons.is_empty() {
+        return Err(Error::StalePlan { reasons });
+    }
+    if !plan.blocking.is_empty() {
+        return Err(Error::Blocked {
+            problems: plan.blocking.clone(),
+        });
+    }
+    let guard = rederive_guard(
+        loaded,
+        &plan,
+        &planned.snapshot,
+        &progress.done,
+        allow_mass_deactivation,
+    );
+    if guard.blocks() {
+        let mut p = plan.clone();
+        p.guard = guard;
+        return Err(super::guard_error(&p));
+    }
+    if !progress.started.is_empty() {
+        printer.info(&format!(
+            "Resuming: {} of {} action(s) were done by an earlier run of this plan (journal {}); {} had started and are sent again.",
+            progress.done.len(),
+            plan.actions.len(),
+            journal::path_for(path).display(),
+            progress.started.len() - progress.done.len(),
+        ));
+    }
+    Ok(Some((plan, progress, planned)))
+}
+
+/// The guard over the plan's actions and the target as it is now (with the deactivations an earlier
+/// run of the plan made counted back in). A guard overridden when the plan was made stays overridden.
+fn rederive_guard(
+    loaded: &Loaded,
+    plan: &Plan,
+    target: &Indexed,
+    done: &HashSet<usize>,
+    allow_mass_deactivation: bool,
+) -> Guard {
+    let is_deactivation = |a: &Action| matches!(a, Action::DeactivateUser { .. });
+    let active = target
+        .snapshot
+        .users
+        .iter()
+        .filter(|u| u.in_directory && u.active)
+        .count();
+    let done_deactivations = done
+        .iter()
+        .filter(|&&i| plan.actions.get(i).is_some_and(is_deactivation))
+        .count();
+    let deactivations = plan.actions.iter().filter(|a| is_deactivation(a)).count();
+    Guard::check(
+        loaded.rules.deactivation_limit,
+        (active + done_deactivations) as u64,
+        deactivations as u64,
+        allow_mass_deactivation || plan.guard.overridden,
+    )
+}
+
+/// Reads a saved plan.
+fn read_plan(path: &Path) -> Result<Plan, Error> {
     let err = |reason: String| Error::PlanFile {
         path: path.to_path_buf(),
         reason,
@@ -148,16 +269,40 @@ fn read_plan(path: &Path) -> Result<(Plan, String), Error> {
         Some(FORMAT_VERSION) => {}
         Some(v) => {
             return Err(err(format!(
-                "plan format {v}, this idsync reads format {FORMAT_VERSION}"
+                "plan format {v}, this idsync reads format {FORMAT_VERSION}; make the plan again with this idsync"
             )))
         }
         None => return Err(err("not an idsync plan (no format_version)".into())),
     }
-    let plan = serde_json::from_value(value).map_err(|e| err(format!("not a valid plan: {e}")))?;
-    Ok((
-        plan,
-        crate::config::hex_digest(&Sha256::digest(text.as_bytes())),
-    ))
+    serde_json::from_value(value).map_err(|e| err(format!("not a valid plan: {e}")))
+}
+
+/// Sets `stop` on the first SIGINT or SIGTERM, and says what happens next.
+fn on_interrupt(printer: Printer, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let (Ok(mut int), Ok(mut term)) = (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+            ) else {
+                return;
+            };
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        if tokio::signal::ctrl_c().await.is_err() {
+            return;
+        }
+        stop.store(true, Ordering::SeqCst);
+        printer.warn(
+            "interrupted: starting no new actions; letting those in flight finish, then saving the journal and the report",
+        );
+    })
 }
 
 async fn execute(
@@ -166,30 +311,70 @@ async fn execute(
     target: &mut dyn Target,
     target_users: usize,
     report: Option<&Path>,
-    resume: Option<&(&Path, String, Progress)>,
+    resume: Option<&(&Path, Progress)>,
 ) -> Result<ExitStatus, Error> {
     let name = target.name();
     let none = HashSet::new();
     let (journal, done) = match resume {
-        Some((path, sha256, p)) => (Some(Journal::begin(path, sha256)?), &p.done),
+        Some((path, p)) => (
+            Some(Journal::begin(path, &plan.digest, plan.actions.len(), p)?),
+            &p.done,
+        ),
         None => (None, &none),
     };
     let journal = journal.as_ref();
-    let outcome = apply::execute_resuming(plan, target, journal, done, &mut |a, err| match err {
-        None => printer.progress(&format!("  done {} {}", a.kind().as_str(), a.subject())),
-        Some(e) => printer.warn(&format!(
-            "{} {} failed: {e}",
-            a.kind().as_str(),
-            a.subject()
-        )),
-    })
-    .await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let listener = on_interrupt(*printer, Arc::clone(&stop));
+    let outcome =
+        apply::execute_resuming(
+            plan,
+            target,
+            journal,
+            done,
+            &stop,
+            &mut |a, err| match err {
+                None => printer.progress(&format!("  done {} {}", a.kind().as_str(), a.subject())),
+                Some(e) => printer.warn(&format!(
+                    "{} {} failed: {e}",
+                    a.kind().as_str(),
+                    a.subject()
+                )),
+            },
+        )
+        .await;
+    listener.abort();
     if let Some(path) = report {
         let r = Report::new(plan, &outcome, target_users);
         let mut json = serde_json::to_string_pretty(&r).map_err(std::io::Error::from)?;
         json.push('\n');
         snapshot_file::write_atomic(path, json.as_bytes())?;
         printer.detail(&format!("wrote the run report to {}", path.display()));
+    }
+    if outcome.interrupted && outcome.not_started() > 0 {
+        let resume = match resume {
+            Some((path, _)) => format!(
+                "run `idsync apply {}` again to finish: the journal {} records what was done, and nothing done is sent again",
+                path.display(),
+                journal::path_for(path).display()
+            ),
+            None => "run `idsync apply` again: the new plan holds what is left to do".into(),
+        };
+        let not_started = outcome.not_started();
+        return Err(Error::Interrupted {
+            done: if outcome.written {
+                outcome
+                    .results
+                    .iter()
+                    .filter(|r| !r.not_started && r.error.is_none())
+                    .count()
+            } else {
+                0
+            },
+            total: plan.actions.len(),
+            not_started,
+            written: outcome.written,
+            resume,
+        });
     }
     if let Some(e) = outcome.finish_error {
         return Err(Error::Finish { name, source: e });
@@ -205,10 +390,17 @@ async fn execute(
     if let Some(j) = journal {
         j.complete().map_err(Error::Output)?;
     }
+    let resumed = changes_in(plan, done);
     printer.info(&format!(
-        "Apply complete: {} action(s) done on {name} in {} ms.",
+        "Apply complete: {} action(s) done on {name} in {} ms ({} change(s){}).",
         plan.actions.len(),
-        outcome.duration_ms
+        outcome.duration_ms,
+        plan.summary.total_changes,
+        if resumed > 0 {
+            format!(", {resumed} of them by an earlier run")
+        } else {
+            String::new()
+        }
     ));
     Ok(ExitStatus::Success)
 }

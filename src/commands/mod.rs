@@ -117,6 +117,8 @@ pub struct Planned {
     pub plan: Plan,
     pub target: Box<dyn Target>,
     pub target_users: usize,
+    /// The target as it was read for the plan.
+    pub snapshot: Indexed,
 }
 
 /// Reads every source and the target, and computes the plan as of `now`.
@@ -198,7 +200,12 @@ pub async fn make_plan(
         target_concurrency: (!matches!(loaded.config.target, crate::config::TargetConfig::File(_)))
             .then(|| target.concurrency()),
     };
-    let plan = diff::diff(&desired, &indexed, &ctx);
+    let mut plan = diff::diff(&desired, &indexed, &ctx);
+    plan.seal(
+        crate::plan::key_from_env()
+            .map_err(Error::PlanKey)?
+            .as_deref(),
+    );
     lap("diff");
     drop(desired);
     drop(data);
@@ -207,6 +214,7 @@ pub async fn make_plan(
         plan,
         target,
         target_users: indexed.keys.len(),
+        snapshot: indexed,
     })
 }
 
