@@ -97,7 +97,7 @@ impl JournalError {
                 "the journal lives next to the plan file; make that folder writable".into()
             }
             JournalError::OtherPlan { path, .. } => format!(
-                "to finish that apply, put its plan file back and apply it again; otherwise make a fresh plan (`idsync plan --out FILE`: it includes whatever that apply left undone), delete {}, and apply the fresh plan",
+                "to finish that apply, put its plan file back and apply it again. Or, if this plan was made after that apply stopped (so it accounts for what that apply did), delete {} and apply this plan; if not, make a fresh plan first (`idsync plan --out FILE`)",
                 path.display()
             ),
             JournalError::Corrupt { path, .. } => format!(
