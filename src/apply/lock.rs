@@ -1,5 +1,6 @@
 //! One apply at a time: an advisory lock file (`PLAN_FILE.lock`, and `FILE.lock` next to a file
-//! target) held with the operating system's file lock for as long as the apply runs. A second apply
+//! target) held with the operating system's file lock (`flock`, through `fs4`) for as long as the
+//! apply runs. A second apply
 //! exits 1 naming the holder (pid, host, start time). The lock dies with its process, so a crashed
 //! apply leaves no stale lock behind, only a file the next apply takes over.
 
@@ -7,6 +8,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+use fs4::FileExt;
 use serde::{Deserialize, Serialize};
 
 /// Who holds a lock, as written into the lock file.
@@ -96,9 +98,9 @@ impl Lock {
                 .truncate(false)
                 .open(&path)
                 .map_err(io_err)?;
-            match file.try_lock() {
+            match FileExt::try_lock(&file) {
                 Ok(()) => {}
-                Err(std::fs::TryLockError::WouldBlock) => {
+                Err(fs4::TryLockError::WouldBlock) => {
                     let text = std::fs::read_to_string(&path).unwrap_or_default();
                     let holder = serde_json::from_str::<Holder>(&text).map_or_else(
                         |_| "another process (it has not written its name yet)".to_string(),
@@ -111,7 +113,7 @@ impl Lock {
                     );
                     return Err(LockError::Held { path, holder });
                 }
-                Err(std::fs::TryLockError::Error(e)) => return Err(io_err(e)),
+                Err(fs4::TryLockError::Error(e)) => return Err(io_err(e)),
             }
             if !same_file(&file, &path) {
                 continue;
@@ -139,7 +141,7 @@ impl Drop for Lock {
     fn drop(&mut self) {
         // Removed while still held, so that no one locks a file that is about to vanish.
         let _ = std::fs::remove_file(&self.path);
-        let _ = self.file.unlock();
+        let _ = FileExt::unlock(&self.file);
     }
 }
 

@@ -486,7 +486,7 @@ pub fn unrecorded(plan: &Plan, grace: bool) -> Vec<String> {
             } => match p.groups.get(group) {
                 Some(Some(s)) if s.id == *group_id => members
                     .iter()
-                    .find(|m| m.id.as_ref().is_none_or(|id| !s.members.contains(id)))
+                    .find(|m| !m.id.as_ref().is_some_and(|id| s.members.contains(id)))
                     .map(|m| format!("user {} recorded as a member of {group}", m.key)),
                 _ => Some(format!("group {group} recorded")),
             },
