@@ -37,6 +37,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_resumed_prompt_counts_what_is_left_of_the_same_total() {
+        assert_eq!(prompt_resuming(15, 15), prompt(15));
+        assert_eq!(
+            prompt_resuming(4, 15),
+            "Apply the remaining 4 of these 15 changes (11 were done by an earlier run)? Only 'yes' is accepted: "
+        );
+    }
+
+    #[test]
     fn only_yes_is_accepted() {
         for (text, ok) in [
             ("yes\n", true),

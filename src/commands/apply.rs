@@ -203,13 +203,7 @@ async fn check_saved(
             problems: plan.blocking.clone(),
         });
     }
-    let guard = rederive_guard(
-        loaded,
-        &plan,
-        &planned.snapshot,
-        &progress.done,
-        allow_mass_deactivation,
-    );
+    let guard = rederive_guard(loaded, &plan, &planned.snapshot, &progress.done);
     if guard.blocks() {
         let mut p = plan.clone();
         p.guard = guard;
@@ -228,14 +222,9 @@ async fn check_saved(
 }
 
 /// The guard over the plan's actions and the target as it is now (with the deactivations an earlier
-/// run of the plan made counted back in). A guard overridden when the plan was made stays overridden.
-fn rederive_guard(
-    loaded: &Loaded,
-    plan: &Plan,
-    target: &Indexed,
-    done: &HashSet<usize>,
-    allow_mass_deactivation: bool,
-) -> Guard {
+/// run of the plan made counted back in). A guard overridden when the plan was made stays overridden;
+/// `--allow-mass-deactivation` at apply does not override it (the decision belongs to the reviewed plan).
+fn rederive_guard(loaded: &Loaded, plan: &Plan, target: &Indexed, done: &HashSet<usize>) -> Guard {
     let is_deactivation = |a: &Action| matches!(a, Action::DeactivateUser { .. });
     let active = target
         .snapshot
@@ -252,7 +241,7 @@ fn rederive_guard(
         loaded.rules.deactivation_limit,
         (active + done_deactivations) as u64,
         deactivations as u64,
-        allow_mass_deactivation || plan.guard.overridden,
+        plan.guard.overridden,
     )
 }
 
@@ -277,31 +266,57 @@ fn read_plan(path: &Path) -> Result<Plan, Error> {
     serde_json::from_value(value).map_err(|e| err(format!("not a valid plan: {e}")))
 }
 
-/// Sets `stop` on the first SIGINT or SIGTERM, and says what happens next.
-fn on_interrupt(printer: Printer, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
+/// Waits for SIGINT or SIGTERM (Ctrl-C elsewhere).
+struct Signals {
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> Option<Signals> {
         #[cfg(unix)]
         {
             use tokio::signal::unix::{signal, SignalKind};
-            let (Ok(mut int), Ok(mut term)) = (
-                signal(SignalKind::interrupt()),
-                signal(SignalKind::terminate()),
-            ) else {
-                return;
-            };
-            tokio::select! {
-                _ = int.recv() => {}
-                _ = term.recv() => {}
-            }
+            Some(Signals {
+                int: signal(SignalKind::interrupt()).ok()?,
+                term: signal(SignalKind::terminate()).ok()?,
+            })
         }
         #[cfg(not(unix))]
-        if tokio::signal::ctrl_c().await.is_err() {
-            return;
+        Some(Signals {})
+    }
+
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.int.recv() => {}
+            _ = self.term.recv() => {}
         }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Sets `stop` on the first SIGINT or SIGTERM, and says what happens next. A second one stops at
+/// once (exit 1): the journal is safe against that too.
+fn on_interrupt(printer: Printer, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<()> {
+    // Registered now, so that an interrupt from here on is caught.
+    let signals = Signals::new();
+    tokio::spawn(async move {
+        let Some(mut signals) = signals else {
+            return;
+        };
+        signals.next().await;
         stop.store(true, Ordering::SeqCst);
         printer.warn(
-            "interrupted: starting no new actions; letting those in flight finish, then saving the journal and the report",
+            "interrupted: starting no new actions; letting those in flight finish, then saving the journal and the report (interrupt again to stop at once)",
         );
+        signals.next().await;
+        printer.warn("interrupted again: stopping at once; run the same command again to finish");
+        #[allow(clippy::exit)]
+        std::process::exit(i32::from(ExitStatus::Error.code()));
     })
 }
 
