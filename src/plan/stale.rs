@@ -423,6 +423,31 @@ pub fn unrecorded(plan: &Plan, grace: bool) -> Vec<String> {
     let has = |s: &UserState, f: &str, v: Option<&str>| {
         s.get(f).is_some_and(|have| same(f, have.as_deref(), v))
     };
+    // Recorded memberships by group, as sets: a group may hold tens of thousands.
+    let recorded: HashMap<&str, (HashSet<&str>, HashSet<&str>)> = p
+        .groups
+        .iter()
+        .filter_map(|(name, s)| {
+            s.as_ref().map(|s| {
+                (
+                    name.as_str(),
+                    (
+                        s.members.iter().map(String::as_str).collect(),
+                        s.not_members.iter().map(String::as_str).collect(),
+                    ),
+                )
+            })
+        })
+        .collect();
+    let is_member = |group: &str, id: &str, member: bool| {
+        recorded.get(group).is_some_and(|(yes, no)| {
+            if member {
+                yes.contains(id)
+            } else {
+                no.contains(id)
+            }
+        })
+    };
     let mut out = Vec::new();
     for (n, a) in plan.actions.iter().enumerate() {
         let missing: Option<String> = match a {
@@ -473,8 +498,8 @@ pub fn unrecorded(plan: &Plan, grace: bool) -> Vec<String> {
                 (Some(None), None) => None,
                 (Some(Some(s)), Some(id)) if s.id == *id => members
                     .iter()
-                    .filter_map(|m| m.id.as_ref())
-                    .find(|m| !s.not_members.contains(m))
+                    .filter_map(|m| m.id.as_deref())
+                    .find(|m| !is_member(group, m, false))
                     .map(|m| format!("user {m} recorded as not a member of {group}")),
                 _ => Some(format!("group {group} recorded")),
             },
@@ -486,7 +511,7 @@ pub fn unrecorded(plan: &Plan, grace: bool) -> Vec<String> {
             } => match p.groups.get(group) {
                 Some(Some(s)) if s.id == *group_id => members
                     .iter()
-                    .find(|m| !m.id.as_ref().is_some_and(|id| s.members.contains(id)))
+                    .find(|m| !m.id.as_deref().is_some_and(|id| is_member(group, id, true)))
                     .map(|m| format!("user {} recorded as a member of {group}", m.key)),
                 _ => Some(format!("group {group} recorded")),
             },
@@ -501,4 +526,162 @@ pub fn unrecorded(plan: &Plan, grace: bool) -> Vec<String> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Group, Snapshot};
+    use crate::plan::{FieldChange, Member};
+
+    fn target(edit: impl FnOnce(&mut Snapshot)) -> Indexed {
+        let mut alice = User::new("alice@example.com");
+        alice.id = Some("a1".into());
+        alice.attributes.insert("title".into(), "Engineer".into());
+        alice.last_active = "2026-01-01T00:00:00Z".parse().ok();
+        let mut bob = User::new("bob@example.com");
+        bob.id = Some("b1".into());
+        bob.last_active = "2025-01-01T00:00:00Z".parse().ok();
+        let mut snap = Snapshot {
+            users: vec![alice, bob],
+            groups: vec![Group {
+                name: "eng".into(),
+                id: Some("g1".into()),
+                members: vec!["alice@example.com".into()],
+            }],
+            verified_domains: None,
+        };
+        edit(&mut snap);
+        Indexed::new(snap).unwrap()
+    }
+
+    fn plan(t: &Indexed) -> Plan {
+        let member = |key: &str, id: &str| Member {
+            key: key.into(),
+            id: Some(id.into()),
+            reason: String::new(),
+        };
+        let actions = vec![
+            Action::CreateUser {
+                key: "carol@example.com".into(),
+                user: crate::plan::UserFields {
+                    email: "carol@example.com".into(),
+                    ..Default::default()
+                },
+                reason: String::new(),
+            },
+            Action::UpdateUser {
+                key: "alice@example.com".into(),
+                id: "a1".into(),
+                changes: vec![FieldChange {
+                    field: "title".into(),
+                    from: Some("Engineer".into()),
+                    to: "Staff".into(),
+                    reason: String::new(),
+                }],
+                reason: String::new(),
+            },
+            Action::RemoveMembers {
+                group: "eng".into(),
+                group_id: "g1".into(),
+                batch: [1, 1],
+                members: vec![member("alice@example.com", "a1")],
+                reason: String::new(),
+            },
+            Action::DeactivateUser {
+                key: "bob@example.com".into(),
+                id: "b1".into(),
+                account_id: None,
+                cause: crate::plan::DeactivateCause::GoneFromSources,
+                reason: String::new(),
+            },
+        ];
+        let preconditions = record(&actions, t, true);
+        Plan {
+            format_version: crate::plan::FORMAT_VERSION.into(),
+            idsync_version: String::new(),
+            config_hash: String::new(),
+            target: String::new(),
+            summary: crate::plan::Summary::of(&actions),
+            guard: crate::plan::Guard::check(
+                crate::config::DeactivationLimit::Count(5),
+                2,
+                1,
+                false,
+            ),
+            actions,
+            warnings: Vec::new(),
+            blocking: Vec::new(),
+            skipped: Vec::new(),
+            preconditions,
+            cost: None,
+            digest: String::new(),
+            signature: None,
+        }
+    }
+
+    #[test]
+    fn only_what_an_action_relies_on_stales_it() {
+        let p = plan(&target(|_| {}));
+        assert!(unrecorded(&p, true).is_empty());
+        let none = HashSet::new();
+        assert!(check(&p, &target(|_| {}), &none).is_empty());
+        // Alice logs in and gets a department: her update and her membership change do not care.
+        let t = target(|s| {
+            s.users[0].last_active = "2026-11-20T00:00:00Z".parse().ok();
+            s.users[0]
+                .attributes
+                .insert("department".into(), "R&D".into());
+        });
+        assert!(check(&p, &t, &none).is_empty());
+        // Bob, deactivated for inactivity, logs in.
+        let t = target(|s| s.users[1].last_active = "2026-11-20T00:00:00Z".parse().ok());
+        assert_eq!(
+            check(&p, &t, &none),
+            ["user bob@example.com (id b1): last_active changed from \"2025-01-01T00:00:00Z\" to \"2026-11-20T00:00:00Z\""]
+        );
+    }
+
+    #[test]
+    fn what_a_started_action_changed_is_expected_and_nothing_else() {
+        let p = plan(&target(|_| {}));
+        // An earlier run created carol, updated alice and removed her from eng.
+        let after = target(|s| {
+            s.users[0].attributes.insert("title".into(), "Staff".into());
+            s.users.push(User::new("carol@example.com"));
+            s.groups[0].members.clear();
+        });
+        let stale = check(&p, &after, &HashSet::new());
+        assert_eq!(stale.len(), 3, "{stale:?}");
+        assert!(check(&p, &after, &HashSet::from([0, 1, 2])).is_empty());
+        // Someone else set alice's title to something the plan never would.
+        let other = target(|s| {
+            s.users[0].attributes.insert("title".into(), "CTO".into());
+        });
+        assert_eq!(
+            check(&p, &other, &HashSet::from([1])),
+            ["user alice@example.com (id a1): title changed from \"Engineer\" to \"CTO\""]
+        );
+    }
+
+    #[test]
+    fn an_action_without_its_preconditions_is_named() {
+        let mut p = plan(&target(|_| {}));
+        p.preconditions.users.remove("b1");
+        p.preconditions
+            .groups
+            .get_mut("eng")
+            .unwrap()
+            .as_mut()
+            .unwrap()
+            .members
+            .clear();
+        assert_eq!(
+            unrecorded(&p, true),
+            [
+                "action #3 (remove_members eng) lacks its precondition: user alice@example.com recorded as a member of eng",
+                "action #4 (deactivate_user bob@example.com) lacks its precondition: user b1 recorded as active, with its last-active date",
+            ]
+        );
+    }
 }
