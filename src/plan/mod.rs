@@ -204,22 +204,25 @@ impl Plan {
         serde_json::to_value(schemars::schema_for!(Plan)).expect("schema serializes")
     }
 
-    /// Sorts actions into application order, recomputes the summary, and seals the plan (unsigned).
+    /// Sorts actions into application order and recomputes the summary. The plan still needs its
+    /// [`seal`](Plan::seal).
     pub fn finish(&mut self) {
         self.actions.sort_by(|a, b| {
             (a.kind(), a.subject(), a.batch()).cmp(&(b.kind(), b.subject(), b.batch()))
         });
         self.summary = Summary::of(&self.actions);
-        self.seal(None);
     }
 
     /// The canonical content the digest and the signature cover: the plan without them, as compact
-    /// JSON (field order is the types', maps are sorted).
-    fn content(&self) -> Vec<u8> {
-        let mut bare = self.clone();
-        bare.digest = String::new();
-        bare.signature = None;
-        serde_json::to_vec(&bare).expect("plans serialize")
+    /// JSON (field order is the types', maps are sorted). Every other field is covered, including any
+    /// added later.
+    fn content(&mut self) -> Vec<u8> {
+        let digest = std::mem::take(&mut self.digest);
+        let signature = self.signature.take();
+        let content = serde_json::to_vec(&*self).expect("plans serialize");
+        self.digest = digest;
+        self.signature = signature;
+        content
     }
 
     /// Records the digest and, with a key, the signature.
@@ -238,7 +241,7 @@ impl Plan {
     /// The content does not match the digest, or a key is given and the plan is unsigned or signed
     /// with another key.
     pub fn verify_seal(&self, key: Option<&[u8]>) -> Result<(), SealError> {
-        let content = self.content();
+        let content = self.clone().content();
         if crate::config::hex_digest(&sha2::Sha256::digest(&content)) != self.digest {
             return Err(SealError::Digest);
         }
