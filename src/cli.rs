@@ -85,7 +85,9 @@ pub enum Command {
     Apply {
         #[command(flatten)]
         config: ConfigArg,
-        /// A plan saved by `idsync plan --out`; refused if the config or the target changed since.
+        /// A plan saved by `idsync plan --out`; refused if it was edited, or if the config or what its
+        /// actions rely on in the target changed since. Its journal (PLAN_FILE.journal) lets an
+        /// interrupted apply be finished by running the same command again.
         #[arg(value_name = "PLAN_FILE")]
         plan: Option<PathBuf>,
         /// Apply without asking (for CI, after the plan was reviewed).

@@ -1,8 +1,6 @@
 //! The difference between the desired state and the target: a [`Plan`]. Pure: no I/O, no clock
 //! (the caller passes `now`), deterministic.
 
-use std::collections::BTreeMap;
-
 use rustc_hash::FxHashMap;
 
 use chrono::{DateTime, Utc};
@@ -54,9 +52,6 @@ pub fn diff(desired: &Desired, target: &Indexed, ctx: &Context<'_>) -> Plan {
         blocking: desired.blocking.clone(),
         unverified: Vec::new(),
         skipped: Vec::new(),
-        touched_users: Vec::new(),
-        touched_groups: Vec::new(),
-        absent: Vec::new(),
         matched: vec![None; desired.users.len()],
         claimed: vec![None; target.keys.len()],
         blocked: vec![false; desired.users.len()],
@@ -90,10 +85,6 @@ struct Differ<'a> {
     /// Users not created because their email domain is not verified in the organization.
     unverified: Vec<String>,
     skipped: Vec<Skipped>,
-    touched_users: Vec<u32>,
-    touched_groups: Vec<usize>,
-    /// Fingerprint names of objects the plan creates.
-    absent: Vec<String>,
     /// Desired user -> target user.
     matched: Vec<Option<u32>>,
     /// Target user -> desired user.
@@ -255,14 +246,13 @@ impl Differ<'_> {
                         );
                         continue;
                     }
-                    self.absent.push(format!("user:{}", du.key));
                     self.actions.push(Action::CreateUser {
                         key: du.key.clone(),
                         user: du.fields.clone(),
                         reason: wanted_reason(du, self.ctx.rules),
                     });
                 }
-                (Scope::Wanted, Some((ti, u))) => {
+                (Scope::Wanted, Some((_, u))) => {
                     if let (false, Some(dir)) = (u.in_directory, &u.owned_by_directory) {
                         // Creating it through this directory would link an account that another
                         // directory of the organization owns.
@@ -286,7 +276,7 @@ impl Differ<'_> {
                         }
                         continue;
                     }
-                    self.wanted_user(du, ti, u);
+                    self.wanted_user(du, u);
                 }
                 (_, Some((ti, u))) if u.in_directory && u.active => {
                     let cause = match du.scope {
@@ -316,9 +306,8 @@ impl Differ<'_> {
         v
     }
 
-    fn wanted_user(&mut self, du: &DesiredUser, ti: u32, u: &User) {
+    fn wanted_user(&mut self, du: &DesiredUser, u: &User) {
         if !u.in_directory {
-            self.touched_users.push(ti);
             self.actions.push(Action::LinkUser {
                 key: du.key.clone(),
                 account_id: u.account_id.clone(),
@@ -331,7 +320,6 @@ impl Differ<'_> {
             return;
         }
         if !u.active {
-            self.touched_users.push(ti);
             self.actions.push(Action::ReactivateUser {
                 key: du.key.clone(),
                 id: u.reference(),
@@ -340,7 +328,6 @@ impl Differ<'_> {
         }
         let changes = field_changes(du, u, self.ctx.rules);
         if !changes.is_empty() {
-            self.touched_users.push(ti);
             let renamed = changes.iter().any(|c| c.field == "email");
             self.actions.push(Action::UpdateUser {
                 key: du.key.clone(),
@@ -477,7 +464,6 @@ impl Differ<'_> {
                     .push_str("; no last-active date (cleanup.without_last_active: deactivate)"),
             }
         }
-        self.touched_users.push(ti);
         self.actions.push(Action::DeactivateUser {
             key: key.clone(),
             id: u.reference(),
@@ -537,8 +523,8 @@ impl Differ<'_> {
                 self.skip(&key, why, "stripped of its API tokens");
                 continue;
             }
-            // A saved plan re-checks the user before revoking: reactivated since, it is refused.
-            self.touched_users.push(idx(ti));
+            // A saved plan re-checks the user before revoking (its preconditions record `active`):
+            // reactivated since, it is refused.
             self.revoke(
                 &key,
                 u,
@@ -626,7 +612,6 @@ impl Differ<'_> {
                     &t.members[gi],
                 ),
                 None => {
-                    self.absent.push(format!("group:{name}"));
                     self.actions.push(Action::CreateGroup {
                         group: name.clone(),
                         reason: format!("managed by {}", g.origin),
@@ -701,9 +686,6 @@ impl Differ<'_> {
             }
             if adds.is_empty() && removes.is_empty() {
                 continue;
-            }
-            if let Some(gi) = tg {
-                self.touched_groups.push(gi);
             }
             adds.sort_by(|a, b| a.key.cmp(&b.key));
             removes.sort_by(|a, b| a.key.cmp(&b.key));
@@ -801,23 +783,7 @@ impl Differ<'_> {
             self.ctx.overrides.deactivation,
         );
         let guards = self.limits(active);
-        let mut fingerprints = BTreeMap::new();
-        for name in self.absent {
-            fingerprints.insert(name, stale::ABSENT.to_string());
-        }
-        for ti in self.touched_users {
-            fingerprints.insert(
-                format!("user:{}", t.user(ti).reference()),
-                stale::user(t.user(ti)),
-            );
-        }
-        for gi in self.touched_groups {
-            let g = &t.snapshot.groups[gi];
-            fingerprints.insert(
-                format!("group:{}", g.name),
-                stale::group(g, &t.members[gi], t),
-            );
-        }
+        let preconditions = stale::record(&self.actions, t, self.ctx.cleanup.grace_days > 0);
         let mut warnings = self.warnings;
         if let Some(first) = self.unverified.first() {
             warnings.push(format!(
@@ -853,8 +819,10 @@ impl Differ<'_> {
             warnings,
             blocking: self.blocking,
             skipped,
-            fingerprints,
+            preconditions,
             cost,
+            digest: String::new(),
+            signature: None,
         };
         plan.finish();
         plan

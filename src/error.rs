@@ -63,6 +63,20 @@ pub enum Error {
         list(reasons)
     )]
     StalePlan { reasons: Vec<String> },
+    #[error("the plan file {} was changed after it was made, and is refused:{}", path.display(), list(reasons))]
+    PlanEdited { path: PathBuf, reasons: Vec<String> },
+    #[error("cannot sign or check plans: {0}")]
+    PlanKey(String),
+    #[error(transparent)]
+    Lock(#[from] crate::apply::lock::LockError),
+    #[error("apply interrupted: {done} of {total} action(s) done, {not_started} not started{}", if *written { "" } else { "; the target was left as it was" })]
+    Interrupted {
+        done: usize,
+        total: usize,
+        not_started: usize,
+        written: bool,
+        resume: String,
+    },
     #[error("refusing to apply without confirmation: standard input is not a terminal")]
     NotATerminal,
     #[error("apply cancelled: only 'yes' is accepted")]
@@ -148,9 +162,18 @@ impl Error {
                 "review the plan, then run `idsync apply --auto-approve`, or save it with `idsync plan --out plan.json` and apply that file".into()
             }
             Error::PlanFile { .. } => "make a plan with `idsync plan --out plan.json`".into(),
-            Error::Journal(_) => {
-                "the journal records an apply of a plan file; remove it only if you know that plan is not half-applied".into()
+            Error::Journal(e) => e.hint(),
+            Error::PlanEdited { .. } => {
+                "apply only plans as idsync wrote them: make the plan again with `idsync plan --out FILE`, review it, and apply that file".into()
             }
+            Error::PlanKey(_) => format!(
+                "{} must hold the same key when the plan is made and when it is applied",
+                crate::plan::KEY_VAR
+            ),
+            Error::Lock(_) => {
+                "wait for the other apply to finish, then run again (its lock is released when it exits, even if it crashes)".into()
+            }
+            Error::Interrupted { resume, .. } => resume.clone(),
             Error::WhichSource { .. } | Error::UnknownSource { .. } => {
                 "pass --source NAME with one of the names above".into()
             }

@@ -9,7 +9,8 @@ use crate::plan::{Action, Plan};
 
 #[derive(Debug, Serialize)]
 pub struct Report {
-    /// `SUCCESS`, `PARTIAL` (some actions failed) or `FAILED` (nothing was saved).
+    /// `SUCCESS`, `PARTIAL` (some actions failed), `FAILED` (nothing was saved) or `INTERRUPTED`
+    /// (stopped by a signal; the actions not started are `not_started`).
     pub status: &'static str,
     pub target: String,
     pub started: DateTime<Utc>,
@@ -37,6 +38,10 @@ pub struct Counts {
     /// Users a rule (protect, skip_admins, grace, …) kept from being changed.
     pub filtered: usize,
     pub failed: usize,
+    /// Actions not started because the run was interrupted.
+    pub not_started: usize,
+    /// Changes (as counted above) that an earlier, interrupted run of the same plan had made.
+    pub resumed: usize,
 }
 
 #[derive(Debug, Serialize)]
@@ -45,7 +50,7 @@ pub struct ResultEntry {
     pub subject: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub batch: Option<[usize; 2]>,
-    /// `done` or `failed`.
+    /// `done`, `failed` or `not_started`.
     pub status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -61,8 +66,13 @@ impl Report {
         let mut touched = std::collections::HashSet::new();
         for r in &outcome.results {
             let a = &plan.actions[r.index];
-            let ok = outcome.written && r.error.is_none();
-            if ok {
+            let ok = outcome.written && r.error.is_none() && !r.not_started;
+            if r.resumed {
+                counts.resumed += a.weight();
+            }
+            if r.not_started {
+                counts.not_started += 1;
+            } else if ok {
                 match a {
                     Action::CreateUser { .. } => counts.added += 1,
                     Action::LinkUser { .. } => counts.linked += 1,
@@ -102,7 +112,13 @@ impl Report {
                 action: a.kind().as_str(),
                 subject: a.subject().to_string(),
                 batch,
-                status: if ok { "done" } else { "failed" },
+                status: if r.not_started {
+                    "not_started"
+                } else if ok {
+                    "done"
+                } else {
+                    "failed"
+                },
                 error: r.error.clone(),
             });
         }
@@ -116,7 +132,9 @@ impl Report {
                 .iter()
                 .map(|s| format!("Skipping {}: {}", s.key, s.reason)),
         );
-        let status = if !outcome.written {
+        let status = if outcome.interrupted && counts.not_started > 0 {
+            "INTERRUPTED"
+        } else if !outcome.written {
             "FAILED"
         } else if counts.failed > 0 {
             "PARTIAL"

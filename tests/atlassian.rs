@@ -829,3 +829,211 @@ async fn a_refused_org_key_says_which_key_is_needed() {
     );
     assert_eq!(fake.mutations(), 0);
 }
+
+/// What the fake holds, without ids or timestamps: users and the members of each group.
+fn holdings(fake: &FakeAtlassian) -> String {
+    let mut users: Vec<String> = fake
+        .users()
+        .iter()
+        .map(|u| {
+            format!(
+                "{} active={} name={} title={}",
+                u["userName"], u["active"], u["displayName"], u["title"]
+            )
+        })
+        .collect();
+    users.sort();
+    let mut groups: Vec<String> = fake
+        .groups()
+        .iter()
+        .map(|g| {
+            let name = g["displayName"].as_str().unwrap_or_default().to_string();
+            format!("{name}: {:?}", fake.group_members(&name))
+        })
+        .collect();
+    groups.sort();
+    format!("{users:#?}\n{groups:#?}")
+}
+
+/// Kills the apply at every sync point in turn (each journal line, each action answered by the
+/// server), then runs it again: the organization ends as after an uninterrupted apply, every user and
+/// group exists once, and only an action that was in flight at the kill is sent again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_at_any_point_the_rerun_finishes_the_plan_with_nothing_done_twice() {
+    let created = |fake: &FakeAtlassian, what: &str| {
+        fake.requests()
+            .iter()
+            .filter(|r| r.method == "POST" && r.path.ends_with(what) && r.status == 201)
+            .count()
+    };
+    let clean = FakeAtlassian::start(FakeConfig::default()).await;
+    seed(&clean);
+    let s = scratch(&clean, true);
+    let (code, _, stderr) = idsync(&s, &clean, &["plan", "--out", "plan.json"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    let before = clean.mutations();
+    let (code, _, stderr) = idsync(&s, &clean, &["apply", "plan.json", "--auto-approve"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    let expected = holdings(&clean);
+    let clean_mutations = clean.mutations() - before;
+    let (users_created, groups_created) = (created(&clean, "/Users"), created(&clean, "/Groups"));
+
+    let mut crashes = 0;
+    for n in 1.. {
+        let fake = FakeAtlassian::start(FakeConfig::default()).await;
+        seed(&fake);
+        let s = scratch(&fake, true);
+        let (code, _, stderr) = idsync(&s, &fake, &["plan", "--out", "plan.json"]).await;
+        assert_eq!(code, 0, "{stderr}");
+        let before = fake.mutations();
+        let mut cmd = s.idsync(&["apply", "plan.json", "--auto-approve"]);
+        cmd.env("TEST_SCIM_TOKEN", &fake.config.scim_token)
+            .env("TEST_ORG_TOKEN", &fake.config.org_token)
+            .env("IDSYNC_RETRY_DELAY_SCALE", "0.01")
+            .env("IDSYNC_TEST_CRASH_AT", n.to_string());
+        let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+            .await
+            .unwrap();
+        if out.status.success() {
+            break;
+        }
+        assert_eq!(out.status.code(), None, "crash point {n}: killed");
+        crashes += 1;
+        let (code, _, stderr) = idsync(&s, &fake, &["apply", "plan.json", "--auto-approve"]).await;
+        assert_eq!(code, 0, "crash point {n}: {stderr}");
+        assert_eq!(holdings(&fake), expected, "crash point {n}");
+        assert_eq!(
+            (created(&fake, "/Users"), created(&fake, "/Groups")),
+            (users_created, groups_created),
+            "crash point {n}: every create happened once"
+        );
+        // Up to four actions run at once; those in flight at the kill are sent again.
+        let sent = fake.mutations() - before;
+        assert!(
+            sent <= clean_mutations + 4,
+            "crash point {n}: {sent} mutations, {clean_mutations} without a kill"
+        );
+        let (code, again, _) = idsync(&s, &fake, &["plan", "--detailed-exitcode"]).await;
+        assert_eq!(code, 0, "crash point {n}: not converged:\n{again}");
+    }
+    assert!(crashes > 20, "only {crashes} crash points");
+}
+
+/// SIGINT during an apply: no new action starts, those in flight finish, the journal and the report
+/// (status INTERRUPTED) are written, and the next run finishes the plan with counts that add up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_apply_reports_and_resumes_to_the_end() {
+    let fake = FakeAtlassian::start(FakeConfig::default()).await;
+    seed(&fake);
+    let s = scratch(&fake, true);
+    let (code, _, stderr) = idsync(&s, &fake, &["plan", "--out", "plan.json"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    let plan: serde_json::Value = serde_json::from_str(&s.read("plan.json")).unwrap();
+    let total_changes = plan["summary"]["total_changes"].as_u64().unwrap();
+    // Membership changes are slow, so the interrupt lands while they are in flight.
+    fake.set_faults(Faults {
+        slow: Some(("/Groups/".into(), Duration::from_millis(1500))),
+        ..Faults::default()
+    });
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("idsync"));
+    cmd.current_dir(s.dir.path())
+        .args([
+            "apply",
+            "plan.json",
+            "--auto-approve",
+            "--report",
+            "report.json",
+        ])
+        .env("TEST_SCIM_TOKEN", &fake.config.scim_token)
+        .env("TEST_ORG_TOKEN", &fake.config.org_token)
+        .env("IDSYNC_NOW", crate::support::NOW)
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !fake
+        .requests()
+        .iter()
+        .any(|r| r.method == "PATCH" && r.path.contains("/Groups/"))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the apply never reached the memberships"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("interrupted: starting no new actions"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("apply interrupted:"), "{stderr}");
+    assert!(
+        stderr.contains("run `idsync apply plan.json` again to finish"),
+        "{stderr}"
+    );
+    let report: serde_json::Value = serde_json::from_str(&s.read("report.json")).unwrap();
+    assert_eq!(report["status"], "INTERRUPTED", "{report}");
+    let not_started = report["counts"]["not_started"].as_u64().unwrap();
+    assert!(not_started > 0, "{report}");
+    let in_flight_finished = fake
+        .requests()
+        .iter()
+        .filter(|r| r.method == "PATCH" && r.path.contains("/Groups/"))
+        .all(|r| r.status == 200 || r.status == 204);
+    assert!(
+        in_flight_finished,
+        "the membership changes in flight were let finish"
+    );
+
+    fake.set_faults(Faults::default());
+    let (code, _, stderr) = idsync(
+        &s,
+        &fake,
+        &[
+            "apply",
+            "plan.json",
+            "--auto-approve",
+            "--report",
+            "report.json",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("Resuming:"), "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&s.read("report.json")).unwrap();
+    assert_eq!(report["status"], "SUCCESS");
+    let c = &report["counts"];
+    let sum: u64 = [
+        "added",
+        "linked",
+        "updated",
+        "reactivated",
+        "deactivated",
+        "groups_created",
+        "members_added",
+        "members_removed",
+        "tokens_revoked",
+    ]
+    .iter()
+    .map(|k| c[k].as_u64().unwrap())
+    .sum();
+    assert_eq!(sum, total_changes, "{report}");
+    assert!(c["resumed"].as_u64().unwrap() > 0, "{report}");
+    assert!(
+        stderr.contains(&format!("({total_changes} change(s), ")),
+        "the summary line counts the same: {stderr}"
+    );
+    let (code, again, _) = idsync(&s, &fake, &["plan", "--detailed-exitcode"]).await;
+    assert_eq!(code, 0, "{again}");
+}

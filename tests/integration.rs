@@ -14,6 +14,7 @@ mod keycloak;
 mod okta;
 mod onelogin;
 mod render;
+mod saved_plans;
 mod schema_sync;
 mod scim_source;
 mod third_party_scim;

@@ -34,7 +34,7 @@ fn scenario(name: &str, config: &str, idp: &str, atlassian: &str) -> i32 {
             assert_eq!(prev, c, "exit code differs between formats");
         }
         code = Some(c);
-        insta::with_settings!({filters => vec![(r#""idsync_version": "[^"]+""#, r#""idsync_version": "[VERSION]""#), (r"idsync \d+\.\d+\.\d+\S*", "idsync [VERSION]")]}, {
+        insta::with_settings!({filters => vec![(r#""idsync_version": "[^"]+""#, r#""idsync_version": "[VERSION]""#), (r"idsync \d+\.\d+\.\d+\S*", "idsync [VERSION]"), (r#""digest": "[0-9a-f]{64}""#, r#""digest": "[DIGEST]""#)]}, {
             insta::assert_snapshot!(format!("{name}.{format}"), stdout);
         });
     }

@@ -8,6 +8,20 @@ pub fn prompt(n: usize) -> String {
     format!("Apply these {n} changes? Only 'yes' is accepted: ")
 }
 
+/// The prompt before applying the `remaining` of a plan's `total` changes (an earlier run of the plan
+/// did the rest).
+#[must_use]
+pub fn prompt_resuming(remaining: usize, total: usize) -> String {
+    if remaining == total {
+        prompt(total)
+    } else {
+        format!(
+            "Apply the remaining {remaining} of these {total} changes ({} were done by an earlier run)? Only 'yes' is accepted: ",
+            total - remaining
+        )
+    }
+}
+
 /// Reads one answer; true only for `yes`.
 ///
 /// # Errors
@@ -21,6 +35,15 @@ pub fn answer(input: &mut dyn BufRead) -> io::Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_resumed_prompt_counts_what_is_left_of_the_same_total() {
+        assert_eq!(prompt_resuming(15, 15), prompt(15));
+        assert_eq!(
+            prompt_resuming(4, 15),
+            "Apply the remaining 4 of these 15 changes (11 were done by an earlier run)? Only 'yes' is accepted: "
+        );
+    }
 
     #[test]
     fn only_yes_is_accepted() {

@@ -1,42 +1,67 @@
 //! The apply journal: lets an interrupted `apply PLAN_FILE` be finished by running it again.
 //!
-//! Next to the plan file, `PLAN_FILE.journal` records, one JSON line each, the plan it belongs to, every
-//! action started and finished, and completion. Running the same plan again skips what finished and
-//! redoes what had started but not finished: every action is safe to repeat (a create that meets 409
-//! resolves to what exists, PATCHes set values, membership changes are no-ops when already made). The
-//! staleness check leaves out the objects those started actions touched, since the plan itself
-//! changed them.
+//! Next to the plan file, `PLAN_FILE.journal` holds one JSON line per event, each naming the plan (its
+//! digest): `begin` (with the number of actions), `start` and `done` of each action by index, and
+//! `complete`. A target whose actions take effect only when it is written at the end (a file) records
+//! `commit` (the indexes it is about to write, and the SHA-256 of what it writes) before the write and
+//! `committed` after it; a `commit` without `committed` counts only if the target holds exactly what
+//! was to be written. Every line is written whole and flushed to disk before the next step.
+//!
+//! Running the same plan again skips what is done and redoes what had started but not finished: every
+//! action is safe to repeat (a create that meets an existing object resolves to it, PATCHes set values,
+//! membership changes are no-ops when already made), and the staleness check accepts what a started
+//! action may have changed.
+//!
+//! A journal is trusted only if every line is an entry of the same plan, indexes are within the plan,
+//! nothing is done that was not started, and nothing follows `complete`; only a last line cut short
+//! by a crash is tolerated (and cut off before the journal is appended to). A completed journal of
+//! another plan is replaced; an unfinished one is refused.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
 
 use serde::{Deserialize, Serialize};
 
 /// One line of a journal.
 #[derive(Debug, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-enum Entry {
-    Plan { sha256: String },
+struct Line {
+    /// The digest of the plan the line belongs to.
+    plan: String,
+    #[serde(flatten)]
+    event: Event,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+enum Event {
+    Begin { actions: usize },
     Start { index: usize },
     Done { index: usize },
+    Commit { indexes: Vec<usize>, sha256: String },
+    Committed,
     Complete,
 }
 
-/// What an earlier run of the same plan got through.
+/// What earlier runs of the same plan got through.
 #[derive(Debug, Default)]
 pub struct Progress {
+    /// Actions started (a superset of `done`).
     pub started: HashSet<usize>,
     pub done: HashSet<usize>,
     pub complete: bool,
+    /// The journal belongs to another plan whose apply completed: it is replaced.
+    pub replaces_other: bool,
 }
 
 /// An open journal, appended to as actions start and finish.
 #[derive(Debug)]
 pub struct Journal {
     path: PathBuf,
+    plan: String,
     file: Mutex<File>,
 }
 
@@ -49,8 +74,38 @@ pub enum JournalError {
         #[source]
         source: io::Error,
     },
-    #[error("the apply journal {} belongs to another plan", path.display())]
-    OtherPlan { path: PathBuf },
+    #[error("the apply journal {} records an unfinished apply of another plan ({done} of {total} action(s) done): the plan file was replaced before that apply finished", path.display())]
+    OtherPlan {
+        path: PathBuf,
+        done: usize,
+        total: usize,
+    },
+    #[error("the apply journal {} cannot be trusted: line {line}: {why}", path.display())]
+    Corrupt {
+        path: PathBuf,
+        line: usize,
+        why: String,
+    },
+}
+
+impl JournalError {
+    /// What to do about it.
+    #[must_use]
+    pub fn hint(&self) -> String {
+        match self {
+            JournalError::Io { .. } => {
+                "the journal lives next to the plan file; make that folder writable".into()
+            }
+            JournalError::OtherPlan { path, .. } => format!(
+                "to finish that apply, put its plan file back and apply it again. Or, if this plan was made after that apply stopped (so it accounts for what that apply did), delete {} and apply this plan; if not, make a fresh plan first (`idsync plan --out FILE`)",
+                path.display()
+            ),
+            JournalError::Corrupt { path, .. } => format!(
+                "the journal was edited or mixed with another; make a fresh plan (`idsync plan --out FILE`: it includes whatever is left undone), delete {}, and apply the fresh plan",
+                path.display()
+            ),
+        }
+    }
 }
 
 /// Where the journal of a plan file lives.
@@ -61,79 +116,207 @@ pub fn path_for(plan_file: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// The complete lines of a journal (without their newlines), and where the last complete line ends.
+/// A last line without a newline that parses counts as complete (the crash came between the line and
+/// its newline); one that does not parse was cut short and is left out.
+fn lines(bytes: &[u8]) -> (Vec<&[u8]>, usize, bool) {
+    let mut out: Vec<&[u8]> = bytes.split(|&b| b == b'\n').collect();
+    let tail = out.pop().unwrap_or_default();
+    let mut end = bytes.len() - tail.len();
+    let mut missing_newline = false;
+    if !tail.is_empty() && serde_json::from_slice::<Line>(tail).is_ok() {
+        out.push(tail);
+        end = bytes.len();
+        missing_newline = true;
+    }
+    (out, end, missing_newline)
+}
+
 impl Progress {
-    /// What earlier runs of the plan whose file hashes to `sha256` recorded; nothing when there is no
-    /// journal yet. Reads only: refusing to apply leaves no file behind.
+    /// What earlier runs of the plan with this digest and number of actions recorded; nothing when
+    /// there is no journal yet. `holds(sha256)` says whether the target now holds exactly what a
+    /// `commit` line was about to write. Reads only: refusing to apply leaves no file behind.
     ///
     /// # Errors
-    /// The journal cannot be read, or belongs to a different plan.
-    pub fn read(plan_file: &Path, sha256: &str) -> Result<Progress, JournalError> {
+    /// The journal cannot be read, is not a journal of one plan, or is another plan's, unfinished.
+    pub fn read(
+        plan_file: &Path,
+        digest: &str,
+        actions: usize,
+        holds: &dyn Fn(&str) -> bool,
+    ) -> Result<Progress, JournalError> {
         let path = path_for(plan_file);
-        let mut progress = Progress::default();
-        if !path.exists() {
-            return Ok(progress);
-        }
-        let io_err = |source| JournalError::Io {
-            path: path.clone(),
-            source,
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Progress::default()),
+            Err(source) => return Err(JournalError::Io { path, source }),
         };
-        let reader = BufReader::new(File::open(&path).map_err(io_err)?);
-        for (n, line) in reader.lines().enumerate() {
-            let line = line.map_err(io_err)?;
-            // A line cut short by a crash: what it meant to say did not happen.
-            let Ok(entry) = serde_json::from_str::<Entry>(&line) else {
-                continue;
+        let (lines, _, _) = lines(&bytes);
+        if lines.is_empty() {
+            // Created, then killed before its first line: as good as none.
+            return Ok(Progress::default());
+        }
+        let corrupt = |line: usize, why: String| JournalError::Corrupt {
+            path: path.clone(),
+            line,
+            why,
+        };
+        let mut entries = Vec::with_capacity(lines.len());
+        for (n, l) in lines.iter().enumerate() {
+            let entry: Line = serde_json::from_slice(l)
+                .map_err(|e| corrupt(n + 1, format!("not a journal entry ({e})")))?;
+            entries.push(entry);
+        }
+        let Event::Begin { actions: total } = entries[0].event else {
+            return Err(corrupt(1, "the journal does not begin with `begin`".into()));
+        };
+        let owner = entries[0].plan.clone();
+        if let Some(n) = entries.iter().position(|e| e.plan != owner) {
+            return Err(corrupt(n + 1, "an entry of another plan".into()));
+        }
+        let mut p = Progress::default();
+        let mut commit: Option<(Vec<usize>, String)> = None;
+        for (n, e) in entries.iter().enumerate().skip(1) {
+            let line = n + 1;
+            if p.complete {
+                return Err(corrupt(line, "an entry after `complete`".into()));
+            }
+            let check = |i: usize| {
+                if i >= total {
+                    Err(corrupt(
+                        line,
+                        format!("action #{i} of a plan of {total} action(s)"),
+                    ))
+                } else {
+                    Ok(())
+                }
             };
-            match entry {
-                Entry::Plan { sha256: s } if n == 0 && s != sha256 => {
-                    return Err(JournalError::OtherPlan { path });
+            match &e.event {
+                Event::Begin { .. } => return Err(corrupt(line, "a second `begin`".into())),
+                Event::Start { index } => {
+                    check(*index)?;
+                    p.started.insert(*index);
                 }
-                Entry::Plan { .. } => {}
-                Entry::Start { index } => {
-                    progress.started.insert(index);
+                Event::Done { index } => {
+                    check(*index)?;
+                    if !p.started.contains(index) {
+                        return Err(corrupt(
+                            line,
+                            format!("action #{index} done, never started"),
+                        ));
+                    }
+                    p.done.insert(*index);
                 }
-                Entry::Done { index } => {
-                    progress.done.insert(index);
+                Event::Commit { indexes, sha256 } => {
+                    for &i in indexes {
+                        check(i)?;
+                        if !p.started.contains(&i) {
+                            return Err(corrupt(
+                                line,
+                                format!("action #{i} committed, never started"),
+                            ));
+                        }
+                    }
+                    commit = Some((indexes.clone(), sha256.clone()));
                 }
-                Entry::Complete => progress.complete = true,
+                Event::Committed => {
+                    let Some((indexes, _)) = commit.take() else {
+                        return Err(corrupt(line, "`committed` without `commit`".into()));
+                    };
+                    p.done.extend(indexes);
+                }
+                Event::Complete => {
+                    p.complete = true;
+                }
             }
         }
-        Ok(progress)
+        // A write that was under way when the run stopped: done if the target holds it.
+        if let Some((indexes, sha256)) = commit {
+            if holds(&sha256) {
+                p.done.extend(indexes);
+            }
+        }
+        if p.complete && p.done.len() != total {
+            return Err(corrupt(
+                entries.len(),
+                format!("`complete` with {} of {total} action(s) done", p.done.len()),
+            ));
+        }
+        if owner != digest {
+            if p.complete {
+                return Ok(Progress {
+                    replaces_other: true,
+                    ..Progress::default()
+                });
+            }
+            return Err(JournalError::OtherPlan {
+                path,
+                done: p.done.len(),
+                total,
+            });
+        }
+        if total != actions {
+            return Err(corrupt(
+                1,
+                format!("`begin` says {total} action(s), the plan has {actions}"),
+            ));
+        }
+        Ok(p)
     }
 }
 
 impl Journal {
-    /// Opens the journal of a plan for appending, starting it when there is none.
+    /// Opens the journal of a plan for appending, starting a new one when there is none or `progress`
+    /// says it replaces another plan's completed journal. A last line a crash cut short is cut off.
     ///
     /// # Errors
     /// The journal cannot be written.
-    pub fn begin(plan_file: &Path, sha256: &str) -> Result<Journal, JournalError> {
+    pub fn begin(
+        plan_file: &Path,
+        digest: &str,
+        actions: usize,
+        progress: &Progress,
+    ) -> Result<Journal, JournalError> {
         let path = path_for(plan_file);
         let io_err = |source| JournalError::Io {
             path: path.clone(),
             source,
         };
-        let exists = path.exists();
+        let existing = match std::fs::read(&path) {
+            Ok(b) => Some(b),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(io_err(e)),
+        };
+        let fresh = match &existing {
+            None => true,
+            Some(b) => progress.replaces_other || lines(b).0.is_empty(),
+        };
+        if fresh {
+            let line = encode(digest, &Event::Begin { actions });
+            crate::snapshot_file::write_atomic(&path, line.as_bytes()).map_err(|e| {
+                JournalError::Io {
+                    path: path.clone(),
+                    source: io::Error::other(e.to_string()),
+                }
+            })?;
+        }
         let mut file = OpenOptions::new()
-            .create(true)
             .append(true)
             .open(&path)
             .map_err(io_err)?;
-        if exists {
-            // Start on a fresh line after one a crash cut short.
-            if !std::fs::read(&path).map_err(io_err)?.ends_with(b"\n") {
+        if let (false, Some(bytes)) = (fresh, &existing) {
+            let (_, end, missing_newline) = lines(bytes);
+            if end < bytes.len() {
+                file.set_len(end as u64).map_err(io_err)?;
+            }
+            if missing_newline {
                 file.write_all(b"\n").map_err(io_err)?;
             }
-        } else {
-            let mut line = serde_json::to_string(&Entry::Plan {
-                sha256: sha256.to_string(),
-            })
-            .expect("entries serialize");
-            line.push('\n');
-            file.write_all(line.as_bytes()).map_err(io_err)?;
+            file.sync_data().map_err(io_err)?;
         }
         Ok(Journal {
             path: path.clone(),
+            plan: digest.to_string(),
             file: Mutex::new(file),
         })
     }
@@ -144,23 +327,70 @@ impl Journal {
     }
 
     pub fn started(&self, index: usize) -> io::Result<()> {
-        self.write(&Entry::Start { index })
+        self.write(&Event::Start { index })
     }
 
     pub fn done(&self, index: usize) -> io::Result<()> {
-        self.write(&Entry::Done { index })
+        self.write(&Event::Done { index })
+    }
+
+    /// Before a target writes the actions `indexes` at once: what it is about to write.
+    pub fn commit(&self, indexes: &BTreeSet<usize>, sha256: &str) -> io::Result<()> {
+        self.write(&Event::Commit {
+            indexes: indexes.iter().copied().collect(),
+            sha256: sha256.to_string(),
+        })
+    }
+
+    /// After the write a `commit` announced.
+    pub fn committed(&self) -> io::Result<()> {
+        self.write(&Event::Committed)
     }
 
     pub fn complete(&self) -> io::Result<()> {
-        self.write(&Entry::Complete)
+        self.write(&Event::Complete)
     }
 
-    fn write(&self, entry: &Entry) -> io::Result<()> {
-        let mut line = serde_json::to_string(entry).expect("entries serialize");
-        line.push('\n');
-        let mut f = self.file.lock().expect("not poisoned");
-        f.write_all(line.as_bytes())?;
-        f.sync_data()
+    fn write(&self, event: &Event) -> io::Result<()> {
+        let line = encode(&self.plan, event);
+        {
+            let mut f = self.file.lock().expect("not poisoned");
+            f.write_all(line.as_bytes())?;
+            f.sync_data()?;
+        }
+        crash_point();
+        Ok(())
+    }
+}
+
+fn encode(plan: &str, event: &Event) -> String {
+    /// A line as written: `plan` first.
+    #[derive(Serialize)]
+    struct Out<'a> {
+        plan: &'a str,
+        #[serde(flatten)]
+        event: &'a Event,
+    }
+    let mut s = serde_json::to_string(&Out { plan, event }).expect("entries serialize");
+    s.push('\n');
+    s
+}
+
+/// The test hook behind "killed at any point": with `IDSYNC_TEST_CRASH_AT=N`, the process aborts at
+/// its N-th sync point (each journal line written, each action's request answered, a target's final
+/// write), as a `kill -9` would stop it. Unset in normal use.
+pub fn crash_point() {
+    static AT: OnceLock<Option<u64>> = OnceLock::new();
+    static COUNT: AtomicU64 = AtomicU64::new(0);
+    let at = AT.get_or_init(|| {
+        std::env::var("IDSYNC_TEST_CRASH_AT")
+            .ok()
+            .and_then(|v| v.parse().ok())
+    });
+    if let Some(at) = at {
+        if COUNT.fetch_add(1, Ordering::SeqCst) + 1 == *at {
+            std::process::abort();
+        }
     }
 }
 
@@ -168,38 +398,161 @@ impl Journal {
 mod tests {
     use super::*;
 
+    fn never(_: &str) -> bool {
+        false
+    }
+
+    fn read(plan: &Path, digest: &str, n: usize) -> Result<Progress, JournalError> {
+        Progress::read(plan, digest, n, &never)
+    }
+
+    /// A journal of plan `abc` (4 actions): 0 and 1 done, 2 started.
+    fn sample(plan: &Path) -> Vec<u8> {
+        let p = read(plan, "abc", 4).unwrap();
+        let j = Journal::begin(plan, "abc", 4, &p).unwrap();
+        j.started(0).unwrap();
+        j.done(0).unwrap();
+        j.started(1).unwrap();
+        j.started(2).unwrap();
+        j.done(1).unwrap();
+        drop(j);
+        std::fs::read(path_for(plan)).unwrap()
+    }
+
     #[test]
     fn records_and_reads_back_progress() {
         let dir = tempfile::tempdir().unwrap();
         let plan = dir.path().join("plan.json");
-        assert!(Progress::read(&plan, "abc").unwrap().started.is_empty());
+        assert!(read(&plan, "abc", 4).unwrap().started.is_empty());
         assert!(!path_for(&plan).exists(), "reading creates nothing");
-        let j = Journal::begin(&plan, "abc").unwrap();
+        sample(&plan);
+        let p = read(&plan, "abc", 4).unwrap();
+        assert_eq!(p.done, HashSet::from([0, 1]));
+        assert_eq!(p.started, HashSet::from([0, 1, 2]));
+        assert!(!p.complete);
+        let text = std::fs::read_to_string(path_for(&plan)).unwrap();
+        assert!(
+            text.lines().all(|l| l.starts_with("{\"plan\":\"abc\"")),
+            "every line names its plan:\n{text}"
+        );
+    }
+
+    #[test]
+    fn a_journal_cut_at_any_byte_reads_as_a_prefix_and_takes_appends() {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = dir.path().join("plan.json");
+        let full = sample(&plan);
+        for cut in 0..=full.len() {
+            std::fs::write(path_for(&plan), &full[..cut]).unwrap();
+            let p = read(&plan, "abc", 4).unwrap_or_else(|e| panic!("cut at {cut}: {e}"));
+            // What it says is what the complete lines before the cut say.
+            let whole: Vec<&str> = std::str::from_utf8(&full[..cut])
+                .unwrap()
+                .split_inclusive('\n')
+                .filter(|l| l.ends_with('\n') || serde_json::from_str::<Line>(l).is_ok())
+                .collect();
+            let done = whole.iter().filter(|l| l.contains("\"done\"")).count();
+            assert_eq!(p.done.len(), done, "cut at {cut}");
+            // The next run appends after cutting the torn line off; the result reads cleanly.
+            let j = Journal::begin(&plan, "abc", 4, &p).unwrap();
+            j.started(3).unwrap();
+            j.done(3).unwrap();
+            drop(j);
+            let again = read(&plan, "abc", 4).unwrap_or_else(|e| panic!("cut at {cut}: {e}"));
+            assert!(again.done.contains(&3), "cut at {cut}");
+            assert_eq!(again.done.len(), done + 1, "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn another_plans_journal_is_refused_however_it_is_arranged() {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = dir.path().join("plan.json");
+        let full = String::from_utf8(sample(&plan)).unwrap();
+        let other = matches!(
+            read(&plan, "xyz", 4),
+            Err(JournalError::OtherPlan {
+                done: 2,
+                total: 4,
+                ..
+            })
+        );
+        assert!(
+            other,
+            "an unfinished journal of plan abc, read for plan xyz"
+        );
+        let begin_xyz = encode("xyz", &Event::Begin { actions: 4 });
+        let arrangements = [
+            format!("\n{full}"),
+            format!("{begin_xyz}{full}"),
+            format!("{full}{begin_xyz}"),
+            full.replacen("\"plan\":\"abc\"", "\"plan\":\"xyz\"", 1),
+            full.replace("{\"plan\":\"abc\",", "{"),
+            format!("{full}\n"),
+            format!("{full}{}", encode("abc", &Event::Done { index: 400 })),
+            format!("{full}{}", encode("abc", &Event::Done { index: 3 })),
+            full.replace("\"actions\":4", "\"actions\":77"),
+            format!(
+                "{full}{}{}",
+                encode("abc", &Event::Complete),
+                encode("abc", &Event::Start { index: 3 })
+            ),
+        ];
+        for (n, text) in arrangements.iter().enumerate() {
+            std::fs::write(path_for(&plan), text).unwrap();
+            for digest in ["abc", "xyz"] {
+                let r = read(&plan, digest, 4);
+                assert!(
+                    r.is_err(),
+                    "arrangement {n} read for {digest} was trusted:\n{text}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_completed_journal_of_another_plan_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = dir.path().join("plan.json");
+        let p = read(&plan, "abc", 1).unwrap();
+        let j = Journal::begin(&plan, "abc", 1, &p).unwrap();
         j.started(0).unwrap();
         j.done(0).unwrap();
+        j.complete().unwrap();
+        drop(j);
+        assert!(read(&plan, "abc", 1).unwrap().complete);
+        let p = read(&plan, "xyz", 2).unwrap();
+        assert!(p.replaces_other && p.done.is_empty());
+        let j = Journal::begin(&plan, "xyz", 2, &p).unwrap();
         j.started(1).unwrap();
         drop(j);
-        // A crash cut the last line short.
-        let mut f = OpenOptions::new()
-            .append(true)
-            .open(path_for(&plan))
-            .unwrap();
-        f.write_all(b"{\"done\":{\"ind").unwrap();
-        let p = Progress::read(&plan, "abc").unwrap();
-        let j = Journal::begin(&plan, "abc").unwrap();
-        assert_eq!(p.done, HashSet::from([0]));
-        assert_eq!(p.started, HashSet::from([0, 1]));
-        j.done(1).unwrap();
+        let p = read(&plan, "xyz", 2).unwrap();
+        assert_eq!(p.started, HashSet::from([1]));
+        assert!(!std::fs::read_to_string(path_for(&plan))
+            .unwrap()
+            .contains("abc"));
+    }
+
+    #[test]
+    fn a_commit_counts_once_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = dir.path().join("plan.json");
+        let p = read(&plan, "abc", 2).unwrap();
+        let j = Journal::begin(&plan, "abc", 2, &p).unwrap();
+        j.started(0).unwrap();
+        j.started(1).unwrap();
+        j.commit(&BTreeSet::from([0, 1]), "f00d").unwrap();
         drop(j);
-        let p = Progress::read(&plan, "abc").unwrap();
-        assert_eq!(
-            p.done,
-            HashSet::from([0, 1]),
-            "entries after a cut line are read"
+        assert!(
+            read(&plan, "abc", 2).unwrap().done.is_empty(),
+            "not written"
         );
-        assert!(matches!(
-            Progress::read(&plan, "other"),
-            Err(JournalError::OtherPlan { .. })
-        ));
+        let holds = |s: &str| s == "f00d";
+        let p = Progress::read(&plan, "abc", 2, &holds).unwrap();
+        assert_eq!(p.done, HashSet::from([0, 1]), "the target holds the write");
+        let j = Journal::begin(&plan, "abc", 2, &p).unwrap();
+        j.committed().unwrap();
+        drop(j);
+        assert_eq!(read(&plan, "abc", 2).unwrap().done.len(), 2);
     }
 }

@@ -5,8 +5,10 @@
 
 pub mod confirm;
 pub mod journal;
+pub mod lock;
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use std::time::Instant;
 
@@ -22,7 +24,8 @@ pub struct ActionResult {
     pub error: Option<String>,
     /// Done by an earlier, interrupted run of the same plan (from its journal); not sent again.
     pub resumed: bool,
-    /// Not started because the run stopped early (see [`Outcome::stopped`]); failed, not sent.
+    /// Not started: the run was interrupted (Ctrl-C), or it stopped early because failures passed
+    /// [`StopRule`]'s threshold (then `error` says why and the action counts as failed).
     pub not_started: bool,
 }
 
@@ -39,6 +42,8 @@ pub struct Outcome {
     /// The actions not started are failed with "not started"; the journal has no entry for them,
     /// so applying the same plan again does them.
     pub stopped: Option<String>,
+    /// Stopped early (Ctrl-C): the actions not started are marked so.
+    pub interrupted: bool,
 }
 
 /// When an apply stops starting new actions: the first `first` finished actions all failed, or,
@@ -106,8 +111,14 @@ impl Outcome {
         if self.written {
             self.results.iter().filter(|r| r.error.is_some()).count()
         } else {
-            self.results.len()
+            self.results.iter().filter(|r| !r.not_started).count()
         }
+    }
+
+    /// Actions the run did not start because it was interrupted.
+    #[must_use]
+    pub fn not_started(&self) -> usize {
+        self.results.iter().filter(|r| r.not_started).count()
     }
 }
 
@@ -119,15 +130,21 @@ pub async fn execute(
     target: &mut dyn Target,
     on_result: &mut dyn FnMut(&Action, &Option<String>),
 ) -> Outcome {
-    execute_resuming(plan, target, None, &HashSet::new(), on_result).await
+    let stop = AtomicBool::new(false);
+    execute_resuming(plan, target, None, &HashSet::new(), &stop, on_result).await
 }
 
-/// As [`execute`], recording progress in `journal` and skipping the actions in `done`.
+/// As [`execute`], recording progress in `journal` and skipping the actions in `done`. Once `stop` is
+/// set, no new action starts; those in flight finish, and the target saves what was done.
+///
+/// A target that writes everything at the end (a file) is journaled as done only with that write: a
+/// `commit` line before it, `committed` after it.
 pub async fn execute_resuming(
     plan: &Plan,
     target: &mut dyn Target,
     journal: Option<&journal::Journal>,
     done: &HashSet<usize>,
+    stop: &AtomicBool,
     on_result: &mut dyn FnMut(&Action, &Option<String>),
 ) -> Outcome {
     use futures_util::stream::{self, StreamExt};
@@ -138,6 +155,7 @@ pub async fn execute_resuming(
     let width = target.concurrency().max(1);
     let breaker = Breaker::default();
     let breaker = &breaker;
+    let at_finish = target.writes_at_finish();
     let mut i = 0;
     while i < plan.actions.len() {
         let kind = plan.actions[i].kind();
@@ -154,6 +172,14 @@ pub async fn execute_resuming(
                         error: None,
                         resumed: true,
                         not_started: false,
+                    };
+                }
+                if stop.load(Ordering::SeqCst) {
+                    return ActionResult {
+                        index,
+                        error: None,
+                        resumed: false,
+                        not_started: true,
                     };
                 }
                 if let Some(why) = breaker.stopped.get() {
@@ -181,7 +207,8 @@ pub async fn execute_resuming(
                     .await
                     .err()
                     .map(|e| e.to_string());
-                if error.is_none() {
+                journal::crash_point();
+                if error.is_none() && !at_finish {
                     error = journal.and_then(|j| record(j.done(index)));
                 }
                 breaker.record(error.is_some());
@@ -196,14 +223,18 @@ pub async fn execute_resuming(
             .collect()
             .await;
         phase.sort_by_key(|r| r.index);
-        // Actions not started are summed up once (`Outcome::stopped`), not reported one by one.
+        // Actions not started are summed up once (`Outcome::stopped`, `Outcome::interrupted`), not
+        // reported one by one.
         for r in phase.iter().filter(|r| !r.resumed && !r.not_started) {
             on_result(&plan.actions[r.index], &r.error);
         }
         results.extend(phase);
         i = end;
     }
-    let finish_error = target.finish().await.err();
+    let finish_error = match journal.filter(|_| at_finish) {
+        Some(j) => finish_journaled(target, j, &results).await,
+        None => target.finish().await.err(),
+    };
     Outcome {
         started,
         duration_ms: u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX),
@@ -211,7 +242,46 @@ pub async fn execute_resuming(
         written: finish_error.is_none(),
         finish_error,
         stopped: breaker.stopped.get().cloned(),
+        interrupted: stop.load(Ordering::SeqCst),
     }
+}
+
+/// Finishes a target that writes everything at once, journaling the actions it writes as done with
+/// the write: `commit` before, `committed` after.
+async fn finish_journaled(
+    target: &mut dyn Target,
+    journal: &journal::Journal,
+    results: &[ActionResult],
+) -> Option<TargetError> {
+    let record = |r: std::io::Result<()>| {
+        r.err().map(|e| {
+            TargetError::Invalid(format!(
+                "cannot record progress in the apply journal {}: {e}",
+                journal.path().display()
+            ))
+        })
+    };
+    let sha = match target.stage() {
+        Ok(Some(sha)) => sha,
+        Ok(None) => return target.finish().await.err(),
+        Err(e) => return Some(e),
+    };
+    let applied: BTreeSet<usize> = results
+        .iter()
+        .filter(|r| !r.resumed && !r.not_started && r.error.is_none())
+        .map(|r| r.index)
+        .collect();
+    if let Some(e) = record(journal.commit(&applied, &sha)) {
+        return Some(e);
+    }
+    if let Some(e) = target.finish().await.err() {
+        return Some(e);
+    }
+    journal::crash_point();
+    // Should this line not be written, the next run still sees the write: the target holds what
+    // `commit` announced.
+    let _ = journal.committed();
+    None
 }
 
 #[cfg(test)]

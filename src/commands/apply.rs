@@ -1,19 +1,33 @@
 //! `idsync apply [PLAN_FILE]`.
-
-use std::io::IsTerminal;
-use std::path::Path;
+//!
+//! A saved plan is applied only as it was made and only while what it relies on holds:
+//! 1. its digest (and, with `IDSYNC_PLAN_KEY`, its signature) matches its content;
+//! 2. it was made from this config file, for this target;
+//! 3. every action carries the preconditions it was planned on, and the summary and the guard agree
+//!    with the actions;
+//! 4. the preconditions hold in the target now (or were changed by an earlier run of this plan, per
+//!    its journal);
+//! 5. every action still to run is one a plan made now would also make, and none touches a user that
+//!    `protect` or `skip_admins` keeps hands off;
+//! 6. the guard, re-derived, holds.
+//!
+//! One apply runs at a time: a lock next to the plan file, and next to a file target.
 
 use std::collections::HashSet;
-
-use sha2::{Digest, Sha256};
+use std::io::IsTerminal;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use crate::apply::journal::{self, Journal, Progress};
+use crate::apply::lock::Lock;
 use crate::apply::{self, confirm};
+use crate::config::{self, Loaded, TargetConfig};
 use crate::error::Error;
 use crate::exit::ExitStatus;
 use crate::model::Indexed;
 use crate::output::Printer;
-use crate::plan::{stale, Action, Plan, FORMAT_VERSION};
+use crate::plan::{stale, verify, Action, Guard, Plan, FORMAT_VERSION};
 use crate::render::{self, Format};
 use crate::report::Report;
 use crate::snapshot_file;
@@ -32,70 +46,26 @@ pub(crate) async fn run(
         super::check_writable_folder(path, "--report")?;
     }
     let loaded = super::load(printer, config_path)?;
-    let mut resume: Option<(&Path, String, Progress)> = None;
+    // Held until the apply ends.
+    let mut locks: Vec<Lock> = Vec::new();
+    if let Some(path) = plan_file {
+        locks.push(Lock::acquire(path, &format!("apply {}", path.display()))?);
+    }
+    if let TargetConfig::File(f) = &loaded.config.target {
+        let file = config::resolve_path(&loaded.dir, &f.path);
+        locks.push(Lock::acquire(&file, "apply")?);
+    }
+    let mut resume: Option<(&Path, Progress)> = None;
     let (plan, mut target, target_users) = match plan_file {
         Some(path) => {
-            let (plan, sha256) = read_plan(path)?;
-            let progress = Progress::read(path, &sha256)?;
-            if progress.complete {
-                printer.info(&format!(
-                    "{} was already applied completely (see {}); make a new plan for further changes.",
-                    path.display(),
-                    journal::path_for(path).display()
-                ));
+            let Some((plan, progress, planned)) =
+                check_saved(printer, &loaded, path, now, overrides).await?
+            else {
                 return Ok(ExitStatus::Success);
-            }
-            if plan.config_hash != loaded.hash {
-                return Err(Error::StalePlan {
-                    reasons: vec![format!(
-                        "the config file {} changed since the plan was made",
-                        loaded.path.display()
-                    )],
-                });
-            }
-            let mut target =
-                target::build(&loaded.config, &loaded.dir).map_err(Error::TargetSetup)?;
-            let name = target.name();
-            if name != plan.target {
-                return Err(Error::StalePlan {
-                    reasons: vec![format!(
-                        "the plan is for {}, the config names {name}",
-                        plan.target
-                    )],
-                });
-            }
-            let snap = target.snapshot().await.map_err(|e| Error::Target {
-                name: name.clone(),
-                source: e,
-            })?;
-            let indexed =
-                Indexed::new_target(snap).map_err(|e| Error::TargetData { name, source: e })?;
-            // Objects an interrupted run of this plan had started to change are expected to differ.
-            let expected: HashSet<String> = progress
-                .started
-                .iter()
-                .filter_map(|&i| plan.actions.get(i).map(Action::touches))
-                .collect();
-            let now = stale::current(&plan.fingerprints, &indexed);
-            let changed = stale::changes(&plan.fingerprints, &now, &indexed, &expected);
-            if !changed.is_empty() {
-                return Err(Error::StalePlan { reasons: changed });
-            }
-            if !progress.done.is_empty() {
-                printer.info(&format!(
-                    "Resuming: {} of {} action(s) were done by an earlier run of this plan (journal {}).",
-                    progress.done.len(),
-                    plan.actions.len(),
-                    journal::path_for(path).display()
-                ));
-            }
-            resume = Some((path, sha256, progress));
-            if let Some(e) = super::refusal(&plan) {
-                return Err(e);
-            }
+            };
             printer.info(&format!("{}: {}", path.display(), render::headline(&plan)));
-            let users = indexed.keys.len();
-            (plan, target, users)
+            resume = Some((path, progress));
+            (plan, planned.target, planned.target_users)
         }
         None => {
             let planned = super::make_plan(&loaded, printer, now, overrides).await?;
@@ -119,12 +89,18 @@ pub(crate) async fn run(
         if !std::io::stdin().is_terminal() {
             return Err(Error::NotATerminal);
         }
-        printer.prompt(&confirm::prompt(plan.summary.total_changes));
+        let done = resume
+            .as_ref()
+            .map_or(0, |(_, p)| changes_in(&plan, &p.done));
+        printer.prompt(&confirm::prompt_resuming(
+            plan.summary.total_changes - done,
+            plan.summary.total_changes,
+        ));
         if !confirm::answer(&mut std::io::stdin().lock())? {
             return Err(Error::Declined);
         }
     }
-    execute(
+    let result = execute(
         printer,
         &plan,
         target.as_mut(),
@@ -132,11 +108,236 @@ pub(crate) async fn run(
         report,
         resume.as_ref(),
     )
-    .await
+    .await;
+    drop(locks);
+    result
 }
 
-/// Reads a saved plan, with the SHA-256 of its file (the journal's name for it).
-fn read_plan(path: &Path) -> Result<(Plan, String), Error> {
+/// The changes the actions `indexes` stand for (members for membership changes).
+fn changes_in(plan: &Plan, indexes: &HashSet<usize>) -> usize {
+    indexes
+        .iter()
+        .filter_map(|&i| plan.actions.get(i))
+        .map(Action::weight)
+        .sum()
+}
+
+/// Loads a saved plan and runs every check on it. `None` when it was already applied completely.
+async fn check_saved(
+    printer: &Printer,
+    loaded: &Loaded,
+    path: &Path,
+    now: chrono::DateTime<chrono::Utc>,
+    overrides: crate::plan::Overrides,
+) -> Result<Option<(Plan, Progress, super::Planned)>, Error> {
+    let plan = read_plan(path)?;
+    let key = crate::plan::key_from_env().map_err(Error::PlanKey)?;
+    plan.verify_seal(key.as_deref())
+        .map_err(|e| Error::PlanFile {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+    if key.is_none() && plan.signature.is_some() {
+        printer.info(&format!(
+            "{} is signed, but {} is not set here: the signature was not checked.",
+            path.display(),
+            crate::plan::KEY_VAR
+        ));
+    }
+    if plan.config_hash != loaded.hash {
+        return Err(Error::StalePlan {
+            reasons: vec![format!(
+                "the config file {} changed since the plan was made",
+                loaded.path.display()
+            )],
+        });
+    }
+    let probe = target::build(&loaded.config, &loaded.dir).map_err(Error::TargetSetup)?;
+    let name = probe.name();
+    if name != plan.target {
+        return Err(Error::StalePlan {
+            reasons: vec![format!(
+                "the plan is for {}, the config names {name}",
+                plan.target
+            )],
+        });
+    }
+    let progress = Progress::read(path, &plan.digest, plan.actions.len(), &|sha| {
+        probe.holds(sha)
+    })?;
+    if progress.complete {
+        printer.info(&format!(
+            "{} was already applied completely (see {}); make a new plan for further changes.",
+            path.display(),
+            journal::path_for(path).display()
+        ));
+        return Ok(None);
+    }
+    let grace = loaded.config.cleanup.grace_days > 0;
+    let mut edited = stale::unrecorded(&plan, grace);
+    edited.extend(verify::recorded_counts(&plan));
+    if !edited.is_empty() {
+        return Err(Error::PlanEdited {
+            path: path.to_path_buf(),
+            reasons: edited,
+        });
+    }
+    // The world as it is now, and the plan the same config makes of it.
+    let planned = super::make_plan(loaded, printer, now, overrides).await?;
+    let applied = &progress.started;
+    let mut reasons = stale::check(&plan, &planned.snapshot, applied);
+    reasons.extend(verify::hands_off(
+        &plan,
+        applied,
+        &planned.snapshot,
+        &loaded.rules,
+        loaded.config.cleanup.skip_admins,
+    ));
+    if reasons.is_empty() {
+        reasons.extend(verify::against_fresh(&plan, &planned.plan, applied));
+    }
+    if !reasons.is_empty() {
+        return Err(Error::StalePlan { reasons });
+    }
+    if !plan.blocking.is_empty() {
+        return Err(Error::Blocked {
+            problems: plan.blocking.clone(),
+        });
+    }
+    let guard = rederive_guard(loaded, &plan, &planned.snapshot, &progress.done);
+    let guards = rederive_limits(loaded, &plan, &planned.snapshot, &progress.done);
+    if guard.blocks() || guards.iter().any(crate::plan::Limit::blocks) {
+        let mut p = plan.clone();
+        p.guard = guard;
+        p.guards = guards;
+        if let Some(e) = super::refusal(&p) {
+            return Err(e);
+        }
+    }
+    if !progress.started.is_empty() {
+        printer.info(&format!(
+            "Resuming: {} of {} action(s) were done by an earlier run of this plan (journal {}); {} had started and are sent again.",
+            progress.done.len(),
+            plan.actions.len(),
+            journal::path_for(path).display(),
+            progress.started.len() - progress.done.len(),
+        ));
+    }
+    Ok(Some((plan, progress, planned)))
+}
+
+/// The guard over the plan's actions and the target as it is now (with the deactivations an earlier
+/// run of the plan made counted back in). A guard overridden when the plan was made stays overridden;
+/// `--allow-mass-deactivation` at apply does not override it (the decision belongs to the reviewed plan).
+fn rederive_guard(loaded: &Loaded, plan: &Plan, target: &Indexed, done: &HashSet<usize>) -> Guard {
+    let is_deactivation = |a: &Action| matches!(a, Action::DeactivateUser { .. });
+    let active = target
+        .snapshot
+        .users
+        .iter()
+        .filter(|u| u.in_directory && u.active)
+        .count();
+    let done_deactivations = done
+        .iter()
+        .filter(|&&i| plan.actions.get(i).is_some_and(is_deactivation))
+        .count();
+    let deactivations = plan.actions.iter().filter(|a| is_deactivation(a)).count();
+    Guard::check(
+        loaded.rules.deactivation_limit,
+        (active + done_deactivations) as u64,
+        deactivations as u64,
+        plan.guard.overridden,
+    )
+}
+
+/// The further guards (`max_updates`, `max_membership_removals`, per group) over the plan's actions
+/// and the target as it is now (removals an earlier run of the plan made counted back in). As with
+/// the deactivation guard, only an override recorded in the reviewed plan lets a tripped one pass.
+fn rederive_limits(
+    loaded: &Loaded,
+    plan: &Plan,
+    target: &Indexed,
+    done: &HashSet<usize>,
+) -> Vec<crate::plan::Limit> {
+    use crate::plan::{Limit, LimitKind};
+    let rules = &loaded.rules;
+    let overridden = |kind: LimitKind| {
+        plan.guards
+            .iter()
+            .any(|l| l.overridden && l.kind.flag() == kind.flag())
+    };
+    let done_deactivations = done
+        .iter()
+        .filter(|&&i| matches!(plan.actions.get(i), Some(Action::DeactivateUser { .. })))
+        .count();
+    let active = target
+        .snapshot
+        .users
+        .iter()
+        .filter(|u| u.in_directory && u.active)
+        .count()
+        + done_deactivations;
+    let updates = plan
+        .actions
+        .iter()
+        .filter(|a| matches!(a, Action::UpdateUser { .. }))
+        .count();
+    let mut out = vec![Limit::check(
+        LimitKind::Updates,
+        None,
+        rules.update_limit,
+        active as u64,
+        updates as u64,
+        overridden(LimitKind::Updates),
+    )];
+    // Per managed group: (members now, with those already removed counted back in; to remove).
+    let by_name = target.groups_by_name();
+    let mut groups: std::collections::BTreeMap<&str, (u64, u64)> =
+        std::collections::BTreeMap::new();
+    for (i, a) in plan.actions.iter().enumerate() {
+        if let Action::RemoveMembers { group, members, .. } = a {
+            let e = groups.entry(group.as_str()).or_insert_with(|| {
+                let now = by_name
+                    .get(group.as_str())
+                    .map_or(0, |&g| target.members[g].len() as u64);
+                (now, 0)
+            });
+            e.1 += members.len() as u64;
+            if done.contains(&i) {
+                e.0 += members.len() as u64;
+            }
+        }
+    }
+    let counted: Vec<(&str, (u64, u64))> = groups
+        .into_iter()
+        .filter(|(_, (current, _))| *current >= rules.removal_min_group_size as u64)
+        .collect();
+    out.push(Limit::check(
+        LimitKind::MembershipRemovals,
+        None,
+        rules.removal_limit,
+        counted.iter().map(|(_, (current, _))| current).sum(),
+        counted.iter().map(|(_, (_, removed))| removed).sum(),
+        overridden(LimitKind::MembershipRemovals),
+    ));
+    for (name, (current, removed)) in counted {
+        let l = Limit::check(
+            LimitKind::GroupMembershipRemovals,
+            Some(name.to_string()),
+            rules.removal_limit_per_group,
+            current,
+            removed,
+            overridden(LimitKind::GroupMembershipRemovals),
+        );
+        if l.tripped {
+            out.push(l);
+        }
+    }
+    out
+}
+
+/// Reads a saved plan.
+fn read_plan(path: &Path) -> Result<Plan, Error> {
     let err = |reason: String| Error::PlanFile {
         path: path.to_path_buf(),
         reason,
@@ -148,16 +349,66 @@ fn read_plan(path: &Path) -> Result<(Plan, String), Error> {
         Some(FORMAT_VERSION) => {}
         Some(v) => {
             return Err(err(format!(
-                "plan format {v}, this idsync reads format {FORMAT_VERSION}"
+                "plan format {v}, this idsync reads format {FORMAT_VERSION}; make the plan again with this idsync"
             )))
         }
         None => return Err(err("not an idsync plan (no format_version)".into())),
     }
-    let plan = serde_json::from_value(value).map_err(|e| err(format!("not a valid plan: {e}")))?;
-    Ok((
-        plan,
-        crate::config::hex_digest(&Sha256::digest(text.as_bytes())),
-    ))
+    serde_json::from_value(value).map_err(|e| err(format!("not a valid plan: {e}")))
+}
+
+/// Waits for SIGINT or SIGTERM (Ctrl-C elsewhere).
+struct Signals {
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> Option<Signals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Some(Signals {
+                int: signal(SignalKind::interrupt()).ok()?,
+                term: signal(SignalKind::terminate()).ok()?,
+            })
+        }
+        #[cfg(not(unix))]
+        Some(Signals {})
+    }
+
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.int.recv() => {}
+            _ = self.term.recv() => {}
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Sets `stop` on the first SIGINT or SIGTERM, and says what happens next. A second one stops at
+/// once (exit 1): the journal is safe against that too.
+fn on_interrupt(printer: Printer, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<()> {
+    // Registered now, so that an interrupt from here on is caught.
+    let signals = Signals::new();
+    tokio::spawn(async move {
+        let Some(mut signals) = signals else {
+            return;
+        };
+        signals.next().await;
+        stop.store(true, Ordering::SeqCst);
+        printer.warn(
+            "interrupted: starting no new actions; letting those in flight finish, then saving the journal and the report (interrupt again to stop at once)",
+        );
+        signals.next().await;
+        printer.warn("interrupted again: stopping at once; run the same command again to finish");
+        #[allow(clippy::exit)]
+        std::process::exit(i32::from(ExitStatus::Error.code()));
+    })
 }
 
 async fn execute(
@@ -166,24 +417,38 @@ async fn execute(
     target: &mut dyn Target,
     target_users: usize,
     report: Option<&Path>,
-    resume: Option<&(&Path, String, Progress)>,
+    resume: Option<&(&Path, Progress)>,
 ) -> Result<ExitStatus, Error> {
     let name = target.name();
     let none = HashSet::new();
     let (journal, done) = match resume {
-        Some((path, sha256, p)) => (Some(Journal::begin(path, sha256)?), &p.done),
+        Some((path, p)) => (
+            Some(Journal::begin(path, &plan.digest, plan.actions.len(), p)?),
+            &p.done,
+        ),
         None => (None, &none),
     };
     let journal = journal.as_ref();
-    let outcome = apply::execute_resuming(plan, target, journal, done, &mut |a, err| match err {
-        None => printer.progress(&format!("  done {} {}", a.kind().as_str(), a.subject())),
-        Some(e) => printer.warn(&format!(
-            "{} {} failed: {e}",
-            a.kind().as_str(),
-            a.subject()
-        )),
-    })
-    .await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let listener = on_interrupt(*printer, Arc::clone(&stop));
+    let outcome =
+        apply::execute_resuming(
+            plan,
+            target,
+            journal,
+            done,
+            &stop,
+            &mut |a, err| match err {
+                None => printer.progress(&format!("  done {} {}", a.kind().as_str(), a.subject())),
+                Some(e) => printer.warn(&format!(
+                    "{} {} failed: {e}",
+                    a.kind().as_str(),
+                    a.subject()
+                )),
+            },
+        )
+        .await;
+    listener.abort();
     if let Some(path) = report {
         let r = Report::new(plan, &outcome, target_users);
         let mut json = serde_json::to_string_pretty(&r).map_err(std::io::Error::from)?;
@@ -201,6 +466,32 @@ async fn execute(
             }
         ));
     }
+    if outcome.interrupted && outcome.not_started() > 0 {
+        let resume = match resume {
+            Some((path, _)) => format!(
+                "run `idsync apply {}` again to finish: the journal {} records what was done, and nothing done is sent again",
+                path.display(),
+                journal::path_for(path).display()
+            ),
+            None => "run `idsync apply` again: the new plan holds what is left to do".into(),
+        };
+        let not_started = outcome.not_started();
+        return Err(Error::Interrupted {
+            done: if outcome.written {
+                outcome
+                    .results
+                    .iter()
+                    .filter(|r| !r.not_started && r.error.is_none())
+                    .count()
+            } else {
+                0
+            },
+            total: plan.actions.len(),
+            not_started,
+            written: outcome.written,
+            resume,
+        });
+    }
     if let Some(e) = outcome.finish_error {
         return Err(Error::Finish { name, source: e });
     }
@@ -215,10 +506,17 @@ async fn execute(
     if let Some(j) = journal {
         j.complete().map_err(Error::Output)?;
     }
+    let resumed = changes_in(plan, done);
     printer.info(&format!(
-        "Apply complete: {} action(s) done on {name} in {} ms.",
+        "Apply complete: {} action(s) done on {name} in {} ms ({} change(s){}).",
         plan.actions.len(),
-        outcome.duration_ms
+        outcome.duration_ms,
+        plan.summary.total_changes,
+        if resumed > 0 {
+            format!(", {resumed} of them by an earlier run")
+        } else {
+            String::new()
+        }
     ));
     Ok(ExitStatus::Success)
 }

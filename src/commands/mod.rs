@@ -163,6 +163,8 @@ pub struct Planned {
     pub plan: Plan,
     pub target: Box<dyn Target>,
     pub target_users: usize,
+    /// The target as it was read for the plan.
+    pub snapshot: Indexed,
 }
 
 /// Reads every source and the target, and computes the plan as of `now`.
@@ -249,7 +251,12 @@ pub async fn make_plan(
         last_active_lag: target.last_active_lag(),
         target_warnings: target.warnings(),
     };
-    let plan = diff::diff(&desired, &indexed, &ctx);
+    let mut plan = diff::diff(&desired, &indexed, &ctx);
+    plan.seal(
+        crate::plan::key_from_env()
+            .map_err(Error::PlanKey)?
+            .as_deref(),
+    );
     lap("diff");
     drop(desired);
     drop(data);
@@ -258,6 +265,7 @@ pub async fn make_plan(
         plan,
         target,
         target_users: indexed.keys.len(),
+        snapshot: indexed,
     })
 }
 

@@ -250,21 +250,6 @@ impl Action {
         }
     }
 
-    /// The fingerprint names of the target objects this action changes (see `Plan::fingerprints`).
-    #[must_use]
-    pub fn touches(&self) -> String {
-        match self {
-            Action::CreateUser { key, .. } | Action::LinkUser { key, .. } => format!("user:{key}"),
-            Action::UpdateUser { id, .. }
-            | Action::ReactivateUser { id, .. }
-            | Action::DeactivateUser { id, .. }
-            | Action::RevokeApiTokens { id, .. } => format!("user:{id}"),
-            Action::CreateGroup { group, .. }
-            | Action::AddMembers { group, .. }
-            | Action::RemoveMembers { group, .. } => format!("group:{group}"),
-        }
-    }
-
     /// How many changes this action stands for: members for a membership change, else one.
     #[must_use]
     pub fn weight(&self) -> usize {

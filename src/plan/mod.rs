@@ -3,17 +3,20 @@
 pub mod action;
 pub mod guard;
 pub mod stale;
-
-use std::collections::BTreeMap;
+pub mod verify;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use sha2::Digest as _;
 
 pub use action::{Action, DeactivateCause, FieldChange, Kind, Member, UserFields};
 pub use guard::{Guard, Limit, LimitKind, Overrides};
+pub use stale::{GroupState, Preconditions, UserState};
 
 /// Version of the saved-plan format. Bumped on any change a reader must know about.
-pub const FORMAT_VERSION: &str = "1";
+/// Version 2: per-action preconditions instead of whole-record fingerprints, a content digest and an
+/// optional signature.
+pub const FORMAT_VERSION: &str = "2";
 
 /// A reviewable set of changes to one target.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -42,13 +45,56 @@ pub struct Plan {
     pub blocking: Vec<String>,
     /// Users a rule kept from being changed, with the rule and what would have happened.
     pub skipped: Vec<Skipped>,
-    /// A fingerprint of every target object the plan touches (`user:REF` where REF is the target's id
-    /// for the user, or its key when it has none; `group:NAME`), or `absent`; apply re-reads them and
-    /// refuses when any changed.
-    pub fingerprints: BTreeMap<String, String>,
+    /// What each action relies on in the target, as it was when the plan was made: the identity it
+    /// matched and the fields it changes; memberships and the groups' existence; the last-active date of
+    /// a deactivation decided by `cleanup.grace_days`. `apply` checks exactly these, and refuses a plan
+    /// with an action whose preconditions are not recorded.
+    pub preconditions: Preconditions,
     /// What applying the plan costs in requests and time; absent for a target that makes none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost: Option<Cost>,
+    /// SHA-256 of the plan's content (everything but `digest` and `signature`, serialized compactly);
+    /// `apply` refuses a plan that does not hash to it. It catches accidental edits; the signature and
+    /// the checks against a fresh plan catch deliberate ones.
+    #[serde(default)]
+    pub digest: String,
+    /// `hmac-sha256:HEX`, an HMAC-SHA256 of the same content keyed with `IDSYNC_PLAN_KEY`, when that
+    /// was set when the plan was made; with the key set, `apply` accepts only plans signed with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
+}
+
+/// Why a saved plan's seal does not hold.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SealError {
+    #[error("its content does not match its digest: it was edited after it was made")]
+    Digest,
+    #[error(
+        "it is not signed, and IDSYNC_PLAN_KEY is set: only plans signed with that key are applied"
+    )]
+    Unsigned,
+    #[error(
+        "its signature does not match IDSYNC_PLAN_KEY: it was made with another key, or edited"
+    )]
+    BadSignature,
+}
+
+/// The environment variable holding the key plans are signed with.
+pub const KEY_VAR: &str = "IDSYNC_PLAN_KEY";
+
+/// The plan-signing key from the environment: `None` when unset.
+///
+/// # Errors
+/// The variable is set but empty (an unset CI secret), or not Unicode.
+pub fn key_from_env() -> Result<Option<Vec<u8>>, String> {
+    match std::env::var(KEY_VAR) {
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => Err(format!("{KEY_VAR} is not valid UTF-8")),
+        Ok(k) if k.is_empty() => Err(format!(
+            "{KEY_VAR} is set but empty (an unset CI secret?); set it to the signing key, or unset it"
+        )),
+        Ok(k) => Ok(Some(k.into_bytes())),
+    }
 }
 
 /// The requests `apply` will make (before retries) and how long they should take.
@@ -178,11 +224,70 @@ impl Plan {
         serde_json::to_value(schemars::schema_for!(Plan)).expect("schema serializes")
     }
 
-    /// Sorts actions into application order and recomputes the summary.
+    /// Sorts actions into application order and recomputes the summary. The plan still needs its
+    /// [`seal`](Plan::seal).
     pub fn finish(&mut self) {
         self.actions.sort_by(|a, b| {
             (a.kind(), a.subject(), a.batch()).cmp(&(b.kind(), b.subject(), b.batch()))
         });
         self.summary = Summary::of(&self.actions);
     }
+
+    /// The canonical content the digest and the signature cover: the plan without them, as compact
+    /// JSON (field order is the types', maps are sorted). Every other field is covered, including any
+    /// added later.
+    fn content(&mut self) -> Vec<u8> {
+        let digest = std::mem::take(&mut self.digest);
+        let signature = self.signature.take();
+        let content = serde_json::to_vec(&*self).expect("plans serialize");
+        self.digest = digest;
+        self.signature = signature;
+        content
+    }
+
+    /// Records the digest and, with a key, the signature.
+    pub fn seal(&mut self, key: Option<&[u8]>) {
+        let content = self.content();
+        self.digest = crate::config::hex_digest(&sha2::Sha256::digest(&content));
+        self.signature = key.map(|k| {
+            let tag = ring::hmac::sign(&ring::hmac::Key::new(ring::hmac::HMAC_SHA256, k), &content);
+            format!("hmac-sha256:{}", crate::config::hex_digest(tag.as_ref()))
+        });
+    }
+
+    /// Checks the digest and, with a key, the signature.
+    ///
+    /// # Errors
+    /// The content does not match the digest, or a key is given and the plan is unsigned or signed
+    /// with another key.
+    pub fn verify_seal(&self, key: Option<&[u8]>) -> Result<(), SealError> {
+        let content = self.clone().content();
+        if crate::config::hex_digest(&sha2::Sha256::digest(&content)) != self.digest {
+            return Err(SealError::Digest);
+        }
+        let Some(key) = key else {
+            return Ok(());
+        };
+        let sig = self.signature.as_deref().ok_or(SealError::Unsigned)?;
+        let tag = sig
+            .strip_prefix("hmac-sha256:")
+            .and_then(unhex)
+            .ok_or(SealError::BadSignature)?;
+        ring::hmac::verify(
+            &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key),
+            &content,
+            &tag,
+        )
+        .map_err(|_| SealError::BadSignature)
+    }
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
 }

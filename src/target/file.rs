@@ -25,6 +25,8 @@ struct State {
     /// User id (or key, for users without an id) and key -> index.
     refs: HashMap<String, usize>,
     dirty: bool,
+    /// What `finish` will write, once `stage` prepared it.
+    staged: Option<String>,
 }
 
 impl State {
@@ -40,6 +42,7 @@ impl State {
             snap,
             refs,
             dirty: false,
+            staged: None,
         }
     }
 
@@ -229,18 +232,46 @@ impl Target for FileTarget {
             }
         }
         st.dirty = true;
+        st.staged = None;
         Ok(())
     }
 
     async fn finish(&mut self) -> Result<(), TargetError> {
         let state = self.state.get_mut().expect("not poisoned");
-        if let Some(st) = state.as_ref() {
+        if let Some(st) = state.as_mut() {
             if st.dirty {
-                let text = snapshot_file::to_string(&st.snap, Format::of(&self.path));
+                let text = st
+                    .staged
+                    .take()
+                    .unwrap_or_else(|| snapshot_file::to_string(&st.snap, Format::of(&self.path)));
                 snapshot_file::write_atomic(&self.path, text.as_bytes())?;
             }
         }
         *state = None;
         Ok(())
     }
+
+    fn writes_at_finish(&self) -> bool {
+        true
+    }
+
+    fn stage(&mut self) -> Result<Option<String>, TargetError> {
+        let state = self.state.get_mut().expect("not poisoned");
+        let Some(st) = state.as_mut().filter(|st| st.dirty) else {
+            return Ok(None);
+        };
+        let text = snapshot_file::to_string(&st.snap, Format::of(&self.path));
+        let sha = sha256(text.as_bytes());
+        st.staged = Some(text);
+        Ok(Some(sha))
+    }
+
+    fn holds(&self, sha: &str) -> bool {
+        std::fs::read(&self.path).is_ok_and(|b| sha256(&b) == sha)
+    }
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    crate::config::hex_digest(&sha2::Sha256::digest(bytes))
 }

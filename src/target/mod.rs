@@ -81,6 +81,24 @@ pub trait Target: Send + Sync {
     async fn apply(&self, action: &Action) -> Result<(), ActionError>;
     /// Makes what was applied durable.
     async fn finish(&mut self) -> Result<(), TargetError>;
+    /// For a target whose actions take effect only when `finish` writes them all at once (a file):
+    /// prepares that write and returns the SHA-256 of what it will write, so that a journal can record
+    /// the actions as done only with the write. `None` for a target whose actions take effect one by
+    /// one (and for a file with nothing to write).
+    ///
+    /// # Errors
+    /// What is to be written cannot be prepared.
+    fn stage(&mut self) -> Result<Option<String>, TargetError> {
+        Ok(None)
+    }
+    /// Whether the target holds exactly what a `stage` with this SHA-256 prepared (the write happened).
+    fn holds(&self, _sha256: &str) -> bool {
+        false
+    }
+    /// Whether actions take effect only in `finish` (see `stage`).
+    fn writes_at_finish(&self) -> bool {
+        false
+    }
 }
 
 /// Builds the target a config describes, resolving its credentials.
