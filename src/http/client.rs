@@ -225,6 +225,32 @@ impl HttpClient {
         }
     }
 
+    /// An error about one page of a listing, naming its URL with the query that asked for it.
+    pub(crate) fn page_fault(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        reason: &str,
+    ) -> HttpError {
+        let url = self.url(path);
+        let url = if query.is_empty() {
+            url
+        } else {
+            reqwest::Url::parse_with_params(&url, query).map_or(url, String::from)
+        };
+        HttpError::Malformed {
+            api: self.api.clone(),
+            method: Method::GET,
+            url,
+            reason: reason.to_string(),
+        }
+    }
+
+    /// Waits before asking again for a page that looked wrong (retry number `retry`, 1-based).
+    pub(crate) async fn pause(&self, retry: u32) {
+        tokio::time::sleep(self.policy.backoff(retry)).await;
+    }
+
     /// GETs JSON; a body that does not parse is retried like a failed request (a truncated page is
     /// never taken for a short one).
     ///

@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use super::{Source, SourceError};
 use crate::config::secret::Secret;
 use crate::config::GraphVersion;
-use crate::http::{oauth, Auth, HttpClient, HttpError, HttpSettings};
+use crate::http::{oauth, paginate, Auth, HttpClient, HttpError, HttpSettings};
 use crate::model::{Snapshot, User};
 
 /// User properties read (`$select`).
@@ -111,13 +111,16 @@ impl EntraSource {
         ))
     }
 
-    /// Every object of a listing, following `@odata.nextLink`.
+    /// Every object of a listing, following `@odata.nextLink` as given (on the configured origin
+    /// only, and never back to a page already read). Graph may return short or even empty pages
+    /// before the last, so a page is judged by `@odata.count` where the listing asked for it.
     async fn all(
         http: &HttpClient,
         path: &str,
         query: Vec<(&str, String)>,
     ) -> Result<Vec<Value>, HttpError> {
         let mut out = Vec::new();
+        let mut trail = paginate::Trail::new();
         let mut page = http.get_json(path, &query).await?;
         loop {
             match page.get_mut("value").map(Value::take) {
@@ -125,10 +128,13 @@ impl EntraSource {
                 _ => return Err(http.malformed(path, "a page without `value`")),
             }
             let Some(next) = page.get("@odata.nextLink").and_then(Value::as_str) else {
-                return Ok(out);
+                break;
             };
+            trail.follow(http, path, next)?;
             page = http.get_json(next, &[]).await?;
         }
+        paginate::check_unique(http, path, &out)?;
+        Ok(out)
     }
 }
 

@@ -165,15 +165,6 @@ impl<'a> Session<'a> {
             },
             _ => self.walk(path, first, headers).await?,
         };
-        if let Some(t) = total.filter(|t| out.len() < *t) {
-            return Err(self.http.malformed(
-                path,
-                &format!(
-                    "the listing announced {t} items but its pages held {}",
-                    out.len()
-                ),
-            ));
-        }
         // Pages fetched while the directory changed may overlap.
         let mut seen = std::collections::HashSet::new();
         out.retain(|v| {
@@ -181,6 +172,15 @@ impl<'a> Session<'a> {
                 .and_then(id_text)
                 .map_or(true, |id| seen.insert(id.into_owned()))
         });
+        if let Some(t) = total.filter(|t| out.len() != *t) {
+            return Err(self.http.malformed(
+                path,
+                &format!(
+                    "the listing announced {t} items (Total-Count) but its pages held {}: it is incomplete or inconsistent",
+                    out.len()
+                ),
+            ));
+        }
         Ok(out)
     }
 
@@ -217,14 +217,13 @@ impl<'a> Session<'a> {
         headers: &HeaderMap,
     ) -> Result<Vec<Value>, HttpError> {
         let mut out = first;
+        let mut trail = crate::http::paginate::Trail::new();
         let mut cursor = after_cursor(headers);
         while let Some(c) = cursor {
+            trail.follow(&self.http, path, &c)?;
             let (page, headers) = self.get(path, &[("cursor", c.clone())]).await?;
             out.extend(self.array(path, page)?);
             cursor = after_cursor(&headers);
-            if cursor.as_ref() == Some(&c) {
-                return Err(self.http.malformed(path, "the After-Cursor did not move"));
-            }
         }
         Ok(out)
     }
@@ -248,23 +247,18 @@ impl<'a> Session<'a> {
     async fn groups_rest(&self, first: Value) -> Result<Vec<Value>, HttpError> {
         let mut out = Vec::new();
         let mut page = first;
-        let mut cursor: Option<String> = None;
+        let mut trail = crate::http::paginate::Trail::new();
         loop {
             match page.get_mut("data").map(Value::take) {
                 Some(Value::Array(items)) => out.extend(items),
                 _ => return Err(self.http.malformed(GROUPS, "a v1 page without `data`")),
             }
-            let next = v1_after_cursor(&page);
-            match next {
-                None => return Ok(out),
-                Some(n) if cursor.as_ref() == Some(&n) => {
-                    return Err(self.http.malformed(GROUPS, "the after_cursor did not move"))
-                }
-                Some(n) => {
-                    page = self.get(GROUPS, &[("after_cursor", n.clone())]).await?.0;
-                    cursor = Some(n);
-                }
-            }
+            let Some(n) = v1_after_cursor(&page) else {
+                crate::http::paginate::check_unique(&self.http, GROUPS, &out)?;
+                return Ok(out);
+            };
+            trail.follow(&self.http, GROUPS, &n)?;
+            page = self.get(GROUPS, &[("after_cursor", n)]).await?.0;
         }
     }
 }
