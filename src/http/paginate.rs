@@ -58,9 +58,13 @@ pub async fn scim_all(
     if !consistent {
         return scim_sequential(client, path, count, first).await;
     }
+    let last_full = pages.last().map_or(per_page, |p| p.resources.len()) == per_page;
     let mut all = first.resources;
     for p in pages {
         all.extend(p.resources);
+    }
+    if last_full {
+        past_end(client, path, count, total).await?;
     }
     if unique_ids(&all).is_err() {
         // Resources moved between pages while they were read: once more, one page at a time.
@@ -126,10 +130,15 @@ async fn scim_sequential(
 ) -> Result<Vec<Value>, HttpError> {
     let mut all: Vec<Value> = Vec::new();
     let mut total = first.total;
+    let per_page = first.resources.len();
+    let mut last_len = 0;
     let mut next = Some(first);
     loop {
         let start = all.len() + 1;
-        if total.is_some_and(|t| start > t) {
+        if let Some(t) = total.filter(|t| start > *t) {
+            if t > 0 && last_len == per_page {
+                past_end(client, path, count, t).await?;
+            }
             break;
         }
         let mut page = match next.take() {
@@ -164,6 +173,7 @@ async fn scim_sequential(
         if page.resources.is_empty() {
             break;
         }
+        last_len = page.resources.len();
         all.extend(page.resources);
     }
     if let Some(t) = total.filter(|t| *t != all.len()) {
@@ -184,6 +194,27 @@ async fn scim_sequential(
         ));
     }
     Ok(all)
+}
+
+/// A listing that ends exactly on a full page is asked for the page after its announced end: a
+/// server whose `totalResults` is too low would otherwise hide what follows.
+async fn past_end(
+    client: &HttpClient,
+    path: &str,
+    count: usize,
+    total: usize,
+) -> Result<(), HttpError> {
+    let page = scim_page(client, path, total + 1, count).await?;
+    if page.resources.is_empty() {
+        return Ok(());
+    }
+    Err(client.page_fault(
+        path,
+        &scim_query(total + 1, count),
+        &format!(
+            "totalResults announced {total} resources, but the listing goes on past that: it is inconsistent, so what it holds cannot be trusted"
+        ),
+    ))
 }
 
 /// `Err(id)` with the first `id` that appears twice.

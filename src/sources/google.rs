@@ -175,7 +175,14 @@ async fn get_with_quota_retries(
         attempt += 1;
         let reply = http.send(Method::GET, path, query, None).await?;
         if reply.status.is_success() {
-            return reply.json("Google Directory");
+            // A body cut off in transit is asked for again, never taken for a short page.
+            match reply.json("Google Directory") {
+                Err(_) if attempt < policy.max_attempts => {
+                    tokio::time::sleep(policy.backoff(attempt)).await;
+                    continue;
+                }
+                parsed => return parsed,
+            }
         }
         let quota = reply.status.as_u16() == 403 && {
             let body = String::from_utf8_lossy(&reply.body);

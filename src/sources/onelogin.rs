@@ -159,10 +159,16 @@ impl<'a> Session<'a> {
         let first = self.array(path, first)?;
         let total = header_u64(headers, "total-count").and_then(|t| usize::try_from(t).ok());
         let mut out = match total {
-            Some(total) if !first.is_empty() => match self.numbered(path, &first, total).await? {
-                Some(rest) => [first, rest].concat(),
-                None => self.walk(path, first, headers).await?,
-            },
+            // A first page that holds the whole count yet links on: the count is too low.
+            Some(total)
+                if !first.is_empty()
+                    && (total > first.len() || after_cursor(headers).is_none()) =>
+            {
+                match self.numbered(path, &first, total).await? {
+                    Some(rest) => [first, rest].concat(),
+                    None => self.walk(path, first, headers).await?,
+                }
+            }
             _ => self.walk(path, first, headers).await?,
         };
         // Pages fetched while the directory changed may overlap.
@@ -194,19 +200,20 @@ impl<'a> Session<'a> {
     ) -> Result<Option<Vec<Value>>, HttpError> {
         let per_page = first.len();
         let pages = total.div_ceil(per_page);
-        let fetched: Vec<Vec<Value>> = stream::iter((2..=pages).map(|n| async move {
+        let fetched: Vec<(Vec<Value>, bool)> = stream::iter((2..=pages).map(|n| async move {
             let query = [("limit", PAGE.to_string()), ("page", n.to_string())];
-            let (page, _) = self.get(path, &query).await?;
-            self.array(path, page)
+            let (page, headers) = self.get(path, &query).await?;
+            Ok::<_, HttpError>((self.array(path, page)?, after_cursor(&headers).is_some()))
         }))
         .buffered(self.http.concurrency())
         .try_collect()
         .await?;
-        let consistent = fetched
-            .iter()
-            .enumerate()
-            .all(|(i, items)| items.len() == per_page.min(total - (i + 1) * per_page));
-        Ok(consistent.then(|| fetched.concat()))
+        // The last page by the count must be the last indeed: one that still has an After-Cursor
+        // says the count was too low.
+        let consistent = fetched.iter().enumerate().all(|(i, (items, more))| {
+            items.len() == per_page.min(total - (i + 1) * per_page) && (i + 2 < pages || !more)
+        });
+        Ok(consistent.then(|| fetched.into_iter().flat_map(|(items, _)| items).collect()))
     }
 
     /// The rest of a listing by its `After-Cursor` chain, one page after another.

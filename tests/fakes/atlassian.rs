@@ -582,7 +582,9 @@ impl FakeAtlassian {
     pub async fn start(config: FakeConfig) -> FakeAtlassian {
         let (listener, base_url) = bind().await;
         let layer = Arc::new(
-            FaultLayer::new(config.latency, scim_error_response).with_is_mutation(is_mutation),
+            FaultLayer::new(config.latency, scim_error_response)
+                .with_is_mutation(is_mutation)
+                .with_pages(page_dialect),
         );
         let state = Arc::new(Mutex::new(State::new(config.clone(), base_url.clone())));
         let server = serve(listener, router(state.clone()), layer.clone());
@@ -804,6 +806,11 @@ impl FakeAtlassian {
     /// await: every request locks it.
     pub fn faults(&self) -> MutexGuard<'_, Faults> {
         self.layer.faults()
+    }
+
+    /// How many responses page faults changed so far.
+    pub fn page_faults_fired(&self) -> usize {
+        self.layer.page_faults_fired()
     }
 
     pub fn set_faults(&self, faults: Faults) {
@@ -1841,4 +1848,29 @@ async fn delete_api_token(
         .ok_or_else(|| Failure::admin(StatusCode::NOT_FOUND, format!("no token {token}")))?;
     tokens.remove(position);
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Page faults in this fake's dialects: a SCIM `ListResponse` (`Resources`, `totalResults`) and
+/// an admin API page (`data`, `meta.total`).
+fn page_dialect(
+    kind: super::PageFaultKind,
+    body: &mut Value,
+    _headers: &mut axum::http::HeaderMap,
+) -> bool {
+    if kind == super::PageFaultKind::PastEnd {
+        return if body.get("totalResults").is_some() {
+            super::lower(body.get_mut("totalResults"))
+        } else {
+            super::lower(body.pointer_mut("/meta/total"))
+        };
+    }
+    let field = if body.get("Resources").is_some() {
+        "Resources"
+    } else {
+        "data"
+    };
+    match body.get_mut(field) {
+        Some(Value::Array(items)) => super::cut_items(kind, items),
+        _ => false,
+    }
 }

@@ -233,7 +233,8 @@ pub struct FakeKeycloak {
 impl FakeKeycloak {
     pub async fn start(config: FakeKeycloakConfig) -> FakeKeycloak {
         let (listener, base_url) = bind().await;
-        let layer = Arc::new(FaultLayer::new(config.latency, error_response));
+        let layer =
+            Arc::new(FaultLayer::new(config.latency, error_response).with_pages(page_dialect));
         let state = Arc::new(Mutex::new(State {
             config: config.clone(),
             users: BTreeMap::new(),
@@ -402,6 +403,11 @@ impl FakeKeycloak {
 
     pub fn requests(&self) -> Vec<RequestLog> {
         self.layer.requests()
+    }
+
+    /// How many responses page faults changed so far.
+    pub fn page_faults_fired(&self) -> usize {
+        self.layer.page_faults_fired()
     }
 
     pub fn set_faults(&self, faults: Faults) {
@@ -811,4 +817,20 @@ async fn members(
         .map(|u| user_json(u, brief))
         .collect();
     json_reply(json!(users))
+}
+
+/// Page faults in Keycloak's dialect: listings are bare arrays; totals come from the count
+/// endpoints (a bare number for users, `{"count": n}` for groups).
+fn page_dialect(kind: super::PageFaultKind, body: &mut Value, _headers: &mut HeaderMap) -> bool {
+    if kind == super::PageFaultKind::PastEnd {
+        return if body.is_number() {
+            super::lower(Some(body))
+        } else {
+            super::lower(body.get_mut("count"))
+        };
+    }
+    match body {
+        Value::Array(items) => super::cut_items(kind, items),
+        _ => false,
+    }
 }
