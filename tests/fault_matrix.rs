@@ -57,79 +57,20 @@ struct Row {
 
 const ALWAYS: usize = usize::MAX;
 
+#[rustfmt::skip]
 const ROWS: &[Row] = &[
-    Row {
-        name: "empty first page",
-        kind: PageFaultKind::Empty,
-        which: Which::First,
-        times: ALWAYS,
-    },
-    Row {
-        name: "empty middle page",
-        kind: PageFaultKind::Empty,
-        which: Which::Middle,
-        times: ALWAYS,
-    },
-    Row {
-        name: "empty last page",
-        kind: PageFaultKind::Empty,
-        which: Which::Last,
-        times: ALWAYS,
-    },
-    Row {
-        name: "short middle page",
-        kind: PageFaultKind::Short,
-        which: Which::Middle,
-        times: ALWAYS,
-    },
-    Row {
-        name: "short last page",
-        kind: PageFaultKind::Short,
-        which: Which::Last,
-        times: ALWAYS,
-    },
-    Row {
-        name: "repeated cursor",
-        kind: PageFaultKind::RepeatCursor,
-        which: Which::Middle,
-        times: ALWAYS,
-    },
-    Row {
-        name: "past the announced end",
-        kind: PageFaultKind::PastEnd,
-        which: Which::All,
-        times: ALWAYS,
-    },
-    Row {
-        name: "empty middle page once",
-        kind: PageFaultKind::Empty,
-        which: Which::Middle,
-        times: 1,
-    },
-    Row {
-        name: "truncated body once",
-        kind: PageFaultKind::Truncate,
-        which: Which::Middle,
-        times: 1,
-    },
-    Row {
-        name: "truncated body always",
-        kind: PageFaultKind::Truncate,
-        which: Which::Middle,
-        times: ALWAYS,
-    },
-    Row {
-        name: "503 always",
-        kind: PageFaultKind::Unavailable,
-        which: Which::Middle,
-        times: ALWAYS,
-    },
-    Row {
-        name: "reset once",
-        kind: PageFaultKind::Reset,
-        which: Which::Middle,
-        times: 1,
-    },
+    Row { name: "empty first page",       kind: PageFaultKind::Empty,        which: Which::First,  times: ALWAYS },
+    Row { name: "empty middle page",      kind: PageFaultKind::Empty,        which: Which::Middle, times: ALWAYS },
+    Row { name: "empty last page",        kind: PageFaultKind::Empty,        which: Which::Last,   times: ALWAYS },
+    Row { name: "short middle page",      kind: PageFaultKind::Short,        which: Which::Middle, times: ALWAYS },
+    Row { name: "short last page",        kind: PageFaultKind::Short,        which: Which::Last,   times: ALWAYS },
+    Row { name: "repeated cursor",        kind: PageFaultKind::RepeatCursor, which: Which::Middle, times: ALWAYS },
+    Row { name: "past the announced end", kind: PageFaultKind::PastEnd,      which: Which::All,    times: ALWAYS },
+    Row { name: "empty middle page once", kind: PageFaultKind::Empty,        which: Which::Middle, times: 1 },
+    Row { name: "truncated body once",    kind: PageFaultKind::Truncate,     which: Which::Middle, times: 1 },
+    Row { name: "truncated body always",  kind: PageFaultKind::Truncate,     which: Which::Middle, times: ALWAYS },
+    Row { name: "503 always",             kind: PageFaultKind::Unavailable,  which: Which::Middle, times: ALWAYS },
+    Row { name: "reset once",             kind: PageFaultKind::Reset,        which: Which::Middle, times: 1 },
 ];
 
 type Setup = fn() -> Pin<Box<dyn Future<Output = Rig> + Send>>;
@@ -142,47 +83,20 @@ struct Column {
     expect: &'static str,
 }
 
+// The outcomes per row, in the order of ROWS:
+//   empty first/middle/last, short middle/last, repeated cursor, past the end, empty middle once,
+//   truncated once/always, 503, reset once.
+#[rustfmt::skip]
 const COLUMNS: &[Column] = &[
-    Column {
-        name: "target: SCIM users",
-        setup: || Box::pin(target_rig("/Users")),
-        expect: "FFFCFFFCCFFC",
-    },
-    Column {
-        name: "target: SCIM groups",
-        setup: || Box::pin(target_rig("/Groups")),
-        expect: "FFFCFFFCCFFC",
-    },
-    Column {
-        name: "source: scim",
-        setup: || Box::pin(scim_source_rig()),
-        expect: "FFFCFFFCCFFC",
-    },
-    Column {
-        name: "source: okta",
-        setup: || Box::pin(okta_rig()),
-        expect: "FFBFBF-CCFFC",
-    },
-    Column {
-        name: "source: entra",
-        setup: || Box::pin(entra_rig()),
-        expect: "BBBBBF-BCFFC",
-    },
-    Column {
-        name: "source: google",
-        setup: || Box::pin(google_rig()),
-        expect: "FFBFBF-CCFFC",
-    },
-    Column {
-        name: "source: keycloak",
-        setup: || Box::pin(keycloak_rig()),
-        expect: "FFFCFFFCCFFC",
-    },
-    Column {
-        name: "source: onelogin",
-        setup: || Box::pin(onelogin_rig()),
-        expect: "FFFFFFFCCFFC",
-    },
+    Column { name: "target: SCIM users",         expect: "FFFCFFFCCFFC", setup: || Box::pin(target_rig("/Users")) },
+    Column { name: "target: SCIM groups",        expect: "FFFCFFFCCFFC", setup: || Box::pin(target_rig("/Groups")) },
+    Column { name: "target: admin API accounts", expect: "FFFFFFFCCFFC", setup: || Box::pin(admin_rig()) },
+    Column { name: "source: scim",               expect: "FFFCFFFCCFFC", setup: || Box::pin(scim_source_rig()) },
+    Column { name: "source: okta",               expect: "FFBFBF-CCFFC", setup: || Box::pin(okta_rig()) },
+    Column { name: "source: entra",              expect: "BBBBBF-BCFFC", setup: || Box::pin(entra_rig()) },
+    Column { name: "source: google",             expect: "FFBFBF-CCFFC", setup: || Box::pin(google_rig()) },
+    Column { name: "source: keycloak",           expect: "FFFCFFFCCFFC", setup: || Box::pin(keycloak_rig()) },
+    Column { name: "source: onelogin",           expect: "FFFFFFFCCFFC", setup: || Box::pin(onelogin_rig()) },
 ];
 
 /// The fakes of one column, set up, and how to read through them.
@@ -372,6 +286,50 @@ target:
         side: "target",
         listing: listing.to_string(),
         page_of: |p, _| by_offset(p, 1, "startIndex"),
+        set_faults,
+        fired,
+    }
+}
+
+/// The organization admin API's managed accounts: cursor pages of two, whose cursors hold `+`,
+/// `/` and `=`, behind `links.next` URLs.
+async fn admin_rig() -> Rig {
+    let atl = Arc::new(
+        FakeAtlassian::start(FakeConfig {
+            org_page_size: 2,
+            ..FakeConfig::default()
+        })
+        .await,
+    );
+    for p in PEOPLE {
+        atl.add_user(SeedUser::new(p));
+    }
+    let scratch = Scratch::new();
+    scratch.write("idp.yaml", "users: []\ngroups: []\n").write(
+        "idsync.yaml",
+        &format!(
+            r#"version: 1
+sources: [{{name: idp, type: file, path: idp.yaml}}]
+target:
+  type: atlassian
+  scim: {{base_url: "{}", token: "${{TEST_SCIM_TOKEN}}"}}
+  admin: {{org_id: {}, token: "${{TEST_ORG_TOKEN}}", base_url: "{}"}}
+"#,
+            atl.scim_base(),
+            atl.org_id(),
+            atl.base_url
+        ),
+    );
+    let (set_faults, fired) = atlassian_faults(&atl);
+    Rig {
+        scratch,
+        env: vec![
+            ("TEST_SCIM_TOKEN", atl.config.scim_token.clone()),
+            ("TEST_ORG_TOKEN", atl.config.org_token.clone()),
+        ],
+        side: "target",
+        listing: format!("/admin/v1/orgs/{}/users", atl.org_id()),
+        page_of: by_rank,
         set_faults,
         fired,
     }
@@ -601,5 +559,25 @@ target: {{type: file, path: atlassian.yaml}}
         page_of: onelogin_page,
         set_faults: Box::new(move |f| a.set_faults(f)),
         fired: Box::new(move || b.page_faults_fired()),
+    }
+}
+
+/// A next link to another origin than the configured base is refused, not followed with the
+/// credentials: the sources are configured as `localhost`, while the fakes write their links for
+/// `127.0.0.1` (as a server behind a proxy might).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_next_link_to_another_origin_is_refused() {
+    for rig in [okta_rig().await, entra_rig().await] {
+        let config = rig.scratch.read("idsync.yaml");
+        rig.scratch
+            .write("idsync.yaml", &config.replace("127.0.0.1", "localhost"));
+        let (code, stderr) = rig.snapshot().await;
+        assert_eq!(code, 1, "{stderr}");
+        assert!(
+            stderr.contains("refused to follow a next link to http://127.0.0.1:")
+                && stderr.contains("another origin than the configured base http://localhost:"),
+            "{stderr}"
+        );
+        assert!(rig.written().is_none());
     }
 }
