@@ -581,3 +581,74 @@ async fn a_next_link_to_another_origin_is_refused() {
         assert!(rig.written().is_none());
     }
 }
+
+/// The case: a target whose `/Groups` listing comes back empty on a middle page. Without
+/// the fault the groups exist and nothing is created; with it, `apply` fails naming the page and
+/// changes nothing (it used to re-create every group it had not seen).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_target_page_creates_no_group() {
+    let rig = target_rig("/Groups").await;
+    let mut idp = String::from("users:\n");
+    for p in PEOPLE {
+        idp.push_str(&format!("  - {{email: {p}}}\n"));
+    }
+    idp.push_str("groups:\n");
+    for (i, p) in PEOPLE.iter().enumerate() {
+        idp.push_str(&format!("  - {{name: group-{i}, members: [{p}]}}\n"));
+    }
+    let config = rig.scratch.read("idsync.yaml");
+    rig.scratch.write("idp.yaml", &idp).write(
+        "idsync.yaml",
+        &format!("{config}groups:\n  mappings: [{{from_regex: \"^idp:(.+)$\", to: \"$1\"}}]\n"),
+    );
+    let run = |args: &'static [&'static str]| {
+        let mut cmd = rig.scratch.idsync(args);
+        for (k, v) in &rig.env {
+            cmd.env(k, v);
+        }
+        cmd.env("IDSYNC_RETRY_DELAY_SCALE", "0.001");
+        run_beside_fakes(cmd)
+    };
+    let (code, plan, stderr) = run(&["plan"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!plan.contains("create_group"), "{plan}");
+
+    (rig.set_faults)(rig.faults(&ROWS[1]));
+    let (code, stdout, stderr) = run(&["apply", "--auto-approve"]).await;
+    (rig.set_faults)(Faults::default());
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("startIndex=3")
+            && stderr.contains("came back empty 3 times, but totalResults announced 5"),
+        "{stderr}"
+    );
+    assert!(!stdout.contains("create_group"), "{stdout}");
+}
+
+/// A SCIM source whose `/Users` listing comes back empty on a middle page deactivates nobody: the
+/// plan fails and the file target is left as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_source_page_deactivates_nobody() {
+    let rig = scim_source_rig().await;
+    let mut target = String::from("users:\n");
+    for (i, p) in PEOPLE.iter().enumerate() {
+        target.push_str(&format!("  - {{id: t{i}, email: {p}}}\n"));
+    }
+    target.push_str("groups: []\n");
+    rig.scratch.write("atlassian.yaml", &target);
+    let config = rig.scratch.read("idsync.yaml");
+    rig.scratch.write(
+        "idsync.yaml",
+        &format!("{config}cleanup: {{max_deactivations: 100%}}\n"),
+    );
+    (rig.set_faults)(rig.faults(&ROWS[1]));
+    let mut cmd = rig.scratch.idsync(&["apply", "--auto-approve"]);
+    for (k, v) in &rig.env {
+        cmd.env(k, v);
+    }
+    cmd.env("IDSYNC_RETRY_DELAY_SCALE", "0.001");
+    let (code, stdout, stderr) = run_beside_fakes(cmd).await;
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    assert!(!stdout.contains("deactivate_user"), "{stdout}");
+    assert_eq!(rig.scratch.read("atlassian.yaml"), target);
+}

@@ -570,6 +570,85 @@ mod tests {
     use super::*;
     use reqwest::header::HeaderValue;
 
+    fn client() -> HttpClient {
+        HttpClient::new(
+            "test",
+            "https://x.okta.com/",
+            crate::http::Auth::None,
+            &crate::http::HttpSettings::default(),
+        )
+    }
+
+    #[test]
+    fn a_trail_refuses_other_origins_and_repeats() {
+        let c = client();
+        let mut t = Trail::new();
+        t.follow(
+            &c,
+            "api/v1/users",
+            "https://x.okta.com/api/v1/users?after=a",
+        )
+        .unwrap();
+        t.follow(
+            &c,
+            "api/v1/users",
+            "https://X.okta.com:443/api/v1/users?after=b",
+        )
+        .unwrap();
+        t.follow(&c, "api/v1/users", "bare-cursor").unwrap();
+        let again = t
+            .follow(
+                &c,
+                "api/v1/users",
+                "https://x.okta.com/api/v1/users?after=a",
+            )
+            .unwrap_err()
+            .to_string();
+        assert!(
+            again.contains("leads back to a page already read"),
+            "{again}"
+        );
+        assert!(t.follow(&c, "api/v1/users", "bare-cursor").is_err());
+        for elsewhere in [
+            "https://evil.example.com/api/v1/users?after=c",
+            "http://x.okta.com/api/v1/users?after=c",
+            "https://x.okta.com:8443/api/v1/users?after=c",
+        ] {
+            let e = t
+                .follow(&c, "api/v1/users", elsewhere)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("another origin than the configured base https://x.okta.com"),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn cursors_are_decoded_once() {
+        let page = |next: &str| serde_json::json!({"links": {"next": next}});
+        assert_eq!(
+            next_cursor(&page(
+                "https://api.atlassian.com/admin/v1/orgs/o/users?cursor=%2B%2F8%3Dab&x=1"
+            ))
+            .as_deref(),
+            Some("+/8=ab")
+        );
+        assert_eq!(next_cursor(&page("+/8=ab")).as_deref(), Some("+/8=ab"));
+        assert_eq!(next_cursor(&page("")), None);
+    }
+
+    #[test]
+    fn ids_listed_twice_are_found() {
+        let items = |ids: &[&str]| -> Vec<Value> {
+            ids.iter().map(|i| serde_json::json!({"id": i})).collect()
+        };
+        assert!(unique_ids(&items(&["a", "b", "c"])).is_ok());
+        assert_eq!(unique_ids(&items(&["a", "b", "a"])), Err("a".to_string()));
+        assert!(unique_ids(&[serde_json::json!({"id": 1}), serde_json::json!({"id": 1})]).is_err());
+    }
+
     #[test]
     fn finds_the_next_link() {
         let mut h = HeaderMap::new();
