@@ -150,6 +150,8 @@ pub struct HttpClient {
     /// Requests wait until then: set when a response says the rate budget is spent.
     not_before: Arc<Mutex<Option<Instant>>>,
     content_type: &'static str,
+    /// Headers sent with every request (e.g. Graph's `ConsistencyLevel`).
+    extra_headers: HeaderMap,
 }
 
 impl HttpClient {
@@ -179,7 +181,16 @@ impl HttpClient {
             counter: Arc::new(AtomicU64::new(0)),
             not_before: Arc::new(Mutex::new(None)),
             content_type: "application/json",
+            extra_headers: HeaderMap::new(),
         }
+    }
+
+    /// Sends `name: value` with every request.
+    #[must_use]
+    pub fn with_header(mut self, name: &'static str, value: &'static str) -> Self {
+        self.extra_headers
+            .insert(name, HeaderValue::from_static(value));
+        self
     }
 
     /// Replaces the credentials of this client and of its clones (a refreshed access token).
@@ -367,7 +378,8 @@ impl HttpClient {
                 let mut req = self
                     .client
                     .request(method.clone(), &url)
-                    .header(ACCEPT, "application/scim+json, application/json");
+                    .header(ACCEPT, "application/scim+json, application/json")
+                    .headers(self.extra_headers.clone());
                 if !query.is_empty() {
                     req = req.query(query);
                 }
