@@ -142,7 +142,15 @@ impl Rig {
         (code, stderr)
     }
 
+    /// The snapshot file, if one was written; a temporary file left behind counts as one.
     fn written(&self) -> Option<String> {
+        let leftover = std::fs::read_dir(self.scratch.dir.path())
+            .expect("the scratch folder")
+            .filter_map(Result::ok)
+            .any(|e| e.file_name().to_string_lossy().starts_with(".idsync-"));
+        if leftover {
+            return Some("a temporary file left behind".into());
+        }
         std::fs::read_to_string(self.scratch.path("snap.yaml")).ok()
     }
 

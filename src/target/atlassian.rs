@@ -85,6 +85,7 @@ impl AdminApi {
         let path = format!("admin/v2/orgs/{}/directories/-/users/search", self.org_id);
         let mut out = Vec::new();
         let mut cursor: Option<String> = None;
+        let mut trail = paginate::Trail::new();
         loop {
             let mut body = json!({"roleIds": ADMIN_ROLES, "limit": 100});
             if let Some(c) = &cursor {
@@ -103,8 +104,10 @@ impl AdminApi {
                 );
             }
             cursor = paginate::next_cursor(&page);
-            if cursor.is_none() {
-                return Ok(out);
+            match &cursor {
+                None => return Ok(out),
+                // A cursor that repeats would loop forever.
+                Some(c) => trail.follow(&self.http, &path, c)?,
             }
         }
     }
