@@ -111,9 +111,12 @@ struct Rig {
     /// The page (from 1) a request of the listing asks for, from its query or its rank on the
     /// path; 0 for a request that starts nowhere a page does.
     page_of: fn(&Params, usize) -> usize,
-    set_faults: Box<dyn Fn(Faults) + Send + Sync>,
-    fired: Box<dyn Fn() -> usize + Send + Sync>,
+    set_faults: SetFaults,
+    fired: Fired,
 }
+
+type SetFaults = Box<dyn Fn(Faults) + Send + Sync>;
+type Fired = Box<dyn Fn() -> usize + Send + Sync>;
 
 fn by_rank(_: &Params, rank: usize) -> usize {
     rank
@@ -261,12 +264,7 @@ async fn atlassian() -> FakeAtlassian {
     atl
 }
 
-fn atlassian_faults(
-    atl: &Arc<FakeAtlassian>,
-) -> (
-    Box<dyn Fn(Faults) + Send + Sync>,
-    Box<dyn Fn() -> usize + Send + Sync>,
-) {
+fn atlassian_faults(atl: &Arc<FakeAtlassian>) -> (SetFaults, Fired) {
     let (a, b) = (atl.clone(), atl.clone());
     (
         Box::new(move |f| a.set_faults(f)),
