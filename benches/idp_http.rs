@@ -213,13 +213,16 @@ async fn keycloak(concurrency: usize) {
     .await;
     // `page_size` 100 (the default, and Keycloak's default `max`). A Keycloak listing is a bare JSON
     // array: no total, no next link, and a server may hold a page below `max` (the fake's `max_cap`),
-    // so a short page does not prove the end; only an empty page does. Every listing therefore costs
-    // ceil(n / page) + 1 requests: users 200 + 1, groups 10 + 1, and 1 + 1 per group for 20 members.
-    // (`/users/count` could replace the users' empty page, for the same one request.) If short pages
-    // were trusted, members would be one page each and the minimum 1,213 instead of 2,213.
+    // so a short page alone does not prove the end. Users and top-level groups are counted first
+    // (`/users/count`, `/groups/count?top=true`); a short page with the count read ends them, a full
+    // last page still needs the empty one after it (users added meanwhile would follow it). Members
+    // have no count: every member listing ends on an empty page. Here: users 1 + 200 + 1, groups
+    // 1 + 10 + 1, and 1 + 1 per group for 20 members. If short pages were trusted, members would be
+    // one page each and the minimum 1,215 instead of 2,215.
     let page = 100;
     let listing = |n: usize| n.div_ceil(page) + 1;
-    let minimum = 1 + listing(USERS) + listing(GROUPS) + GROUPS * listing(PER_GROUP);
+    let counted = |n: usize| 1 + n.div_ceil(page) + usize::from(n % page == 0);
+    let minimum = 1 + counted(USERS) + counted(GROUPS) + GROUPS * listing(PER_GROUP);
     report("keycloak", requests, minimum, took, concurrency);
 }
 
@@ -267,8 +270,11 @@ async fn scim(concurrency: usize) {
     })
     .await;
     // 100 per page (`page_size`, and Atlassian's cap); `totalResults` on the first page tells where the
-    // listing ends. Groups carry their members: the users, then the groups, and nothing per group.
-    let minimum = USERS.div_ceil(100) + GROUPS.div_ceil(100);
+    // listing ends, and a listing that ends on a full page is asked for one page past it (a total
+    // that is too low would otherwise hide the rest). Groups carry their members: the users, then
+    // the groups, and nothing per group.
+    let scim_listing = |n: usize| n.div_ceil(100) + usize::from(n % 100 == 0);
+    let minimum = scim_listing(USERS) + scim_listing(GROUPS);
     report("scim", requests, minimum, took, concurrency);
 }
 

@@ -8,6 +8,7 @@ mod cli;
 mod config_errors;
 mod convergence;
 mod entra;
+mod fault_matrix;
 mod google;
 mod hardening;
 mod keycloak;

@@ -77,9 +77,24 @@ async fn idsync(
     run_beside_fakes(cmd).await
 }
 
+/// A fake Keycloak 23+, or one older (the tree inline in `subGroups`, no `/children`).
+async fn start(pre23: bool) -> FakeKeycloak {
+    FakeKeycloak::start(FakeKeycloakConfig {
+        pre23,
+        ..FakeKeycloakConfig::default()
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keycloak_converges_through_the_group_tree() {
-    let kc = FakeKeycloak::start(FakeKeycloakConfig::default()).await;
+    for pre23 in [false, true] {
+        converges_through_the_group_tree(pre23).await;
+    }
+}
+
+async fn converges_through_the_group_tree(pre23: bool) {
+    let kc = start(pre23).await;
     let atl = FakeAtlassian::start(FakeConfig::default()).await;
     let dee_id = seed(&kc);
     let mut dee = SeedUser::new("dee@example.com");
@@ -101,6 +116,12 @@ async fn keycloak_converges_through_the_group_tree() {
         assert!(plan.contains(expected), "missing {expected:?} in\n{plan}");
     }
     assert_eq!(kc.user_groups_calls(), 0, "no per-user group calls");
+    let children = kc
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/children"))
+        .count();
+    assert_eq!(children > 0, !pre23, "children calls: {children}");
     let (code, _, stderr) = idsync(&s, &kc, &atl, &["apply", "--auto-approve"]).await;
     assert_eq!(code, 0, "{stderr}");
     let (code, again, _) = idsync(&s, &kc, &atl, &["plan", "--detailed-exitcode"]).await;
@@ -115,7 +136,13 @@ async fn keycloak_converges_through_the_group_tree() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_page_deactivates_nobody() {
-    let kc = FakeKeycloak::start(FakeKeycloakConfig::default()).await;
+    for pre23 in [false, true] {
+        failed_page_deactivates_nobody(pre23).await;
+    }
+}
+
+async fn failed_page_deactivates_nobody(pre23: bool) {
+    let kc = start(pre23).await;
     let atl = FakeAtlassian::start(FakeConfig::default()).await;
     seed(&kc);
     let mut old = SeedUser::new("old@example.com");
@@ -267,4 +294,62 @@ async fn users_without_email_are_named_and_kept_not_taken_for_gone() {
         plan.contains("+ create_group eng-SRE") && !plan.contains("create_group engineering"),
         "{plan}"
     );
+}
+
+/// GETs by kind in a fake's log: users pages, the users count, top-level group pages, the groups
+/// count, children pages, member pages.
+fn kc_reads(kc: &FakeKeycloak) -> [usize; 6] {
+    let mut n = [0; 6];
+    for r in kc.requests().iter().filter(|r| r.method == "GET") {
+        let p = r.path.as_str();
+        let i = if p.ends_with("/users") {
+            0
+        } else if p.ends_with("/users/count") {
+            1
+        } else if p.ends_with("/groups") {
+            2
+        } else if p.ends_with("/groups/count") {
+            3
+        } else if p.ends_with("/children") {
+            4
+        } else if p.ends_with("/members") {
+            5
+        } else {
+            continue;
+        };
+        n[i] += 1;
+    }
+    n
+}
+
+/// The requests of one snapshot of the seeded realm (4 users, 17 groups, pages of 2). Before the
+/// counts were used: users 3, groups 2, children 10, members 21 (36). The counts replace the empty
+/// last page of users and top-level groups, and `subGroupCount` saves it under each parent; before
+/// Keycloak 23 the tree comes inline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keycloak_request_counts() {
+    for (pre23, expected) in [(false, [3, 1, 2, 1, 8, 21]), (true, [3, 1, 2, 1, 0, 21])] {
+        let kc = start(pre23).await;
+        let atl = FakeAtlassian::start(FakeConfig::default()).await;
+        seed(&kc);
+        let s = Scratch::new();
+        s.write("idsync.yaml", &config(&kc, &atl, false));
+        let (code, snap, stderr) = idsync(&s, &kc, &atl, &["snapshot", "--side", "source"]).await;
+        assert_eq!(code, 0, "{stderr}");
+        for path in [
+            "/Engineering/SRE",
+            "/Engineering/team-11/deep",
+            "/Engineering/team-00",
+        ] {
+            assert!(
+                snap.contains(path),
+                "{path} missing (pre23: {pre23}):\n{snap}"
+            );
+        }
+        let n = kc_reads(&kc);
+        assert_eq!(
+            n, expected,
+            "[users, users/count, groups, groups/count, children, members], pre23: {pre23}"
+        );
+    }
 }

@@ -204,6 +204,8 @@ pub struct HttpClient {
     /// Requests wait until then: set when a response says the rate budget is spent.
     not_before: Arc<Mutex<Option<Instant>>>,
     content_type: &'static str,
+    /// Headers sent with every request (e.g. Graph's `ConsistencyLevel`).
+    extra_headers: HeaderMap,
 }
 
 impl HttpClient {
@@ -237,7 +239,16 @@ impl HttpClient {
             counter: Arc::new(AtomicU64::new(0)),
             not_before: Arc::new(Mutex::new(None)),
             content_type: "application/json",
+            extra_headers: HeaderMap::new(),
         }
+    }
+
+    /// Sends `name: value` with every request.
+    #[must_use]
+    pub fn with_header(mut self, name: &'static str, value: &'static str) -> Self {
+        self.extra_headers
+            .insert(name, HeaderValue::from_static(value));
+        self
     }
 
     /// Sends JSON bodies as `content_type` (SCIM uses `application/scim+json`).
@@ -276,6 +287,32 @@ impl HttpClient {
             url: self.url(path),
             reason: reason.to_string(),
         }
+    }
+
+    /// An error about one page of a listing, naming its URL with the query that asked for it.
+    pub(crate) fn page_fault(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        reason: &str,
+    ) -> HttpError {
+        let url = self.url(path);
+        let url = if query.is_empty() {
+            url
+        } else {
+            reqwest::Url::parse_with_params(&url, query).map_or(url, String::from)
+        };
+        HttpError::Malformed {
+            api: self.api.clone(),
+            method: Method::GET,
+            url,
+            reason: reason.to_string(),
+        }
+    }
+
+    /// Waits before asking again for a page that looked wrong (retry number `retry`, 1-based).
+    pub(crate) async fn pause(&self, retry: u32) {
+        tokio::time::sleep(self.policy.backoff(retry)).await;
     }
 
     /// GETs JSON; a body that does not parse is retried like a failed request (a truncated page is
@@ -445,7 +482,8 @@ impl HttpClient {
                 let mut req = self
                     .client
                     .request(method.clone(), &url)
-                    .header(ACCEPT, "application/scim+json, application/json");
+                    .header(ACCEPT, "application/scim+json, application/json")
+                    .headers(self.extra_headers.clone());
                 if !query.is_empty() {
                     req = req.query(query);
                 }

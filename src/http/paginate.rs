@@ -6,17 +6,25 @@ use serde_json::Value;
 
 use super::{HttpClient, HttpError};
 
+/// How many times a page that looks wrong (empty or short before the announced end) is asked for
+/// again before the listing fails: a glitch of the server passes, a fault does not.
+pub const PAGE_RETRIES: u32 = 2;
+
 /// Reads every page of a SCIM list (`ListResponse`) and returns all its `Resources`.
 ///
 /// The first page says how many resources there are and how many a page holds (the server's cap, which
 /// may be below `count`); the other pages are then fetched concurrently (bounded by the client). That
 /// relies on every full page holding the same number: if one comes back short, or the pages do not add
 /// up, the listing is read again one page at a time, each starting after what the previous returned.
-/// `itemsPerPage` is never trusted (Atlassian has been seen to report 10000 on a page of 100). Any
-/// failed page fails the whole listing.
+/// `itemsPerPage` is never trusted (Atlassian has been seen to report 10000 on a page of 100).
+///
+/// The listing must hold what `totalResults` announced: a page that comes back empty before that
+/// is asked for again ([`PAGE_RETRIES`] times), then fails the listing; so do a listing that ends
+/// with more or fewer resources than announced, and a resource listed twice (a server that ignores
+/// `startIndex` answers the first page again).
 ///
 /// # Errors
-/// A page that fails after retries, or that is not a `ListResponse`.
+/// A page that fails after retries, that is not a `ListResponse`, or a listing that is incomplete.
 pub async fn scim_all(
     client: &HttpClient,
     path: &str,
@@ -30,7 +38,7 @@ pub async fn scim_all(
         return scim_sequential(client, path, count, first).await;
     };
     if per_page == 0 || per_page >= total {
-        return Ok(first.resources);
+        return scim_sequential(client, path, count, first).await;
     }
     let starts: Vec<usize> = (1 + per_page..=total).step_by(per_page).collect();
     let pages: Vec<Page> = stream::iter(
@@ -42,24 +50,42 @@ pub async fn scim_all(
     .buffered(client.concurrency())
     .try_collect()
     .await?;
-    let consistent = pages
-        .iter()
-        .zip(&starts)
-        .all(|(p, &start)| p.resources.len() == per_page.min(total + 1 - start))
-        && pages.iter().all(|p| p.total == Some(total));
+    let consistent = pages.iter().zip(&starts).all(|(p, &start)| {
+        p.resources.len() == per_page.min(total + 1 - start)
+            && p.total == Some(total)
+            && p.start.map_or(true, |s| s == start)
+    });
     if !consistent {
         return scim_sequential(client, path, count, first).await;
     }
+    let last_full = pages.last().map_or(per_page, |p| p.resources.len()) == per_page;
     let mut all = first.resources;
     for p in pages {
         all.extend(p.resources);
+    }
+    if last_full {
+        past_end(client, path, count, total).await?;
+    }
+    if unique_ids(&all).is_err() {
+        // Resources moved between pages while they were read: once more, one page at a time.
+        let first = scim_page(client, path, 1, count).await?;
+        return scim_sequential(client, path, count, first).await;
     }
     Ok(all)
 }
 
 struct Page {
     total: Option<usize>,
+    /// The `startIndex` the server says the page starts at.
+    start: Option<usize>,
     resources: Vec<Value>,
+}
+
+fn scim_query(start: usize, count: usize) -> [(&'static str, String); 2] {
+    [
+        ("startIndex", start.to_string()),
+        ("count", count.to_string()),
+    ]
 }
 
 async fn scim_page(
@@ -68,102 +94,443 @@ async fn scim_page(
     start: usize,
     count: usize,
 ) -> Result<Page, HttpError> {
-    let query = [
-        ("startIndex", start.to_string()),
-        ("count", count.to_string()),
-    ];
-    let mut page = client.get_json(path, &query).await?;
-    let total = page
-        .get("totalResults")
-        .and_then(Value::as_u64)
-        .map(|t| usize::try_from(t).unwrap_or(usize::MAX));
+    let mut page = client.get_json(path, &scim_query(start, count)).await?;
+    let number = |k: &str| {
+        page.get(k)
+            .and_then(Value::as_u64)
+            .map(|t| usize::try_from(t).unwrap_or(usize::MAX))
+    };
+    let total = number("totalResults");
+    let start_at = number("startIndex");
     let resources = match page.get_mut("Resources").map(Value::take) {
         Some(Value::Array(r)) => r,
-        // An empty list may leave `Resources` out.
-        None if total == Some(0) => Vec::new(),
-        _ => return Err(client.malformed(path, "a SCIM ListResponse without Resources")),
+        // An empty page may leave `Resources` out.
+        None => Vec::new(),
+        _ => {
+            return Err(client.malformed(path, "a SCIM ListResponse whose Resources is not a list"))
+        }
     };
-    Ok(Page { total, resources })
+    if resources.is_empty() && total.is_none() && page.get("schemas").is_none() {
+        return Err(client.malformed(path, "a SCIM ListResponse without Resources"));
+    }
+    Ok(Page {
+        total,
+        start: start_at,
+        resources,
+    })
 }
 
-/// One page after another, each starting after what the previous returned, until an empty page or
-/// `totalResults`.
+/// One page after another, each starting after what the previous returned, until `totalResults`
+/// (or, from a server that announces none, an empty page).
 async fn scim_sequential(
     client: &HttpClient,
     path: &str,
     count: usize,
     first: Page,
 ) -> Result<Vec<Value>, HttpError> {
-    let mut start = 1 + first.resources.len();
+    let mut all: Vec<Value> = Vec::new();
     let mut total = first.total;
-    let mut done = first.resources.is_empty() || total.is_some_and(|t| start > t);
-    let mut all = first.resources;
-    while !done {
-        let page = scim_page(client, path, start, count).await?;
+    let per_page = first.resources.len();
+    let mut last_len = 0;
+    let mut next = Some(first);
+    loop {
+        let start = all.len() + 1;
+        if let Some(t) = total.filter(|t| start > *t) {
+            if t > 0 && last_len == per_page {
+                past_end(client, path, count, t).await?;
+            }
+            break;
+        }
+        let mut page = match next.take() {
+            Some(p) => p,
+            None => scim_page(client, path, start, count).await?,
+        };
+        let mut tries = 1;
+        while page.resources.is_empty() && page.total.or(total).is_some_and(|t| start <= t) {
+            if tries > PAGE_RETRIES {
+                let t = page.total.or(total).unwrap_or_default();
+                return Err(client.page_fault(
+                    path,
+                    &scim_query(start, count),
+                    &format!(
+                        "the page came back empty {tries} times, but totalResults announced {t} and only {} were read: the listing is incomplete",
+                        start - 1
+                    ),
+                ));
+            }
+            client.pause(tries).await;
+            tries += 1;
+            page = scim_page(client, path, start, count).await?;
+        }
         total = page.total.or(total);
-        start += page.resources.len();
-        done = page.resources.is_empty() || total.is_some_and(|t| start > t);
+        if page.resources.is_empty() {
+            break;
+        }
+        last_len = page.resources.len();
         all.extend(page.resources);
+    }
+    if let Some(t) = total.filter(|t| *t != all.len()) {
+        return Err(client.malformed(
+            path,
+            &format!(
+                "totalResults announced {t} resources, but the pages held {}: the listing is incomplete or inconsistent",
+                all.len()
+            ),
+        ));
+    }
+    if let Err(id) = unique_ids(&all) {
+        return Err(client.malformed(
+            path,
+            &format!(
+                "the resource {id} was listed twice: the pages overlap, so others may be missing"
+            ),
+        ));
     }
     Ok(all)
 }
 
-/// Every item of an Atlassian-style cursor listing: pages of `{data: [...], links: {next}}`, where
-/// `links.next` is a bare cursor or a URL carrying `cursor=`, passed back as the `cursor` parameter.
+/// A listing that ends exactly on a full page is asked for the page after its announced end: a
+/// server whose `totalResults` is too low would otherwise hide what follows.
+async fn past_end(
+    client: &HttpClient,
+    path: &str,
+    count: usize,
+    total: usize,
+) -> Result<(), HttpError> {
+    let page = scim_page(client, path, total + 1, count).await?;
+    if page.resources.is_empty() {
+        return Ok(());
+    }
+    Err(client.page_fault(
+        path,
+        &scim_query(total + 1, count),
+        &format!(
+            "totalResults announced {total} resources, but the listing goes on past that: it is inconsistent, so what it holds cannot be trusted"
+        ),
+    ))
+}
+
+/// `Err(id)` with the first `id` that appears twice.
+fn unique_ids(items: &[Value]) -> Result<(), String> {
+    let mut seen = std::collections::HashSet::new();
+    for v in items {
+        let id = match v.get("id") {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Number(n)) => n.to_string(),
+            _ => continue,
+        };
+        if !seen.insert(id.clone()) {
+            return Err(id);
+        }
+    }
+    Ok(())
+}
+
+/// Checks that no item of a listing appears twice (pages that overlap hide others).
 ///
 /// # Errors
-/// A page that fails after retries, or that has no `data`.
-pub async fn cursor_all(client: &HttpClient, path: &str) -> Result<Vec<Value>, HttpError> {
-    let mut out = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let query: Vec<(&str, String)> = cursor.iter().map(|c| ("cursor", c.clone())).collect();
-        let mut page = client.get_json(path, &query).await?;
-        match page.get_mut("data").map(Value::take) {
-            Some(Value::Array(items)) => out.extend(items),
-            _ => return Err(client.malformed(path, "a page without `data`")),
+/// An id listed twice.
+pub fn check_unique(client: &HttpClient, path: &str, items: &[Value]) -> Result<(), HttpError> {
+    unique_ids(items).map_err(|id| {
+        client.malformed(
+            path,
+            &format!("{id} was listed twice: the pages overlap, so others may be missing"),
+        )
+    })
+}
+
+/// Guards a walk along next links or cursors: a next link must stay on the configured origin
+/// (it would carry the credentials elsewhere), and must never lead back to a page already read
+/// (a repeated cursor would loop forever or list the same items twice).
+#[derive(Debug)]
+pub struct Trail {
+    seen: std::collections::HashSet<String>,
+}
+
+impl Trail {
+    #[must_use]
+    pub fn new() -> Trail {
+        Trail {
+            seen: std::collections::HashSet::new(),
         }
-        cursor = next_cursor(&page);
-        if cursor.is_none() {
-            return Ok(out);
+    }
+
+    /// Checks `next`, a next link (a URL) or a bare cursor, before it is followed.
+    ///
+    /// # Errors
+    /// A link to another origin, or a link or cursor already followed.
+    pub fn follow(&mut self, client: &HttpClient, path: &str, next: &str) -> Result<(), HttpError> {
+        if next.starts_with("http://") || next.starts_with("https://") {
+            check_origin(client, path, next)?;
         }
+        if !self.seen.insert(next.to_string()) {
+            return Err(client.malformed(
+                path,
+                &format!("the next link leads back to a page already read ({}): the server repeats its cursor", shorten(next)),
+            ));
+        }
+        Ok(())
     }
 }
 
-/// The cursor in a page's `links.next`: a bare cursor, or a URL carrying `cursor=`.
+impl Default for Trail {
+    fn default() -> Self {
+        Trail::new()
+    }
+}
+
+/// The origin (scheme, host, port) of a URL.
+fn origin(url: &str) -> Option<(String, String, u16)> {
+    let u = reqwest::Url::parse(url).ok()?;
+    Some((
+        u.scheme().to_string(),
+        u.host_str()?.to_ascii_lowercase(),
+        u.port_or_known_default()?,
+    ))
+}
+
+/// Refuses a next link to another origin than the client's base URL.
+///
+/// # Errors
+/// The link goes elsewhere, or is not a URL.
+pub fn check_origin(client: &HttpClient, path: &str, next: &str) -> Result<(), HttpError> {
+    let base = client.url("");
+    match (origin(next), origin(&base)) {
+        (Some(n), Some(b)) if n == b => Ok(()),
+        (Some((scheme, host, port)), _) => Err(client.malformed(
+            path,
+            &format!(
+                "refused to follow a next link to {scheme}://{host}:{port}, another origin than the configured base {}: it would carry the credentials there",
+                base.trim_end_matches('/')
+            ),
+        )),
+        (None, _) => Err(client.malformed(
+            path,
+            &format!("the next link {} is not a valid URL", shorten(next)),
+        )),
+    }
+}
+
+/// A link or cursor as quoted in an error: its start only.
+fn shorten(text: &str) -> String {
+    if text.chars().count() > 120 {
+        format!("{}…", text.chars().take(120).collect::<String>())
+    } else {
+        text.to_string()
+    }
+}
+
+/// One page of a cursor walk: its items and the next link or cursor, if any.
+pub type CursorPage = (Vec<Value>, Option<String>);
+
+/// Fetches one page of a cursor walk with `fetch` and checks it: a page that links to a next page
+/// but holds nothing, or fewer items than `page_size` (the size of a full page, when the API keeps
+/// its pages full), has lost items. It is asked for again ([`PAGE_RETRIES`] times), then fails.
+///
+/// # Errors
+/// What `fetch` returns, or a page that stays empty or short before the end.
+pub async fn checked_page<F, Fut>(
+    client: &HttpClient,
+    path: &str,
+    query: &[(&str, String)],
+    page_size: Option<usize>,
+    mut fetch: F,
+) -> Result<CursorPage, HttpError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<CursorPage, HttpError>>,
+{
+    let mut tries = 1;
+    loop {
+        let (items, next) = fetch().await?;
+        let short =
+            next.is_some() && (items.is_empty() || page_size.is_some_and(|n| items.len() < n));
+        if !short {
+            return Ok((items, next));
+        }
+        if tries > PAGE_RETRIES {
+            let what = match page_size {
+                Some(n) if !items.is_empty() => {
+                    format!("held {} items of a full page's {n}", items.len())
+                }
+                _ => "came back empty".to_string(),
+            };
+            return Err(client.page_fault(
+                path,
+                query,
+                &format!("the page {what} {tries} times, yet links to a next page: items were left out, so the listing is incomplete"),
+            ));
+        }
+        client.pause(tries).await;
+        tries += 1;
+    }
+}
+
+/// Every item of an Atlassian-style cursor listing: pages of `{data: [...], links: {next}, meta:
+/// {total}}`. A `links.next` that is a URL is followed as given (on the same origin; its cursor is
+/// never encoded a second time), a bare cursor is passed back as the `cursor` parameter. An empty
+/// page that links to a next one is asked for again, then fails; a repeated cursor fails; and
+/// where `meta.total` is given, the listing must hold that many items.
+///
+/// # Errors
+/// A page that fails after retries, that has no `data`, or a listing that is incomplete.
+pub async fn cursor_all(client: &HttpClient, path: &str) -> Result<Vec<Value>, HttpError> {
+    let mut out = Vec::new();
+    let mut trail = Trail::new();
+    // The last `meta.total` seen (`u64::MAX`: none).
+    let total = std::sync::atomic::AtomicU64::new(u64::MAX);
+    let mut url = path.to_string();
+    let mut query: Vec<(&str, String)> = Vec::new();
+    loop {
+        let (items, next) = checked_page(client, &url, &query, None, || {
+            let (url, query, total) = (&url, &query, &total);
+            async move {
+                let mut page = client.get_json(url, query).await?;
+                if let Some(t) = page.pointer("/meta/total").and_then(Value::as_u64) {
+                    total.store(t, std::sync::atomic::Ordering::Relaxed);
+                }
+                let items = match page.get_mut("data").map(Value::take) {
+                    Some(Value::Array(items)) => items,
+                    _ => return Err(client.malformed(url, "a page without `data`")),
+                };
+                let next = page
+                    .pointer("/links/next")
+                    .and_then(Value::as_str)
+                    .filter(|c| !c.is_empty())
+                    .map(String::from);
+                Ok((items, next))
+            }
+        })
+        .await?;
+        out.extend(items);
+        let Some(next) = next else { break };
+        trail.follow(client, path, &next)?;
+        if next.starts_with("http://") || next.starts_with("https://") {
+            url = next;
+            query = Vec::new();
+        } else {
+            url = path.to_string();
+            query = vec![("cursor", next)];
+        }
+    }
+    let total = Some(total.into_inner()).filter(|t| *t != u64::MAX);
+    if let Some(t) = total.filter(|t| usize::try_from(*t).ok() != Some(out.len())) {
+        return Err(client.malformed(
+            path,
+            &format!(
+                "meta.total announced {t} items, but the pages held {}: the listing is incomplete or inconsistent",
+                out.len()
+            ),
+        ));
+    }
+    check_unique(client, path, &out)?;
+    Ok(out)
+}
+
+/// The cursor in a page's `links.next`, decoded: a bare cursor, or the `cursor` parameter of a URL
+/// (for a body that carries it, as the admin API's search does).
 #[must_use]
 pub fn next_cursor(page: &Value) -> Option<String> {
     let next = page
         .pointer("/links/next")
         .and_then(Value::as_str)
         .filter(|c| !c.is_empty())?;
-    Some(match next.split_once("cursor=") {
-        Some((_, rest)) if next.contains('?') => rest.split('&').next().unwrap_or(rest).to_string(),
-        _ => next.to_string(),
-    })
+    if next.contains('?') {
+        let query = next.split_once('?').map_or("", |(_, q)| q);
+        let parsed = reqwest::Url::parse(&format!("http://x/?{query}")).ok()?;
+        let cursor = parsed
+            .query_pairs()
+            .find(|(k, _)| k == "cursor")
+            .map(|(_, v)| v.into_owned());
+        if cursor.is_some() {
+            return cursor;
+        }
+    }
+    Some(next.to_string())
 }
 
 /// Every item of an offset listing (`first`/`max`, Keycloak style) returning bare JSON arrays. The
 /// next page starts after what this one returned, and the listing ends on an empty page: a server
-/// that caps `max` below what was asked is never taken to have run out.
+/// that caps `max` below what was asked is never taken to have run out. An item listed twice (the
+/// server ignored `first`, or the pages overlap) fails the listing.
 ///
 /// # Errors
-/// A page that fails after retries, or that is not an array.
+/// A page that fails after retries, that is not an array, or pages that overlap.
 pub async fn offset_all(
     client: &HttpClient,
     path: &str,
     query: &[(&str, String)],
     max: usize,
 ) -> Result<Vec<Value>, HttpError> {
+    let out = offset_read(client, path, query, max, None).await?;
+    check_unique(client, path, &out)?;
+    Ok(out)
+}
+
+/// As [`offset_all`], for a listing whose size the server announced (`announced`, from a count
+/// endpoint or the parent's `subGroupCount`, as `what` says): a page that comes back empty before
+/// that many were read is asked for again, then fails; and the listing ends without the extra empty
+/// page once a page comes back short with all announced items read. The caller compares what was
+/// read with what was announced (a count taken before may have moved).
+///
+/// # Errors
+/// As [`offset_all`], or a page that stays empty before the announced end.
+pub async fn offset_counted(
+    client: &HttpClient,
+    path: &str,
+    query: &[(&str, String)],
+    max: usize,
+    announced: usize,
+    what: &str,
+) -> Result<Vec<Value>, HttpError> {
+    let out = offset_read(client, path, query, max, Some((announced, what))).await?;
+    check_unique(client, path, &out)?;
+    Ok(out)
+}
+
+async fn offset_read(
+    client: &HttpClient,
+    path: &str,
+    query: &[(&str, String)],
+    max: usize,
+    announced: Option<(usize, &str)>,
+) -> Result<Vec<Value>, HttpError> {
     let mut out = Vec::new();
     loop {
         let mut q = query.to_vec();
         q.push(("first", out.len().to_string()));
         q.push(("max", max.to_string()));
-        match client.get_json(path, &q).await? {
-            Value::Array(items) if items.is_empty() => return Ok(out),
-            Value::Array(items) => out.extend(items),
-            _ => return Err(client.malformed(path, "a listing that is not a JSON array")),
+        let before_end = announced.is_some_and(|(n, _)| out.len() < n);
+        let mut tries = 1;
+        let items = loop {
+            let items = match client.get_json(path, &q).await? {
+                Value::Array(items) => items,
+                _ => return Err(client.malformed(path, "a listing that is not a JSON array")),
+            };
+            if !items.is_empty() || !before_end {
+                break items;
+            }
+            if tries > PAGE_RETRIES {
+                let (n, what) = announced.unwrap_or_default();
+                return Err(client.page_fault(
+                    path,
+                    &q,
+                    &format!(
+                        "the page came back empty {tries} times, but {what} announced {n} and only {} were read: the listing is incomplete",
+                        out.len()
+                    ),
+                ));
+            }
+            client.pause(tries).await;
+            tries += 1;
+        };
+        if items.is_empty() {
+            return Ok(out);
+        }
+        let short = items.len() < max;
+        out.extend(items);
+        if short && announced.is_some_and(|(n, _)| out.len() >= n) {
+            return Ok(out);
         }
     }
 }
@@ -195,6 +562,85 @@ pub fn next_link(headers: &HeaderMap) -> Option<String> {
 mod tests {
     use super::*;
     use reqwest::header::HeaderValue;
+
+    fn client() -> HttpClient {
+        HttpClient::new(
+            "test",
+            "https://x.okta.com/",
+            crate::http::Auth::None,
+            &crate::http::HttpSettings::default(),
+        )
+    }
+
+    #[test]
+    fn a_trail_refuses_other_origins_and_repeats() {
+        let c = client();
+        let mut t = Trail::new();
+        t.follow(
+            &c,
+            "api/v1/users",
+            "https://x.okta.com/api/v1/users?after=a",
+        )
+        .unwrap();
+        t.follow(
+            &c,
+            "api/v1/users",
+            "https://X.okta.com:443/api/v1/users?after=b",
+        )
+        .unwrap();
+        t.follow(&c, "api/v1/users", "bare-cursor").unwrap();
+        let again = t
+            .follow(
+                &c,
+                "api/v1/users",
+                "https://x.okta.com/api/v1/users?after=a",
+            )
+            .unwrap_err()
+            .to_string();
+        assert!(
+            again.contains("leads back to a page already read"),
+            "{again}"
+        );
+        assert!(t.follow(&c, "api/v1/users", "bare-cursor").is_err());
+        for elsewhere in [
+            "https://evil.example.com/api/v1/users?after=c",
+            "http://x.okta.com/api/v1/users?after=c",
+            "https://x.okta.com:8443/api/v1/users?after=c",
+        ] {
+            let e = t
+                .follow(&c, "api/v1/users", elsewhere)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("another origin than the configured base https://x.okta.com"),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn cursors_are_decoded_once() {
+        let page = |next: &str| serde_json::json!({"links": {"next": next}});
+        assert_eq!(
+            next_cursor(&page(
+                "https://api.atlassian.com/admin/v1/orgs/o/users?cursor=%2B%2F8%3Dab&x=1"
+            ))
+            .as_deref(),
+            Some("+/8=ab")
+        );
+        assert_eq!(next_cursor(&page("+/8=ab")).as_deref(), Some("+/8=ab"));
+        assert_eq!(next_cursor(&page("")), None);
+    }
+
+    #[test]
+    fn ids_listed_twice_are_found() {
+        let items = |ids: &[&str]| -> Vec<Value> {
+            ids.iter().map(|i| serde_json::json!({"id": i})).collect()
+        };
+        assert!(unique_ids(&items(&["a", "b", "c"])).is_ok());
+        assert_eq!(unique_ids(&items(&["a", "b", "a"])), Err("a".to_string()));
+        assert!(unique_ids(&[serde_json::json!({"id": 1}), serde_json::json!({"id": 1})]).is_err());
+    }
 
     #[test]
     fn finds_the_next_link() {

@@ -3,7 +3,8 @@
 //! Requests: a client-credentials token (client secret or certificate), `GET /users` with `$select` of
 //! only the fields idsync needs and `$top=999`, `GET /groups` (or one `$filter` per configured group),
 //! and per group `transitiveMembers/microsoft.graph.user` (or `members/…` when `transitive: false`);
-//! every listing follows `@odata.nextLink`. No per-user calls: the manager comes with the user listing
+//! every listing follows `@odata.nextLink` and, but for users with their manager, asks `$count=true`
+//! (with `ConsistencyLevel: eventual`) to check it got every object. No per-user calls: the manager comes with the user listing
 //! (`$expand`), membership with the group listings. 429s are retried after `Retry-After`.
 
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use sha2::{Digest, Sha256};
 use super::{present, Source, SourceError};
 use crate::config::secret::Secret;
 use crate::config::GraphVersion;
-use crate::http::{oauth, Auth, HttpClient, HttpError, HttpSettings, TokenSource};
+use crate::http::{oauth, paginate, Auth, HttpClient, HttpError, HttpSettings, TokenSource};
 use crate::model::{LeftOut, Snapshot, User};
 
 /// User properties read (`$select`).
@@ -113,32 +114,74 @@ impl EntraSource {
             self.graph.trim_end_matches('/'),
             self.version.as_str()
         );
+        // `$count` (an advanced query) needs it; results are then eventually consistent.
         Ok(HttpClient::new(
             "Microsoft Graph",
             &base,
             Auth::Token(Arc::new(tokens)),
             &self.settings,
-        ))
+        )
+        .with_header("consistencylevel", "eventual"))
     }
 
-    /// Every object of a listing, following `@odata.nextLink`.
+    /// Every object of a listing, following `@odata.nextLink` as given (on the configured origin
+    /// only, and never back to a page already read). Graph may return short or even empty pages
+    /// before the last, so pages are not judged one by one: a listing asked with `$count=true`
+    /// must hold the `@odata.count` of its first page; one that does not is read once more (the
+    /// directory may have changed meanwhile), then fails.
     async fn all(
         http: &HttpClient,
         path: &str,
         query: Vec<(&str, String)>,
     ) -> Result<Vec<Value>, HttpError> {
+        let mut tries = 1;
+        loop {
+            let (out, count) = Self::read(http, path, &query).await?;
+            match count {
+                Some(n) if n != out.len() => {
+                    if tries > 1 {
+                        return Err(http.malformed(
+                            path,
+                            &format!(
+                                "@odata.count announced {n} objects, but the pages held {}: the listing is incomplete or inconsistent",
+                                out.len()
+                            ),
+                        ));
+                    }
+                    http.pause(tries).await;
+                    tries += 1;
+                }
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    /// One read of a listing: its objects and the `@odata.count` of its first page, if any.
+    async fn read(
+        http: &HttpClient,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<(Vec<Value>, Option<usize>), HttpError> {
         let mut out = Vec::new();
-        let mut page = http.get_json(path, &query).await?;
+        let mut trail = paginate::Trail::new();
+        let mut page = http.get_json(path, query).await?;
+        let count = page
+            .get("@odata.count")
+            .and_then(Value::as_u64)
+            .and_then(|n| usize::try_from(n).ok());
         loop {
             match page.get_mut("value").map(Value::take) {
                 Some(Value::Array(items)) => out.extend(items),
                 _ => return Err(http.malformed(path, "a page without `value`")),
             }
             let Some(next) = page.get("@odata.nextLink").and_then(Value::as_str) else {
-                return Ok(out);
+                break;
             };
+            trail.follow(http, path, next)?;
             page = http.get_json(next, &[]).await?;
         }
+        paginate::check_unique(http, path, &out)?;
+        Ok((out, count))
     }
 }
 
@@ -215,18 +258,23 @@ impl Source for EntraSource {
     async fn snapshot(&self) -> Result<Snapshot, SourceError> {
         let http = self.client().await?;
         let top = self.page_size.clamp(1, 999).to_string();
+        let count = ("$count", "true".to_string());
         let mut users_q = vec![("$select", USER_FIELDS.to_string()), ("$top", top.clone())];
         if self.manager {
+            // Graph's advanced queries ($count) do not take `$expand`: this listing goes uncounted.
             users_q.push((
                 "$expand",
                 "manager($select=mail,userPrincipalName)".to_string(),
             ));
+        } else {
+            users_q.push(count.clone());
         }
         let users = Self::all(&http, "users", users_q);
         let groups = async {
             let select = ("$select", "id,displayName".to_string());
             if self.groups.is_empty() {
-                return Self::all(&http, "groups", vec![select, ("$top", top.clone())]).await;
+                let q = vec![select, ("$top", top.clone()), count.clone()];
+                return Self::all(&http, "groups", q).await;
             }
             let mut found = Vec::new();
             for wanted in &self.groups {
@@ -305,6 +353,7 @@ impl Source for EntraSource {
                 let q = vec![
                     ("$select", "id,displayName,mail".to_string()),
                     ("$top", top.clone()),
+                    count.clone(),
                 ];
                 let http = &http;
                 async move { Self::all(http, &path, q).await }

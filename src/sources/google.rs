@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use super::{present, Source, SourceError};
 use crate::config::secret::Secret;
-use crate::http::{oauth, Auth, HttpClient, HttpError, HttpSettings, TokenSource};
+use crate::http::{oauth, paginate, Auth, HttpClient, HttpError, HttpSettings, TokenSource};
 use crate::model::{LeftOut, Snapshot, User};
 
 /// Read-only scopes the Directory API needs.
@@ -127,8 +127,10 @@ impl GoogleSource {
     }
 }
 
-/// Every item of a listing under `field`, following `nextPageToken`. Quota errors (403 with
-/// `userRateLimitExceeded` or `quotaExceeded`) are retried with backoff like 429s.
+/// Every item of a listing under `field`, following `nextPageToken` (never one already used).
+/// Google announces no total; a page that is empty, or shorter than the first, yet has a
+/// `nextPageToken` has lost items: it is asked for again, then fails the listing. Quota errors
+/// (403 with `userRateLimitExceeded` or `quotaExceeded`) are retried with backoff like 429s.
 async fn all(
     http: &HttpClient,
     path: &str,
@@ -137,24 +139,38 @@ async fn all(
 ) -> Result<Vec<Value>, HttpError> {
     let mut out = Vec::new();
     let mut token: Option<String> = None;
+    let mut trail = paginate::Trail::new();
+    let mut full: Option<usize> = None;
     loop {
         let mut q = query.clone();
         if let Some(t) = &token {
             q.push(("pageToken", t.clone()));
         }
-        let page = get_with_quota_retries(http, path, &q).await?;
-        if let Some(items) = page.get(field).and_then(Value::as_array) {
-            out.extend(items.iter().cloned());
-        }
-        token = page
-            .get("nextPageToken")
-            .and_then(Value::as_str)
-            .filter(|t| !t.is_empty())
-            .map(String::from);
-        if token.is_none() {
-            return Ok(out);
-        }
+        let (items, next) = paginate::checked_page(http, path, &q, full, || {
+            let q = &q;
+            async move {
+                let page = get_with_quota_retries(http, path, q).await?;
+                let items = page
+                    .get(field)
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
+                let next = page
+                    .get("nextPageToken")
+                    .and_then(Value::as_str)
+                    .filter(|t| !t.is_empty())
+                    .map(String::from);
+                Ok((items, next))
+            }
+        })
+        .await?;
+        full = full.or(Some(items.len()));
+        out.extend(items);
+        let Some(next) = next else { break };
+        trail.follow(http, path, &next)?;
+        token = Some(next);
     }
+    Ok(out)
 }
 
 async fn get_with_quota_retries(
@@ -168,7 +184,14 @@ async fn get_with_quota_retries(
         attempt += 1;
         let reply = http.send(Method::GET, path, query, None).await?;
         if reply.status.is_success() {
-            return reply.json("Google Directory");
+            // A body cut off in transit is asked for again, never taken for a short page.
+            match reply.json("Google Directory") {
+                Err(_) if attempt < policy.max_attempts => {
+                    tokio::time::sleep(policy.backoff(attempt)).await;
+                    continue;
+                }
+                parsed => return parsed,
+            }
         }
         let quota = reply.status.as_u16() == 403 && {
             let body = String::from_utf8_lossy(&reply.body);

@@ -1,10 +1,13 @@
 //! `type: keycloak`: users, the group tree and group members, through the Keycloak Admin REST API.
 //!
 //! Requests: a client-credentials token from the realm's token endpoint (the old `/auth` prefix is
-//! just part of `base_url`), `GET …/users` (offset paging), `GET …/groups` (top-level groups only since
-//! Keycloak 23) and `GET …/groups/{id}/children` with an explicit `max` (its default is 10) down the
-//! tree, then `GET …/groups/{id}/members` per group, a few at a time. No per-user calls. Groups are
-//! named by path (`/Engineering/SRE`), so mappings read `keycloak:/Engineering/SRE`.
+//! just part of `base_url`), `GET …/users/count` then `GET …/users` (offset paging until the count is
+//! read), `GET …/groups/count?top=true` then `GET …/groups` (top-level groups only since Keycloak 23;
+//! the whole tree in `subGroups` before) and, on 23+, `GET …/groups/{id}/children` with an explicit
+//! `max` (its default is 10) down the tree until each `subGroupCount` is read, then
+//! `GET …/groups/{id}/members` per group, a few at a time (no count there: until an empty page). No
+//! per-user calls. Groups are named by path (`/Engineering/SRE`), so mappings read
+//! `keycloak:/Engineering/SRE`.
 
 use std::sync::Arc;
 
@@ -60,27 +63,116 @@ impl KeycloakSource {
         ))
     }
 
-    /// Every group, top level first, then each level's children (fetched a few parents at a time).
+    /// A count endpoint's number: a bare integer (`/users/count`) or `{"count": n}` (`/groups/count`).
+    async fn count(
+        http: &HttpClient,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<usize, HttpError> {
+        let v = http.get_json(path, query).await?;
+        v.as_u64()
+            .or_else(|| v.get("count").and_then(Value::as_u64))
+            .and_then(|n| usize::try_from(n).ok())
+            .ok_or_else(|| http.malformed(path, "a count that is not a number"))
+    }
+
+    /// A listing whose size a count endpoint announces: read until that many came (no extra empty
+    /// page when the last page is short); a listing that still disagrees with a second count (the
+    /// realm may have changed meanwhile) is an error.
+    async fn counted(
+        &self,
+        http: &HttpClient,
+        path: &str,
+        query: &[(&str, String)],
+        count_path: &str,
+        count_query: &[(&str, String)],
+    ) -> Result<Vec<Value>, HttpError> {
+        let what = format!("GET {count_path}");
+        let announced = Self::count(http, count_path, count_query).await?;
+        let items =
+            paginate::offset_counted(http, path, query, self.page_size, announced, &what).await?;
+        if items.len() != announced {
+            let again = Self::count(http, count_path, count_query).await?;
+            if items.len() != again {
+                return Err(http.malformed(
+                    path,
+                    &format!(
+                        "{what} announced {announced} (then {again}), but the pages held {}: the listing is incomplete or inconsistent",
+                        items.len()
+                    ),
+                ));
+            }
+        }
+        Ok(items)
+    }
+
+    /// Every group, top level first, then each level's subgroups. Keycloak 23 and later list only
+    /// the top level, each group with a `subGroupCount`, and subgroups through
+    /// `/groups/{id}/children` (fetched a few parents at a time, each until its count is read);
+    /// older servers (Red Hat SSO 7.x is Keycloak 18) have no `/children` and return the whole tree
+    /// in each group's `subGroups`. Which applies is decided per group from what the server sent; a
+    /// group with neither is an error, never a level dropped.
     async fn tree(&self, http: &HttpClient) -> Result<Vec<Value>, HttpError> {
         let brief = [("briefRepresentation", "true".to_string())];
-        let mut all = paginate::offset_all(http, "groups", &brief, self.page_size).await?;
-        let mut level: Vec<Value> = all.clone();
+        let top = [("top", "true".to_string())];
+        let mut level = self
+            .counted(http, "groups", &brief, "groups/count", &top)
+            .await?;
+        let mut all = Vec::new();
         while !level.is_empty() {
-            let parents: Vec<String> = level
-                .iter()
-                .filter(|g| g.get("subGroupCount").and_then(Value::as_u64).unwrap_or(0) > 0)
-                .filter_map(|g| g.get("id").and_then(Value::as_str).map(String::from))
-                .collect();
+            let mut walk: Vec<(String, usize)> = Vec::new();
+            let mut next: Vec<Value> = Vec::new();
+            for g in &level {
+                let id = g.get("id").and_then(Value::as_str).unwrap_or_default();
+                let count = g.get("subGroupCount").and_then(Value::as_u64);
+                match (count, g.get("subGroups")) {
+                    (Some(n), _) => {
+                        if n > 0 {
+                            walk.push((id.to_string(), usize::try_from(n).unwrap_or(usize::MAX)));
+                        }
+                    }
+                    (None, Some(Value::Array(subs))) => next.extend(subs.iter().cloned()),
+                    _ => {
+                        let path = g.get("path").and_then(Value::as_str).unwrap_or(id);
+                        return Err(http.malformed(
+                            "groups",
+                            &format!("the group {path} came with neither `subGroupCount` (Keycloak 23+) nor `subGroups` (older servers), so its subgroups cannot be read"),
+                        ));
+                    }
+                }
+            }
             let brief = &brief;
-            let children: Vec<Vec<Value>> = stream::iter(parents.into_iter().map(|id| {
+            let children: Vec<Vec<Value>> = stream::iter(walk.into_iter().map(|(id, n)| {
                 let path = format!("groups/{id}/children");
-                async move { paginate::offset_all(http, &path, brief, self.page_size).await }
+                async move {
+                    let kids = paginate::offset_counted(
+                        http,
+                        &path,
+                        brief,
+                        self.page_size,
+                        n,
+                        "the parent's subGroupCount",
+                    )
+                    .await?;
+                    if kids.len() == n {
+                        Ok(kids)
+                    } else {
+                        Err(http.malformed(
+                            &path,
+                            &format!(
+                                "the parent's subGroupCount announced {n} subgroups, but the pages held {}: the tree is incomplete",
+                                kids.len()
+                            ),
+                        ))
+                    }
+                }
             }))
             .buffered(http.concurrency())
             .try_collect()
             .await?;
-            level = children.into_iter().flatten().collect();
-            all.extend(level.iter().cloned());
+            all.append(&mut level);
+            next.extend(children.into_iter().flatten());
+            level = next;
         }
         Ok(all)
     }
@@ -126,7 +218,7 @@ impl Source for KeycloakSource {
     async fn snapshot(&self) -> Result<Snapshot, SourceError> {
         let http = self.client().await?;
         let full = [("briefRepresentation", "false".to_string())];
-        let users = paginate::offset_all(&http, "users", &full, self.page_size);
+        let users = self.counted(&http, "users", &full, "users/count", &[]);
         // Members are read as soon as the group tree is known, alongside the users.
         let groups = async {
             let tree = self.tree(&http).await?;

@@ -108,7 +108,10 @@ impl OktaSource {
         ))
     }
 
-    /// Every item of a listing, following `Link: rel="next"`.
+    /// Every item of a listing, following `Link: rel="next"` as given (on the configured origin
+    /// only, and never back to a page already read). Okta announces no total, but it fills every
+    /// page that links to a next one: a page that is empty, or shorter than the first, and still
+    /// links on has lost items; it is asked for again, then fails the listing.
     async fn all(
         &self,
         http: &HttpClient,
@@ -116,17 +119,31 @@ impl OktaSource {
         query: Vec<(&str, String)>,
     ) -> Result<Vec<Value>, HttpError> {
         let mut out = Vec::new();
-        let (mut page, mut headers) = http.get_json_with_headers(path, &query).await?;
+        let mut trail = paginate::Trail::new();
+        let mut url = path.to_string();
+        let mut q = query;
+        let mut full: Option<usize> = None;
         loop {
-            match page {
-                Value::Array(items) => out.extend(items),
-                _ => return Err(http.malformed(path, "a listing that is not a JSON array")),
-            }
-            let Some(next) = paginate::next_link(&headers) else {
-                return Ok(out);
-            };
-            (page, headers) = http.get_json_with_headers(&next, &[]).await?;
+            let (items, next) = paginate::checked_page(http, &url, &q, full, || {
+                let (url, q) = (&url, &q);
+                async move {
+                    let (page, headers) = http.get_json_with_headers(url, q).await?;
+                    match page {
+                        Value::Array(items) => Ok((items, paginate::next_link(&headers))),
+                        _ => Err(http.malformed(url, "a listing that is not a JSON array")),
+                    }
+                }
+            })
+            .await?;
+            full = full.or(Some(items.len()));
+            out.extend(items);
+            let Some(next) = next else { break };
+            trail.follow(http, path, &next)?;
+            url = next;
+            q = Vec::new();
         }
+        paginate::check_unique(http, path, &out)?;
+        Ok(out)
     }
 }
 

@@ -124,21 +124,18 @@ impl Session {
         let first = self.array(path, first)?;
         let total = header_u64(headers, "total-count").and_then(|t| usize::try_from(t).ok());
         let mut out = match total {
-            Some(total) if !first.is_empty() => match self.numbered(path, &first, total).await? {
-                Some(rest) => [first, rest].concat(),
-                None => self.walk(path, first, headers).await?,
-            },
+            // A first page that holds the whole count yet links on: the count is too low.
+            Some(total)
+                if !first.is_empty()
+                    && (total > first.len() || after_cursor(headers).is_none()) =>
+            {
+                match self.numbered(path, &first, total).await? {
+                    Some(rest) => [first, rest].concat(),
+                    None => self.walk(path, first, headers).await?,
+                }
+            }
             _ => self.walk(path, first, headers).await?,
         };
-        if let Some(t) = total.filter(|t| out.len() < *t) {
-            return Err(self.http.malformed(
-                path,
-                &format!(
-                    "the listing announced {t} items but its pages held {}",
-                    out.len()
-                ),
-            ));
-        }
         // Pages fetched while the directory changed may overlap.
         let mut seen = std::collections::HashSet::new();
         out.retain(|v| {
@@ -146,6 +143,15 @@ impl Session {
                 .and_then(id_text)
                 .map_or(true, |id| seen.insert(id.into_owned()))
         });
+        if let Some(t) = total.filter(|t| out.len() != *t) {
+            return Err(self.http.malformed(
+                path,
+                &format!(
+                    "the listing announced {t} items (Total-Count) but its pages held {}: it is incomplete or inconsistent",
+                    out.len()
+                ),
+            ));
+        }
         Ok(out)
     }
 
@@ -159,19 +165,20 @@ impl Session {
     ) -> Result<Option<Vec<Value>>, HttpError> {
         let per_page = first.len();
         let pages = total.div_ceil(per_page);
-        let fetched: Vec<Vec<Value>> = stream::iter((2..=pages).map(|n| async move {
+        let fetched: Vec<(Vec<Value>, bool)> = stream::iter((2..=pages).map(|n| async move {
             let query = [("limit", PAGE.to_string()), ("page", n.to_string())];
-            let (page, _) = self.get(path, &query).await?;
-            self.array(path, page)
+            let (page, headers) = self.get(path, &query).await?;
+            Ok::<_, HttpError>((self.array(path, page)?, after_cursor(&headers).is_some()))
         }))
         .buffered(self.http.concurrency())
         .try_collect()
         .await?;
-        let consistent = fetched
-            .iter()
-            .enumerate()
-            .all(|(i, items)| items.len() == per_page.min(total - (i + 1) * per_page));
-        Ok(consistent.then(|| fetched.concat()))
+        // The last page by the count must be the last indeed: one that still has an After-Cursor
+        // says the count was too low.
+        let consistent = fetched.iter().enumerate().all(|(i, (items, more))| {
+            items.len() == per_page.min(total - (i + 1) * per_page) && (i + 2 < pages || !more)
+        });
+        Ok(consistent.then(|| fetched.into_iter().flat_map(|(items, _)| items).collect()))
     }
 
     /// The rest of a listing by its `After-Cursor` chain, one page after another.
@@ -182,14 +189,13 @@ impl Session {
         headers: &HeaderMap,
     ) -> Result<Vec<Value>, HttpError> {
         let mut out = first;
+        let mut trail = crate::http::paginate::Trail::new();
         let mut cursor = after_cursor(headers);
         while let Some(c) = cursor {
+            trail.follow(&self.http, path, &c)?;
             let (page, headers) = self.get(path, &[("cursor", c.clone())]).await?;
             out.extend(self.array(path, page)?);
             cursor = after_cursor(&headers);
-            if cursor.as_ref() == Some(&c) {
-                return Err(self.http.malformed(path, "the After-Cursor did not move"));
-            }
         }
         Ok(out)
     }
@@ -213,23 +219,18 @@ impl Session {
     async fn groups_rest(&self, first: Value) -> Result<Vec<Value>, HttpError> {
         let mut out = Vec::new();
         let mut page = first;
-        let mut cursor: Option<String> = None;
+        let mut trail = crate::http::paginate::Trail::new();
         loop {
             match page.get_mut("data").map(Value::take) {
                 Some(Value::Array(items)) => out.extend(items),
                 _ => return Err(self.http.malformed(GROUPS, "a v1 page without `data`")),
             }
-            let next = v1_after_cursor(&page);
-            match next {
-                None => return Ok(out),
-                Some(n) if cursor.as_ref() == Some(&n) => {
-                    return Err(self.http.malformed(GROUPS, "the after_cursor did not move"))
-                }
-                Some(n) => {
-                    page = self.get(GROUPS, &[("after_cursor", n.clone())]).await?.0;
-                    cursor = Some(n);
-                }
-            }
+            let Some(n) = v1_after_cursor(&page) else {
+                crate::http::paginate::check_unique(&self.http, GROUPS, &out)?;
+                return Ok(out);
+            };
+            trail.follow(&self.http, GROUPS, &n)?;
+            page = self.get(GROUPS, &[("after_cursor", n)]).await?.0;
         }
     }
 }

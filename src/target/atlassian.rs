@@ -138,6 +138,7 @@ impl AdminApi {
         );
         let mut out = Vec::new();
         let mut cursor: Option<String> = None;
+        let mut trail = paginate::Trail::new();
         loop {
             let mut body = extra.clone();
             body["limit"] = json!(SEARCH_PAGE);
@@ -155,8 +156,10 @@ impl AdminApi {
                 _ => return Err(self.http.malformed(&path, "a page without `data`")),
             }
             cursor = paginate::next_cursor(&page);
-            if cursor.is_none() {
-                return Ok(out);
+            match &cursor {
+                None => return Ok(out),
+                // A cursor that repeats would loop forever.
+                Some(c) => trail.follow(&self.http, &path, c)?,
             }
         }
     }

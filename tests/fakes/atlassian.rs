@@ -642,7 +642,9 @@ impl FakeAtlassian {
     pub async fn start(config: FakeConfig) -> FakeAtlassian {
         let (listener, base_url) = bind().await;
         let layer = Arc::new(
-            FaultLayer::new(config.latency, scim_error_response).with_is_mutation(is_mutation),
+            FaultLayer::new(config.latency, scim_error_response)
+                .with_is_mutation(is_mutation)
+                .with_pages(page_dialect),
         );
         let state = Arc::new(Mutex::new(State::new(config.clone(), base_url.clone())));
         let server = serve(listener, router(state.clone()), layer.clone());
@@ -879,6 +881,11 @@ impl FakeAtlassian {
     /// await: every request locks it.
     pub fn faults(&self) -> MutexGuard<'_, Faults> {
         self.layer.faults()
+    }
+
+    /// How many responses page faults changed so far.
+    pub fn page_faults_fired(&self) -> usize {
+        self.layer.page_faults_fired()
     }
 
     pub fn set_faults(&self, faults: Faults) {
@@ -1784,19 +1791,35 @@ async fn delete_group(
 // ---------------------------------------------------------------------------------------------
 // Organization admin API
 
-/// Cursors are opaque to clients; inside, they are an offset.
+/// Cursors are opaque to clients; inside, they are an offset. Like the real ones they are base64
+/// and hold `+`, `/` and `=`, so a client that encodes one twice (`%252B…`) is caught: the fake
+/// answers it as the admin API does, 400 "Invalid page cursor".
 fn cursor_for(offset: usize) -> String {
-    format!("b2Zmc2V0:{offset}")
+    use base64::Engine as _;
+    format!(
+        "+/8={}",
+        base64::engine::general_purpose::STANDARD.encode(format!("offset:{offset}"))
+    )
 }
 
 fn offset_of(cursor: Option<&str>) -> Result<usize, Failure> {
+    use base64::Engine as _;
     match cursor {
         None | Some("") => Ok(0),
         Some(cursor) => cursor
-            .strip_prefix("b2Zmc2V0:")
-            .and_then(|n| n.parse().ok())
-            .ok_or_else(|| Failure::admin(StatusCode::BAD_REQUEST, "invalid cursor")),
+            .strip_prefix("+/8=")
+            .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+            .and_then(|b| String::from_utf8(b).ok())
+            .and_then(|t| t.strip_prefix("offset:").and_then(|n| n.parse().ok()))
+            .ok_or_else(|| Failure::admin(StatusCode::BAD_REQUEST, "Invalid page cursor")),
     }
+}
+
+/// A cursor as a query value in a link (percent-encoded once).
+fn cursor_param(cursor: &str) -> String {
+    let mut url = reqwest::Url::parse("http://x/").expect("a URL");
+    url.query_pairs_mut().append_pair("cursor", cursor);
+    url.query().unwrap_or_default().to_string()
 }
 
 async fn org_users(
@@ -1818,12 +1841,16 @@ async fn org_users(
         .collect();
     let url = format!("{}/admin/v1/orgs/{org}/users", state.base_url);
     let self_url = match query.get("cursor") {
-        Some(cursor) => format!("{url}?cursor={cursor}"),
-        None => url,
+        Some(cursor) => format!("{url}?{}", cursor_param(cursor)),
+        None => url.clone(),
     };
     let mut links = json!({ "self": self_url });
     if offset + size < state.accounts.len() {
-        links["next"] = json!(cursor_for(offset + size));
+        // The next page as a link, its cursor encoded once.
+        links["next"] = json!(format!(
+            "{url}?{}",
+            cursor_param(&cursor_for(offset + size))
+        ));
     }
     let body = json!({ "data": data, "links": links, "meta": { "total": state.accounts.len() } });
     Ok(Json(body).into_response())
@@ -2057,4 +2084,29 @@ async fn delete_api_token(
         .ok_or_else(|| Failure::admin(StatusCode::NOT_FOUND, format!("no token {token}")))?;
     tokens.remove(position);
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Page faults in this fake's dialects: a SCIM `ListResponse` (`Resources`, `totalResults`) and
+/// an admin API page (`data`, `meta.total`).
+fn page_dialect(
+    kind: super::PageFaultKind,
+    body: &mut Value,
+    _headers: &mut axum::http::HeaderMap,
+) -> bool {
+    if kind == super::PageFaultKind::PastEnd {
+        return if body.get("totalResults").is_some() {
+            super::lower(body.get_mut("totalResults"))
+        } else {
+            super::lower(body.pointer_mut("/meta/total"))
+        };
+    }
+    let field = if body.get("Resources").is_some() {
+        "Resources"
+    } else {
+        "data"
+    };
+    match body.get_mut(field) {
+        Some(Value::Array(items)) => super::cut_items(kind, items),
+        _ => false,
+    }
 }

@@ -447,7 +447,9 @@ impl FakeEntra {
     /// configured public key or certificate is not valid PEM.
     pub async fn start(config: FakeEntraConfig) -> FakeEntra {
         let (listener, base_url) = bind().await;
-        let layer = Arc::new(FaultLayer::new(config.latency, graph_error_response));
+        let layer = Arc::new(
+            FaultLayer::new(config.latency, graph_error_response).with_pages(page_dialect),
+        );
         let decoding_key = (!config.public_key_pem.trim().is_empty()).then(|| {
             DecodingKey::from_rsa_pem(config.public_key_pem.as_bytes())
                 .expect("FakeEntraConfig::public_key_pem is an RSA public key in PEM")
@@ -844,6 +846,11 @@ impl FakeEntra {
     /// await: every request locks it.
     pub fn faults(&self) -> MutexGuard<'_, Faults> {
         self.layer.faults()
+    }
+
+    /// How many responses page faults changed so far.
+    pub fn page_faults_fired(&self) -> usize {
+        self.layer.page_faults_fired()
     }
 
     pub fn set_faults(&self, faults: Faults) {
@@ -2377,4 +2384,16 @@ fn sha1(data: &[u8]) -> [u8; 20] {
         chunk.copy_from_slice(&word.to_be_bytes());
     }
     out
+}
+
+/// Page faults in Graph's dialect: a page's items are `value`, its total `@odata.count` (only
+/// when asked for).
+fn page_dialect(kind: super::PageFaultKind, body: &mut Value, _headers: &mut HeaderMap) -> bool {
+    if kind == super::PageFaultKind::PastEnd {
+        return super::lower(body.get_mut("@odata.count"));
+    }
+    match body.get_mut("value") {
+        Some(Value::Array(items)) => super::cut_items(kind, items),
+        _ => false,
+    }
 }

@@ -64,6 +64,9 @@ pub struct FakeGoogleConfig {
     pub token_ttl_requests: Option<usize>,
     /// A delay applied to every request.
     pub latency: Duration,
+    /// The most items one page of any listing holds, whatever `maxResults` asks for (a test knob:
+    /// Google honours `maxResults`; small pages let a test see paging with few items).
+    pub page_cap: usize,
 }
 
 impl Default for FakeGoogleConfig {
@@ -75,6 +78,7 @@ impl Default for FakeGoogleConfig {
             token_ttl: Duration::from_secs(3599),
             token_ttl_requests: None,
             latency: Duration::ZERO,
+            page_cap: usize::MAX,
         }
     }
 }
@@ -250,7 +254,8 @@ impl FakeGoogle {
         let (listener, base_url) = bind().await;
         let layer = Arc::new(
             FaultLayer::new(config.latency, google_error_response)
-                .with_is_mutation(|m, p| *m != Method::GET && p != "/token"),
+                .with_is_mutation(|m, p| *m != Method::GET && p != "/token")
+                .with_pages(page_dialect),
         );
         let state = Arc::new(Mutex::new(State {
             config: config.clone(),
@@ -401,6 +406,11 @@ impl FakeGoogle {
 
     pub fn requests(&self) -> Vec<RequestLog> {
         self.layer.requests()
+    }
+
+    /// How many responses page faults changed so far.
+    pub fn page_faults_fired(&self) -> usize {
+        self.layer.page_faults_fired()
     }
 
     pub fn set_faults(&self, faults: Faults) {
@@ -652,6 +662,7 @@ async fn list_users(AxumState(state): AxumState<Shared>, uri: Uri) -> Reply {
         return Err(Failure::invalid("projection"));
     }
     let state = lock(&state);
+    let limit = limit.min(state.config.page_cap);
     let users = state
         .users
         .values()
@@ -687,6 +698,7 @@ async fn list_groups(AxumState(state): AxumState<Shared>, uri: Uri) -> Reply {
     let domain = require_customer(&params)?;
     let limit = max_results(&params, 200, 200)?;
     let state = lock(&state);
+    let limit = limit.min(state.config.page_cap);
     let groups = state
         .groups
         .values()
@@ -725,6 +737,7 @@ async fn list_members(
         Some(_) => return Err(Failure::invalid("includeDerivedMembership")),
     };
     let state = lock(&state);
+    let limit = limit.min(state.config.page_cap);
     let group = state.group_by_key(&key).ok_or_else(|| {
         let message = "Resource Not Found: groupKey";
         Failure::google(StatusCode::NOT_FOUND, message, "notFound", "global")
@@ -821,4 +834,20 @@ async fn token(
     Ok(Json(json!({"access_token": access_token,
                    "expires_in": state.config.token_ttl.as_secs(), "token_type": "Bearer"}))
     .into_response())
+}
+
+/// Page faults in the Directory API's dialect: items under `users`, `groups` or `members`; no
+/// total is announced.
+fn page_dialect(
+    kind: super::PageFaultKind,
+    body: &mut Value,
+    _headers: &mut axum::http::HeaderMap,
+) -> bool {
+    let field = ["users", "groups", "members"]
+        .into_iter()
+        .find(|f| body.get(*f).is_some());
+    match field.and_then(|f| body.get_mut(f)) {
+        Some(Value::Array(items)) => super::cut_items(kind, items),
+        _ => false,
+    }
 }

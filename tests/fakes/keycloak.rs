@@ -18,7 +18,12 @@
 //! - `GET /groups` without `search` returns top-level groups only, each with `subGroups: []` and
 //!   a `subGroupCount`; subgroups must be fetched through `/groups/{id}/children`;
 //! - users are sorted by username, groups by name; usernames and emails are stored lowercased;
-//! - service-account users are left out of `/users` and `/users/count`, but are group members.
+//! - service-account users are left out of `/users` and `/users/count`, but are group members;
+//! - `GET /groups/count` returns `{"count": n}`, top-level groups only with `top=true`.
+//!
+//! With [`FakeKeycloakConfig::pre23`] it plays Keycloak 22 and older (Red Hat SSO 7.x is
+//! Keycloak 18): `GET /groups` returns each top-level group with the whole tree below it in
+//! `subGroups`, no group has a `subGroupCount`, and `/groups/{id}/children` does not exist (404).
 //!
 //! Injected faults (the shared [`FaultLayer`]) use the `{"error": ...}` shape.
 
@@ -63,6 +68,8 @@ pub struct FakeKeycloakConfig {
     pub token_ttl_requests: Option<usize>,
     /// A delay applied to every request.
     pub latency: Duration,
+    /// Plays a server older than Keycloak 23: the tree inline in `subGroups`, no `/children`.
+    pub pre23: bool,
 }
 
 impl Default for FakeKeycloakConfig {
@@ -77,6 +84,7 @@ impl Default for FakeKeycloakConfig {
             token_ttl: Duration::from_secs(300),
             token_ttl_requests: None,
             latency: Duration::ZERO,
+            pre23: false,
         }
     }
 }
@@ -170,6 +178,17 @@ impl State {
             "subGroups": [],
             "access": {"view": true, "manage": true, "manageMembership": true},
         });
+        if self.config.pre23 {
+            // Keycloak 22 and older: the whole tree below, no count.
+            rep.as_object_mut()
+                .expect("an object")
+                .remove("subGroupCount");
+            rep["subGroups"] = self
+                .children(Some(&group.id))
+                .into_iter()
+                .map(|g| self.group_json(g))
+                .collect();
+        }
         if let Some(parent) = &group.parent_id {
             rep["parentId"] = json!(parent);
         }
@@ -222,7 +241,8 @@ pub struct FakeKeycloak {
 impl FakeKeycloak {
     pub async fn start(config: FakeKeycloakConfig) -> FakeKeycloak {
         let (listener, base_url) = bind().await;
-        let layer = Arc::new(FaultLayer::new(config.latency, error_response));
+        let layer =
+            Arc::new(FaultLayer::new(config.latency, error_response).with_pages(page_dialect));
         let state = Arc::new(Mutex::new(State {
             config: config.clone(),
             users: BTreeMap::new(),
@@ -422,6 +442,11 @@ impl FakeKeycloak {
         self.layer.requests()
     }
 
+    /// How many responses page faults changed so far.
+    pub fn page_faults_fired(&self) -> usize {
+        self.layer.page_faults_fired()
+    }
+
     pub fn set_faults(&self, faults: Faults) {
         self.layer.set_faults(faults);
     }
@@ -481,6 +506,7 @@ fn router(state: Shared) -> Router {
         .route("/admin/realms/{realm}/users/{id}", get(get_user))
         .route("/admin/realms/{realm}/users/{id}/groups", get(user_groups))
         .route("/admin/realms/{realm}/groups", get(list_groups))
+        .route("/admin/realms/{realm}/groups/count", get(count_groups))
         .route("/admin/realms/{realm}/groups/{id}", get(get_group))
         .route("/admin/realms/{realm}/groups/{id}/children", get(children))
         .route("/admin/realms/{realm}/groups/{id}/members", get(members));
@@ -758,6 +784,28 @@ async fn list_groups(
     json_reply(json!(groups))
 }
 
+async fn count_groups(
+    AxumState(state): AxumState<Shared>,
+    Path(realm): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Reply {
+    let state = admin(&state, &headers, &realm)?;
+    let search = query.get("search").map(|s| s.to_lowercase());
+    let top = query.get("top").is_some_and(|t| t == "true");
+    let count = state
+        .groups
+        .values()
+        .filter(|g| !top || g.parent_id.is_none())
+        .filter(|g| {
+            search
+                .as_deref()
+                .map_or(true, |s| g.name.to_lowercase().contains(s))
+        })
+        .count();
+    json_reply(json!({ "count": count }))
+}
+
 async fn get_group(
     AxumState(state): AxumState<Shared>,
     Path((realm, id)): Path<(String, String)>,
@@ -775,6 +823,9 @@ async fn children(
     headers: HeaderMap,
 ) -> Reply {
     let state = admin(&state, &headers, &realm)?;
+    if state.config.pre23 {
+        return Err(error(StatusCode::NOT_FOUND, "HTTP 404 Not Found"));
+    }
     if !state.groups.contains_key(&id) {
         return Err(group_not_found());
     }
@@ -810,4 +861,20 @@ async fn members(
         .map(|u| user_json(u, brief))
         .collect();
     json_reply(json!(users))
+}
+
+/// Page faults in Keycloak's dialect: listings are bare arrays; totals come from the count
+/// endpoints (a bare number for users, `{"count": n}` for groups).
+fn page_dialect(kind: super::PageFaultKind, body: &mut Value, _headers: &mut HeaderMap) -> bool {
+    if kind == super::PageFaultKind::PastEnd {
+        return if body.is_number() {
+            super::lower(Some(body))
+        } else {
+            super::lower(body.get_mut("count"))
+        };
+    }
+    match body {
+        Value::Array(items) => super::cut_items(kind, items),
+        _ => false,
+    }
 }

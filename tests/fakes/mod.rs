@@ -17,6 +17,13 @@
 //!    back for `stall_for` (the client times out); or `truncate_next` cuts a successful GET body
 //!    in half. In each case the mutation stays applied.
 //!
+//! `page_fault` aims at chosen pages of a listing (a [`PageFault`] picks them by path, query and
+//! the page's order on its path): it resets the connection, answers 503, cuts the body in half,
+//! answers another page than the one asked (the paging parameters dropped: the server ignores its
+//! cursor), or rewrites the page through the fake's own dialect hook ([`FaultLayer::with_pages`]):
+//! its items emptied or halved, or its announced total lowered. A fake without a hook (or a kind its
+//! API cannot express) leaves the page alone, and [`FaultLayer::page_faults_fired`] says so.
+//!
 //! Resets: the connection's socket is wrapped in a [`KillableStream`]. A reset marks it dead, so
 //! hyper's attempt to write the response fails and the server closes the socket without having
 //! sent a single byte. reqwest then reports an error for which `is_request()` is true (hyper's
@@ -49,7 +56,7 @@ use std::{
     net::SocketAddr,
     pin::Pin,
     sync::{
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
         Arc, Mutex, MutexGuard, PoisonError,
     },
     task::{Context, Poll},
@@ -114,7 +121,85 @@ pub struct Faults {
     pub stall_after_mutation: usize,
     /// How long a `stall_after_mutation` response waits.
     pub stall_for: Duration,
+    /// Faults aimed at chosen pages of a listing.
+    pub page_fault: Option<PageFault>,
 }
+
+/// What a page fault does to a page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PageFaultKind {
+    /// The page's items are gone; everything else (totals, next links) is as it was.
+    Empty,
+    /// The page holds only the first half of its items (at least one is dropped).
+    Short,
+    /// The server ignores the page's cursor or offset and answers the first page again (whose
+    /// next link points at a page already read).
+    RepeatCursor,
+    /// The total the listing announces (`totalResults`, a count, `Total-Count`) is one less than
+    /// what the pages hold: the pages run past the announced end.
+    PastEnd,
+    /// The body is cut in half, with status 200.
+    Truncate,
+    /// 503.
+    Unavailable,
+    /// The connection is closed without an answer.
+    Reset,
+}
+
+/// Picks the pages of a listing to fault: `(path, query, nth)`, `nth` being the page's rank (from
+/// 1) among the distinct queries seen on that path, in order of arrival (a retry keeps its rank).
+pub type PagePicker = Arc<dyn Fn(&str, &Params, usize) -> bool + Send + Sync>;
+
+/// A fault aimed at chosen pages, `times` times (`usize::MAX`: always).
+#[derive(Clone)]
+pub struct PageFault {
+    pub kind: PageFaultKind,
+    pub pick: PagePicker,
+    pub times: usize,
+}
+
+impl std::fmt::Debug for PageFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PageFault({:?}, {} times)", self.kind, self.times)
+    }
+}
+
+/// A fake's dialect hook: rewrites the JSON body and headers of a page for `Empty`, `Short` and
+/// `PastEnd`; false when this page or kind has nothing to rewrite.
+pub type PageDialect = fn(PageFaultKind, &mut serde_json::Value, &mut HeaderMap) -> bool;
+
+/// Empties or halves a list of items, as the dialect hooks do; false for other kinds.
+pub fn cut_items(kind: PageFaultKind, items: &mut Vec<serde_json::Value>) -> bool {
+    match kind {
+        PageFaultKind::Empty if !items.is_empty() => items.clear(),
+        PageFaultKind::Short if !items.is_empty() => items.truncate(items.len() / 2),
+        _ => return false,
+    }
+    true
+}
+
+/// Lowers a number in a body by one (`PastEnd`).
+pub fn lower(value: Option<&mut serde_json::Value>) -> bool {
+    match value.and_then(|v| v.as_u64().map(|n| (v, n))) {
+        Some((v, n)) if n > 0 => {
+            *v = serde_json::json!(n - 1);
+            true
+        }
+        _ => false,
+    }
+}
+
+/// The query parameters that choose a page, in every fake's dialect.
+const PAGING_PARAMS: &[&str] = &[
+    "startIndex",
+    "after",
+    "$skiptoken",
+    "pageToken",
+    "first",
+    "page",
+    "cursor",
+    "after_cursor",
+];
 
 impl Default for Faults {
     fn default() -> Faults {
@@ -136,6 +221,7 @@ impl Default for Faults {
             truncate_after_mutation: 0,
             stall_after_mutation: 0,
             stall_for: Duration::from_secs(30),
+            page_fault: None,
         }
     }
 }
@@ -161,7 +247,8 @@ enum Verdict {
     EchoAuth(bool),
     Throttle(u64),
     Fail(StatusCode, &'static str),
-    Proceed(Option<Duration>),
+    /// Delay, then a page fault to apply around the handler.
+    Proceed(Option<Duration>, Option<PageFaultKind>),
 }
 
 /// The shared state of the fault layer: the faults to inject and the log of requests.
@@ -173,6 +260,12 @@ pub struct FaultLayer {
     is_mutation: fn(&Method, &str) -> bool,
     /// Renders the body of an injected error (status, detail) in the fake's own error shape.
     render_error: fn(StatusCode, &str) -> Response,
+    /// Rewrites a page for a page fault, in the fake's dialect.
+    page_dialect: Option<PageDialect>,
+    /// The distinct queries seen on each path, in order (the rank of a page).
+    pages_seen: Mutex<std::collections::HashMap<String, Vec<String>>>,
+    /// Page faults that changed a response.
+    fired: AtomicUsize,
 }
 
 impl FaultLayer {
@@ -183,7 +276,21 @@ impl FaultLayer {
             latency,
             is_mutation: default_is_mutation,
             render_error,
+            page_dialect: None,
+            pages_seen: Mutex::new(std::collections::HashMap::new()),
+            fired: AtomicUsize::new(0),
         }
+    }
+
+    /// Gives the layer the fake's dialect for page faults (what a page's items and total are).
+    pub fn with_pages(mut self, dialect: PageDialect) -> FaultLayer {
+        self.page_dialect = Some(dialect);
+        self
+    }
+
+    /// How many responses page faults changed so far.
+    pub fn page_faults_fired(&self) -> usize {
+        self.fired.load(Ordering::SeqCst)
     }
 
     /// Overrides how mutations are told from reads (e.g. a search that is a POST).
@@ -220,8 +327,41 @@ impl FaultLayer {
         let nth = log.len();
         drop(log);
 
+        let rank = {
+            let mut seen = lock(&self.pages_seen);
+            let queries = seen.entry(entry_path(&target)).or_default();
+            let q = target.split_once('?').map_or("", |(_, q)| q).to_string();
+            match queries.iter().position(|x| *x == q) {
+                Some(i) => i + 1,
+                None => {
+                    queries.push(q);
+                    queries.len()
+                }
+            }
+        };
+        let page_fault = match faults.page_fault.as_mut() {
+            Some(pf) if pf.times > 0 => {
+                let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+                let params = Params(form_pairs(query));
+                if (pf.pick)(path, &params, rank) {
+                    if pf.times != usize::MAX {
+                        pf.times -= 1;
+                    }
+                    Some(pf.kind)
+                } else {
+                    None
+                }
+            }
+            _ => None,
+        };
         let echo = !faults.echo_auth_mutations_only || mutation;
-        let verdict = if echo && take(&mut faults.echo_auth_next) {
+        let verdict = if page_fault == Some(PageFaultKind::Reset) {
+            self.fired.fetch_add(1, Ordering::SeqCst);
+            Verdict::Reset
+        } else if page_fault == Some(PageFaultKind::Unavailable) {
+            self.fired.fetch_add(1, Ordering::SeqCst);
+            Verdict::Fail(StatusCode::SERVICE_UNAVAILABLE, "injected unavailability")
+        } else if echo && take(&mut faults.echo_auth_next) {
             Verdict::EchoAuth(faults.echo_auth_plain)
         } else if take(&mut faults.reset_next) {
             Verdict::Reset
@@ -244,7 +384,7 @@ impl FaultLayer {
                 .as_ref()
                 .filter(|(needle, _)| target.contains(needle.as_str()))
                 .map(|(_, delay)| *delay);
-            Verdict::Proceed(delay)
+            Verdict::Proceed(delay, page_fault)
         };
         (index, verdict)
     }
@@ -332,7 +472,7 @@ pub async fn fault_middleware(
         Verdict::EchoAuth(plain) => echo_auth(&layer, &authorization, plain),
         Verdict::Throttle(secs) => throttled(&layer, secs),
         Verdict::Fail(status, detail) => (layer.render_error)(status, detail),
-        Verdict::Proceed(delay) => {
+        Verdict::Proceed(delay, page_fault) => {
             if let Some(delay) = delay {
                 tokio::time::sleep(delay).await;
             }
@@ -340,8 +480,29 @@ pub async fn fault_middleware(
                 .extensions()
                 .get::<ConnectInfo<ConnHandle>>()
                 .map(|c| c.0.clone());
-            let response = next.run(request).await;
+            let mut request = request;
+            if page_fault == Some(PageFaultKind::RepeatCursor) {
+                if let Some(uri) = without_paging(request.uri()) {
+                    *request.uri_mut() = uri;
+                    layer.fired.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+            let mut response = next.run(request).await;
             let ok = response.status().is_success();
+            match page_fault {
+                Some(PageFaultKind::Truncate) if ok => {
+                    layer.fired.fetch_add(1, Ordering::SeqCst);
+                    response = truncated(response).await;
+                }
+                Some(
+                    kind @ (PageFaultKind::Empty | PageFaultKind::Short | PageFaultKind::PastEnd),
+                ) if ok => {
+                    if let Some(dialect) = layer.page_dialect {
+                        response = rewritten(response, kind, dialect, &layer.fired).await;
+                    }
+                }
+                _ => {}
+            }
             if ok && mutation && take(&mut layer.faults().fail_after_mutation) {
                 (layer.render_error)(
                     StatusCode::INTERNAL_SERVER_ERROR,
@@ -415,6 +576,59 @@ fn throttled(layer: &FaultLayer, secs: u64) -> Response {
     headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
     headers.insert("x-ratelimit-reset", HeaderValue::from(reset));
     response
+}
+
+/// The path of a request target (without its query).
+fn entry_path(target: &str) -> String {
+    target
+        .split_once('?')
+        .map_or(target, |(p, _)| p)
+        .to_string()
+}
+
+/// The URI without the parameters that choose a page; `None` when it has none.
+fn without_paging(uri: &Uri) -> Option<Uri> {
+    let pairs = form_pairs(uri.query()?);
+    let kept: Vec<&(String, String)> = pairs
+        .iter()
+        .filter(|(k, _)| !PAGING_PARAMS.contains(&k.as_str()))
+        .collect();
+    if kept.len() == pairs.len() {
+        return None;
+    }
+    let mut url = reqwest::Url::parse("http://fake/").expect("a URL");
+    url.query_pairs_mut()
+        .extend_pairs(kept.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let query = url.query().unwrap_or_default();
+    let text = if query.is_empty() {
+        uri.path().to_string()
+    } else {
+        format!("{}?{query}", uri.path())
+    };
+    text.parse().ok()
+}
+
+/// A JSON response rewritten by a fake's dialect hook.
+async fn rewritten(
+    response: Response,
+    kind: PageFaultKind,
+    dialect: PageDialect,
+    fired: &AtomicUsize,
+) -> Response {
+    let (mut parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+        return Response::from_parts(parts, Body::from(bytes));
+    };
+    if !dialect(kind, &mut value, &mut parts.headers) {
+        return Response::from_parts(parts, Body::from(bytes));
+    }
+    fired.fetch_add(1, Ordering::SeqCst);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    let body = serde_json::to_vec(&value).expect("JSON serializes");
+    Response::from_parts(parts, Body::from(body))
 }
 
 /// The same response with only the first half of its body.

@@ -570,7 +570,9 @@ impl FakeOkta {
             .expect("FakeOktaConfig::public_key_pem is an RSA public key in PEM");
         let (listener, base_url) = bind().await;
         let layer = Arc::new(
-            FaultLayer::new(config.latency, okta_error_response).with_is_mutation(is_mutation),
+            FaultLayer::new(config.latency, okta_error_response)
+                .with_is_mutation(is_mutation)
+                .with_pages(page_dialect),
         );
         let state = Arc::new(Mutex::new(State::new(config.clone(), base_url.clone())));
         let server = serve(listener, router(state.clone()), layer.clone());
@@ -823,6 +825,11 @@ impl FakeOkta {
     /// await: every request locks it.
     pub fn faults(&self) -> MutexGuard<'_, Faults> {
         self.layer.faults()
+    }
+
+    /// How many responses page faults changed so far.
+    pub fn page_faults_fired(&self) -> usize {
+        self.layer.page_faults_fired()
     }
 
     pub fn set_faults(&self, faults: Faults) {
@@ -1733,4 +1740,12 @@ async fn token(
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     Ok(response)
+}
+
+/// Page faults in Okta's dialect: a listing is a bare array; Okta announces no total.
+fn page_dialect(kind: super::PageFaultKind, body: &mut Value, _headers: &mut HeaderMap) -> bool {
+    match body {
+        Value::Array(items) => super::cut_items(kind, items),
+        _ => false,
+    }
 }

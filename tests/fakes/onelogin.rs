@@ -482,8 +482,11 @@ impl FakeOneLogin {
     /// Binds 127.0.0.1:0 and serves the fake on the current tokio runtime.
     pub async fn start(config: FakeOneLoginConfig) -> FakeOneLogin {
         let (listener, base_url) = bind().await;
-        let layer =
-            Arc::new(FaultLayer::new(config.latency, error_response).with_is_mutation(is_mutation));
+        let layer = Arc::new(
+            FaultLayer::new(config.latency, error_response)
+                .with_is_mutation(is_mutation)
+                .with_pages(page_dialect),
+        );
         let state = Arc::new(Mutex::new(State::new(config.clone(), base_url.clone())));
         let server = serve(listener, router(state.clone()), layer.clone());
         FakeOneLogin {
@@ -653,6 +656,11 @@ impl FakeOneLogin {
     /// await: every request locks it.
     pub fn faults(&self) -> MutexGuard<'_, Faults> {
         self.layer.faults()
+    }
+
+    /// How many responses page faults changed so far.
+    pub fn page_faults_fired(&self) -> usize {
+        self.layer.page_faults_fired()
     }
 
     pub fn set_faults(&self, faults: Faults) {
@@ -1232,4 +1240,32 @@ async fn list_groups(AxumState(state): AxumState<Shared>, headers: HeaderMap, ur
         "data": data,
     });
     Ok(Json(body).into_response())
+}
+
+/// Page faults in OneLogin's dialects: v2 listings are bare arrays with a `Total-Count` header; v1
+/// pages hold `data` and announce no total.
+fn page_dialect(
+    kind: super::PageFaultKind,
+    body: &mut Value,
+    headers: &mut axum::http::HeaderMap,
+) -> bool {
+    if kind == super::PageFaultKind::PastEnd {
+        let total = headers
+            .get("total-count")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        return match total {
+            Some(t) if t > 0 => {
+                headers.insert("total-count", axum::http::HeaderValue::from(t - 1));
+                true
+            }
+            _ => false,
+        };
+    }
+    let items = match body {
+        Value::Array(items) => Some(items),
+        Value::Object(o) => o.get_mut("data").and_then(Value::as_array_mut),
+        _ => None,
+    };
+    items.is_some_and(|items| super::cut_items(kind, items))
 }
