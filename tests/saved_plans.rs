@@ -426,3 +426,86 @@ fn a_second_apply_exits_1_naming_the_holder() {
     assert_eq!(code, 0, "{stderr}");
     assert!(!s.path("plan.json.lock").exists() && !s.path("atlassian.yaml.lock").exists());
 }
+
+/// The further guards are re-derived from the saved plan's actions and the target as it is at apply
+/// time, not trusted from the file: a group that shrank since the plan was made turns the same
+/// removals into too large a share of it. An override recorded when the plan was made still holds.
+#[test]
+fn membership_removal_guards_are_rederived_when_a_saved_plan_is_applied() {
+    let people: Vec<String> = (0..10).map(|i| format!("p{i}@example.com")).collect();
+    let idp_users: String = people
+        .iter()
+        .enumerate()
+        .map(|(i, e)| format!("  - {{id: u{i}, email: {e}}}\n"))
+        .collect();
+    // Three of the ten have left Engineering in the IdP.
+    let idp = format!(
+        "users:\n{idp_users}groups:\n  - {{name: Engineering, id: g1, members: [{}]}}\n",
+        people[3..].join(", ")
+    );
+    let target_users: String = people
+        .iter()
+        .enumerate()
+        .map(|(i, e)| format!("  - {{id: s{i}, externalId: u{i}, email: {e}}}\n"))
+        .collect();
+    let target = |members: &[String]| {
+        format!(
+            "users:\n{target_users}groups:\n  - {{name: engineering, id: t1, members: [{}]}}\n",
+            members.join(", ")
+        )
+    };
+    let config = "version: 1
+sources:
+  - {name: okta, type: file, path: idp.yaml}
+target: {type: file, path: atlassian.yaml}
+groups:
+  mappings: [{from: \"okta:Engineering\", to: engineering}]
+cleanup:
+  max_membership_removals: 100%
+  max_membership_removals_per_group: 40%
+";
+    let s = Scratch::new();
+    s.write("idsync.yaml", config)
+        .write("idp.yaml", &idp)
+        .write("atlassian.yaml", &target(&people));
+    // 3 removals of 10 members: within 40% when planned.
+    plan(&s);
+    let saved: Value = serde_json::from_str(&s.read("plan.json")).unwrap();
+    let removed: usize = saved["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["action"] == "remove_members")
+        .map(|a| a["members"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(removed, 3, "{saved}");
+    // Before the apply, five members who stay are removed by hand: the group now has five, and
+    // the same three removals are more than 40% of it.
+    let mut shrunk: Vec<String> = people[..3].to_vec();
+    shrunk.extend(people[8..].iter().cloned());
+    s.write("atlassian.yaml", &target(&shrunk));
+    let before = s.read("atlassian.yaml");
+    let (code, _, stderr) = apply(&s);
+    assert_eq!(code, 1, "applied:\n{stderr}");
+    assert!(
+        stderr.contains("cleanup.max_membership_removals_per_group")
+            && stderr.contains("--allow-mass-membership-removal"),
+        "{stderr}"
+    );
+    assert_eq!(s.read("atlassian.yaml"), before, "nothing changed");
+
+    // Made with the override, the same plan applies: the reviewed decision holds.
+    let (code, _, stderr) = run(
+        &s,
+        &mut s.idsync(&[
+            "plan",
+            "--out",
+            "plan.json",
+            "-q",
+            "--allow-mass-membership-removal",
+        ]),
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let (code, _, stderr) = apply(&s);
+    assert_eq!(code, 0, "{stderr}");
+}
