@@ -361,6 +361,10 @@ fn a_byte_order_mark_before_the_first_key_is_ignored() {
     }
     let (code, _, err) = crate::support::run(&s, &mut s.idsync(&["validate"]));
     assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("idsync.yaml starts with a UTF-8 byte-order mark"),
+        "the mark is named: {err}"
+    );
     let (code, out, err) = crate::support::run(&s, &mut s.idsync(&["plan"]));
     assert_eq!(code, 0, "{err}");
     assert_eq!(out, expected, "the same plan as without the mark");

@@ -130,7 +130,9 @@ pub fn load_str(
     text: &str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Loaded, ConfigError> {
-    // A byte-order mark (Windows editors write one) is not part of the first key.
+    // A byte-order mark (Windows editors write one) is not part of the first key: read past it, and
+    // say so.
+    let bom = text.starts_with('\u{feff}');
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let locator = Locator::new(text);
     let fail = |diags: Vec<Diagnostic>| ConfigError::Invalid {
@@ -204,6 +206,12 @@ pub fn load_str(
     }
 
     let mut warnings = Vec::new();
+    if bom {
+        warnings.push(format!(
+            "{} starts with a UTF-8 byte-order mark; idsync read past it (save the file as UTF-8 without a BOM to silence this)",
+            path.display()
+        ));
+    }
     credential_files(&value, &KeyPath::default(), dir_of(path), &mut warnings);
     let config: Config = serde_path_to_error::deserialize(value).map_err(|e| {
         let path = KeyPath::parse(&e.path().to_string());
