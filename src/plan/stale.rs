@@ -172,7 +172,7 @@ fn group_entry<'p>(
 }
 
 /// Target user ids -> index.
-fn ids(target: &Indexed) -> HashMap<&str, u32> {
+pub(crate) fn ids(target: &Indexed) -> HashMap<&str, u32> {
     target
         .snapshot
         .users

@@ -167,16 +167,7 @@ pub fn hands_off(
     rules: &Rules,
     skip_admins: bool,
 ) -> Vec<String> {
-    let ids: HashMap<&str, u32> = target
-        .snapshot
-        .users
-        .iter()
-        .enumerate()
-        .filter_map(|(i, u)| {
-            u.id.as_deref()
-                .map(|id| (id, u32::try_from(i).expect("few users")))
-        })
-        .collect();
+    let ids = super::stale::ids(target);
     let find = |r: &str| ids.get(r).copied().or_else(|| target.find(r));
     let why = |key: &str, u: Option<&User>| -> Option<String> {
         let emails = std::iter::once(key).chain(u.map(|u| u.email.as_str()));
