@@ -1037,3 +1037,72 @@ async fn an_interrupted_apply_reports_and_resumes_to_the_end() {
     let (code, again, _) = idsync(&s, &fake, &["plan", "--detailed-exitcode"]).await;
     assert_eq!(code, 0, "{again}");
 }
+
+/// SCIM servers may send an unassigned attribute as `null` instead of leaving it out (RFC 7643
+/// §2.5 makes the two the same state). The same organization, planned with the fake leaving
+/// unset fields out and then sending them as `null` (names, `externalId`, `title`, the enterprise
+/// extension, an empty group's `members`, a user's empty `groups`, the `Resources` of the page
+/// past the end, org accounts' `last_active`, the last `links.next`), gives byte-identical plans
+/// through the Atlassian target (with the admin API) and the generic SCIM target, and each
+/// converges in `null` mode: apply, then nothing left to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explicit_nulls_plan_exactly_like_missing_fields_and_converge() {
+    for generic in [false, true] {
+        let fake = FakeAtlassian::start(FakeConfig {
+            page_cap: 5,
+            ..FakeConfig::default()
+        })
+        .await;
+        seed(&fake);
+        fake.add_group("empty-team", &[]);
+        let s = scratch(&fake, true);
+        if generic {
+            s.write(
+                "idsync.yaml",
+                &format!(
+                    "version: 1\nsources: [{{name: okta, type: file, path: idp.yaml}}]\ntarget: {{type: scim, base_url: \"{}\", token: \"${{TEST_SCIM_TOKEN}}\"}}\nusers:\n  attributes: {{displayName: \"{{givenName}} {{familyName}}\", title: \"{{title}}\"}}\ngroups:\n  mappings: [{{from_regex: \"^okta:(.+)$\", to: \"$1\"}}]\ncleanup: {{max_deactivations: 100%}}\n",
+                    fake.scim_base()
+                ),
+            );
+        }
+        let mut plans = Vec::new();
+        for explicit_nulls in [false, true] {
+            fake.state().config.explicit_nulls = explicit_nulls;
+            let mut outputs = Vec::new();
+            for format in ["text", "json", "markdown"] {
+                let (code, plan, stderr) = idsync(&s, &fake, &["plan", "--format", format]).await;
+                assert_eq!(code, 0, "explicit_nulls {explicit_nulls}: {stderr}");
+                outputs.push(plan);
+            }
+            plans.push(outputs);
+        }
+        assert_eq!(
+            plans[0], plans[1],
+            "generic {generic}: nulls changed the plan"
+        );
+        assert!(
+            plans[1][0].contains("+ create_user carol@example.com"),
+            "{}",
+            plans[1][0]
+        );
+        // The page past the end (5 users, pages of 5) came with `Resources: null`.
+        assert!(
+            fake.requests()
+                .iter()
+                .any(|r| r.path.ends_with("/Users") && r.query.contains("startIndex=6")),
+            "no page past the end was read"
+        );
+
+        let (code, _, stderr) = idsync(&s, &fake, &["apply", "--auto-approve"]).await;
+        assert_eq!(code, 0, "generic {generic}: {stderr}");
+        let (code, again, stderr) = idsync(&s, &fake, &["plan", "--detailed-exitcode"]).await;
+        assert_eq!(code, 0, "generic {generic}: converged?\n{again}\n{stderr}");
+        let users = fake.users();
+        let carol = users
+            .iter()
+            .find(|u| u["userName"] == "carol@example.com")
+            .expect("carol created");
+        assert_eq!(carol["displayName"], "Carol Jones");
+        assert_eq!(carol["title"], serde_json::Value::Null, "{carol}");
+    }
+}

@@ -187,3 +187,71 @@ async fn customer_and_external_members_are_named_and_an_external_account_is_kept
     }
     assert!(!plan.contains("deactivate_user vic@"), "{plan}");
 }
+
+/// Google leaves unset fields out; a `null` in their place must read the same. The same customer,
+/// planned with the fake leaving fields out and then sending them as `null` (names, organizations
+/// and their fields, an empty group's `members`, the last page's `nextPageToken`, a CUSTOMER
+/// member's `email`…), gives byte-identical plans, and converges in `null` mode.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explicit_nulls_plan_exactly_like_missing_fields() {
+    let g = FakeGoogle::start(FakeGoogleConfig {
+        page_cap: 2,
+        ..FakeGoogleConfig::default()
+    })
+    .await;
+    let atl = FakeAtlassian::start(FakeConfig::default()).await;
+    seed(&g);
+    g.update_user("ana@example.com", |u| u.title = Some("Engineer".into()));
+    g.update_user("ben@example.com", |u| {
+        u.department = Some("R&D".into());
+        u.given_name = String::new();
+    });
+    g.add_group("Empty", "empty@example.com", &[]);
+    g.add_customer_member("eng@example.com");
+    g.add_external_member("eng@example.com", "guest@elsewhere.example");
+    let s = scratch(&g, &atl);
+    let text = s
+        .read("idsync.yaml")
+        .replace("    groups: [eng@example.com]\n", "")
+        .replace(
+            "groups:\n  mappings: [",
+            "users:\n  attributes: {displayName: \"{givenName} {familyName}\", title: \"{title}\", department: \"{department}\"}\ngroups:\n  mappings: [{from: \"google:empty@example.com\", to: empty}, ",
+        );
+    s.write("idsync.yaml", &text);
+
+    let mut plans = Vec::new();
+    for explicit_nulls in [false, true] {
+        g.state().config.explicit_nulls = explicit_nulls;
+        let mut outputs = Vec::new();
+        for format in ["text", "json", "markdown"] {
+            let (code, plan, stderr) = idsync(&s, &atl, &["plan", "--format", format]).await;
+            assert_eq!(code, 0, "explicit_nulls {explicit_nulls}: {stderr}");
+            outputs.push(plan);
+        }
+        plans.push(outputs);
+    }
+    assert_eq!(plans[0], plans[1], "nulls changed the plan");
+    let plan = &plans[1][0];
+    for expected in [
+        "+ create_user ana@example.com",
+        "+ create_user ben@example.com",
+        "+ create_group empty",
+        "guest@elsewhere.example",
+        "CUSTOMER",
+    ] {
+        assert!(plan.contains(expected), "missing {expected:?} in\n{plan}");
+    }
+
+    let (code, _, stderr) = idsync(&s, &atl, &["apply", "--auto-approve"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    let (code, again, stderr) = idsync(&s, &atl, &["plan", "--detailed-exitcode"]).await;
+    assert_eq!(code, 0, "converged:\n{again}\n{stderr}");
+    let ana = atl.user("ana@example.com").unwrap();
+    assert_eq!(
+        (&ana["displayName"], &ana["title"]),
+        (&serde_json::json!("Ana"), &serde_json::json!("Engineer"))
+    );
+    let ben = atl.user("ben@example.com").unwrap();
+    assert!(ben.get("displayName").is_none(), "{ben}");
+    assert_eq!(atl.group_members("empty"), Vec::<String>::new());
+}

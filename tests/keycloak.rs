@@ -353,3 +353,87 @@ async fn keycloak_request_counts() {
         );
     }
 }
+
+/// Keycloak leaves unset fields out; a `null` in their place (a proxy, an extension) must read the
+/// same. The same realm, planned with the fake leaving fields out and then sending them as
+/// `null`, gives byte-identical plans on both tree shapes, and converges in `null` mode.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explicit_nulls_plan_exactly_like_missing_fields() {
+    for pre23 in [false, true] {
+        explicit_nulls_plan_like_missing_fields(pre23).await;
+    }
+}
+
+async fn explicit_nulls_plan_like_missing_fields(pre23: bool) {
+    let kc = start(pre23).await;
+    let atl = FakeAtlassian::start(FakeConfig::default()).await;
+    seed(&kc);
+    // Unset fields of every kind: no lastName (all seeded users), no firstName, attributes on one
+    // user only, a user without an email, and a service-account member.
+    kc.set_attribute("ana@example.com", "department", "R&D");
+    kc.state()
+        .users
+        .values_mut()
+        .find(|u| u.username == "ben@example.com")
+        .unwrap()
+        .first_name = None;
+    let users = kc
+        .state()
+        .groups
+        .values()
+        .find(|g| g.name == "Atlassian Users")
+        .unwrap()
+        .id
+        .clone();
+    let kiosk = kc.add_user_without_email("kiosk-07");
+    kc.add_member_id(&users, &kiosk);
+    let bot = kc.add_service_account("ci");
+    kc.add_member_id(&users, &bot);
+    let s = Scratch::new();
+    let text = config(&kc, &atl, false).replace(
+        "groups:\n",
+        "  attributes:\n    displayName: \"{givenName} {familyName}\"\n    department: \"{department}\"\n    title: \"{title}\"\ngroups:\n",
+    );
+    s.write("idsync.yaml", &text);
+
+    let mut plans = Vec::new();
+    for explicit_nulls in [false, true] {
+        kc.state().config.explicit_nulls = explicit_nulls;
+        let mut outputs = Vec::new();
+        for format in ["text", "json", "markdown"] {
+            let (code, plan, stderr) = idsync(&s, &kc, &atl, &["plan", "--format", format]).await;
+            assert_eq!(code, 0, "explicit_nulls {explicit_nulls}: {stderr}");
+            outputs.push(plan);
+        }
+        plans.push(outputs);
+    }
+    assert_eq!(plans[0], plans[1], "pre23 {pre23}: nulls changed the plan");
+    let plan = &plans[1][0];
+    for expected in [
+        "+ create_user ana@example.com",
+        "+ create_user ben@example.com",
+        "1 user(s) not synced (no email): kiosk-07",
+        "service-account-ci",
+    ] {
+        assert!(plan.contains(expected), "missing {expected:?} in\n{plan}");
+    }
+    // Ana's department (her only attribute) and Ben's missing first name came through.
+    assert!(
+        plans[1][1].contains("\"department\": \"R&D\""),
+        "{}",
+        plans[1][1]
+    );
+
+    // In `null` mode: apply, then nothing left to do.
+    let (code, _, stderr) = idsync(&s, &kc, &atl, &["apply", "--auto-approve"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    let (code, again, stderr) = idsync(&s, &kc, &atl, &["plan", "--detailed-exitcode"]).await;
+    assert_eq!(code, 0, "converged:\n{again}\n{stderr}");
+    let ana = atl.user("ana@example.com").unwrap();
+    assert_eq!(ana["displayName"], "Ana");
+    assert!(atl
+        .user("ben@example.com")
+        .unwrap()
+        .get("displayName")
+        .is_none());
+}

@@ -117,3 +117,75 @@ async fn a_user_without_email_is_named_and_kept() {
     }
     assert!(!plan.contains("- deactivate_user"), "{plan}");
 }
+
+/// A SCIM provider may send an unassigned attribute as `null` instead of leaving it out (RFC 7643
+/// §2.5). The same provider, read with the fake leaving unset fields out and then sending them as
+/// `null` (names, `title`, the enterprise extension, `emails` of a user without any, an empty
+/// group's `members`, the `Resources` of the page past the end), plans byte-identically, and
+/// converges in `null` mode.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explicit_nulls_plan_exactly_like_missing_fields_and_converge() {
+    let idp = FakeAtlassian::start(FakeConfig::default()).await;
+    let mut ana = SeedUser::new("ana@example.com");
+    ana.given_name = Some("Ana".into());
+    idp.add_user(ana);
+    let mut ben = SeedUser::new("ben@example.com");
+    ben.title = Some("Engineer".into());
+    ben.department = Some("R&D".into());
+    idp.add_user(ben);
+    let mut svc = SeedUser::new("svc-build@example.com");
+    svc.user_name = Some("svc-build".into());
+    idp.add_user(svc);
+    idp.state()
+        .users
+        .iter_mut()
+        .find(|u| u.user_name == "svc-build")
+        .unwrap()
+        .emails
+        .clear();
+    idp.add_user(SeedUser::new("cy@example.com"));
+    idp.add_group("engineering", &["ana@example.com", "ben@example.com"]);
+    idp.add_group("empty", &[]);
+    let s = scratch(&idp);
+    let text = s.read("idsync.yaml").replace(
+        "groups:\n",
+        "users:\n  attributes: {displayName: \"{givenName} {familyName}\", title: \"{title}\", department: \"{department}\"}\ngroups:\n",
+    );
+    s.write("idsync.yaml", &text);
+
+    let mut plans = Vec::new();
+    for explicit_nulls in [false, true] {
+        idp.state().config.explicit_nulls = explicit_nulls;
+        let mut outputs = Vec::new();
+        for format in ["text", "json", "markdown"] {
+            let (code, plan, stderr) = idsync(&s, &idp, &["plan", "--format", format]).await;
+            assert_eq!(code, 0, "explicit_nulls {explicit_nulls}: {stderr}");
+            outputs.push(plan);
+        }
+        plans.push(outputs);
+    }
+    assert_eq!(plans[0], plans[1], "nulls changed the plan");
+    let plan = &plans[1][0];
+    for expected in [
+        "+ create_user ben@example.com",
+        "+ create_group empty",
+        "1 user(s) not synced (no email): svc-build",
+    ] {
+        assert!(plan.contains(expected), "missing {expected:?} in\n{plan}");
+    }
+    // 4 users in pages of 2: the page past the end was read too, with `Resources: null`.
+    assert!(idp
+        .requests()
+        .iter()
+        .any(|r| r.path.ends_with("/Users") && r.query.contains("startIndex=5")));
+
+    let (code, _, stderr) = idsync(&s, &idp, &["apply", "--auto-approve"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    let (code, again, stderr) = idsync(&s, &idp, &["plan", "--detailed-exitcode"]).await;
+    assert_eq!(code, 0, "converged?\n{again}\n{stderr}");
+    let target = s.read("atlassian.yaml");
+    assert!(
+        target.contains("department: R&D") && target.contains("displayName: Ana"),
+        "{target}"
+    );
+}

@@ -102,13 +102,8 @@ async fn scim_page(
     };
     let total = number("totalResults");
     let start_at = number("startIndex");
-    let resources = match page.get_mut("Resources").map(Value::take) {
-        Some(Value::Array(r)) => r,
-        // An empty page may leave `Resources` out.
-        None => Vec::new(),
-        _ => {
-            return Err(client.malformed(path, "a SCIM ListResponse whose Resources is not a list"))
-        }
+    let Some(resources) = list_resources(&mut page) else {
+        return Err(client.malformed(path, "a SCIM ListResponse whose Resources is not a list"));
     };
     if resources.is_empty() && total.is_none() && page.get("schemas").is_none() {
         return Err(client.malformed(path, "a SCIM ListResponse without Resources"));
@@ -118,6 +113,17 @@ async fn scim_page(
         start: start_at,
         resources,
     })
+}
+
+/// The `Resources` of a SCIM ListResponse, taken out of it; `None` when it is not a list. An
+/// empty page may leave `Resources` out or send it as `null` (RFC 7643 §2.5: unassigned and
+/// `null` are the same state): both are no resources.
+fn list_resources(page: &mut Value) -> Option<Vec<Value>> {
+    match page.get_mut("Resources").map(Value::take) {
+        Some(Value::Array(r)) => Some(r),
+        None | Some(Value::Null) => Some(Vec::new()),
+        Some(_) => None,
+    }
 }
 
 /// One page after another, each starting after what the previous returned, until `totalResults`
@@ -616,6 +622,20 @@ mod tests {
                 "{e}"
             );
         }
+    }
+
+    #[test]
+    fn scim_resources_missing_or_null_are_none_and_else_must_be_a_list() {
+        use serde_json::json;
+        let mut page = json!({"totalResults": 0, "Resources": null});
+        assert_eq!(list_resources(&mut page), Some(Vec::new()));
+        assert_eq!(
+            list_resources(&mut json!({"totalResults": 0})),
+            Some(Vec::new())
+        );
+        let mut page = json!({"Resources": [{"id": "a"}]});
+        assert_eq!(list_resources(&mut page), Some(vec![json!({"id": "a"})]));
+        assert_eq!(list_resources(&mut json!({"Resources": {"id": "a"}})), None);
     }
 
     #[test]

@@ -207,7 +207,8 @@ async fn get_with_quota_retries(
 }
 
 /// A Workspace user as the model: suspended or archived is inactive. Null, missing and blank
-/// values are all absent.
+/// values are all absent, at every level (`name`, `organizations`, an organization's fields).
+/// `suspended` and `archived` missing or `null` are false: only an explicit `true` deactivates.
 fn user_from_google(v: &Value) -> Result<User, Box<LeftOut>> {
     let s = |p: &str| present(v.pointer(p)).map(String::from);
     let Some(email) = s("/primaryEmail") else {
@@ -382,6 +383,24 @@ mod tests {
         assert_eq!(
             u.attributes.get("department").map(String::as_str),
             Some("R&D")
+        );
+        // Null everywhere is the same user as nothing at all, and still active.
+        let bare = json!({"id": "3", "primaryEmail": "cy@x.com"});
+        let nulls = json!({"id": "3", "primaryEmail": "cy@x.com", "name": {"givenName": null,
+            "familyName": null, "fullName": null}, "suspended": null, "archived": null,
+            "organizations": null, "relations": null, "customSchemas": null, "orgUnitPath": null});
+        let u = user_from_google(&nulls).unwrap();
+        assert!(u.active, "a null `suspended` deactivates nobody");
+        assert_eq!(u, user_from_google(&bare).unwrap());
+        let orgs = json!({"id": "3", "primaryEmail": "cy@x.com", "name": null,
+            "organizations": [{"title": null, "primary": null}, {"title": "Eng", "primary": true}]});
+        assert_eq!(
+            user_from_google(&orgs)
+                .unwrap()
+                .attributes
+                .get("title")
+                .map(String::as_str),
+            Some("Eng")
         );
         let key = Secret::new(
             r#"{"client_email": "sa@p.iam.gserviceaccount.com", "private_key": "-----BEGIN PRIVATE KEY-----", "token_uri": "https://oauth2.googleapis.com/token"}"#,

@@ -180,7 +180,9 @@ impl KeycloakSource {
 
 /// A Keycloak user as the model: the first value of each attribute is usable in templates. Keycloak
 /// allows users without an email: such a user (unless its username is an email) is left out,
-/// named, with the reason.
+/// named, with the reason. Keycloak omits unset fields, but a `null` (a proxy, an older server, an
+/// extension) reads exactly like a missing field: `email`, names, `attributes`, an attribute's
+/// values. `enabled` missing or `null` is enabled: only an explicit `false` deactivates.
 fn user_from_keycloak(v: &Value) -> Result<User, Box<LeftOut>> {
     let s = |k: &str| present(v.get(k)).map(String::from);
     let username = s("username");
@@ -303,5 +305,16 @@ mod tests {
         assert_eq!(u.given_name, None);
         assert_eq!(u.attributes.get("title").map(String::as_str), Some("Eng"));
         assert!(!u.attributes.contains_key("x"));
+        // Null everywhere is the same user as nothing at all, and still enabled.
+        let bare = json!({"id": "k4", "username": "dee", "email": "dee@x.com"});
+        let nulls = json!({"id": "k4", "username": "dee", "email": "dee@x.com", "firstName": null,
+                           "lastName": null, "enabled": null, "attributes": null});
+        let u = user_from_keycloak(&nulls).unwrap();
+        assert!(u.active, "a null `enabled` deactivates nobody");
+        assert_eq!(u, user_from_keycloak(&bare).unwrap());
+        // A null email falls back to an email-shaped username, as a missing one does.
+        let u = user_from_keycloak(&json!({"id": "k5", "username": "eve@x.com", "email": null}))
+            .unwrap();
+        assert_eq!(u.key(), "eve@x.com");
     }
 }

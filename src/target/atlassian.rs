@@ -48,6 +48,21 @@ struct OrgAccount {
     last_active: Option<DateTime<Utc>>,
 }
 
+/// One account of the org users listing; `None` without an `account_id`. A `null` reads like a
+/// missing field: no email (never linked), no name, never active (`last_active`). A missing or
+/// `null` `account_status` is `active`: Atlassian documents it as always present, and here it only
+/// decides whether an account the directory lacks is offered for linking.
+fn org_account(a: &Value) -> Option<OrgAccount> {
+    let s = |k: &str| a.get(k).and_then(Value::as_str).map(String::from);
+    Some(OrgAccount {
+        account_id: s("account_id")?,
+        email: s("email"),
+        name: s("name"),
+        status: s("account_status").unwrap_or_else(|| "active".into()),
+        last_active: s("last_active").as_deref().and_then(parse_when),
+    })
+}
+
 /// What the admin API adds to a SCIM snapshot.
 #[derive(Debug, Default)]
 struct OrgFacts {
@@ -96,19 +111,7 @@ impl AdminApi {
         let data = paginate::cursor_all(&self.http, &path)
             .await
             .map_err(hint)?;
-        Ok(data
-            .iter()
-            .filter_map(|a| {
-                let s = |k: &str| a.get(k).and_then(Value::as_str).map(String::from);
-                Some(OrgAccount {
-                    account_id: s("account_id")?,
-                    email: s("email"),
-                    name: s("name"),
-                    status: s("account_status").unwrap_or_else(|| "active".into()),
-                    last_active: s("last_active").as_deref().and_then(parse_when),
-                })
-            })
-            .collect())
+        Ok(data.iter().filter_map(org_account).collect())
     }
 
     /// The organization's verified domains.
@@ -187,6 +190,8 @@ impl AdminApi {
         };
         let mut out: HashMap<String, usize> = HashMap::new();
         for t in &data {
+            // A token without a status (missing or `null`) counts as live: revoking one too many
+            // is safer than leaving one.
             let live = t
                 .get("status")
                 .and_then(Value::as_str)
@@ -535,6 +540,20 @@ mod tests {
         );
         assert_eq!(directory_id("https://scim.example.net/v2"), None);
         assert!(parse_when("yesterday").is_none());
+    }
+
+    #[test]
+    fn org_accounts_read_nulls_as_missing() {
+        let a = org_account(&serde_json::json!({
+            "account_id": "acc-1", "email": null, "name": null, "account_status": null,
+            "last_active": null,
+        }))
+        .unwrap();
+        assert_eq!(
+            (a.email, a.name, a.status.as_str(), a.last_active),
+            (None, None, "active", None)
+        );
+        assert!(org_account(&serde_json::json!({"account_id": null})).is_none());
     }
 
     #[test]

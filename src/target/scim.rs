@@ -759,18 +759,37 @@ fn id_of(v: &Value) -> Option<String> {
 }
 
 /// A SCIM user as the normalized model.
+///
+/// RFC 7643 §2.5: an unassigned attribute, `null` and (multi-valued) an empty array are the same
+/// state, and a server may send any of them. So a `null` is read exactly like a missing attribute,
+/// at every level: `name`, `emails`, an email's `value` or `primary`, the enterprise extension and
+/// its attributes. A blank string is kept as it is: it is what the directory holds (and what a
+/// create may have written), so taking it for absent would plan the same change on every run.
+/// Defaults: `active` missing or `null` is active (a server that does not say has not
+/// deactivated anyone); `primary` missing or `null` is not primary.
 fn user_from_scim(v: &Value) -> Option<User> {
     let s = |p: &str| v.pointer(p).and_then(Value::as_str).map(String::from);
     let user_name = s("/userName")?;
-    let emails = v.get("emails").and_then(Value::as_array);
-    let email = emails
-        .and_then(|es| {
-            es.iter()
-                .find(|e| e.get("primary").and_then(Value::as_bool) == Some(true))
-                .or_else(|| es.first())
+    // The primary email, else the first with a value, else the userName: an email whose value is
+    // null is no email at all, primary or not.
+    let emails: Vec<(&str, bool)> = v
+        .get("emails")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| {
+            let value = e.get("value").and_then(Value::as_str)?;
+            Some((
+                value,
+                e.get("primary").and_then(Value::as_bool) == Some(true),
+            ))
         })
-        .and_then(|e| e.get("value").and_then(Value::as_str))
-        .map_or_else(|| user_name.clone(), String::from);
+        .collect();
+    let email = emails
+        .iter()
+        .find(|(_, primary)| *primary)
+        .or_else(|| emails.first())
+        .map_or_else(|| user_name.clone(), |(e, _)| (*e).to_string());
     let mut u = User::new(&email);
     u.user_name = Some(user_name);
     u.id = s("/id");
@@ -790,11 +809,13 @@ fn user_from_scim(v: &Value) -> Option<User> {
         }
     }
     for a in ENTERPRISE_ATTRIBUTES {
+        // The extension's value, else a top-level one (some servers flatten it): a `null` in the
+        // extension is no value, so the top level still counts.
         let val = v
             .get(ENTERPRISE)
             .and_then(|x| x.get(*a))
-            .or_else(|| v.get(*a))
-            .and_then(Value::as_str);
+            .and_then(Value::as_str)
+            .or_else(|| v.get(*a).and_then(Value::as_str));
         if let Some(val) = val {
             u.attributes.insert((*a).to_string(), val.to_string());
         }
@@ -930,6 +951,50 @@ mod tests {
         );
         assert_eq!(v[ENTERPRISE]["department"], "R&D");
         assert_eq!(v["title"], "Engineer");
+    }
+
+    #[test]
+    fn nulls_read_as_missing_at_every_level() {
+        let bare = json!({"id": "s1", "userName": "ana@example.com"});
+        let nulls = json!({
+            "id": "s1", "userName": "ana@example.com", "externalId": null, "displayName": null,
+            "name": null, "title": null, "active": null, "emails": null, "groups": null,
+            ENTERPRISE: null, ATLASSIAN_EXT: null,
+        });
+        let inner = json!({
+            "id": "s1", "userName": "ana@example.com",
+            "name": {"givenName": null, "familyName": null, "formatted": null},
+            "emails": [{"value": null, "primary": true}, {"value": null}],
+            ENTERPRISE: {"department": null, "organization": null},
+            ATLASSIAN_EXT: {"atlassianAccountId": null},
+        });
+        let want = user_from_scim(&bare).unwrap();
+        assert!(want.active, "no `active` is active");
+        for v in [&nulls, &inner] {
+            let u = user_from_scim(v).unwrap();
+            assert_eq!(u, want, "{v}");
+        }
+        // A primary email without a value gives way to the next email that has one.
+        let v = json!({"userName": "ana", "emails": [
+            {"value": null, "primary": true}, {"value": "Ana@Example.com", "primary": null}]});
+        assert_eq!(user_from_scim(&v).unwrap().email, "Ana@Example.com");
+        // A null in the enterprise extension does not hide a top-level value.
+        let v = json!({"userName": "ana", ENTERPRISE: {"department": null}, "department": "R&D"});
+        assert_eq!(
+            user_from_scim(&v)
+                .unwrap()
+                .attributes
+                .get("department")
+                .map(String::as_str),
+            Some("R&D")
+        );
+        // A blank string is what the directory holds: kept, never taken for absent.
+        let v = json!({"userName": "ana", "displayName": ""});
+        assert_eq!(
+            user_from_scim(&v).unwrap().display_name.as_deref(),
+            Some("")
+        );
+        assert!(member_ids(&json!({"id": "g1", "members": null})).is_empty());
     }
 
     #[test]

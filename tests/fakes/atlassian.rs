@@ -74,6 +74,14 @@ pub struct FakeConfig {
     pub org_reads_forbidden: bool,
     /// Let several groups share a `displayName` (many SCIM servers do; Atlassian answers 409).
     pub allow_duplicate_group_names: bool,
+    /// Send every unset optional field as an explicit `null` instead of leaving it out: SCIM
+    /// users' `externalId`, `displayName`, `title`…, `name` (or its unset parts), no `emails`, an
+    /// email's `type`, an empty `groups`, the enterprise extension (or its unset attributes); an empty
+    /// group's `members`; an empty page's `Resources`; an org account's `last_active`; the last
+    /// page's `links.next`. RFC 7643 §2.5 makes `null` and unassigned the same state, and lets a
+    /// server omit unassigned attributes; Atlassian's documented responses omit them, as the
+    /// fake does by default.
+    pub explicit_nulls: bool,
 }
 
 /// The platform role ids Atlassian documents (the `platformRole` model).
@@ -127,6 +135,7 @@ impl Default for FakeConfig {
             token_inventory: true,
             org_reads_forbidden: false,
             allow_duplicate_group_names: false,
+            explicit_nulls: false,
         }
     }
 }
@@ -486,13 +495,14 @@ impl State {
         user: &ScimUser,
         group_refs: &HashMap<&str, Vec<&ScimGroup>>,
     ) -> Value {
+        let nulls = self.config.explicit_nulls;
         let mut body = Map::new();
         body.insert(
             "schemas".into(),
             json!([SCHEMA_USER, SCHEMA_ENTERPRISE, SCHEMA_ATLASSIAN]),
         );
         body.insert("id".into(), json!(user.id));
-        insert_opt(&mut body, "externalId", &user.external_id);
+        insert_opt(&mut body, "externalId", &user.external_id, nulls);
         body.insert("userName".into(), json!(user.user_name));
         let emails: Vec<Value> = user
             .emails
@@ -500,28 +510,37 @@ impl State {
             .map(|e| {
                 let mut email = Map::new();
                 email.insert("value".into(), json!(e.value));
-                insert_opt(&mut email, "type", &e.kind);
+                insert_opt(&mut email, "type", &e.kind, nulls);
                 email.insert("primary".into(), json!(e.primary));
                 Value::Object(email)
             })
             .collect();
-        body.insert("emails".into(), Value::Array(emails));
+        if emails.is_empty() && nulls {
+            body.insert("emails".into(), Value::Null);
+        } else {
+            body.insert("emails".into(), Value::Array(emails));
+        }
         let mut name = Map::new();
-        insert_opt(&mut name, "givenName", &user.given_name);
-        insert_opt(&mut name, "familyName", &user.family_name);
-        insert_opt(&mut name, "formatted", &user.formatted_name());
-        body.insert("name".into(), Value::Object(name));
-        insert_opt(&mut body, "displayName", &user.display_name);
-        insert_opt(&mut body, "nickName", &user.nick_name);
-        insert_opt(&mut body, "title", &user.title);
-        insert_opt(&mut body, "preferredLanguage", &user.preferred_language);
-        insert_opt(&mut body, "locale", &user.locale);
-        insert_opt(&mut body, "timezone", &user.timezone);
+        insert_opt(&mut name, "givenName", &user.given_name, nulls);
+        insert_opt(&mut name, "familyName", &user.family_name, nulls);
+        insert_opt(&mut name, "formatted", &user.formatted_name(), nulls);
+        body.insert("name".into(), object_or_null(name, nulls));
+        insert_opt(&mut body, "displayName", &user.display_name, nulls);
+        insert_opt(&mut body, "nickName", &user.nick_name, nulls);
+        insert_opt(&mut body, "title", &user.title, nulls);
+        insert_opt(
+            &mut body,
+            "preferredLanguage",
+            &user.preferred_language,
+            nulls,
+        );
+        insert_opt(&mut body, "locale", &user.locale, nulls);
+        insert_opt(&mut body, "timezone", &user.timezone, nulls);
         body.insert("active".into(), json!(user.active));
         let mut enterprise = Map::new();
-        insert_opt(&mut enterprise, "department", &user.department);
-        insert_opt(&mut enterprise, "organization", &user.organization);
-        body.insert(SCHEMA_ENTERPRISE.into(), Value::Object(enterprise));
+        insert_opt(&mut enterprise, "department", &user.department, nulls);
+        insert_opt(&mut enterprise, "organization", &user.organization, nulls);
+        body.insert(SCHEMA_ENTERPRISE.into(), object_or_null(enterprise, nulls));
         body.insert(
             SCHEMA_ATLASSIAN.into(),
             json!({ "atlassianAccountId": user.account_id }),
@@ -532,7 +551,11 @@ impl State {
             .flatten()
             .map(|g| json!({ "value": g.id, "display": g.display_name, "type": "direct" }))
             .collect();
-        body.insert("groups".into(), Value::Array(groups));
+        if groups.is_empty() && nulls {
+            body.insert("groups".into(), Value::Null);
+        } else {
+            body.insert("groups".into(), Value::Array(groups));
+        }
         body.insert(
             "meta".into(),
             json!({
@@ -580,6 +603,11 @@ impl State {
                 json!({ "value": id, "display": display, "type": "User" })
             })
             .collect();
+        let members = if members.is_empty() && self.config.explicit_nulls {
+            Value::Null
+        } else {
+            Value::Array(members)
+        };
         json!({
             "schemas": [SCHEMA_GROUP],
             "id": group.id,
@@ -601,7 +629,12 @@ impl State {
         body.insert("account_status".into(), json!(account.status));
         body.insert("name".into(), json!(account.name));
         body.insert("email".into(), json!(account.email));
-        insert_opt(&mut body, "last_active", &account.last_active);
+        insert_opt(
+            &mut body,
+            "last_active",
+            &account.last_active,
+            self.config.explicit_nulls,
+        );
         body.insert("access_billable".into(), json!(account.access_billable));
         body.insert(
             "links".into(),
@@ -614,9 +647,21 @@ impl State {
     }
 }
 
-fn insert_opt(map: &mut Map<String, Value>, key: &str, value: &Option<String>) {
+/// Sets `key` when there is a value; without one, leaves it out, or with `nulls` sends `null`.
+fn insert_opt(map: &mut Map<String, Value>, key: &str, value: &Option<String>, nulls: bool) {
     if let Some(value) = value {
         map.insert(key.into(), json!(value));
+    } else if nulls {
+        map.insert(key.into(), Value::Null);
+    }
+}
+
+/// A complex attribute; with `nulls`, one whose every part is unset is `null` as a whole.
+fn object_or_null(map: Map<String, Value>, nulls: bool) -> Value {
+    if nulls && map.values().all(Value::is_null) {
+        Value::Null
+    } else {
+        Value::Object(map)
     }
 }
 
@@ -1176,7 +1221,12 @@ impl Page {
     }
 
     /// One page of the matching resources; only the page's resources are rendered.
-    fn list_response<T>(&self, matching: &[T], render: impl Fn(&T) -> Value) -> Response {
+    fn list_response<T>(
+        &self,
+        matching: &[T],
+        nulls: bool,
+        render: impl Fn(&T) -> Value,
+    ) -> Response {
         let total = matching.len();
         let resources: Vec<Value> = matching
             .iter()
@@ -1191,7 +1241,7 @@ impl Page {
                 "totalResults": total,
                 "startIndex": self.start,
                 "itemsPerPage": resources.len(),
-                "Resources": resources,
+                "Resources": if resources.is_empty() && nulls { Value::Null } else { Value::Array(resources) },
             }),
         )
     }
@@ -1247,7 +1297,11 @@ async fn list_users(
     };
     let matching: Vec<&ScimUser> = state.users.iter().filter(|u| keep(u)).collect();
     let refs = state.group_refs(page.window(&matching));
-    Ok(page.list_response(&matching, |u| state.user_json_with(u, &refs)))
+    Ok(
+        page.list_response(&matching, state.config.explicit_nulls, |u| {
+            state.user_json_with(u, &refs)
+        }),
+    )
 }
 
 async fn list_groups(
@@ -1275,7 +1329,11 @@ async fn list_groups(
         })
         .collect();
     let names = state.user_names(page.window(&matching));
-    Ok(page.list_response(&matching, |g| state.group_json_with(g, &names)))
+    Ok(
+        page.list_response(&matching, state.config.explicit_nulls, |g| {
+            state.group_json_with(g, &names)
+        }),
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1851,6 +1909,8 @@ async fn org_users(
             "{url}?{}",
             cursor_param(&cursor_for(offset + size))
         ));
+    } else if state.config.explicit_nulls {
+        links["next"] = Value::Null;
     }
     let body = json!({ "data": data, "links": links, "meta": { "total": state.accounts.len() } });
     Ok(Json(body).into_response())
@@ -2024,6 +2084,8 @@ async fn token_inventory(
     let mut links = json!({});
     if offset + size < all.len() {
         links["next"] = json!(cursor_for(offset + size));
+    } else if state.config.explicit_nulls {
+        links["next"] = Value::Null;
     }
     Ok(Json(json!({ "data": data, "links": links })).into_response())
 }

@@ -13,6 +13,14 @@
 //! - errors are `{"error":{"code","message","errors":[{"reason","domain","message"}],"status"}}`,
 //!   the token endpoint's OAuth 2.0 `{"error","error_description"}`.
 //!
+//! Unset fields are left out, as Google's JSON APIs do (Google JSON Style Guide: "Consider removing
+//! empty or null values"; the Directory API reference shows no field as nullable, and documents
+//! `nextPageToken` as absent on the last page). With [`FakeGoogleConfig::explicit_nulls`] every
+//! unset optional field is sent as `null` instead (`name.familyName`, `organizations`, an
+//! organization's unset fields, `externalIds`, `relations`, `customSchemas`, a group's
+//! `description`, a CUSTOMER member's `email`, an empty page's items, the last page's
+//! `nextPageToken`…), to check that idsync reads both alike.
+//!
 //! The shared [`FaultLayer`] sits in front; its injected errors use the Google error shape.
 
 use std::{
@@ -67,6 +75,8 @@ pub struct FakeGoogleConfig {
     /// The most items one page of any listing holds, whatever `maxResults` asks for (a test knob:
     /// Google honours `maxResults`; small pages let a test see paging with few items).
     pub page_cap: usize,
+    /// Sends every unset optional field as an explicit `null` instead of leaving it out.
+    pub explicit_nulls: bool,
 }
 
 impl Default for FakeGoogleConfig {
@@ -79,6 +89,7 @@ impl Default for FakeGoogleConfig {
             token_ttl_requests: None,
             latency: Duration::ZERO,
             page_cap: usize::MAX,
+            explicit_nulls: false,
         }
     }
 }
@@ -105,13 +116,22 @@ pub struct GUser {
 }
 
 impl GUser {
-    fn json(&self) -> Value {
+    /// The user resource; `nulls`: unset optional fields as `null` rather than left out.
+    fn json(&self, nulls: bool) -> Value {
         let full = format!("{} {}", self.given_name, self.family_name);
+        // Google requires both names; the fake lets them be empty (sent as "", or as null).
+        let name = |n: &str| {
+            if nulls && n.is_empty() {
+                Value::Null
+            } else {
+                json!(n)
+            }
+        };
         let mut user = json!({
             "kind": "admin#directory#user",
             "id": self.id,
             "primaryEmail": self.primary_email,
-            "name": {"givenName": self.given_name, "familyName": self.family_name,
+            "name": {"givenName": name(&self.given_name), "familyName": name(&self.family_name),
                      "fullName": full.trim()},
             "isAdmin": self.is_admin,
             "suspended": self.suspended,
@@ -128,10 +148,41 @@ impl GUser {
             if let Some(department) = &self.department {
                 org["department"] = json!(department);
             }
+            if nulls {
+                for key in [
+                    "title",
+                    "department",
+                    "costCenter",
+                    "description",
+                    "name",
+                    "location",
+                ] {
+                    org.as_object_mut()
+                        .expect("an object")
+                        .entry(key)
+                        .or_insert(Value::Null);
+                }
+            }
             user["organizations"] = json!([org]);
         }
         if !self.external_ids.is_empty() {
             user["externalIds"] = json!(self.external_ids);
+        }
+        if nulls {
+            let user = user.as_object_mut().expect("an object");
+            for key in [
+                "organizations",
+                "externalIds",
+                "relations",
+                "customSchemas",
+                "phones",
+                "addresses",
+                "emails",
+                "thumbnailPhotoUrl",
+                "recoveryEmail",
+            ] {
+                user.entry(key).or_insert(Value::Null);
+            }
         }
         user
     }
@@ -224,8 +275,12 @@ impl State {
             GMember::External { id, email } => (id, email, "USER"),
             GMember::Customer => {
                 // No email: the member is the whole customer.
-                let body = json!({"kind": "admin#directory#member", "id": CUSTOMER_ID,
+                let mut body = json!({"kind": "admin#directory#member", "id": CUSTOMER_ID,
                                   "role": "MEMBER", "type": "CUSTOMER", "status": "ACTIVE"});
+                if self.config.explicit_nulls {
+                    body["email"] = Value::Null;
+                    body["delivery_settings"] = Value::Null;
+                }
                 return Some((String::new(), body));
             }
         };
@@ -233,6 +288,11 @@ impl State {
                               "role": "MEMBER", "type": kind});
         if kind == "USER" {
             body["status"] = json!("ACTIVE");
+        } else if self.config.explicit_nulls {
+            body["status"] = Value::Null;
+        }
+        if self.config.explicit_nulls {
+            body["delivery_settings"] = Value::Null;
         }
         Some((email.to_lowercase(), body))
     }
@@ -610,6 +670,7 @@ fn page<T>(
     field: &str,
     mut items: Vec<(String, T)>,
     limit: usize,
+    nulls: bool,
     render: impl Fn(T) -> Value,
 ) -> Reply {
     items.sort_by(|a, b| a.0.cmp(&b.0));
@@ -634,9 +695,13 @@ fn page<T>(
     }
     if !page.is_empty() {
         body.insert(field.into(), Value::Array(page));
+    } else if nulls {
+        body.insert(field.into(), Value::Null);
     }
     if rest.peek().is_some() {
         body.insert("nextPageToken".into(), json!(encode_token(&last)));
+    } else if nulls {
+        body.insert("nextPageToken".into(), Value::Null);
     }
     Ok(Json(Value::Object(body)).into_response())
 }
@@ -679,7 +744,8 @@ async fn list_users(AxumState(state): AxumState<Shared>, uri: Uri) -> Reply {
         "users",
         users,
         limit,
-        GUser::json,
+        state.config.explicit_nulls,
+        |u| u.json(state.config.explicit_nulls),
     )
 }
 
@@ -690,7 +756,7 @@ async fn get_user(AxumState(state): AxumState<Shared>, Path(key): Path<String>) 
         let message = "Resource Not Found: userKey";
         Failure::google(StatusCode::NOT_FOUND, message, "notFound", "global")
     })?;
-    Ok(Json(user.json()).into_response())
+    Ok(Json(user.json(state.config.explicit_nulls)).into_response())
 }
 
 async fn list_groups(AxumState(state): AxumState<Shared>, uri: Uri) -> Reply {
@@ -708,9 +774,18 @@ async fn list_groups(AxumState(state): AxumState<Shared>, uri: Uri) -> Reply {
                 .map_or(true, |d| g.email.to_lowercase().ends_with(&format!("@{d}")))
         })
         .map(|g| {
-            let body = json!({"kind": "admin#directory#group", "id": g.id, "email": g.email,
-                "name": g.name, "description": "", "adminCreated": true,
+            let description = if state.config.explicit_nulls {
+                Value::Null
+            } else {
+                json!("")
+            };
+            let mut body = json!({"kind": "admin#directory#group", "id": g.id, "email": g.email,
+                "name": g.name, "description": description, "adminCreated": true,
                 "directMembersCount": g.members.len().to_string()});
+            if state.config.explicit_nulls {
+                body["aliases"] = Value::Null;
+                body["nonEditableAliases"] = Value::Null;
+            }
             (g.email.to_lowercase(), body)
         })
         .collect();
@@ -720,6 +795,7 @@ async fn list_groups(AxumState(state): AxumState<Shared>, uri: Uri) -> Reply {
         "groups",
         groups,
         limit,
+        state.config.explicit_nulls,
         |v| v,
     )
 }
@@ -761,6 +837,7 @@ async fn list_members(
         "members",
         members,
         limit,
+        state.config.explicit_nulls,
         |v| v,
     )
 }

@@ -259,3 +259,43 @@ async fn customer_and_external_members_are_listed_direct_and_derived() {
     assert_eq!(types, BTreeSet::from(["CUSTOMER", "USER"]));
     assert_eq!(derived["members"].as_array().unwrap().len(), 3);
 }
+
+#[tokio::test]
+async fn unset_fields_are_left_out_or_with_explicit_nulls_sent_as_null() {
+    let fake = FakeGoogle::start(FakeGoogleConfig::default()).await;
+    fake.add_user("ana@example.com");
+    fake.add_group("Empty", "empty@example.com", &[]);
+    fake.add_group("All", "all@example.com", &[]);
+    fake.add_customer_member("all@example.com");
+    let access = token(&fake).await;
+    for explicit_nulls in [false, true] {
+        fake.state().config.explicit_nulls = explicit_nulls;
+        let (_, users) = get(&fake, &access, "/users?customer=my_customer").await;
+        let (_, empty) = get(&fake, &access, "/groups/empty@example.com/members").await;
+        let (_, all) = get(&fake, &access, "/groups/all@example.com/members").await;
+        let ana = &users["users"][0];
+        let unset = [
+            (ana, "/organizations"),
+            (ana, "/relations"),
+            (ana, "/customSchemas"),
+            (&users, "/nextPageToken"),
+            (&empty, "/members"),
+            (&all, "/members/0/email"),
+        ];
+        for (item, pointer) in unset {
+            match item.pointer(pointer) {
+                None => assert!(!explicit_nulls, "{pointer} left out in null mode: {item}"),
+                Some(Value::Null) => assert!(explicit_nulls, "{pointer} null by default: {item}"),
+                Some(other) => panic!("{pointer} is set: {other}"),
+            }
+        }
+        assert_eq!(ana["name"]["givenName"], "Ana");
+        // Google requires both names; the fake's empty one is "" by default.
+        let family = if explicit_nulls {
+            Value::Null
+        } else {
+            json!("")
+        };
+        assert_eq!(ana["name"]["familyName"], family);
+    }
+}

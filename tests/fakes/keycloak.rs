@@ -25,6 +25,13 @@
 //! Keycloak 18): `GET /groups` returns each top-level group with the whole tree below it in
 //! `subGroups`, no group has a `subGroupCount`, and `/groups/{id}/children` does not exist (404).
 //!
+//! Unset fields are left out, as Keycloak does: its server serializes representations with
+//! Jackson's `NON_NULL` inclusion (`org.keycloak.util.JsonSerialization`; the admin client's
+//! `JacksonProvider` copies it "same like JSONSerialization class"), so a user without an email
+//! has no `email` key, not `"email": null`. With [`FakeKeycloakConfig::explicit_nulls`] every unset
+//! optional field is sent as `null` instead (as a proxy or an extension re-serializing with
+//! default Jackson settings would), to check that idsync reads both alike.
+//!
 //! Injected faults (the shared [`FaultLayer`]) use the `{"error": ...}` shape.
 
 use std::{
@@ -70,6 +77,11 @@ pub struct FakeKeycloakConfig {
     pub latency: Duration,
     /// Plays a server older than Keycloak 23: the tree inline in `subGroups`, no `/children`.
     pub pre23: bool,
+    /// Sends every unset optional field as an explicit `null` (`email`, `firstName`, `lastName`,
+    /// `attributes`, `serviceAccountClientId`, `federationLink`, a group's `parentId`,
+    /// `attributes`, `description`, and before 23 `subGroupCount`, after it `subGroups`) instead
+    /// of leaving it out, as Keycloak does.
+    pub explicit_nulls: bool,
 }
 
 impl Default for FakeKeycloakConfig {
@@ -85,6 +97,7 @@ impl Default for FakeKeycloakConfig {
             token_ttl_requests: None,
             latency: Duration::ZERO,
             pre23: false,
+            explicit_nulls: false,
         }
     }
 }
@@ -192,11 +205,22 @@ impl State {
         if let Some(parent) = &group.parent_id {
             rep["parentId"] = json!(parent);
         }
+        if self.config.explicit_nulls {
+            let rep = rep.as_object_mut().expect("an object");
+            for key in ["parentId", "attributes", "description", "subGroupCount"] {
+                rep.entry(key).or_insert(Value::Null);
+            }
+            if !self.config.pre23 {
+                // 23+ lists subgroups through /children: no inline tree to send.
+                rep.insert("subGroups".into(), Value::Null);
+            }
+        }
         rep
     }
 }
 
-fn user_json(user: &User, brief: bool) -> Value {
+/// A user representation; `nulls`: unset optional fields as `null` rather than left out.
+fn user_json(user: &User, brief: bool, nulls: bool) -> Value {
     let mut rep = Map::new();
     rep.insert("id".into(), json!(user.id));
     rep.insert("username".into(), json!(user.username));
@@ -207,6 +231,8 @@ fn user_json(user: &User, brief: bool) -> Value {
     ] {
         if let Some(value) = value {
             rep.insert(key.into(), json!(value));
+        } else if nulls {
+            rep.insert(key.into(), Value::Null);
         }
     }
     rep.insert("enabled".into(), json!(user.enabled));
@@ -216,12 +242,19 @@ fn user_json(user: &User, brief: bool) -> Value {
     if !brief {
         if !user.attributes.is_empty() {
             rep.insert("attributes".into(), json!(user.attributes));
+        } else if nulls {
+            rep.insert("attributes".into(), Value::Null);
         }
         rep.insert("requiredActions".into(), json!([]));
         rep.insert("notBefore".into(), json!(0));
     }
     if user.service_account {
         rep.insert("serviceAccountClientId".into(), json!(user.username));
+    } else if nulls {
+        rep.insert("serviceAccountClientId".into(), Value::Null);
+    }
+    if nulls {
+        rep.insert("federationLink".into(), Value::Null);
     }
     Value::Object(rep)
 }
@@ -707,7 +740,7 @@ async fn list_users(
     users.sort_by(|a, b| a.username.cmp(&b.username));
     let users: Vec<Value> = page(users, first, max)
         .into_iter()
-        .map(|u| user_json(u, brief))
+        .map(|u| user_json(u, brief, state.config.explicit_nulls))
         .collect();
     json_reply(json!(users))
 }
@@ -732,7 +765,7 @@ async fn get_user(
 ) -> Reply {
     let state = admin(&state, &headers, &realm)?;
     let user = state.users.get(&id).ok_or_else(user_not_found)?;
-    json_reply(user_json(user, false))
+    json_reply(user_json(user, false, state.config.explicit_nulls))
 }
 
 async fn user_groups(
@@ -858,7 +891,7 @@ async fn members(
     users.sort_by(|a, b| a.username.cmp(&b.username));
     let users: Vec<Value> = page(users, first, max)
         .into_iter()
-        .map(|u| user_json(u, brief))
+        .map(|u| user_json(u, brief, state.config.explicit_nulls))
         .collect();
     json_reply(json!(users))
 }

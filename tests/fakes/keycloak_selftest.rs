@@ -252,3 +252,49 @@ async fn renames_and_disables_keep_the_id() {
     assert_eq!(users[0]["email"], "carol.new@example.com");
     assert_eq!(users[0]["enabled"], false);
 }
+
+#[tokio::test]
+async fn unset_fields_are_left_out_or_with_explicit_nulls_sent_as_null() {
+    for pre23 in [false, true] {
+        let fake = FakeKeycloak::start(FakeKeycloakConfig {
+            pre23,
+            ..FakeKeycloakConfig::default()
+        })
+        .await;
+        fake.add_user_without_email("kiosk");
+        fake.add_group("/Top", &[]);
+        fake.add_group("/Top/Child", &[]);
+        let token = token(&fake).await;
+        for explicit_nulls in [false, true] {
+            fake.state().config.explicit_nulls = explicit_nulls;
+            let users = ok(&fake, &token, "/users?briefRepresentation=false").await;
+            let groups = ok(&fake, &token, "/groups").await;
+            let unset = [
+                (&users[0], "email"),
+                (&users[0], "firstName"),
+                (&users[0], "lastName"),
+                (&users[0], "attributes"),
+                (&users[0], "serviceAccountClientId"),
+                (&groups[0], "parentId"),
+                (&groups[0], "attributes"),
+            ];
+            for (item, key) in unset {
+                match item.get(key) {
+                    None => assert!(!explicit_nulls, "{key} left out in null mode: {item}"),
+                    Some(Value::Null) => assert!(explicit_nulls, "{key} null by default: {item}"),
+                    Some(other) => panic!("{key} is set: {other}"),
+                }
+            }
+            // The tree shape itself is unchanged: 23+ counts, older servers inline.
+            if pre23 {
+                assert_eq!(groups[0]["subGroups"][0]["name"], "Child");
+                assert_eq!(
+                    groups[0].get("subGroupCount").cloned(),
+                    explicit_nulls.then_some(Value::Null)
+                );
+            } else {
+                assert_eq!(groups[0]["subGroupCount"], 1);
+            }
+        }
+    }
+}

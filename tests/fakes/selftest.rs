@@ -640,3 +640,36 @@ async fn periodic_errors_path_failures_and_slow_paths() {
     assert_eq!(fake.requests().len(), 6);
     assert_eq!(fake.requests()[1].query, "startIndex=201");
 }
+
+#[tokio::test]
+async fn unset_fields_are_left_out_or_with_explicit_nulls_sent_as_null() {
+    let fake = fake().await;
+    fake.add_user(SeedUser::new("ana@example.com"));
+    fake.add_group("empty", &[]);
+    let enterprise = "/urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+    for explicit_nulls in [false, true] {
+        fake.state().config.explicit_nulls = explicit_nulls;
+        let (_, users) = scim(&fake, Method::GET, "/Users", None).await;
+        let (_, groups) = scim(&fake, Method::GET, "/Groups", None).await;
+        let (_, past) = scim(&fake, Method::GET, "/Users?startIndex=2", None).await;
+        let ana = &users["Resources"][0];
+        for (item, pointer) in [
+            (ana, "/externalId"),
+            (ana, "/displayName"),
+            (ana, "/title"),
+            (ana, "/groups"),
+            (ana, enterprise),
+            (&groups["Resources"][0], "/members"),
+            (&past, "/Resources"),
+        ] {
+            match item.pointer(pointer) {
+                None => assert!(!explicit_nulls, "{pointer} left out in null mode: {item}"),
+                Some(Value::Null) => assert!(explicit_nulls, "{pointer} null by default: {item}"),
+                Some(Value::Array(a)) if a.is_empty() && !explicit_nulls => {}
+                Some(Value::Object(o)) if o.is_empty() && !explicit_nulls => {}
+                Some(other) => panic!("{pointer} is set: {other}"),
+            }
+        }
+        assert_eq!(ana["userName"], "ana@example.com");
+    }
+}
