@@ -176,7 +176,7 @@ impl Phase {
         let bar = reporter.and_then(|r| r.bars.as_ref()).map(|bars| {
             let bar = match kind {
                 Kind::Reading => ProgressBar::new_spinner().with_style(
-                    ProgressStyle::with_template("{spinner} {prefix}: {msg} ({elapsed})")
+                    ProgressStyle::with_template("{spinner} {prefix}{msg} ({elapsed})")
                         .expect("a valid template"),
                 ),
                 Kind::Apply => ProgressBar::new(total).with_style(
@@ -258,7 +258,11 @@ impl Phase {
 
     fn redraw(&self) {
         if let Some(bar) = &self.0.bar {
-            bar.set_message(self.0.counts());
+            let counts = self.0.counts();
+            bar.set_message(match self.0.kind {
+                Kind::Reading if !counts.is_empty() => format!(": {counts}"),
+                _ => counts,
+            });
         }
     }
 
@@ -273,11 +277,14 @@ impl State {
     /// The counts as words: pages and objects, or failures of an apply.
     fn counts(&self) -> String {
         match self.kind {
-            Kind::Reading => format!(
-                "{} page(s), {} object(s)",
-                self.pages.load(Ordering::Relaxed),
-                self.objects.load(Ordering::Relaxed)
-            ),
+            // A file is read at once: no pages to count.
+            Kind::Reading => match self.pages.load(Ordering::Relaxed) {
+                0 => String::new(),
+                pages => format!(
+                    "{pages} page(s), {} object(s)",
+                    self.objects.load(Ordering::Relaxed)
+                ),
+            },
             Kind::Apply => match self.failed.load(Ordering::Relaxed) {
                 0 => String::new(),
                 n => format!(", {n} failed"),
@@ -288,12 +295,16 @@ impl State {
     /// The plain line for this phase now.
     fn line(&self, elapsed: Duration) -> String {
         let secs = elapsed.as_secs_f64();
+        let took = if secs < 10.0 {
+            format!("{secs:.1} s")
+        } else {
+            format!("{secs:.0} s")
+        };
         match self.kind {
-            Kind::Reading => format!(
-                "{}: {} so far ({secs:.0} s)",
-                self.label,
-                self.counts()
-            ),
+            Kind::Reading => match self.counts() {
+                counts if counts.is_empty() => format!("{}: still reading ({took})", self.label),
+                counts => format!("{}: {counts} so far ({took})", self.label),
+            },
             Kind::Apply => {
                 let done = self.done.load(Ordering::Relaxed);
                 let total = self.total.load(Ordering::Relaxed);
@@ -306,7 +317,7 @@ impl State {
                     String::new()
                 };
                 format!(
-                    "{}: {done}/{total} action(s) done{} ({rate:.1}/s{left}, {secs:.0} s)",
+                    "{}: {done}/{total} action(s) done{} ({rate:.1}/s{left}, {took})",
                     self.label,
                     self.counts()
                 )
@@ -320,29 +331,37 @@ impl State {
             let mut phases = r.phases.lock().expect("not poisoned");
             phases.retain(|p| p.upgrade().is_some_and(|p| !std::ptr::eq(&*p, self)));
         }
-        if let Some(bar) = &self.bar {
-            if !bar.is_finished() {
-                if finished {
-                    bar.finish_with_message(self.counts());
-                } else {
-                    bar.finish_and_clear();
-                }
+        // A bar is cleared and taken out when its phase ends, and its last state written as a
+        // plain line: bars drawn again later (the apply's) would otherwise move the cursor up
+        // over what was written to stdout meanwhile (the plan).
+        let had_bar = self.bar.as_ref().is_some_and(|bar| {
+            let live = !bar.is_finished();
+            bar.finish_and_clear();
+            if let Some(bars) = REPORTER.get().and_then(|r| r.bars.as_ref()) {
+                bars.remove(bar);
             }
-        }
-        if finished && self.reported.swap(false, Ordering::SeqCst) {
+            live
+        });
+        let reported = self.reported.swap(false, Ordering::SeqCst);
+        // A bar that was only glimpsed leaves no line behind.
+        let long = self.started.elapsed() >= Duration::from_secs(1);
+        if finished && (reported || (had_bar && long)) {
             if let Some(r) = REPORTER.get() {
                 let secs = self.started.elapsed().as_secs_f64();
                 let what = match self.kind {
-                    Kind::Reading => self.counts(),
+                    Kind::Reading => match self.counts() {
+                        counts if counts.is_empty() => counts,
+                        counts => format!(", {counts}"),
+                    },
                     Kind::Apply => format!(
-                        "{}/{} action(s) done{}",
+                        ", {}/{} action(s) done{}",
                         self.done.load(Ordering::Relaxed),
                         self.total.load(Ordering::Relaxed),
                         self.counts()
                     ),
                 };
                 r.printer
-                    .info(&format!("{}: finished, {what} in {secs:.1} s", self.label));
+                    .info(&format!("{}: finished{what} in {secs:.1} s", self.label));
             }
         }
     }
@@ -352,8 +371,9 @@ impl Drop for State {
     fn drop(&mut self) {
         // Ended on an error: the bar goes, nothing more is said.
         if let Some(bar) = &self.bar {
-            if !bar.is_finished() {
-                bar.finish_and_clear();
+            bar.finish_and_clear();
+            if let Some(bars) = REPORTER.get().and_then(|r| r.bars.as_ref()) {
+                bars.remove(bar);
             }
         }
     }
@@ -432,6 +452,10 @@ mod tests {
     #[test]
     fn lines_say_counts_rate_and_time_left() {
         let p = Phase::reading("reading source okta");
+        assert_eq!(
+            p.0.line(Duration::from_millis(10_400)),
+            "reading source okta: still reading (10 s)"
+        );
         p.inc_pages(2);
         p.inc_objects(150);
         assert_eq!(
