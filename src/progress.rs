@@ -312,7 +312,10 @@ impl State {
                 let rate = if secs > 0.0 { done as f64 / secs } else { 0.0 };
                 #[allow(clippy::cast_precision_loss)]
                 let left = if rate > 0.0 {
-                    format!(", about {:.0} s left", total.saturating_sub(done) as f64 / rate)
+                    format!(
+                        ", about {:.0} s left",
+                        total.saturating_sub(done) as f64 / rate
+                    )
                 } else {
                     String::new()
                 };
@@ -441,7 +444,10 @@ mod tests {
     #[test]
     fn pages_of_every_api_shape_are_counted() {
         assert_eq!(listed(&json!([{}, {}, {}])), 3);
-        assert_eq!(listed(&json!({"Resources": [{}, {}], "totalResults": 9})), 2);
+        assert_eq!(
+            listed(&json!({"Resources": [{}, {}], "totalResults": 9})),
+            2
+        );
         assert_eq!(listed(&json!({"value": [{}], "@odata.nextLink": "x"})), 1);
         assert_eq!(listed(&json!({"data": [{}, {}], "links": {}})), 2);
         assert_eq!(listed(&json!({"users": [{}], "nextPageToken": "t"})), 1);

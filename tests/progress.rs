@@ -133,10 +133,14 @@ async fn without_a_terminal_a_plan_prints_plain_progress_lines_and_a_clean_stdou
         (3 + 1 + 1, 12 + 1 + 4),
         "{err}"
     );
-    assert!(!err.contains('\u{1b}'), "escape codes without colour:\n{err}");
+    assert!(
+        !err.contains('\u{1b}'),
+        "escape codes without colour:\n{err}"
+    );
 
     // --quiet: no progress at all, and the same plan.
-    let (code, quiet_out, quiet_err) = run(&s, &["plan", "--format", "json", "-q"], &interval).await;
+    let (code, quiet_out, quiet_err) =
+        run(&s, &["plan", "--format", "json", "-q"], &interval).await;
     assert_eq!(code, 0, "{quiet_err}");
     assert_eq!(quiet_out, out);
     assert!(
@@ -147,7 +151,10 @@ async fn without_a_terminal_a_plan_prints_plain_progress_lines_and_a_clean_stdou
     // Without the interval set, a run shorter than 10 s says nothing of its progress.
     let (code, _, err) = run(&s, &["plan", "--format", "json"], &[]).await;
     assert_eq!(code, 0, "{err}");
-    assert!(!err.contains("so far") && !err.contains("finished"), "{err}");
+    assert!(
+        !err.contains("so far") && !err.contains("finished"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

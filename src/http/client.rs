@@ -702,10 +702,8 @@ impl HttpClient {
                 *nb = now.checked_add(wait);
                 drop(nb);
                 if !pausing {
-                    let (secs, header) = super::retry::requested_by(headers).unwrap_or((
-                        self.policy.unscaled(wait).as_secs_f64(),
-                        "rate-limit reset",
-                    ));
+                    let (secs, header) = super::retry::requested_by(headers)
+                        .unwrap_or((self.policy.unscaled(wait).as_secs_f64(), "rate-limit reset"));
                     crate::progress::wait(
                         &self.api,
                         secs,
