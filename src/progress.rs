@@ -148,6 +148,8 @@ struct State {
     total: AtomicU64,
     /// A plain line was written for this phase (so its end is said too).
     reported: AtomicBool,
+    /// Said after the counts (e.g. that the run was interrupted).
+    note: Mutex<String>,
     bar: Option<ProgressBar>,
 }
 
@@ -202,6 +204,7 @@ impl Phase {
             failed: AtomicU64::new(0),
             total: AtomicU64::new(total),
             reported: AtomicBool::new(false),
+            note: Mutex::new(String::new()),
             bar,
         });
         if let Some(r) = reporter {
@@ -256,6 +259,18 @@ impl Phase {
         }
     }
 
+    /// Says `note` after the counts from now on (once: a second note is ignored).
+    pub fn note(&self, note: &str) {
+        {
+            let mut n = self.0.note.lock().expect("not poisoned");
+            if !n.is_empty() {
+                return;
+            }
+            *n = format!("; {}", redact(note));
+        }
+        self.redraw();
+    }
+
     fn redraw(&self) {
         if let Some(bar) = &self.0.bar {
             let counts = self.0.counts();
@@ -276,7 +291,8 @@ impl Phase {
 impl State {
     /// The counts as words: pages and objects, or failures of an apply.
     fn counts(&self) -> String {
-        match self.kind {
+        let note = self.note.lock().expect("not poisoned").clone();
+        let counts = match self.kind {
             // A file is read at once: no pages to count.
             Kind::Reading => match self.pages.load(Ordering::Relaxed) {
                 0 => String::new(),
@@ -289,7 +305,8 @@ impl State {
                 0 => String::new(),
                 n => format!(", {n} failed"),
             },
-        }
+        };
+        counts + &note
     }
 
     /// The plain line for this phase now.
@@ -477,7 +494,12 @@ mod tests {
             "applying to Atlassian: 100/300 action(s) done, 2 failed (10.0/s, about 20 s left, 10 s)"
         );
         a.set_total(400);
-        assert!(a.0.line(Duration::from_secs(10)).contains("100/400"));
+        a.note("interrupted");
+        a.note("ignored");
+        assert_eq!(
+            a.0.line(Duration::from_secs(10)),
+            "applying to Atlassian: 100/400 action(s) done, 2 failed; interrupted (10.0/s, about 30 s left, 10 s)"
+        );
         // Phases report into the current task's phase only.
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()

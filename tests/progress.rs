@@ -242,3 +242,100 @@ async fn a_long_wait_asked_by_the_server_is_said_and_short_ones_only_with_verbos
         "{err}"
     );
 }
+
+/// Ctrl-C during an apply that prints progress lines: the interrupt's message stands on a line of
+/// its own, the progress lines stay whole, and the apply's last line says how far it got.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupt_and_the_progress_lines_do_not_garble_each_other() {
+    let (okta, atl) = fakes(Duration::ZERO).await;
+    let s = Scratch::new();
+    s.write("idsync.yaml", &config(&okta, &atl));
+    let (code, _, err) = run(&s, &["plan", "--out", "plan.json"], &[]).await;
+    assert_eq!(code, 0, "{err}");
+    // Membership changes are slow, so the interrupt lands while they are in flight.
+    atl.set_faults(Faults {
+        slow: Some(("/Groups/".into(), Duration::from_millis(1500))),
+        ..Faults::default()
+    });
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("idsync"));
+    cmd.current_dir(s.dir.path())
+        .args(["apply", "plan.json", "--auto-approve"])
+        .env("TEST_OKTA_TOKEN", OKTA_TOKEN)
+        .env("TEST_SCIM_TOKEN", SCIM_TOKEN)
+        .env("TEST_ORG_TOKEN", ORG_TOKEN)
+        .env("IDSYNC_NOW", crate::support::NOW)
+        .env("NO_COLOR", "1")
+        .env("IDSYNC_PROGRESS_INTERVAL_MS", "5")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !atl
+        .requests()
+        .iter()
+        .any(|r| r.method == "PATCH" && r.path.contains("/Groups/"))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the apply never reached the memberships"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with("warning: interrupted: starting no new actions")),
+        "{err}"
+    );
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with("error: apply interrupted:")),
+        "{err}"
+    );
+    // Every line is one thing: a progress line, a warning, the error and its hint.
+    let progress_lines: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("applying to "))
+        .collect();
+    assert!(!progress_lines.is_empty(), "{err}");
+    for l in err.lines() {
+        assert!(
+            [
+                "applying to ",
+                "reading ",
+                "warning: ",
+                "error: ",
+                "  hint: ",
+                "plan.json: "
+            ]
+            .iter()
+            .any(|p| l.starts_with(p)),
+            "a garbled line: {l:?}\n{err}"
+        );
+        if l.starts_with("warning: interrupted") {
+            assert!(l.ends_with("(interrupt again to stop at once)"), "{l:?}");
+        }
+    }
+    for l in &progress_lines {
+        assert!(
+            l.contains("action(s) done") && l.matches("applying").count() == 1,
+            "{l:?}\n{err}"
+        );
+    }
+    // The last says where the apply stopped, and why.
+    let last = progress_lines.last().unwrap();
+    assert!(
+        last.contains(": finished, ")
+            && last.contains("/13 action(s) done; interrupted: starting no new actions in "),
+        "{err}"
+    );
+}

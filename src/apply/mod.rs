@@ -180,6 +180,7 @@ pub async fn execute_resuming(
                     };
                 }
                 if stop.load(Ordering::SeqCst) {
+                    progress.note("interrupted: starting no new actions");
                     return ActionResult {
                         index,
                         error: None,
@@ -188,6 +189,7 @@ pub async fn execute_resuming(
                     };
                 }
                 if let Some(why) = breaker.stopped.get() {
+                    progress.note("stopped: too many actions failed");
                     return ActionResult {
                         index,
                         error: Some(format!("not started: {why}")),
