@@ -227,6 +227,20 @@ async fn a_long_wait_asked_by_the_server_is_said_and_short_ones_only_with_verbos
     assert_eq!(code, 0, "{err}");
     assert!(!err.contains("waiting"), "{err}");
 
+    // A response saying the rate budget is spent pauses the requests until the reset: said too.
+    okta.set_faults(Faults {
+        spent_budget_reset: Some("6".into()),
+        ..Faults::default()
+    });
+    let (code, _, err) = run(&s, &["plan", "--format", "json"], &[]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.lines().any(|l| l
+            == "Okta: the rate limit's budget is spent; waiting 6.0 s for it to reset (rate-limit reset) before sending more requests"),
+        "{err}"
+    );
+    okta.set_faults(Faults::default());
+
     // A wait of a second goes unsaid, except with -v.
     okta.set_faults(throttle(1));
     let (code, _, err) = run(&s, &["plan", "--format", "json"], &[]).await;
