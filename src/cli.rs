@@ -22,15 +22,16 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 
-    /// When to colour output.
+    /// When to colour output (never: no escape codes on stderr either, so progress comes as plain
+    /// lines rather than bars).
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
 
-    /// More detail on stderr.
+    /// More detail on stderr: phase timings, every retry and throttling wait.
     #[arg(short, long, global = true, conflicts_with = "quiet")]
     pub verbose: bool,
 
-    /// Only results and errors.
+    /// Only results and errors: no progress, notes or waits on stderr.
     #[arg(short, long, global = true)]
     pub quiet: bool,
 }

@@ -17,6 +17,7 @@ pub mod http;
 pub mod model;
 pub mod output;
 pub mod plan;
+pub mod progress;
 pub mod render;
 pub mod report;
 pub mod snapshot_file;

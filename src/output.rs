@@ -40,6 +40,11 @@ impl Drop for Out {
     }
 }
 
+/// Writes (already redacted) text and a newline to stderr, above any progress bars.
+fn eprint_line(text: &str) {
+    crate::progress::eprint(text);
+}
+
 /// Where and how output is written.
 #[derive(Clone, Copy, Debug)]
 pub struct Printer {
@@ -76,33 +81,45 @@ impl Printer {
         Out { buf: Vec::new() }
     }
 
+    /// How progress of long work is shown on stderr: bars on a terminal with colour, plain
+    /// lines otherwise, nothing with --quiet.
+    #[must_use]
+    pub fn progress_mode(&self) -> crate::progress::Mode {
+        crate::progress::Mode::choose(self.quiet, self.err_tty, self.color_err)
+    }
+
     /// A note for people, on stderr (not with --quiet).
     pub fn info(&self, msg: &str) {
         if !self.quiet {
-            eprintln!("{}", redact(msg));
+            eprint_line(&redact(msg));
         }
     }
 
     /// Detail shown with --verbose.
     pub fn detail(&self, msg: &str) {
         if self.verbose {
-            eprintln!("{}", redact(msg));
+            eprint_line(&redact(msg));
         }
     }
 
-    /// Progress of long work, only when stderr is a terminal.
+    /// A step of long work, shown with --verbose (dimmed where colour is on); the progress bars
+    /// or lines ([`crate::progress`]) say how far the work is.
     pub fn progress(&self, msg: &str) {
-        if self.err_tty && !self.quiet {
-            eprintln!("{}", redact(msg).dimmed());
+        if self.verbose {
+            if self.color_err {
+                eprint_line(&redact(msg).dimmed().to_string());
+            } else {
+                eprint_line(&redact(msg));
+            }
         }
     }
 
     pub fn warn(&self, msg: &str) {
         let msg = redact(msg);
         if self.color_err {
-            eprintln!("{} {msg}", "warning:".yellow().bold());
+            eprint_line(&format!("{} {msg}", "warning:".yellow().bold()));
         } else {
-            eprintln!("warning: {msg}");
+            eprint_line(&format!("warning: {msg}"));
         }
     }
 
@@ -114,19 +131,20 @@ impl Printer {
             "error:".to_string()
         };
         let message = e.to_string();
-        eprintln!("{label} {}", redact(&message));
+        let mut text = format!("{label} {}", redact(&message));
         let mut cause = std::error::Error::source(e);
         while let Some(c) = cause {
-            let text = c.to_string();
+            let line = c.to_string();
             // Messages that already quote their cause would say it twice.
-            if !message.contains(&text) {
-                eprintln!("  caused by: {}", redact(&text));
+            if !message.contains(&line) {
+                text.push_str(&format!("\n  caused by: {}", redact(&line)));
             }
             cause = c.source();
         }
         if let Some(h) = e.hint() {
-            eprintln!("  hint: {}", redact(&h));
+            text.push_str(&format!("\n  hint: {}", redact(&h)));
         }
+        eprint_line(&text);
     }
 
     /// Writes a prompt to stderr and flushes it.

@@ -14,6 +14,7 @@ mod hardening;
 mod keycloak;
 mod okta;
 mod onelogin;
+mod progress;
 mod render;
 mod saved_plans;
 mod schema_sync;

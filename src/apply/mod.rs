@@ -156,6 +156,11 @@ pub async fn execute_resuming(
     let breaker = Breaker::default();
     let breaker = &breaker;
     let at_finish = target.writes_at_finish();
+    let progress = crate::progress::Phase::apply(
+        &format!("applying to {}", target.name()),
+        plan.actions.len() - done.iter().filter(|i| **i < plan.actions.len()).count(),
+    );
+    let progress = &progress;
     let mut i = 0;
     while i < plan.actions.len() {
         let kind = plan.actions[i].kind();
@@ -175,6 +180,7 @@ pub async fn execute_resuming(
                     };
                 }
                 if stop.load(Ordering::SeqCst) {
+                    progress.note("interrupted: starting no new actions");
                     return ActionResult {
                         index,
                         error: None,
@@ -183,6 +189,7 @@ pub async fn execute_resuming(
                     };
                 }
                 if let Some(why) = breaker.stopped.get() {
+                    progress.note("stopped: too many actions failed");
                     return ActionResult {
                         index,
                         error: Some(format!("not started: {why}")),
@@ -212,6 +219,7 @@ pub async fn execute_resuming(
                     error = journal.and_then(|j| record(j.done(index)));
                 }
                 breaker.record(error.is_some());
+                progress.inc_done(error.is_some());
                 ActionResult {
                     index,
                     error,
@@ -231,6 +239,7 @@ pub async fn execute_resuming(
         results.extend(phase);
         i = end;
     }
+    progress.finish();
     let finish_error = match journal.filter(|_| at_finish) {
         Some(j) => finish_journaled(target, j, &results).await,
         None => target.finish().await.err(),

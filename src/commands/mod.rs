@@ -15,6 +15,7 @@ use crate::exit::ExitStatus;
 use crate::model::{GroupNames, Indexed};
 use crate::output::Printer;
 use crate::plan::{Overrides, Plan};
+use crate::progress::Phase;
 use crate::target::{self, Target};
 use crate::{sources, Config};
 
@@ -23,6 +24,7 @@ use crate::{sources, Config};
 /// # Errors
 /// Whatever the command met; the caller prints it and exits 1.
 pub async fn run(cli: Cli, printer: Printer) -> Result<ExitStatus, Error> {
+    crate::progress::install(printer);
     match cli.command {
         Command::Validate { config } => {
             let loaded = load(&printer, &config.config)?;
@@ -193,10 +195,15 @@ pub async fn make_plan(
             source: e,
         })?;
         printer.progress(&format!("reading source {name}…"));
-        let snap = source.snapshot().await.map_err(|e| Error::Source {
-            name: name.clone(),
-            source: e,
-        })?;
+        let phase = Phase::reading(&format!("reading source {name}"));
+        let snap = phase
+            .scope(source.snapshot())
+            .await
+            .map_err(|e| Error::Source {
+                name: name.clone(),
+                source: e,
+            })?;
+        phase.finish();
         lap(&format!("read source {name}"));
         let indexed = index(snap, GroupNames::MayRepeat)
             .await
@@ -218,10 +225,15 @@ pub async fn make_plan(
     let name = target.name();
     let read_target = async {
         printer.progress(&format!("reading target {name}…"));
-        let snap = target.snapshot().await.map_err(|e| Error::Target {
-            name: name.clone(),
-            source: e,
-        })?;
+        let phase = Phase::reading(&format!("reading target {name}"));
+        let snap = phase
+            .scope(target.snapshot())
+            .await
+            .map_err(|e| Error::Target {
+                name: name.clone(),
+                source: e,
+            })?;
+        phase.finish();
         lap(&format!("read target {name}"));
         let indexed = index_target(snap).await.map_err(|e| Error::TargetData {
             name: name.clone(),

@@ -7,6 +7,7 @@ use crate::cli::Side;
 use crate::error::Error;
 use crate::exit::ExitStatus;
 use crate::output::Printer;
+use crate::progress::Phase;
 use crate::snapshot_file::{self, Format};
 use crate::{sources, target};
 
@@ -50,19 +51,23 @@ pub(crate) async fn run(
                 name: sc.name().to_string(),
                 source: e,
             })?;
-            let snap = s.snapshot().await.map_err(|e| Error::Source {
+            let phase = Phase::reading(&format!("reading source {}", sc.name()));
+            let snap = phase.scope(s.snapshot()).await.map_err(|e| Error::Source {
                 name: sc.name().to_string(),
                 source: e,
             })?;
+            phase.finish();
             (snap, format!("source `{}`", sc.name()))
         }
         Side::Target => {
             let mut t = target::build(&loaded.config, &loaded.dir).map_err(Error::TargetSetup)?;
             let name = t.name();
-            let snap = t.snapshot().await.map_err(|e| Error::Target {
+            let phase = Phase::reading(&format!("reading target {name}"));
+            let snap = phase.scope(t.snapshot()).await.map_err(|e| Error::Target {
                 name: name.clone(),
                 source: e,
             })?;
+            phase.finish();
             (snap, format!("target {name}"))
         }
     };

@@ -312,7 +312,23 @@ impl HttpClient {
 
     /// Waits before asking again for a page that looked wrong (retry number `retry`, 1-based).
     pub(crate) async fn pause(&self, retry: u32) {
-        tokio::time::sleep(self.policy.backoff(retry)).await;
+        let wait = self.policy.backoff(retry);
+        self.say_wait(
+            wait,
+            "a page looked incomplete",
+            &format!(" before asking for it again (retry {retry})"),
+        );
+        tokio::time::sleep(wait).await;
+    }
+
+    /// Says a wait of `wait` (scaled, as slept) for the reason `why` ([`crate::progress::wait`]).
+    fn say_wait(&self, wait: Duration, why: &str, then: &str) {
+        crate::progress::wait(
+            &self.api,
+            self.policy.unscaled(wait).as_secs_f64(),
+            why,
+            then,
+        );
     }
 
     /// GETs JSON; a body that does not parse is retried like a failed request (a truncated page is
@@ -338,9 +354,24 @@ impl HttpClient {
             attempt += 1;
             let reply = self.success(Method::GET, path, query, None).await?;
             match reply.json(&self.api) {
-                Ok(v) => return Ok((v, reply.headers)),
+                Ok(v) => {
+                    crate::progress::page(crate::progress::listed(&v));
+                    return Ok((v, reply.headers));
+                }
                 Err(e) if attempt >= self.policy.max_attempts => return Err(e),
-                Err(_) => tokio::time::sleep(self.policy.backoff(attempt)).await,
+                Err(_) => {
+                    let wait = self.policy.backoff(attempt);
+                    self.say_wait(
+                        wait,
+                        &format!("GET {}: the answer is not valid JSON", reply.url),
+                        &format!(
+                            " before attempt {} of {}",
+                            attempt + 1,
+                            self.policy.max_attempts
+                        ),
+                    );
+                    tokio::time::sleep(wait).await;
+                }
             }
         }
     }
@@ -565,9 +596,36 @@ impl HttpClient {
                     if last {
                         return Err(self.status_error(&reply));
                     }
+                    let what = if status == StatusCode::TOO_MANY_REQUESTS {
+                        "throttled (HTTP 429)".to_string()
+                    } else {
+                        format!("HTTP {}", status.as_u16())
+                    };
+                    let why = format!("{method} {shown}: {what}");
+                    let next = format!(
+                        " before attempt {} of {}",
+                        attempt + 1,
+                        self.policy.max_attempts
+                    );
                     let wait = match self.policy.requested_wait(&reply.headers) {
-                        Ok(Some(wait)) => wait,
-                        Ok(None) => self.policy.backoff(attempt),
+                        Ok(Some(wait)) => {
+                            match super::retry::requested_by(&reply.headers) {
+                                // What the server asked for, not the scaled wait of a test.
+                                Some((secs, header)) => crate::progress::wait(
+                                    &self.api,
+                                    secs,
+                                    &why,
+                                    &format!(" ({header}){next}"),
+                                ),
+                                None => self.say_wait(wait, &why, &next),
+                            }
+                            wait
+                        }
+                        Ok(None) => {
+                            let wait = self.policy.backoff(attempt);
+                            self.say_wait(wait, &why, &format!(" (backing off){next}"));
+                            wait
+                        }
                         Err(wait) => {
                             return Err(HttpError::WaitTooLong {
                                 api: self.api.clone(),
@@ -595,7 +653,17 @@ impl HttpClient {
                             reason: transport_reason(&e),
                         });
                     }
-                    tokio::time::sleep(self.policy.backoff(attempt)).await;
+                    let wait = self.policy.backoff(attempt);
+                    self.say_wait(
+                        wait,
+                        &format!("{method} {shown}: {}", transport_reason(&e)),
+                        &format!(
+                            " (backing off) before attempt {} of {}",
+                            attempt + 1,
+                            self.policy.max_attempts
+                        ),
+                    );
+                    tokio::time::sleep(wait).await;
                 }
             }
         }
@@ -628,7 +696,21 @@ impl HttpClient {
             // if it comes, fails the request saying how long it asked for.
             if let Ok(Some(wait)) = self.policy.requested_wait(headers) {
                 let mut nb = self.not_before.lock().expect("not poisoned");
-                *nb = Instant::now().checked_add(wait);
+                let now = Instant::now();
+                // Said once per spent budget, not by every request that sees it.
+                let pausing = nb.is_some_and(|t| t > now);
+                *nb = now.checked_add(wait);
+                drop(nb);
+                if !pausing {
+                    let (secs, header) = super::retry::requested_by(headers)
+                        .unwrap_or((self.policy.unscaled(wait).as_secs_f64(), "rate-limit reset"));
+                    crate::progress::wait(
+                        &self.api,
+                        secs,
+                        "the rate limit's budget is spent",
+                        &format!(" for it to reset ({header}) before sending more requests"),
+                    );
+                }
             }
         }
     }

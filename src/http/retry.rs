@@ -107,11 +107,43 @@ impl RetryPolicy {
         ))))
     }
 
+    /// A wait as it is said to people: before `IDSYNC_RETRY_DELAY_SCALE` (tests wait a fraction
+    /// of what the server asked for; messages still state what it asked for).
+    #[must_use]
+    pub fn unscaled(&self, d: Duration) -> Duration {
+        if self.scale > 0.0 {
+            Duration::try_from_secs_f64(d.as_secs_f64() / self.scale).unwrap_or(Duration::MAX)
+        } else {
+            d
+        }
+    }
+
     /// A wait as this policy takes it (`IDSYNC_RETRY_DELAY_SCALE` applied).
     #[must_use]
     pub fn scaled(&self, d: Duration) -> Duration {
         Duration::try_from_secs_f64(d.as_secs_f64() * self.scale).unwrap_or(Duration::MAX)
     }
+}
+
+/// The seconds the headers ask to wait and the header that asks (`Retry-After`, else the
+/// rate-limit reset), for messages.
+#[must_use]
+pub fn requested_by(headers: &HeaderMap) -> Option<(f64, &'static str)> {
+    let now = now_epoch_secs();
+    let secs = requested_secs(headers, now)?;
+    let by_retry_after = headers
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| retry_after(v.trim(), now))
+        .is_some();
+    Some((
+        secs,
+        if by_retry_after {
+            "Retry-After"
+        } else {
+            "rate-limit reset"
+        },
+    ))
 }
 
 fn now_epoch_secs() -> f64 {

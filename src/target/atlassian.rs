@@ -155,7 +155,10 @@ impl AdminApi {
                 .map_err(hint)?
                 .json("Atlassian admin API")?;
             match page.get_mut("data").map(Value::take) {
-                Some(Value::Array(items)) => out.extend(items),
+                Some(Value::Array(items)) => {
+                    crate::progress::page(items.len());
+                    out.extend(items);
+                }
                 _ => return Err(self.http.malformed(&path, "a page without `data`")),
             }
             cursor = paginate::next_cursor(&page);
