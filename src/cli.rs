@@ -30,7 +30,7 @@ pub struct Cli {
     #[arg(short, long, global = true, conflicts_with = "quiet")]
     pub verbose: bool,
 
-    /// Only results and errors.
+    /// Only results and errors (a plan's one-line summary on stderr is a result, and stays).
     #[arg(short, long, global = true)]
     pub quiet: bool,
 }
@@ -75,6 +75,13 @@ pub enum Command {
         /// Exit 2 when the plan has changes, 0 when it has none, 1 on error.
         #[arg(long)]
         detailed_exitcode: bool,
+        /// With --format markdown: the most characters the output may have (counted as UTF-8
+        /// bytes). The default is GitHub's comment limit; raise it for GitLab notes or GitHub's
+        /// 1 MiB job summary. What does not fit is left out whole entries at a time, least risky
+        /// sections first, with a count of what was left out.
+        #[arg(long, value_name = "N", default_value_t = 65_536,
+              value_parser = clap::value_parser!(u32).range(crate::render::MARKDOWN_LIMIT_MIN as i64..))]
+        markdown_limit: u32,
         #[command(flatten)]
         guards: GuardFlags,
     },
