@@ -59,14 +59,17 @@ impl Part {
         self.entries.iter().map(|e| e.objects).sum()
     }
 
-    fn note(&self, more: usize, pointer: &str) -> String {
+    /// The elision note: `… and 1,772 more deactivations: …`, or, when none is shown,
+    /// `400 membership removals not shown (size limit): …`.
+    fn note(&self, more: usize, none_shown: bool, pointer: &str) -> String {
         let noun = if more == 1 { self.noun.0 } else { self.noun.1 };
-        format!(
-            "{}… and {} more {noun}: {pointer}{}",
-            self.note_frame.0,
-            thousands(more),
-            self.note_frame.1
-        )
+        let (before, after) = self.note_frame;
+        let more = thousands(more);
+        if none_shown {
+            format!("{before}{more} {noun} not shown (size limit): {pointer}{after}")
+        } else {
+            format!("{before}… and {more} more {noun}: {pointer}{after}")
+        }
     }
 }
 
@@ -177,7 +180,7 @@ pub(crate) fn render(plan: &Plan, opts: &MarkdownOptions) -> String {
         }
         if shown < p.entries.len() {
             let more: usize = p.entries[shown..].iter().map(|e| e.objects).sum();
-            out.push_str(&p.note(more, &pointer));
+            out.push_str(&p.note(more, shown == 0, &pointer));
         }
         out.push_str(&p.tail);
     }
@@ -202,7 +205,12 @@ fn budget(head: &str, foot: &str, parts: &[Part], limit: usize, pointer: &str) -
     let notes: usize = parts
         .iter()
         .filter(|p| !p.entries.is_empty())
-        .map(|p| p.note(p.objects().max(2), pointer).len())
+        .map(|p| {
+            let most = p.objects().max(2);
+            p.note(most, true, pointer)
+                .len()
+                .max(p.note(most, false, pointer).len())
+        })
         .sum();
     let mut left = limit.saturating_sub(head.len() + foot.len() + frames + notes);
     let mut full = true;
@@ -406,11 +414,7 @@ pub fn failure(command: &str, e: &crate::error::Error, limit: usize) -> String {
         }
         cause = c.source();
     }
-    let hint = e.hint();
-    if let Some(h) = &hint {
-        let _ = write!(report, "\n  hint: {h}");
-    }
-    let what_to_do = hint.map_or_else(
+    let what_to_do = e.hint().map_or_else(
         || format!("fix what the error names, then run {} again", code(command)),
         |h| text(&h),
     );
