@@ -269,7 +269,13 @@ cleanup:
 fn big_directory() -> (String, String) {
     const USERS: usize = 20_000;
     const IN_TARGET: usize = 18_000;
-    let teams = ["eng-team-core", "eng-team-web", "ops-team-sre", "sales-team-emea", "hr-team-people"];
+    let teams = [
+        "eng-team-core",
+        "eng-team-web",
+        "ops-team-sre",
+        "sales-team-emea",
+        "hr-team-people",
+    ];
     let team_of = |i: usize| i % teams.len();
     let mut idp = String::from("users:\n");
     let mut target = String::from("users:\n");
@@ -278,7 +284,11 @@ fn big_directory() -> (String, String) {
             "  - {{id: u{i}, email: u{i:05}@example.com, givenName: Given{i}, familyName: Family{i}, attributes: {{title: Engineer}}}}\n"
         ));
         if i < IN_TARGET {
-            let title = if (400..1400).contains(&i) { "Intern" } else { "Engineer" };
+            let title = if (400..1400).contains(&i) {
+                "Intern"
+            } else {
+                "Engineer"
+            };
             let active = i >= 400;
             target.push_str(&format!(
                 "  - {{id: s{i}, externalId: u{i}, email: u{i:05}@example.com, givenName: Given{i}, familyName: Family{i}, displayName: Given{i} Family{i}, active: {active}, attributes: {{title: {title}}}}}\n"
@@ -297,7 +307,10 @@ fn big_directory() -> (String, String) {
             .filter(|&i| team_of(i) == t)
             .map(|i| format!("u{i:05}@example.com"))
             .collect();
-        idp.push_str(&format!("  - {{name: {team}, members: [{}]}}\n", members.join(", ")));
+        idp.push_str(&format!(
+            "  - {{name: {team}, members: [{}]}}\n",
+            members.join(", ")
+        ));
         // In the target, 500 people are still in their previous team.
         let current: Vec<String> = (0..IN_TARGET)
             .filter(|&i| {
@@ -317,7 +330,9 @@ fn big_directory() -> (String, String) {
             ));
         }
     }
-    let everyone: Vec<String> = (0..IN_TARGET).map(|i| format!("u{i:05}@example.com")).collect();
+    let everyone: Vec<String> = (0..IN_TARGET)
+        .map(|i| format!("u{i:05}@example.com"))
+        .collect();
     target.push_str(&format!(
         "  - {{name: all-staff, id: g0, members: [{}]}}\n",
         everyone.join(", ")
@@ -332,7 +347,13 @@ fn md_sections(md: &str) -> Vec<(String, Vec<String>, usize)> {
     let mut out: Vec<(String, Vec<String>, usize)> = Vec::new();
     for line in md.lines() {
         if let Some(rest) = line.strip_prefix("<details") {
-            let title = rest.split("<summary>").nth(1).unwrap().split("</summary>").next().unwrap();
+            let title = rest
+                .split("<summary>")
+                .nth(1)
+                .unwrap()
+                .split("</summary>")
+                .next()
+                .unwrap();
             out.push((title.to_string(), Vec::new(), 0));
         } else if let Some(c) = note.captures(line) {
             out.last_mut().unwrap().2 = c[1].replace(',', "").parse().unwrap();
@@ -360,8 +381,16 @@ fn markdown_at_twenty_thousand_users_shows_the_risk_first() {
         &mut s.idsync(&["plan", "--format", "markdown", "--out", "plan.json"]),
     );
     assert_eq!(code, 0, "{err}");
-    assert!(md.len() <= 65_536 && md.chars().count() <= 65_536, "{} bytes", md.len());
-    assert!(md.len() > 60_000, "the budget is used, not wasted: {} bytes", md.len());
+    assert!(
+        md.len() <= 65_536 && md.chars().count() <= 65_536,
+        "{} bytes",
+        md.len()
+    );
+    assert!(
+        md.len() > 60_000,
+        "the budget is used, not wasted: {} bytes",
+        md.len()
+    );
     assert!(
         err.contains("Plan: 2000 to deactivate, 400 memberships to remove, 1000 to update, 400 to reactivate, 2000 to create, 1 group to create, "),
         "{err}"
@@ -400,10 +429,20 @@ fn markdown_at_twenty_thousand_users_shows_the_risk_first() {
             "a whole entry, in order"
         );
     }
-    assert_eq!(shown.len() + more, 2_000, "the note counts the people left out");
+    assert_eq!(
+        shown.len() + more,
+        2_000,
+        "the note counts the people left out"
+    );
     assert!(md.contains(&format!(
         "- … and {} more deactivations: `idsync show plan.json`\n",
-        more.to_string().as_bytes().rchunks(3).rev().map(|c| std::str::from_utf8(c).unwrap()).collect::<Vec<_>>().join(",")
+        more.to_string()
+            .as_bytes()
+            .rchunks(3)
+            .rev()
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect::<Vec<_>>()
+            .join(",")
     )));
     for (title, shown, more) in &secs[2..] {
         let count: usize = title
@@ -414,16 +453,24 @@ fn markdown_at_twenty_thousand_users_shows_the_risk_first() {
             .replace(',', "")
             .parse()
             .unwrap();
-        assert!(shown.is_empty(), "{title}: nothing shown once a riskier section is cut");
+        assert!(
+            shown.is_empty(),
+            "{title}: nothing shown once a riskier section is cut"
+        );
         assert_eq!(*more, count, "{title}: the note counts every object");
     }
     // The regex with two `.*` renders exactly: escaped, never emphasis.
     assert!(
-        md.contains(r#"(from\_regex "^okta:(.\*)\_legacy\_(.\*)\$") matches no group of any source"#),
+        md.contains(
+            r#"(from\_regex "^okta:(.\*)\_legacy\_(.\*)\$") matches no group of any source"#
+        ),
         "{md}"
     );
     assert_eq!(md.matches("```").count() % 2, 0);
-    assert_eq!(md.matches("<details").count(), md.matches("</details>").count());
+    assert_eq!(
+        md.matches("<details").count(),
+        md.matches("</details>").count()
+    );
     insta::with_settings!({filters => vec![(r"idsync \d+\.\d+\.\d+\S*", "idsync [VERSION]")]}, {
         insta::assert_snapshot!("twenty_thousand.markdown", md);
     });
@@ -436,7 +483,11 @@ fn markdown_at_twenty_thousand_users_shows_the_risk_first() {
     assert_eq!(code, 0);
     assert!(md2.len() <= 400_000);
     let secs2 = md_sections(&md2);
-    assert_eq!(secs2[1].1.len(), 2_000, "every deactivation fits in 400,000");
+    assert_eq!(
+        secs2[1].1.len(),
+        2_000,
+        "every deactivation fits in 400,000"
+    );
     assert_eq!(secs2[1].2, 0);
     assert!(
         md2.contains(": save the plan with `--out` and run `idsync show`\n"),
@@ -507,10 +558,14 @@ groups: []
 #[test]
 fn a_failed_plan_prints_a_markdown_body() {
     let s = Scratch::new();
-    s.write("idsync.yaml", CONFIG).write("atlassian.yaml", "users: []\ngroups: []\n");
+    s.write("idsync.yaml", CONFIG)
+        .write("atlassian.yaml", "users: []\ngroups: []\n");
     let (code, md, err) = run(&s, &mut s.idsync(&["plan", "--format", "markdown"]));
     assert_eq!(code, 1);
-    assert!(err.contains("error: source `okta` could not be read completely"), "{err}");
+    assert!(
+        err.contains("error: source `okta` could not be read completely"),
+        "{err}"
+    );
     assert!(!err.contains("Plan:"), "no plan, no outcome line: {err}");
     insta::with_settings!({filters => vec![(r"idsync \d+\.\d+\.\d+\S*", "idsync [VERSION]")]}, {
         insta::assert_snapshot!("failed_plan.markdown", md);
@@ -557,9 +612,14 @@ fn every_format_prints_the_outcome_on_stderr() {
         "users:\n  - {id: s1, externalId: u1, email: ana@example.com}\n  - {id: x1, email: a@example.com}\n  - {id: x2, email: b@example.com}\ngroups: []\n",
     );
     let t = Scratch::new();
-    t.write("idsync.yaml", &CONFIG.replace("max_deactivations: 50%", "max_deactivations: 1").replace("grace_days: 14", "grace_days: 0"))
-        .write("idp.yaml", idp)
-        .write("atlassian.yaml", target);
+    t.write(
+        "idsync.yaml",
+        &CONFIG
+            .replace("max_deactivations: 50%", "max_deactivations: 1")
+            .replace("grace_days: 14", "grace_days: 0"),
+    )
+    .write("idp.yaml", idp)
+    .write("atlassian.yaml", target);
     let (code, _, err) = run(&t, &mut t.idsync(&["plan", "--format", "json", "-q"]));
     assert_eq!(code, 1);
     assert!(

@@ -35,7 +35,8 @@ pub(crate) async fn run(
     if let Err(e) = &result {
         if format == Format::Markdown && !shown && !matches!(e, Error::Output(_)) {
             let mut stdout = printer.stdout();
-            stdout.write_all(render::failure_markdown("idsync plan", e, markdown_limit).as_bytes())?;
+            stdout
+                .write_all(render::failure_markdown("idsync plan", e, markdown_limit).as_bytes())?;
             stdout.flush()?;
         }
     }

@@ -52,6 +52,11 @@ struct Part {
     /// Written before and after an elision note.
     note_frame: (&'static str, &'static str),
     noun: (&'static str, &'static str),
+    /// A part of the head (blocking problems, guard readings): when it is cut, the next head part
+    /// still shows what fits, so that many problems never hide a tripped guard.
+    head_part: bool,
+    /// The guard readings, budgeted before anything else.
+    guards: bool,
 }
 
 impl Part {
@@ -96,6 +101,8 @@ pub(crate) fn render(plan: &Plan, opts: &MarkdownOptions) -> String {
             tail: "\n".into(),
             note_frame: ("> - ", "\n"),
             noun: ("problem", "problems"),
+            head_part: true,
+            guards: false,
         });
     }
     parts.push(Part {
@@ -116,6 +123,8 @@ pub(crate) fn render(plan: &Plan, opts: &MarkdownOptions) -> String {
             .unwrap_or_default(),
         note_frame: ("", "\n\n"),
         noun: ("guard reading", "guard readings"),
+        head_part: true,
+        guards: true,
     });
     if !plan.warnings.is_empty() {
         parts.push(details(
@@ -189,8 +198,8 @@ pub(crate) fn render(plan: &Plan, opts: &MarkdownOptions) -> String {
 }
 
 /// How many entries of each part are shown: all of them when everything fits; otherwise entries in
-/// order, part after part, until one does not fit, and none after it, with room kept for every
-/// part's frame and elision note.
+/// order (the guard readings first), part after part, until one does not fit, and none after it
+/// (head parts excepted), with room kept for every part's frame and elision note.
 fn budget(head: &str, foot: &str, parts: &[Part], limit: usize, pointer: &str) -> Vec<usize> {
     let frames: usize = parts.iter().map(|p| p.head.len() + p.tail.len()).sum();
     let all: usize = parts
@@ -213,25 +222,27 @@ fn budget(head: &str, foot: &str, parts: &[Part], limit: usize, pointer: &str) -
         })
         .sum();
     let mut left = limit.saturating_sub(head.len() + foot.len() + frames + notes);
+    let mut shown = vec![0; parts.len()];
+    // The guard readings first (few, and they say whether the plan can be applied), then the other
+    // parts in order.
+    let mut order: Vec<usize> = (0..parts.len()).collect();
+    order.sort_by_key(|&i| !parts[i].guards);
     let mut full = true;
-    parts
-        .iter()
-        .map(|p| {
-            if !full {
-                return 0;
+    for i in order {
+        let p = &parts[i];
+        if !full && !p.head_part {
+            continue;
+        }
+        for e in &p.entries {
+            if e.text.len() > left {
+                full = false;
+                break;
             }
-            let mut shown = 0;
-            for e in &p.entries {
-                if e.text.len() > left {
-                    full = false;
-                    break;
-                }
-                left -= e.text.len();
-                shown += 1;
-            }
-            shown
-        })
-        .collect()
+            left -= e.text.len();
+            shown[i] += 1;
+        }
+    }
+    shown
 }
 
 /// Where the entries left out can be seen.
@@ -308,6 +319,8 @@ fn details(
         tail: "\n</details>\n\n".into(),
         note_frame: ("- ", "\n"),
         noun,
+        head_part: false,
+        guards: false,
     }
 }
 
@@ -355,11 +368,7 @@ fn action_entries(a: &Action, entries: &mut Vec<Entry>) {
                 || "tokens listed when applied".into(),
                 |n| format!("{n} token(s)"),
             );
-            entries.push(one(format!(
-                "- {} ({held}): {}\n",
-                code(key),
-                text(reason)
-            )));
+            entries.push(one(format!("- {} ({held}): {}\n", code(key), text(reason))));
         }
         Action::AddMembers {
             group,
@@ -530,6 +539,188 @@ mod tests {
             r"^okta:(.\*)-(.\*)\$ \<b\>\|x\|\</b\> \[l\](u) \_a\_ \~s\~ \&amp; \\ \`c\`"
         );
         assert_eq!(text("two\nlines"), "two lines");
+    }
+
+    /// A plan with many of every kind of action, blocking problems, warnings and users left alone.
+    fn big_plan() -> Plan {
+        use crate::plan::{FieldChange, Member, UserFields};
+        let long = "a reason long enough to matter, naming groups.mappings[3] (from_regex \"^okta:(.*)-(.*)$\")";
+        let mut actions = Vec::new();
+        for i in 0..300 {
+            let key = format!("user{i:04}@example.com");
+            actions.push(Action::CreateUser {
+                key: key.clone(),
+                user: UserFields {
+                    email: key.clone(),
+                    display_name: Some(format!("User *{i}*")),
+                    ..UserFields::default()
+                },
+                reason: long.into(),
+            });
+            actions.push(Action::UpdateUser {
+                key: key.clone(),
+                id: format!("s{i}"),
+                changes: vec![FieldChange {
+                    field: "title".into(),
+                    from: Some("Engineer".into()),
+                    to: "Staff\nEngineer".into(),
+                    reason: long.into(),
+                }],
+                reason: long.into(),
+            });
+            actions.push(Action::ReactivateUser {
+                key: key.clone(),
+                id: format!("s{i}"),
+                reason: long.into(),
+            });
+            actions.push(Action::LinkUser {
+                key: key.clone(),
+                account_id: None,
+                user: UserFields::default(),
+                reason: long.into(),
+            });
+            for (n, cause) in [
+                DeactivateCause::GoneFromSources,
+                DeactivateCause::OutOfScope,
+                DeactivateCause::DisabledInSource,
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                actions.push(Action::DeactivateUser {
+                    key: format!("leaver{n}-{i:04}@example.com"),
+                    id: format!("x{n}-{i}"),
+                    account_id: Some(format!("acc{i}")),
+                    cause,
+                    reason: long.into(),
+                });
+            }
+            actions.push(Action::RevokeApiTokens {
+                key: key.clone(),
+                id: format!("s{i}"),
+                account_id: format!("acc{i}"),
+                tokens: Some(2),
+                reason: long.into(),
+            });
+        }
+        let members: Vec<Member> = (0..500)
+            .map(|i| Member {
+                key: format!("m{i:04}@example.com"),
+                id: None,
+                reason: long.into(),
+            })
+            .collect();
+        for g in 0..3 {
+            actions.push(Action::CreateGroup {
+                group: format!("group_{g}"),
+                reason: long.into(),
+            });
+            actions.push(Action::AddMembers {
+                group: format!("group_{g}"),
+                group_id: None,
+                batch: [1, 1],
+                members: members.clone(),
+                reason: long.into(),
+            });
+            actions.push(Action::RemoveMembers {
+                group: format!("group_{g}"),
+                group_id: format!("g{g}"),
+                batch: [1, 1],
+                members: members.clone(),
+                reason: long.into(),
+            });
+        }
+        let mut plan = Plan {
+            format_version: crate::plan::FORMAT_VERSION.into(),
+            idsync_version: "0.0.0".into(),
+            config_hash: "0123456789abcdef".into(),
+            target: "file:atlassian.yaml".into(),
+            summary: crate::plan::Summary::default(),
+            guard: crate::plan::Guard::check(
+                crate::config::DeactivationLimit::Count(5),
+                2,
+                900,
+                false,
+            ),
+            guards: Vec::new(),
+            actions,
+            warnings: (0..200).map(|i| format!("warning {i}: {long}")).collect(),
+            blocking: (0..50).map(|i| format!("problem {i}: {long}")).collect(),
+            skipped: (0..200)
+                .map(|i| crate::plan::Skipped {
+                    key: format!("kept{i}@example.com"),
+                    reason: long.into(),
+                })
+                .collect(),
+            preconditions: crate::plan::Preconditions::default(),
+            cost: None,
+            digest: String::new(),
+            signature: None,
+        };
+        plan.finish();
+        plan
+    }
+
+    /// At any limit from the smallest up: under the limit, whole entries only, every section shown
+    /// only when all riskier ones are complete, every note counting exactly what was left out.
+    #[test]
+    fn any_limit_is_kept_and_risk_is_cut_last() {
+        let plan = big_plan();
+        let everything = render(
+            &plan,
+            &MarkdownOptions {
+                limit: usize::MAX,
+                plan_file: None,
+            },
+        );
+        assert!(!everything.contains(" not shown (size limit)") && !everything.contains("… and "));
+        let mut last_shown = 0;
+        for limit in [
+            MARKDOWN_LIMIT_MIN,
+            10_000,
+            30_000,
+            MARKDOWN_LIMIT,
+            200_000,
+            400_000,
+        ] {
+            let md = render(
+                &plan,
+                &MarkdownOptions {
+                    limit,
+                    plan_file: Some("my plan.json".into()),
+                },
+            );
+            assert!(md.len() <= limit, "{} > {limit}", md.len());
+            assert!(md.contains("`idsync show 'my plan.json'`"));
+            assert!(
+                md.contains("> GUARD TRIPPED: 900 deactivation(s)"),
+                "many blocking problems never hide a tripped guard"
+            );
+            assert_eq!(md.matches("```").count() % 2, 0);
+            // Every list item shown is a whole line of the full rendering, in the same order.
+            let lines: Vec<&str> = md
+                .lines()
+                .filter(|l| (l.starts_with("- `") || l.starts_with("  - ")))
+                .collect();
+            let mut rest = everything.as_str();
+            for l in &lines {
+                let at = rest
+                    .find(&format!("{l}\n"))
+                    .expect("a whole entry of the full plan");
+                rest = &rest[at + l.len()..];
+            }
+            assert!(lines.len() >= last_shown, "a larger limit shows no less");
+            last_shown = lines.len();
+            // Once a section is cut, no later section shows an entry.
+            let mut cut = false;
+            for section in md.split("<details").skip(1) {
+                let shown = section.lines().filter(|l| l.starts_with("- `")).count();
+                if cut {
+                    assert_eq!(shown, 0, "{limit}: {section:.200}");
+                }
+                cut |= section.contains(" not shown (size limit)") || section.contains("… and ");
+            }
+        }
     }
 
     #[test]

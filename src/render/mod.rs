@@ -11,7 +11,9 @@ use std::io::{self, Write};
 
 use crate::plan::{Action, DeactivateCause, Kind, Plan};
 
-pub use markdown::{failure as failure_markdown, MarkdownOptions, MARKDOWN_LIMIT, MARKDOWN_LIMIT_MIN};
+pub use markdown::{
+    failure as failure_markdown, MarkdownOptions, MARKDOWN_LIMIT, MARKDOWN_LIMIT_MIN,
+};
 
 /// An output format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -171,7 +173,10 @@ pub fn outcome_line(plan: &Plan) -> String {
         format!("{count} {}", if count == 1 { one } else { many })
     };
     let parts: Vec<String> = [
-        (s.deactivate_user, n(s.deactivate_user, "to deactivate", "to deactivate")),
+        (
+            s.deactivate_user,
+            n(s.deactivate_user, "to deactivate", "to deactivate"),
+        ),
         (
             s.revoke_api_tokens,
             format!(
@@ -181,13 +186,23 @@ pub fn outcome_line(plan: &Plan) -> String {
         ),
         (
             s.members_removed,
-            n(s.members_removed, "membership to remove", "memberships to remove"),
+            n(
+                s.members_removed,
+                "membership to remove",
+                "memberships to remove",
+            ),
         ),
         (s.update_user, n(s.update_user, "to update", "to update")),
-        (s.reactivate_user, n(s.reactivate_user, "to reactivate", "to reactivate")),
+        (
+            s.reactivate_user,
+            n(s.reactivate_user, "to reactivate", "to reactivate"),
+        ),
         (s.link_user, n(s.link_user, "to link", "to link")),
         (s.create_user, n(s.create_user, "to create", "to create")),
-        (s.create_group, n(s.create_group, "group to create", "groups to create")),
+        (
+            s.create_group,
+            n(s.create_group, "group to create", "groups to create"),
+        ),
         (
             s.members_added,
             n(s.members_added, "membership to add", "memberships to add"),
