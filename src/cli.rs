@@ -63,6 +63,11 @@ pub enum Command {
         config: ConfigArg,
     },
     /// Snapshot both sides and print what apply would change.
+    ///
+    /// Whatever the format, one line on stderr sums the plan up (`Plan: 3 to deactivate, …`), so
+    /// that CI logs show the outcome. With --format markdown (for a pull-request comment: riskiest
+    /// sections first), a plan that fails still prints a markdown body saying what failed and what
+    /// to do.
     Plan {
         #[command(flatten)]
         config: ConfigArg,

@@ -546,7 +546,7 @@ groups: []
         "(from\\_regex \"^okta:(.\\*)\\_\\[a-z\\]\\*\\|\\<b\\>\\$\")",
         "- displayName: Ben **Okafor**\n+ displayName: Ben`s _O~k~a$1$_\n```",
     ] {
-        assert!(md.contains(&exact), "missing {exact:?} in\n{md}");
+        assert!(md.contains(exact), "missing {exact:?} in\n{md}");
     }
     insta::with_settings!({filters => vec![(r"idsync \d+\.\d+\.\d+\S*", "idsync [VERSION]")]}, {
         insta::assert_snapshot!("metacharacters.markdown", md);
@@ -573,6 +573,13 @@ fn a_failed_plan_prints_a_markdown_body() {
     // Other formats print nothing on stdout.
     let (code, text, _) = run(&s, &mut s.idsync(&["plan"]));
     assert_eq!((code, text.as_str()), (1, ""));
+    // A limit too small for the frame is a usage error.
+    let (code, _, err) = run(
+        &s,
+        &mut s.idsync(&["plan", "--format", "markdown", "--markdown-limit", "100"]),
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("100 is not in 8192.."), "{err}");
 }
 
 /// One line on stderr says what the plan does, whatever the format, with -q too; no colour codes

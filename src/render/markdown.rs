@@ -700,7 +700,7 @@ mod tests {
             // Every list item shown is a whole line of the full rendering, in the same order.
             let lines: Vec<&str> = md
                 .lines()
-                .filter(|l| (l.starts_with("- `") || l.starts_with("  - ")))
+                .filter(|l| l.starts_with("- `") || l.starts_with("  - "))
                 .collect();
             let mut rest = everything.as_str();
             for l in &lines {
