@@ -31,7 +31,8 @@ pub struct Cli {
     #[arg(short, long, global = true, conflicts_with = "quiet")]
     pub verbose: bool,
 
-    /// Only results and errors: no progress, notes or waits on stderr.
+    /// Only results and errors: no progress, notes or waits on stderr (a plan's one-line summary on
+    /// stderr is a result, and stays).
     #[arg(short, long, global = true)]
     pub quiet: bool,
 }
@@ -64,6 +65,11 @@ pub enum Command {
         config: ConfigArg,
     },
     /// Snapshot both sides and print what apply would change.
+    ///
+    /// Whatever the format, one line on stderr sums the plan up (`Plan: 3 to deactivate, …`), so
+    /// that CI logs show the outcome. With --format markdown (for a pull-request comment: riskiest
+    /// sections first), a plan that fails still prints a markdown body saying what failed and what
+    /// to do.
     Plan {
         #[command(flatten)]
         config: ConfigArg,
@@ -76,6 +82,13 @@ pub enum Command {
         /// Exit 2 when the plan has changes, 0 when it has none, 1 on error.
         #[arg(long)]
         detailed_exitcode: bool,
+        /// With --format markdown: the most characters the output may have (counted as UTF-8
+        /// bytes). The default is GitHub's comment limit; raise it for GitLab notes or GitHub's
+        /// 1 MiB job summary. What does not fit is left out whole entries at a time, least risky
+        /// sections first, with a count of what was left out.
+        #[arg(long, value_name = "N", default_value_t = 65_536,
+              value_parser = clap::value_parser!(u32).range(crate::render::MARKDOWN_LIMIT_MIN as i64..))]
+        markdown_limit: u32,
         #[command(flatten)]
         guards: GuardFlags,
     },

@@ -114,6 +114,17 @@ impl Printer {
         }
     }
 
+    /// A command's outcome in one line on stderr, so that CI logs show it whatever stdout carries.
+    /// Printed with --quiet too: it is a result, not a note. Bold when stderr is coloured.
+    pub fn outcome(&self, msg: &str) {
+        let msg = redact(msg);
+        if self.color_err {
+            eprintln!("{}", msg.bold());
+        } else {
+            eprintln!("{msg}");
+        }
+    }
+
     pub fn warn(&self, msg: &str) {
         let msg = redact(msg);
         if self.color_err {

@@ -244,44 +244,395 @@ fn membership_and_update_guards_tripped() {
     );
 }
 
-#[test]
-fn markdown_stays_under_the_comment_limit() {
+const BIG_CONFIG: &str = r#"version: 1
+sources:
+  - {name: okta, type: file, path: idp.yaml}
+target: {type: file, path: atlassian.yaml}
+users:
+  attributes:
+    displayName: "{givenName} {familyName}"
+    title: "{title}"
+groups:
+  mappings:
+    - {from_regex: "^okta:(.*)-team-(.*)$", to: "$1-$2"}
+    - {from_regex: "^okta:(.*)_legacy_(.*)$", to: "old-$1"}
+  default_groups: [all-staff]
+cleanup:
+  max_deactivations: 100%
+  max_updates: 100%
+  max_membership_removals: 100%
+  max_membership_removals_per_group: 100%
+"#;
+
+/// A 20,000-user directory: 2,000 new hires, 1,000 title changes, 400 reactivations, 2,000 leavers,
+/// 500 people moved between teams. Returns (idp, target).
+fn big_directory() -> (String, String) {
+    const USERS: usize = 20_000;
+    const IN_TARGET: usize = 18_000;
+    let teams = [
+        "eng-team-core",
+        "eng-team-web",
+        "ops-team-sre",
+        "sales-team-emea",
+        "hr-team-people",
+    ];
+    let team_of = |i: usize| i % teams.len();
     let mut idp = String::from("users:\n");
-    let mut members = Vec::new();
-    for i in 0..3000 {
-        idp.push_str(&format!("  - {{id: u{i}, email: person{i:05}@example.com, givenName: Person, familyName: Number{i}}}\n"));
-        members.push(format!("person{i:05}@example.com"));
+    let mut target = String::from("users:\n");
+    for i in 0..USERS {
+        idp.push_str(&format!(
+            "  - {{id: u{i}, email: u{i:05}@example.com, givenName: Given{i}, familyName: Family{i}, attributes: {{title: Engineer}}}}\n"
+        ));
+        if i < IN_TARGET {
+            let title = if (400..1400).contains(&i) {
+                "Intern"
+            } else {
+                "Engineer"
+            };
+            let active = i >= 400;
+            target.push_str(&format!(
+                "  - {{id: s{i}, externalId: u{i}, email: u{i:05}@example.com, givenName: Given{i}, familyName: Family{i}, displayName: Given{i} Family{i}, active: {active}, attributes: {{title: {title}}}}}\n"
+            ));
+        }
     }
-    idp.push_str(&format!(
-        "groups:\n  - {{name: Engineering, members: [{}]}}\n",
-        members.join(", ")
+    for i in 0..2_000 {
+        target.push_str(&format!(
+            "  - {{id: x{i}, email: leaver{i:04}@example.com, displayName: Leaver {i}}}\n"
+        ));
+    }
+    idp.push_str("groups:\n");
+    target.push_str("groups:\n");
+    for (t, team) in teams.iter().enumerate() {
+        let members: Vec<String> = (0..USERS)
+            .filter(|&i| team_of(i) == t)
+            .map(|i| format!("u{i:05}@example.com"))
+            .collect();
+        idp.push_str(&format!(
+            "  - {{name: {team}, members: [{}]}}\n",
+            members.join(", ")
+        ));
+        // In the target, 500 people are still in their previous team.
+        let current: Vec<String> = (0..IN_TARGET)
+            .filter(|&i| {
+                if (2_000..2_500).contains(&i) {
+                    (i + 1) % teams.len() == t
+                } else {
+                    team_of(i) == t
+                }
+            })
+            .map(|i| format!("u{i:05}@example.com"))
+            .collect();
+        let name = team.replace("-team-", "-");
+        if t > 0 {
+            target.push_str(&format!(
+                "  - {{name: {name}, id: g{t}, members: [{}]}}\n",
+                current.join(", ")
+            ));
+        }
+    }
+    let everyone: Vec<String> = (0..IN_TARGET)
+        .map(|i| format!("u{i:05}@example.com"))
+        .collect();
+    target.push_str(&format!(
+        "  - {{name: all-staff, id: g0, members: [{}]}}\n",
+        everyone.join(", ")
     ));
+    (idp, target)
+}
+
+/// The headings of a markdown plan's sections, in order, with the entries each shows and the count
+/// its elision note gives (0 when it has none).
+fn md_sections(md: &str) -> Vec<(String, Vec<String>, usize)> {
+    let note = regex::Regex::new(r"^- (?:… and )?([\d,]+) [^:]+: ").unwrap();
+    let mut out: Vec<(String, Vec<String>, usize)> = Vec::new();
+    for line in md.lines() {
+        if let Some(rest) = line.strip_prefix("<details") {
+            let title = rest
+                .split("<summary>")
+                .nth(1)
+                .unwrap()
+                .split("</summary>")
+                .next()
+                .unwrap();
+            out.push((title.to_string(), Vec::new(), 0));
+        } else if let Some(c) = note.captures(line) {
+            out.last_mut().unwrap().2 = c[1].replace(',', "").parse().unwrap();
+        } else if line.starts_with("- ") || line.starts_with("  - ") {
+            if let Some(last) = out.last_mut() {
+                last.1.push(line.to_string());
+            }
+        }
+    }
+    out
+}
+
+/// Issue 12: at 20,000 users the PR comment shows the risk first. Every deactivation that fits
+/// comes before any create; whole entries only; the elision notes count people; the whole stays
+/// under GitHub's 65,536 characters; regexes render exactly.
+#[test]
+fn markdown_at_twenty_thousand_users_shows_the_risk_first() {
+    let (idp, target) = big_directory();
     let s = Scratch::new();
-    s.write("idsync.yaml", CONFIG)
+    s.write("idsync.yaml", BIG_CONFIG)
         .write("idp.yaml", &idp)
-        .write("atlassian.yaml", "users: []\ngroups: []\n");
-    let (code, md, _) = run(&s, &mut s.idsync(&["plan", "--format", "markdown"]));
-    assert_eq!(code, 0);
+        .write("atlassian.yaml", &target);
+    let (code, md, err) = run(
+        &s,
+        &mut s.idsync(&["plan", "--format", "markdown", "--out", "plan.json"]),
+    );
+    assert_eq!(code, 0, "{err}");
     assert!(
-        md.chars().count() <= idsync::render::MARKDOWN_LIMIT,
-        "{} chars",
-        md.chars().count()
+        md.len() <= 65_536 && md.chars().count() <= 65_536,
+        "{} bytes",
+        md.len()
     );
     assert!(
-        md.contains("more line(s) not shown"),
-        "elision is announced"
+        md.len() > 60_000,
+        "the budget is used, not wasted: {} bytes",
+        md.len()
     );
-    assert!(md.contains("| create_user "), "the summary table survives");
     assert!(
-        md.contains("| 3000 |") || md.contains("3000"),
-        "counts are exact despite elision"
+        err.contains("Plan: 2000 to deactivate, 400 memberships to remove, 1000 to update, 400 to reactivate, 2000 to create, 1 group to create, "),
+        "{err}"
     );
-    // Every <details> is closed and every code fence is balanced.
+
+    let secs = md_sections(&md);
+    let titles: Vec<&str> = secs.iter().map(|(t, _, _)| t.as_str()).collect();
     assert_eq!(
-        md.matches("<details>").count(),
-        md.matches("</details>").count()
+        titles,
+        [
+            "Warnings (1)",
+            "Users to deactivate: gone from every source (2,000)",
+            "Memberships to remove (400)",
+            "Users to update (1,000)",
+            "Users to reactivate (400)",
+            "Users to create (2,000)",
+            "Groups to create (1)",
+            "Memberships to add (8,000)",
+        ],
+        "risk first"
+    );
+    // Risky sections open, the rest collapsed.
+    assert!(md.contains("<details open><summary>Users to deactivate"));
+    assert!(md.contains("<details open><summary>Users to reactivate"));
+    assert!(md.contains("<details><summary>Users to create"));
+    assert!(md.contains("<details><summary>Memberships to add"));
+
+    // Deactivations: the first N leavers in order, then a note counting the rest, and nothing shown
+    // from any section after them.
+    let (_, shown, more) = &secs[1];
+    assert!(shown.len() > 400, "{} deactivations shown", shown.len());
+    for (i, line) in shown.iter().enumerate() {
+        assert_eq!(
+            line,
+            &format!("- `leaver{i:04}@example.com`: in no source (cleanup.deactivate\\_missing)"),
+            "a whole entry, in order"
+        );
+    }
+    assert_eq!(
+        shown.len() + more,
+        2_000,
+        "the note counts the people left out"
+    );
+    assert!(md.contains(&format!(
+        "- … and {} more deactivations: `idsync show plan.json`\n",
+        more.to_string()
+            .as_bytes()
+            .rchunks(3)
+            .rev()
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect::<Vec<_>>()
+            .join(",")
+    )));
+    for (title, shown, more) in &secs[2..] {
+        let count: usize = title
+            .rsplit('(')
+            .next()
+            .unwrap()
+            .trim_end_matches(')')
+            .replace(',', "")
+            .parse()
+            .unwrap();
+        assert!(
+            shown.is_empty(),
+            "{title}: nothing shown once a riskier section is cut"
+        );
+        assert_eq!(*more, count, "{title}: the note counts every object");
+    }
+    // The regex with two `.*` renders exactly: escaped, never emphasis.
+    assert!(
+        md.contains(
+            r#"(from\_regex "^okta:(.\*)\_legacy\_(.\*)\$") matches no group of any source"#
+        ),
+        "{md}"
     );
     assert_eq!(md.matches("```").count() % 2, 0);
+    assert_eq!(
+        md.matches("<details").count(),
+        md.matches("</details>").count()
+    );
+    insta::with_settings!({filters => vec![(r"idsync \d+\.\d+\.\d+\S*", "idsync [VERSION]")]}, {
+        insta::assert_snapshot!("twenty_thousand.markdown", md);
+    });
+
+    // Unsaved, the note says how to see the rest; with a larger limit more is shown, still whole.
+    let (code, md2, _) = run(
+        &s,
+        &mut s.idsync(&["plan", "--format", "markdown", "--markdown-limit", "400000"]),
+    );
+    assert_eq!(code, 0);
+    assert!(md2.len() <= 400_000);
+    let secs2 = md_sections(&md2);
+    assert_eq!(
+        secs2[1].1.len(),
+        2_000,
+        "every deactivation fits in 400,000"
+    );
+    assert_eq!(secs2[1].2, 0);
+    assert!(
+        md2.contains(": save the plan with `--out` and run `idsync show`\n"),
+        "{}",
+        &md2[md2.len() - 2000..]
+    );
+    // An update's diff is never cut: each ```diff block has its `-` and `+` line and its fence.
+    let fence = regex::Regex::new(
+        r"(?m)^- `u\d{5}@example\.com`: fields differ from \\`okta\\`\n```diff\n- title: Intern\n\+ title: Engineer\n```$",
+    )
+    .unwrap();
+    let diffs = md2.matches("```diff").count();
+    assert_eq!(fence.find_iter(&md2).count(), diffs, "every diff whole");
+    assert!(diffs > 0);
+}
+
+/// Names, emails, group names and regexes holding markdown's metacharacters render exactly: in
+/// code spans, or backslash-escaped in running text.
+#[test]
+fn markdown_escapes_names_and_regexes() {
+    let config = r#"version: 1
+sources:
+  - {name: okta, type: file, path: idp.yaml}
+target: {type: file, path: atlassian.yaml}
+users:
+  attributes:
+    displayName: "{givenName} {familyName}"
+groups:
+  mappings:
+    - {from_regex: "^okta:(.*)_[a-z]*|<b>$", to: "$1"}
+    - {from: "okta:R&D <core> | [x]", to: "r&d_*core*"}
+cleanup:
+  max_deactivations: 100%
+"#;
+    let idp = r#"users:
+  - {id: u1, email: "a_b*c@example.com", givenName: "*Ana*", familyName: "<b>Silva</b> | [x](y)"}
+  - {id: u2, email: "ben@example.com", givenName: "Ben`s", familyName: "_O~k~a$1$_"}
+groups:
+  - {name: "R&D <core> | [x]", members: ["a_b*c@example.com", "ben@example.com"]}
+"#;
+    let target = r#"users:
+  - {id: s2, externalId: u2, email: "ben@example.com", givenName: "Ben", familyName: "Okafor", displayName: "Ben **Okafor**"}
+  - {id: s3, email: "x`y_z@example.com", displayName: "Gone"}
+groups: []
+"#;
+    let s = Scratch::new();
+    s.write("idsync.yaml", config)
+        .write("idp.yaml", idp)
+        .write("atlassian.yaml", target);
+    let (code, md, err) = run(&s, &mut s.idsync(&["plan", "--format", "markdown"]));
+    assert_eq!(code, 0, "{err}");
+    for exact in [
+        "- `a_b*c@example.com` (\\*Ana\\* \\<b\\>Silva\\</b\\> \\| \\[x\\](y)): in \\`okta\\`",
+        "- ``x`y_z@example.com``: in no source",
+        "- `r&d_*core*`: managed by groups.mappings\\[1\\] (from \"okta:R\\&D \\<core\\> \\| \\[x\\]\")",
+        "(from\\_regex \"^okta:(.\\*)\\_\\[a-z\\]\\*\\|\\<b\\>\\$\")",
+        "- displayName: Ben **Okafor**\n+ displayName: Ben`s _O~k~a$1$_\n```",
+    ] {
+        assert!(md.contains(exact), "missing {exact:?} in\n{md}");
+    }
+    insta::with_settings!({filters => vec![(r"idsync \d+\.\d+\.\d+\S*", "idsync [VERSION]")]}, {
+        insta::assert_snapshot!("metacharacters.markdown", md);
+    });
+}
+
+/// A plan that fails before it exists still gives CI a markdown body to post: what failed and what to
+/// do; stdout is otherwise empty, the error is on stderr, and the exit code stays 1.
+#[test]
+fn a_failed_plan_prints_a_markdown_body() {
+    let s = Scratch::new();
+    s.write("idsync.yaml", CONFIG)
+        .write("atlassian.yaml", "users: []\ngroups: []\n");
+    let (code, md, err) = run(&s, &mut s.idsync(&["plan", "--format", "markdown"]));
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("error: source `okta` could not be read completely"),
+        "{err}"
+    );
+    assert!(!err.contains("Plan:"), "no plan, no outcome line: {err}");
+    insta::with_settings!({filters => vec![(r"idsync \d+\.\d+\.\d+\S*", "idsync [VERSION]")]}, {
+        insta::assert_snapshot!("failed_plan.markdown", md);
+    });
+    // Other formats print nothing on stdout.
+    let (code, text, _) = run(&s, &mut s.idsync(&["plan"]));
+    assert_eq!((code, text.as_str()), (1, ""));
+    // A limit too small for the frame is a usage error.
+    let (code, _, err) = run(
+        &s,
+        &mut s.idsync(&["plan", "--format", "markdown", "--markdown-limit", "100"]),
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("100 is not in 8192.."), "{err}");
+}
+
+/// One line on stderr says what the plan does, whatever the format, with -q too; no colour codes
+/// unless asked for.
+#[test]
+fn every_format_prints_the_outcome_on_stderr() {
+    let s = Scratch::quickstart();
+    let mut lines = Vec::new();
+    for format in ["text", "markdown", "json"] {
+        for quiet in [false, true] {
+            let mut args = vec!["plan", "--format", format];
+            if quiet {
+                args.push("-q");
+            }
+            let (code, out, err) = run(&s, &mut s.idsync(&args));
+            assert_eq!(code, 0, "{err}");
+            let line: Vec<&str> = err.lines().filter(|l| l.starts_with("Plan: ")).collect();
+            assert_eq!(line.len(), 1, "{format} (-q: {quiet}): {err}");
+            assert!(
+                !out.lines().any(|l| l == line[0]),
+                "the outcome line is not on stdout"
+            );
+            assert!(!err.contains('\u{1b}'), "NO_COLOR holds: {err:?}");
+            lines.push(line[0].to_string());
+        }
+    }
+    assert!(lines.windows(2).all(|w| w[0] == w[1]), "{lines:?}");
+    insta::assert_snapshot!("quickstart_outcome", lines[0]);
+    let (_, _, err) = run(&s, &mut s.idsync(&["plan", "--color", "never"]));
+    assert!(!err.contains('\u{1b}'));
+    let (_, _, err) = run(&s, &mut s.idsync(&["plan", "--color", "always"]));
+    assert!(err.contains("\u{1b}[1mPlan: "), "{err:?}");
+
+    // A tripped guard says so on the line, before the error.
+    let (idp, target) = (
+        "users:\n  - {id: u1, email: ana@example.com}\ngroups: []\n",
+        "users:\n  - {id: s1, externalId: u1, email: ana@example.com}\n  - {id: x1, email: a@example.com}\n  - {id: x2, email: b@example.com}\ngroups: []\n",
+    );
+    let t = Scratch::new();
+    t.write(
+        "idsync.yaml",
+        &CONFIG
+            .replace("max_deactivations: 50%", "max_deactivations: 1")
+            .replace("grace_days: 14", "grace_days: 0"),
+    )
+    .write("idp.yaml", idp)
+    .write("atlassian.yaml", target);
+    let (code, _, err) = run(&t, &mut t.idsync(&["plan", "--format", "json", "-q"]));
+    assert_eq!(code, 1);
+    assert!(
+        err.starts_with("Plan: 2 to deactivate, 1 group to create, 1 membership to add. GUARD TRIPPED: it cannot be applied without --allow-mass-deactivation.\nerror: "),
+        "{err}"
+    );
 }
 
 #[test]

@@ -47,6 +47,7 @@ pub async fn run(cli: Cli, printer: Printer) -> Result<ExitStatus, Error> {
             out,
             format,
             detailed_exitcode,
+            markdown_limit,
             guards,
         } => {
             plan::run(
@@ -56,6 +57,7 @@ pub async fn run(cli: Cli, printer: Printer) -> Result<ExitStatus, Error> {
                 format,
                 detailed_exitcode,
                 guards.overrides(),
+                markdown_limit as usize,
             )
             .await
         }

@@ -1,11 +1,12 @@
 //! `idsync plan`.
 
+use std::io::Write as _;
 use std::path::Path;
 
 use crate::error::Error;
 use crate::exit::ExitStatus;
 use crate::output::Printer;
-use crate::render::{self, Format};
+use crate::render::{self, Format, MarkdownOptions};
 use crate::snapshot_file;
 
 pub(crate) async fn run(
@@ -15,6 +16,43 @@ pub(crate) async fn run(
     format: Format,
     detailed_exitcode: bool,
     overrides: crate::plan::Overrides,
+    markdown_limit: usize,
+) -> Result<ExitStatus, Error> {
+    let mut shown = false;
+    let result = plan(
+        printer,
+        config_path,
+        out,
+        format,
+        detailed_exitcode,
+        overrides,
+        markdown_limit,
+        &mut shown,
+    )
+    .await;
+    // A plan that failed before it could be shown still gives CI a comment to post: what failed and
+    // what to do (the error itself is printed on stderr as always).
+    if let Err(e) = &result {
+        if format == Format::Markdown && !shown && !matches!(e, Error::Output(_)) {
+            let mut stdout = printer.stdout();
+            stdout
+                .write_all(render::failure_markdown("idsync plan", e, markdown_limit).as_bytes())?;
+            stdout.flush()?;
+        }
+    }
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn plan(
+    printer: &Printer,
+    config_path: &Path,
+    out: Option<&Path>,
+    format: Format,
+    detailed_exitcode: bool,
+    overrides: crate::plan::Overrides,
+    markdown_limit: usize,
+    shown: &mut bool,
 ) -> Result<ExitStatus, Error> {
     let now = super::now()?;
     if let Some(path) = out {
@@ -23,21 +61,39 @@ pub(crate) async fn run(
     let loaded = super::load(printer, config_path)?;
     let planned = super::make_plan(&loaded, printer, now, overrides).await?;
     let plan = &planned.plan;
+    let refusal = super::refusal(plan);
+    // Saved before it is shown, so that the markdown can point at the file; never when refused.
+    let saved = match out {
+        Some(path) if refusal.is_none() => {
+            let mut json = serde_json::to_string_pretty(plan).map_err(std::io::Error::from)?;
+            json.push('\n');
+            snapshot_file::write_atomic(path, json.as_bytes())?;
+            Some(path)
+        }
+        _ => None,
+    };
     let mut stdout = printer.stdout();
-    render::render(
-        plan,
-        format,
-        printer.color && format == Format::Text,
-        &mut stdout,
-    )?;
-    std::io::Write::flush(&mut stdout)?;
-    if let Some(e) = super::refusal(plan) {
+    if format == Format::Markdown {
+        let opts = MarkdownOptions {
+            limit: markdown_limit,
+            plan_file: saved.map(|p| p.display().to_string()),
+        };
+        stdout.write_all(render::markdown(plan, &opts).as_bytes())?;
+    } else {
+        render::render(
+            plan,
+            format,
+            printer.color && format == Format::Text,
+            &mut stdout,
+        )?;
+    }
+    *shown = true;
+    stdout.flush()?;
+    printer.outcome(&render::outcome_line(plan));
+    if let Some(e) = refusal {
         return Err(e);
     }
-    if let Some(path) = out {
-        let mut json = serde_json::to_string_pretty(plan).map_err(std::io::Error::from)?;
-        json.push('\n');
-        snapshot_file::write_atomic(path, json.as_bytes())?;
+    if let Some(path) = saved {
         printer.info(&format!(
             "Saved the plan to {}. Apply exactly this plan with: idsync apply {}",
             path.display(),

@@ -35,12 +35,22 @@ pub(crate) fn inline(from: Option<&str>, to: &str, color: bool) -> String {
     format!("{old} -> {new}")
 }
 
-/// A unified diff of one field, for markdown's ```diff blocks.
+/// A unified diff of one field, for markdown's ```diff blocks. Every line starts with `-` or `+`, so
+/// none can close the block; a name or value holding a line break or another control character is
+/// quoted (`"a\nb"`) so that it stays on its line and reads exactly.
 pub(crate) fn unified(field: &str, from: Option<&str>, to: &str) -> String {
+    let exact = |s: &str| {
+        if s.chars().any(char::is_control) {
+            format!("{s:?}")
+        } else {
+            s.to_string()
+        }
+    };
+    let field = exact(field);
     let mut out = String::new();
     if let Some(f) = from {
-        out.push_str(&format!("- {field}: {f}\n"));
+        out.push_str(&format!("- {field}: {}\n", exact(f)));
     }
-    out.push_str(&format!("+ {field}: {to}\n"));
+    out.push_str(&format!("+ {field}: {}\n", exact(to)));
     out
 }

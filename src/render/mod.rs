@@ -6,11 +6,14 @@ mod markdown;
 mod summary;
 mod text;
 
+use std::fmt::Write as _;
 use std::io::{self, Write};
 
 use crate::plan::{Action, DeactivateCause, Kind, Plan};
 
-pub use markdown::MARKDOWN_LIMIT;
+pub use markdown::{
+    failure as failure_markdown, MarkdownOptions, MARKDOWN_LIMIT, MARKDOWN_LIMIT_MIN,
+};
 
 /// An output format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -27,12 +30,21 @@ pub enum Format {
 pub fn render(plan: &Plan, format: Format, color: bool, out: &mut dyn Write) -> io::Result<()> {
     match format {
         Format::Text => text::render(plan, color, out),
-        Format::Markdown => out.write_all(markdown::render(plan).as_bytes()),
+        Format::Markdown => {
+            out.write_all(markdown::render(plan, &MarkdownOptions::default()).as_bytes())
+        }
         Format::Json => {
             serde_json::to_writer_pretty(&mut *out, plan)?;
             out.write_all(b"\n")
         }
     }
+}
+
+/// Draws a plan as markdown, with a limit other than GitHub's and the plan file the elision notes
+/// point to.
+#[must_use]
+pub fn markdown(plan: &Plan, opts: &MarkdownOptions) -> String {
+    markdown::render(plan, opts)
 }
 
 /// A section of a plan as reviewers read it: a kind of action, with deactivations split by cause so
@@ -150,6 +162,82 @@ pub fn headline(plan: &Plan) -> String {
     } else {
         format!("{line}.")
     }
+}
+
+/// The plan's outcome in one line, for stderr whatever stdout carries: what it changes, riskiest
+/// first, counts that are zero left out; and, when it cannot be applied, why.
+#[must_use]
+pub fn outcome_line(plan: &Plan) -> String {
+    let s = &plan.summary;
+    let n = |count: usize, one: &str, many: &str| {
+        format!("{count} {}", if count == 1 { one } else { many })
+    };
+    let parts: Vec<String> = [
+        (
+            s.deactivate_user,
+            n(s.deactivate_user, "to deactivate", "to deactivate"),
+        ),
+        (
+            s.revoke_api_tokens,
+            format!(
+                "API tokens of {} to revoke",
+                n(s.revoke_api_tokens, "account", "accounts")
+            ),
+        ),
+        (
+            s.members_removed,
+            n(
+                s.members_removed,
+                "membership to remove",
+                "memberships to remove",
+            ),
+        ),
+        (s.update_user, n(s.update_user, "to update", "to update")),
+        (
+            s.reactivate_user,
+            n(s.reactivate_user, "to reactivate", "to reactivate"),
+        ),
+        (s.link_user, n(s.link_user, "to link", "to link")),
+        (s.create_user, n(s.create_user, "to create", "to create")),
+        (
+            s.create_group,
+            n(s.create_group, "group to create", "groups to create"),
+        ),
+        (
+            s.members_added,
+            n(s.members_added, "membership to add", "memberships to add"),
+        ),
+    ]
+    .into_iter()
+    .filter(|(count, _)| *count > 0)
+    .map(|(_, part)| part)
+    .collect();
+    let mut line = if parts.is_empty() {
+        "Plan: no changes.".to_string()
+    } else {
+        format!("Plan: {}.", parts.join(", "))
+    };
+    if !plan.blocking.is_empty() {
+        line.push_str(" BLOCKED: it cannot be applied (see the error below).");
+    } else {
+        let mut flags = Vec::new();
+        if plan.guard.blocks() {
+            flags.push(crate::plan::guard::OVERRIDE_FLAG);
+        }
+        for l in plan.blocking_limits() {
+            if !flags.contains(&l.kind.flag()) {
+                flags.push(l.kind.flag());
+            }
+        }
+        if !flags.is_empty() {
+            let _ = write!(
+                line,
+                " GUARD TRIPPED: it cannot be applied without {}.",
+                flags.join(" and ")
+            );
+        }
+    }
+    line
 }
 
 /// The cost line: requests apply will make and how long they should take.
