@@ -141,7 +141,9 @@ fn escape(s: &str) -> String {
 
 fn action_lines(a: &Action, lines: &mut Vec<String>) {
     match a {
-        Action::CreateUser { key, user, reason }
+        Action::CreateUser {
+            key, user, reason, ..
+        }
         | Action::LinkUser {
             key, user, reason, ..
         } => {
@@ -172,7 +174,7 @@ fn action_lines(a: &Action, lines: &mut Vec<String>) {
         Action::ReactivateUser { key, reason, .. } | Action::DeactivateUser { key, reason, .. } => {
             lines.push(format!("- `{key}`: {}", escape(reason)));
         }
-        Action::CreateGroup { group, reason } => {
+        Action::CreateGroup { group, reason, .. } => {
             lines.push(format!("- `{group}`: {}", escape(reason)))
         }
         Action::RevokeApiTokens {
