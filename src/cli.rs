@@ -103,16 +103,15 @@ pub enum Command {
     /// nothing else.
     ///
     /// Reads only PLAN_FILE: no config file, no credentials, no source or target. It checks the
-    /// plan's digest, and with IDSYNC_PLAN_KEY set its signature: a plan that is not as idsync wrote
-    /// it is still shown, marked as such (on stderr only, for --format json), and the command exits 1.
+    /// plan's digest, and with IDSYNC_PLAN_KEY set its signature: a plan that fails the check
+    /// is still shown, under a warning (on stderr only, for --format json), and the command exits 1.
     /// A plan of a later 2.x format is shown without the fields this idsync does not know; a plan of
     /// another major format is refused, naming the idsync that made it.
     Show {
         /// A plan saved by `idsync plan --out` (or `idsync plan --format json`).
         #[arg(value_name = "PLAN_FILE")]
         plan: PathBuf,
-        /// Output format on stdout; `summary` prints one line per kind of action with its count, the
-        /// guard lines and the number of warnings.
+        /// Output format on stdout.
         #[arg(long, value_enum, default_value_t = ShowFormat::Text)]
         format: ShowFormat,
         /// Exit 2 when the plan has changes, 0 when it has none, 1 on error.
@@ -150,7 +149,9 @@ pub enum ShowFormat {
     Markdown,
     /// The plan file as written (every field, also those this idsync does not know).
     Json,
-    /// One line per kind of action with its count, then the guards and the counts of warnings.
+    /// One line per kind of action with its count (memberships for add_members and
+    /// remove_members), the total, the guard lines, and the counts of warnings, users left alone and
+    /// blocking problems.
     Summary,
 }
 

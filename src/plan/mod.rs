@@ -327,7 +327,11 @@ impl Plan {
     /// The content does not match the digest, or a key is given and the plan is unsigned or signed
     /// with another key.
     pub fn verify_seal(&self, key: Option<&[u8]>) -> Result<(), SealError> {
-        let content = self.clone().content();
+        let content = if self.sealed_as_2_0() {
+            self.clone().content()
+        } else {
+            canonical_content(&serde_json::to_value(self).expect("plans serialize"))
+        };
         check_seal(&content, &self.digest, self.signature.as_deref(), key)
     }
 }
