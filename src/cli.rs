@@ -113,6 +113,29 @@ pub enum Command {
         #[command(flatten)]
         guards: GuardFlags,
     },
+    /// Show a saved plan (a `plan --out` file, a pull request's artifact, a drift result), reading
+    /// nothing else.
+    ///
+    /// Reads only PLAN_FILE: no config file, no credentials, no source or target. It checks the
+    /// plan's digest, and with IDSYNC_PLAN_KEY set its signature: a plan that fails the check
+    /// is still shown, under a warning (on stderr only, for --format json), and the command exits 1.
+    /// A plan of a later 2.x format is shown without the fields this idsync does not know; a plan of
+    /// another major format is refused, naming the idsync that made it.
+    Show {
+        /// A plan saved by `idsync plan --out` (or `idsync plan --format json`).
+        #[arg(value_name = "PLAN_FILE")]
+        plan: PathBuf,
+        /// Output format on stdout.
+        #[arg(long, value_enum, default_value_t = ShowFormat::Text)]
+        format: ShowFormat,
+        /// Exit 2 when the plan has changes, 0 when it has none, 1 on error.
+        #[arg(long)]
+        detailed_exitcode: bool,
+        /// With --format markdown: the most characters the output may have (as for `plan`).
+        #[arg(long, value_name = "N", default_value_t = 65_536,
+              value_parser = clap::value_parser!(u32).range(crate::render::MARKDOWN_LIMIT_MIN as i64..))]
+        markdown_limit: u32,
+    },
     /// Write the normalized snapshot of one side, readable by a `file` connector.
     Snapshot {
         #[command(flatten)]
@@ -133,6 +156,21 @@ pub enum Command {
         #[arg(long)]
         plan: bool,
     },
+}
+
+/// How `idsync show` draws a plan.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ShowFormat {
+    /// Where the plan came from, then the plan as `idsync plan` prints it.
+    Text,
+    /// As `idsync plan --format markdown` prints it.
+    Markdown,
+    /// The plan file as written (every field, also those this idsync does not know).
+    Json,
+    /// One line per kind of action with its count (memberships for add_members and
+    /// remove_members), the total, the guard lines, and the counts of warnings, users left alone and
+    /// blocking problems.
+    Summary,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

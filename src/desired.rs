@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use crate::config::Rules;
 use crate::model::{Indexed, LeftOut, LeftOutKind, User};
-use crate::plan::UserFields;
+use crate::plan::{ReasonCode, UserFields};
 
 /// One source's snapshot, indexed.
 #[derive(Debug)]
@@ -59,8 +59,8 @@ pub struct DesiredGroup {
 pub struct Desired {
     pub users: Vec<DesiredUser>,
     pub groups: BTreeMap<String, DesiredGroup>,
-    /// Texts that member reasons point into.
-    pub reasons: Vec<String>,
+    /// Texts that member reasons point into, with their codes.
+    pub reasons: Vec<(ReasonCode, String)>,
     pub warnings: Vec<String>,
     /// Problems that stop the plan from being applied (two groups differing only in case, …).
     pub blocking: Vec<String>,
@@ -71,7 +71,12 @@ pub struct Desired {
 impl Desired {
     #[must_use]
     pub fn reason(&self, idx: u32) -> &str {
-        &self.reasons[idx as usize]
+        &self.reasons[idx as usize].1
+    }
+
+    #[must_use]
+    pub fn reason_code(&self, idx: u32) -> ReasonCode {
+        self.reasons[idx as usize].0
     }
 }
 
@@ -180,9 +185,9 @@ pub fn build(sources: &[SourceData], rules: &Rules) -> Result<Desired, Vec<Strin
                 continue;
             }
             let reason = u32::try_from(d.reasons.len()).expect("few reasons");
-            d.reasons.push(format!(
-                "member of {shown} via groups.mappings[{}]",
-                mapping.index
+            d.reasons.push((
+                ReasonCode::MappedGroup,
+                format!("member of {shown} via groups.mappings[{}]", mapping.index),
             ));
             let entry = pending
                 .entry(to)
@@ -259,8 +264,10 @@ pub fn build(sources: &[SourceData], rules: &Rules) -> Result<Desired, Vec<Strin
     }
 
     let default_reason = u32::try_from(d.reasons.len()).expect("few reasons");
-    d.reasons
-        .push("every synced user (groups.default_groups)".into());
+    d.reasons.push((
+        ReasonCode::DefaultGroup,
+        "every synced user (groups.default_groups)".into(),
+    ));
     let wanted: Vec<u32> = (0..d.users.len())
         .filter(|&i| d.users[i].scope == Scope::Wanted)
         .map(|i| u32::try_from(i).expect("fewer than 4 billion users"))

@@ -3,14 +3,14 @@
 
 use rustc_hash::FxHashMap;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 
 use crate::config::{CleanupConfig, Rules, WithoutLastActive};
 use crate::desired::{Desired, DesiredUser, Scope};
 use crate::model::{Indexed, User};
 use crate::plan::{
     stale, Action, Cost, DeactivateCause, FieldChange, Guard, Limit, LimitKind, Member, Overrides,
-    Plan, Skipped, Summary, FORMAT_VERSION,
+    Plan, ReasonCode, Skipped, SourceRead, Summary, FORMAT_VERSION,
 };
 
 /// What a diff needs besides the two sides.
@@ -30,6 +30,8 @@ pub struct Context<'a> {
     pub last_active_lag: chrono::Duration,
     /// What the target's snapshot found that a reviewer should know.
     pub target_warnings: Vec<String>,
+    /// The sources read, for the plan's record.
+    pub sources: Vec<SourceRead>,
 }
 
 /// Most warnings of one kind listed one by one.
@@ -200,25 +202,35 @@ impl Differ<'_> {
     }
 
     /// Why a rule keeps idsync's hands off this user, if one does.
-    fn hands_off(&self, key: &str, target: Option<&User>) -> Option<String> {
+    fn hands_off(&self, key: &str, target: Option<&User>) -> Option<(ReasonCode, String)> {
+        let protected = |p: &str| {
+            (
+                ReasonCode::Protected,
+                format!("protected by cleanup.protect {p:?}"),
+            )
+        };
         if let Some(p) = self.ctx.rules.protect.matching(key) {
-            return Some(format!("protected by cleanup.protect {p:?}"));
+            return Some(protected(p));
         }
         if let Some(u) = target {
             if let Some(p) = self.ctx.rules.protect.matching(&u.email) {
-                return Some(format!("protected by cleanup.protect {p:?}"));
+                return Some(protected(p));
             }
             if u.admin && self.ctx.cleanup.skip_admins {
-                return Some("an organization or site admin (cleanup.skip_admins)".into());
+                return Some((
+                    ReasonCode::Admin,
+                    "an organization or site admin (cleanup.skip_admins)".into(),
+                ));
             }
         }
         None
     }
 
-    fn skip(&mut self, key: &str, why: String, would: &str) {
+    fn skip(&mut self, key: &str, (code, why): (ReasonCode, String), would: &str) {
         self.skipped.push(Skipped {
             key: key.to_string(),
             reason: format!("{why}; would have been {would}"),
+            reason_code: code,
         });
     }
 
@@ -241,15 +253,20 @@ impl Differ<'_> {
                         self.unverified.push(du.key.clone());
                         self.skip(
                             &du.key,
-                            "the email's domain is not verified in the organization".into(),
+                            (
+                                ReasonCode::DomainNotVerified,
+                                "the email's domain is not verified in the organization".into(),
+                            ),
                             "created (Atlassian refuses it)",
                         );
                         continue;
                     }
+                    let (reason_code, reason) = wanted_reason(du, self.ctx.rules);
                     self.actions.push(Action::CreateUser {
                         key: du.key.clone(),
                         user: du.fields.clone(),
-                        reason: wanted_reason(du, self.ctx.rules),
+                        reason,
+                        reason_code,
                     });
                 }
                 (Scope::Wanted, Some((_, u))) => {
@@ -259,7 +276,7 @@ impl Differ<'_> {
                         self.blocked[di] = true;
                         self.skip(
                             &du.key,
-                            format!("the Atlassian account belongs to the organization's identity-provider directory {dir:?}, not to this SCIM directory"),
+                            (ReasonCode::OtherDirectory, format!("the Atlassian account belongs to the organization's identity-provider directory {dir:?}, not to this SCIM directory")),
                             "linked",
                         );
                         self.warnings.push(format!(
@@ -308,14 +325,15 @@ impl Differ<'_> {
 
     fn wanted_user(&mut self, du: &DesiredUser, u: &User) {
         if !u.in_directory {
+            let (reason_code, wanted) = wanted_reason(du, self.ctx.rules);
             self.actions.push(Action::LinkUser {
                 key: du.key.clone(),
                 account_id: u.account_id.clone(),
                 user: du.fields.clone(),
                 reason: format!(
-                    "{}; the Atlassian account exists outside the SCIM directory (e.g. JIT-provisioned), so it is linked by creating it with the same email",
-                    wanted_reason(du, self.ctx.rules)
+                    "{wanted}; the Atlassian account exists outside the SCIM directory (e.g. JIT-provisioned), so it is linked by creating it with the same email"
                 ),
+                reason_code,
             });
             return;
         }
@@ -324,6 +342,7 @@ impl Differ<'_> {
                 key: du.key.clone(),
                 id: u.reference(),
                 reason: format!("active in `{}` again", du.source),
+                reason_code: ReasonCode::ActiveInSource,
             });
         }
         let changes = field_changes(du, u, self.ctx.rules);
@@ -339,6 +358,11 @@ impl Differ<'_> {
                     )
                 } else {
                     format!("fields differ from `{}`", du.source)
+                },
+                reason_code: if renamed {
+                    ReasonCode::Rename
+                } else {
+                    ReasonCode::FieldsDiffer
                 },
                 changes,
             });
@@ -385,18 +409,24 @@ impl Differ<'_> {
                     self.deactivate(
                         idx(ti),
                         DeactivateCause::OutOfScope,
-                        format!(
-                            "left out of source `{source}` ({}), and excluded by users.exclude {p:?}",
-                            l.reason
+                        (
+                            ReasonCode::ExcludedByRule,
+                            format!(
+                                "left out of source `{source}` ({}), and excluded by users.exclude {p:?}",
+                                l.reason
+                            ),
                         ),
                     );
                 } else {
                     self.skip(
                         &key,
-                        format!(
-                            "source `{source}` left out {} ({}), so they are not taken for gone",
-                            l.label(),
-                            l.reason
+                        (
+                            ReasonCode::LeftOutBySource,
+                            format!(
+                                "source `{source}` left out {} ({}), so they are not taken for gone",
+                                l.label(),
+                                l.reason
+                            ),
                         ),
                         "deactivated: in no source (cleanup.deactivate_missing)",
                     );
@@ -407,13 +437,21 @@ impl Differ<'_> {
                 self.deactivate(
                     idx(ti),
                     DeactivateCause::GoneFromSources,
-                    "in no source (cleanup.deactivate_missing)".into(),
+                    (
+                        ReasonCode::GoneFromSources,
+                        "in no source (cleanup.deactivate_missing)".into(),
+                    ),
                 );
             }
         }
     }
 
-    fn deactivate(&mut self, ti: u32, cause: DeactivateCause, reason: String) {
+    fn deactivate(
+        &mut self,
+        ti: u32,
+        cause: DeactivateCause,
+        (reason_code, reason): (ReasonCode, String),
+    ) {
         let u = self.target.user(ti);
         let key = self.target.key(ti).to_string();
         let c = self.ctx.cleanup;
@@ -424,7 +462,10 @@ impl Differ<'_> {
         if cause != DeactivateCause::DisabledInSource && !c.deactivate_missing {
             self.skip(
                 &key,
-                "cleanup.deactivate_missing is false".into(),
+                (
+                    ReasonCode::DeactivateMissingOff,
+                    "cleanup.deactivate_missing is false".into(),
+                ),
                 &format!("deactivated: {reason}"),
             );
             return;
@@ -438,10 +479,13 @@ impl Differ<'_> {
                 Some(at) if self.ctx.now - at <= grace => {
                     self.skip(
                         &key,
-                        format!(
-                            "last active {}, within cleanup.grace_days ({})",
-                            at.format("%Y-%m-%d"),
-                            c.grace_days
+                        (
+                            ReasonCode::InactiveGrace,
+                            format!(
+                                "last active {}, within cleanup.grace_days ({})",
+                                at.format("%Y-%m-%d"),
+                                c.grace_days
+                            ),
                         ),
                         &format!("deactivated: {reason}"),
                     );
@@ -455,7 +499,10 @@ impl Differ<'_> {
                 None if c.without_last_active == WithoutLastActive::Keep => {
                     self.skip(
                         &key,
-                        "no last-active date and cleanup.without_last_active is keep".into(),
+                        (
+                            ReasonCode::NoLastActive,
+                            "no last-active date and cleanup.without_last_active is keep".into(),
+                        ),
                         &format!("deactivated: {reason}"),
                     );
                     return;
@@ -470,17 +517,21 @@ impl Differ<'_> {
             account_id: u.account_id.clone(),
             cause,
             reason,
+            reason_code,
         });
         self.revoking[ti as usize] = true;
         self.revoke(
             &key,
             u,
-            "deactivated by this plan (cleanup.revoke_api_tokens)".into(),
+            (
+                ReasonCode::DeactivatedByPlan,
+                "deactivated by this plan (cleanup.revoke_api_tokens)".into(),
+            ),
         );
     }
 
     /// Plans the revocation of a user's API tokens, when asked for and the user may hold any.
-    fn revoke(&mut self, key: &str, u: &User, reason: String) {
+    fn revoke(&mut self, key: &str, u: &User, (reason_code, reason): (ReasonCode, String)) {
         if !self.ctx.cleanup.revoke_api_tokens || u.api_tokens == Some(0) {
             return;
         }
@@ -493,6 +544,7 @@ impl Differ<'_> {
             account_id,
             tokens: u.api_tokens,
             reason,
+            reason_code,
         });
     }
 
@@ -528,8 +580,11 @@ impl Differ<'_> {
             self.revoke(
                 &key,
                 u,
-                format!(
-                    "deactivated, but still holds {held} API token(s) (cleanup.revoke_api_tokens): an earlier revocation failed or was never made"
+                (
+                    ReasonCode::TokensLingering,
+                    format!(
+                        "deactivated, but still holds {held} API token(s) (cleanup.revoke_api_tokens): an earlier revocation failed or was never made"
+                    ),
                 ),
             );
         }
@@ -596,6 +651,12 @@ impl Differ<'_> {
                     self.ctx.rules.group_size_warn
                 ));
             }
+            // A default group's origin is `groups.default_groups`, even when a mapping also feeds it.
+            let group_code = if self.ctx.rules.default_groups.contains(name) {
+                ReasonCode::DefaultGroup
+            } else {
+                ReasonCode::MappedGroup
+            };
             let tg = by_name
                 .get(name.as_str())
                 .or_else(|| by_lower.get(&name.to_lowercase()))
@@ -615,6 +676,7 @@ impl Differ<'_> {
                     self.actions.push(Action::CreateGroup {
                         group: name.clone(),
                         reason: format!("managed by {}", g.origin),
+                        reason_code: group_code,
                     });
                     (None, &empty)
                 }
@@ -646,6 +708,7 @@ impl Differ<'_> {
                     key: d.key.clone(),
                     id,
                     reason: self.desired.reason(reason).to_string(),
+                    reason_code: self.desired.reason_code(reason),
                 });
             }
             let mut removes = Vec::new();
@@ -654,12 +717,15 @@ impl Differ<'_> {
                     continue;
                 }
                 let u = t.user(ti);
-                let reason = match self.claimed[ti as usize] {
+                let (reason_code, reason) = match self.claimed[ti as usize] {
                     Some(du) if self.desired.users[du as usize].scope == Scope::Wanted => {
                         if self.blocked[du as usize] {
                             continue;
                         }
-                        "no mapping or default group puts them here any more"
+                        (
+                            ReasonCode::NoLongerDerived,
+                            "no mapping or default group puts them here any more",
+                        )
                     }
                     // Deactivated or dropped users keep their memberships, so a reactivation
                     // restores them.
@@ -670,7 +736,10 @@ impl Differ<'_> {
                         if self.hands_off(t.key(ti), Some(u)).is_some() {
                             continue;
                         }
-                        "in no source (groups.manage_unmapped_members)"
+                        (
+                            ReasonCode::UnmanagedMember,
+                            "in no source (groups.manage_unmapped_members)",
+                        )
                     }
                     None => continue,
                 };
@@ -678,6 +747,7 @@ impl Differ<'_> {
                     key: t.key(ti).to_string(),
                     id: Some(u.reference()),
                     reason: reason.into(),
+                    reason_code,
                 });
             }
             if tg.is_some() {
@@ -697,6 +767,7 @@ impl Differ<'_> {
                     batch: [i + 1, n],
                     members: chunk.to_vec(),
                     reason: format!("memberships derived from {}", g.origin),
+                    reason_code: group_code,
                 });
             }
             let n = removes.len().div_ceil(batch);
@@ -711,6 +782,7 @@ impl Differ<'_> {
                         "memberships no longer derived ({name} is managed by {})",
                         g.origin
                     ),
+                    reason_code: ReasonCode::NoLongerDerived,
                 });
             }
         }
@@ -810,8 +882,10 @@ impl Differ<'_> {
         let mut plan = Plan {
             format_version: FORMAT_VERSION.into(),
             idsync_version: env!("CARGO_PKG_VERSION").into(),
+            created_at: Some(self.ctx.now.trunc_subsecs(0)),
             config_hash: self.ctx.config_hash.clone(),
             target: self.ctx.target_name.clone(),
+            sources: self.ctx.sources.clone(),
             summary: Summary::default(),
             guard,
             guards,
@@ -833,34 +907,44 @@ fn idx(i: usize) -> u32 {
     u32::try_from(i).expect("fewer than 4 billion objects")
 }
 
-fn wanted_reason(du: &DesiredUser, rules: &Rules) -> String {
+fn wanted_reason(du: &DesiredUser, rules: &Rules) -> (ReasonCode, String) {
     if rules.require_groups.is_empty() {
-        format!("in `{}`", du.source)
+        (ReasonCode::InSource, format!("in `{}`", du.source))
     } else {
-        format!(
-            "in `{}` and a member of a users.require_groups group",
-            du.source
+        (
+            ReasonCode::InRequiredGroup,
+            format!(
+                "in `{}` and a member of a users.require_groups group",
+                du.source
+            ),
         )
     }
 }
 
-fn scope_reason(scope: &Scope, rules: &Rules) -> String {
+fn scope_reason(scope: &Scope, rules: &Rules) -> (ReasonCode, String) {
     match scope {
-        Scope::Wanted => String::new(),
-        Scope::Disabled { source } => format!("deactivated or suspended in `{source}`"),
-        Scope::Excluded { pattern } => {
-            format!("still in the IdP, but excluded by users.exclude {pattern:?}")
-        }
+        Scope::Wanted => (ReasonCode::Unknown, String::new()),
+        Scope::Disabled { source } => (
+            ReasonCode::DisabledInIdp,
+            format!("deactivated or suspended in `{source}`"),
+        ),
+        Scope::Excluded { pattern } => (
+            ReasonCode::ExcludedByRule,
+            format!("still in the IdP, but excluded by users.exclude {pattern:?}"),
+        ),
         Scope::NotRequired => {
             let mut groups: Vec<&String> = rules.require_groups.iter().collect();
             groups.sort();
-            format!(
-                "still in the IdP, but in none of users.require_groups ({})",
-                groups
-                    .iter()
-                    .map(|g| g.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+            (
+                ReasonCode::NotInRequiredGroups,
+                format!(
+                    "still in the IdP, but in none of users.require_groups ({})",
+                    groups
+                        .iter()
+                        .map(|g| g.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
             )
         }
     }
@@ -871,43 +955,54 @@ fn scope_reason(scope: &Scope, rules: &Rules) -> String {
 #[must_use]
 pub fn field_changes(du: &DesiredUser, u: &User, rules: &Rules) -> Vec<FieldChange> {
     let mut out = Vec::new();
-    let source = || format!("from `{}`", du.source);
+    let source = || (ReasonCode::SourceField, format!("from `{}`", du.source));
     let reason = |field: &str| {
         rules
             .templates
             .iter()
             .find(|(attr, _)| attr == field)
             .map_or_else(source, |(attr, t)| {
-                format!("users.attributes.{attr} template {:?}", t.text)
+                (
+                    ReasonCode::AttributeTemplate,
+                    format!("users.attributes.{attr} template {:?}", t.text),
+                )
             })
+    };
+    let change = |field: &str,
+                  from: Option<String>,
+                  to: &str,
+                  (code, reason): (ReasonCode, String)| FieldChange {
+        field: field.into(),
+        from,
+        to: to.to_string(),
+        reason,
+        reason_code: code,
     };
     let f = &du.fields;
     if !f.email.eq_ignore_ascii_case(&u.email) {
-        out.push(FieldChange {
-            field: "email".into(),
-            from: Some(u.email.clone()),
-            to: f.email.clone(),
-            reason: source(),
-        });
+        out.push(change("email", Some(u.email.clone()), &f.email, source()));
     }
     if let Some(want) = &f.user_name {
         if !want.eq_ignore_ascii_case(u.user_name()) {
-            out.push(FieldChange {
-                field: "userName".into(),
-                from: Some(u.user_name().to_string()),
-                to: want.clone(),
-                reason: reason("userName"),
-            });
+            out.push(change(
+                "userName",
+                Some(u.user_name().to_string()),
+                want,
+                reason("userName"),
+            ));
         }
     }
     if let Some(want) = &f.external_id {
         if u.external_id.as_deref() != Some(want.as_str()) {
-            out.push(FieldChange {
-                field: "externalId".into(),
-                from: u.external_id.clone(),
-                to: want.clone(),
-                reason: format!("the immutable id in `{}`, used to match renames", du.source),
-            });
+            out.push(change(
+                "externalId",
+                u.external_id.clone(),
+                want,
+                (
+                    ReasonCode::ImmutableId,
+                    format!("the immutable id in `{}`, used to match renames", du.source),
+                ),
+            ));
         }
     }
     for (field, want, have) in [
@@ -917,23 +1012,13 @@ pub fn field_changes(du: &DesiredUser, u: &User, rules: &Rules) -> Vec<FieldChan
     ] {
         if let Some(w) = want {
             if have.as_deref() != Some(w.as_str()) {
-                out.push(FieldChange {
-                    field: field.into(),
-                    from: have.clone(),
-                    to: w.clone(),
-                    reason: reason(field),
-                });
+                out.push(change(field, have.clone(), w, reason(field)));
             }
         }
     }
     for (k, w) in &f.attributes {
         if u.attributes.get(k) != Some(w) {
-            out.push(FieldChange {
-                field: k.clone(),
-                from: u.attributes.get(k).cloned(),
-                to: w.clone(),
-                reason: reason(k),
-            });
+            out.push(change(k, u.attributes.get(k).cloned(), w, reason(k)));
         }
     }
     out

@@ -85,6 +85,21 @@ pub enum Error {
     Journal(#[from] crate::apply::journal::JournalError),
     #[error("cannot use plan file {}: {reason}", path.display())]
     PlanFile { path: PathBuf, reason: String },
+    #[error(
+        "cannot use plan file {}: plan format {found} is {} than this idsync reads (idsync {} reads plan formats {}.x); the plan was made by idsync {made_by}",
+        path.display(),
+        if *newer { "newer" } else { "older" },
+        env!("CARGO_PKG_VERSION"),
+        crate::plan::FORMAT_MAJOR
+    )]
+    PlanFormat {
+        path: PathBuf,
+        found: String,
+        made_by: String,
+        newer: bool,
+    },
+    #[error("the plan file {} cannot be trusted: {reason}", path.display())]
+    PlanUntrusted { path: PathBuf, reason: String },
     #[error("no source named `{name}`; sources are: {known}")]
     UnknownSource { name: String, known: String },
     #[error("this config has {count} sources; say which with --source NAME ({known})")]
@@ -162,6 +177,15 @@ impl Error {
                 "review the plan, then run `idsync apply --auto-approve`, or save it with `idsync plan --out plan.json` and apply that file".into()
             }
             Error::PlanFile { .. } => "make a plan with `idsync plan --out plan.json`".into(),
+            Error::PlanFormat { made_by, newer: true, .. } => format!(
+                "use idsync {made_by} (or a later idsync that reads its format) to show or apply it"
+            ),
+            Error::PlanFormat { made_by, newer: false, .. } => format!(
+                "make the plan again with this idsync (`idsync plan --out FILE`), or use idsync {made_by} to show or apply it"
+            ),
+            Error::PlanUntrusted { .. } => {
+                "it is shown above, marked; `apply` refuses it. Make the plan again with `idsync plan --out FILE` (with the same IDSYNC_PLAN_KEY as the apply) and review that".into()
+            }
             Error::Journal(e) => e.hint(),
             Error::PlanEdited { .. } => {
                 "apply only plans as idsync wrote them: make the plan again with `idsync plan --out FILE`, review it, and apply that file".into()

@@ -8,7 +8,7 @@ Exit codes:
   1  any error: bad usage (unknown flag, bad value, missing subcommand), bad config,
      unreadable source or target, stale plan, tripped guard, refused confirmation,
      failed action, internal error
-  2  changes present (plan --detailed-exitcode), and nothing else";
+  2  changes present (plan or show --detailed-exitcode), and nothing else";
 
 /// Where an internal error (a bug) is to be reported.
 pub const REPORT_BUGS: &str =

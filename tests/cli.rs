@@ -468,7 +468,7 @@ fn help_and_version_exit_0_and_help_states_the_exit_codes() {
     for row in [
         "| `0` | success; or a plan without changes;",
         "| `1` | any error: bad usage (unknown flag, bad value, missing subcommand",
-        "| `2` | changes present (`plan --detailed-exitcode`), and nothing else |",
+        "| `2` | changes present (`plan` or `show --detailed-exitcode`), and nothing else |",
     ] {
         assert!(readme.contains(row), "README's exit code table: {row}");
     }

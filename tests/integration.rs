@@ -19,5 +19,6 @@ mod render;
 mod saved_plans;
 mod schema_sync;
 mod scim_source;
+mod show;
 mod third_party_scim;
 mod write_faults;

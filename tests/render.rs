@@ -28,8 +28,10 @@ fn scenario(name: &str, config: &str, idp: &str, atlassian: &str) -> i32 {
         .write("idp.yaml", idp)
         .write("atlassian.yaml", atlassian);
     let mut code = None;
+    let mut outputs = std::collections::BTreeMap::new();
     for format in ["text", "markdown", "json"] {
         let (c, stdout, _) = run(&s, &mut s.idsync(&["plan", "--format", format]));
+        outputs.insert(format, stdout.clone());
         if let Some(prev) = code {
             assert_eq!(prev, c, "exit code differs between formats");
         }
@@ -40,7 +42,60 @@ fn scenario(name: &str, config: &str, idp: &str, atlassian: &str) -> i32 {
     }
     // Nothing is ever written by a plan.
     assert_eq!(s.read("atlassian.yaml"), atlassian);
+    shown(name, &s, &outputs);
     code.unwrap()
+}
+
+/// The scenario's plan, saved as JSON (as a drift job or `plan --out` saves it), then drawn by
+/// `idsync show` in every format: markdown and JSON exactly as `plan` drew them, text as `plan`
+/// drew it under a header saying where the plan came from; the header and the summary are pinned.
+/// The saved plan matches the plan schema, and every reason in it carries its code.
+fn shown(name: &str, s: &Scratch, plan_output: &std::collections::BTreeMap<&str, String>) {
+    s.write("plan.json", &plan_output["json"]);
+    crate::schema_sync::assert_valid_plan(&plan_output["json"]);
+    let value: serde_json::Value = serde_json::from_str(&plan_output["json"]).unwrap();
+    every_reason_has_a_code(&value, "plan");
+    let show = |format: &str| {
+        let (code, stdout, stderr) =
+            run(s, &mut s.idsync(&["show", "plan.json", "--format", format]));
+        assert_eq!(code, 0, "show --format {format}: {stderr}");
+        assert_eq!(stderr, "", "show --format {format}");
+        stdout
+    };
+    assert_eq!(show("markdown"), plan_output["markdown"]);
+    assert_eq!(show("json"), plan_output["json"]);
+    let text = show("text");
+    let header = text
+        .strip_suffix(plan_output["text"].as_str())
+        .unwrap_or_else(|| panic!("show's text ends with plan's text:\n{text}"));
+    let summary = show("summary");
+    insta::with_settings!({filters => crate::show::version_filter()}, {
+        insta::assert_snapshot!(format!("{name}.show"), format!("{header}---\n{summary}"));
+    });
+}
+
+/// Every object with a `reason` has a `reason_code` next to it, and it is not `unknown`.
+fn every_reason_has_a_code(v: &serde_json::Value, at: &str) {
+    match v {
+        serde_json::Value::Object(m) => {
+            if m.contains_key("reason") {
+                let code = m.get("reason_code").and_then(serde_json::Value::as_str);
+                assert!(
+                    code.is_some_and(|c| c != "unknown"),
+                    "{at}: a reason without its code: {v}"
+                );
+            }
+            for (k, x) in m {
+                every_reason_has_a_code(x, &format!("{at}.{k}"));
+            }
+        }
+        serde_json::Value::Array(a) => {
+            for (i, x) in a.iter().enumerate() {
+                every_reason_has_a_code(x, &format!("{at}[{i}]"));
+            }
+        }
+        _ => {}
+    }
 }
 
 #[test]

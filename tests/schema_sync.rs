@@ -71,7 +71,16 @@ fn the_quickstart_plan_matches_the_plan_schema() {
     let s = crate::support::Scratch::quickstart();
     let (code, stdout, _) = crate::support::run(&s, &mut s.idsync(&["plan", "--format", "json"]));
     assert_eq!(code, 0);
-    let plan: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_valid_plan(&stdout);
+    // A plan of format 2.0 (before `created_at`, `sources` and reason codes) is still one.
+    assert_valid_plan(
+        &std::fs::read_to_string(repo().join("tests/fixtures/plan-format-2/plan.json")).unwrap(),
+    );
+}
+
+/// Asserts that a plan (JSON text) matches schemas/plan.schema.json.
+pub fn assert_valid_plan(json: &str) {
+    let plan: serde_json::Value = serde_json::from_str(json).unwrap();
     let schema: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(repo().join("schemas/plan.schema.json")).unwrap(),
     )

@@ -128,16 +128,19 @@ async fn cell(fault: Fault, write: Write) -> Result<(), String> {
         key: key.into(),
         id: Some(id.into()),
         reason: "test".into(),
+        reason_code: idsync::plan::ReasonCode::Unknown,
     };
     let action = match write {
         Write::CreateUser => Action::CreateUser {
             key: "nia@example.com".into(),
             user: new_user(),
             reason: "test".into(),
+            reason_code: idsync::plan::ReasonCode::Unknown,
         },
         Write::CreateGroup => Action::CreateGroup {
             group: "design".into(),
             reason: "test".into(),
+            reason_code: idsync::plan::ReasonCode::Unknown,
         },
         Write::PatchUser => Action::UpdateUser {
             key: "ana@example.com".into(),
@@ -147,8 +150,10 @@ async fn cell(fault: Fault, write: Write) -> Result<(), String> {
                 from: None,
                 to: "Engineer".into(),
                 reason: "test".into(),
+                reason_code: idsync::plan::ReasonCode::Unknown,
             }],
             reason: "test".into(),
+            reason_code: idsync::plan::ReasonCode::Unknown,
         },
         Write::AddMembers => Action::AddMembers {
             group: "team".into(),
@@ -156,6 +161,7 @@ async fn cell(fault: Fault, write: Write) -> Result<(), String> {
             batch: [1, 1],
             members: vec![member("ben@example.com", &ben)],
             reason: "test".into(),
+            reason_code: idsync::plan::ReasonCode::Unknown,
         },
         Write::RemoveMembers => Action::RemoveMembers {
             group: "team".into(),
@@ -163,6 +169,7 @@ async fn cell(fault: Fault, write: Write) -> Result<(), String> {
             batch: [1, 1],
             members: vec![member("ana@example.com", &ana)],
             reason: "test".into(),
+            reason_code: idsync::plan::ReasonCode::Unknown,
         },
     };
     fake.set_faults(fault.faults());
@@ -256,6 +263,7 @@ async fn a_create_that_cannot_be_looked_up_is_not_resent() {
         .apply(&Action::CreateGroup {
             group: "design".into(),
             reason: "test".into(),
+            reason_code: idsync::plan::ReasonCode::Unknown,
         })
         .await
         .unwrap_err()

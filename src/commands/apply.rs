@@ -27,7 +27,7 @@ use crate::error::Error;
 use crate::exit::ExitStatus;
 use crate::model::Indexed;
 use crate::output::Printer;
-use crate::plan::{stale, verify, Action, Guard, Plan, FORMAT_VERSION};
+use crate::plan::{stale, verify, Action, Guard, Plan};
 use crate::render::{self, Format};
 use crate::report::Report;
 use crate::snapshot_file;
@@ -130,13 +130,24 @@ async fn check_saved(
     now: chrono::DateTime<chrono::Utc>,
     overrides: crate::plan::Overrides,
 ) -> Result<Option<(Plan, Progress, super::Planned)>, Error> {
-    let plan = read_plan(path)?;
+    let saved = super::read_plan(path)?;
     let key = crate::plan::key_from_env().map_err(Error::PlanKey)?;
-    plan.verify_seal(key.as_deref())
+    saved
+        .verify_seal(key.as_deref())
         .map_err(|e| Error::PlanFile {
             path: path.to_path_buf(),
             reason: e.to_string(),
         })?;
+    if saved.newer_minor() {
+        printer.info(&format!(
+            "{} is of plan format {}, made by idsync {}; this idsync reads format {}: what the newer format added is ignored.",
+            path.display(),
+            saved.plan.format_version,
+            saved.plan.idsync_version,
+            crate::plan::FORMAT_VERSION
+        ));
+    }
+    let plan = saved.plan;
     if key.is_none() && plan.signature.is_some() {
         printer.info(&format!(
             "{} is signed, but {} is not set here: the signature was not checked.",
@@ -334,27 +345,6 @@ fn rederive_limits(
         }
     }
     out
-}
-
-/// Reads a saved plan.
-fn read_plan(path: &Path) -> Result<Plan, Error> {
-    let err = |reason: String| Error::PlanFile {
-        path: path.to_path_buf(),
-        reason,
-    };
-    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
-    let value: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| err(format!("not JSON ({e})")))?;
-    match value.get("format_version").and_then(|v| v.as_str()) {
-        Some(FORMAT_VERSION) => {}
-        Some(v) => {
-            return Err(err(format!(
-                "plan format {v}, this idsync reads format {FORMAT_VERSION}; make the plan again with this idsync"
-            )))
-        }
-        None => return Err(err("not an idsync plan (no format_version)".into())),
-    }
-    serde_json::from_value(value).map_err(|e| err(format!("not a valid plan: {e}")))
 }
 
 /// Waits for SIGINT or SIGTERM (Ctrl-C elsewhere).

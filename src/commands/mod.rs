@@ -2,6 +2,7 @@
 
 mod apply;
 mod plan;
+mod show;
 mod snapshot;
 
 use chrono::{DateTime, Utc};
@@ -78,6 +79,18 @@ pub async fn run(cli: Cli, printer: Printer) -> Result<ExitStatus, Error> {
             )
             .await
         }
+        Command::Show {
+            plan,
+            format,
+            detailed_exitcode,
+            markdown_limit,
+        } => show::run(
+            &printer,
+            &plan,
+            format,
+            detailed_exitcode,
+            markdown_limit as usize,
+        ),
         Command::Snapshot {
             config,
             side,
@@ -107,6 +120,30 @@ pub async fn run(cli: Cli, printer: Printer) -> Result<ExitStatus, Error> {
             Ok(ExitStatus::Success)
         }
     }
+}
+
+/// Reads a saved plan of a format this idsync reads (see [`crate::plan::FORMAT_VERSION`]).
+///
+/// # Errors
+/// The file cannot be read, is not a plan, or is of a major format version this idsync does not read.
+pub(crate) fn read_plan(path: &std::path::Path) -> Result<crate::plan::file::Saved, Error> {
+    use crate::plan::file::ReadError;
+    crate::plan::file::read(path).map_err(|e| match e {
+        ReadError::OtherMajor {
+            found,
+            made_by,
+            newer,
+        } => Error::PlanFormat {
+            path: path.to_path_buf(),
+            found,
+            made_by,
+            newer,
+        },
+        other => Error::PlanFile {
+            path: path.to_path_buf(),
+            reason: other.to_string(),
+        },
+    })
 }
 
 /// Loads a config and prints its warnings (a credential file others can read).
@@ -252,6 +289,19 @@ pub async fn make_plan(
     let desired = desired::build(&data, &loaded.rules)
         .map_err(|problems| Error::GroupReferences { problems })?;
     lap("desired state");
+    let sources_read = loaded
+        .config
+        .sources
+        .iter()
+        .zip(&data)
+        .map(|(sc, d)| crate::plan::SourceRead {
+            name: d.name.clone(),
+            kind: sc.type_name().into(),
+            users: d.data.keys.len(),
+            groups: d.data.snapshot.groups.len(),
+            left_out: d.data.snapshot.skipped.len(),
+        })
+        .collect();
     let ctx = Context {
         rules: &loaded.rules,
         cleanup: &loaded.config.cleanup,
@@ -264,6 +314,7 @@ pub async fn make_plan(
             .then(|| target.concurrency()),
         last_active_lag: target.last_active_lag(),
         target_warnings: target.warnings(),
+        sources: sources_read,
     };
     let mut plan = diff::diff(&desired, &indexed, &ctx);
     plan.seal(

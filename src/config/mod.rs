@@ -83,6 +83,20 @@ impl SourceConfig {
             SourceConfig::Google(g) => &g.name,
         }
     }
+
+    /// The connector type, as `type:` spells it in the config.
+    #[must_use]
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            SourceConfig::File(_) => "file",
+            SourceConfig::Okta(_) => "okta",
+            SourceConfig::Entra(_) => "entra",
+            SourceConfig::Google(_) => "google",
+            SourceConfig::Keycloak(_) => "keycloak",
+            SourceConfig::OneLogin(_) => "onelogin",
+            SourceConfig::Scim(_) => "scim",
+        }
+    }
 }
 
 /// A snapshot file read as an identity provider.

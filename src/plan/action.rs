@@ -45,6 +45,8 @@ pub struct FieldChange {
     pub to: String,
     /// What produced the new value (a template, or the source's field).
     pub reason: String,
+    #[serde(default, skip_serializing_if = "ReasonCode::is_unknown")]
+    pub reason_code: ReasonCode,
 }
 
 /// A member in a membership change.
@@ -58,6 +60,8 @@ pub struct Member {
     pub id: Option<String>,
     /// Why: the IdP group and mapping, or `default_groups`, or the rule that removes it.
     pub reason: String,
+    #[serde(default, skip_serializing_if = "ReasonCode::is_unknown")]
+    pub reason_code: ReasonCode,
 }
 
 /// Why a user is deactivated.
@@ -74,6 +78,161 @@ pub enum DeactivateCause {
     GoneFromSources,
 }
 
+/// Why something is in the plan, as a stable code next to each human `reason` (of an action, a member
+/// of a membership change, a field of an update, a user left alone). Codes are never renamed or given
+/// another meaning within a plan format major version; new ones may come with a minor version, so a
+/// reader must accept codes it does not know (idsync reads them as `unknown`).
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum ReasonCode {
+    /// `create_user`, `link_user`: the user is in a source and in scope.
+    InSource,
+    /// `create_user`, `link_user`: in a source and a member of a `users.require_groups` group.
+    InRequiredGroup,
+    /// `reactivate_user`: active in its source again.
+    ActiveInSource,
+    /// `update_user`: the email changed in the source (matched by the IdP's immutable id).
+    Rename,
+    /// `update_user`: fields differ from what the source and templates give.
+    FieldsDiffer,
+    /// A field change: the value comes from the source's field.
+    SourceField,
+    /// A field change: the value comes from a `users.attributes` template.
+    AttributeTemplate,
+    /// A field change: `externalId` takes the IdP's immutable id, used to match renames.
+    ImmutableId,
+    /// A field change made at apply: a create met an existing user (409), which was adopted.
+    AdoptedOnCreate,
+    /// `create_group`, `add_members` and their members: a `groups.mappings` entry.
+    MappedGroup,
+    /// `create_group`, `add_members` and their members: `groups.default_groups`.
+    DefaultGroup,
+    /// `remove_members` and its members: no mapping or default group puts the user there any more.
+    NoLongerDerived,
+    /// A member removed: in no source, and `groups.manage_unmapped_members` is on.
+    UnmanagedMember,
+    /// `deactivate_user`: deactivated or suspended in the identity provider.
+    DisabledInIdp,
+    /// `deactivate_user`: still in the identity provider, but excluded by `users.exclude`.
+    ExcludedByRule,
+    /// `deactivate_user`: still in the identity provider, but in none of `users.require_groups`.
+    NotInRequiredGroups,
+    /// `deactivate_user`: in no source (`cleanup.deactivate_missing`).
+    GoneFromSources,
+    /// `revoke_api_tokens`: the account is deactivated by this plan (`cleanup.revoke_api_tokens`).
+    DeactivatedByPlan,
+    /// `revoke_api_tokens`: the account is already deactivated but still holds API tokens.
+    TokensLingering,
+    /// Left alone: matched by `cleanup.protect`.
+    Protected,
+    /// Left alone: an organization or site admin (`cleanup.skip_admins`).
+    Admin,
+    /// Left alone: the email's domain is not verified in the organization.
+    DomainNotVerified,
+    /// Left alone: the account belongs to another identity-provider directory of the organization.
+    OtherDirectory,
+    /// Left alone: a source left the user's record out (no email, not a user), so not taken for gone.
+    LeftOutBySource,
+    /// Left alone: `cleanup.deactivate_missing` is false.
+    DeactivateMissingOff,
+    /// Left alone: last active within `cleanup.grace_days`.
+    InactiveGrace,
+    /// Left alone: no last-active date, and `cleanup.without_last_active` is `keep`.
+    NoLastActive,
+    /// Not written: a plan of format 2.0 (before codes), or a code this idsync does not know.
+    #[default]
+    #[serde(other)]
+    #[schemars(skip)]
+    Unknown,
+}
+
+impl ReasonCode {
+    /// Every code idsync writes, in declaration order (for documentation and tests).
+    pub const ALL: [ReasonCode; 27] = [
+        ReasonCode::InSource,
+        ReasonCode::InRequiredGroup,
+        ReasonCode::ActiveInSource,
+        ReasonCode::Rename,
+        ReasonCode::FieldsDiffer,
+        ReasonCode::SourceField,
+        ReasonCode::AttributeTemplate,
+        ReasonCode::ImmutableId,
+        ReasonCode::AdoptedOnCreate,
+        ReasonCode::MappedGroup,
+        ReasonCode::DefaultGroup,
+        ReasonCode::NoLongerDerived,
+        ReasonCode::UnmanagedMember,
+        ReasonCode::DisabledInIdp,
+        ReasonCode::ExcludedByRule,
+        ReasonCode::NotInRequiredGroups,
+        ReasonCode::GoneFromSources,
+        ReasonCode::DeactivatedByPlan,
+        ReasonCode::TokensLingering,
+        ReasonCode::Protected,
+        ReasonCode::Admin,
+        ReasonCode::DomainNotVerified,
+        ReasonCode::OtherDirectory,
+        ReasonCode::LeftOutBySource,
+        ReasonCode::DeactivateMissingOff,
+        ReasonCode::InactiveGrace,
+        ReasonCode::NoLastActive,
+    ];
+
+    #[must_use]
+    #[allow(clippy::trivially_copy_pass_by_ref)]
+    pub fn is_unknown(&self) -> bool {
+        *self == ReasonCode::Unknown
+    }
+
+    /// The code as written in a plan.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReasonCode::InSource => "in_source",
+            ReasonCode::InRequiredGroup => "in_required_group",
+            ReasonCode::ActiveInSource => "active_in_source",
+            ReasonCode::Rename => "rename",
+            ReasonCode::FieldsDiffer => "fields_differ",
+            ReasonCode::SourceField => "source_field",
+            ReasonCode::AttributeTemplate => "attribute_template",
+            ReasonCode::ImmutableId => "immutable_id",
+            ReasonCode::AdoptedOnCreate => "adopted_on_create",
+            ReasonCode::MappedGroup => "mapped_group",
+            ReasonCode::DefaultGroup => "default_group",
+            ReasonCode::NoLongerDerived => "no_longer_derived",
+            ReasonCode::UnmanagedMember => "unmanaged_member",
+            ReasonCode::DisabledInIdp => "disabled_in_idp",
+            ReasonCode::ExcludedByRule => "excluded_by_rule",
+            ReasonCode::NotInRequiredGroups => "not_in_required_groups",
+            ReasonCode::GoneFromSources => "gone_from_sources",
+            ReasonCode::DeactivatedByPlan => "deactivated_by_plan",
+            ReasonCode::TokensLingering => "tokens_lingering",
+            ReasonCode::Protected => "protected",
+            ReasonCode::Admin => "admin",
+            ReasonCode::DomainNotVerified => "domain_not_verified",
+            ReasonCode::OtherDirectory => "other_directory",
+            ReasonCode::LeftOutBySource => "left_out_by_source",
+            ReasonCode::DeactivateMissingOff => "deactivate_missing_off",
+            ReasonCode::InactiveGrace => "inactive_grace",
+            ReasonCode::NoLastActive => "no_last_active",
+            ReasonCode::Unknown => "unknown",
+        }
+    }
+}
+
 /// One change. The JSON form is tagged by `action`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "action", rename_all = "snake_case")]
@@ -82,6 +241,8 @@ pub enum Action {
         key: String,
         user: UserFields,
         reason: String,
+        #[serde(default, skip_serializing_if = "ReasonCode::is_unknown")]
+        reason_code: ReasonCode,
     },
     /// An account that exists in the organization but not in the SCIM directory (JIT-provisioned):
     /// created through SCIM with the same email, which links it.
@@ -91,10 +252,14 @@ pub enum Action {
         account_id: Option<String>,
         user: UserFields,
         reason: String,
+        #[serde(default, skip_serializing_if = "ReasonCode::is_unknown")]
+        reason_code: ReasonCode,
     },
     CreateGroup {
         group: String,
         reason: String,
+        #[serde(default, skip_serializing_if = "ReasonCode::is_unknown")]
+        reason_code: ReasonCode,
     },
     AddMembers {
         group: String,
@@ -104,17 +269,23 @@ pub enum Action {
         batch: [usize; 2],
         members: Vec<Member>,
         reason: String,
+        #[serde(default, skip_serializing_if = "ReasonCode::is_unknown")]
+        reason_code: ReasonCode,
     },
     UpdateUser {
         key: String,
         id: String,
         changes: Vec<FieldChange>,
         reason: String,
+        #[serde(default, skip_serializing_if = "ReasonCode::is_unknown")]
+        reason_code: ReasonCode,
     },
     ReactivateUser {
         key: String,
         id: String,
         reason: String,
+        #[serde(default, skip_serializing_if = "ReasonCode::is_unknown")]
+        reason_code: ReasonCode,
     },
     RemoveMembers {
         group: String,
@@ -122,6 +293,8 @@ pub enum Action {
         batch: [usize; 2],
         members: Vec<Member>,
         reason: String,
+        #[serde(default, skip_serializing_if = "ReasonCode::is_unknown")]
+        reason_code: ReasonCode,
     },
     DeactivateUser {
         key: String,
@@ -131,6 +304,8 @@ pub enum Action {
         account_id: Option<String>,
         cause: DeactivateCause,
         reason: String,
+        #[serde(default, skip_serializing_if = "ReasonCode::is_unknown")]
+        reason_code: ReasonCode,
     },
     /// Revokes every API token of a deactivated account (`cleanup.revoke_api_tokens`): planned for
     /// each deactivation, and for any deactivated user who still holds tokens, whichever run
@@ -145,6 +320,8 @@ pub enum Action {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         tokens: Option<usize>,
         reason: String,
+        #[serde(default, skip_serializing_if = "ReasonCode::is_unknown")]
+        reason_code: ReasonCode,
     },
 }
 
@@ -232,6 +409,22 @@ impl Action {
         match self {
             Action::AddMembers { batch, .. } | Action::RemoveMembers { batch, .. } => batch[0],
             _ => 0,
+        }
+    }
+
+    /// The code of [`reason`](Action::reason).
+    #[must_use]
+    pub fn reason_code(&self) -> ReasonCode {
+        match self {
+            Action::CreateUser { reason_code, .. }
+            | Action::LinkUser { reason_code, .. }
+            | Action::CreateGroup { reason_code, .. }
+            | Action::AddMembers { reason_code, .. }
+            | Action::UpdateUser { reason_code, .. }
+            | Action::ReactivateUser { reason_code, .. }
+            | Action::RemoveMembers { reason_code, .. }
+            | Action::DeactivateUser { reason_code, .. }
+            | Action::RevokeApiTokens { reason_code, .. } => *reason_code,
         }
     }
 

@@ -1,35 +1,75 @@
 //! The plan: a versioned data contract that every rendering draws and `apply` executes.
 
 pub mod action;
+pub mod file;
 pub mod guard;
 pub mod stale;
 pub mod verify;
 
+use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
 
-pub use action::{Action, DeactivateCause, FieldChange, Kind, Member, UserFields};
+pub use action::{Action, DeactivateCause, FieldChange, Kind, Member, ReasonCode, UserFields};
 pub use guard::{Guard, Limit, LimitKind, Overrides};
 pub use stale::{GroupState, Preconditions, UserState};
 
-/// Version of the saved-plan format. Bumped on any change a reader must know about.
-/// Version 2: per-action preconditions instead of whole-record fingerprints, a content digest and an
-/// optional signature.
-pub const FORMAT_VERSION: &str = "2";
+/// Version of the saved-plan format, `MAJOR.MINOR`.
+///
+/// The rule: a change a reader may ignore (a new field, a new reason code) bumps the minor version; any
+/// other change (a field removed, renamed or given another meaning, a new kind of action, cause or
+/// guard, a new precondition `apply` must check) bumps the major version and resets the minor. A
+/// reader accepts every plan of a major version it knows, whatever the minor, and ignores fields it
+/// does not know (the digest still covers them); it refuses a plan of another major version, saying
+/// which idsync reads it.
+///
+/// - 2: per-action preconditions instead of whole-record fingerprints, a content digest and an
+///   optional signature.
+/// - 2.1: `created_at`, `sources` (what was read), and a `reason_code` next to every `reason`; the
+///   digest covers the plan as a JSON value, with object keys sorted.
+pub const FORMAT_VERSION: &str = "2.1";
+
+/// The major version of [`FORMAT_VERSION`]: the plans this idsync reads.
+pub const FORMAT_MAJOR: u64 = 2;
+
+/// The minor version of [`FORMAT_VERSION`].
+pub const FORMAT_MINOR: u64 = 1;
+
+/// A `format_version` as `(major, minor)`: `"2"` is 2.0. `None` when it is not `N` or `N.N`.
+#[must_use]
+pub fn parse_format_version(v: &str) -> Option<(u64, u64)> {
+    let (major, minor) = v.split_once('.').unwrap_or((v, "0"));
+    let num = |s: &str| {
+        (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| s.parse().ok())
+            .flatten()
+    };
+    Some((num(major)?, num(minor)?))
+}
 
 /// A reviewable set of changes to one target.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[schemars(title = "idsync plan")]
 pub struct Plan {
-    /// Saved-plan format version.
+    /// Saved-plan format version, `MAJOR.MINOR` (`2` reads as 2.0). A change a reader may ignore (a
+    /// new field, a new reason code) bumps the minor version; any other change bumps the major. A
+    /// reader accepts every plan of a major version it knows and ignores the fields it does not know;
+    /// it refuses a plan of another major version, saying which idsync made it.
     pub format_version: String,
     /// The idsync that made the plan.
     pub idsync_version: String,
+    /// When the plan was made (RFC 3339, UTC): the moment grace periods were measured from,
+    /// `IDSYNC_NOW` when set. Absent in plans of format 2.0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<DateTime<Utc>>,
     /// SHA-256 of the config file the plan was made from; apply refuses a plan whose config changed.
     pub config_hash: String,
     /// The target the plan changes.
     pub target: String,
+    /// The sources read, in the config's order, with what each held. Absent in plans of format 2.0.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<SourceRead>,
     pub summary: Summary,
     pub guard: Guard,
     /// The further guards (`max_updates`, `max_membership_removals`, per group): the plan-wide
@@ -127,6 +167,25 @@ impl Cost {
 pub struct Skipped {
     pub key: String,
     pub reason: String,
+    #[serde(default, skip_serializing_if = "ReasonCode::is_unknown")]
+    pub reason_code: ReasonCode,
+}
+
+/// One source as it was read for the plan.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SourceRead {
+    /// The source's name in the config.
+    pub name: String,
+    /// Its connector type (`okta`, `entra`, `google`, `keycloak`, `onelogin`, `scim`, `file`).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Users read.
+    pub users: usize,
+    /// Groups read.
+    pub groups: usize,
+    /// Records the source holds but left out (users without an email, group members that are not
+    /// users, …); the plan's warnings name them.
+    pub left_out: usize,
 }
 
 #[allow(clippy::trivially_copy_pass_by_ref)]
@@ -233,53 +292,127 @@ impl Plan {
         self.summary = Summary::of(&self.actions);
     }
 
+    /// Whether the plan is of format 2.0, sealed over its typed form (see [`Plan::content`]).
+    fn sealed_as_2_0(&self) -> bool {
+        parse_format_version(&self.format_version) == Some((2, 0))
+    }
+
     /// The canonical content the digest and the signature cover: the plan without them, as compact
-    /// JSON (field order is the types', maps are sorted). Every other field is covered, including any
-    /// added later.
+    /// JSON with the object keys sorted at every level (see [`canonical_content`]). A plan of format
+    /// 2.0 was sealed over its typed form instead (field order is the types'); that is kept for it.
     fn content(&mut self) -> Vec<u8> {
-        let digest = std::mem::take(&mut self.digest);
-        let signature = self.signature.take();
-        let content = serde_json::to_vec(&*self).expect("plans serialize");
-        self.digest = digest;
-        self.signature = signature;
-        content
+        if self.sealed_as_2_0() {
+            let digest = std::mem::take(&mut self.digest);
+            let signature = self.signature.take();
+            let content = serde_json::to_vec(&*self).expect("plans serialize");
+            self.digest = digest;
+            self.signature = signature;
+            return content;
+        }
+        canonical_content(&serde_json::to_value(&*self).expect("plans serialize"))
     }
 
     /// Records the digest and, with a key, the signature.
     pub fn seal(&mut self, key: Option<&[u8]>) {
         let content = self.content();
         self.digest = crate::config::hex_digest(&sha2::Sha256::digest(&content));
-        self.signature = key.map(|k| {
-            let tag = ring::hmac::sign(&ring::hmac::Key::new(ring::hmac::HMAC_SHA256, k), &content);
-            format!("hmac-sha256:{}", crate::config::hex_digest(tag.as_ref()))
-        });
+        self.signature = key.map(|k| sign(k, &content));
     }
 
-    /// Checks the digest and, with a key, the signature.
+    /// Checks the digest and, with a key, the signature, over this value. A plan read from a file is
+    /// checked over the file's JSON instead ([`file::Saved::verify_seal`]), which may hold fields
+    /// this idsync does not know.
     ///
     /// # Errors
     /// The content does not match the digest, or a key is given and the plan is unsigned or signed
     /// with another key.
     pub fn verify_seal(&self, key: Option<&[u8]>) -> Result<(), SealError> {
-        let content = self.clone().content();
-        if crate::config::hex_digest(&sha2::Sha256::digest(&content)) != self.digest {
-            return Err(SealError::Digest);
-        }
-        let Some(key) = key else {
-            return Ok(());
+        let content = if self.sealed_as_2_0() {
+            self.clone().content()
+        } else {
+            canonical_content(&serde_json::to_value(self).expect("plans serialize"))
         };
-        let sig = self.signature.as_deref().ok_or(SealError::Unsigned)?;
-        let tag = sig
-            .strip_prefix("hmac-sha256:")
-            .and_then(unhex)
-            .ok_or(SealError::BadSignature)?;
-        ring::hmac::verify(
-            &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key),
-            &content,
-            &tag,
-        )
-        .map_err(|_| SealError::BadSignature)
+        check_seal(&content, &self.digest, self.signature.as_deref(), key)
     }
+}
+
+/// What a plan's seal covers, from the plan as a JSON value: everything but `digest` and `signature`,
+/// compact, object keys sorted at every level, so that a field the reader does not know is covered
+/// too.
+#[must_use]
+pub fn canonical_content(plan: &serde_json::Value) -> Vec<u8> {
+    let mut out = Vec::new();
+    match plan {
+        serde_json::Value::Object(m) => {
+            write_object(m, &["digest", "signature"], &mut out);
+        }
+        other => write_canonical(other, &mut out),
+    }
+    out
+}
+
+fn write_object(m: &serde_json::Map<String, serde_json::Value>, skip: &[&str], out: &mut Vec<u8>) {
+    let mut keys: Vec<&String> = m.keys().filter(|k| !skip.contains(&k.as_str())).collect();
+    keys.sort();
+    out.push(b'{');
+    for (i, k) in keys.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        serde_json::to_writer(&mut *out, k).expect("a string serializes");
+        out.push(b':');
+        write_canonical(&m[k], out);
+    }
+    out.push(b'}');
+}
+
+fn write_canonical(v: &serde_json::Value, out: &mut Vec<u8>) {
+    match v {
+        serde_json::Value::Object(m) => write_object(m, &[], out),
+        serde_json::Value::Array(a) => {
+            out.push(b'[');
+            for (i, x) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_canonical(x, out);
+            }
+            out.push(b']');
+        }
+        scalar => serde_json::to_writer(&mut *out, scalar).expect("a JSON value serializes"),
+    }
+}
+
+/// `hmac-sha256:HEX` over `content`.
+fn sign(key: &[u8], content: &[u8]) -> String {
+    let tag = ring::hmac::sign(&ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key), content);
+    format!("hmac-sha256:{}", crate::config::hex_digest(tag.as_ref()))
+}
+
+/// Checks a digest and, with a key, a signature over `content`.
+fn check_seal(
+    content: &[u8],
+    digest: &str,
+    signature: Option<&str>,
+    key: Option<&[u8]>,
+) -> Result<(), SealError> {
+    if crate::config::hex_digest(&sha2::Sha256::digest(content)) != digest {
+        return Err(SealError::Digest);
+    }
+    let Some(key) = key else {
+        return Ok(());
+    };
+    let sig = signature.ok_or(SealError::Unsigned)?;
+    let tag = sig
+        .strip_prefix("hmac-sha256:")
+        .and_then(unhex)
+        .ok_or(SealError::BadSignature)?;
+    ring::hmac::verify(
+        &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key),
+        content,
+        &tag,
+    )
+    .map_err(|_| SealError::BadSignature)
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
@@ -290,4 +423,69 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
         .step_by(2)
         .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn format_versions_read_as_major_minor() {
+        assert_eq!(parse_format_version("2"), Some((2, 0)));
+        assert_eq!(parse_format_version("2.1"), Some((2, 1)));
+        assert_eq!(parse_format_version("10.23"), Some((10, 23)));
+        for bad in ["", "2.", ".1", "2.1.0", "v2", "two", "2.x", "-1", "+2"] {
+            assert_eq!(parse_format_version(bad), None, "{bad:?}");
+        }
+        assert_eq!(
+            parse_format_version(FORMAT_VERSION),
+            Some((FORMAT_MAJOR, FORMAT_MINOR))
+        );
+    }
+
+    #[test]
+    fn the_seal_covers_every_field_but_itself_whatever_the_key_order() {
+        let a: serde_json::Value = serde_json::from_str(
+            r#"{"b": {"y": [1, {"d": "x", "c": null}], "x": true}, "a": "é\"", "digest": "d", "signature": "s"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(canonical_content(&a)).unwrap(),
+            r#"{"a":"é\"","b":{"x":true,"y":[1,{"c":null,"d":"x"}]}}"#
+        );
+        let mut unknown = a.clone();
+        unknown["new"] = 1.into();
+        assert_ne!(canonical_content(&a), canonical_content(&unknown));
+    }
+
+    #[test]
+    fn reason_codes_are_written_as_named_and_unknown_ones_are_read() {
+        for code in ReasonCode::ALL {
+            assert_eq!(
+                serde_json::to_value(code).unwrap(),
+                serde_json::Value::String(code.as_str().into())
+            );
+            assert_eq!(
+                serde_json::from_value::<ReasonCode>(code.as_str().into()).unwrap(),
+                code
+            );
+        }
+        let later: ReasonCode = serde_json::from_str("\"a_code_from_a_later_minor\"").unwrap();
+        assert_eq!(later, ReasonCode::Unknown);
+        // A member without a code (format 2.0) reads as unknown, and is written back without one.
+        let m: Member = serde_json::from_str(r#"{"key": "a@example.com", "reason": "r"}"#).unwrap();
+        assert_eq!(m.reason_code, ReasonCode::Unknown);
+        assert!(!serde_json::to_string(&m).unwrap().contains("reason_code"));
+        let schema = serde_json::to_string(&Plan::json_schema()).unwrap();
+        assert!(
+            !schema.contains("\"unknown\""),
+            "never written, not in the schema"
+        );
+        for code in ReasonCode::ALL {
+            assert!(
+                schema.contains(&format!("\"{}\"", code.as_str())),
+                "{code:?}"
+            );
+        }
+    }
 }

@@ -568,6 +568,7 @@ mod tests {
             key: key.into(),
             id: Some(id.into()),
             reason: String::new(),
+            reason_code: crate::plan::ReasonCode::Unknown,
         };
         let actions = vec![
             Action::CreateUser {
@@ -577,6 +578,7 @@ mod tests {
                     ..Default::default()
                 },
                 reason: String::new(),
+                reason_code: crate::plan::ReasonCode::Unknown,
             },
             Action::UpdateUser {
                 key: "alice@example.com".into(),
@@ -586,8 +588,10 @@ mod tests {
                     from: Some("Engineer".into()),
                     to: "Staff".into(),
                     reason: String::new(),
+                    reason_code: crate::plan::ReasonCode::Unknown,
                 }],
                 reason: String::new(),
+                reason_code: crate::plan::ReasonCode::Unknown,
             },
             Action::RemoveMembers {
                 group: "eng".into(),
@@ -595,6 +599,7 @@ mod tests {
                 batch: [1, 1],
                 members: vec![member("alice@example.com", "a1")],
                 reason: String::new(),
+                reason_code: crate::plan::ReasonCode::Unknown,
             },
             Action::DeactivateUser {
                 key: "bob@example.com".into(),
@@ -602,14 +607,17 @@ mod tests {
                 account_id: None,
                 cause: crate::plan::DeactivateCause::GoneFromSources,
                 reason: String::new(),
+                reason_code: crate::plan::ReasonCode::Unknown,
             },
         ];
         let preconditions = record(&actions, t, true);
         Plan {
             format_version: crate::plan::FORMAT_VERSION.into(),
             idsync_version: String::new(),
+            created_at: None,
             config_hash: String::new(),
             target: String::new(),
+            sources: Vec::new(),
             summary: crate::plan::Summary::of(&actions),
             guard: crate::plan::Guard::check(
                 crate::config::DeactivationLimit::Count(5),

@@ -327,7 +327,9 @@ fn details(
 fn action_entries(a: &Action, entries: &mut Vec<Entry>) {
     let one = |text: String| Entry { text, objects: 1 };
     match a {
-        Action::CreateUser { key, user, reason }
+        Action::CreateUser {
+            key, user, reason, ..
+        }
         | Action::LinkUser {
             key, user, reason, ..
         } => {
@@ -355,7 +357,7 @@ fn action_entries(a: &Action, entries: &mut Vec<Entry>) {
         Action::ReactivateUser { key, reason, .. } | Action::DeactivateUser { key, reason, .. } => {
             entries.push(one(format!("- {}: {}\n", code(key), text(reason))));
         }
-        Action::CreateGroup { group, reason } => {
+        Action::CreateGroup { group, reason, .. } => {
             entries.push(one(format!("- {}: {}\n", code(group), text(reason))));
         }
         Action::RevokeApiTokens {
@@ -556,6 +558,7 @@ mod tests {
                     ..UserFields::default()
                 },
                 reason: long.into(),
+                reason_code: crate::plan::ReasonCode::Unknown,
             });
             actions.push(Action::UpdateUser {
                 key: key.clone(),
@@ -565,19 +568,23 @@ mod tests {
                     from: Some("Engineer".into()),
                     to: "Staff\nEngineer".into(),
                     reason: long.into(),
+                    reason_code: crate::plan::ReasonCode::Unknown,
                 }],
                 reason: long.into(),
+                reason_code: crate::plan::ReasonCode::Unknown,
             });
             actions.push(Action::ReactivateUser {
                 key: key.clone(),
                 id: format!("s{i}"),
                 reason: long.into(),
+                reason_code: crate::plan::ReasonCode::Unknown,
             });
             actions.push(Action::LinkUser {
                 key: key.clone(),
                 account_id: None,
                 user: UserFields::default(),
                 reason: long.into(),
+                reason_code: crate::plan::ReasonCode::Unknown,
             });
             for (n, cause) in [
                 DeactivateCause::GoneFromSources,
@@ -593,6 +600,7 @@ mod tests {
                     account_id: Some(format!("acc{i}")),
                     cause,
                     reason: long.into(),
+                    reason_code: crate::plan::ReasonCode::Unknown,
                 });
             }
             actions.push(Action::RevokeApiTokens {
@@ -601,6 +609,7 @@ mod tests {
                 account_id: format!("acc{i}"),
                 tokens: Some(2),
                 reason: long.into(),
+                reason_code: crate::plan::ReasonCode::Unknown,
             });
         }
         let members: Vec<Member> = (0..500)
@@ -608,12 +617,14 @@ mod tests {
                 key: format!("m{i:04}@example.com"),
                 id: None,
                 reason: long.into(),
+                reason_code: crate::plan::ReasonCode::Unknown,
             })
             .collect();
         for g in 0..3 {
             actions.push(Action::CreateGroup {
                 group: format!("group_{g}"),
                 reason: long.into(),
+                reason_code: crate::plan::ReasonCode::Unknown,
             });
             actions.push(Action::AddMembers {
                 group: format!("group_{g}"),
@@ -621,6 +632,7 @@ mod tests {
                 batch: [1, 1],
                 members: members.clone(),
                 reason: long.into(),
+                reason_code: crate::plan::ReasonCode::Unknown,
             });
             actions.push(Action::RemoveMembers {
                 group: format!("group_{g}"),
@@ -628,13 +640,16 @@ mod tests {
                 batch: [1, 1],
                 members: members.clone(),
                 reason: long.into(),
+                reason_code: crate::plan::ReasonCode::Unknown,
             });
         }
         let mut plan = Plan {
             format_version: crate::plan::FORMAT_VERSION.into(),
             idsync_version: "0.0.0".into(),
+            created_at: None,
             config_hash: "0123456789abcdef".into(),
             target: "file:atlassian.yaml".into(),
+            sources: Vec::new(),
             summary: crate::plan::Summary::default(),
             guard: crate::plan::Guard::check(
                 crate::config::DeactivationLimit::Count(5),
@@ -650,6 +665,7 @@ mod tests {
                 .map(|i| crate::plan::Skipped {
                     key: format!("kept{i}@example.com"),
                     reason: long.into(),
+                    reason_code: crate::plan::ReasonCode::Unknown,
                 })
                 .collect(),
             preconditions: crate::plan::Preconditions::default(),

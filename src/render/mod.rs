@@ -3,6 +3,7 @@
 
 mod field_diff;
 mod markdown;
+pub mod saved;
 mod summary;
 mod text;
 

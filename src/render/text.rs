@@ -125,7 +125,9 @@ fn action(
     let s = st.sign(sign);
     let kind = a.kind().as_str();
     match a {
-        Action::CreateUser { key, user, reason }
+        Action::CreateUser {
+            key, user, reason, ..
+        }
         | Action::LinkUser {
             key, user, reason, ..
         } => {
@@ -187,7 +189,7 @@ fn action(
             )?;
             writeln!(out, "      {}", format!("because {reason}").style(st.dim))?;
         }
-        Action::CreateGroup { group, reason } => {
+        Action::CreateGroup { group, reason, .. } => {
             writeln!(out, "  {} {group}", format!("{sign} {kind}").style(s))?;
             writeln!(out, "      {}", format!("because {reason}").style(st.dim))?;
         }

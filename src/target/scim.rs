@@ -712,6 +712,7 @@ fn adoption_changes(want: &UserFields, have: &User) -> Vec<FieldChange> {
             from,
             to: to.to_string(),
             reason: "adopted on create (409)".into(),
+            reason_code: crate::plan::ReasonCode::AdoptedOnCreate,
         });
     };
     if !want.email.eq_ignore_ascii_case(&have.email) {
@@ -1049,6 +1050,7 @@ mod tests {
             from: None,
             to: "x".into(),
             reason: String::new(),
+            reason_code: crate::plan::ReasonCode::Unknown,
         };
         assert_eq!(change_op(&c("givenName"))["path"], "name.givenName");
         assert_eq!(
