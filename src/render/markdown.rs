@@ -366,10 +366,7 @@ fn action_entries(a: &Action, entries: &mut Vec<Entry>) {
             reason,
             ..
         } => {
-            let held = tokens.map_or_else(
-                || "tokens listed when applied".into(),
-                |n| format!("{n} token(s)"),
-            );
+            let held = super::tokens_held(*tokens);
             entries.push(one(format!("- {} ({held}): {}\n", code(key), text(reason))));
         }
         Action::AddMembers {

@@ -288,3 +288,11 @@ pub fn guard_lines(plan: &Plan) -> Vec<(String, bool)> {
     }
     out
 }
+
+/// How many API tokens a revocation covers, as the renderings say it.
+fn tokens_held(tokens: Option<usize>) -> String {
+    tokens.map_or_else(
+        || "tokens listed when applied".into(),
+        |n| format!("{n} token(s)"),
+    )
+}

@@ -178,10 +178,7 @@ fn action(
             reason,
             ..
         } => {
-            let held = tokens.map_or_else(
-                || "tokens listed when applied".into(),
-                |n| format!("{n} token(s)"),
-            );
+            let held = super::tokens_held(*tokens);
             writeln!(
                 out,
                 "  {} {key} ({held})",
