@@ -110,11 +110,15 @@ impl Members {
             return;
         };
         self.entries[p as usize] = Entry::Spelled(u, t);
-        let index = self.index();
-        if index.contains_key(&u) {
+        let first = match self.index().entry(u) {
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(p);
+                true
+            }
+            std::collections::hash_map::Entry::Occupied(_) => false,
+        };
+        if !first {
             self.dups.push(p);
-        } else {
-            index.insert(u, p);
         }
     }
 }
@@ -877,5 +881,46 @@ mod tests {
             before,
             "nothing applied, nothing written"
         );
+    }
+
+    #[test]
+    fn entries_listed_twice_or_naming_no_user_follow_the_user_who_holds_the_email() {
+        let before = Snapshot {
+            users: vec![
+                user("ana@example.com", Some("scim-ana"), true),
+                user("ben@example.com", Some("scim-ben"), true),
+            ],
+            groups: vec![
+                group(
+                    "twice",
+                    &["ana@example.com", "ben@example.com", "ANA@example.com"],
+                ),
+                group("ghost", &["Ben.New@example.com", "ana@example.com"]),
+            ],
+            ..Snapshot::default()
+        };
+        let new = "ben.new@example.com";
+        let after = apply_all(
+            &before,
+            &[
+                // Renamed to an email a group lists without a user: that entry is ben's now.
+                &rename(new, "scim-ben", "ben@example.com"),
+                &add("ghost", vec![member(new, Some("scim-ben"))]),
+                // Listed twice, removed once: both entries go.
+                &remove("twice", vec![member("ana@example.com", Some("scim-ana"))]),
+            ],
+        )
+        .unwrap();
+        assert_eq!(after.groups[0].members, [new]);
+        assert_eq!(
+            after.groups[1].members,
+            ["Ben.New@example.com", "ana@example.com"]
+        );
+        let after = apply_all(
+            &after,
+            &[&remove("ghost", vec![member(new, Some("scim-ben"))])],
+        )
+        .unwrap();
+        assert_eq!(after.groups[1].members, ["ana@example.com"]);
     }
 }
