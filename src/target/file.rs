@@ -109,6 +109,8 @@ impl Members {
         let Entry::Other(t) = self.entries[p as usize] else {
             return;
         };
+        // Indexed before the entry names `u`, so that the entry is registered once, here.
+        self.index();
         self.entries[p as usize] = Entry::Spelled(u, t);
         let first = match self.index().entry(u) {
             std::collections::hash_map::Entry::Vacant(v) => {
