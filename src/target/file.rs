@@ -570,6 +570,7 @@ mod tests {
             key: key.into(),
             id: id.map(str::to_string),
             reason: "test".into(),
+            reason_code: crate::plan::ReasonCode::Unknown,
         }
     }
 
@@ -580,6 +581,7 @@ mod tests {
             batch: [1, 1],
             members,
             reason: "test".into(),
+            reason_code: crate::plan::ReasonCode::Unknown,
         }
     }
 
@@ -590,6 +592,7 @@ mod tests {
             batch: [1, 1],
             members,
             reason: "test".into(),
+            reason_code: crate::plan::ReasonCode::Unknown,
         }
     }
 
@@ -603,15 +606,18 @@ mod tests {
                     from: Some(from.into()),
                     to: key.into(),
                     reason: "test".into(),
+                    reason_code: crate::plan::ReasonCode::Unknown,
                 },
                 FieldChange {
                     field: "givenName".into(),
                     from: None,
                     to: "Ana".into(),
                     reason: "test".into(),
+                    reason_code: crate::plan::ReasonCode::Unknown,
                 },
             ],
             reason: "test".into(),
+            reason_code: crate::plan::ReasonCode::Unknown,
         }
     }
 
@@ -620,6 +626,7 @@ mod tests {
             key: key.into(),
             id: id.into(),
             reason: "test".into(),
+            reason_code: crate::plan::ReasonCode::Unknown,
         }
     }
 
@@ -630,6 +637,7 @@ mod tests {
             account_id: None,
             cause: DeactivateCause::GoneFromSources,
             reason: "test".into(),
+            reason_code: crate::plan::ReasonCode::Unknown,
         }
     }
 
@@ -640,6 +648,7 @@ mod tests {
             account_id: "acc".into(),
             tokens: Some(2),
             reason: "test".into(),
+            reason_code: crate::plan::ReasonCode::Unknown,
         }
     }
 
@@ -651,6 +660,7 @@ mod tests {
                 ..UserFields::default()
             },
             reason: "test".into(),
+            reason_code: crate::plan::ReasonCode::Unknown,
         }
     }
 
@@ -788,6 +798,7 @@ mod tests {
             Action::CreateGroup {
                 group: "new".into(),
                 reason: "test".into(),
+                reason_code: crate::plan::ReasonCode::Unknown,
             },
         ];
         let mut want = before.clone();
