@@ -139,7 +139,7 @@ async fn run(concurrency: usize) {
     assert_eq!(outcome.failed(), 0);
 
     // A SCIM listing that ends on a full page is asked for one page past its announced end.
-    let listing = |n: usize| n.div_ceil(100) + usize::from(n % 100 == 0);
+    let listing = |n: usize| n.div_ceil(100) + usize::from(n.is_multiple_of(100));
     let pages = listing(EXISTING) + listing(GROUPS);
     let min_apply =
         plan.summary.create_user + plan.summary.membership_batches + plan.summary.create_group;

@@ -221,7 +221,7 @@ async fn keycloak(concurrency: usize) {
     // one page each and the minimum 1,215 instead of 2,215.
     let page = 100;
     let listing = |n: usize| n.div_ceil(page) + 1;
-    let counted = |n: usize| 1 + n.div_ceil(page) + usize::from(n % page == 0);
+    let counted = |n: usize| 1 + n.div_ceil(page) + usize::from(n.is_multiple_of(page));
     let minimum = 1 + counted(USERS) + counted(GROUPS) + GROUPS * listing(PER_GROUP);
     report("keycloak", requests, minimum, took, concurrency);
 }
@@ -273,7 +273,7 @@ async fn scim(concurrency: usize) {
     // listing ends, and a listing that ends on a full page is asked for one page past it (a total
     // that is too low would otherwise hide the rest). Groups carry their members: the users, then
     // the groups, and nothing per group.
-    let scim_listing = |n: usize| n.div_ceil(100) + usize::from(n % 100 == 0);
+    let scim_listing = |n: usize| n.div_ceil(100) + usize::from(n.is_multiple_of(100));
     let minimum = scim_listing(USERS) + scim_listing(GROUPS);
     report("scim", requests, minimum, took, concurrency);
 }
@@ -290,7 +290,7 @@ fn main() {
         );
         std::process::exit(2);
     }
-    let run = |name: &str| only.as_deref().map_or(true, |o| o == name);
+    let run = |name: &str| only.as_deref().is_none_or(|o| o == name);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -156,6 +156,17 @@ pub enum Command {
         #[arg(long)]
         plan: bool,
     },
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish) to stdout.
+    ///
+    /// For example `idsync completions bash > ~/.local/share/bash-completion/completions/idsync`;
+    /// README's Install section lists where each shell looks.
+    Completions {
+        /// The shell.
+        #[arg(value_enum, value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to stdout: `idsync man > idsync.1; man ./idsync.1`.
+    Man,
 }
 
 /// How `idsync show` draws a plan.

@@ -439,12 +439,64 @@ fn usage_errors_exit_1_with_clap_message_and_a_suggestion() {
         (&["snapshot"][..], "--side <SIDE>"),
         (&["validate", "-q", "-v"][..], "cannot be used with"),
         (&["plan", "extra"][..], "error: unexpected argument 'extra'"),
+        (
+            &["completions", "tcsh"][..],
+            "error: invalid value 'tcsh' for '<SHELL>'",
+        ),
+        (&["completions"][..], "<SHELL>"),
     ] {
         let (code, stdout, stderr) = bare(args);
         assert_eq!(code, 1, "{args:?} is a usage error: {stderr}");
         assert!(stdout.is_empty(), "{args:?}: {stdout}");
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
     }
+}
+
+#[test]
+fn completions_for_every_shell_name_every_subcommand_and_flag() {
+    let cmd = <idsync::cli::Cli as clap::CommandFactory>::command();
+    let subcommands: Vec<String> = cmd
+        .get_subcommands()
+        .map(|c| c.get_name().to_string())
+        .collect();
+    for name in ["plan", "apply", "completions", "man"] {
+        assert!(subcommands.iter().any(|s| s == name), "{subcommands:?}");
+    }
+    for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
+        let (code, stdout, stderr) = bare(&["completions", shell]);
+        assert_eq!(code, 0, "{shell}: {stderr}");
+        assert!(stderr.is_empty(), "{shell}: {stderr}");
+        for name in &subcommands {
+            let word = regex::Regex::new(&format!(r"\b{name}\b")).unwrap();
+            assert!(word.is_match(&stdout), "{shell} completes `{name}`");
+        }
+        for flag in ["detailed-exitcode", "auto-approve", "config"] {
+            assert!(stdout.contains(flag), "{shell} completes {flag}");
+        }
+    }
+    // Each script is in its shell's own language.
+    let (_, bash, _) = bare(&["completions", "bash"]);
+    assert!(bash.contains("complete -F _idsync"), "{bash}");
+    let (_, zsh, _) = bare(&["completions", "zsh"]);
+    assert!(zsh.starts_with("#compdef idsync"), "{zsh}");
+    let (_, fish, _) = bare(&["completions", "fish"]);
+    assert!(fish.contains("complete -c idsync"), "{fish}");
+}
+
+#[test]
+fn man_prints_a_roff_page_of_every_subcommand() {
+    let (code, stdout, stderr) = bare(&["man"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.starts_with(".ie \\n(.g .ds Aq"), "{stdout}");
+    let th = format!(".TH idsync 1  \"idsync {}\"", env!("CARGO_PKG_VERSION"));
+    assert!(
+        stdout.lines().any(|l| l.trim_end() == th),
+        "{th} in {stdout}"
+    );
+    for section in [".SH NAME", ".SH SYNOPSIS", ".SH SUBCOMMANDS", ".SH VERSION"] {
+        assert!(stdout.lines().any(|l| l == section), "{section}: {stdout}");
+    }
+    assert!(stdout.contains("idsync\\-plan"), "{stdout}");
 }
 
 #[test]

@@ -126,7 +126,7 @@ fn by_rank(_: &Params, rank: usize) -> usize {
 fn by_offset(p: &Params, base: usize, key: &str) -> usize {
     match p.get(key).and_then(|v| v.parse::<usize>().ok()) {
         None => 1,
-        Some(o) if o >= base && (o - base) % 2 == 0 => (o - base) / 2 + 1,
+        Some(o) if o >= base && (o - base).is_multiple_of(2) => (o - base) / 2 + 1,
         Some(_) => 0,
     }
 }

@@ -119,6 +119,22 @@ pub async fn run(cli: Cli, printer: Printer) -> Result<ExitStatus, Error> {
             out.flush()?;
             Ok(ExitStatus::Success)
         }
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            let mut out = printer.stdout();
+            clap_complete::generate(shell, &mut cmd, "idsync", &mut out);
+            use std::io::Write;
+            out.flush()?;
+            Ok(ExitStatus::Success)
+        }
+        Command::Man => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            let mut out = printer.stdout();
+            clap_mangen::Man::new(cmd).render(&mut out)?;
+            use std::io::Write;
+            out.flush()?;
+            Ok(ExitStatus::Success)
+        }
     }
 }
 

@@ -53,7 +53,7 @@ pub async fn scim_all(
     let consistent = pages.iter().zip(&starts).all(|(p, &start)| {
         p.resources.len() == per_page.min(total + 1 - start)
             && p.total == Some(total)
-            && p.start.map_or(true, |s| s == start)
+            && p.start.is_none_or(|s| s == start)
     });
     if !consistent {
         return scim_sequential(client, path, count, first).await;

@@ -141,7 +141,7 @@ impl Session {
         out.retain(|v| {
             v.get("id")
                 .and_then(id_text)
-                .map_or(true, |id| seen.insert(id.into_owned()))
+                .is_none_or(|id| seen.insert(id.into_owned()))
         });
         if let Some(t) = total.filter(|t| out.len() != *t) {
             return Err(self.http.malformed(
@@ -293,7 +293,7 @@ fn judge(needed: u64, budget: Budget, reserve: u64) -> Verdict {
     let reset = Duration::from_secs(budget.reset);
     let fits_after_reset = budget
         .limit
-        .map_or(true, |l| needed <= l.saturating_sub(reserve));
+        .is_none_or(|l| needed <= l.saturating_sub(reserve));
     if fits_after_reset && reset <= LONGEST_RESET_WAIT {
         return Verdict::Wait(reset);
     }

@@ -198,7 +198,7 @@ impl AdminApi {
             let live = t
                 .get("status")
                 .and_then(Value::as_str)
-                .map_or(true, |s| s.eq_ignore_ascii_case("active"));
+                .is_none_or(|s| s.eq_ignore_ascii_case("active"));
             if let (true, Some(user)) = (live, t.pointer("/user/id").and_then(Value::as_str)) {
                 *out.entry(user.to_string()).or_default() += 1;
             }

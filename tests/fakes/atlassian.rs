@@ -1325,7 +1325,7 @@ async fn list_groups(
         .iter()
         .filter(|g| {
             name.as_ref()
-                .map_or(true, |n| g.display_name.eq_ignore_ascii_case(n))
+                .is_none_or(|n| g.display_name.eq_ignore_ascii_case(n))
         })
         .collect();
     let names = state.user_names(page.window(&matching));
@@ -2006,7 +2006,7 @@ async fn search_users(
             // An unknown id (with `Ignore`) matches nobody.
             roles
                 .as_ref()
-                .map_or(true, |roles| roles.iter().any(|r| a.roles.contains(*r)))
+                .is_none_or(|roles| roles.iter().any(|r| a.roles.contains(*r)))
         })
         .collect();
     let data: Vec<Value> = matching

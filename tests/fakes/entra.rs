@@ -1394,7 +1394,7 @@ fn verify_assertion(
     if claims
         .get("jti")
         .and_then(Value::as_str)
-        .map_or(true, str::is_empty)
+        .is_none_or(str::is_empty)
     {
         return Err(Box::new(malformed("Missing required claim: jti")));
     }
@@ -1755,7 +1755,7 @@ fn render_object(obj: Obj<'_>, select: Option<&[&str]>) -> Value {
             let mut out = Map::new();
             out.insert("@odata.type".into(), json!(o.odata_type));
             for (name, value) in &o.props {
-                if select.map_or(true, |s| s.contains(&name.as_str())) {
+                if select.is_none_or(|s| s.contains(&name.as_str())) {
                     out.insert(name.clone(), value.clone());
                 }
             }
@@ -1834,7 +1834,7 @@ impl ListContext<'_> {
         };
         let remaining: Vec<&T> = items
             .iter()
-            .filter(|item| after.map_or(true, |after| seq(item) > after))
+            .filter(|item| after.is_none_or(|after| seq(item) > after))
             .collect();
         let page = &remaining[..remaining.len().min(self.top)];
         let mut body = Map::new();

@@ -680,7 +680,7 @@ fn page<T>(
     };
     let mut rest = items
         .into_iter()
-        .filter(|(key, _)| after.as_ref().map_or(true, |a| key > a))
+        .filter(|(key, _)| after.as_ref().is_none_or(|a| key > a))
         .peekable();
     let mut body = Map::new();
     body.insert("kind".into(), json!(kind));
@@ -732,9 +732,9 @@ async fn list_users(AxumState(state): AxumState<Shared>, uri: Uri) -> Reply {
         .users
         .values()
         .filter(|u| {
-            domain.as_ref().map_or(true, |d| {
-                u.primary_email.to_lowercase().ends_with(&format!("@{d}"))
-            })
+            domain
+                .as_ref()
+                .is_none_or(|d| u.primary_email.to_lowercase().ends_with(&format!("@{d}")))
         })
         .map(|u| (u.primary_email.to_lowercase(), u))
         .collect();
@@ -771,7 +771,7 @@ async fn list_groups(AxumState(state): AxumState<Shared>, uri: Uri) -> Reply {
         .filter(|g| {
             domain
                 .as_ref()
-                .map_or(true, |d| g.email.to_lowercase().ends_with(&format!("@{d}")))
+                .is_none_or(|d| g.email.to_lowercase().ends_with(&format!("@{d}")))
         })
         .map(|g| {
             let description = if state.config.explicit_nulls {
@@ -879,7 +879,7 @@ async fn token(
             .unwrap_or_default(),
     );
     let now = jsonwebtoken::get_current_timestamp();
-    if iat.map_or(true, |iat| iat > now + CLOCK_SKEW_SECS || exp > iat + 3_600) {
+    if iat.is_none_or(|iat| iat > now + CLOCK_SKEW_SECS || exp > iat + 3_600) {
         return Err(bad(
             "invalid_grant",
             "Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable \

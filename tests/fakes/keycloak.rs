@@ -724,7 +724,7 @@ async fn list_users(
         .values()
         .filter(|u| !u.service_account)
         .filter(|u| {
-            search.as_deref().map_or(true, |s| {
+            search.as_deref().is_none_or(|s| {
                 [
                     &Some(u.username.clone()),
                     &u.email,
@@ -807,7 +807,7 @@ async fn list_groups(
         .filter(|g| {
             search
                 .as_deref()
-                .map_or(true, |s| g.name.to_lowercase().contains(s))
+                .is_none_or(|s| g.name.to_lowercase().contains(s))
         })
         .collect();
     let groups: Vec<Value> = page(groups, first, max)
@@ -833,7 +833,7 @@ async fn count_groups(
         .filter(|g| {
             search
                 .as_deref()
-                .map_or(true, |s| g.name.to_lowercase().contains(s))
+                .is_none_or(|s| g.name.to_lowercase().contains(s))
         })
         .count();
     json_reply(json!({ "count": count }))

@@ -367,7 +367,10 @@ impl FaultLayer {
             Verdict::Reset
         } else if take(&mut faults.throttle_next) {
             Verdict::Throttle(faults.retry_after_secs)
-        } else if faults.error_every.is_some_and(|n| n > 0 && nth % n == 0) {
+        } else if faults
+            .error_every
+            .is_some_and(|n| n > 0 && nth.is_multiple_of(n))
+        {
             Verdict::Fail(StatusCode::INTERNAL_SERVER_ERROR, "injected failure")
         } else if let Some((_, times)) = faults
             .fail_path_contains
@@ -868,7 +871,7 @@ impl RateLimiter {
     /// The current window, a new one when there is none or it has ended.
     fn current(&mut self) -> &mut (Instant, SystemTime, u64) {
         let now = Instant::now();
-        if self.window.map_or(true, |(ends, _, _)| now >= ends) {
+        if self.window.is_none_or(|(ends, _, _)| now >= ends) {
             self.window = Some((now + self.length, SystemTime::now() + self.length, 0));
         }
         self.window.as_mut().expect("a window was just opened")

@@ -1446,9 +1446,9 @@ async fn list_users(AxumState(state): AxumState<Shared>, headers: HeaderMap, uri
     let keep = |u: &OktaUser| {
         let attr = |a: &str| u.attr(a);
         !(hide_deprovisioned && u.status == "DEPROVISIONED")
-            && search.as_ref().map_or(true, |e| e.matches(&attr))
-            && filter.as_ref().map_or(true, |e| e.matches(&attr))
-            && q.as_ref().map_or(true, |q| {
+            && search.as_ref().is_none_or(|e| e.matches(&attr))
+            && filter.as_ref().is_none_or(|e| e.matches(&attr))
+            && q.as_ref().is_none_or(|q| {
                 [&u.first_name, &u.last_name, &Some(u.email.clone())]
                     .into_iter()
                     .flatten()
@@ -1512,10 +1512,10 @@ async fn list_groups(AxumState(state): AxumState<Shared>, headers: HeaderMap, ur
     let q = params.get("q").map(str::to_lowercase);
     let keep = |g: &OktaGroup| {
         let attr = |a: &str| g.attr(a);
-        search.as_ref().map_or(true, |e| e.matches(&attr))
-            && filter.as_ref().map_or(true, |e| e.matches(&attr))
+        search.as_ref().is_none_or(|e| e.matches(&attr))
+            && filter.as_ref().is_none_or(|e| e.matches(&attr))
             && q.as_ref()
-                .map_or(true, |q| g.name.to_lowercase().starts_with(q.as_str()))
+                .is_none_or(|q| g.name.to_lowercase().starts_with(q.as_str()))
     };
     let (groups, mut next) = page(after(&state.groups, params.get("after")), limit, keep);
     if q.is_some() {
