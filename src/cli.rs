@@ -176,7 +176,7 @@ pub enum Command {
 pub enum ValidateFormat {
     /// For people: `file:line:col: key: message`, with hints.
     Text,
-    /// One object: {valid, errors, warnings, env_needed} (see the README).
+    /// One object: {valid, errors, warnings, env_needed, env_unset} (see the README).
     Json,
     /// GitHub Actions workflow commands, one per error and warning, and a summary line.
     Github,

@@ -84,10 +84,7 @@ pub(crate) fn run(
             for w in &report.warnings {
                 printer.warn(&text_line(&file, w));
             }
-            let loaded = match report.into_result() {
-                Ok(l) => l,
-                Err(e) => return Err(e.into()),
-            };
+            let loaded = report.into_result()?;
             let c = &loaded.config;
             writeln!(
                 out,

@@ -233,6 +233,8 @@ pub fn inspect_str(
     };
     let result = check_text(path, text, &lookup, opts, &mut report.warnings);
     report.env_needed = needed.into_inner().into_iter().collect();
+    // In the file's order (keys are walked alphabetically); a warning without a place first.
+    report.warnings.sort_by_key(|(_, spot)| *spot);
     match result {
         Ok(l) => report.loaded = Some(l),
         Err(ConfigError::Invalid { located, .. }) => report.errors = located,
