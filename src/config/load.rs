@@ -945,6 +945,50 @@ mod tests {
     use super::*;
 
     #[test]
+    fn offline_stands_in_for_unset_variables_and_lists_them() {
+        let text = "version: 1\nsources:\n  - name: idp\n    type: okta\n    domain: ${OKTA_DOMAIN}\n    token: ${OKTA_TOKEN_FOR_OFFLINE_TEST}\ntarget:\n  type: scim\n  base_url: ${SCIM_URL}\n  token: ${SET_TOKEN}\n";
+        let env = |n: &str| (n == "SET_TOKEN").then(|| "a-real-token-value".to_string());
+        let path = Path::new("idsync.yaml");
+        let online = inspect_str(path, text, &env, Options::default());
+        assert_eq!(online.errors.len(), 3, "{:?}", online.errors);
+        let offline = inspect_str(
+            path,
+            text,
+            &env,
+            Options {
+                offline: true,
+                check_files: false,
+            },
+        );
+        assert!(offline.errors.is_empty(), "{:?}", offline.errors);
+        let names: Vec<(&str, bool)> = offline
+            .env_needed
+            .iter()
+            .map(|(n, set)| (n.as_str(), *set))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("OKTA_DOMAIN", false),
+                ("OKTA_TOKEN_FOR_OFFLINE_TEST", false),
+                ("SCIM_URL", false),
+                ("SET_TOKEN", true)
+            ]
+        );
+        let config = offline.loaded.unwrap().config;
+        let crate::config::TargetConfig::Scim(t) = &config.target else {
+            panic!("a scim target");
+        };
+        assert_eq!(t.base_url, PLACEHOLDER_URL, "a whole URL gets a URL");
+        let crate::config::SourceConfig::Okta(o) = &config.sources[0] else {
+            panic!("an okta source");
+        };
+        assert_eq!(o.domain.as_deref(), Some(PLACEHOLDER));
+        // The placeholder is no secret: it is not redacted.
+        assert_eq!(secret::redact(PLACEHOLDER), PLACEHOLDER);
+    }
+
+    #[test]
     fn expands_variables_and_escapes() {
         let env = |n: &str| (n == "A").then(|| "x".to_string());
         assert_eq!(expand_one("a${A}b", &env).ok(), Some("axb".into()));
