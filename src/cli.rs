@@ -60,9 +60,22 @@ pub struct ConfigArg {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Check a config: YAML, JSON Schema and semantic checks. Reads no source or target.
+    ///
+    /// Also checks that the files the config names (the `path` of file connectors, `token_file`,
+    /// `client_secret_file`, key files, …) exist and can be read, and warns about a secret written
+    /// into the YAML itself. Exits 1 on any error; warnings alone exit 0.
     Validate {
         #[command(flatten)]
         config: ConfigArg,
+        /// Check without the secrets: an unset `${VAR}` gets a placeholder and is listed as
+        /// needed, and a credential file that is not there is a warning (for pull requests, also
+        /// from forks, which get no secrets).
+        #[arg(long)]
+        offline: bool,
+        /// Output format on stdout: github prints workflow commands (`::error file=…,line=…::`)
+        /// that annotate the pull request.
+        #[arg(long, value_enum, default_value_t = ValidateFormat::Text)]
+        format: ValidateFormat,
     },
     /// Snapshot both sides and print what apply would change.
     ///
@@ -167,6 +180,17 @@ pub enum Command {
     },
     /// Print the man page (roff) to stdout: `idsync man > idsync.1; man ./idsync.1`.
     Man,
+}
+
+/// How `idsync validate` reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ValidateFormat {
+    /// For people: `file:line:col: key: message`, with hints.
+    Text,
+    /// One object: {valid, errors, warnings, env_needed, env_unset} (see the README).
+    Json,
+    /// GitHub Actions workflow commands, one per error and warning, and a summary line.
+    Github,
 }
 
 /// How `idsync show` draws a plan.

@@ -22,4 +22,5 @@ mod schema_sync;
 mod scim_source;
 mod show;
 mod third_party_scim;
+mod validate;
 mod write_faults;

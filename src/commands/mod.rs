@@ -4,6 +4,7 @@ mod apply;
 mod plan;
 mod show;
 mod snapshot;
+mod validate;
 
 use chrono::{DateTime, Utc};
 
@@ -27,22 +28,11 @@ use crate::{sources, Config};
 pub async fn run(cli: Cli, printer: Printer) -> Result<ExitStatus, Error> {
     crate::progress::install(printer);
     match cli.command {
-        Command::Validate { config } => {
-            let loaded = load(&printer, &config.config)?;
-            let c = &loaded.config;
-            let mut out = printer.stdout();
-            use std::io::Write;
-            writeln!(
-                out,
-                "{} is valid: {} source(s), {} group mapping(s), {} default group(s)",
-                loaded.path.display(),
-                c.sources.len(),
-                c.groups.mappings.len(),
-                c.groups.default_groups.len()
-            )?;
-            out.flush()?;
-            Ok(ExitStatus::Success)
-        }
+        Command::Validate {
+            config,
+            offline,
+            format,
+        } => validate::run(&printer, &config.config, offline, format),
         Command::Plan {
             config,
             out,

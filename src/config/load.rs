@@ -37,6 +37,17 @@ impl Diagnostic {
     }
 }
 
+impl fmt::Display for Diagnostic {
+    /// `key.path: message` (the message alone at the top level); the hint is not part of it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.0.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
 /// Why a config could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -109,16 +120,79 @@ pub struct Loaded {
     pub warnings: Vec<String>,
 }
 
+/// How a config is read.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    /// An unset `${VAR}` is no error: a placeholder stands in for it, and the variable is listed in
+    /// [`Report::env_needed`]. A credential file that is not there is a warning, not an error (a fork's
+    /// pull request has neither).
+    pub offline: bool,
+    /// Check that the files the config names (`path` of file connectors, `token_file`, …) exist and
+    /// can be read.
+    pub check_files: bool,
+}
+
+/// What stands in for an unset variable under [`Options::offline`].
+pub const PLACEHOLDER: &str = "offline-placeholder";
+/// What stands in for an unset variable that is a whole URL under [`Options::offline`].
+pub const PLACEHOLDER_URL: &str = "https://offline-placeholder.invalid";
+
+/// A problem with the line and column of its key, when the text has it.
+pub type Located = (Diagnostic, Option<(usize, usize)>);
+
+/// Everything a check of a config found: errors, warnings and the variables it reads.
+#[derive(Debug)]
+pub struct Report {
+    /// The config file.
+    pub path: PathBuf,
+    /// The config, when there is no error.
+    pub loaded: Option<Loaded>,
+    pub errors: Vec<Located>,
+    /// Every warning, also those only `validate` says (a secret written into the YAML).
+    pub warnings: Vec<Located>,
+    /// Every environment variable the config reads (sorted), and whether it is set.
+    pub env_needed: Vec<(String, bool)>,
+}
+
 /// Loads and checks a config file, expanding `${VAR}` from the process environment.
 ///
 /// # Errors
 /// The file cannot be read, or any check fails; every problem found is reported at once.
 pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
+    inspect(path, Options::default())?.into_result()
+}
+
+/// Checks a config file, reporting everything it finds.
+///
+/// # Errors
+/// The file cannot be read.
+pub fn inspect(path: &Path, opts: Options) -> Result<Report, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_path_buf(),
         source,
     })?;
-    load_str(path, &text, &|name| std::env::var(name).ok())
+    Ok(inspect_str(
+        path,
+        &text,
+        &|name| std::env::var(name).ok(),
+        opts,
+    ))
+}
+
+impl Report {
+    /// The config, or the errors found.
+    ///
+    /// # Errors
+    /// Any error was found.
+    pub fn into_result(self) -> Result<Loaded, ConfigError> {
+        match self.loaded {
+            Some(l) if self.errors.is_empty() => Ok(l),
+            _ => Err(ConfigError::Invalid {
+                path: self.path,
+                located: self.errors,
+            }),
+        }
+    }
 }
 
 /// Loads a config from text; `env` looks up variables.
@@ -129,6 +203,52 @@ pub fn load_str(
     path: &Path,
     text: &str,
     env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Loaded, ConfigError> {
+    inspect_str(path, text, env, Options::default()).into_result()
+}
+
+/// Checks a config given as text; `env` looks up variables.
+#[must_use]
+pub fn inspect_str(
+    path: &Path,
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    opts: Options,
+) -> Report {
+    let needed = std::cell::RefCell::new(std::collections::BTreeMap::new());
+    let lookup = |name: &str| {
+        let v = env(name);
+        needed.borrow_mut().insert(name.to_string(), v.is_some());
+        match v {
+            None if opts.offline => Some(PLACEHOLDER.to_string()),
+            v => v,
+        }
+    };
+    let mut report = Report {
+        path: path.to_path_buf(),
+        loaded: None,
+        errors: Vec::new(),
+        warnings: Vec::new(),
+        env_needed: Vec::new(),
+    };
+    let result = check_text(path, text, &lookup, opts, &mut report.warnings);
+    report.env_needed = needed.into_inner().into_iter().collect();
+    // In the file's order (keys are walked alphabetically); a warning without a place first.
+    report.warnings.sort_by_key(|(_, spot)| *spot);
+    match result {
+        Ok(l) => report.loaded = Some(l),
+        Err(ConfigError::Invalid { located, .. }) => report.errors = located,
+        Err(ConfigError::Read { .. }) => unreachable!("the text is given"),
+    }
+    report
+}
+
+fn check_text(
+    path: &Path,
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    opts: Options,
+    all_warnings: &mut Vec<Located>,
 ) -> Result<Loaded, ConfigError> {
     // A byte-order mark (Windows editors write one) is not part of the first key: read past it, and
     // say so.
@@ -179,7 +299,18 @@ pub fn load_str(
     let mut diags = Vec::new();
     capture_collisions(&value, &mut diags);
     let collided: Vec<KeyPath> = diags.iter().map(|d| d.path.clone()).collect();
-    expand_env(&mut value, &KeyPath::default(), env, &mut diags);
+    let mut literal = Vec::new();
+    expand_env(
+        &mut value,
+        &KeyPath::default(),
+        env,
+        &mut diags,
+        &mut literal,
+    );
+    all_warnings.extend(literal.into_iter().map(|d| {
+        let spot = locator.find(&d.path);
+        (d, spot)
+    }));
     // A capture group taken for a variable is said once, not again as an unset variable.
     let n = collided.len();
     let mut i = 0;
@@ -205,23 +336,52 @@ pub fn load_str(
         return Err(fail(diags));
     }
 
-    let mut warnings = Vec::new();
+    let mut found = Vec::new();
     if bom {
-        warnings.push(format!(
+        found.push(Diagnostic::new(KeyPath::default(), format!(
             "{} starts with a UTF-8 byte-order mark; idsync read past it (save the file as UTF-8 without a BOM to silence this)",
             path.display()
-        ));
+        )));
     }
-    credential_files(&value, &KeyPath::default(), dir_of(path), &mut warnings);
+    credential_files(&value, &KeyPath::default(), dir_of(path), &mut found);
+    let warnings: Vec<String> = found.iter().map(Diagnostic::to_string).collect();
+    let mut file_errors = Vec::new();
+    if opts.check_files {
+        let mut missing = Vec::new();
+        referenced_files(
+            &value,
+            &KeyPath::default(),
+            dir_of(path),
+            &mut file_errors,
+            &mut missing,
+        );
+        if opts.offline {
+            found.extend(missing.into_iter().map(|d| {
+                d.hint("a credential file, like a secret variable, is needed only where idsync runs with its secrets; without --offline this is an error")
+            }));
+        } else {
+            file_errors.extend(missing);
+        }
+    }
+    all_warnings.extend(found.into_iter().map(|d| {
+        let spot = locator.find(&d.path);
+        (d, spot)
+    }));
     let config: Config = serde_path_to_error::deserialize(value).map_err(|e| {
         let path = KeyPath::parse(&e.path().to_string());
-        fail(vec![Diagnostic::new(
-            path,
-            unquoted(&e.into_inner().to_string()),
-        )])
+        let mut diags = file_errors.clone();
+        diags.push(Diagnostic::new(path, unquoted(&e.into_inner().to_string())));
+        fail(diags)
     })?;
 
-    let rules = validate::check(&config).map_err(fail)?;
+    let rules = match validate::check(&config) {
+        Ok(rules) if file_errors.is_empty() => rules,
+        Ok(_) => return Err(fail(file_errors)),
+        Err(diags) => {
+            file_errors.extend(diags);
+            return Err(fail(file_errors));
+        }
+    };
     let hash = hex(&Sha256::digest(text.as_bytes()));
     let dir = dir_of(path).to_path_buf();
     Ok(Loaded {
@@ -250,16 +410,34 @@ fn expand_env(
     path: &KeyPath,
     env: &dyn Fn(&str) -> Option<String>,
     diags: &mut Vec<Diagnostic>,
+    literal: &mut Vec<Diagnostic>,
 ) {
     match value {
-        // A credential written into the config itself is a secret too.
+        // A credential written into the config itself is a secret too (and worth a warning: the
+        // YAML is committed). Its value is never quoted.
         Value::String(s) if !s.contains("${") && path.0.last().is_some_and(is_credential_key) => {
             secret::register(s);
+            let key = match path.0.last() {
+                Some(Seg::Key(k)) => k.as_str(),
+                _ => "token",
+            };
+            literal.push(
+                Diagnostic::new(
+                    path.clone(),
+                    "a secret is written into the config itself",
+                )
+                .hint(format!(
+                    "anyone who can read the file can read it: take it from the environment (`{key}: ${{MY_SECRET}}`) or a file (`{key}_file`), and rotate it if the file was ever committed"
+                )),
+            );
         }
         Value::String(s) if !s.contains("${") => {}
         Value::String(s) => match expand_one(s, env) {
+            Ok(v) if v == PLACEHOLDER && s.trim() != PLACEHOLDER && is_url_key(path) => {
+                PLACEHOLDER_URL.clone_into(s);
+            }
             Ok(v) => {
-                if path.0.last().is_some_and(is_credential_key) {
+                if path.0.last().is_some_and(is_credential_key) && v != PLACEHOLDER {
                     secret::register(&v);
                 }
                 *s = v;
@@ -290,12 +468,12 @@ fn expand_env(
         },
         Value::Array(items) => {
             for (i, item) in items.iter_mut().enumerate() {
-                expand_env(item, &path.index(i), env, diags);
+                expand_env(item, &path.index(i), env, diags, literal);
             }
         }
         Value::Object(map) => {
             for (k, v) in map.iter_mut() {
-                expand_env(v, &path.key(k), env, diags);
+                expand_env(v, &path.key(k), env, diags, literal);
             }
         }
         _ => {}
@@ -338,7 +516,7 @@ fn is_secret_variable(name: &str) -> bool {
 
 /// Warns about credential files (`token_file`, `client_secret_file`, …) that the file's group or
 /// everyone may read.
-fn credential_files(value: &Value, path: &KeyPath, dir: &Path, warnings: &mut Vec<String>) {
+fn credential_files(value: &Value, path: &KeyPath, dir: &Path, warnings: &mut Vec<Diagnostic>) {
     match value {
         Value::Object(map) => {
             for (k, v) in map {
@@ -347,12 +525,12 @@ fn credential_files(value: &Value, path: &KeyPath, dir: &Path, warnings: &mut Ve
                     (Some(base), Some(file)) if CREDENTIAL_KEYS.contains(&base) => {
                         let file = super::resolve_path(dir, Path::new(file));
                         if let Some(mode) = loose_mode(&file) {
-                            warnings.push(format!(
-                                "{here}: {} can be read by {} (mode {mode:o}); `chmod 600 {}` keeps the credential to its owner",
+                            warnings.push(Diagnostic::new(here, format!(
+                                "{} can be read by {} (mode {mode:o}); `chmod 600 {}` keeps the credential to its owner",
                                 file.display(),
                                 if mode & 0o004 == 0 { "its group" } else { "every user" },
                                 file.display(),
-                            ));
+                            )));
                         }
                     }
                     _ => credential_files(v, &here, dir, warnings),
@@ -362,6 +540,77 @@ fn credential_files(value: &Value, path: &KeyPath, dir: &Path, warnings: &mut Ve
         Value::Array(items) => {
             for (i, v) in items.iter().enumerate() {
                 credential_files(v, &path.index(i), dir, warnings);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Whether a variable at this key would be a whole URL.
+fn is_url_key(path: &KeyPath) -> bool {
+    matches!(path.0.last(), Some(Seg::Key(k)) if k.ends_with("url") || k == "authority")
+}
+
+/// The files a config names: the `path` of a file connector and every `…_file` key. One that
+/// cannot be read is an error; one that is not there goes to `missing` for a `…_file` key (the
+/// caller decides: under --offline a credential file is a warning), to `errors` for a `path`.
+fn referenced_files(
+    value: &Value,
+    path: &KeyPath,
+    dir: &Path,
+    errors: &mut Vec<Diagnostic>,
+    missing: &mut Vec<Diagnostic>,
+) {
+    match value {
+        Value::Object(map) => {
+            let file_connector = map.get("type").and_then(Value::as_str) == Some("file");
+            for (k, v) in map {
+                let here = path.key(k);
+                match v.as_str() {
+                    Some(file) if k.ends_with("_file") || (file_connector && k == "path") => {
+                        let credential = k != "path";
+                        let resolved = super::resolve_path(dir, Path::new(file));
+                        let shown = resolved.display();
+                        let hint = if Path::new(file).is_absolute() {
+                            "the path must exist and be readable where idsync runs".to_string()
+                        } else {
+                            format!(
+                                "a relative path is relative to the config's folder ({})",
+                                if dir.as_os_str().is_empty() {
+                                    Path::new(".").display()
+                                } else {
+                                    dir.display()
+                                }
+                            )
+                        };
+                        match std::fs::File::open(&resolved) {
+                            Ok(f) if f.metadata().is_ok_and(|m| m.is_dir()) => errors.push(
+                                Diagnostic::new(here, format!("{shown} is a folder, not a file"))
+                                    .hint(hint),
+                            ),
+                            Ok(_) => {}
+                            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                                let d = Diagnostic::new(here, format!("{shown} does not exist"))
+                                    .hint(hint);
+                                if credential {
+                                    missing.push(d);
+                                } else {
+                                    errors.push(d);
+                                }
+                            }
+                            Err(e) => errors.push(
+                                Diagnostic::new(here, format!("cannot read {shown}: {e}"))
+                                    .hint(hint),
+                            ),
+                        }
+                    }
+                    _ => referenced_files(v, &here, dir, errors, missing),
+                }
+            }
+        }
+        Value::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                referenced_files(v, &path.index(i), dir, errors, missing);
             }
         }
         _ => {}
@@ -458,7 +707,7 @@ fn expand_one(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, M
                 return Err(Missing::BadName(name.to_string()));
             }
             let value = env(name).ok_or_else(|| Missing::Var(name.to_string()))?;
-            if is_secret_variable(name) {
+            if is_secret_variable(name) && value != PLACEHOLDER {
                 secret::register(&value);
             }
             out.push_str(&value);
@@ -694,6 +943,50 @@ fn closest(key: &str, allowed: &[String]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn offline_stands_in_for_unset_variables_and_lists_them() {
+        let text = "version: 1\nsources:\n  - name: idp\n    type: okta\n    domain: ${OKTA_DOMAIN}\n    token: ${OKTA_TOKEN_FOR_OFFLINE_TEST}\ntarget:\n  type: scim\n  base_url: ${SCIM_URL}\n  token: ${SET_TOKEN}\n";
+        let env = |n: &str| (n == "SET_TOKEN").then(|| "a-real-token-value".to_string());
+        let path = Path::new("idsync.yaml");
+        let online = inspect_str(path, text, &env, Options::default());
+        assert_eq!(online.errors.len(), 3, "{:?}", online.errors);
+        let offline = inspect_str(
+            path,
+            text,
+            &env,
+            Options {
+                offline: true,
+                check_files: false,
+            },
+        );
+        assert!(offline.errors.is_empty(), "{:?}", offline.errors);
+        let names: Vec<(&str, bool)> = offline
+            .env_needed
+            .iter()
+            .map(|(n, set)| (n.as_str(), *set))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("OKTA_DOMAIN", false),
+                ("OKTA_TOKEN_FOR_OFFLINE_TEST", false),
+                ("SCIM_URL", false),
+                ("SET_TOKEN", true)
+            ]
+        );
+        let config = offline.loaded.unwrap().config;
+        let crate::config::TargetConfig::Scim(t) = &config.target else {
+            panic!("a scim target");
+        };
+        assert_eq!(t.base_url, PLACEHOLDER_URL, "a whole URL gets a URL");
+        let crate::config::SourceConfig::Okta(o) = &config.sources[0] else {
+            panic!("an okta source");
+        };
+        assert_eq!(o.domain.as_deref(), Some(PLACEHOLDER));
+        // The placeholder is no secret: it is not redacted.
+        assert_eq!(secret::redact(PLACEHOLDER), PLACEHOLDER);
+    }
 
     #[test]
     fn expands_variables_and_escapes() {

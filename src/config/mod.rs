@@ -14,7 +14,10 @@ use std::path::{Path, PathBuf};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-pub use load::{hex as hex_digest, load, load_str, ConfigError, Diagnostic, Loaded};
+pub use load::{
+    hex as hex_digest, inspect, inspect_str, load, load_str, ConfigError, Diagnostic, Loaded,
+    Located, Options, Report,
+};
 pub use locate::KeyPath;
 pub use validate::{CompiledMapping, Matcher, Patterns, Template};
 pub use validate::{DeactivationLimit, Rules};
