@@ -33,7 +33,8 @@ fn readme_command_runs_from_the_repo_root() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("Plan: 1 to create"));
+    assert!(String::from_utf8_lossy(&out.stdout)
+        .contains("Plan: 3 to deactivate, 1 membership to remove, 2 to update"));
 }
 
 #[test]
@@ -111,7 +112,7 @@ fn apply_without_a_terminal_refuses_and_changes_nothing() {
     );
     assert_eq!(code, 1);
     assert!(
-        stdout.contains("Plan: 1 to create"),
+        stdout.contains("Plan: 3 to deactivate, 1 membership to remove, 2 to update"),
         "the plan is shown before refusing"
     );
     insta::assert_snapshot!("apply_refused_without_terminal", stderr);

@@ -89,7 +89,15 @@ async fn plan(
     }
     *shown = true;
     stdout.flush()?;
-    printer.outcome(&render::outcome_line(plan));
+    // The text rendering ends with the same line: on a terminal that shows stdout, once is enough
+    // (unless the line has a verdict to add). Everywhere else (CI logs, other formats) it is said.
+    let line = render::outcome_line(plan);
+    let said = format == Format::Text
+        && std::io::IsTerminal::is_terminal(&std::io::stdout())
+        && line == render::headline(plan);
+    if !said {
+        printer.outcome(&line);
+    }
     if let Some(e) = refusal {
         return Err(e);
     }

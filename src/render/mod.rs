@@ -137,38 +137,46 @@ pub(crate) fn sections(plan: &Plan) -> Vec<(Section, Vec<&Action>)> {
     out
 }
 
-/// One line saying what the plan does, Terraform style.
+/// One line saying what the plan does, Terraform style: the changes, riskiest first, counts that are
+/// zero left out. The same words as the outcome line on stderr (without its verdict).
 #[must_use]
 pub fn headline(plan: &Plan) -> String {
-    let s = &plan.summary;
     if !plan.has_changes() {
         return "No changes. The target matches the desired state.".into();
     }
-    let line = format!(
-        "Plan: {} to create, {} to link, {} to update, {} to reactivate, {} to deactivate, {} group(s) to create, {} membership(s) to add, {} to remove",
-        s.create_user,
-        s.link_user,
-        s.update_user,
-        s.reactivate_user,
-        s.deactivate_user,
-        s.create_group,
-        s.members_added,
-        s.members_removed
-    );
-    if s.revoke_api_tokens > 0 {
-        format!(
-            "{line}, {} account(s) whose API tokens to revoke.",
-            s.revoke_api_tokens
-        )
-    } else {
-        format!("{line}.")
-    }
+    changes_line(plan)
 }
 
 /// The plan's outcome in one line, for stderr whatever stdout carries: what it changes, riskiest
 /// first, counts that are zero left out; and, when it cannot be applied, why.
 #[must_use]
 pub fn outcome_line(plan: &Plan) -> String {
+    let mut line = changes_line(plan);
+    if !plan.blocking.is_empty() {
+        line.push_str(" BLOCKED: it cannot be applied (see the error below).");
+    } else {
+        let mut flags = Vec::new();
+        if plan.guard.blocks() {
+            flags.push(crate::plan::guard::OVERRIDE_FLAG);
+        }
+        for l in plan.blocking_limits() {
+            if !flags.contains(&l.kind.flag()) {
+                flags.push(l.kind.flag());
+            }
+        }
+        if !flags.is_empty() {
+            let _ = write!(
+                line,
+                " GUARD TRIPPED: it cannot be applied without {}.",
+                flags.join(" and ")
+            );
+        }
+    }
+    line
+}
+
+/// `Plan: 3 to deactivate, …, 5 memberships to add.`: riskiest first, zero counts left out.
+fn changes_line(plan: &Plan) -> String {
     let s = &plan.summary;
     let n = |count: usize, one: &str, many: &str| {
         format!("{count} {}", if count == 1 { one } else { many })
@@ -213,32 +221,11 @@ pub fn outcome_line(plan: &Plan) -> String {
     .filter(|(count, _)| *count > 0)
     .map(|(_, part)| part)
     .collect();
-    let mut line = if parts.is_empty() {
+    if parts.is_empty() {
         "Plan: no changes.".to_string()
     } else {
         format!("Plan: {}.", parts.join(", "))
-    };
-    if !plan.blocking.is_empty() {
-        line.push_str(" BLOCKED: it cannot be applied (see the error below).");
-    } else {
-        let mut flags = Vec::new();
-        if plan.guard.blocks() {
-            flags.push(crate::plan::guard::OVERRIDE_FLAG);
-        }
-        for l in plan.blocking_limits() {
-            if !flags.contains(&l.kind.flag()) {
-                flags.push(l.kind.flag());
-            }
-        }
-        if !flags.is_empty() {
-            let _ = write!(
-                line,
-                " GUARD TRIPPED: it cannot be applied without {}.",
-                flags.join(" and ")
-            );
-        }
     }
-    line
 }
 
 /// The cost line: requests apply will make and how long they should take.
