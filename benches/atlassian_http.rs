@@ -139,7 +139,8 @@ async fn plan_and_apply(
     let plan = planned.plan;
     let planned_requests = planned.target.requests();
     let plan_file = dir.path().join("plan.json");
-    let progress = Progress::read(&plan_file, &plan.digest, plan.actions.len(), &|_| false).unwrap();
+    let progress =
+        Progress::read(&plan_file, &plan.digest, plan.actions.len(), &|_| false).unwrap();
     let journal = journaled
         .then(|| Journal::begin(&plan_file, &plan.digest, plan.actions.len(), &progress).unwrap());
     let stop = AtomicBool::new(false);

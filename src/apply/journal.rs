@@ -543,8 +543,8 @@ fn encode(plan: &str, event: &Event) -> String {
 }
 
 /// The test hook behind "killed at any point": with `IDSYNC_TEST_CRASH_AT=N`, the process aborts at
-/// its N-th sync point (each journal line written, each action's request answered, a target's final
-/// write), as a `kill -9` would stop it. Unset in normal use.
+/// its N-th sync point (each journal line on disk, or for a `done` line queued; each action's request
+/// answered; a target's final write), as a `kill -9` would stop it. Unset in normal use.
 pub fn crash_point() {
     static AT: OnceLock<Option<u64>> = OnceLock::new();
     static COUNT: AtomicU64 = AtomicU64::new(0);
@@ -625,7 +625,7 @@ mod tests {
             j.started(3).await.unwrap();
             j.done(3).unwrap();
             j.flush().await.unwrap();
-        drop(j);
+            drop(j);
             let again = read(&plan, "abc", 4).unwrap_or_else(|e| panic!("cut at {cut}: {e}"));
             assert!(again.done.contains(&3), "cut at {cut}");
             assert_eq!(again.done.len(), done + 1, "cut at {cut}");
@@ -773,7 +773,11 @@ mod tests {
         j.started(1).await.unwrap();
         let p = read(&plan, "abc", 3).unwrap();
         assert_eq!(p.started, HashSet::from([0, 1]));
-        assert_eq!(p.done, HashSet::from([0]), "the done went out with the next start");
+        assert_eq!(
+            p.done,
+            HashSet::from([0]),
+            "the done went out with the next start"
+        );
         j.done(1).unwrap();
         j.flush().await.unwrap();
         assert_eq!(read(&plan, "abc", 3).unwrap().done, HashSet::from([0, 1]));
