@@ -3,7 +3,9 @@
 //! the users, so a plan holds 1,000 creates and 20,000 membership additions (40 per group).
 //!
 //! Reports, for the snapshot and for the apply, the requests made, the wall time, and the ratio to the
-//! lower bound: minimum requests × latency ÷ concurrency.
+//! lower bound: minimum requests × latency ÷ concurrency. The apply runs with the journal an apply of
+//! a plan file keeps; it runs again without it (against a freshly seeded fake) to report the
+//! journal's cost: its `fdatasync` calls per action and the ratio of the two wall times.
 //!
 //! Run: `cargo bench --bench atlassian_http` (`-- --concurrency N` to change `http.max_concurrency`).
 #![allow(clippy::print_stdout, clippy::cast_precision_loss)]
@@ -12,11 +14,14 @@
 #[path = "../tests/fakes/mod.rs"]
 mod fakes;
 
+use std::collections::HashSet;
 use std::fmt::Write as _;
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
 use fakes::atlassian::{FakeAtlassian, FakeConfig, SeedUser};
+use idsync::apply::journal::{Journal, Progress};
 use idsync::cli::ColorChoice;
 use idsync::model::{Group, Snapshot, User};
 use idsync::output::Printer;
@@ -51,7 +56,8 @@ fn main() {
     rt.block_on(run(concurrency));
 }
 
-async fn run(concurrency: usize) {
+/// A fake Atlassian seeded with the organization, and the folder holding the IdP export and config.
+async fn setup(concurrency: usize) -> (FakeAtlassian, tempfile::TempDir, Snapshot) {
     let fake = FakeAtlassian::start(FakeConfig {
         latency: LATENCY,
         ..FakeConfig::default()
@@ -113,6 +119,56 @@ async fn run(concurrency: usize) {
         fake.config.scim_token
     );
     std::fs::write(dir.path().join("idsync.yaml"), config).unwrap();
+    (fake, dir, idp)
+}
+
+/// Plans against a freshly seeded fake and applies the plan, with or without a journal: the apply's
+/// wall time, its requests, the plan, and the journal's syncs.
+async fn plan_and_apply(
+    concurrency: usize,
+    journaled: bool,
+) -> (Duration, u64, idsync::plan::Plan, Option<u64>) {
+    let (_fake, dir, _) = setup(concurrency).await;
+    let loaded = idsync::config::load(&dir.path().join("idsync.yaml")).unwrap();
+    let printer = Printer::new(ColorChoice::Never, true, false);
+    let now = Utc.with_ymd_and_hms(2026, 11, 22, 0, 0, 0).unwrap();
+    let mut planned =
+        idsync::commands::make_plan(&loaded, &printer, now, idsync::plan::Overrides::default())
+            .await
+            .unwrap();
+    let plan = planned.plan;
+    let planned_requests = planned.target.requests();
+    let plan_file = dir.path().join("plan.json");
+    let progress =
+        Progress::read(&plan_file, &plan.digest, plan.actions.len(), &|_| false).unwrap();
+    let journal = journaled
+        .then(|| Journal::begin(&plan_file, &plan.digest, plan.actions.len(), &progress).unwrap());
+    let stop = AtomicBool::new(false);
+    let clock = Instant::now();
+    let outcome = idsync::apply::execute_resuming(
+        &plan,
+        planned.target.as_mut(),
+        journal.as_ref(),
+        &HashSet::new(),
+        &stop,
+        &mut |_, _| {},
+    )
+    .await;
+    if let Some(j) = &journal {
+        j.complete().await.unwrap();
+    }
+    let apply_time = clock.elapsed();
+    let apply_requests = planned.target.requests() - planned_requests;
+    assert_eq!(outcome.failed(), 0);
+    if journaled {
+        let p = Progress::read(&plan_file, &plan.digest, plan.actions.len(), &|_| false).unwrap();
+        assert!(p.complete && p.done.len() == plan.actions.len());
+    }
+    (apply_time, apply_requests, plan, journal.map(|j| j.syncs()))
+}
+
+async fn run(concurrency: usize) {
+    let (fake, dir, _) = setup(concurrency).await;
     let loaded = idsync::config::load(&dir.path().join("idsync.yaml")).unwrap();
 
     // Snapshot alone.
@@ -123,20 +179,14 @@ async fn run(concurrency: usize) {
     let snapshot_requests = target.requests();
     assert_eq!(snap.users.len(), EXISTING);
 
-    // Plan (which snapshots again), then apply.
-    let printer = Printer::new(ColorChoice::Never, true, false);
-    let now = Utc.with_ymd_and_hms(2026, 11, 22, 0, 0, 0).unwrap();
-    let mut planned =
-        idsync::commands::make_plan(&loaded, &printer, now, idsync::plan::Overrides::default())
-            .await
-            .unwrap();
-    let plan = &planned.plan;
-    let planned_requests = planned.target.requests();
-    let clock = Instant::now();
-    let outcome = idsync::apply::execute(plan, planned.target.as_mut(), &mut |_, _| {}).await;
-    let apply_time = clock.elapsed();
-    let apply_requests = planned.target.requests() - planned_requests;
-    assert_eq!(outcome.failed(), 0);
+    drop(fake);
+
+    // Plan (which snapshots again), then apply: with the journal an apply of a plan file keeps, and
+    // (each against a freshly seeded fake) without it, for its cost.
+    let (apply_time, apply_requests, plan, syncs) = plan_and_apply(concurrency, true).await;
+    let syncs = syncs.expect("journaled");
+    let (bare_time, _, _, _) = plan_and_apply(concurrency, false).await;
+    let plan = &plan;
 
     // A SCIM listing that ends on a full page is asked for one page past its announced end.
     let listing = |n: usize| n.div_ceil(100) + usize::from(n.is_multiple_of(100));
@@ -166,6 +216,14 @@ async fn run(concurrency: usize) {
         apply_time.as_secs_f64(),
         bound(min_apply),
         apply_time.as_secs_f64() / bound(min_apply)
+    );
+    let _ = writeln!(
+        out,
+        "journal:  {syncs:>5} fdatasync for {} actions ({:.3} per action)  without it {:>7.2} s  cost ratio {:.3}",
+        plan.actions.len(),
+        syncs as f64 / plan.actions.len() as f64,
+        bare_time.as_secs_f64(),
+        apply_time.as_secs_f64() / bare_time.as_secs_f64()
     );
     print!("{out}");
 }

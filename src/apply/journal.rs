@@ -5,7 +5,8 @@
 //! `complete`. A target whose actions take effect only when it is written at the end (a file) records
 //! `commit` (the indexes it is about to write, and the SHA-256 of what it writes) before the write and
 //! `committed` after it; a `commit` without `committed` counts only if the target holds exactly what
-//! was to be written. Every line is written whole and flushed to disk before the next step.
+//! was to be written. Lines are written whole, by group commit off the runtime thread; see [`Journal`]
+//! for what is durable when.
 //!
 //! Running the same plan again skips what is done and redoes what had started but not finished: every
 //! action is safe to repeat (a create that meets an existing object resolves to it, PATCHes set values,
@@ -22,7 +23,9 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use tokio::sync::watch;
 
 use serde::{Deserialize, Serialize};
 
@@ -58,11 +61,134 @@ pub struct Progress {
 }
 
 /// An open journal, appended to as actions start and finish.
+///
+/// Lines are written by group commit, off the runtime thread: a line is queued, and a writer on a
+/// blocking thread (`spawn_blocking`, started when there is something to write and none is running)
+/// takes every queued line, writes them in one `write` and makes them durable with one `fdatasync`,
+/// then wakes every waiter of that batch; lines queued meanwhile go into the next batch. So actions
+/// running at once share their syncs, and the runtime thread never waits on the disk.
+///
+/// What is durable when:
+/// - `start`, `commit`, `committed` and `complete`: when [`Journal::started`] (etc.) returns. A
+///   `start` line is thus on disk before its action's request is sent; a `commit` line before the
+///   target's write.
+/// - `done`: [`Journal::done`] only queues the line (it does not wait, and does not start a write by
+///   itself); it is made durable by the next line that is waited for (lines reach the disk in the
+///   order queued), or by [`Journal::flush`]. The executor flushes at the end of each kind of action,
+///   before it reports those actions, so every `done` is on disk before the run reports its action
+///   done, before `commit` and `complete`, and before the apply returns. A `done` lost to a crash only
+///   makes its action be redone (with a lookup first), which every action tolerates; since an
+///   action's slot starts its next action only after queueing the `done`, and that `start` waits for
+///   a sync which includes it, at most one action per slot is redone after a crash, as before.
+///
+/// A failed write or sync leaves the end of the file unknown: the journal then refuses every further
+/// line (and every waiter of that batch gets the error).
 #[derive(Debug)]
 pub struct Journal {
     path: PathBuf,
     plan: String,
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    /// Used by one writer at a time (the `writing` flag); the mutex only makes it shareable.
     file: Mutex<File>,
+    queue: Mutex<Queue>,
+    /// How far the journal is durable, and whether it failed; waiters watch it.
+    synced: watch::Sender<Synced>,
+    /// `fdatasync` calls made by the writer (for tests and the benchmark).
+    syncs: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    /// Lines queued and not yet taken by the writer.
+    pending: Vec<u8>,
+    /// Lines queued so far (the sequence number of the last one).
+    queued: u64,
+    /// A writer is running.
+    writing: bool,
+    failed: Option<(io::ErrorKind, String)>,
+}
+
+#[derive(Debug, Default)]
+struct Synced {
+    /// Lines durable so far (all of `1..=upto`).
+    upto: u64,
+    failed: Option<(io::ErrorKind, String)>,
+}
+
+fn failure(f: &(io::ErrorKind, String)) -> io::Error {
+    io::Error::new(f.0, f.1.clone())
+}
+
+impl Shared {
+    /// Queues `line` (if any); with `kick`, starts a writer unless one is running. Returns the
+    /// sequence number of the last line queued.
+    fn enqueue(self: &Arc<Self>, line: Option<&str>, kick: bool) -> io::Result<u64> {
+        let mut q = self.queue.lock().expect("not poisoned");
+        if let Some(f) = &q.failed {
+            return Err(failure(f));
+        }
+        if let Some(line) = line {
+            q.pending.extend_from_slice(line.as_bytes());
+            q.queued += 1;
+        }
+        if kick && !q.writing && !q.pending.is_empty() {
+            q.writing = true;
+            let shared = Arc::clone(self);
+            tokio::task::spawn_blocking(move || shared.write_batches());
+        }
+        Ok(q.queued)
+    }
+
+    /// The writer: one `write` and one `fdatasync` per batch, until nothing is queued.
+    fn write_batches(&self) {
+        loop {
+            let (batch, upto) = {
+                let mut q = self.queue.lock().expect("not poisoned");
+                if q.pending.is_empty() {
+                    q.writing = false;
+                    return;
+                }
+                (std::mem::take(&mut q.pending), q.queued)
+            };
+            let written = {
+                let mut f = self.file.lock().expect("not poisoned");
+                let r = f.write_all(&batch).and_then(|()| f.sync_data());
+                self.syncs.fetch_add(1, Ordering::SeqCst);
+                r
+            };
+            match written {
+                Ok(()) => self.synced.send_modify(|s| s.upto = upto),
+                Err(e) => {
+                    let f = (e.kind(), e.to_string());
+                    {
+                        let mut q = self.queue.lock().expect("not poisoned");
+                        q.failed = Some(f.clone());
+                        q.pending.clear();
+                        q.writing = false;
+                    }
+                    self.synced.send_modify(|s| s.failed = Some(f));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Waits until line `seq` is durable.
+    async fn wait(&self, seq: u64) -> io::Result<()> {
+        let mut rx = self.synced.subscribe();
+        let s = rx
+            .wait_for(|s| s.upto >= seq || s.failed.is_some())
+            .await
+            .map_err(|_| io::Error::other("the journal writer stopped"))?;
+        if s.upto >= seq {
+            return Ok(());
+        }
+        Err(failure(s.failed.as_ref().expect("checked")))
+    }
 }
 
 /// Why a journal cannot be used.
@@ -317,7 +443,12 @@ impl Journal {
         Ok(Journal {
             path: path.clone(),
             plan: digest.to_string(),
-            file: Mutex::new(file),
+            shared: Arc::new(Shared {
+                file: Mutex::new(file),
+                queue: Mutex::new(Queue::default()),
+                synced: watch::Sender::new(Synced::default()),
+                syncs: AtomicU64::new(0),
+            }),
         })
     }
 
@@ -326,38 +457,73 @@ impl Journal {
         &self.path
     }
 
-    pub fn started(&self, index: usize) -> io::Result<()> {
-        self.write(&Event::Start { index })
+    /// Before action `index` is sent: returns once its `start` line is on disk (sharing the sync
+    /// with every line queued meanwhile).
+    ///
+    /// # Errors
+    /// The line cannot be written (nor can any later one).
+    pub async fn started(&self, index: usize) -> io::Result<()> {
+        self.write(&Event::Start { index }).await
     }
 
+    /// After action `index` succeeded: queues its `done` line, durable with the next line waited for
+    /// or [`Journal::flush`]. Does not wait.
+    ///
+    /// # Errors
+    /// An earlier write failed.
     pub fn done(&self, index: usize) -> io::Result<()> {
-        self.write(&Event::Done { index })
+        let line = encode(&self.plan, &Event::Done { index });
+        self.shared.enqueue(Some(&line), false)?;
+        crash_point();
+        Ok(())
+    }
+
+    /// Makes every line queued so far durable.
+    ///
+    /// # Errors
+    /// A line cannot be written.
+    pub async fn flush(&self) -> io::Result<()> {
+        let seq = self.shared.enqueue(None, true)?;
+        self.shared.wait(seq).await
     }
 
     /// Before a target writes the actions `indexes` at once: what it is about to write.
-    pub fn commit(&self, indexes: &BTreeSet<usize>, sha256: &str) -> io::Result<()> {
+    ///
+    /// # Errors
+    /// The line cannot be written.
+    pub async fn commit(&self, indexes: &BTreeSet<usize>, sha256: &str) -> io::Result<()> {
         self.write(&Event::Commit {
             indexes: indexes.iter().copied().collect(),
             sha256: sha256.to_string(),
         })
+        .await
     }
 
     /// After the write a `commit` announced.
-    pub fn committed(&self) -> io::Result<()> {
-        self.write(&Event::Committed)
+    ///
+    /// # Errors
+    /// The line cannot be written.
+    pub async fn committed(&self) -> io::Result<()> {
+        self.write(&Event::Committed).await
     }
 
-    pub fn complete(&self) -> io::Result<()> {
-        self.write(&Event::Complete)
+    /// # Errors
+    /// The line cannot be written.
+    pub async fn complete(&self) -> io::Result<()> {
+        self.write(&Event::Complete).await
     }
 
-    fn write(&self, event: &Event) -> io::Result<()> {
+    /// The `fdatasync` calls made so far for lines of this run.
+    #[must_use]
+    pub fn syncs(&self) -> u64 {
+        self.shared.syncs.load(Ordering::SeqCst)
+    }
+
+    /// Queues a line and waits until it (and everything queued before it) is durable.
+    async fn write(&self, event: &Event) -> io::Result<()> {
         let line = encode(&self.plan, event);
-        {
-            let mut f = self.file.lock().expect("not poisoned");
-            f.write_all(line.as_bytes())?;
-            f.sync_data()?;
-        }
+        let seq = self.shared.enqueue(Some(&line), true)?;
+        self.shared.wait(seq).await?;
         crash_point();
         Ok(())
     }
@@ -377,8 +543,8 @@ fn encode(plan: &str, event: &Event) -> String {
 }
 
 /// The test hook behind "killed at any point": with `IDSYNC_TEST_CRASH_AT=N`, the process aborts at
-/// its N-th sync point (each journal line written, each action's request answered, a target's final
-/// write), as a `kill -9` would stop it. Unset in normal use.
+/// its N-th sync point (each journal line on disk, or for a `done` line queued; each action's request
+/// answered; a target's final write), as a `kill -9` would stop it. Unset in normal use.
 pub fn crash_point() {
     static AT: OnceLock<Option<u64>> = OnceLock::new();
     static COUNT: AtomicU64 = AtomicU64::new(0);
@@ -407,25 +573,26 @@ mod tests {
     }
 
     /// A journal of plan `abc` (4 actions): 0 and 1 done, 2 started.
-    fn sample(plan: &Path) -> Vec<u8> {
+    async fn sample(plan: &Path) -> Vec<u8> {
         let p = read(plan, "abc", 4).unwrap();
         let j = Journal::begin(plan, "abc", 4, &p).unwrap();
-        j.started(0).unwrap();
+        j.started(0).await.unwrap();
         j.done(0).unwrap();
-        j.started(1).unwrap();
-        j.started(2).unwrap();
+        j.started(1).await.unwrap();
+        j.started(2).await.unwrap();
         j.done(1).unwrap();
+        j.flush().await.unwrap();
         drop(j);
         std::fs::read(path_for(plan)).unwrap()
     }
 
-    #[test]
-    fn records_and_reads_back_progress() {
+    #[tokio::test]
+    async fn records_and_reads_back_progress() {
         let dir = tempfile::tempdir().unwrap();
         let plan = dir.path().join("plan.json");
         assert!(read(&plan, "abc", 4).unwrap().started.is_empty());
         assert!(!path_for(&plan).exists(), "reading creates nothing");
-        sample(&plan);
+        sample(&plan).await;
         let p = read(&plan, "abc", 4).unwrap();
         assert_eq!(p.done, HashSet::from([0, 1]));
         assert_eq!(p.started, HashSet::from([0, 1, 2]));
@@ -437,11 +604,11 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_journal_cut_at_any_byte_reads_as_a_prefix_and_takes_appends() {
+    #[tokio::test]
+    async fn a_journal_cut_at_any_byte_reads_as_a_prefix_and_takes_appends() {
         let dir = tempfile::tempdir().unwrap();
         let plan = dir.path().join("plan.json");
-        let full = sample(&plan);
+        let full = sample(&plan).await;
         for cut in 0..=full.len() {
             std::fs::write(path_for(&plan), &full[..cut]).unwrap();
             let p = read(&plan, "abc", 4).unwrap_or_else(|e| panic!("cut at {cut}: {e}"));
@@ -455,8 +622,9 @@ mod tests {
             assert_eq!(p.done.len(), done, "cut at {cut}");
             // The next run appends after cutting the torn line off; the result reads cleanly.
             let j = Journal::begin(&plan, "abc", 4, &p).unwrap();
-            j.started(3).unwrap();
+            j.started(3).await.unwrap();
             j.done(3).unwrap();
+            j.flush().await.unwrap();
             drop(j);
             let again = read(&plan, "abc", 4).unwrap_or_else(|e| panic!("cut at {cut}: {e}"));
             assert!(again.done.contains(&3), "cut at {cut}");
@@ -464,11 +632,11 @@ mod tests {
         }
     }
 
-    #[test]
-    fn another_plans_journal_is_refused_however_it_is_arranged() {
+    #[tokio::test]
+    async fn another_plans_journal_is_refused_however_it_is_arranged() {
         let dir = tempfile::tempdir().unwrap();
         let plan = dir.path().join("plan.json");
-        let full = String::from_utf8(sample(&plan)).unwrap();
+        let full = String::from_utf8(sample(&plan).await).unwrap();
         let other = matches!(
             read(&plan, "xyz", 4),
             Err(JournalError::OtherPlan {
@@ -510,21 +678,23 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_completed_journal_of_another_plan_is_replaced() {
+    #[tokio::test]
+    async fn a_completed_journal_of_another_plan_is_replaced() {
         let dir = tempfile::tempdir().unwrap();
         let plan = dir.path().join("plan.json");
         let p = read(&plan, "abc", 1).unwrap();
         let j = Journal::begin(&plan, "abc", 1, &p).unwrap();
-        j.started(0).unwrap();
+        j.started(0).await.unwrap();
         j.done(0).unwrap();
-        j.complete().unwrap();
+        j.complete().await.unwrap();
+        j.flush().await.unwrap();
         drop(j);
         assert!(read(&plan, "abc", 1).unwrap().complete);
         let p = read(&plan, "xyz", 2).unwrap();
         assert!(p.replaces_other && p.done.is_empty());
         let j = Journal::begin(&plan, "xyz", 2, &p).unwrap();
-        j.started(1).unwrap();
+        j.started(1).await.unwrap();
+        j.flush().await.unwrap();
         drop(j);
         let p = read(&plan, "xyz", 2).unwrap();
         assert_eq!(p.started, HashSet::from([1]));
@@ -533,15 +703,16 @@ mod tests {
             .contains("abc"));
     }
 
-    #[test]
-    fn a_commit_counts_once_written() {
+    #[tokio::test]
+    async fn a_commit_counts_once_written() {
         let dir = tempfile::tempdir().unwrap();
         let plan = dir.path().join("plan.json");
         let p = read(&plan, "abc", 2).unwrap();
         let j = Journal::begin(&plan, "abc", 2, &p).unwrap();
-        j.started(0).unwrap();
-        j.started(1).unwrap();
-        j.commit(&BTreeSet::from([0, 1]), "f00d").unwrap();
+        j.started(0).await.unwrap();
+        j.started(1).await.unwrap();
+        j.commit(&BTreeSet::from([0, 1]), "f00d").await.unwrap();
+        j.flush().await.unwrap();
         drop(j);
         assert!(
             read(&plan, "abc", 2).unwrap().done.is_empty(),
@@ -551,8 +722,85 @@ mod tests {
         let p = Progress::read(&plan, "abc", 2, &holds).unwrap();
         assert_eq!(p.done, HashSet::from([0, 1]), "the target holds the write");
         let j = Journal::begin(&plan, "abc", 2, &p).unwrap();
-        j.committed().unwrap();
+        j.committed().await.unwrap();
+        j.flush().await.unwrap();
         drop(j);
         assert_eq!(read(&plan, "abc", 2).unwrap().done.len(), 2);
+    }
+
+    /// Concurrent `started` calls share syncs: while the writer is held at its first batch, 16
+    /// actions queue their `start`; they all go out in the next batch. Counted, not timed.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[allow(clippy::await_holding_lock)]
+    async fn concurrent_starts_share_one_sync() {
+        const N: usize = 16;
+        let dir = tempfile::tempdir().unwrap();
+        let plan = dir.path().join("plan.json");
+        let p = read(&plan, "abc", N).unwrap();
+        let j = Arc::new(Journal::begin(&plan, "abc", N, &p).unwrap());
+        let held = j.shared.file.lock().unwrap();
+        let tasks: Vec<_> = (0..N)
+            .map(|i| {
+                let j = Arc::clone(&j);
+                tokio::spawn(async move { j.started(i).await })
+            })
+            .collect();
+        while j.shared.queue.lock().unwrap().queued < N as u64 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(j.syncs(), 0, "nothing is durable while the writer is held");
+        drop(held);
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        // The first batch may hold one line or several; the rest share the second.
+        assert!(j.syncs() <= 2, "{} syncs for {N} starts", j.syncs());
+        let p = read(&plan, "abc", N).unwrap();
+        assert_eq!(p.started.len(), N, "every start is on disk");
+    }
+
+    /// When `started` returns, its line can be read back from the file; a `done` is queued, and on
+    /// disk once the next line is (or at `flush`).
+    #[tokio::test]
+    async fn a_start_is_on_disk_when_started_returns() {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = dir.path().join("plan.json");
+        let p = read(&plan, "abc", 3).unwrap();
+        let j = Journal::begin(&plan, "abc", 3, &p).unwrap();
+        j.started(0).await.unwrap();
+        assert_eq!(read(&plan, "abc", 3).unwrap().started, HashSet::from([0]));
+        j.done(0).unwrap();
+        j.started(1).await.unwrap();
+        let p = read(&plan, "abc", 3).unwrap();
+        assert_eq!(p.started, HashSet::from([0, 1]));
+        assert_eq!(
+            p.done,
+            HashSet::from([0]),
+            "the done went out with the next start"
+        );
+        j.done(1).unwrap();
+        j.flush().await.unwrap();
+        assert_eq!(read(&plan, "abc", 3).unwrap().done, HashSet::from([0, 1]));
+    }
+
+    /// One action after another costs one sync each (the `done` rides with the next `start`), where
+    /// a sync per line cost two; plus one for the final flush.
+    #[tokio::test]
+    async fn actions_one_after_another_cost_one_sync_each() {
+        const N: usize = 10;
+        let dir = tempfile::tempdir().unwrap();
+        let plan = dir.path().join("plan.json");
+        let p = read(&plan, "abc", N).unwrap();
+        let j = Journal::begin(&plan, "abc", N, &p).unwrap();
+        for i in 0..N {
+            j.started(i).await.unwrap();
+            j.done(i).unwrap();
+        }
+        j.flush().await.unwrap();
+        assert_eq!(j.syncs(), N as u64 + 1);
+        j.flush().await.unwrap();
+        assert_eq!(j.syncs(), N as u64 + 1, "nothing queued, nothing synced");
+        j.complete().await.unwrap();
+        assert!(read(&plan, "abc", N).unwrap().complete);
     }
 }

@@ -139,6 +139,10 @@ pub async fn execute(
 ///
 /// A target that writes everything at the end (a file) is journaled as done only with that write: a
 /// `commit` line before it, `committed` after it.
+///
+/// Each action's `start` line is on disk before its request is sent (actions running at once share
+/// the sync: see [`journal::Journal`]); its `done` line is queued, and the journal is flushed at the
+/// end of each kind of action, before those actions are reported.
 pub async fn execute_resuming(
     plan: &Plan,
     target: &mut dyn Target,
@@ -201,7 +205,11 @@ pub async fn execute_resuming(
                     r.err()
                         .map(|e| format!("cannot record progress in the apply journal: {e}"))
                 };
-                if let Some(error) = journal.and_then(|j| record(j.started(index))) {
+                let recorded = match journal {
+                    Some(j) => record(j.started(index).await),
+                    None => None,
+                };
+                if let Some(error) = recorded {
                     return ActionResult {
                         index,
                         error: Some(error),
@@ -231,6 +239,18 @@ pub async fn execute_resuming(
             .collect()
             .await;
         phase.sort_by_key(|r| r.index);
+        // The `done` lines of this kind are only queued: on disk before the actions are reported.
+        if let Some(Err(e)) = match journal {
+            Some(j) => Some(j.flush().await),
+            None => None,
+        } {
+            for r in phase
+                .iter_mut()
+                .filter(|r| !r.resumed && !r.not_started && r.error.is_none() && !at_finish)
+            {
+                r.error = Some(format!("cannot record progress in the apply journal: {e}"));
+            }
+        }
         // Actions not started are summed up once (`Outcome::stopped`, `Outcome::interrupted`), not
         // reported one by one.
         for r in phase.iter().filter(|r| !r.resumed && !r.not_started) {
@@ -280,7 +300,7 @@ async fn finish_journaled(
         .filter(|r| !r.resumed && !r.not_started && r.error.is_none())
         .map(|r| r.index)
         .collect();
-    if let Some(e) = record(journal.commit(&applied, &sha)) {
+    if let Some(e) = record(journal.commit(&applied, &sha).await) {
         return Some(e);
     }
     if let Some(e) = target.finish().await.err() {
@@ -289,7 +309,7 @@ async fn finish_journaled(
     journal::crash_point();
     // Should this line not be written, the next run still sees the write: the target holds what
     // `commit` announced.
-    let _ = journal.committed();
+    let _ = journal.committed().await;
     None
 }
 

@@ -494,7 +494,7 @@ async fn execute(
         });
     }
     if let Some(j) = journal {
-        j.complete().map_err(Error::Output)?;
+        j.complete().await.map_err(Error::Output)?;
     }
     let resumed = changes_in(plan, done);
     printer.info(&format!(
