@@ -107,6 +107,11 @@ struct Queue {
     pending: Vec<u8>,
     /// Lines queued so far (the sequence number of the last one).
     queued: u64,
+    /// The last line someone waits for (or flushes): lines after it are written only with a later
+    /// one that is waited for, so a `done` never costs a sync of its own.
+    wanted: u64,
+    /// The last line written and synced.
+    written: u64,
     /// A writer is running.
     writing: bool,
     failed: Option<(io::ErrorKind, String)>,
@@ -135,6 +140,9 @@ impl Shared {
             q.pending.extend_from_slice(line.as_bytes());
             q.queued += 1;
         }
+        if kick {
+            q.wanted = q.queued;
+        }
         if kick && !q.writing && !q.pending.is_empty() {
             q.writing = true;
             let shared = Arc::clone(self);
@@ -148,7 +156,8 @@ impl Shared {
         loop {
             let (batch, upto) = {
                 let mut q = self.queue.lock().expect("not poisoned");
-                if q.pending.is_empty() {
+                // Only what someone waits for is worth a sync; queued `done` lines ride with it.
+                if q.pending.is_empty() || q.wanted <= q.written {
                     q.writing = false;
                     return;
                 }
@@ -161,7 +170,10 @@ impl Shared {
                 r
             };
             match written {
-                Ok(()) => self.synced.send_modify(|s| s.upto = upto),
+                Ok(()) => {
+                    self.queue.lock().expect("not poisoned").written = upto;
+                    self.synced.send_modify(|s| s.upto = upto);
+                }
                 Err(e) => {
                     let f = (e.kind(), e.to_string());
                     {
