@@ -63,17 +63,22 @@ async fn plan(
     let plan = &planned.plan;
     let refusal = super::refusal(plan);
     // Saved before it is shown, so that the markdown can point at the file; never when refused.
+    // The JSON is made once when it is both saved and printed (a plan at scale is hundreds of MB).
+    let mut json = None;
     let saved = match out {
         Some(path) if refusal.is_none() => {
-            let mut json = serde_json::to_string_pretty(plan).map_err(std::io::Error::from)?;
-            json.push('\n');
-            snapshot_file::write_atomic(path, json.as_bytes())?;
+            let mut text = serde_json::to_string_pretty(plan).map_err(std::io::Error::from)?;
+            text.push('\n');
+            snapshot_file::write_atomic(path, text.as_bytes())?;
+            json = Some(text);
             Some(path)
         }
         _ => None,
     };
     let mut stdout = printer.stdout();
-    if format == Format::Markdown {
+    if let (Format::Json, Some(text)) = (format, &json) {
+        stdout.write_all(text.as_bytes())?;
+    } else if format == Format::Markdown {
         let opts = MarkdownOptions {
             limit: markdown_limit,
             plan_file: saved.map(|p| p.display().to_string()),
