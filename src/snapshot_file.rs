@@ -96,19 +96,27 @@ pub fn to_string(snapshot: &Snapshot, format: Format) -> String {
     }
 }
 
-/// Replaces a file's content atomically: a temporary file in the same folder, flushed, then renamed
-/// over the old one. A failure leaves the old file as it was. A symbolic link is written through:
-/// the file it points to is replaced (atomically, in that file's folder) and the link stays. Any
-/// secret the process holds is redacted from the content first.
+/// Writes a file meant for people (a plan, a report, a snapshot) as [`replace_atomic`] does, with any
+/// secret the process holds redacted from the content first.
+///
+/// # Errors
+/// As [`replace_atomic`].
+pub fn write_atomic(path: &Path, content: &[u8]) -> Result<(), SnapshotFileError> {
+    replace_atomic(path, &crate::config::secret::redact_bytes(content))
+}
+
+/// Replaces a file's content atomically, byte for byte: a temporary file in the same folder, flushed,
+/// then renamed over the old one. A failure leaves the old file as it was. A symbolic link is written
+/// through: the file it points to is replaced (atomically, in that file's folder) and the link stays.
+/// For data idsync reads back (a file target, the journal), whose bytes must be what was hashed.
 ///
 /// # Errors
 /// The temporary file cannot be written or renamed, or `path` is a link that leads nowhere.
-pub fn write_atomic(path: &Path, content: &[u8]) -> Result<(), SnapshotFileError> {
+pub fn replace_atomic(path: &Path, content: &[u8]) -> Result<(), SnapshotFileError> {
     let err = |source| SnapshotFileError::Write {
         path: path.to_path_buf(),
         source,
     };
-    let content = crate::config::secret::redact_bytes(content);
     let resolved;
     let path = if path.is_symlink() {
         resolved = std::fs::canonicalize(path).map_err(|e| {
@@ -130,7 +138,7 @@ pub fn write_atomic(path: &Path, content: &[u8]) -> Result<(), SnapshotFileError
         .suffix(".tmp")
         .tempfile_in(dir)
         .map_err(err)?;
-    tmp.write_all(&content).map_err(err)?;
+    tmp.write_all(content).map_err(err)?;
     tmp.as_file().sync_all().map_err(err)?;
     tmp.persist(path).map_err(|e| err(e.error))?;
     Ok(())

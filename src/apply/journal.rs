@@ -431,7 +431,7 @@ impl Journal {
         };
         if fresh {
             let line = encode(digest, &Event::Begin { actions });
-            crate::snapshot_file::write_atomic(&path, line.as_bytes()).map_err(|e| {
+            crate::snapshot_file::replace_atomic(&path, line.as_bytes()).map_err(|e| {
                 JournalError::Io {
                     path: path.clone(),
                     source: io::Error::other(e.to_string()),

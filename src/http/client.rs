@@ -590,7 +590,10 @@ impl HttpClient {
                     }
                     if replay == Replay::OnlyUnsent && status != StatusCode::TOO_MANY_REQUESTS {
                         return Ok(Sent::Unknown {
-                            reason: format!("HTTP {status}{}", error_detail(&reply.body)),
+                            reason: format!(
+                                "HTTP {status}{}",
+                                error_detail(&crate::config::secret::redact_bytes(&reply.body))
+                            ),
                         });
                     }
                     if last {

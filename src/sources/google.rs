@@ -178,7 +178,7 @@ async fn get_with_quota_retries(
     path: &str,
     query: &[(&str, String)],
 ) -> Result<Value, HttpError> {
-    let policy = crate::http::RetryPolicy::default();
+    let policy = http.retry_policy().clone();
     let mut attempt = 0;
     loop {
         attempt += 1;

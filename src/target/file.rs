@@ -513,7 +513,7 @@ impl Target for FileTarget {
                     Some(text) => text,
                     None => st.render(Format::of(&self.path)),
                 };
-                snapshot_file::write_atomic(&self.path, text.as_bytes())?;
+                snapshot_file::replace_atomic(&self.path, text.as_bytes())?;
             }
         }
         *state = None;
