@@ -123,7 +123,7 @@ impl Session {
     ) -> Result<Vec<Value>, HttpError> {
         let first = self.array(path, first)?;
         let total = header_u64(headers, "total-count").and_then(|t| usize::try_from(t).ok());
-        let mut out = match total {
+        let out = match total {
             // A first page that holds the whole count yet links on: the count is too low.
             Some(total)
                 if !first.is_empty()
@@ -136,13 +136,9 @@ impl Session {
             }
             _ => self.walk(path, first, headers).await?,
         };
-        // Pages fetched while the directory changed may overlap.
-        let mut seen = std::collections::HashSet::new();
-        out.retain(|v| {
-            v.get("id")
-                .and_then(id_text)
-                .is_none_or(|id| seen.insert(id.into_owned()))
-        });
+        // Pages that overlap (the directory changed while it was read) may have lost others: the
+        // same check as every other listing, rather than dropping the repeats.
+        crate::http::paginate::check_unique(&self.http, path, &out)?;
         if let Some(t) = total.filter(|t| out.len() != *t) {
             return Err(self.http.malformed(
                 path,
