@@ -4,7 +4,7 @@
 //! groups whose members are those keys. Snapshot files (`type: file`) are this model serialized, so
 //! `idsync snapshot` output can be read back by a `file` connector.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use std::hash::BuildHasher;
 
@@ -162,6 +162,59 @@ pub struct Snapshot {
     /// and named in the plan, never dropped silently.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub skipped: Vec<LeftOut>,
+}
+
+/// Whom a targeted read (`sync-user`, `explain`) is about: people by lower-cased email and, for the
+/// target side, by the IdP ids a renamed person's account carries as `externalId` (so that a rename
+/// is found as one, never taken for a new person).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct People {
+    /// Lower-cased emails ([`key_of`]).
+    pub emails: BTreeSet<String>,
+    /// Source-side user ids (matched against a target user's `externalId` and a source user's `id`).
+    pub ids: BTreeSet<String>,
+}
+
+impl People {
+    /// People named by these emails (any case).
+    #[must_use]
+    pub fn by_email<'a>(emails: impl IntoIterator<Item = &'a str>) -> Self {
+        People {
+            emails: emails.into_iter().map(key_of).collect(),
+            ids: BTreeSet::new(),
+        }
+    }
+
+    /// Whether this user record is one of these people (by email, `externalId` or `id`).
+    #[must_use]
+    pub fn contains(&self, u: &User) -> bool {
+        self.emails.contains(&u.key())
+            || u.external_id.as_ref().is_some_and(|x| self.ids.contains(x))
+            || u.id.as_ref().is_some_and(|x| self.ids.contains(x))
+    }
+}
+
+impl Snapshot {
+    /// The part of a snapshot that concerns these people: their user records, every group (so that
+    /// group ids and names stay known) with its members cut to them, and only the left-out records
+    /// that name them. What a targeted read must return; a connector without per-person endpoints
+    /// reads everything and cuts it down with this.
+    #[must_use]
+    pub fn restrict_to(mut self, people: &People) -> Snapshot {
+        self.users.retain(|u| people.contains(u));
+        let kept: FxHashSet<String> = self.users.iter().map(User::key).collect();
+        for g in &mut self.groups {
+            g.members.retain(|m| kept.contains(&key_of(m)));
+        }
+        self.skipped.retain(|l| {
+            l.email
+                .as_deref()
+                .is_some_and(|e| people.emails.contains(&key_of(e)))
+                || people.emails.contains(&key_of(&l.name))
+                || l.id.as_ref().is_some_and(|x| people.ids.contains(x))
+        });
+        self
+    }
 }
 
 /// What kind of record was left out of a snapshot.
@@ -472,5 +525,68 @@ impl KeyIndex {
         self.table.insert_unique(h, idx, |&i| {
             FxBuildHasher.hash_one(keys[i as usize].as_str())
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(email: &str, id: Option<&str>, external_id: Option<&str>) -> User {
+        let mut u = User::new(email);
+        u.id = id.map(str::to_string);
+        u.external_id = external_id.map(str::to_string);
+        u
+    }
+
+    #[test]
+    fn restrict_to_keeps_the_people_and_every_group() {
+        let snap = Snapshot {
+            users: vec![
+                user("Alice@Example.com", Some("t1"), None),
+                user("old.bob@example.com", Some("t2"), Some("idp-bob")),
+                user("carol@example.com", Some("t3"), None),
+            ],
+            groups: vec![
+                Group {
+                    name: "eng".into(),
+                    id: Some("g1".into()),
+                    members: vec![
+                        "alice@example.com".into(),
+                        "carol@example.com".into(),
+                        "old.bob@example.com".into(),
+                    ],
+                },
+                Group {
+                    name: "ops".into(),
+                    id: Some("g2".into()),
+                    members: vec!["carol@example.com".into()],
+                },
+            ],
+            verified_domains: None,
+            skipped: vec![LeftOut {
+                kind: LeftOutKind::User,
+                id: Some("x".into()),
+                name: "carol".into(),
+                email: Some("carol@example.com".into()),
+                group: None,
+                reason: "no email".into(),
+            }],
+        };
+        let mut people = People::by_email(["ALICE@example.com"]);
+        people.ids.insert("idp-bob".into());
+        let cut = snap.restrict_to(&people);
+        let emails: Vec<&str> = cut.users.iter().map(|u| u.email.as_str()).collect();
+        assert_eq!(emails, ["Alice@Example.com", "old.bob@example.com"]);
+        assert_eq!(cut.groups.len(), 2, "every group stays known");
+        assert_eq!(
+            cut.groups[0].members,
+            ["alice@example.com", "old.bob@example.com"]
+        );
+        assert!(cut.groups[1].members.is_empty());
+        assert!(
+            cut.skipped.is_empty(),
+            "carol's record is not about these people"
+        );
     }
 }

@@ -17,7 +17,7 @@ use async_trait::async_trait;
 use crate::config::secret::{self, Secret, SecretError};
 use crate::config::SourceConfig;
 use crate::http::HttpError;
-use crate::model::{LeftOut, Snapshot};
+use crate::model::{LeftOut, People, Snapshot};
 use crate::snapshot_file::SnapshotFileError;
 
 pub use entra::{thumbprint, EntraCredential, EntraSource};
@@ -53,6 +53,12 @@ pub trait Source: Send + Sync {
     fn name(&self) -> &str;
     /// Reads every user and group, completely, or fails.
     async fn snapshot(&self) -> Result<Snapshot, SourceError>;
+    /// Reads only what concerns these people (see [`Snapshot::restrict_to`] for the shape: their
+    /// records, every group with members cut to them). A connector with per-person endpoints
+    /// overrides this to avoid a full read; the default reads everything and cuts it down.
+    async fn snapshot_people(&self, people: &People) -> Result<Snapshot, SourceError> {
+        Ok(self.snapshot().await?.restrict_to(people))
+    }
 }
 
 /// Model groups from an IdP's group listing and, per group, its member objects (each with the IdP's

@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use crate::config::secret::{self, SecretError};
 use crate::config::{Config, TargetConfig};
 use crate::http::{Auth, HttpError};
-use crate::model::Snapshot;
+use crate::model::{People, Snapshot};
 use crate::plan::Action;
 use crate::snapshot_file::SnapshotFileError;
 
@@ -68,6 +68,12 @@ pub trait Target: Send + Sync {
     }
     /// Reads every user and group, completely, or fails.
     async fn snapshot(&mut self) -> Result<Snapshot, TargetError>;
+    /// Reads only what concerns these people (see [`Snapshot::restrict_to`] for the shape: their
+    /// accounts found by email or by `externalId`, every group with members cut to them). A target
+    /// with targeted reads (SCIM filters) overrides this; the default reads everything and cuts it.
+    async fn snapshot_people(&mut self, people: &People) -> Result<Snapshot, TargetError> {
+        Ok(self.snapshot().await?.restrict_to(people))
+    }
     /// What the last snapshot found that a reviewer should know (e.g. `skip_admins` found no admin).
     fn warnings(&self) -> Vec<String> {
         Vec::new()
