@@ -59,6 +59,7 @@ pub fn diff(desired: &Desired, target: &Indexed, ctx: &Context<'_>) -> Plan {
         blocked: vec![false; desired.users.len()],
         left_out: vec![None; target.keys.len()],
         revoking: vec![false; target.keys.len()],
+        contested: vec![false; target.keys.len()],
         removals: Vec::new(),
     };
     d.rules_matching_nobody();
@@ -97,6 +98,9 @@ struct Differ<'a> {
     left_out: Vec<Option<usize>>,
     /// Target users this plan deactivates (and so revokes, when asked).
     revoking: Vec<bool>,
+    /// Target user -> whether its email is wanted for a source user matched (by externalId) to
+    /// another account: that account's rename waits, and this one is not taken for gone.
+    contested: Vec<bool>,
     /// Existing managed groups: (name, current members, members the plan removes).
     removals: Vec<(String, u64, u64)>,
 }
@@ -158,6 +162,7 @@ impl Differ<'_> {
                 if let Some(holder) = t.find(&du.key) {
                     if holder != ti {
                         self.blocked[di] = true;
+                        self.contested[holder as usize] = true;
                         self.warnings.push(format!(
                             "{} was renamed to {} in `{}`, but another target account already uses that email; left alone",
                             t.key(ti), du.key, du.source
@@ -431,6 +436,19 @@ impl Differ<'_> {
                         "deactivated: in no source (cleanup.deactivate_missing)",
                     );
                 }
+                continue;
+            }
+            if self.claimed[ti].is_none() && self.contested[ti] && u.in_directory && u.active {
+                // Its email is a source user's: whatever holds it is not "in no source".
+                let key = self.target.key(idx(ti)).to_string();
+                self.skip(
+                    &key,
+                    (
+                        ReasonCode::EmailContested,
+                        "its email is wanted for a source user whose own account (matched by externalId) is to be renamed to it; resolve by hand".into(),
+                    ),
+                    "deactivated: in no source (cleanup.deactivate_missing)",
+                );
                 continue;
             }
             if self.claimed[ti].is_none() && u.in_directory && u.active {

@@ -144,6 +144,9 @@ pub enum ReasonCode {
     DomainNotVerified,
     /// Left alone: the account belongs to another identity-provider directory of the organization.
     OtherDirectory,
+    /// Left alone: the account's email is wanted for a source user matched by externalId to another
+    /// account (a rename onto an email this account holds).
+    EmailContested,
     /// Left alone: a source left the user's record out (no email, not a user), so not taken for gone.
     LeftOutBySource,
     /// Left alone: `cleanup.deactivate_missing` is false.
@@ -161,7 +164,7 @@ pub enum ReasonCode {
 
 impl ReasonCode {
     /// Every code idsync writes, in declaration order (for documentation and tests).
-    pub const ALL: [ReasonCode; 27] = [
+    pub const ALL: [ReasonCode; 28] = [
         ReasonCode::InSource,
         ReasonCode::InRequiredGroup,
         ReasonCode::ActiveInSource,
@@ -185,6 +188,7 @@ impl ReasonCode {
         ReasonCode::Admin,
         ReasonCode::DomainNotVerified,
         ReasonCode::OtherDirectory,
+        ReasonCode::EmailContested,
         ReasonCode::LeftOutBySource,
         ReasonCode::DeactivateMissingOff,
         ReasonCode::InactiveGrace,
@@ -224,6 +228,7 @@ impl ReasonCode {
             ReasonCode::Admin => "admin",
             ReasonCode::DomainNotVerified => "domain_not_verified",
             ReasonCode::OtherDirectory => "other_directory",
+            ReasonCode::EmailContested => "email_contested",
             ReasonCode::LeftOutBySource => "left_out_by_source",
             ReasonCode::DeactivateMissingOff => "deactivate_missing_off",
             ReasonCode::InactiveGrace => "inactive_grace",

@@ -28,13 +28,14 @@ pub use stale::{GroupState, Preconditions, UserState};
 ///   optional signature.
 /// - 2.1: `created_at`, `sources` (what was read), and a `reason_code` next to every `reason`; the
 ///   digest covers the plan as a JSON value, with object keys sorted.
-pub const FORMAT_VERSION: &str = "2.1";
+/// - 2.2: the reason code `email_contested`.
+pub const FORMAT_VERSION: &str = "2.2";
 
 /// The major version of [`FORMAT_VERSION`]: the plans this idsync reads.
 pub const FORMAT_MAJOR: u64 = 2;
 
 /// The minor version of [`FORMAT_VERSION`].
-pub const FORMAT_MINOR: u64 = 1;
+pub const FORMAT_MINOR: u64 = 2;
 
 /// A `format_version` as `(major, minor)`: `"2"` is 2.0. `None` when it is not `N` or `N.N`.
 #[must_use]
