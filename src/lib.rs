@@ -24,6 +24,9 @@ pub mod snapshot_file;
 pub mod sources;
 pub mod target;
 
+#[cfg(test)]
+mod planner_tests;
+
 pub use config::Config;
 pub use error::Error;
 pub use exit::ExitStatus;
