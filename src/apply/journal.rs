@@ -58,6 +58,9 @@ pub struct Progress {
     pub complete: bool,
     /// The journal belongs to another plan whose apply completed: it is replaced.
     pub replaces_other: bool,
+    /// The last line is a `commit` whose write the target holds: [`Journal::begin`] records the
+    /// `committed` the stopped run never wrote, so that a later `commit` cannot hide it.
+    pub commit_held: bool,
 }
 
 /// An open journal, appended to as actions start and finish.
@@ -355,6 +358,8 @@ impl Progress {
                             ));
                         }
                     }
+                    // An earlier `commit` still open was not held when the next run began (that
+                    // run would have recorded its `committed`): its write never happened.
                     commit = Some((indexes.clone(), sha256.clone()));
                 }
                 Event::Committed => {
@@ -372,6 +377,7 @@ impl Progress {
         if let Some((indexes, sha256)) = commit {
             if holds(&sha256) {
                 p.done.extend(indexes);
+                p.commit_held = true;
             }
         }
         if p.complete && p.done.len() != total {
@@ -449,6 +455,10 @@ impl Journal {
             }
             if missing_newline {
                 file.write_all(b"\n").map_err(io_err)?;
+            }
+            if progress.commit_held {
+                file.write_all(encode(digest, &Event::Committed).as_bytes())
+                    .map_err(io_err)?;
             }
             file.sync_data().map_err(io_err)?;
         }
@@ -733,11 +743,54 @@ mod tests {
         let holds = |s: &str| s == "f00d";
         let p = Progress::read(&plan, "abc", 2, &holds).unwrap();
         assert_eq!(p.done, HashSet::from([0, 1]), "the target holds the write");
+        assert!(p.commit_held);
+        // The resumed run records the `committed` the stopped one never wrote.
         let j = Journal::begin(&plan, "abc", 2, &p).unwrap();
-        j.committed().await.unwrap();
         j.flush().await.unwrap();
         drop(j);
         assert_eq!(read(&plan, "abc", 2).unwrap().done.len(), 2);
+    }
+
+    /// A resumed run that finds a stopped run's write in the target, then stops in its own write:
+    /// the first write stays done although the target now holds neither (it used to be lost,
+    /// the second `commit` overwriting the first).
+    #[tokio::test]
+    async fn a_held_commit_survives_a_later_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = dir.path().join("plan.json");
+        let p = read(&plan, "abc", 3).unwrap();
+        let j = Journal::begin(&plan, "abc", 3, &p).unwrap();
+        for i in 0..3 {
+            j.started(i).await.unwrap();
+        }
+        j.commit(&BTreeSet::from([0, 1]), "f00d").await.unwrap();
+        j.flush().await.unwrap();
+        drop(j);
+        let p = Progress::read(&plan, "abc", 3, &|s: &str| s == "f00d").unwrap();
+        let j = Journal::begin(&plan, "abc", 3, &p).unwrap();
+        j.commit(&BTreeSet::from([2]), "beef").await.unwrap();
+        j.flush().await.unwrap();
+        drop(j);
+        let p = Progress::read(&plan, "abc", 3, &|_: &str| false).unwrap();
+        assert_eq!(p.done, HashSet::from([0, 1]));
+        assert!(!p.commit_held);
+        // A commit that was not held stays not done when another follows it.
+        let dir = tempfile::tempdir().unwrap();
+        let plan = dir.path().join("plan.json");
+        let p = read(&plan, "abc", 2).unwrap();
+        let j = Journal::begin(&plan, "abc", 2, &p).unwrap();
+        j.started(0).await.unwrap();
+        j.started(1).await.unwrap();
+        j.commit(&BTreeSet::from([0]), "f00d").await.unwrap();
+        j.flush().await.unwrap();
+        drop(j);
+        let p = Progress::read(&plan, "abc", 2, &|_: &str| false).unwrap();
+        let j = Journal::begin(&plan, "abc", 2, &p).unwrap();
+        j.commit(&BTreeSet::from([0, 1]), "beef").await.unwrap();
+        j.flush().await.unwrap();
+        drop(j);
+        let p = Progress::read(&plan, "abc", 2, &|s: &str| s == "f00d").unwrap();
+        assert!(p.done.is_empty(), "{:?}", p.done);
     }
 
     /// Concurrent `started` calls share syncs: while the writer is held at its first batch, 16

@@ -457,6 +457,12 @@ async fn execute(
         ));
     }
     if outcome.interrupted && outcome.not_started() > 0 {
+        // The interruption is the error returned; a failed final write must not go unsaid.
+        if let Some(e) = &outcome.finish_error {
+            printer.warn(&format!(
+                "target {name}: the changes could not be saved: {e}; the target was left as it was"
+            ));
+        }
         let resume = match resume {
             Some((path, _)) => format!(
                 "run `idsync apply {}` again to finish: the journal {} records what was done, and nothing done is sent again",
