@@ -8,9 +8,10 @@ use chrono::{DateTime, SubsecRound, Utc};
 use crate::config::{CleanupConfig, Rules, WithoutLastActive};
 use crate::desired::{Desired, DesiredUser, Scope};
 use crate::model::{Indexed, User};
+use crate::plan::scope::{self, Filter, Scope as PlanScope, ScopeRead};
 use crate::plan::{
     stale, Action, Cost, DeactivateCause, FieldChange, Guard, Limit, LimitKind, Member, Overrides,
-    Plan, ReasonCode, Skipped, SourceRead, Summary, FORMAT_VERSION,
+    Plan, ReasonCode, Skipped, SourceRead, Summary,
 };
 
 /// What a diff needs besides the two sides.
@@ -40,10 +41,24 @@ const MAX_LISTED: usize = 50;
 /// Computes the plan that brings `target` to `desired`.
 #[must_use]
 pub fn diff(desired: &Desired, target: &Indexed, ctx: &Context<'_>) -> Plan {
+    diff_scoped(desired, target, ctx, None)
+}
+
+/// As [`diff`], then cut to a scope (a partial plan, see [`crate::plan::scope`]): every rule is
+/// applied to the whole of what was read, then only the actions touching the scope are kept, and
+/// the guards read what those do.
+#[must_use]
+pub fn diff_scoped(
+    desired: &Desired,
+    target: &Indexed,
+    ctx: &Context<'_>,
+    scope: Option<(&PlanScope, &Filter)>,
+) -> Plan {
     let mut d = Differ {
         desired,
         target,
         ctx,
+        scope,
         actions: Vec::new(),
         warnings: desired
             .warnings
@@ -61,7 +76,10 @@ pub fn diff(desired: &Desired, target: &Indexed, ctx: &Context<'_>) -> Plan {
         revoking: vec![false; target.keys.len()],
         removals: Vec::new(),
     };
-    d.rules_matching_nobody();
+    // A read of only some people cannot tell whether a rule matches nobody.
+    if scope.is_none_or(|(s, _)| s.read == ScopeRead::Full) {
+        d.rules_matching_nobody();
+    }
     let n = target.unknown_members.len();
     if let Some((g, m)) = target.unknown_members.first() {
         d.warnings.push(format!(
@@ -81,6 +99,7 @@ struct Differ<'a> {
     desired: &'a Desired,
     target: &'a Indexed,
     ctx: &'a Context<'a>,
+    scope: Option<(&'a PlanScope, &'a Filter)>,
     actions: Vec<Action>,
     warnings: Vec<String>,
     blocking: Vec<String>,
@@ -835,7 +854,38 @@ impl Differ<'_> {
         out
     }
 
-    fn finish(self) -> Plan {
+    /// Cuts the plan to its scope, if it has one, and says what the cut left out.
+    fn cut(&mut self) -> Option<PlanScope> {
+        let (scope, filter) = self.scope?;
+        let full_actions = self.actions.len();
+        let full_changes = Summary::of(&self.actions).total_changes;
+        self.actions = filter.cut(
+            std::mem::take(&mut self.actions),
+            self.ctx.rules.membership_batch,
+        );
+        self.skipped = filter.skipped(std::mem::take(&mut self.skipped));
+        for (name, _, removed) in &mut self.removals {
+            *removed = self
+                .actions
+                .iter()
+                .filter_map(|a| match a {
+                    Action::RemoveMembers { group, members, .. } if group == name => {
+                        Some(members.len() as u64)
+                    }
+                    _ => None,
+                })
+                .sum();
+        }
+        let mut s = scope.clone();
+        s.left_out = (scope.read == ScopeRead::Full).then(|| scope::LeftOut {
+            actions: full_actions - self.actions.len(),
+            changes: full_changes - Summary::of(&self.actions).total_changes,
+        });
+        Some(s)
+    }
+
+    fn finish(mut self) -> Plan {
+        let scope = self.cut();
         let t = self.target;
         let active = t
             .snapshot
@@ -848,13 +898,33 @@ impl Differ<'_> {
             .iter()
             .filter(|a| matches!(a, Action::DeactivateUser { .. }))
             .count() as u64;
-        let guard = Guard::check(
+        let mut guard = Guard::check(
             self.ctx.rules.deactivation_limit,
             active,
             deactivations,
             self.ctx.overrides.deactivation,
         );
-        let guards = self.limits(active);
+        let mut guards = self.limits(active);
+        if let Some(s) = scope.as_ref().filter(|s| s.read == ScopeRead::People) {
+            // Only the people named were read, so the target's active users (a percentage's base)
+            // are not known; every change is to someone named on purpose, so the guards allow as
+            // many as were named (a count setting above that still applies as configured).
+            let named = s.users.len() as u64;
+            let o = self.ctx.overrides;
+            guard.limit = guard.limit.max(named);
+            guard.tripped = guard.deactivations > guard.limit;
+            guard.overridden = guard.tripped && o.deactivation;
+            for l in &mut guards {
+                l.limit = l.limit.max(named);
+                l.tripped = l.count > l.limit;
+                l.overridden = l.tripped
+                    && match l.kind {
+                        LimitKind::Updates => o.update,
+                        _ => o.membership_removal,
+                    };
+            }
+            guards.retain(|l| l.group.is_none() || l.tripped);
+        }
         let preconditions = stale::record(&self.actions, t, self.ctx.cleanup.grace_days > 0);
         let mut warnings = self.warnings;
         if let Some(first) = self.unverified.first() {
@@ -880,12 +950,13 @@ impl Differ<'_> {
             Cost::estimate(requests, width)
         });
         let mut plan = Plan {
-            format_version: FORMAT_VERSION.into(),
+            format_version: Plan::written_format(scope.is_some()).into(),
             idsync_version: env!("CARGO_PKG_VERSION").into(),
             created_at: Some(self.ctx.now.trunc_subsecs(0)),
             config_hash: self.ctx.config_hash.clone(),
             target: self.ctx.target_name.clone(),
             sources: self.ctx.sources.clone(),
+            scope,
             summary: Summary::default(),
             guard,
             guards,

@@ -51,6 +51,8 @@ pub enum Error {
         list(problems)
     )]
     GroupReferences { problems: Vec<String> },
+    #[error("the plan's scope names what is not there; nothing was planned:{}", list(problems))]
+    Scope { problems: Vec<String> },
     #[error("the plan trips its guards:{}", list(problems))]
     Limits {
         problems: Vec<String>,
@@ -162,6 +164,9 @@ impl Error {
             ),
             Error::GroupReferences { .. } => {
                 "refer to the group you mean by its immutable id, `SOURCE:id:ID` (in `groups:` of a connector, `id:ID`), or rename one of the groups in the IdP".into()
+            }
+            Error::Scope { .. } => {
+                "check the spelling; --only-user takes emails with `*` and `?` wildcards (case-insensitive), --only-group the name of an Atlassian group the config maps or lists in groups.default_groups".into()
             }
             Error::Limits { flags, .. } => format!(
                 "review the changes above; if they are intended, run again with {}, or raise the cleanup setting named",

@@ -3,6 +3,7 @@
 pub mod action;
 pub mod file;
 pub mod guard;
+pub mod scope;
 pub mod stale;
 pub mod verify;
 
@@ -28,13 +29,16 @@ pub use stale::{GroupState, Preconditions, UserState};
 ///   optional signature.
 /// - 2.1: `created_at`, `sources` (what was read), and a `reason_code` next to every `reason`; the
 ///   digest covers the plan as a JSON value, with object keys sorted.
-pub const FORMAT_VERSION: &str = "2.1";
+/// - 2.2: `scope`, which marks a partial plan (`plan --only-user`/`--only-group`, `sync-user`). A
+///   plan without a scope is written as 2.1, which it is exactly (see [`Plan::written_format`]), so
+///   full plans stay readable by every idsync that reads 2.1 without a note.
+pub const FORMAT_VERSION: &str = "2.2";
 
 /// The major version of [`FORMAT_VERSION`]: the plans this idsync reads.
 pub const FORMAT_MAJOR: u64 = 2;
 
 /// The minor version of [`FORMAT_VERSION`].
-pub const FORMAT_MINOR: u64 = 1;
+pub const FORMAT_MINOR: u64 = 2;
 
 /// A `format_version` as `(major, minor)`: `"2"` is 2.0. `None` when it is not `N` or `N.N`.
 #[must_use]
@@ -70,6 +74,11 @@ pub struct Plan {
     /// The sources read, in the config's order, with what each held. Absent in plans of format 2.0.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sources: Vec<SourceRead>,
+    /// Present only in a partial plan: what it was cut to (`plan --only-user`/`--only-group`,
+    /// `sync-user`) and what it leaves out. Such a plan changes only what touches those users and
+    /// groups, and "no changes" in it does not mean the target has no drift. Format 2.2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<scope::Scope>,
     pub summary: Summary,
     pub guard: Guard,
     /// The further guards (`max_updates`, `max_membership_removals`, per group): the plan-wide
@@ -266,6 +275,23 @@ impl Summary {
 }
 
 impl Plan {
+    /// The format version a plan is written with: 2.2 for a partial plan (it has `scope`), 2.1 for
+    /// any other, which is exactly of that format.
+    #[must_use]
+    pub fn written_format(partial: bool) -> &'static str {
+        if partial {
+            FORMAT_VERSION
+        } else {
+            "2.1"
+        }
+    }
+
+    /// Whether the plan is partial (cut to `scope`).
+    #[must_use]
+    pub fn is_partial(&self) -> bool {
+        self.scope.is_some()
+    }
+
     /// The further guards that stop the plan (tripped and not overridden).
     pub fn blocking_limits(&self) -> impl Iterator<Item = &Limit> {
         self.guards.iter().filter(|l| l.blocks())
