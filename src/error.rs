@@ -51,7 +51,10 @@ pub enum Error {
         list(problems)
     )]
     GroupReferences { problems: Vec<String> },
-    #[error("the plan's scope names what is not there; nothing was planned:{}", list(problems))]
+    #[error(
+        "the plan's scope names what is not there; nothing was planned:{}",
+        list(problems)
+    )]
     Scope { problems: Vec<String> },
     #[error("the plan trips its guards:{}", list(problems))]
     Limits {

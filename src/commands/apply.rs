@@ -60,7 +60,11 @@ pub(crate) async fn run(
             else {
                 return Ok(ExitStatus::Success);
             };
-            printer.info(&format!("{}: {}", path.display(), render::headline(&plan)));
+            printer.info(&format!(
+                "{}: {}",
+                path.display(),
+                render::outcome_line(&plan)
+            ));
             resume = Some((path, progress));
             (plan, planned.target, planned.target_users)
         }
@@ -219,8 +223,7 @@ async fn check_saved(
         s.left_out = None;
         s
     });
-    let planned =
-        super::make_plan_scoped(loaded, printer, now, overrides, scope.as_ref()).await?;
+    let planned = super::make_plan_scoped(loaded, printer, now, overrides, scope.as_ref()).await?;
     let applied = &progress.started;
     let mut reasons = stale::check(&plan, &planned.snapshot, applied);
     reasons.extend(verify::hands_off(

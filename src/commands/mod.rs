@@ -272,7 +272,15 @@ pub async fn make_plan_scoped(
         read_sources(loaded, printer, clock, None),
         read_target(loaded, printer, clock, None)
     )?;
-    plan_from(loaded, printer, clock, Inputs { sources, target }, now, overrides, scope)
+    plan_from(
+        loaded,
+        printer,
+        clock,
+        Inputs { sources, target },
+        now,
+        overrides,
+        scope,
+    )
 }
 
 /// What a plan is made from: every source and the target, as read (wholly, or for some people).

@@ -71,28 +71,25 @@ impl Scope {
         if !self.groups.is_empty() {
             parts.push(format!("groups {}", self.groups.join(", ")));
         }
-        parts.join("; ")
+        parts.join(" and ")
     }
 
     /// The line every rendering puts first: the plan is partial, of what, and what it left out.
     #[must_use]
     pub fn line(&self) -> String {
-        let rest = match (self.read, self.left_out) {
-            (_, Some(l)) if l.actions == 0 => {
-                "the full plan has no other changes".to_string()
+        let rest = match self.left_out {
+            Some(l) if l.actions == 0 => {
+                "the full plan has no other changes, but this one is still only about them"
+                    .to_string()
             }
-            (_, Some(l)) => format!(
-                "{} other change(s) ({} action(s)) of the full plan are left out",
+            Some(l) => format!(
+                "{} other change(s) ({} action(s)) of the full plan are left out, so it says nothing about the rest of the target",
                 l.changes, l.actions
             ),
-            (_, None) => {
-                "only these people were read; the rest of the target was not compared".to_string()
-            }
+            None => "only these people were read, so it says nothing about the rest of the target"
+                .to_string(),
         };
-        format!(
-            "PARTIAL PLAN: only {}; {rest}. No changes here does not mean no drift.",
-            self.describe()
-        )
+        format!("PARTIAL PLAN: only {}; {rest}.", self.describe())
     }
 }
 
@@ -111,7 +108,11 @@ impl Filter {
     pub fn new(scope: &Scope) -> Result<Filter, String> {
         Ok(Filter {
             users: Patterns::new(&scope.users)?,
-            groups: scope.groups.iter().map(|g| g.trim().to_lowercase()).collect(),
+            groups: scope
+                .groups
+                .iter()
+                .map(|g| g.trim().to_lowercase())
+                .collect(),
         })
     }
 
@@ -139,11 +140,7 @@ impl Filter {
 
     /// The `--only-group` names (as given) that are none of `managed`.
     #[must_use]
-    pub fn unmatched_groups<'a>(
-        &self,
-        given: &'a [String],
-        managed: &[&str],
-    ) -> Vec<&'a str> {
+    pub fn unmatched_groups<'a>(&self, given: &'a [String], managed: &[&str]) -> Vec<&'a str> {
         given
             .iter()
             .filter(|g| {
@@ -163,21 +160,29 @@ impl Filter {
 
     /// Cuts `actions` to the scope. A user's own actions stay when they are in scope (for a rename,
     /// by the new or the old email); a membership change stays whole for a group in scope, else
-    /// with only the members in scope (batched again by `batch`); a group's creation stays when the
-    /// group is in scope or a membership kept needs it.
+    /// with only the members in scope (batched again by `batch`). What a kept action needs stays
+    /// too, as with `terraform -target`: the creation of a group it adds members to, and the
+    /// creation or link of a member it adds who has no account in the directory yet.
     #[must_use]
     pub fn cut(&self, actions: Vec<Action>, batch: usize) -> Vec<Action> {
         let batch = batch.max(1);
         let mut kept = Vec::new();
         let mut creates = Vec::new();
+        // Creates and links of users out of scope: kept if a membership kept needs them.
+        let mut accounts = Vec::new();
         // (add?, group) -> (group id, reason, code, members), for groups not in scope.
         type Bucket = (Option<String>, String, ReasonCode, Vec<Member>);
         let mut buckets: BTreeMap<(bool, String), Bucket> = BTreeMap::new();
         for a in actions {
             match a {
-                Action::CreateUser { ref key, .. }
-                | Action::LinkUser { ref key, .. }
-                | Action::ReactivateUser { ref key, .. }
+                Action::CreateUser { ref key, .. } | Action::LinkUser { ref key, .. } => {
+                    if self.user(key) {
+                        kept.push(a);
+                    } else {
+                        accounts.push(a);
+                    }
+                }
+                Action::ReactivateUser { ref key, .. }
                 | Action::DeactivateUser { ref key, .. }
                 | Action::RevokeApiTokens { ref key, .. } => {
                     if self.user(key) {
@@ -211,9 +216,12 @@ impl Filter {
                     reason_code,
                     ..
                 } => {
-                    let e = buckets
-                        .entry((true, group))
-                        .or_insert((group_id, reason, reason_code, Vec::new()));
+                    let e = buckets.entry((true, group)).or_insert((
+                        group_id,
+                        reason,
+                        reason_code,
+                        Vec::new(),
+                    ));
                     e.3.extend(members.into_iter().filter(|m| self.user(&m.key)));
                 }
                 Action::RemoveMembers {
@@ -258,13 +266,30 @@ impl Filter {
                 });
             }
         }
+        let pending: std::collections::HashSet<String> = kept
+            .iter()
+            .filter_map(|a| match a {
+                Action::AddMembers { members, .. } => Some(members),
+                _ => None,
+            })
+            .flatten()
+            .filter(|m| m.id.is_none())
+            .map(|m| m.key.clone())
+            .collect();
+        for a in accounts {
+            if let Action::CreateUser { key, .. } | Action::LinkUser { key, .. } = &a {
+                if pending.contains(key) {
+                    kept.push(a);
+                }
+            }
+        }
         for c in creates {
             let Action::CreateGroup { group, .. } = &c else {
                 continue;
             };
-            let needed = kept.iter().any(|a| {
-                matches!(a, Action::AddMembers { group: g, group_id: None, .. } if g == group)
-            });
+            let needed = kept.iter().any(
+                |a| matches!(a, Action::AddMembers { group: g, group_id: None, .. } if g == group),
+            );
             if self.group(group) || needed {
                 kept.push(c);
             }
