@@ -169,7 +169,7 @@ impl Error {
                 "refer to the group you mean by its immutable id, `SOURCE:id:ID` (in `groups:` of a connector, `id:ID`), or rename one of the groups in the IdP".into()
             }
             Error::Scope { .. } => {
-                "check the spelling; --only-user takes emails with `*` and `?` wildcards (case-insensitive), --only-group the name of an Atlassian group the config maps or lists in groups.default_groups".into()
+                "check the spelling: a user is named by email (any case; --only-user also takes `*` and `?` wildcards) and must be in a source or the target; --only-group takes the name of an Atlassian group the config maps or lists in groups.default_groups".into()
             }
             Error::Limits { flags, .. } => format!(
                 "review the changes above; if they are intended, run again with {}, or raise the cleanup setting named",

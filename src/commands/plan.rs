@@ -9,6 +9,7 @@ use crate::output::Printer;
 use crate::render::{self, Format, MarkdownOptions};
 use crate::snapshot_file;
 
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn run(
     printer: &Printer,
     config_path: &Path,

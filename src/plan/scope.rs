@@ -126,7 +126,7 @@ impl Filter {
     #[must_use]
     pub fn group(&self, name: &str) -> bool {
         let name = name.to_lowercase();
-        self.groups.iter().any(|g| *g == name)
+        self.groups.contains(&name)
     }
 
     /// The `--only-user` patterns that match none of `emails`.
@@ -295,5 +295,71 @@ impl Filter {
             }
         }
         kept
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(key: &str) -> Member {
+        Member {
+            key: key.into(),
+            id: Some(format!("id-{key}")),
+            reason: "r".into(),
+            reason_code: ReasonCode::MappedGroup,
+        }
+    }
+
+    fn adds(group: &str, batch: [usize; 2], keys: &[&str]) -> Action {
+        Action::AddMembers {
+            group: group.into(),
+            group_id: Some(format!("g-{group}")),
+            batch,
+            members: keys.iter().map(|k| member(k)).collect(),
+            reason: "r".into(),
+            reason_code: ReasonCode::MappedGroup,
+        }
+    }
+
+    fn filter(users: &[&str], groups: &[&str]) -> Filter {
+        let scope = Scope::new(
+            users.iter().map(|s| (*s).to_string()).collect(),
+            groups.iter().map(|s| (*s).to_string()).collect(),
+            ScopeRead::Full,
+        )
+        .unwrap();
+        Filter::new(&scope).unwrap()
+    }
+
+    #[test]
+    fn memberships_are_cut_to_the_users_and_batched_again() {
+        let actions = vec![
+            adds("eng", [1, 3], &["a@x.com", "b@y.com"]),
+            adds("eng", [2, 3], &["c@x.com", "d@y.com"]),
+            adds("eng", [3, 3], &["e@x.com"]),
+            adds("ops", [1, 1], &["b@y.com"]),
+        ];
+        let cut = filter(&["*@X.COM"], &[]).cut(actions.clone(), 2);
+        assert_eq!(
+            cut,
+            [
+                adds("eng", [1, 2], &["a@x.com", "c@x.com"]),
+                adds("eng", [2, 2], &["e@x.com"]),
+            ]
+        );
+        // A group in scope keeps its actions whole; the other group keeps only users in scope.
+        let cut = filter(&["b@y.com"], &["ENG"]).cut(actions.clone(), 2);
+        assert_eq!(cut[..3], actions[..3]);
+        assert_eq!(cut[3], adds("ops", [1, 1], &["b@y.com"]));
+        assert!(filter(&["z@z.com"], &[]).cut(actions, 2).is_empty());
+    }
+
+    #[test]
+    fn a_pattern_that_is_no_glob_is_refused_by_name() {
+        let scope = Scope::new(vec!["a[@b".into()], Vec::new(), ScopeRead::Full).unwrap();
+        let e = Filter::new(&scope).unwrap_err();
+        assert!(e.contains("\"a[@b\""), "{e}");
+        assert!(Scope::new(Vec::new(), Vec::new(), ScopeRead::Full).is_none());
     }
 }
