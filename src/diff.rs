@@ -907,21 +907,29 @@ impl Differ<'_> {
         let mut guards = self.limits(active);
         if let Some(s) = scope.as_ref().filter(|s| s.read == ScopeRead::People) {
             // Only the people named were read, so the target's active users (a percentage's base)
-            // are not known; every change is to someone named on purpose, so the guards allow as
-            // many as were named (a count setting above that still applies as configured).
+            // are not known; every change is to someone named on purpose, so a percentage allows
+            // as many as were named. A count setting applies as configured.
             let named = s.users.len() as u64;
+            let rules = self.ctx.rules;
             let o = self.ctx.overrides;
-            guard.limit = guard.limit.max(named);
+            let widen = |setting: crate::config::DeactivationLimit, limit: u64| match setting {
+                crate::config::DeactivationLimit::Percent(_) => limit.max(named),
+                crate::config::DeactivationLimit::Count(_) => limit,
+            };
+            guard.limit = widen(rules.deactivation_limit, guard.limit);
             guard.tripped = guard.deactivations > guard.limit;
             guard.overridden = guard.tripped && o.deactivation;
             for l in &mut guards {
-                l.limit = l.limit.max(named);
+                let (setting, overridden) = match l.kind {
+                    LimitKind::Updates => (rules.update_limit, o.update),
+                    LimitKind::MembershipRemovals => (rules.removal_limit, o.membership_removal),
+                    LimitKind::GroupMembershipRemovals => {
+                        (rules.removal_limit_per_group, o.membership_removal)
+                    }
+                };
+                l.limit = widen(setting, l.limit);
                 l.tripped = l.count > l.limit;
-                l.overridden = l.tripped
-                    && match l.kind {
-                        LimitKind::Updates => o.update,
-                        _ => o.membership_removal,
-                    };
+                l.overridden = l.tripped && overridden;
             }
             guards.retain(|l| l.group.is_none() || l.tripped);
         }

@@ -117,6 +117,16 @@ fn actions(v: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
+/// A rendering without what changes from run to run: the fake's address (in the target's name),
+/// and the config's hash (the config names that address).
+fn stable(out: &str, atl: &FakeAtlassian) -> String {
+    let out = out.replace(&atl.base_url, "[FAKE]");
+    match out.find(" · config ") {
+        Some(i) => format!("{} · config [HASH]</sub>", &out[..i]),
+        None => out,
+    }
+}
+
 /// The requests logged since `from`, as (`METHOD path?query`, whether it changes state).
 fn since(log: &[RequestLog], from: usize) -> Vec<(String, bool)> {
     log[from..]
@@ -248,6 +258,7 @@ async fn a_leaver_is_deactivated_and_their_tokens_revoked() {
     )
     .await;
     assert_eq!(code, 0, "{stdout}\n{stderr}");
+    insta::assert_snapshot!("sync_user_leaver_text", stable(&stdout, &atl));
     assert!(
         stdout.contains("- deactivate_user ben@example.com"),
         "{stdout}"
@@ -309,6 +320,20 @@ async fn a_protected_person_is_left_alone() {
     );
     assert!(stderr.contains("No changes to apply."), "{stderr}");
     assert_eq!(atl.mutations(), before);
+    let (code, md, _) = idsync(
+        &s,
+        &okta,
+        &atl,
+        &[
+            "sync-user",
+            "breakglass@example.com",
+            "--format",
+            "markdown",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0);
+    insta::assert_snapshot!("sync_user_protected_markdown", stable(&md, &atl));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -398,4 +423,26 @@ async fn sync_user_refuses_what_apply_refuses() {
         "{stderr}"
     );
     assert_eq!(atl.mutations(), before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guard_given_as_a_count_still_holds() {
+    let (okta, atl, s) = setup().await;
+    s.write(
+        "idsync.yaml",
+        &config(&okta, &atl).replace("max_deactivations: 25%", "max_deactivations: 0"),
+    );
+    okta.delete_user("ben@example.com");
+    atl.set_last_active("ben@example.com", "2025-06-01");
+    let before = atl.mutations();
+    let args = ["sync-user", "ben@example.com", "--apply", "--auto-approve"];
+    let (code, _, stderr) = idsync(&s, &okta, &atl, &args).await;
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("--allow-mass-deactivation"), "{stderr}");
+    assert_eq!(atl.mutations(), before);
+    let mut with_flag = args.to_vec();
+    with_flag.push("--allow-mass-deactivation");
+    let (code, _, stderr) = idsync(&s, &okta, &atl, &with_flag).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(atl.user("ben@example.com").unwrap()["active"], false);
 }

@@ -272,11 +272,12 @@ pub fn guard_line(plan: &Plan) -> String {
     let people = plan
         .scope
         .as_ref()
-        .filter(|s| s.read == crate::plan::scope::ScopeRead::People);
+        .filter(|s| s.read == crate::plan::scope::ScopeRead::People)
+        .filter(|_| g.setting.ends_with('%'));
     let base = match people {
         // A read of some people does not know the target's active users; see `diff_scoped`.
         Some(s) => format!(
-            "{} deactivation(s), at most {} allowed (cleanup.max_deactivations: {}; only the {} people named were read, {} of them active in the target, and each may be deactivated)",
+            "{} deactivation(s), at most {} allowed (cleanup.max_deactivations: {}; only the {} person(s) named were read, not the whole target ({} active account(s) among them), so each of them may be deactivated)",
             g.deactivations,
             g.limit,
             g.setting,
