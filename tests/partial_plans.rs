@@ -269,7 +269,7 @@ fn a_drift_check_of_a_partial_plan_says_it_was_partial() {
     );
     assert_eq!(code, 2, "{stderr}");
     assert!(
-        stderr.contains("this was a partial plan (users carol@example.com): its exit code covers only that scope, so exit 2 does not mean"),
+        stderr.contains("this was a partial plan (users carol@example.com): its exit code covers only that scope (exit 2: drift within that scope); the rest of the target was not compared"),
         "{stderr}"
     );
     let (code, shown, stderr) = run(
@@ -309,7 +309,9 @@ fn a_drift_check_of_a_partial_plan_says_it_was_partial() {
     );
     assert_eq!(code, 0, "{stderr}");
     assert!(
-        stderr.contains("so exit 0 does not mean the target has no drift elsewhere"),
+        stderr.contains(
+            "(exit 0: no drift within that scope, which does not mean the target has none)"
+        ),
         "{stderr}"
     );
     // A full drift check still finds the rest.

@@ -163,10 +163,14 @@ pub fn scope_line(plan: &Plan) -> Option<String> {
 #[must_use]
 pub fn drift_note(plan: &Plan) -> Option<String> {
     plan.scope.as_ref().map(|s| {
+        let code = if plan.has_changes() {
+            "exit 2: drift within that scope"
+        } else {
+            "exit 0: no drift within that scope, which does not mean the target has none"
+        };
         format!(
-            "this was a partial plan ({}): its exit code covers only that scope, so exit {} does not mean the target has no drift elsewhere; run a full `idsync plan --detailed-exitcode` for that",
+            "this was a partial plan ({}): its exit code covers only that scope ({code}); the rest of the target was not compared, so run a full `idsync plan --detailed-exitcode` for a drift check",
             s.describe(),
-            if plan.has_changes() { 2 } else { 0 }
         )
     })
 }
