@@ -103,6 +103,41 @@ pub enum Command {
               value_parser = clap::value_parser!(u32).range(crate::render::MARKDOWN_LIMIT_MIN as i64..))]
         markdown_limit: u32,
         #[command(flatten)]
+        only: OnlyFlags,
+        #[command(flatten)]
+        guards: GuardFlags,
+    },
+    /// Plan (and with --apply, apply) the changes for just these people: onboarding or an urgent
+    /// offboarding without a full run.
+    ///
+    /// Reads only these people from every source and the target (by email, and by the IdP ids
+    /// their accounts carry, so a renamed person is found as one): create, link, update, reactivate,
+    /// deactivate (revoking API tokens with cleanup.revoke_api_tokens), and their memberships of
+    /// the groups idsync manages. A person in no source is a leaver, deactivated under the cleanup
+    /// rules; protect, skip_admins and grace_days hold as in every plan. The plan is the one `plan
+    /// --only-user EMAIL` makes, marked partial. With --apply it asks as `apply` does (or not, with
+    /// --auto-approve; with no terminal and no --auto-approve it refuses). -v says how many
+    /// requests the reads made.
+    SyncUser {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The people, by primary email (any case); an email nobody has in any source or the target
+        /// is an error.
+        #[arg(value_name = "EMAIL", required = true)]
+        emails: Vec<String>,
+        /// Apply the plan after confirmation.
+        #[arg(long)]
+        apply: bool,
+        /// With --apply: apply without asking (for scripts; review the plan first).
+        #[arg(long, requires = "apply")]
+        auto_approve: bool,
+        /// Output format of the plan on stdout.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// With --apply: write a run report (JSON) here, as `apply --report` does.
+        #[arg(long, value_name = "FILE", requires = "apply")]
+        report: Option<PathBuf>,
+        #[command(flatten)]
         guards: GuardFlags,
     },
     /// Apply a saved plan exactly, or plan afresh, show the plan and ask for confirmation.
@@ -212,6 +247,34 @@ pub enum ShowFormat {
 pub enum Side {
     Source,
     Target,
+}
+
+/// A partial plan's scope (`plan --only-user`, `--only-group`).
+#[derive(Debug, Args)]
+pub struct OnlyFlags {
+    /// Plan only for users matching PATTERN: an email, or `*` and `?` wildcards as in the config's
+    /// patterns (case-insensitive). Keeps their create, link, update, reactivation, deactivation,
+    /// token revocation and memberships. Repeatable. The plan is marked partial; a pattern that
+    /// matches nobody is an error.
+    #[arg(long, value_name = "PATTERN")]
+    pub only_user: Vec<String>,
+    /// Plan only for this managed Atlassian group: its creation and membership changes.
+    /// Repeatable; combines with --only-user (either matches). A name the config does not manage is
+    /// an error.
+    #[arg(long, value_name = "NAME")]
+    pub only_group: Vec<String>,
+}
+
+impl OnlyFlags {
+    /// The scope, if any was asked for.
+    #[must_use]
+    pub fn scope(&self) -> Option<crate::plan::scope::Scope> {
+        crate::plan::scope::Scope::new(
+            self.only_user.clone(),
+            self.only_group.clone(),
+            crate::plan::scope::ScopeRead::Full,
+        )
+    }
 }
 
 /// Flags that let a plan past a tripped guard.

@@ -8,6 +8,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use crate::config::{CleanupConfig, Rules, WithoutLastActive};
 use crate::desired::{Desired, DesiredUser, Scope};
 use crate::model::{Indexed, User};
+use crate::plan::scope::{self, Filter, Scope as PlanScope, ScopeRead};
 use crate::plan::{
     stale, Action, Cost, DeactivateCause, FieldChange, Guard, Limit, LimitKind, Member, Overrides,
     Plan, ReasonCode, Skipped, SourceRead, Summary, FORMAT_VERSION,
@@ -40,10 +41,24 @@ const MAX_LISTED: usize = 50;
 /// Computes the plan that brings `target` to `desired`.
 #[must_use]
 pub fn diff(desired: &Desired, target: &Indexed, ctx: &Context<'_>) -> Plan {
+    diff_scoped(desired, target, ctx, None)
+}
+
+/// As [`diff`], then cut to a scope (a partial plan, see [`crate::plan::scope`]): every rule is
+/// applied to the whole of what was read, then only the actions touching the scope are kept, and
+/// the guards read what those do.
+#[must_use]
+pub fn diff_scoped(
+    desired: &Desired,
+    target: &Indexed,
+    ctx: &Context<'_>,
+    scope: Option<(&PlanScope, &Filter)>,
+) -> Plan {
     let mut d = Differ {
         desired,
         target,
         ctx,
+        scope,
         actions: Vec::new(),
         warnings: desired
             .warnings
@@ -62,7 +77,10 @@ pub fn diff(desired: &Desired, target: &Indexed, ctx: &Context<'_>) -> Plan {
         contested: vec![false; target.keys.len()],
         removals: Vec::new(),
     };
-    d.rules_matching_nobody();
+    // A read of only some people cannot tell whether a rule matches nobody.
+    if scope.is_none_or(|(s, _)| s.read == ScopeRead::Full) {
+        d.rules_matching_nobody();
+    }
     let n = target.unknown_members.len();
     if let Some((g, m)) = target.unknown_members.first() {
         d.warnings.push(format!(
@@ -82,6 +100,7 @@ struct Differ<'a> {
     desired: &'a Desired,
     target: &'a Indexed,
     ctx: &'a Context<'a>,
+    scope: Option<(&'a PlanScope, &'a Filter)>,
     actions: Vec<Action>,
     warnings: Vec<String>,
     blocking: Vec<String>,
@@ -853,7 +872,38 @@ impl Differ<'_> {
         out
     }
 
-    fn finish(self) -> Plan {
+    /// Cuts the plan to its scope, if it has one, and says what the cut left out.
+    fn cut(&mut self) -> Option<PlanScope> {
+        let (scope, filter) = self.scope?;
+        let full_actions = self.actions.len();
+        let full_changes = Summary::of(&self.actions).total_changes;
+        self.actions = filter.cut(
+            std::mem::take(&mut self.actions),
+            self.ctx.rules.membership_batch,
+        );
+        self.skipped = filter.skipped(std::mem::take(&mut self.skipped));
+        for (name, _, removed) in &mut self.removals {
+            *removed = self
+                .actions
+                .iter()
+                .filter_map(|a| match a {
+                    Action::RemoveMembers { group, members, .. } if group == name => {
+                        Some(members.len() as u64)
+                    }
+                    _ => None,
+                })
+                .sum();
+        }
+        let mut s = scope.clone();
+        s.left_out = (scope.read == ScopeRead::Full).then(|| scope::LeftOut {
+            actions: full_actions - self.actions.len(),
+            changes: full_changes - Summary::of(&self.actions).total_changes,
+        });
+        Some(s)
+    }
+
+    fn finish(mut self) -> Plan {
+        let scope = self.cut();
         let t = self.target;
         let active = t
             .snapshot
@@ -866,13 +916,41 @@ impl Differ<'_> {
             .iter()
             .filter(|a| matches!(a, Action::DeactivateUser { .. }))
             .count() as u64;
-        let guard = Guard::check(
+        let mut guard = Guard::check(
             self.ctx.rules.deactivation_limit,
             active,
             deactivations,
             self.ctx.overrides.deactivation,
         );
-        let guards = self.limits(active);
+        let mut guards = self.limits(active);
+        if let Some(s) = scope.as_ref().filter(|s| s.read == ScopeRead::People) {
+            // Only the people named were read, so the target's active users (a percentage's base)
+            // are not known; every change is to someone named on purpose, so a percentage allows
+            // as many as were named. A count setting applies as configured.
+            let named = s.users.len() as u64;
+            let rules = self.ctx.rules;
+            let o = self.ctx.overrides;
+            let widen = |setting: crate::config::DeactivationLimit, limit: u64| match setting {
+                crate::config::DeactivationLimit::Percent(_) => limit.max(named),
+                crate::config::DeactivationLimit::Count(_) => limit,
+            };
+            guard.limit = widen(rules.deactivation_limit, guard.limit);
+            guard.tripped = guard.deactivations > guard.limit;
+            guard.overridden = guard.tripped && o.deactivation;
+            for l in &mut guards {
+                let (setting, overridden) = match l.kind {
+                    LimitKind::Updates => (rules.update_limit, o.update),
+                    LimitKind::MembershipRemovals => (rules.removal_limit, o.membership_removal),
+                    LimitKind::GroupMembershipRemovals => {
+                        (rules.removal_limit_per_group, o.membership_removal)
+                    }
+                };
+                l.limit = widen(setting, l.limit);
+                l.tripped = l.count > l.limit;
+                l.overridden = l.tripped && overridden;
+            }
+            guards.retain(|l| l.group.is_none() || l.tripped);
+        }
         let preconditions = stale::record(&self.actions, t, self.ctx.cleanup.grace_days > 0);
         let mut warnings = self.warnings;
         if let Some(first) = self.unverified.first() {
@@ -904,6 +982,7 @@ impl Differ<'_> {
             config_hash: self.ctx.config_hash.clone(),
             target: self.ctx.target_name.clone(),
             sources: self.ctx.sources.clone(),
+            scope,
             summary: Summary::default(),
             guard,
             guards,

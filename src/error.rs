@@ -51,6 +51,11 @@ pub enum Error {
         list(problems)
     )]
     GroupReferences { problems: Vec<String> },
+    #[error(
+        "the plan's scope names what is not there; nothing was planned:{}",
+        list(problems)
+    )]
+    Scope { problems: Vec<String> },
     #[error("the plan trips its guards:{}", list(problems))]
     Limits {
         problems: Vec<String>,
@@ -162,6 +167,9 @@ impl Error {
             ),
             Error::GroupReferences { .. } => {
                 "refer to the group you mean by its immutable id, `SOURCE:id:ID` (in `groups:` of a connector, `id:ID`), or rename one of the groups in the IdP".into()
+            }
+            Error::Scope { .. } => {
+                "check the spelling: a user is named by email (any case; --only-user also takes `*` and `?` wildcards) and must be in a source or the target; --only-group takes the name of an Atlassian group the config maps or lists in groups.default_groups".into()
             }
             Error::Limits { flags, .. } => format!(
                 "review the changes above; if they are intended, run again with {}, or raise the cleanup setting named",

@@ -51,10 +51,7 @@ pub(crate) async fn run(
     if let Some(path) = plan_file {
         locks.push(Lock::acquire(path, &format!("apply {}", path.display()))?);
     }
-    if let TargetConfig::File(f) = &loaded.config.target {
-        let file = config::resolve_path(&loaded.dir, &f.path);
-        locks.push(Lock::acquire(&file, "apply")?);
-    }
+    locks.extend(target_lock(&loaded, "apply")?);
     let mut resume: Option<(&Path, Progress)> = None;
     let (plan, mut target, target_users) = match plan_file {
         Some(path) => {
@@ -63,7 +60,11 @@ pub(crate) async fn run(
             else {
                 return Ok(ExitStatus::Success);
             };
-            printer.info(&format!("{}: {}", path.display(), render::headline(&plan)));
+            printer.info(&format!(
+                "{}: {}",
+                path.display(),
+                render::outcome_line(&plan)
+            ));
             resume = Some((path, progress));
             (plan, planned.target, planned.target_users)
         }
@@ -85,21 +86,10 @@ pub(crate) async fn run(
     for w in &plan.warnings {
         printer.warn(w);
     }
-    if !auto_approve {
-        if !std::io::stdin().is_terminal() {
-            return Err(Error::NotATerminal);
-        }
-        let done = resume
-            .as_ref()
-            .map_or(0, |(_, p)| changes_in(&plan, &p.done));
-        printer.prompt(&confirm::prompt_resuming(
-            plan.summary.total_changes - done,
-            plan.summary.total_changes,
-        ));
-        if !confirm::answer(&mut std::io::stdin().lock())? {
-            return Err(Error::Declined);
-        }
-    }
+    let done = resume
+        .as_ref()
+        .map_or(0, |(_, p)| changes_in(&plan, &p.done));
+    confirmed(printer, &plan, auto_approve, done)?;
     let result = execute(
         printer,
         &plan,
@@ -111,6 +101,39 @@ pub(crate) async fn run(
     .await;
     drop(locks);
     result
+}
+
+/// For a file target, the lock on its file (held while an apply runs).
+pub(super) fn target_lock(loaded: &Loaded, what: &str) -> Result<Option<Lock>, Error> {
+    if let TargetConfig::File(f) = &loaded.config.target {
+        let file = config::resolve_path(&loaded.dir, &f.path);
+        return Ok(Some(Lock::acquire(&file, what)?));
+    }
+    Ok(None)
+}
+
+/// Asks for confirmation unless `auto_approve`; with no terminal to ask on, refuses. `done`
+/// changes were made by an earlier run.
+pub(super) fn confirmed(
+    printer: &Printer,
+    plan: &Plan,
+    auto_approve: bool,
+    done: usize,
+) -> Result<(), Error> {
+    if auto_approve {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(Error::NotATerminal);
+    }
+    printer.prompt(&confirm::prompt_resuming(
+        plan.summary.total_changes - done,
+        plan.summary.total_changes,
+    ));
+    if !confirm::answer(&mut std::io::stdin().lock())? {
+        return Err(Error::Declined);
+    }
+    Ok(())
 }
 
 /// The changes the actions `indexes` stand for (members for membership changes).
@@ -193,8 +216,14 @@ async fn check_saved(
             reasons: edited,
         });
     }
-    // The world as it is now, and the plan the same config makes of it.
-    let planned = super::make_plan(loaded, printer, now, overrides).await?;
+    // The world as it is now, and the plan the same config makes of it, cut to the same scope (read
+    // whole: a plan `sync-user` made is checked against a full read).
+    let scope = plan.scope.clone().map(|mut s| {
+        s.read = crate::plan::scope::ScopeRead::Full;
+        s.left_out = None;
+        s
+    });
+    let planned = super::make_plan_scoped(loaded, printer, now, overrides, scope.as_ref()).await?;
     let applied = &progress.started;
     let mut reasons = stale::check(&plan, &planned.snapshot, applied);
     reasons.extend(verify::hands_off(
@@ -401,7 +430,7 @@ fn on_interrupt(printer: Printer, stop: Arc<AtomicBool>) -> tokio::task::JoinHan
     })
 }
 
-async fn execute(
+pub(super) async fn execute(
     printer: &Printer,
     plan: &Plan,
     target: &mut dyn Target,

@@ -4,6 +4,7 @@ mod apply;
 mod plan;
 mod show;
 mod snapshot;
+mod sync_user;
 mod validate;
 
 use chrono::{DateTime, Utc};
@@ -14,8 +15,9 @@ use crate::desired::{self, SourceData};
 use crate::diff::{self, Context};
 use crate::error::Error;
 use crate::exit::ExitStatus;
-use crate::model::{GroupNames, Indexed};
+use crate::model::{GroupNames, Indexed, People};
 use crate::output::Printer;
+use crate::plan::scope::Scope;
 use crate::plan::{Overrides, Plan};
 use crate::progress::Phase;
 use crate::target::{self, Target};
@@ -39,6 +41,7 @@ pub async fn run(cli: Cli, printer: Printer) -> Result<ExitStatus, Error> {
             format,
             detailed_exitcode,
             markdown_limit,
+            only,
             guards,
         } => {
             plan::run(
@@ -49,6 +52,30 @@ pub async fn run(cli: Cli, printer: Printer) -> Result<ExitStatus, Error> {
                 detailed_exitcode,
                 guards.overrides(),
                 markdown_limit as usize,
+                only.scope().as_ref(),
+            )
+            .await
+        }
+        Command::SyncUser {
+            config,
+            emails,
+            apply,
+            auto_approve,
+            format,
+            report,
+            guards,
+        } => {
+            sync_user::run(
+                &printer,
+                &config.config,
+                &emails,
+                sync_user::Options {
+                    apply,
+                    auto_approve,
+                    format,
+                    report: report.as_deref(),
+                    overrides: guards.overrides(),
+                },
             )
             .await
         }
@@ -224,15 +251,75 @@ pub async fn make_plan(
     now: DateTime<Utc>,
     overrides: Overrides,
 ) -> Result<Planned, Error> {
+    make_plan_scoped(loaded, printer, now, overrides, None).await
+}
+
+/// As [`make_plan`], cut to a scope when one is given (a partial plan: `plan --only-user`).
+///
+/// # Errors
+/// As [`make_plan`]; and a scope pattern or group that matches nothing.
+pub async fn make_plan_scoped(
+    loaded: &Loaded,
+    printer: &Printer,
+    now: DateTime<Utc>,
+    overrides: Overrides,
+    scope: Option<&Scope>,
+) -> Result<Planned, Error> {
     let clock = std::time::Instant::now();
-    let lap = |what: &str| {
-        printer.detail(&format!(
-            "{:>8.1} ms  {what}",
-            clock.elapsed().as_secs_f64() * 1000.0
-        ))
-    };
     // Every source and the target are read and indexed at once: over HTTP the waits overlap, and
     // parsing large snapshot files uses every core.
+    let (sources, target) = tokio::try_join!(
+        read_sources(loaded, printer, clock, None),
+        read_target(loaded, printer, clock, None)
+    )?;
+    plan_from(
+        loaded,
+        printer,
+        clock,
+        Inputs { sources, target },
+        now,
+        overrides,
+        scope,
+    )
+}
+
+/// What a plan is made from: every source and the target, as read (wholly, or for some people).
+pub struct Inputs {
+    pub sources: Vec<SourceInput>,
+    pub target: TargetInput,
+}
+
+/// One source as read.
+pub struct SourceInput {
+    pub data: SourceData,
+    /// Requests the read made (0 for a file, or a connector that does not count them).
+    pub requests: u64,
+}
+
+/// The target as read.
+pub struct TargetInput {
+    pub target: Box<dyn Target>,
+    pub indexed: Indexed,
+}
+
+/// Prints a phase's timing with `-v`.
+fn lap(printer: &Printer, clock: std::time::Instant, what: &str) {
+    printer.detail(&format!(
+        "{:>8.1} ms  {what}",
+        clock.elapsed().as_secs_f64() * 1000.0
+    ));
+}
+
+/// Reads and indexes every source, at once: wholly, or only what concerns `people`.
+///
+/// # Errors
+/// A source could not be read completely, or holds duplicates.
+pub async fn read_sources(
+    loaded: &Loaded,
+    printer: &Printer,
+    clock: std::time::Instant,
+    people: Option<&People>,
+) -> Result<Vec<SourceInput>, Error> {
     let reads = loaded.config.sources.iter().map(|sc| async {
         let name = sc.name().to_string();
         let source = sources::build(sc, &loaded.dir).map_err(|e| Error::Source {
@@ -241,60 +328,137 @@ pub async fn make_plan(
         })?;
         printer.progress(&format!("reading source {name}…"));
         let phase = Phase::reading(&format!("reading source {name}"));
-        let snap = phase
-            .scope(source.snapshot())
-            .await
-            .map_err(|e| Error::Source {
-                name: name.clone(),
-                source: e,
-            })?;
+        let read = async {
+            match people {
+                None => source.snapshot().await,
+                Some(p) => source.snapshot_people(p).await,
+            }
+        };
+        let snap = phase.scope(read).await.map_err(|e| Error::Source {
+            name: name.clone(),
+            source: e,
+        })?;
         phase.finish();
-        lap(&format!("read source {name}"));
+        lap(printer, clock, &format!("read source {name}"));
         let indexed = index(snap, GroupNames::MayRepeat)
             .await
             .map_err(|e| Error::SourceData {
                 name: name.clone(),
                 source: e,
             })?;
-        lap(&format!(
-            "indexed source {name}: {} users, {} groups",
-            indexed.keys.len(),
-            indexed.snapshot.groups.len()
-        ));
-        Ok::<_, Error>(SourceData {
-            name,
-            data: indexed,
+        lap(
+            printer,
+            clock,
+            &format!(
+                "indexed source {name}: {} users, {} groups",
+                indexed.keys.len(),
+                indexed.snapshot.groups.len()
+            ),
+        );
+        Ok::<_, Error>(SourceInput {
+            data: SourceData {
+                name,
+                data: indexed,
+            },
+            requests: source.requests(),
         })
     });
+    futures_util::future::try_join_all(reads).await
+}
+
+/// Reads and indexes the target: wholly, or only what concerns `people`.
+///
+/// # Errors
+/// The target could not be read completely, or holds duplicates.
+pub async fn read_target(
+    loaded: &Loaded,
+    printer: &Printer,
+    clock: std::time::Instant,
+    people: Option<&People>,
+) -> Result<TargetInput, Error> {
     let mut target = target::build(&loaded.config, &loaded.dir).map_err(Error::TargetSetup)?;
     let name = target.name();
-    let read_target = async {
-        printer.progress(&format!("reading target {name}…"));
-        let phase = Phase::reading(&format!("reading target {name}"));
-        let snap = phase
-            .scope(target.snapshot())
-            .await
-            .map_err(|e| Error::Target {
-                name: name.clone(),
-                source: e,
-            })?;
-        phase.finish();
-        lap(&format!("read target {name}"));
-        let indexed = index_target(snap).await.map_err(|e| Error::TargetData {
-            name: name.clone(),
-            source: e,
-        })?;
-        lap(&format!(
+    printer.progress(&format!("reading target {name}…"));
+    let phase = Phase::reading(&format!("reading target {name}"));
+    let read = async {
+        match people {
+            None => target.snapshot().await,
+            Some(p) => target.snapshot_people(p).await,
+        }
+    };
+    let snap = phase.scope(read).await.map_err(|e| Error::Target {
+        name: name.clone(),
+        source: e,
+    })?;
+    phase.finish();
+    lap(printer, clock, &format!("read target {name}"));
+    let indexed = index_target(snap).await.map_err(|e| Error::TargetData {
+        name: name.clone(),
+        source: e,
+    })?;
+    lap(
+        printer,
+        clock,
+        &format!(
             "indexed target {name}: {} users, {} groups",
             indexed.keys.len(),
             indexed.snapshot.groups.len()
-        ));
-        Ok::<_, Error>(indexed)
-    };
-    let (data, indexed) = tokio::try_join!(futures_util::future::try_join_all(reads), read_target)?;
+        ),
+    );
+    Ok(TargetInput { target, indexed })
+}
+
+/// Computes the plan from what was read, cut to `scope` when one is given. Pure but for `-v`
+/// timings: plan, apply and sync-user all end here.
+///
+/// # Errors
+/// The config refers to IdP groups it does not name uniquely; a scope pattern or group matches
+/// nothing; the signing key is unusable.
+pub fn plan_from(
+    loaded: &Loaded,
+    printer: &Printer,
+    clock: std::time::Instant,
+    inputs: Inputs,
+    now: DateTime<Utc>,
+    overrides: Overrides,
+    scope: Option<&Scope>,
+) -> Result<Planned, Error> {
+    let Inputs {
+        sources: read,
+        target: TargetInput { target, indexed },
+    } = inputs;
+    let data: Vec<SourceData> = read.into_iter().map(|r| r.data).collect();
     let desired = desired::build(&data, &loaded.rules)
         .map_err(|problems| Error::GroupReferences { problems })?;
-    lap("desired state");
+    lap(printer, clock, "desired state");
+    let filter = match scope {
+        Some(s) => {
+            let f = crate::plan::scope::Filter::new(s).map_err(|reason| Error::Scope {
+                problems: vec![reason],
+            })?;
+            let everyone = desired
+                .users
+                .iter()
+                .map(|u| u.key.as_str())
+                .chain(indexed.keys.iter().map(String::as_str));
+            let mut problems: Vec<String> = f
+                .unmatched_users(everyone)
+                .into_iter()
+                .map(|p| format!("{p:?} matches no user in any source or the target"))
+                .collect();
+            let managed: Vec<&str> = desired.groups.keys().map(String::as_str).collect();
+            problems.extend(
+                f.unmatched_groups(&s.groups, &managed)
+                    .into_iter()
+                    .map(|g| format!("{g:?} is not a group idsync manages (groups.mappings or groups.default_groups)")),
+            );
+            if !problems.is_empty() {
+                return Err(Error::Scope { problems });
+            }
+            Some((s, f))
+        }
+        None => None,
+    };
     let sources_read = loaded
         .config
         .sources
@@ -315,23 +479,28 @@ pub async fn make_plan(
         now,
         overrides,
         config_hash: loaded.hash.clone(),
-        target_name: name,
+        target_name: target.name(),
         target_concurrency: (!matches!(loaded.config.target, crate::config::TargetConfig::File(_)))
             .then(|| target.concurrency()),
         last_active_lag: target.last_active_lag(),
         target_warnings: target.warnings(),
         sources: sources_read,
     };
-    let mut plan = diff::diff(&desired, &indexed, &ctx);
+    let mut plan = diff::diff_scoped(
+        &desired,
+        &indexed,
+        &ctx,
+        filter.as_ref().map(|(s, f)| (*s, f)),
+    );
     plan.seal(
         crate::plan::key_from_env()
             .map_err(Error::PlanKey)?
             .as_deref(),
     );
-    lap("diff");
+    lap(printer, clock, "diff");
     drop(desired);
     drop(data);
-    lap("freed the sources");
+    lap(printer, clock, "freed the sources");
     Ok(Planned {
         plan,
         target,

@@ -9,6 +9,7 @@ use crate::output::Printer;
 use crate::render::{self, Format, MarkdownOptions};
 use crate::snapshot_file;
 
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn run(
     printer: &Printer,
     config_path: &Path,
@@ -17,6 +18,7 @@ pub(crate) async fn run(
     detailed_exitcode: bool,
     overrides: crate::plan::Overrides,
     markdown_limit: usize,
+    scope: Option<&crate::plan::scope::Scope>,
 ) -> Result<ExitStatus, Error> {
     let mut shown = false;
     let result = plan(
@@ -27,6 +29,7 @@ pub(crate) async fn run(
         detailed_exitcode,
         overrides,
         markdown_limit,
+        scope,
         &mut shown,
     )
     .await;
@@ -52,6 +55,7 @@ async fn plan(
     detailed_exitcode: bool,
     overrides: crate::plan::Overrides,
     markdown_limit: usize,
+    scope: Option<&crate::plan::scope::Scope>,
     shown: &mut bool,
 ) -> Result<ExitStatus, Error> {
     let now = super::now()?;
@@ -59,7 +63,7 @@ async fn plan(
         super::check_writable_folder(path, "--out")?;
     }
     let loaded = super::load(printer, config_path)?;
-    let planned = super::make_plan(&loaded, printer, now, overrides).await?;
+    let planned = super::make_plan_scoped(&loaded, printer, now, overrides, scope).await?;
     let plan = &planned.plan;
     let refusal = super::refusal(plan);
     // Saved before it is shown, so that the markdown can point at the file; never when refused.
@@ -112,6 +116,11 @@ async fn plan(
             path.display(),
             path.display()
         ));
+    }
+    if detailed_exitcode {
+        if let Some(note) = render::drift_note(plan) {
+            printer.warn(&note);
+        }
     }
     Ok(if detailed_exitcode && plan.has_changes() {
         ExitStatus::Changes

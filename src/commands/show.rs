@@ -101,6 +101,11 @@ pub(crate) fn run(
             reason,
         });
     }
+    if detailed_exitcode {
+        if let Some(note) = render::drift_note(plan) {
+            printer.warn(&note);
+        }
+    }
     Ok(if detailed_exitcode && plan.has_changes() {
         ExitStatus::Changes
     } else {

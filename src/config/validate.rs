@@ -114,6 +114,19 @@ impl Patterns {
         }
     }
 
+    /// Patterns given on the command line (`plan --only-user`): compiled as the config's are.
+    ///
+    /// # Errors
+    /// A pattern is not a valid glob; the message names it.
+    pub fn new(texts: &[String]) -> Result<Patterns, String> {
+        let mut diags = Vec::new();
+        let p = Patterns::build(texts, &KeyPath(Vec::new()), &mut diags);
+        match diags.first() {
+            None => Ok(p),
+            Some(d) => Err(d.message.clone()),
+        }
+    }
+
     /// The first pattern the email matches.
     #[must_use]
     pub fn matching(&self, email: &str) -> Option<&str> {

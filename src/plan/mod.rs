@@ -3,6 +3,7 @@
 pub mod action;
 pub mod file;
 pub mod guard;
+pub mod scope;
 pub mod stale;
 pub mod verify;
 
@@ -28,7 +29,8 @@ pub use stale::{GroupState, Preconditions, UserState};
 ///   optional signature.
 /// - 2.1: `created_at`, `sources` (what was read), and a `reason_code` next to every `reason`; the
 ///   digest covers the plan as a JSON value, with object keys sorted.
-/// - 2.2: the reason code `email_contested`.
+/// - 2.2: `scope`, which marks a partial plan (`plan --only-user`/`--only-group`, `sync-user`), and
+///   the reason code `email_contested`.
 pub const FORMAT_VERSION: &str = "2.2";
 
 /// The major version of [`FORMAT_VERSION`]: the plans this idsync reads.
@@ -71,6 +73,11 @@ pub struct Plan {
     /// The sources read, in the config's order, with what each held. Absent in plans of format 2.0.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sources: Vec<SourceRead>,
+    /// Present only in a partial plan: what it was cut to (`plan --only-user`/`--only-group`,
+    /// `sync-user`) and what it leaves out. Such a plan changes only what touches those users and
+    /// groups, and "no changes" in it does not mean the target has no drift. Format 2.2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<scope::Scope>,
     pub summary: Summary,
     pub guard: Guard,
     /// The further guards (`max_updates`, `max_membership_removals`, per group): the plan-wide
@@ -267,6 +274,12 @@ impl Summary {
 }
 
 impl Plan {
+    /// Whether the plan is partial (cut to `scope`).
+    #[must_use]
+    pub fn is_partial(&self) -> bool {
+        self.scope.is_some()
+    }
+
     /// The further guards that stop the plan (tripped and not overridden).
     pub fn blocking_limits(&self) -> impl Iterator<Item = &Limit> {
         self.guards.iter().filter(|l| l.blocks())

@@ -618,6 +618,7 @@ mod tests {
             config_hash: String::new(),
             target: String::new(),
             sources: Vec::new(),
+            scope: None,
             summary: crate::plan::Summary::of(&actions),
             guard: crate::plan::Guard::check(
                 crate::config::DeactivationLimit::Count(5),

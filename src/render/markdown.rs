@@ -81,6 +81,9 @@ impl Part {
 pub(crate) fn render(plan: &Plan, opts: &MarkdownOptions) -> String {
     let mut head = String::new();
     let _ = writeln!(head, "## idsync plan for {}\n", code(&plan.target));
+    if let Some(line) = super::scope_line(plan) {
+        let _ = writeln!(head, "> [!IMPORTANT]\n> {}\n", text(&line));
+    }
     let _ = writeln!(head, "**{}**\n", text(&headline(plan)));
     if plan.has_changes() {
         let _ = writeln!(head, "{}\n", summary::table(plan, true));
@@ -647,6 +650,7 @@ mod tests {
             config_hash: "0123456789abcdef".into(),
             target: "file:atlassian.yaml".into(),
             sources: Vec::new(),
+            scope: None,
             summary: crate::plan::Summary::default(),
             guard: crate::plan::Guard::check(
                 crate::config::DeactivationLimit::Count(5),

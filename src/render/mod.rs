@@ -142,9 +142,37 @@ pub(crate) fn sections(plan: &Plan) -> Vec<(Section, Vec<&Action>)> {
 #[must_use]
 pub fn headline(plan: &Plan) -> String {
     if !plan.has_changes() {
+        if let Some(s) = &plan.scope {
+            return format!(
+                "No changes for {} (a partial plan: it says nothing about the rest of the target).",
+                s.describe()
+            );
+        }
         return "No changes. The target matches the desired state.".into();
     }
     changes_line(plan)
+}
+
+/// For a partial plan, the line that says so (first in every rendering).
+#[must_use]
+pub fn scope_line(plan: &Plan) -> Option<String> {
+    plan.scope.as_ref().map(crate::plan::scope::Scope::line)
+}
+
+/// For a drift check (`--detailed-exitcode`) of a partial plan: what its exit code covers.
+#[must_use]
+pub fn drift_note(plan: &Plan) -> Option<String> {
+    plan.scope.as_ref().map(|s| {
+        let code = if plan.has_changes() {
+            "exit 2: drift within that scope"
+        } else {
+            "exit 0: no drift within that scope, which does not mean the target has none"
+        };
+        format!(
+            "this was a partial plan ({}): its exit code covers only that scope ({code}); the rest of the target was not compared, so run a full `idsync plan --detailed-exitcode` for a drift check",
+            s.describe(),
+        )
+    })
 }
 
 /// The plan's outcome in one line, for stderr whatever stdout carries: what it changes, riskiest
@@ -152,6 +180,9 @@ pub fn headline(plan: &Plan) -> String {
 #[must_use]
 pub fn outcome_line(plan: &Plan) -> String {
     let mut line = changes_line(plan);
+    if let Some(s) = &plan.scope {
+        line = format!("Partial plan, only {}. {line}", s.describe());
+    }
     if !plan.blocking.is_empty() {
         line.push_str(" BLOCKED: it cannot be applied (see the error below).");
     } else {
@@ -242,10 +273,26 @@ pub fn cost_line(plan: &Plan) -> Option<String> {
 #[must_use]
 pub fn guard_line(plan: &Plan) -> String {
     let g = &plan.guard;
-    let base = format!(
-        "{} deactivation(s), at most {} allowed (cleanup.max_deactivations: {}, {} active user(s))",
-        g.deactivations, g.limit, g.setting, g.active_users
-    );
+    let people = plan
+        .scope
+        .as_ref()
+        .filter(|s| s.read == crate::plan::scope::ScopeRead::People)
+        .filter(|_| g.setting.ends_with('%'));
+    let base = match people {
+        // A read of some people does not know the target's active users; see `diff_scoped`.
+        Some(s) => format!(
+            "{} deactivation(s), at most {} allowed (cleanup.max_deactivations: {}; only the {} person(s) named were read, not the whole target ({} active account(s) among them), so each of them may be deactivated)",
+            g.deactivations,
+            g.limit,
+            g.setting,
+            s.users.len(),
+            g.active_users
+        ),
+        None => format!(
+            "{} deactivation(s), at most {} allowed (cleanup.max_deactivations: {}, {} active user(s))",
+            g.deactivations, g.limit, g.setting, g.active_users
+        ),
+    };
     if g.overridden {
         format!("GUARD OVERRIDDEN: {base} (--allow-mass-deactivation)")
     } else if g.tripped {

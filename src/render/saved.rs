@@ -77,6 +77,9 @@ pub fn provenance(plan: &Plan, file: &str, seal: &Seal, out: &mut dyn Write) -> 
             s.name, s.kind, s.users, s.groups, s.left_out
         )?;
     }
+    if let Some(s) = &plan.scope {
+        writeln!(out, "  partial: only {}", s.describe())?;
+    }
     writeln!(out, "  {}", seal.describe())?;
     writeln!(out)
 }
@@ -88,6 +91,9 @@ pub fn provenance(plan: &Plan, file: &str, seal: &Seal, out: &mut dyn Write) -> 
 /// # Errors
 /// Writing to `out` failed.
 pub fn summary(plan: &Plan, out: &mut dyn Write) -> io::Result<()> {
+    if let Some(line) = super::scope_line(plan) {
+        writeln!(out, "{line}")?;
+    }
     for kind in Kind::ALL {
         writeln!(out, "{}: {}", kind.as_str(), plan.summary.count(kind))?;
     }

@@ -58,6 +58,10 @@ pub(crate) fn render(plan: &Plan, color: bool, out: &mut dyn Write) -> io::Resul
         format!("idsync plan for {}", plan.target).style(st.head)
     )?;
     writeln!(out)?;
+    if let Some(line) = super::scope_line(plan) {
+        writeln!(out, "{}", line.style(st.warn))?;
+        writeln!(out)?;
+    }
     for (section, actions) in sections(plan) {
         let sign = section.sign();
         let count: usize = actions.iter().map(|a| a.weight()).sum();

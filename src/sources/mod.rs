@@ -59,6 +59,10 @@ pub trait Source: Send + Sync {
     async fn snapshot_people(&self, people: &People) -> Result<Snapshot, SourceError> {
         Ok(self.snapshot().await?.restrict_to(people))
     }
+    /// Requests sent to the source so far (0 for a file, or a connector that does not count them).
+    fn requests(&self) -> u64 {
+        0
+    }
 }
 
 /// Model groups from an IdP's group listing and, per group, its member objects (each with the IdP's
