@@ -24,7 +24,7 @@ use axum::{
 };
 use serde_json::{json, Map, Value};
 
-use super::{bind, lock, serve, FaultLayer, Faults, RequestLog, Server};
+use crate::{bind, lock, serve, FaultLayer, Faults, RequestLog, Server};
 
 const SCHEMA_USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 const SCHEMA_ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
@@ -160,7 +160,7 @@ pub struct SeedUser {
 impl SeedUser {
     /// An active user named after the email: `alice.doe@example.com` is Alice Doe.
     pub fn new(email: &str) -> SeedUser {
-        let (given_name, family) = super::names_from_email(email);
+        let (given_name, family) = crate::names_from_email(email);
         SeedUser {
             email: email.to_owned(),
             given_name,
@@ -2151,15 +2151,15 @@ async fn delete_api_token(
 /// Page faults in this fake's dialects: a SCIM `ListResponse` (`Resources`, `totalResults`) and
 /// an admin API page (`data`, `meta.total`).
 fn page_dialect(
-    kind: super::PageFaultKind,
+    kind: crate::PageFaultKind,
     body: &mut Value,
     _headers: &mut axum::http::HeaderMap,
 ) -> bool {
-    if kind == super::PageFaultKind::PastEnd {
+    if kind == crate::PageFaultKind::PastEnd {
         return if body.get("totalResults").is_some() {
-            super::lower(body.get_mut("totalResults"))
+            crate::lower(body.get_mut("totalResults"))
         } else {
-            super::lower(body.pointer_mut("/meta/total"))
+            crate::lower(body.pointer_mut("/meta/total"))
         };
     }
     let field = if body.get("Resources").is_some() {
@@ -2168,7 +2168,7 @@ fn page_dialect(
         "data"
     };
     match body.get_mut(field) {
-        Some(Value::Array(items)) => super::cut_items(kind, items),
+        Some(Value::Array(items)) => crate::cut_items(kind, items),
         _ => false,
     }
 }

@@ -37,7 +37,7 @@ use jsonwebtoken::{errors::ErrorKind, Algorithm, DecodingKey, Validation};
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
-use super::{bind, lock, serve, FaultLayer, Faults, IssuedTokens, RequestLog, Server, TokenCheck};
+use crate::{bind, lock, serve, FaultLayer, Faults, IssuedTokens, RequestLog, Server, TokenCheck};
 
 /// The scope of an app-only token for Microsoft Graph.
 pub const GRAPH_SCOPE: &str = "https://graph.microsoft.com/.default";
@@ -145,8 +145,8 @@ impl Default for FakeEntraConfig {
             tenant_id: "tenant-1".into(),
             client_id: "app-client-id".into(),
             client_secret: "entra-secret-value".into(),
-            public_key_pem: include_str!("../fixtures/test-rsa-key.pub.pem").into(),
-            certificate_pem: include_str!("../fixtures/test-cert.pem").into(),
+            public_key_pem: include_str!("../../../tests/fixtures/test-rsa-key.pub.pem").into(),
+            certificate_pem: include_str!("../../../tests/fixtures/test-cert.pem").into(),
             max_top: 999,
             token_ttl: Duration::from_secs(3599),
             token_ttl_requests: None,
@@ -174,7 +174,7 @@ pub struct EntraSeedUser {
 impl EntraSeedUser {
     /// An enabled user named after the mail: `alice.doe@example.com` is Alice Doe.
     pub fn new(mail: &str) -> EntraSeedUser {
-        let (given_name, surname) = super::names_from_email(mail);
+        let (given_name, surname) = crate::names_from_email(mail);
         EntraSeedUser {
             mail: mail.to_owned(),
             given_name,
@@ -2388,12 +2388,12 @@ fn sha1(data: &[u8]) -> [u8; 20] {
 
 /// Page faults in Graph's dialect: a page's items are `value`, its total `@odata.count` (only
 /// when asked for).
-fn page_dialect(kind: super::PageFaultKind, body: &mut Value, _headers: &mut HeaderMap) -> bool {
-    if kind == super::PageFaultKind::PastEnd {
-        return super::lower(body.get_mut("@odata.count"));
+fn page_dialect(kind: crate::PageFaultKind, body: &mut Value, _headers: &mut HeaderMap) -> bool {
+    if kind == crate::PageFaultKind::PastEnd {
+        return crate::lower(body.get_mut("@odata.count"));
     }
     match body.get_mut("value") {
-        Some(Value::Array(items)) => super::cut_items(kind, items),
+        Some(Value::Array(items)) => crate::cut_items(kind, items),
         _ => false,
     }
 }

@@ -40,7 +40,7 @@ use axum::{
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{json, Map, Value};
 
-use super::{bind, lock, serve, FaultLayer, Faults, IssuedTokens, RequestLog, Server, TokenCheck};
+use crate::{bind, lock, serve, FaultLayer, Faults, IssuedTokens, RequestLog, Server, TokenCheck};
 
 pub const SCOPE_USER_READONLY: &str =
     "https://www.googleapis.com/auth/admin.directory.user.readonly";
@@ -84,7 +84,7 @@ impl Default for FakeGoogleConfig {
         FakeGoogleConfig {
             service_account: "idsync@proj.iam.gserviceaccount.com".into(),
             admin: "admin@example.com".into(),
-            public_key_pem: include_str!("../fixtures/test-rsa-key.pub.pem").into(),
+            public_key_pem: include_str!("../../../tests/fixtures/test-rsa-key.pub.pem").into(),
             token_ttl: Duration::from_secs(3599),
             token_ttl_requests: None,
             latency: Duration::ZERO,
@@ -353,7 +353,7 @@ impl FakeGoogle {
         assert!(state.user_by_key(email).is_none(), "user {email} exists");
         state.next_id += 1;
         let id = format!("1{:020}", state.next_id);
-        let (given, family) = super::names_from_email(email);
+        let (given, family) = crate::names_from_email(email);
         let user = GUser {
             id: id.clone(),
             primary_email: email.to_owned(),
@@ -916,7 +916,7 @@ async fn token(
 /// Page faults in the Directory API's dialect: items under `users`, `groups` or `members`; no
 /// total is announced.
 fn page_dialect(
-    kind: super::PageFaultKind,
+    kind: crate::PageFaultKind,
     body: &mut Value,
     _headers: &mut axum::http::HeaderMap,
 ) -> bool {
@@ -924,7 +924,7 @@ fn page_dialect(
         .into_iter()
         .find(|f| body.get(*f).is_some());
     match field.and_then(|f| body.get_mut(f)) {
-        Some(Value::Array(items)) => super::cut_items(kind, items),
+        Some(Value::Array(items)) => crate::cut_items(kind, items),
         _ => false,
     }
 }

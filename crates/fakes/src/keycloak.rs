@@ -50,7 +50,7 @@ use axum::{
 use base64::Engine as _;
 use serde_json::{json, Map, Value};
 
-use super::{bind, lock, serve, FaultLayer, Faults, IssuedTokens, RequestLog, Server, TokenCheck};
+use crate::{bind, lock, serve, FaultLayer, Faults, IssuedTokens, RequestLog, Server, TokenCheck};
 
 /// `createdTimestamp` of the first user (2026-01-01T00:00:00Z, in ms); each later one is a
 /// second later.
@@ -323,7 +323,7 @@ impl FakeKeycloak {
             !state.users.values().any(|u| u.username == email),
             "seeding user {email}: the username is taken"
         );
-        let (first_name, last_name) = super::names_from_email(&email);
+        let (first_name, last_name) = crate::names_from_email(&email);
         let id = state.new_id(0x0000_00a1);
         let created_timestamp = EPOCH_MS + 1000 * state.users.len() as i64;
         state.users.insert(
@@ -898,16 +898,16 @@ async fn members(
 
 /// Page faults in Keycloak's dialect: listings are bare arrays; totals come from the count
 /// endpoints (a bare number for users, `{"count": n}` for groups).
-fn page_dialect(kind: super::PageFaultKind, body: &mut Value, _headers: &mut HeaderMap) -> bool {
-    if kind == super::PageFaultKind::PastEnd {
+fn page_dialect(kind: crate::PageFaultKind, body: &mut Value, _headers: &mut HeaderMap) -> bool {
+    if kind == crate::PageFaultKind::PastEnd {
         return if body.is_number() {
-            super::lower(Some(body))
+            crate::lower(Some(body))
         } else {
-            super::lower(body.get_mut("count"))
+            crate::lower(body.get_mut("count"))
         };
     }
     match body {
-        Value::Array(items) => super::cut_items(kind, items),
+        Value::Array(items) => crate::cut_items(kind, items),
         _ => false,
     }
 }

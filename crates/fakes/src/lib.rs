@@ -29,27 +29,12 @@
 //! sent a single byte. reqwest then reports an error for which `is_request()` is true (hyper's
 //! "connection closed before message completed"); it is not a timeout and carries no status.
 
-#![allow(dead_code)] // Each test module uses a different part of the fakes.
-
 pub mod atlassian;
 pub mod entra;
 pub mod google;
 pub mod keycloak;
 pub mod okta;
 pub mod onelogin;
-
-#[cfg(test)]
-mod entra_selftest;
-#[cfg(test)]
-mod google_selftest;
-#[cfg(test)]
-mod keycloak_selftest;
-#[cfg(test)]
-mod okta_selftest;
-#[cfg(test)]
-mod onelogin_selftest;
-#[cfg(test)]
-mod selftest;
 
 use std::{
     io,

@@ -45,7 +45,7 @@ use axum::{
 use jsonwebtoken::{errors::ErrorKind, Algorithm, DecodingKey, Validation};
 use serde_json::{json, Map, Value};
 
-use super::{
+use crate::{
     bind, lock, serve, FaultLayer, Faults, Params, RateHeaders, RateLimiter, RequestLog, Server,
 };
 
@@ -121,7 +121,7 @@ impl Default for FakeOktaConfig {
         FakeOktaConfig {
             api_token: "okta-secret-api-token".into(),
             client_id: "0oa-test-client".into(),
-            public_key_pem: include_str!("../fixtures/test-rsa-key.pub.pem").into(),
+            public_key_pem: include_str!("../../../tests/fixtures/test-rsa-key.pub.pem").into(),
             granted_scopes: vec![SCOPE_USERS_READ.into(), SCOPE_GROUPS_READ.into()],
             user_page_cap: 200,
             group_page_cap: 200,
@@ -155,7 +155,7 @@ pub struct OktaSeedUser {
 impl OktaSeedUser {
     /// An ACTIVE user named after the email: `alice.doe@example.com` is Alice Doe.
     pub fn new(email: &str) -> OktaSeedUser {
-        let (first_name, last) = super::names_from_email(email);
+        let (first_name, last) = crate::names_from_email(email);
         OktaSeedUser {
             email: email.to_owned(),
             first_name,
@@ -1743,9 +1743,9 @@ async fn token(
 }
 
 /// Page faults in Okta's dialect: a listing is a bare array; Okta announces no total.
-fn page_dialect(kind: super::PageFaultKind, body: &mut Value, _headers: &mut HeaderMap) -> bool {
+fn page_dialect(kind: crate::PageFaultKind, body: &mut Value, _headers: &mut HeaderMap) -> bool {
     match body {
-        Value::Array(items) => super::cut_items(kind, items),
+        Value::Array(items) => crate::cut_items(kind, items),
         _ => false,
     }
 }
