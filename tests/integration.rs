@@ -8,8 +8,9 @@ mod support;
 /// in a test binary of the fakes crate: one link step for the whole suite.
 #[path = "fakes"]
 mod fakes_selftest {
-    use idsync_fakes::{atlassian, entra, google, keycloak, okta, onelogin, Faults};
+    use idsync_fakes::{atlassian, directory, entra, google, keycloak, okta, onelogin, Faults};
 
+    mod directory_selftest;
     mod entra_selftest;
     mod google_selftest;
     mod keycloak_selftest;

@@ -30,6 +30,7 @@
 //! "connection closed before message completed"); it is not a timeout and carries no status.
 
 pub mod atlassian;
+pub mod directory;
 pub mod entra;
 pub mod google;
 pub mod keycloak;
