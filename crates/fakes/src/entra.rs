@@ -33,11 +33,15 @@ use axum::{
     routing::{get, post},
     Router,
 };
-use jsonwebtoken::{errors::ErrorKind, Algorithm, DecodingKey, Validation};
+use jsonwebtoken::{errors::ErrorKind, Algorithm, DecodingKey};
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::{bind, lock, serve, FaultLayer, Faults, IssuedTokens, RequestLog, Server, TokenCheck};
+use crate::{
+    bind, lock,
+    oauth::{self, AssertionRules},
+    serve, FaultLayer, Faults, IssuedTokens, RequestLog, Server, TokenCheck,
+};
 
 /// The scope of an app-only token for Microsoft Graph.
 pub const GRAPH_SCOPE: &str = "https://graph.microsoft.com/.default";
@@ -145,8 +149,8 @@ impl Default for FakeEntraConfig {
             tenant_id: "tenant-1".into(),
             client_id: "app-client-id".into(),
             client_secret: "entra-secret-value".into(),
-            public_key_pem: include_str!("../../../tests/fixtures/test-rsa-key.pub.pem").into(),
-            certificate_pem: include_str!("../../../tests/fixtures/test-cert.pem").into(),
+            public_key_pem: oauth::TEST_PUBLIC_KEY_PEM.into(),
+            certificate_pem: oauth::TEST_CERT_PEM.into(),
             max_top: 999,
             token_ttl: Duration::from_secs(3599),
             token_ttl_requests: None,
@@ -450,10 +454,8 @@ impl FakeEntra {
         let layer = Arc::new(
             FaultLayer::new(config.latency, graph_error_response).with_pages(page_dialect),
         );
-        let decoding_key = (!config.public_key_pem.trim().is_empty()).then(|| {
-            DecodingKey::from_rsa_pem(config.public_key_pem.as_bytes())
-                .expect("FakeEntraConfig::public_key_pem is an RSA public key in PEM")
-        });
+        let decoding_key = (!config.public_key_pem.trim().is_empty())
+            .then(|| oauth::rsa_key(&config.public_key_pem, "FakeEntraConfig::public_key_pem"));
         let thumbprints = (!config.certificate_pem.trim().is_empty()).then(|| {
             let der = pem_to_der(&config.certificate_pem)
                 .expect("FakeEntraConfig::certificate_pem is a PEM certificate");
@@ -1351,15 +1353,16 @@ fn verify_assertion(
     let Some(key) = &state.decoding_key else {
         return Err(Box::new(key_not_found("no key registered")));
     };
-    let mut validation = Validation::new(Algorithm::RS256);
-    validation.algorithms = vec![Algorithm::RS256, Algorithm::PS256];
-    validation.set_audience(&[state.token_url()]);
-    validation.set_issuer(&[client_id]);
-    validation.sub = Some(client_id.to_owned());
-    validation.validate_nbf = true;
-    validation.set_required_spec_claims(&["exp", "aud", "iss", "sub"]);
-    let claims = match jsonwebtoken::decode::<Value>(assertion, key, &validation) {
-        Ok(data) => data.claims,
+    let token_url = state.token_url();
+    let rules = AssertionRules {
+        issuer: Some(client_id),
+        subject: Some(client_id),
+        algorithms: &[Algorithm::RS256, Algorithm::PS256],
+        validate_nbf: true,
+        ..AssertionRules::rs256(&token_url)
+    };
+    let claims = match oauth::check_assertion(assertion, key, &rules) {
+        Ok(claims) => claims,
         Err(e) => {
             return Err(Box::new(match e.kind() {
                 ErrorKind::InvalidSignature => invalid_client(
@@ -1391,16 +1394,12 @@ fn verify_assertion(
             }));
         }
     };
-    if claims
-        .get("jti")
-        .and_then(Value::as_str)
-        .is_none_or(str::is_empty)
-    {
+    if claims.jti().is_none() {
         return Err(Box::new(malformed("Missing required claim: jti")));
     }
     state.assertions.push(json!({
         "header": serde_json::to_value(&header).unwrap_or_default(),
-        "claims": claims,
+        "claims": claims.0,
     }));
     Ok(())
 }

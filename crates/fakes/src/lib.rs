@@ -34,6 +34,7 @@ pub mod directory;
 pub mod entra;
 pub mod google;
 pub mod keycloak;
+pub mod oauth;
 pub mod okta;
 pub mod onelogin;
 
