@@ -296,8 +296,20 @@ impl Obj<'_> {
     }
 }
 
+/// Where an object is kept.
+#[derive(Clone, Copy, Debug)]
+enum ObjAt {
+    User(usize),
+    Group(usize),
+    Other(usize),
+}
+
 /// Everything the fake knows. Lock it only briefly, never across an await.
 struct State {
+    /// Lowercased id -> where the user, group or other object with that id is.
+    ids: HashMap<String, ObjAt>,
+    /// Member id -> the positions in `groups` of the groups it is a direct member of, ascending.
+    parents: HashMap<String, Vec<usize>>,
     config: FakeEntraConfig,
     base_url: String,
     decoding_key: Option<DecodingKey>,
@@ -334,7 +346,60 @@ impl State {
         self.next_seq
     }
 
+    /// The object with this id (exactly).
+    fn obj(&self, id: &str) -> Option<Obj<'_>> {
+        let obj = match *self.ids.get(&id.to_ascii_lowercase())? {
+            ObjAt::User(i) => Obj::User(&self.users[i]),
+            ObjAt::Group(i) => Obj::Group(&self.groups[i]),
+            ObjAt::Other(i) => Obj::Other(&self.others[i]),
+        };
+        let found = match obj {
+            Obj::User(u) => &u.id,
+            Obj::Group(g) => &g.id,
+            Obj::Other(o) => &o.id,
+        };
+        (found == id).then_some(obj)
+    }
+
+    /// The user with this id (exactly).
+    fn user_by_id(&self, id: &str) -> Option<&DirUser> {
+        match self.obj(id)? {
+            Obj::User(u) => Some(u),
+            _ => None,
+        }
+    }
+
+    /// Indexes a group's direct members (the group at this position in `groups`).
+    fn index_members(&mut self, g: usize) {
+        for m in &self.groups[g].members {
+            let parents = self.parents.entry(m.clone()).or_default();
+            if parents.last() != Some(&g) {
+                parents.push(g);
+            }
+        }
+    }
+
+    /// Rebuilds the indexes (after a removal moved objects).
+    fn reindex(&mut self) {
+        self.ids.clear();
+        self.parents.clear();
+        for (i, u) in self.users.iter().enumerate() {
+            self.ids.insert(u.id.to_ascii_lowercase(), ObjAt::User(i));
+        }
+        for (i, o) in self.others.iter().enumerate() {
+            self.ids.insert(o.id.to_ascii_lowercase(), ObjAt::Other(i));
+        }
+        for i in 0..self.groups.len() {
+            self.ids
+                .insert(self.groups[i].id.to_ascii_lowercase(), ObjAt::Group(i));
+            self.index_members(i);
+        }
+    }
+
     fn user_by_key(&self, key: &str) -> Option<usize> {
+        if let Some(ObjAt::User(i)) = self.ids.get(&key.to_ascii_lowercase()) {
+            return Some(*i);
+        }
         match self.seeded.get(&key.to_lowercase()) {
             Some(&i) if self.users.get(i).is_some_and(|u| u.matches_key(key)) => Some(i),
             _ => self.users.iter().position(|u| u.matches_key(key)),
@@ -342,9 +407,10 @@ impl State {
     }
 
     fn group_by_id(&self, id: &str) -> Option<usize> {
-        self.groups
-            .iter()
-            .position(|g| g.id.eq_ignore_ascii_case(id))
+        match self.ids.get(&id.to_ascii_lowercase()) {
+            Some(ObjAt::Group(i)) => Some(*i),
+            _ => None,
+        }
     }
 
     fn group_by_key(&self, key: &str) -> Option<usize> {
@@ -363,22 +429,10 @@ impl State {
             .unwrap_or_else(|| panic!("no Entra group {key}"))
     }
 
-    /// Id -> object, for resolving member lists.
-    fn objects(&self) -> HashMap<&str, Obj<'_>> {
-        let users = self.users.iter().map(|u| (u.id.as_str(), Obj::User(u)));
-        let groups = self.groups.iter().map(|g| (g.id.as_str(), Obj::Group(g)));
-        let others = self.others.iter().map(|o| (o.id.as_str(), Obj::Other(o)));
-        users.chain(groups).chain(others).collect()
-    }
-
     /// The direct members of a group, sorted by creation.
     fn direct_members(&self, group: &DirGroup) -> Vec<Obj<'_>> {
-        let objects = self.objects();
-        let mut members: Vec<Obj<'_>> = group
-            .members
-            .iter()
-            .filter_map(|id| objects.get(id.as_str()).copied())
-            .collect();
+        let mut members: Vec<Obj<'_>> =
+            group.members.iter().filter_map(|id| self.obj(id)).collect();
         members.sort_by_key(Obj::seq);
         members
     }
@@ -386,7 +440,6 @@ impl State {
     /// Every user and group reachable from a group through nested groups, each once, sorted by
     /// creation. Cycles are harmless.
     fn transitive_members(&self, group: &DirGroup) -> Vec<Obj<'_>> {
-        let objects = self.objects();
         let mut seen: HashSet<&str> = HashSet::from([group.id.as_str()]);
         let mut found: Vec<Obj<'_>> = Vec::new();
         let mut queue: Vec<&DirGroup> = vec![group];
@@ -395,12 +448,12 @@ impl State {
                 if !seen.insert(id.as_str()) {
                     continue;
                 }
-                match objects.get(id.as_str()) {
-                    Some(&Obj::Group(nested)) => {
+                match self.obj(id) {
+                    Some(Obj::Group(nested)) => {
                         found.push(Obj::Group(nested));
                         queue.push(nested);
                     }
-                    Some(&user) => found.push(user),
+                    Some(user) => found.push(user),
                     None => {}
                 }
             }
@@ -411,9 +464,11 @@ impl State {
 
     /// The groups a user (or group) is a direct member of, sorted by creation.
     fn member_of(&self, id: &str) -> Vec<&DirGroup> {
-        self.groups
-            .iter()
-            .filter(|g| g.members.iter().any(|m| m == id))
+        self.parents
+            .get(id)
+            .into_iter()
+            .flatten()
+            .map(|&g| &self.groups[g])
             .collect()
     }
 
@@ -465,6 +520,8 @@ impl FakeEntra {
             )
         });
         let state = Arc::new(Mutex::new(State {
+            ids: HashMap::new(),
+            parents: HashMap::new(),
             config: config.clone(),
             base_url: base_url.clone(),
             decoding_key,
@@ -562,6 +619,9 @@ impl FakeEntra {
         for key in [&id, &upn, &seed.mail] {
             state.seeded.insert(key.to_lowercase(), position);
         }
+        state
+            .ids
+            .insert(id.to_ascii_lowercase(), ObjAt::User(position));
         state.users.push(DirUser {
             seq,
             id: id.clone(),
@@ -611,6 +671,7 @@ impl FakeEntra {
                 u.manager = None;
             }
         }
+        state.reindex();
     }
 
     /// Makes `manager` the manager of `user` (both a UPN, mail or id).
@@ -663,6 +724,10 @@ impl FakeEntra {
             "orgContact" => props.insert("mail".into(), Value::Null),
             other => panic!("{other} is not an object type the fake has"),
         };
+        let position = state.others.len();
+        state
+            .ids
+            .insert(id.to_ascii_lowercase(), ObjAt::Other(position));
         state.others.push(DirOther {
             seq,
             id: id.clone(),
@@ -709,12 +774,17 @@ impl FakeEntra {
         for (name, value) in fields {
             props.insert(name.into(), value);
         }
+        let position = state.groups.len();
+        state
+            .ids
+            .insert(id.to_ascii_lowercase(), ObjAt::Group(position));
         state.groups.push(DirGroup {
             seq,
             id: id.clone(),
             props,
             members: member_ids,
         });
+        state.index_members(position);
         id
     }
 
@@ -736,6 +806,7 @@ impl FakeEntra {
         let g = state.group_index(group);
         if !state.groups[g].members.contains(&id) {
             state.groups[g].members.push(id);
+            state.index_members(g);
         }
     }
 
@@ -745,6 +816,7 @@ impl FakeEntra {
         let id = member_id(&state, member);
         let g = state.group_index(group);
         state.groups[g].members.retain(|m| *m != id);
+        state.reindex();
     }
 
     /// Deletes a group (by name or id); it leaves the groups it was nested in.
@@ -755,6 +827,7 @@ impl FakeEntra {
         for g in &mut state.groups {
             g.members.retain(|m| *m != id);
         }
+        state.reindex();
     }
 
     // Inspection.
@@ -863,7 +936,10 @@ impl FakeEntra {
 /// The id of a user (UPN, mail or id), of a `group:` (name or id) or of an `object:` (id).
 fn member_id(state: &State, member: &str) -> String {
     if let Some(id) = member.strip_prefix("object:") {
-        assert!(state.others.iter().any(|o| o.id == id), "no object {id}");
+        assert!(
+            matches!(state.obj(id), Some(Obj::Other(_))),
+            "no object {id}"
+        );
         return id.to_owned();
     }
     match member.strip_prefix("group:") {
@@ -1927,10 +2003,7 @@ async fn list_users(
         |u| {
             let mut out = render_user(u, select.as_deref(), false);
             if let Some(manager_select) = &expand {
-                let manager = u
-                    .manager
-                    .as_deref()
-                    .and_then(|id| state.users.iter().find(|m| m.id == id));
+                let manager = u.manager.as_deref().and_then(|id| state.user_by_id(id));
                 if let Some(manager) = manager {
                     out.insert(
                         "manager".into(),
@@ -1943,13 +2016,15 @@ async fn list_users(
     )
 }
 
+/// The user with this id (found through the index) or UPN (Graph takes either in a path).
 fn find_user<'s>(state: &'s State, id: &str) -> Result<&'s DirUser, GraphError> {
-    state
-        .users
-        .iter()
-        .find(|u| {
-            u.id.eq_ignore_ascii_case(id)
-                || u.str_prop("userPrincipalName").eq_ignore_ascii_case(id)
+    let by_id = match state.ids.get(&id.to_ascii_lowercase()) {
+        Some(ObjAt::User(i)) => Some(&state.users[*i]),
+        _ => None,
+    };
+    by_id
+        .or_else(|| {
+            (state.users.iter()).find(|u| u.str_prop("userPrincipalName").eq_ignore_ascii_case(id))
         })
         .ok_or_else(|| GraphError::not_found(id))
 }
@@ -1998,7 +2073,7 @@ async fn get_manager(
     let manager = user
         .manager
         .as_deref()
-        .and_then(|m| state.users.iter().find(|u| u.id == m))
+        .and_then(|m| state.user_by_id(m))
         .ok_or_else(|| GraphError::not_found("manager"))?;
     Ok(entity(
         &state.base_url,
