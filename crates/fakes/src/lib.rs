@@ -1,5 +1,11 @@
 //! In-process fakes of the remote services idsync talks to, plus a reusable fault-injection layer.
 //!
+//! The crate `idsync-fakes` (never published) serves idsync's tests and benches. What all fakes
+//! share is here and in [`directory`] (indexed records, keys and memberships) and [`oauth`] (the
+//! check of signed client assertions); each vendor module keeps only its dialect: routes, paging,
+//! error bodies, authentication rules and quirks. The fakes' own tests are in idsync's
+//! `tests/fakes/`, compiled into its one integration binary.
+//!
 //! Each fake is an axum router served on `127.0.0.1:0` by [`serve`], which wraps it in the
 //! [`FaultLayer`]: a request log, a global latency, and the faults described by [`Faults`].
 //!
