@@ -1354,8 +1354,14 @@ async fn list_users(
     let state = lock(&state);
     scim_guard(&state, &headers, &dir)?;
     let page = Page::from_query(&query, state.config.page_cap)?;
+    let nulls = state.config.explicit_nulls;
     let matching: Vec<&ScimUser> = match query.get("filter") {
-        None => state.users.iter().collect(),
+        None => {
+            // The whole directory: only the page's users are looked at.
+            let window: Vec<&ScimUser> = page.window(&state.users).iter().collect();
+            let refs = state.group_refs(&window);
+            return Ok(page.list_response(&state.users, nulls, |u| state.user_json_with(u, &refs)));
+        }
         Some(filter) => match parse_eq_filter(filter) {
             Some((attr, value)) if attr.eq_ignore_ascii_case("userName") => {
                 state.users_in_order(state.user_names.ids(&value))
@@ -1369,11 +1375,7 @@ async fn list_users(
         },
     };
     let refs = state.group_refs(page.window(&matching));
-    Ok(
-        page.list_response(&matching, state.config.explicit_nulls, |u| {
-            state.user_json_with(u, &refs)
-        }),
-    )
+    Ok(page.list_response(&matching, nulls, |u| state.user_json_with(u, &refs)))
 }
 
 async fn list_groups(
@@ -1392,8 +1394,16 @@ async fn list_groups(
             _ => return Err(invalid_filter(filter, "displayName")),
         },
     };
+    let nulls = state.config.explicit_nulls;
     let matching: Vec<&ScimGroup> = match name {
-        None => state.groups.iter().collect(),
+        None => {
+            // Every group: only the page's groups are looked at.
+            let window: Vec<&ScimGroup> = page.window(&state.groups).iter().collect();
+            let names = state.user_names(&window);
+            return Ok(
+                page.list_response(&state.groups, nulls, |g| state.group_json_with(g, &names))
+            );
+        }
         Some(name) => {
             let mut found: Vec<usize> = (state.group_names.ids(&name).iter())
                 .filter_map(|id| state.groups.position(id))
@@ -1403,11 +1413,7 @@ async fn list_groups(
         }
     };
     let names = state.user_names(page.window(&matching));
-    Ok(
-        page.list_response(&matching, state.config.explicit_nulls, |g| {
-            state.group_json_with(g, &names)
-        }),
-    )
+    Ok(page.list_response(&matching, nulls, |g| state.group_json_with(g, &names)))
 }
 
 // ---------------------------------------------------------------------------------------------
