@@ -89,3 +89,140 @@ fn a_member_edit_gives_what_the_operations_give_on_a_list() {
     assert_eq!(m.groups_of("u1").count(), 0);
     assert!(m.is_member("g", "u3"));
 }
+
+mod atlassian_indexes {
+    //! The Atlassian fake keeps its indexes in line through renames and deletions, as seen
+    //! through its API.
+
+    use reqwest::{Client, Method};
+    use serde_json::{json, Value};
+
+    use super::super::atlassian::{FakeAtlassian, FakeConfig, SeedUser};
+
+    async fn scim(fake: &FakeAtlassian, method: Method, path: &str, body: Option<Value>) -> Value {
+        let url = format!("{}{path}", fake.scim_base());
+        let mut request = Client::new()
+            .request(method, url)
+            .bearer_auth("scim-secret-token");
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/scim+json")
+                .body(body.to_string());
+        }
+        let response = request.send().await.expect("the fake answers");
+        let status = response.status();
+        let text = response.text().await.expect("a body");
+        let body: Value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).expect("a JSON body")
+        };
+        json!({ "status": status.as_u16(), "body": body })
+    }
+
+    fn patch(operations: Value) -> Option<Value> {
+        Some(json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": operations,
+        }))
+    }
+
+    fn user_body(email: &str) -> Option<Value> {
+        Some(json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "userName": email,
+            "emails": [{ "value": email, "type": "work", "primary": true }],
+            "active": true,
+        }))
+    }
+
+    async fn total(fake: &FakeAtlassian, path: &str) -> u64 {
+        let answer = scim(fake, Method::GET, path, None).await;
+        assert_eq!(answer["status"], 200, "{answer}");
+        answer["body"]["totalResults"].as_u64().expect("a total")
+    }
+
+    #[tokio::test]
+    async fn renames_and_deletions_keep_every_lookup_right() {
+        let fake = FakeAtlassian::start(FakeConfig::default()).await;
+        let ana = fake.add_user(SeedUser::new("ana@example.com").external_id("e-ana"));
+        fake.add_user(SeedUser::new("bo@example.com"));
+        let group = fake.add_group("Staff", &["ana@example.com", "bo@example.com"]);
+        let by_name = |name: &str| format!("/Users?filter=userName%20eq%20%22{name}%22");
+
+        // A rename: the new userName and email find the user, the old ones nothing.
+        let renamed = scim(
+            &fake,
+            Method::PATCH,
+            &format!("/Users/{ana}"),
+            patch(json!([{ "op": "replace", "value": {
+                "userName": "ana.new@example.com",
+                "emails": [{ "value": "ana.new@example.com", "primary": true }],
+                "externalId": "e-ana-2",
+            }}])),
+        )
+        .await;
+        assert_eq!(renamed["status"], 200, "{renamed}");
+        assert_eq!(total(&fake, &by_name("ANA.NEW%40example.com")).await, 1);
+        assert_eq!(total(&fake, &by_name("ana%40example.com")).await, 0);
+        assert_eq!(
+            total(&fake, "/Users?filter=externalId%20eq%20%22e-ana%22").await,
+            0
+        );
+        assert_eq!(
+            total(&fake, "/Users?filter=externalId%20eq%20%22e-ana-2%22").await,
+            1
+        );
+        assert_eq!(fake.user("ana.new@example.com").unwrap()["id"], ana);
+        assert!(fake.user("ana@example.com").is_none());
+        // The org account followed the email.
+        let account = fake.account_id("ana.new@example.com").expect("the account");
+        assert_eq!(fake.account_id("ana@example.com"), None);
+
+        // The old userName is free again.
+        let other = scim(&fake, Method::POST, "/Users", user_body("ana@example.com")).await;
+        assert_eq!(other["status"], 201, "{other}");
+
+        // A group rename: found by the new name only; the old name can be taken again.
+        let group_path = format!("/Groups/{group}");
+        let answer = scim(
+            &fake,
+            Method::PATCH,
+            &group_path,
+            patch(json!([{ "op": "replace", "path": "displayName", "value": "Team" }])),
+        )
+        .await;
+        assert_eq!(answer["status"], 204, "{answer}");
+        let by_group = |name: &str| format!("/Groups?filter=displayName%20eq%20%22{name}%22");
+        assert_eq!(total(&fake, &by_group("staff")).await, 0);
+        assert_eq!(total(&fake, &by_group("TEAM")).await, 1);
+        let staff = json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+            "displayName": "Staff",
+        });
+        let answer = scim(&fake, Method::POST, "/Groups", Some(staff)).await;
+        assert_eq!(answer["status"], 201, "{answer}");
+
+        // The user lists its group; deleting the user takes it out of the group, and its
+        // account, no longer linked, is linked again to a user created with its email.
+        let user = scim(&fake, Method::GET, &format!("/Users/{ana}"), None).await;
+        assert_eq!(user["body"]["groups"][0]["display"], "Team", "{user}");
+        let answer = scim(&fake, Method::DELETE, &format!("/Users/{ana}"), None).await;
+        assert_eq!(answer["status"], 204, "{answer}");
+        assert_eq!(fake.group_members("Team"), ["bo@example.com"]);
+        let gone = scim(&fake, Method::GET, &format!("/Users/{ana}"), None).await;
+        assert_eq!(gone["status"], 404, "{gone}");
+        let again = scim(
+            &fake,
+            Method::POST,
+            "/Users",
+            user_body("ana.new@example.com"),
+        )
+        .await;
+        assert_eq!(again["status"], 201, "{again}");
+        assert_eq!(fake.account_id("ana.new@example.com"), Some(account));
+        let id = again["body"]["id"].as_str().unwrap();
+        let user = scim(&fake, Method::GET, &format!("/Users/{id}"), None).await;
+        assert_eq!(user["body"]["groups"], json!([]), "{user}");
+    }
+}
