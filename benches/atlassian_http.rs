@@ -10,9 +10,7 @@
 //! Run: `cargo bench --bench atlassian_http` (`-- --concurrency N` to change `http.max_concurrency`).
 #![allow(clippy::print_stdout, clippy::cast_precision_loss)]
 
-#[allow(unused_imports)]
-#[path = "../tests/fakes/mod.rs"]
-mod fakes;
+use idsync_fakes as fakes;
 
 use std::collections::HashSet;
 use std::fmt::Write as _;

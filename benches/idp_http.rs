@@ -13,9 +13,7 @@
     clippy::cast_precision_loss
 )]
 
-#[allow(unused_imports)]
-#[path = "../tests/fakes/mod.rs"]
-mod fakes;
+use idsync_fakes as fakes;
 
 use std::time::{Duration, Instant};
 

@@ -1,7 +1,23 @@
 //! The single integration-test binary (one link step, one process start for the whole suite).
 
-mod fakes;
+// The fakes are the crate `idsync-fakes` (crates/fakes); tests reach them as `crate::fakes`.
+use idsync_fakes as fakes;
 mod support;
+
+/// The fakes' own tests (tests/fakes/), through plain reqwest. They run in this binary rather than
+/// in a test binary of the fakes crate: one link step for the whole suite.
+#[path = "fakes"]
+mod fakes_selftest {
+    use idsync_fakes::{atlassian, directory, entra, google, keycloak, okta, onelogin, Faults};
+
+    mod directory_selftest;
+    mod entra_selftest;
+    mod google_selftest;
+    mod keycloak_selftest;
+    mod okta_selftest;
+    mod onelogin_selftest;
+    mod selftest;
+}
 
 mod atlassian;
 mod cli;

@@ -6,7 +6,7 @@
 //! SCIM user (just-in-time accounts) are linked to the SCIM user created later with their email.
 
 use std::{
-    collections::{BTreeSet, HashMap, HashSet},
+    collections::{BTreeSet, HashMap},
     sync::{
         atomic::{AtomicU64, Ordering},
         Arc, Mutex, MutexGuard,
@@ -24,7 +24,11 @@ use axum::{
 };
 use serde_json::{json, Map, Value};
 
-use super::{bind, lock, serve, FaultLayer, Faults, RequestLog, Server};
+use crate::{
+    bind,
+    directory::{KeyIndex, MemberEdit, Memberships, Record, Table},
+    lock, serve, FaultLayer, Faults, RequestLog, Server,
+};
 
 const SCHEMA_USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 const SCHEMA_ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
@@ -160,7 +164,7 @@ pub struct SeedUser {
 impl SeedUser {
     /// An active user named after the email: `alice.doe@example.com` is Alice Doe.
     pub fn new(email: &str) -> SeedUser {
-        let (given_name, family) = super::names_from_email(email);
+        let (given_name, family) = crate::names_from_email(email);
         SeedUser {
             email: email.to_owned(),
             given_name,
@@ -270,15 +274,25 @@ impl ScimUser {
     }
 }
 
-/// A group of the SCIM directory.
+impl Record for ScimUser {
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+/// A group of the SCIM directory (its members are in [`State::members`]).
 #[derive(Clone, Debug)]
 pub struct ScimGroup {
     pub id: String,
     pub display_name: String,
-    /// SCIM user ids, in the order they were added.
-    pub members: Vec<String>,
     pub created: String,
     pub last_modified: String,
+}
+
+impl Record for ScimGroup {
+    fn id(&self) -> &str {
+        &self.id
+    }
 }
 
 /// An Atlassian account of the organization.
@@ -298,6 +312,12 @@ pub struct OrgAccount {
     pub directory: Option<String>,
 }
 
+impl Record for OrgAccount {
+    fn id(&self) -> &str {
+        &self.account_id
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct ApiToken {
     pub id: String,
@@ -307,16 +327,34 @@ pub struct ApiToken {
 }
 
 /// Everything the fake knows. Lock it only briefly, never across an await.
+///
+/// Records are found through indexes, never by a scan: change a user's userName or emails, a
+/// group's name or members, or an account's email only through the fake (its handlers and
+/// seeding methods), which keeps the indexes in line; other fields can be changed in place.
 #[derive(Debug)]
 pub struct State {
     pub config: FakeConfig,
     pub base_url: String,
     /// In creation order.
-    pub users: Vec<ScimUser>,
+    pub users: Table<ScimUser>,
     /// In creation order.
-    pub groups: Vec<ScimGroup>,
+    pub groups: Table<ScimGroup>,
     /// In creation order.
-    pub accounts: Vec<OrgAccount>,
+    pub accounts: Table<OrgAccount>,
+    /// SCIM user ids of each group, in the order they were added.
+    pub members: Memberships,
+    /// userName -> SCIM user ids.
+    user_names: KeyIndex,
+    /// Primary email -> SCIM user ids.
+    user_emails: KeyIndex,
+    /// externalId -> SCIM user ids (matched exactly after the case-insensitive lookup).
+    external_ids: KeyIndex,
+    /// Account id -> the SCIM users linked to it.
+    linked: KeyIndex,
+    /// Email -> account ids.
+    account_emails: KeyIndex,
+    /// displayName -> group ids.
+    group_names: KeyIndex,
     /// The `limit` of every v2 user search, in order (`None`: not sent).
     pub search_limits: Vec<Option<u64>>,
     next_id: u64,
@@ -328,9 +366,16 @@ impl State {
         State {
             config,
             base_url,
-            users: Vec::new(),
-            groups: Vec::new(),
-            accounts: Vec::new(),
+            users: Table::default(),
+            groups: Table::default(),
+            accounts: Table::default(),
+            members: Memberships::default(),
+            user_names: KeyIndex::default(),
+            user_emails: KeyIndex::default(),
+            external_ids: KeyIndex::default(),
+            linked: KeyIndex::default(),
+            account_emails: KeyIndex::default(),
+            group_names: KeyIndex::default(),
             search_limits: Vec::new(),
             next_id: 0,
             ticks: 0,
@@ -356,34 +401,65 @@ impl State {
     }
 
     fn user_index(&self, id: &str) -> Option<usize> {
-        self.users.iter().position(|u| u.id == id)
+        self.users.position(id)
     }
 
     fn group_index(&self, id: &str) -> Option<usize> {
-        self.groups.iter().position(|g| g.id == id)
+        self.groups.position(id)
     }
 
     fn account_index(&self, account_id: &str) -> Option<usize> {
-        self.accounts
-            .iter()
-            .position(|a| a.account_id == account_id)
+        self.accounts.position(account_id)
     }
 
+    /// The first account (in creation order) with this email.
     fn account_by_email(&self, email: &str) -> Option<usize> {
-        self.accounts
-            .iter()
-            .position(|a| a.email.eq_ignore_ascii_case(email))
+        let ids = self.account_emails.ids(email);
+        ids.iter().filter_map(|id| self.accounts.position(id)).min()
     }
 
-    /// The SCIM user whose userName or primary email is `key`.
+    /// The first SCIM user (in creation order) whose userName or primary email is `key`.
     fn user_by_key(&self, key: &str) -> Option<usize> {
-        self.users.iter().position(|u| {
-            u.user_name.eq_ignore_ascii_case(key) || u.primary_email().eq_ignore_ascii_case(key)
-        })
+        let ids = self.user_names.ids(key).iter();
+        ids.chain(self.user_emails.ids(key))
+            .filter_map(|id| self.users.position(id))
+            .min()
     }
 
     fn is_linked(&self, account_id: &str) -> bool {
-        self.users.iter().any(|u| u.account_id == account_id)
+        self.linked.contains(account_id)
+    }
+
+    /// The users with these ids, in creation order.
+    fn users_in_order<'a>(&'a self, ids: &[String]) -> Vec<&'a ScimUser> {
+        let mut found: Vec<usize> = ids
+            .iter()
+            .filter_map(|id| self.users.position(id))
+            .collect();
+        found.sort_unstable();
+        found.dedup();
+        found.into_iter().map(|i| &self.users[i]).collect()
+    }
+
+    /// Indexes a user's keys (`add`) or forgets them.
+    fn index_user(&mut self, index: usize, add: bool) {
+        let user = &self.users[index];
+        let (id, email) = (user.id.as_str(), user.primary_email());
+        let keys = [
+            (&mut self.user_names, Some(user.user_name.as_str())),
+            (&mut self.user_emails, Some(email)),
+            (&mut self.external_ids, user.external_id.as_deref()),
+            (&mut self.linked, Some(user.account_id.as_str())),
+        ];
+        for (index, key) in keys {
+            if let Some(key) = key {
+                if add {
+                    index.insert(key, id);
+                } else {
+                    index.remove(key, id);
+                }
+            }
+        }
     }
 
     fn domain_verified(&self, email: &str) -> bool {
@@ -394,16 +470,24 @@ impl State {
             .any(|d| d.eq_ignore_ascii_case(domain))
     }
 
+    fn insert_group(&mut self, group: ScimGroup) -> usize {
+        self.group_names.insert(&group.display_name, &group.id);
+        self.groups.push(group)
+    }
+
     fn user_name_taken(&self, user_name: &str, except: Option<&str>) -> bool {
-        self.users
+        self.user_names
+            .ids(user_name)
             .iter()
-            .any(|u| Some(u.id.as_str()) != except && u.user_name.eq_ignore_ascii_case(user_name))
+            .any(|id| Some(id.as_str()) != except)
     }
 
     fn new_account(&mut self, email: &str, name: &str) -> usize {
         let n = self.mint();
+        let account_id = format!("712020:{n:08x}-0000-4000-8000-00000000a11c");
+        self.account_emails.insert(email, &account_id);
         self.accounts.push(OrgAccount {
-            account_id: format!("712020:{n:08x}-0000-4000-8000-00000000a11c"),
+            account_id,
             email: email.to_owned(),
             name: name.to_owned(),
             status: "active".into(),
@@ -412,8 +496,7 @@ impl State {
             roles: BTreeSet::new(),
             api_tokens: Vec::new(),
             directory: None,
-        });
-        self.accounts.len() - 1
+        })
     }
 
     /// Adds a validated user to the directory, linking it to the org account with its email when
@@ -442,8 +525,8 @@ impl State {
         user.id = format!("{:08x}-0000-4000-8000-000000005c1e", self.mint());
         user.created = self.now();
         user.last_modified = user.created.clone();
-        self.users.push(user);
-        let index = self.users.len() - 1;
+        let index = self.users.push(user);
+        self.index_user(index, true);
         self.sync_account(index);
         Ok(index)
     }
@@ -458,6 +541,10 @@ impl State {
         );
         if let Some(i) = self.account_index(&user.account_id) {
             let account = &mut self.accounts[i];
+            if account.email != email {
+                self.account_emails
+                    .rekey(&account.email, &email, &account.account_id);
+            }
             account.email = email;
             account.name = name;
             if account.status != "closed" {
@@ -468,26 +555,24 @@ impl State {
     }
 
     fn user_json(&self, user: &ScimUser) -> Value {
-        let groups: Vec<&ScimGroup> = self
-            .groups
-            .iter()
-            .filter(|g| g.members.contains(&user.id))
-            .collect();
-        let one = HashMap::from([(user.id.as_str(), groups)]);
-        self.user_json_with(user, &one)
+        self.user_json_with(user, &self.group_refs(&[user]))
     }
 
-    /// The groups of each user id, computed once for a whole page.
-    /// The groups of each of these users (only these: a page's worth, not the whole directory).
-    fn group_refs<'a>(&'a self, users: &[&ScimUser]) -> HashMap<&'a str, Vec<&'a ScimGroup>> {
-        let wanted: HashSet<&str> = users.iter().map(|u| u.id.as_str()).collect();
-        let mut refs: HashMap<&str, Vec<&ScimGroup>> = HashMap::new();
-        for g in &self.groups {
-            for m in g.members.iter().filter(|m| wanted.contains(m.as_str())) {
-                refs.entry(m.as_str()).or_default().push(g);
-            }
-        }
-        refs
+    /// The groups of each of these users (only these: a page's worth), in creation order.
+    fn group_refs<'a>(&'a self, users: &[&'a ScimUser]) -> HashMap<&'a str, Vec<&'a ScimGroup>> {
+        users
+            .iter()
+            .map(|u| {
+                let mut groups: Vec<usize> = self
+                    .members
+                    .groups_of(&u.id)
+                    .filter_map(|g| self.groups.position(g))
+                    .collect();
+                groups.sort_unstable();
+                let groups = groups.into_iter().map(|i| &self.groups[i]).collect();
+                (u.id.as_str(), groups)
+            })
+            .collect()
     }
 
     fn user_json_with(
@@ -569,37 +654,25 @@ impl State {
     }
 
     fn group_json(&self, group: &ScimGroup) -> Value {
-        let names: HashMap<&str, &str> = group
-            .members
-            .iter()
-            .filter_map(|id| {
-                self.user_index(id)
-                    .map(|i| (id.as_str(), self.users[i].user_name.as_str()))
-            })
-            .collect();
-        self.group_json_with(group, &names)
+        self.group_json_with(group, &self.user_names(&[group]))
     }
 
-    /// User id -> userName, computed once for a whole page.
     /// The userName of every member of these groups (a page's worth).
     fn user_names(&self, groups: &[&ScimGroup]) -> HashMap<&str, &str> {
-        let wanted: HashSet<&str> = groups
+        groups
             .iter()
-            .flat_map(|g| g.members.iter().map(String::as_str))
-            .collect();
-        self.users
-            .iter()
-            .filter(|u| wanted.contains(u.id.as_str()))
+            .flat_map(|g| self.members.members(&g.id))
+            .filter_map(|id| self.users.get(id))
             .map(|u| (u.id.as_str(), u.user_name.as_str()))
             .collect()
     }
 
     fn group_json_with(&self, group: &ScimGroup, names: &HashMap<&str, &str>) -> Value {
-        let members: Vec<Value> = group
+        let members: Vec<Value> = self
             .members
-            .iter()
+            .members(&group.id)
             .map(|id| {
-                let display = names.get(id.as_str()).copied().unwrap_or("");
+                let display = names.get(id).copied().unwrap_or("");
                 json!({ "value": id, "display": display, "type": "User" })
             })
             .collect();
@@ -765,14 +838,10 @@ impl FakeAtlassian {
     pub fn add_group(&self, name: &str, member_emails: &[&str]) -> String {
         let mut state = self.state();
         assert!(
-            state.config.allow_duplicate_group_names
-                || !state
-                    .groups
-                    .iter()
-                    .any(|g| g.display_name.eq_ignore_ascii_case(name)),
+            state.config.allow_duplicate_group_names || !state.group_names.contains(name),
             "seeding group {name}: the name is taken"
         );
-        let members = member_emails
+        let members: Vec<String> = member_emails
             .iter()
             .map(|key| {
                 let i = state
@@ -783,13 +852,15 @@ impl FakeAtlassian {
             .collect();
         let id = format!("{:08x}-0000-4000-8000-00000000960f", state.mint());
         let created = state.now();
-        state.groups.push(ScimGroup {
+        state.insert_group(ScimGroup {
             id: id.clone(),
             display_name: name.to_owned(),
-            members,
             last_modified: created.clone(),
             created,
         });
+        for member in &members {
+            state.members.add(&id, member);
+        }
         id
     }
 
@@ -861,12 +932,12 @@ impl FakeAtlassian {
     pub fn group_members(&self, name: &str) -> Vec<String> {
         let state = self.state();
         let mut members: Vec<String> = state
-            .groups
+            .group_names
+            .ids(name)
             .iter()
-            .filter(|g| g.display_name.eq_ignore_ascii_case(name))
-            .flat_map(|g| &g.members)
-            .filter_map(|id| state.user_index(id))
-            .map(|i| state.users[i].user_name.clone())
+            .flat_map(|g| state.members.members(g))
+            .filter_map(|id| state.users.get(id))
+            .map(|u| u.user_name.clone())
             .collect();
         members.sort();
         members
@@ -1283,25 +1354,28 @@ async fn list_users(
     let state = lock(&state);
     scim_guard(&state, &headers, &dir)?;
     let page = Page::from_query(&query, state.config.page_cap)?;
-    let keep: Box<dyn Fn(&ScimUser) -> bool> = match query.get("filter") {
-        None => Box::new(|_| true),
+    let nulls = state.config.explicit_nulls;
+    let matching: Vec<&ScimUser> = match query.get("filter") {
+        None => {
+            // The whole directory: only the page's users are looked at.
+            let window: Vec<&ScimUser> = page.window(&state.users).iter().collect();
+            let refs = state.group_refs(&window);
+            return Ok(page.list_response(&state.users, nulls, |u| state.user_json_with(u, &refs)));
+        }
         Some(filter) => match parse_eq_filter(filter) {
             Some((attr, value)) if attr.eq_ignore_ascii_case("userName") => {
-                Box::new(move |u| u.user_name.eq_ignore_ascii_case(&value))
+                state.users_in_order(state.user_names.ids(&value))
             }
-            Some((attr, value)) if attr.eq_ignore_ascii_case("externalId") => {
-                Box::new(move |u| u.external_id.as_deref() == Some(value.as_str()))
-            }
+            Some((attr, value)) if attr.eq_ignore_ascii_case("externalId") => state
+                .users_in_order(state.external_ids.ids(&value))
+                .into_iter()
+                .filter(|u| u.external_id.as_deref() == Some(value.as_str()))
+                .collect(),
             _ => return Err(invalid_filter(filter, "userName or externalId")),
         },
     };
-    let matching: Vec<&ScimUser> = state.users.iter().filter(|u| keep(u)).collect();
     let refs = state.group_refs(page.window(&matching));
-    Ok(
-        page.list_response(&matching, state.config.explicit_nulls, |u| {
-            state.user_json_with(u, &refs)
-        }),
-    )
+    Ok(page.list_response(&matching, nulls, |u| state.user_json_with(u, &refs)))
 }
 
 async fn list_groups(
@@ -1320,20 +1394,26 @@ async fn list_groups(
             _ => return Err(invalid_filter(filter, "displayName")),
         },
     };
-    let matching: Vec<&ScimGroup> = state
-        .groups
-        .iter()
-        .filter(|g| {
-            name.as_ref()
-                .is_none_or(|n| g.display_name.eq_ignore_ascii_case(n))
-        })
-        .collect();
+    let nulls = state.config.explicit_nulls;
+    let matching: Vec<&ScimGroup> = match name {
+        None => {
+            // Every group: only the page's groups are looked at.
+            let window: Vec<&ScimGroup> = page.window(&state.groups).iter().collect();
+            let names = state.user_names(&window);
+            return Ok(
+                page.list_response(&state.groups, nulls, |g| state.group_json_with(g, &names))
+            );
+        }
+        Some(name) => {
+            let mut found: Vec<usize> = (state.group_names.ids(&name).iter())
+                .filter_map(|id| state.groups.position(id))
+                .collect();
+            found.sort_unstable();
+            found.into_iter().map(|i| &state.groups[i]).collect()
+        }
+    };
     let names = state.user_names(page.window(&matching));
-    Ok(
-        page.list_response(&matching, state.config.explicit_nulls, |g| {
-            state.group_json_with(g, &names)
-        }),
-    )
+    Ok(page.list_response(&matching, nulls, |g| state.group_json_with(g, &names)))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1585,7 +1665,9 @@ async fn patch_user(
         return Err(unverified(&email));
     }
     user.last_modified = state.now();
-    state.users[index] = user;
+    state.index_user(index, false);
+    state.users.replace(index, user);
+    state.index_user(index, true);
     state.sync_account(index);
     if state.config.patch_returns_204 {
         Ok(StatusCode::NO_CONTENT.into_response())
@@ -1607,10 +1689,9 @@ async fn delete_user(
     let index = state
         .user_index(&id)
         .ok_or_else(|| Failure::not_found("user", &id))?;
+    state.index_user(index, false);
     let user = state.users.remove(index);
-    for group in &mut state.groups {
-        group.members.retain(|m| *m != id);
-    }
+    state.members.remove_member(&id);
     // The account outlives the directory entry, deactivated and no longer linked.
     if let Some(i) = state.account_index(&user.account_id) {
         let account = &mut state.accounts[i];
@@ -1657,27 +1738,17 @@ fn check_members_exist(state: &State, ids: &[String]) -> Result<(), Failure> {
     }
 }
 
-fn add_members(group: &mut ScimGroup, ids: Vec<String>) {
-    for id in ids {
-        if !group.members.contains(&id) {
-            group.members.push(id);
-        }
-    }
-}
-
+/// A group's new name; `taken`: the names in use (`None`: names need not be unique).
 fn group_name(
     value: &Value,
-    groups: &[ScimGroup],
+    taken: Option<&KeyIndex>,
     except: Option<&str>,
 ) -> Result<String, Failure> {
     let name = value
         .as_str()
         .filter(|n| !n.trim().is_empty())
         .ok_or_else(|| Failure::bad("invalidValue", "displayName must be a non-empty string"))?;
-    if groups
-        .iter()
-        .any(|g| Some(g.id.as_str()) != except && g.display_name.eq_ignore_ascii_case(name))
-    {
+    if taken.is_some_and(|t| t.ids(name).iter().any(|id| Some(id.as_str()) != except)) {
         return Err(Failure::conflict(format!(
             "a group named {name} already exists"
         )));
@@ -1694,11 +1765,7 @@ async fn create_group(
     let mut state = lock(&state);
     scim_guard(&state, &headers, &dir)?;
     let body = json_body(&headers, &body)?;
-    let taken: &[ScimGroup] = if state.config.allow_duplicate_group_names {
-        &[]
-    } else {
-        &state.groups
-    };
+    let taken = (!state.config.allow_duplicate_group_names).then_some(&state.group_names);
     let name = group_name(body.get("displayName").unwrap_or(&Value::Null), taken, None)?;
     let members = match body.get("members") {
         Some(members) => member_ids(Some(members), state.config.max_members_per_patch)?,
@@ -1707,17 +1774,19 @@ async fn create_group(
     check_members_exist(&state, &members)?;
     let id = format!("{:08x}-0000-4000-8000-00000000960f", state.mint());
     let created = state.now();
-    let mut group = ScimGroup {
-        id,
+    let index = state.insert_group(ScimGroup {
+        id: id.clone(),
         display_name: name,
-        members: Vec::new(),
         last_modified: created.clone(),
         created,
-    };
-    add_members(&mut group, members);
-    let response = scim_json(StatusCode::CREATED, &state.group_json(&group));
-    state.groups.push(group);
-    Ok(response)
+    });
+    for member in &members {
+        state.members.add(&id, member);
+    }
+    Ok(scim_json(
+        StatusCode::CREATED,
+        &state.group_json(&state.groups[index]),
+    ))
 }
 
 async fn get_group(
@@ -1750,6 +1819,7 @@ async fn patch_group(
     let body = json_body(&headers, &body)?;
     let max = state.config.max_members_per_patch;
     let mut group = state.groups[index].clone();
+    let mut edit = MemberEdit::new(&id);
     for (op, operation) in operations(&body)? {
         let value = operation.get("value");
         let path = operation.get("path").and_then(Value::as_str);
@@ -1757,17 +1827,21 @@ async fn patch_group(
             ("add", Some(p)) if p.eq_ignore_ascii_case("members") => {
                 let ids = member_ids(value, max)?;
                 check_members_exist(&state, &ids)?;
-                add_members(&mut group, ids);
+                for m in &ids {
+                    edit.add(&state.members, m);
+                }
             }
             ("replace", Some(p)) if p.eq_ignore_ascii_case("members") => {
                 let ids = member_ids(value, max)?;
                 check_members_exist(&state, &ids)?;
-                group.members.clear();
-                add_members(&mut group, ids);
+                edit.clear();
+                for m in &ids {
+                    edit.add(&state.members, m);
+                }
             }
             ("remove", Some(p)) if p.eq_ignore_ascii_case("members") => {
                 match (value, state.config.value_list_removal) {
-                    (None, _) | (Some(_), ValueListRemoval::RemoveAll) => group.members.clear(),
+                    (None, _) | (Some(_), ValueListRemoval::RemoveAll) => edit.clear(),
                     (Some(_), ValueListRemoval::Refuse) => {
                         return Err(Failure::bad(
                             "invalidPath",
@@ -1775,8 +1849,9 @@ async fn patch_group(
                         ))
                     }
                     (Some(_), ValueListRemoval::Honour) => {
-                        let ids = member_ids(value, max)?;
-                        group.members.retain(|m| !ids.contains(m));
+                        for m in &member_ids(value, max)? {
+                            edit.remove(&state.members, m);
+                        }
                     }
                 }
             }
@@ -1790,18 +1865,22 @@ async fn patch_group(
                     .ok_or_else(|| {
                         Failure::bad("invalidPath", format!("unsupported path {p:?}"))
                     })?;
-                group.members.retain(|m| *m != id);
+                edit.remove(&state.members, &id);
             }
             ("replace", Some(p)) if p.eq_ignore_ascii_case("displayName") => {
-                group.display_name =
-                    group_name(value.unwrap_or(&Value::Null), &state.groups, Some(&id))?;
+                group.display_name = group_name(
+                    value.unwrap_or(&Value::Null),
+                    Some(&state.group_names),
+                    Some(&id),
+                )?;
             }
             ("replace", None) => {
                 let value = object("value", value.unwrap_or(&Value::Null))?;
                 for (key, value) in value {
                     match key.as_str() {
                         "displayName" => {
-                            group.display_name = group_name(value, &state.groups, Some(&id))?;
+                            group.display_name =
+                                group_name(value, Some(&state.group_names), Some(&id))?;
                         }
                         "id" | "schemas" => {}
                         _ => {
@@ -1828,7 +1907,13 @@ async fn patch_group(
         }
     }
     group.last_modified = state.now();
-    state.groups[index] = group;
+    let old_name = &state.groups[index].display_name;
+    if *old_name != group.display_name {
+        let old_name = old_name.clone();
+        state.group_names.rekey(&old_name, &group.display_name, &id);
+    }
+    state.groups.replace(index, group);
+    state.members.apply(edit);
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -1842,7 +1927,9 @@ async fn delete_group(
     let index = state
         .group_index(&id)
         .ok_or_else(|| Failure::not_found("group", &id))?;
-    state.groups.remove(index);
+    let group = state.groups.remove(index);
+    state.group_names.remove(&group.display_name, &id);
+    state.members.remove_group(&id);
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -2151,15 +2238,15 @@ async fn delete_api_token(
 /// Page faults in this fake's dialects: a SCIM `ListResponse` (`Resources`, `totalResults`) and
 /// an admin API page (`data`, `meta.total`).
 fn page_dialect(
-    kind: super::PageFaultKind,
+    kind: crate::PageFaultKind,
     body: &mut Value,
     _headers: &mut axum::http::HeaderMap,
 ) -> bool {
-    if kind == super::PageFaultKind::PastEnd {
+    if kind == crate::PageFaultKind::PastEnd {
         return if body.get("totalResults").is_some() {
-            super::lower(body.get_mut("totalResults"))
+            crate::lower(body.get_mut("totalResults"))
         } else {
-            super::lower(body.pointer_mut("/meta/total"))
+            crate::lower(body.pointer_mut("/meta/total"))
         };
     }
     let field = if body.get("Resources").is_some() {
@@ -2168,7 +2255,7 @@ fn page_dialect(
         "data"
     };
     match body.get_mut(field) {
-        Some(Value::Array(items)) => super::cut_items(kind, items),
+        Some(Value::Array(items)) => crate::cut_items(kind, items),
         _ => false,
     }
 }

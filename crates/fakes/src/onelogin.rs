@@ -59,7 +59,7 @@ use axum::{
 use base64::Engine as _;
 use serde_json::{json, Value};
 
-use super::{
+use crate::{
     bind, form_pairs, lock, serve, FaultLayer, Faults, Params, RateHeaders, RateLimiter,
     RequestLog, Server,
 };
@@ -518,7 +518,7 @@ impl FakeOneLogin {
             state.indexed_user_id(&email.to_lowercase()).is_none(),
             "seeding user {email}: the email is taken"
         );
-        let (firstname, lastname) = super::names_from_email(email);
+        let (firstname, lastname) = crate::names_from_email(email);
         let id = state.next_user;
         state.next_user += 1;
         let created = state.now();
@@ -1245,11 +1245,11 @@ async fn list_groups(AxumState(state): AxumState<Shared>, headers: HeaderMap, ur
 /// Page faults in OneLogin's dialects: v2 listings are bare arrays with a `Total-Count` header; v1
 /// pages hold `data` and announce no total.
 fn page_dialect(
-    kind: super::PageFaultKind,
+    kind: crate::PageFaultKind,
     body: &mut Value,
     headers: &mut axum::http::HeaderMap,
 ) -> bool {
-    if kind == super::PageFaultKind::PastEnd {
+    if kind == crate::PageFaultKind::PastEnd {
         let total = headers
             .get("total-count")
             .and_then(|v| v.to_str().ok())
@@ -1267,5 +1267,5 @@ fn page_dialect(
         Value::Object(o) => o.get_mut("data").and_then(Value::as_array_mut),
         _ => None,
     };
-    items.is_some_and(|items| super::cut_items(kind, items))
+    items.is_some_and(|items| crate::cut_items(kind, items))
 }

@@ -35,7 +35,7 @@
 //! Injected faults (the shared [`FaultLayer`]) use the `{"error": ...}` shape.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, BTreeSet, HashMap},
     sync::{Arc, Mutex, MutexGuard},
     time::Duration,
 };
@@ -50,7 +50,7 @@ use axum::{
 use base64::Engine as _;
 use serde_json::{json, Map, Value};
 
-use super::{bind, lock, serve, FaultLayer, Faults, IssuedTokens, RequestLog, Server, TokenCheck};
+use crate::{bind, lock, serve, FaultLayer, Faults, IssuedTokens, RequestLog, Server, TokenCheck};
 
 /// `createdTimestamp` of the first user (2026-01-01T00:00:00Z, in ms); each later one is a
 /// second later.
@@ -141,6 +141,11 @@ pub struct State {
     pub tokens_issued: usize,
     pub user_groups_calls: usize,
     next_id: u64,
+    /// Parent id (`None`: top level) -> ids of its child groups. Groups are added only through
+    /// the fake, which keeps this in line.
+    children: HashMap<Option<String>, Vec<String>>,
+    /// User id -> ids of the groups it is a direct member of.
+    groups_of: HashMap<String, Vec<String>>,
 }
 
 impl State {
@@ -167,16 +172,24 @@ impl State {
         path
     }
 
+    /// The group with this path, found by walking down from the top.
     fn group_by_path(&self, path: &str) -> Option<&Group> {
-        self.groups.values().find(|g| self.path_of(g) == path)
+        let mut found: Option<&Group> = None;
+        for name in path.strip_prefix('/')?.split('/') {
+            let parent = found.map(|g| g.id.as_str());
+            found = Some(self.children(parent).into_iter().find(|g| g.name == name)?);
+        }
+        found
     }
 
     /// Children of `parent` (`None`: top level), sorted by name.
     fn children(&self, parent: Option<&str>) -> Vec<&Group> {
         let mut groups: Vec<&Group> = self
-            .groups
-            .values()
-            .filter(|g| g.parent_id.as_deref() == parent)
+            .children
+            .get(&parent.map(str::to_owned))
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.groups.get(id))
             .collect();
         groups.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
         groups
@@ -284,6 +297,8 @@ impl FakeKeycloak {
             tokens_issued: 0,
             user_groups_calls: 0,
             next_id: 0,
+            children: HashMap::new(),
+            groups_of: HashMap::new(),
         }));
         let server = serve(listener, router(state.clone()), layer.clone());
         FakeKeycloak {
@@ -323,7 +338,7 @@ impl FakeKeycloak {
             !state.users.values().any(|u| u.username == email),
             "seeding user {email}: the username is taken"
         );
-        let (first_name, last_name) = super::names_from_email(&email);
+        let (first_name, last_name) = crate::names_from_email(&email);
         let id = state.new_id(0x0000_00a1);
         let created_timestamp = EPOCH_MS + 1000 * state.users.len() as i64;
         state.users.insert(
@@ -441,11 +456,23 @@ impl FakeKeycloak {
             state.group_by_path(path).is_none(),
             "seeding group {path}: exists"
         );
-        let members = member_emails
+        let members: Vec<String> = member_emails
             .iter()
             .map(|email| state.user_by_email(email).id.clone())
             .collect();
         let id = state.new_id(0x0000_00b2);
+        for member in &members {
+            state
+                .groups_of
+                .entry(member.clone())
+                .or_default()
+                .push(id.clone());
+        }
+        state
+            .children
+            .entry(parent_id.clone())
+            .or_default()
+            .push(id.clone());
         state.groups.insert(
             id.clone(),
             Group {
@@ -464,6 +491,11 @@ impl FakeKeycloak {
         assert!(state.users.contains_key(user_id), "no user {user_id}");
         let group = state.groups.get_mut(group_id).expect("a known group id");
         group.members.push(user_id.to_owned());
+        state
+            .groups_of
+            .entry(user_id.to_owned())
+            .or_default()
+            .push(group_id.to_owned());
     }
 
     /// Forgets every issued token, as if they had expired: the next admin call gets a 401.
@@ -778,11 +810,12 @@ async fn user_groups(
     if !state.users.contains_key(&id) {
         return Err(user_not_found());
     }
-    let mut groups: Vec<&Group> = state
-        .groups
-        .values()
-        .filter(|g| g.members.contains(&id))
-        .collect();
+    let mut groups: Vec<&Group> = state.groups_of.get(&id).map_or_else(Vec::new, |ids| {
+        let ids: BTreeSet<&String> = ids.iter().collect();
+        ids.into_iter()
+            .filter_map(|g| state.groups.get(g))
+            .collect()
+    });
     groups.sort_by(|a, b| a.name.cmp(&b.name));
     let groups: Vec<Value> = groups.into_iter().map(|g| state.group_json(g)).collect();
     json_reply(json!(groups))
@@ -898,16 +931,16 @@ async fn members(
 
 /// Page faults in Keycloak's dialect: listings are bare arrays; totals come from the count
 /// endpoints (a bare number for users, `{"count": n}` for groups).
-fn page_dialect(kind: super::PageFaultKind, body: &mut Value, _headers: &mut HeaderMap) -> bool {
-    if kind == super::PageFaultKind::PastEnd {
+fn page_dialect(kind: crate::PageFaultKind, body: &mut Value, _headers: &mut HeaderMap) -> bool {
+    if kind == crate::PageFaultKind::PastEnd {
         return if body.is_number() {
-            super::lower(Some(body))
+            crate::lower(Some(body))
         } else {
-            super::lower(body.get_mut("count"))
+            crate::lower(body.get_mut("count"))
         };
     }
     match body {
-        Value::Array(items) => super::cut_items(kind, items),
+        Value::Array(items) => crate::cut_items(kind, items),
         _ => false,
     }
 }

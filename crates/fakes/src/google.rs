@@ -37,10 +37,13 @@ use axum::{
     routing::{get, post},
     Form, Json, Router,
 };
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{json, Map, Value};
 
-use super::{bind, lock, serve, FaultLayer, Faults, IssuedTokens, RequestLog, Server, TokenCheck};
+use crate::{
+    bind, lock,
+    oauth::{self, AssertionRules},
+    serve, FaultLayer, Faults, IssuedTokens, RequestLog, Server, TokenCheck,
+};
 
 pub const SCOPE_USER_READONLY: &str =
     "https://www.googleapis.com/auth/admin.directory.user.readonly";
@@ -84,7 +87,7 @@ impl Default for FakeGoogleConfig {
         FakeGoogleConfig {
             service_account: "idsync@proj.iam.gserviceaccount.com".into(),
             admin: "admin@example.com".into(),
-            public_key_pem: include_str!("../fixtures/test-rsa-key.pub.pem").into(),
+            public_key_pem: oauth::TEST_PUBLIC_KEY_PEM.into(),
             token_ttl: Duration::from_secs(3599),
             token_ttl_requests: None,
             latency: Duration::ZERO,
@@ -309,8 +312,7 @@ pub struct FakeGoogle {
 impl FakeGoogle {
     /// Serves the fake on 127.0.0.1:0; panics when the public key is not an RSA PEM.
     pub async fn start(config: FakeGoogleConfig) -> FakeGoogle {
-        DecodingKey::from_rsa_pem(config.public_key_pem.as_bytes())
-            .expect("FakeGoogleConfig::public_key_pem is an RSA public key in PEM");
+        oauth::rsa_key(&config.public_key_pem, "FakeGoogleConfig::public_key_pem");
         let (listener, base_url) = bind().await;
         let layer = Arc::new(
             FaultLayer::new(config.latency, google_error_response)
@@ -353,7 +355,7 @@ impl FakeGoogle {
         assert!(state.user_by_key(email).is_none(), "user {email} exists");
         state.next_id += 1;
         let id = format!("1{:020}", state.next_id);
-        let (given, family) = super::names_from_email(email);
+        let (given, family) = crate::names_from_email(email);
         let user = GUser {
             id: id.clone(),
             primary_email: email.to_owned(),
@@ -858,28 +860,23 @@ async fn token(
         .filter(|a| !a.is_empty())
         .ok_or_else(|| bad("invalid_request", "Missing required parameter: assertion"))?;
     let mut state = lock(&state);
-    let key = DecodingKey::from_rsa_pem(state.config.public_key_pem.as_bytes())
-        .expect("the key was checked at start");
-    let mut validation = Validation::new(Algorithm::RS256);
-    validation.set_audience(&[format!("{}/token", state.base_url)]);
-    validation.set_required_spec_claims(&["exp", "iss", "aud"]);
-    validation.leeway = CLOCK_SKEW_SECS;
-    let claims = jsonwebtoken::decode::<Map<String, Value>>(assertion, &key, &validation)
-        .map_err(|e| bad("invalid_grant", &format!("Invalid JWT Signature. ({e})")))?
-        .claims;
-    let claim = |name: &str| claims.get(name).and_then(Value::as_str).unwrap_or_default();
+    let key = oauth::rsa_key(
+        &state.config.public_key_pem,
+        "FakeGoogleConfig::public_key_pem",
+    );
+    let token_url = format!("{}/token", state.base_url);
+    let rules = AssertionRules {
+        required: &["exp", "iss", "aud"],
+        leeway: CLOCK_SKEW_SECS,
+        ..AssertionRules::rs256(&token_url)
+    };
+    let claims = oauth::check_assertion(assertion, &key, &rules)
+        .map_err(|e| bad("invalid_grant", &format!("Invalid JWT Signature. ({e})")))?;
+    let claim = |name: &str| claims.str(name);
     if claim("iss") != state.config.service_account {
         return Err(bad("invalid_grant", "Invalid grant: account not found"));
     }
-    let (iat, exp) = (
-        claims.get("iat").and_then(Value::as_u64),
-        claims
-            .get("exp")
-            .and_then(Value::as_u64)
-            .unwrap_or_default(),
-    );
-    let now = jsonwebtoken::get_current_timestamp();
-    if iat.is_none_or(|iat| iat > now + CLOCK_SKEW_SECS || exp > iat + 3_600) {
+    if !claims.short_lived(3_600, CLOCK_SKEW_SECS) {
         return Err(bad(
             "invalid_grant",
             "Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable \
@@ -916,7 +913,7 @@ async fn token(
 /// Page faults in the Directory API's dialect: items under `users`, `groups` or `members`; no
 /// total is announced.
 fn page_dialect(
-    kind: super::PageFaultKind,
+    kind: crate::PageFaultKind,
     body: &mut Value,
     _headers: &mut axum::http::HeaderMap,
 ) -> bool {
@@ -924,7 +921,7 @@ fn page_dialect(
         .into_iter()
         .find(|f| body.get(*f).is_some());
     match field.and_then(|f| body.get_mut(f)) {
-        Some(Value::Array(items)) => super::cut_items(kind, items),
+        Some(Value::Array(items)) => crate::cut_items(kind, items),
         _ => false,
     }
 }

@@ -33,11 +33,15 @@ use axum::{
     routing::{get, post},
     Router,
 };
-use jsonwebtoken::{errors::ErrorKind, Algorithm, DecodingKey, Validation};
+use jsonwebtoken::{errors::ErrorKind, Algorithm, DecodingKey};
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
-use super::{bind, lock, serve, FaultLayer, Faults, IssuedTokens, RequestLog, Server, TokenCheck};
+use crate::{
+    bind, lock,
+    oauth::{self, AssertionRules},
+    serve, FaultLayer, Faults, IssuedTokens, RequestLog, Server, TokenCheck,
+};
 
 /// The scope of an app-only token for Microsoft Graph.
 pub const GRAPH_SCOPE: &str = "https://graph.microsoft.com/.default";
@@ -145,8 +149,8 @@ impl Default for FakeEntraConfig {
             tenant_id: "tenant-1".into(),
             client_id: "app-client-id".into(),
             client_secret: "entra-secret-value".into(),
-            public_key_pem: include_str!("../fixtures/test-rsa-key.pub.pem").into(),
-            certificate_pem: include_str!("../fixtures/test-cert.pem").into(),
+            public_key_pem: oauth::TEST_PUBLIC_KEY_PEM.into(),
+            certificate_pem: oauth::TEST_CERT_PEM.into(),
             max_top: 999,
             token_ttl: Duration::from_secs(3599),
             token_ttl_requests: None,
@@ -174,7 +178,7 @@ pub struct EntraSeedUser {
 impl EntraSeedUser {
     /// An enabled user named after the mail: `alice.doe@example.com` is Alice Doe.
     pub fn new(mail: &str) -> EntraSeedUser {
-        let (given_name, surname) = super::names_from_email(mail);
+        let (given_name, surname) = crate::names_from_email(mail);
         EntraSeedUser {
             mail: mail.to_owned(),
             given_name,
@@ -292,8 +296,20 @@ impl Obj<'_> {
     }
 }
 
+/// Where an object is kept.
+#[derive(Clone, Copy, Debug)]
+enum ObjAt {
+    User(usize),
+    Group(usize),
+    Other(usize),
+}
+
 /// Everything the fake knows. Lock it only briefly, never across an await.
 struct State {
+    /// Lowercased id -> where the user, group or other object with that id is.
+    ids: HashMap<String, ObjAt>,
+    /// Member id -> the positions in `groups` of the groups it is a direct member of, ascending.
+    parents: HashMap<String, Vec<usize>>,
     config: FakeEntraConfig,
     base_url: String,
     decoding_key: Option<DecodingKey>,
@@ -330,7 +346,60 @@ impl State {
         self.next_seq
     }
 
+    /// The object with this id (exactly).
+    fn obj(&self, id: &str) -> Option<Obj<'_>> {
+        let obj = match *self.ids.get(&id.to_ascii_lowercase())? {
+            ObjAt::User(i) => Obj::User(&self.users[i]),
+            ObjAt::Group(i) => Obj::Group(&self.groups[i]),
+            ObjAt::Other(i) => Obj::Other(&self.others[i]),
+        };
+        let found = match obj {
+            Obj::User(u) => &u.id,
+            Obj::Group(g) => &g.id,
+            Obj::Other(o) => &o.id,
+        };
+        (found == id).then_some(obj)
+    }
+
+    /// The user with this id (exactly).
+    fn user_by_id(&self, id: &str) -> Option<&DirUser> {
+        match self.obj(id)? {
+            Obj::User(u) => Some(u),
+            _ => None,
+        }
+    }
+
+    /// Indexes a group's direct members (the group at this position in `groups`).
+    fn index_members(&mut self, g: usize) {
+        for m in &self.groups[g].members {
+            let parents = self.parents.entry(m.clone()).or_default();
+            if parents.last() != Some(&g) {
+                parents.push(g);
+            }
+        }
+    }
+
+    /// Rebuilds the indexes (after a removal moved objects).
+    fn reindex(&mut self) {
+        self.ids.clear();
+        self.parents.clear();
+        for (i, u) in self.users.iter().enumerate() {
+            self.ids.insert(u.id.to_ascii_lowercase(), ObjAt::User(i));
+        }
+        for (i, o) in self.others.iter().enumerate() {
+            self.ids.insert(o.id.to_ascii_lowercase(), ObjAt::Other(i));
+        }
+        for i in 0..self.groups.len() {
+            self.ids
+                .insert(self.groups[i].id.to_ascii_lowercase(), ObjAt::Group(i));
+            self.index_members(i);
+        }
+    }
+
     fn user_by_key(&self, key: &str) -> Option<usize> {
+        if let Some(ObjAt::User(i)) = self.ids.get(&key.to_ascii_lowercase()) {
+            return Some(*i);
+        }
         match self.seeded.get(&key.to_lowercase()) {
             Some(&i) if self.users.get(i).is_some_and(|u| u.matches_key(key)) => Some(i),
             _ => self.users.iter().position(|u| u.matches_key(key)),
@@ -338,9 +407,10 @@ impl State {
     }
 
     fn group_by_id(&self, id: &str) -> Option<usize> {
-        self.groups
-            .iter()
-            .position(|g| g.id.eq_ignore_ascii_case(id))
+        match self.ids.get(&id.to_ascii_lowercase()) {
+            Some(ObjAt::Group(i)) => Some(*i),
+            _ => None,
+        }
     }
 
     fn group_by_key(&self, key: &str) -> Option<usize> {
@@ -359,22 +429,10 @@ impl State {
             .unwrap_or_else(|| panic!("no Entra group {key}"))
     }
 
-    /// Id -> object, for resolving member lists.
-    fn objects(&self) -> HashMap<&str, Obj<'_>> {
-        let users = self.users.iter().map(|u| (u.id.as_str(), Obj::User(u)));
-        let groups = self.groups.iter().map(|g| (g.id.as_str(), Obj::Group(g)));
-        let others = self.others.iter().map(|o| (o.id.as_str(), Obj::Other(o)));
-        users.chain(groups).chain(others).collect()
-    }
-
     /// The direct members of a group, sorted by creation.
     fn direct_members(&self, group: &DirGroup) -> Vec<Obj<'_>> {
-        let objects = self.objects();
-        let mut members: Vec<Obj<'_>> = group
-            .members
-            .iter()
-            .filter_map(|id| objects.get(id.as_str()).copied())
-            .collect();
+        let mut members: Vec<Obj<'_>> =
+            group.members.iter().filter_map(|id| self.obj(id)).collect();
         members.sort_by_key(Obj::seq);
         members
     }
@@ -382,7 +440,6 @@ impl State {
     /// Every user and group reachable from a group through nested groups, each once, sorted by
     /// creation. Cycles are harmless.
     fn transitive_members(&self, group: &DirGroup) -> Vec<Obj<'_>> {
-        let objects = self.objects();
         let mut seen: HashSet<&str> = HashSet::from([group.id.as_str()]);
         let mut found: Vec<Obj<'_>> = Vec::new();
         let mut queue: Vec<&DirGroup> = vec![group];
@@ -391,12 +448,12 @@ impl State {
                 if !seen.insert(id.as_str()) {
                     continue;
                 }
-                match objects.get(id.as_str()) {
-                    Some(&Obj::Group(nested)) => {
+                match self.obj(id) {
+                    Some(Obj::Group(nested)) => {
                         found.push(Obj::Group(nested));
                         queue.push(nested);
                     }
-                    Some(&user) => found.push(user),
+                    Some(user) => found.push(user),
                     None => {}
                 }
             }
@@ -407,9 +464,11 @@ impl State {
 
     /// The groups a user (or group) is a direct member of, sorted by creation.
     fn member_of(&self, id: &str) -> Vec<&DirGroup> {
-        self.groups
-            .iter()
-            .filter(|g| g.members.iter().any(|m| m == id))
+        self.parents
+            .get(id)
+            .into_iter()
+            .flatten()
+            .map(|&g| &self.groups[g])
             .collect()
     }
 
@@ -450,10 +509,8 @@ impl FakeEntra {
         let layer = Arc::new(
             FaultLayer::new(config.latency, graph_error_response).with_pages(page_dialect),
         );
-        let decoding_key = (!config.public_key_pem.trim().is_empty()).then(|| {
-            DecodingKey::from_rsa_pem(config.public_key_pem.as_bytes())
-                .expect("FakeEntraConfig::public_key_pem is an RSA public key in PEM")
-        });
+        let decoding_key = (!config.public_key_pem.trim().is_empty())
+            .then(|| oauth::rsa_key(&config.public_key_pem, "FakeEntraConfig::public_key_pem"));
         let thumbprints = (!config.certificate_pem.trim().is_empty()).then(|| {
             let der = pem_to_der(&config.certificate_pem)
                 .expect("FakeEntraConfig::certificate_pem is a PEM certificate");
@@ -463,6 +520,8 @@ impl FakeEntra {
             )
         });
         let state = Arc::new(Mutex::new(State {
+            ids: HashMap::new(),
+            parents: HashMap::new(),
             config: config.clone(),
             base_url: base_url.clone(),
             decoding_key,
@@ -560,6 +619,9 @@ impl FakeEntra {
         for key in [&id, &upn, &seed.mail] {
             state.seeded.insert(key.to_lowercase(), position);
         }
+        state
+            .ids
+            .insert(id.to_ascii_lowercase(), ObjAt::User(position));
         state.users.push(DirUser {
             seq,
             id: id.clone(),
@@ -609,6 +671,7 @@ impl FakeEntra {
                 u.manager = None;
             }
         }
+        state.reindex();
     }
 
     /// Makes `manager` the manager of `user` (both a UPN, mail or id).
@@ -661,6 +724,10 @@ impl FakeEntra {
             "orgContact" => props.insert("mail".into(), Value::Null),
             other => panic!("{other} is not an object type the fake has"),
         };
+        let position = state.others.len();
+        state
+            .ids
+            .insert(id.to_ascii_lowercase(), ObjAt::Other(position));
         state.others.push(DirOther {
             seq,
             id: id.clone(),
@@ -707,12 +774,17 @@ impl FakeEntra {
         for (name, value) in fields {
             props.insert(name.into(), value);
         }
+        let position = state.groups.len();
+        state
+            .ids
+            .insert(id.to_ascii_lowercase(), ObjAt::Group(position));
         state.groups.push(DirGroup {
             seq,
             id: id.clone(),
             props,
             members: member_ids,
         });
+        state.index_members(position);
         id
     }
 
@@ -734,6 +806,7 @@ impl FakeEntra {
         let g = state.group_index(group);
         if !state.groups[g].members.contains(&id) {
             state.groups[g].members.push(id);
+            state.index_members(g);
         }
     }
 
@@ -743,6 +816,7 @@ impl FakeEntra {
         let id = member_id(&state, member);
         let g = state.group_index(group);
         state.groups[g].members.retain(|m| *m != id);
+        state.reindex();
     }
 
     /// Deletes a group (by name or id); it leaves the groups it was nested in.
@@ -753,6 +827,7 @@ impl FakeEntra {
         for g in &mut state.groups {
             g.members.retain(|m| *m != id);
         }
+        state.reindex();
     }
 
     // Inspection.
@@ -861,7 +936,10 @@ impl FakeEntra {
 /// The id of a user (UPN, mail or id), of a `group:` (name or id) or of an `object:` (id).
 fn member_id(state: &State, member: &str) -> String {
     if let Some(id) = member.strip_prefix("object:") {
-        assert!(state.others.iter().any(|o| o.id == id), "no object {id}");
+        assert!(
+            matches!(state.obj(id), Some(Obj::Other(_))),
+            "no object {id}"
+        );
         return id.to_owned();
     }
     match member.strip_prefix("group:") {
@@ -1351,15 +1429,16 @@ fn verify_assertion(
     let Some(key) = &state.decoding_key else {
         return Err(Box::new(key_not_found("no key registered")));
     };
-    let mut validation = Validation::new(Algorithm::RS256);
-    validation.algorithms = vec![Algorithm::RS256, Algorithm::PS256];
-    validation.set_audience(&[state.token_url()]);
-    validation.set_issuer(&[client_id]);
-    validation.sub = Some(client_id.to_owned());
-    validation.validate_nbf = true;
-    validation.set_required_spec_claims(&["exp", "aud", "iss", "sub"]);
-    let claims = match jsonwebtoken::decode::<Value>(assertion, key, &validation) {
-        Ok(data) => data.claims,
+    let token_url = state.token_url();
+    let rules = AssertionRules {
+        issuer: Some(client_id),
+        subject: Some(client_id),
+        algorithms: &[Algorithm::RS256, Algorithm::PS256],
+        validate_nbf: true,
+        ..AssertionRules::rs256(&token_url)
+    };
+    let claims = match oauth::check_assertion(assertion, key, &rules) {
+        Ok(claims) => claims,
         Err(e) => {
             return Err(Box::new(match e.kind() {
                 ErrorKind::InvalidSignature => invalid_client(
@@ -1391,16 +1470,12 @@ fn verify_assertion(
             }));
         }
     };
-    if claims
-        .get("jti")
-        .and_then(Value::as_str)
-        .is_none_or(str::is_empty)
-    {
+    if claims.jti().is_none() {
         return Err(Box::new(malformed("Missing required claim: jti")));
     }
     state.assertions.push(json!({
         "header": serde_json::to_value(&header).unwrap_or_default(),
-        "claims": claims,
+        "claims": claims.0,
     }));
     Ok(())
 }
@@ -1928,10 +2003,7 @@ async fn list_users(
         |u| {
             let mut out = render_user(u, select.as_deref(), false);
             if let Some(manager_select) = &expand {
-                let manager = u
-                    .manager
-                    .as_deref()
-                    .and_then(|id| state.users.iter().find(|m| m.id == id));
+                let manager = u.manager.as_deref().and_then(|id| state.user_by_id(id));
                 if let Some(manager) = manager {
                     out.insert(
                         "manager".into(),
@@ -1944,13 +2016,15 @@ async fn list_users(
     )
 }
 
+/// The user with this id (found through the index) or UPN (Graph takes either in a path).
 fn find_user<'s>(state: &'s State, id: &str) -> Result<&'s DirUser, GraphError> {
-    state
-        .users
-        .iter()
-        .find(|u| {
-            u.id.eq_ignore_ascii_case(id)
-                || u.str_prop("userPrincipalName").eq_ignore_ascii_case(id)
+    let by_id = match state.ids.get(&id.to_ascii_lowercase()) {
+        Some(ObjAt::User(i)) => Some(&state.users[*i]),
+        _ => None,
+    };
+    by_id
+        .or_else(|| {
+            (state.users.iter()).find(|u| u.str_prop("userPrincipalName").eq_ignore_ascii_case(id))
         })
         .ok_or_else(|| GraphError::not_found(id))
 }
@@ -1999,7 +2073,7 @@ async fn get_manager(
     let manager = user
         .manager
         .as_deref()
-        .and_then(|m| state.users.iter().find(|u| u.id == m))
+        .and_then(|m| state.user_by_id(m))
         .ok_or_else(|| GraphError::not_found("manager"))?;
     Ok(entity(
         &state.base_url,
@@ -2388,12 +2462,12 @@ fn sha1(data: &[u8]) -> [u8; 20] {
 
 /// Page faults in Graph's dialect: a page's items are `value`, its total `@odata.count` (only
 /// when asked for).
-fn page_dialect(kind: super::PageFaultKind, body: &mut Value, _headers: &mut HeaderMap) -> bool {
-    if kind == super::PageFaultKind::PastEnd {
-        return super::lower(body.get_mut("@odata.count"));
+fn page_dialect(kind: crate::PageFaultKind, body: &mut Value, _headers: &mut HeaderMap) -> bool {
+    if kind == crate::PageFaultKind::PastEnd {
+        return crate::lower(body.get_mut("@odata.count"));
     }
     match body.get_mut("value") {
-        Some(Value::Array(items)) => super::cut_items(kind, items),
+        Some(Value::Array(items)) => crate::cut_items(kind, items),
         _ => false,
     }
 }

@@ -25,7 +25,7 @@
 
 use std::{
     cell::Cell,
-    collections::{BTreeMap, BTreeSet, HashMap, HashSet},
+    collections::{BTreeMap, BTreeSet, HashMap},
     ops::Bound,
     sync::{
         atomic::{AtomicU64, Ordering},
@@ -42,11 +42,13 @@ use axum::{
     routing::{get, post},
     Form, Json, Router,
 };
-use jsonwebtoken::{errors::ErrorKind, Algorithm, DecodingKey, Validation};
+use jsonwebtoken::errors::ErrorKind;
 use serde_json::{json, Map, Value};
 
-use super::{
-    bind, lock, serve, FaultLayer, Faults, Params, RateHeaders, RateLimiter, RequestLog, Server,
+use crate::{
+    bind, lock,
+    oauth::{self, AssertionRules, SeenJtis},
+    serve, FaultLayer, Faults, Params, RateHeaders, RateLimiter, RequestLog, Server,
 };
 
 /// Every status a user can have.
@@ -121,7 +123,7 @@ impl Default for FakeOktaConfig {
         FakeOktaConfig {
             api_token: "okta-secret-api-token".into(),
             client_id: "0oa-test-client".into(),
-            public_key_pem: include_str!("../fixtures/test-rsa-key.pub.pem").into(),
+            public_key_pem: oauth::TEST_PUBLIC_KEY_PEM.into(),
             granted_scopes: vec![SCOPE_USERS_READ.into(), SCOPE_GROUPS_READ.into()],
             user_page_cap: 200,
             group_page_cap: 200,
@@ -155,7 +157,7 @@ pub struct OktaSeedUser {
 impl OktaSeedUser {
     /// An ACTIVE user named after the email: `alice.doe@example.com` is Alice Doe.
     pub fn new(email: &str) -> OktaSeedUser {
-        let (first_name, last) = super::names_from_email(email);
+        let (first_name, last) = crate::names_from_email(email);
         OktaSeedUser {
             email: email.to_owned(),
             first_name,
@@ -317,7 +319,7 @@ pub struct State {
     /// By id.
     pub groups: BTreeMap<String, OktaGroup>,
     tokens: HashMap<String, IssuedToken>,
-    used_jtis: HashSet<String>,
+    used_jtis: SeenJtis,
     tokens_issued: usize,
     rate: RateLimiter,
     next_user: u64,
@@ -335,7 +337,7 @@ impl State {
             users: BTreeMap::new(),
             groups: BTreeMap::new(),
             tokens: HashMap::new(),
-            used_jtis: HashSet::new(),
+            used_jtis: SeenJtis::default(),
             tokens_issued: 0,
             next_user: 0,
             next_group: 0,
@@ -566,8 +568,7 @@ impl FakeOkta {
     /// Binds 127.0.0.1:0 and serves the fake on the current tokio runtime. Panics when the
     /// configured public key is not an RSA public key in PEM.
     pub async fn start(config: FakeOktaConfig) -> FakeOkta {
-        DecodingKey::from_rsa_pem(config.public_key_pem.as_bytes())
-            .expect("FakeOktaConfig::public_key_pem is an RSA public key in PEM");
+        oauth::rsa_key(&config.public_key_pem, "FakeOktaConfig::public_key_pem");
         let (listener, base_url) = bind().await;
         let layer = Arc::new(
             FaultLayer::new(config.latency, okta_error_response)
@@ -1624,63 +1625,50 @@ async fn token(
             "The client_id does not match the client_assertion's issuer.",
         ));
     }
-    let key = DecodingKey::from_rsa_pem(state.config.public_key_pem.as_bytes())
-        .expect("the public key was checked at start");
-    let mut validation = Validation::new(Algorithm::RS256);
-    validation.set_audience(&[state.token_url()]);
-    validation.set_issuer(&[&client_id]);
-    validation.sub = Some(client_id.clone());
-    validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
-    validation.leeway = CLOCK_SKEW_SECS;
-    let claims = jsonwebtoken::decode::<Map<String, Value>>(assertion, &key, &validation)
-        .map_err(|e| {
-            Failure::invalid_client(match e.kind() {
-                ErrorKind::InvalidSignature => "The client_assertion signature is invalid.".into(),
-                ErrorKind::ExpiredSignature => "The client_assertion token is expired.".into(),
-                ErrorKind::InvalidAudience => "The audience claim for client_assertion must be \
+    let key = oauth::rsa_key(
+        &state.config.public_key_pem,
+        "FakeOktaConfig::public_key_pem",
+    );
+    let token_url = state.token_url();
+    let rules = AssertionRules {
+        issuer: Some(&client_id),
+        subject: Some(&client_id),
+        leeway: CLOCK_SKEW_SECS,
+        ..AssertionRules::rs256(&token_url)
+    };
+    let claims = oauth::check_assertion(assertion, &key, &rules).map_err(|e| {
+        Failure::invalid_client(match e.kind() {
+            ErrorKind::InvalidSignature => "The client_assertion signature is invalid.".into(),
+            ErrorKind::ExpiredSignature => "The client_assertion token is expired.".into(),
+            ErrorKind::InvalidAudience => "The audience claim for client_assertion must be \
                                                the endpoint invoked for the request."
-                    .into(),
-                ErrorKind::InvalidIssuer | ErrorKind::InvalidSubject => {
-                    "The client_assertion token's 'iss' and 'sub' claims must be the client_id."
-                        .into()
-                }
-                ErrorKind::InvalidAlgorithm => {
-                    "The client_assertion token must be signed with RS256.".into()
-                }
-                ErrorKind::MissingRequiredClaim(claim) => {
-                    format!("The client_assertion token must contain a '{claim}' claim.")
-                }
-                other => format!("The client_assertion is not a valid JWT: {other:?}"),
-            })
-        })?
-        .claims;
-    let now = jsonwebtoken::get_current_timestamp();
-    let exp = claims
-        .get("exp")
-        .and_then(Value::as_u64)
-        .unwrap_or_default();
-    if exp > now + MAX_ASSERTION_LIFETIME_SECS + CLOCK_SKEW_SECS {
+                .into(),
+            ErrorKind::InvalidIssuer | ErrorKind::InvalidSubject => {
+                "The client_assertion token's 'iss' and 'sub' claims must be the client_id.".into()
+            }
+            ErrorKind::InvalidAlgorithm => {
+                "The client_assertion token must be signed with RS256.".into()
+            }
+            ErrorKind::MissingRequiredClaim(claim) => {
+                format!("The client_assertion token must contain a '{claim}' claim.")
+            }
+            other => format!("The client_assertion is not a valid JWT: {other:?}"),
+        })
+    })?;
+    if claims.expires_too_late(MAX_ASSERTION_LIFETIME_SECS, CLOCK_SKEW_SECS) {
         return Err(Failure::invalid_client(
             "The client_assertion token has an expiration too far in the future.",
         ));
     }
-    if claims
-        .get("iat")
-        .and_then(Value::as_u64)
-        .is_some_and(|iat| iat > now + CLOCK_SKEW_SECS)
-    {
+    if claims.issued_in_future(CLOCK_SKEW_SECS) {
         return Err(Failure::invalid_client(
             "The client_assertion token was issued in the future.",
         ));
     }
-    let jti = claims
-        .get("jti")
-        .and_then(Value::as_str)
-        .filter(|j| !j.is_empty())
-        .ok_or_else(|| {
-            Failure::invalid_client("The client_assertion token must contain a 'jti' claim.")
-        })?;
-    if !state.used_jtis.insert(jti.to_owned()) {
+    let jti = claims.jti().ok_or_else(|| {
+        Failure::invalid_client("The client_assertion token must contain a 'jti' claim.")
+    })?;
+    if !state.used_jtis.first_use(jti) {
         return Err(Failure::invalid_client(
             "The client_assertion token has already been used (its 'jti' was seen before).",
         ));
@@ -1743,9 +1731,9 @@ async fn token(
 }
 
 /// Page faults in Okta's dialect: a listing is a bare array; Okta announces no total.
-fn page_dialect(kind: super::PageFaultKind, body: &mut Value, _headers: &mut HeaderMap) -> bool {
+fn page_dialect(kind: crate::PageFaultKind, body: &mut Value, _headers: &mut HeaderMap) -> bool {
     match body {
-        Value::Array(items) => super::cut_items(kind, items),
+        Value::Array(items) => crate::cut_items(kind, items),
         _ => false,
     }
 }

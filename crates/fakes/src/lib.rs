@@ -1,5 +1,11 @@
 //! In-process fakes of the remote services idsync talks to, plus a reusable fault-injection layer.
 //!
+//! The crate `idsync-fakes` (never published) serves idsync's tests and benches. What all fakes
+//! share is here and in [`directory`] (indexed records, keys and memberships) and [`oauth`] (the
+//! check of signed client assertions); each vendor module keeps only its dialect: routes, paging,
+//! error bodies, authentication rules and quirks. The fakes' own tests are in idsync's
+//! `tests/fakes/`, compiled into its one integration binary.
+//!
 //! Each fake is an axum router served on `127.0.0.1:0` by [`serve`], which wraps it in the
 //! [`FaultLayer`]: a request log, a global latency, and the faults described by [`Faults`].
 //!
@@ -29,27 +35,14 @@
 //! sent a single byte. reqwest then reports an error for which `is_request()` is true (hyper's
 //! "connection closed before message completed"); it is not a timeout and carries no status.
 
-#![allow(dead_code)] // Each test module uses a different part of the fakes.
-
 pub mod atlassian;
+pub mod directory;
 pub mod entra;
 pub mod google;
 pub mod keycloak;
+pub mod oauth;
 pub mod okta;
 pub mod onelogin;
-
-#[cfg(test)]
-mod entra_selftest;
-#[cfg(test)]
-mod google_selftest;
-#[cfg(test)]
-mod keycloak_selftest;
-#[cfg(test)]
-mod okta_selftest;
-#[cfg(test)]
-mod onelogin_selftest;
-#[cfg(test)]
-mod selftest;
 
 use std::{
     io,
