@@ -172,7 +172,7 @@ async fn run(concurrency: usize) {
     let loaded = idsync::config::load(&dir.path().join("idsync.yaml")).unwrap();
 
     // Snapshot alone.
-    let mut target = idsync::target::build(&loaded.config, &loaded.dir).unwrap();
+    let mut target = idsync::targets::build(&loaded.config, &loaded.dir).unwrap();
     let clock = Instant::now();
     let snap = target.snapshot().await.unwrap();
     let snapshot_time = clock.elapsed();

@@ -2,7 +2,7 @@
 //! declaratively: desired state (one YAML file plus what the IdP says) → a reviewable plan → apply.
 //!
 //! The flow: [`config`] → [`sources`] (IdP snapshots) → [`desired`] (mapping rules applied); the
-//! [`target`] snapshot → [`diff`] → [`plan::Plan`] → [`render`] (text, markdown, json) and
+//! [`targets`] snapshot → [`diff`] → [`plan::Plan`] → [`render`] (text, markdown, json) and
 //! [`apply`] (executor) → [`report`].
 
 pub mod apply;
@@ -22,7 +22,8 @@ pub mod render;
 pub mod report;
 pub mod snapshot_file;
 pub mod sources;
-pub mod target;
+pub mod scim;
+pub mod targets;
 
 pub use config::Config;
 pub use error::Error;

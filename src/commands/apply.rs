@@ -31,7 +31,7 @@ use crate::plan::{stale, verify, Action, Guard, Plan};
 use crate::render::{self, Format};
 use crate::report::Report;
 use crate::snapshot_file;
-use crate::target::{self, Target};
+use crate::targets::{self, Target};
 
 pub(crate) async fn run(
     printer: &Printer,
@@ -163,7 +163,7 @@ async fn check_saved(
             )],
         });
     }
-    let probe = target::build(&loaded.config, &loaded.dir).map_err(Error::TargetSetup)?;
+    let probe = targets::build(&loaded.config, &loaded.dir).map_err(Error::TargetSetup)?;
     let name = probe.name();
     if name != plan.target {
         return Err(Error::StalePlan {

@@ -18,7 +18,7 @@ use crate::model::{GroupNames, Indexed};
 use crate::output::Printer;
 use crate::plan::{Overrides, Plan};
 use crate::progress::Phase;
-use crate::target::{self, Target};
+use crate::targets::{self, Target};
 use crate::{sources, Config};
 
 /// Runs the command line.
@@ -266,7 +266,7 @@ pub async fn make_plan(
             data: indexed,
         })
     });
-    let mut target = target::build(&loaded.config, &loaded.dir).map_err(Error::TargetSetup)?;
+    let mut target = targets::build(&loaded.config, &loaded.dir).map_err(Error::TargetSetup)?;
     let name = target.name();
     let read_target = async {
         printer.progress(&format!("reading target {name}…"));

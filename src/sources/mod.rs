@@ -279,7 +279,7 @@ pub fn id_text(v: &serde_json::Value) -> Option<std::borrow::Cow<'_, str>> {
 #[derive(Debug)]
 pub struct ScimSource {
     name: String,
-    dir: crate::target::ScimDirectory,
+    dir: crate::scim::ScimDirectory,
 }
 
 #[async_trait]
@@ -401,7 +401,7 @@ pub fn build(config: &SourceConfig, config_dir: &Path) -> Result<Box<dyn Source>
         SourceConfig::Scim(s) => {
             let auth =
                 crate::http::Auth::Bearer(read("token", s.token.as_ref(), s.token_file.as_ref())?);
-            let dir = crate::target::ScimDirectory::new(
+            let dir = crate::scim::ScimDirectory::new(
                 "SCIM source",
                 &s.base_url,
                 auth,

@@ -6,7 +6,7 @@
 
 mod atlassian;
 mod file;
-mod scim;
+
 
 use std::path::Path;
 
@@ -21,7 +21,7 @@ use crate::snapshot_file::SnapshotFileError;
 
 pub use atlassian::AtlassianTarget;
 pub use file::FileTarget;
-pub use scim::{ScimDirectory, ScimTarget};
+pub use crate::scim::{ScimDirectory, ScimTarget};
 
 /// Why a target could not be read or written.
 #[derive(Debug, thiserror::Error)]

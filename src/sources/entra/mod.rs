@@ -443,7 +443,7 @@ mod tests {
             not_a_user(&json!({"@odata.type": "#microsoft.graph.group"})),
             None
         );
-        let cert = include_str!("../../tests/fixtures/test-cert.pem");
+        let cert = include_str!("../../../tests/fixtures/test-cert.pem");
         let t = thumbprint(cert).unwrap();
         assert_eq!(t.len(), 43, "base64url of 32 bytes");
         assert!(thumbprint("nothing").is_err());

@@ -10,7 +10,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use super::scim::ScimDirectory;
+use crate::scim::ScimDirectory;
 use super::{ActionError, Target, TargetError};
 use crate::http::{paginate, Auth, HttpClient, HttpError, HttpSettings};
 use crate::model::{key_of, Snapshot, User};

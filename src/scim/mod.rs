@@ -30,7 +30,7 @@ use async_trait::async_trait;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Map, Value};
 
-use super::{ActionError, Target, TargetError};
+use crate::targets::{ActionError, Target, TargetError};
 use crate::config::MemberRemoval;
 use crate::http::{paginate, Auth, HttpClient, HttpError, HttpSettings, Sent};
 use crate::model::{Group, LeftOut, Snapshot, User};
