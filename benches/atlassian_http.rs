@@ -133,7 +133,7 @@ async fn plan_and_apply(
     let printer = Printer::new(ColorChoice::Never, true, false);
     let now = Utc.with_ymd_and_hms(2026, 11, 22, 0, 0, 0).unwrap();
     let mut planned =
-        idsync::commands::make_plan(&loaded, &printer, now, idsync::plan::Overrides::default())
+        idsync::engine::make_plan(&loaded, &printer, now, idsync::plan::Overrides::default())
             .await
             .unwrap();
     let plan = planned.plan;

@@ -177,7 +177,7 @@ fn once(dir: &Path, target_json: &[u8], rt: &tokio::runtime::Runtime) -> Run {
     };
     let started = Instant::now();
     let planned = rt
-        .block_on(idsync::commands::make_plan(
+        .block_on(idsync::engine::make_plan(
             &loaded, &printer, now, overrides,
         ))
         .unwrap();
@@ -202,7 +202,7 @@ fn once(dir: &Path, target_json: &[u8], rt: &tokio::runtime::Runtime) -> Run {
         failed.first()
     );
     let again = rt
-        .block_on(idsync::commands::make_plan(
+        .block_on(idsync::engine::make_plan(
             &loaded, &printer, now, overrides,
         ))
         .unwrap();

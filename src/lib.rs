@@ -10,6 +10,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod desired;
+pub mod engine;
 pub mod diff;
 pub mod error;
 pub mod exit;

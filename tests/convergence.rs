@@ -261,7 +261,7 @@ fn plan(
     let loaded = idsync::config::load(&dir.join("idsync.yaml")).expect("config loads");
     let printer = Printer::new(ColorChoice::Never, true, false);
     let planned = rt
-        .block_on(idsync::commands::make_plan(
+        .block_on(idsync::engine::make_plan(
             &loaded,
             &printer,
             now(),

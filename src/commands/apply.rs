@@ -19,6 +19,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use crate::engine;
 use crate::apply::journal::{self, Journal, Progress};
 use crate::apply::lock::Lock;
 use crate::apply::{self, confirm};
@@ -41,7 +42,7 @@ pub(crate) async fn run(
     report: Option<&Path>,
     overrides: crate::plan::Overrides,
 ) -> Result<ExitStatus, Error> {
-    let now = super::now()?;
+    let now = engine::now()?;
     if let Some(path) = report {
         super::check_writable_folder(path, "--report")?;
     }
@@ -68,11 +69,11 @@ pub(crate) async fn run(
             (plan, planned.target, planned.target_users)
         }
         None => {
-            let planned = super::make_plan(&loaded, printer, now, overrides).await?;
+            let planned = engine::make_plan(&loaded, printer, now, overrides).await?;
             let mut stdout = printer.stdout();
             render::render(&planned.plan, Format::Text, printer.color, &mut stdout)?;
             std::io::Write::flush(&mut stdout)?;
-            if let Some(e) = super::refusal(&planned.plan) {
+            if let Some(e) = engine::refusal(&planned.plan) {
                 return Err(e);
             }
             (planned.plan, planned.target, planned.target_users)
@@ -129,8 +130,8 @@ async fn check_saved(
     path: &Path,
     now: chrono::DateTime<chrono::Utc>,
     overrides: crate::plan::Overrides,
-) -> Result<Option<(Plan, Progress, super::Planned)>, Error> {
-    let saved = super::read_plan(path)?;
+) -> Result<Option<(Plan, Progress, engine::Planned)>, Error> {
+    let saved = engine::read_plan(path)?;
     let key = crate::plan::key_from_env().map_err(Error::PlanKey)?;
     saved
         .verify_seal(key.as_deref())
@@ -194,7 +195,7 @@ async fn check_saved(
         });
     }
     // The world as it is now, and the plan the same config makes of it.
-    let planned = super::make_plan(loaded, printer, now, overrides).await?;
+    let planned = engine::make_plan(loaded, printer, now, overrides).await?;
     let applied = &progress.started;
     let mut reasons = stale::check(&plan, &planned.snapshot, applied);
     reasons.extend(verify::hands_off(
@@ -221,7 +222,7 @@ async fn check_saved(
         let mut p = plan.clone();
         p.guard = guard;
         p.guards = guards;
-        if let Some(e) = super::refusal(&p) {
+        if let Some(e) = engine::refusal(&p) {
             return Err(e);
         }
     }

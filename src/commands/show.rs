@@ -8,6 +8,7 @@
 use std::io::Write;
 use std::path::Path;
 
+use crate::engine;
 use crate::cli::ShowFormat;
 use crate::error::Error;
 use crate::exit::ExitStatus;
@@ -22,7 +23,7 @@ pub(crate) fn run(
     detailed_exitcode: bool,
     markdown_limit: usize,
 ) -> Result<ExitStatus, Error> {
-    let file = super::read_plan(path)?;
+    let file = engine::read_plan(path)?;
     let key = crate::plan::key_from_env().map_err(Error::PlanKey)?;
     let plan = &file.plan;
     let seal = match file.verify_seal(key.as_deref()) {

@@ -1,7 +1,7 @@
 //! The plan: a versioned data contract that every rendering draws and `apply` executes.
 
 pub mod action;
-pub mod file;
+
 pub mod guard;
 pub mod stale;
 pub mod verify;
@@ -320,7 +320,7 @@ impl Plan {
     }
 
     /// Checks the digest and, with a key, the signature, over this value. A plan read from a file is
-    /// checked over the file's JSON instead ([`file::Saved::verify_seal`]), which may hold fields
+    /// checked over the file's JSON instead ([`crate::engine::saved_file::Saved::verify_seal`]), which may hold fields
     /// this idsync does not know.
     ///
     /// # Errors
@@ -384,13 +384,13 @@ fn write_canonical(v: &serde_json::Value, out: &mut Vec<u8>) {
 }
 
 /// `hmac-sha256:HEX` over `content`.
-fn sign(key: &[u8], content: &[u8]) -> String {
+pub(crate) fn sign(key: &[u8], content: &[u8]) -> String {
     let tag = ring::hmac::sign(&ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key), content);
     format!("hmac-sha256:{}", crate::config::hex_digest(tag.as_ref()))
 }
 
 /// Checks a digest and, with a key, a signature over `content`.
-fn check_seal(
+pub(crate) fn check_seal(
     content: &[u8],
     digest: &str,
     signature: Option<&str>,

@@ -6,7 +6,7 @@ use std::path::Path;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{check_seal, parse_format_version, Plan, SealError, FORMAT_MAJOR, FORMAT_MINOR};
+use crate::plan::{check_seal, parse_format_version, Plan, SealError, FORMAT_MAJOR, FORMAT_MINOR};
 
 /// A plan read from a file.
 #[derive(Debug)]
@@ -102,7 +102,7 @@ impl Saved {
         }
         let digest = self.raw.get("digest").and_then(Value::as_str).unwrap_or("");
         let signature = self.raw.get("signature").and_then(Value::as_str);
-        check_seal(&super::canonical_content(&self.raw), digest, signature, key)
+        check_seal(&crate::plan::canonical_content(&self.raw), digest, signature, key)
     }
 
     /// Whether a newer idsync made the plan (a later minor version): fields it added are not shown,
@@ -118,7 +118,7 @@ impl Saved {
 /// known to this idsync or not. For tools that write plans of this format, and tests.
 pub fn seal_json(raw: &mut Value, key: Option<&[u8]>) {
     use sha2::Digest as _;
-    let content = super::canonical_content(raw);
+    let content = crate::plan::canonical_content(raw);
     let Value::Object(m) = raw else {
         return;
     };
@@ -128,6 +128,6 @@ pub fn seal_json(raw: &mut Value, key: Option<&[u8]>) {
     );
     m.remove("signature");
     if let Some(k) = key {
-        m.insert("signature".into(), super::sign(k, &content).into());
+        m.insert("signature".into(), crate::plan::sign(k, &content).into());
     }
 }

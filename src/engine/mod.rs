@@ -1,140 +1,30 @@
-//! The subcommands. Each returns an [`ExitStatus`] or an [`Error`]; nothing else decides exit codes.
+//! The engine: the one pipeline `plan` and `apply` share. Every source and the target are read at
+//! once, the desired state is derived, diffed against the target, and sealed into a [`Plan`]; a
+//! saved plan is read back and checked here too. The commands only turn options into calls of the
+//! engine and its results into output and an exit status.
 
-mod apply;
-mod plan;
-mod show;
-mod snapshot;
-mod validate;
+pub mod saved_file;
 
 use chrono::{DateTime, Utc};
 
-use crate::cli::{Cli, Command};
-use crate::config::{self, Loaded};
+use crate::config::Loaded;
 use crate::desired::{self, SourceData};
 use crate::diff::{self, Context};
 use crate::error::Error;
-use crate::exit::ExitStatus;
 use crate::model::{GroupNames, Indexed};
 use crate::output::Printer;
 use crate::plan::{Overrides, Plan};
 use crate::progress::Phase;
 use crate::targets::{self, Target};
-use crate::{sources, Config};
-
-/// Runs the command line.
-///
-/// # Errors
-/// Whatever the command met; the caller prints it and exits 1.
-pub async fn run(cli: Cli, printer: Printer) -> Result<ExitStatus, Error> {
-    crate::progress::install(printer);
-    match cli.command {
-        Command::Validate {
-            config,
-            offline,
-            format,
-        } => validate::run(&printer, &config.config, offline, format),
-        Command::Plan {
-            config,
-            out,
-            format,
-            detailed_exitcode,
-            markdown_limit,
-            guards,
-        } => {
-            plan::run(
-                &printer,
-                &config.config,
-                out.as_deref(),
-                format,
-                detailed_exitcode,
-                guards.overrides(),
-                markdown_limit as usize,
-            )
-            .await
-        }
-        Command::Apply {
-            config,
-            plan,
-            auto_approve,
-            report,
-            guards,
-        } => {
-            apply::run(
-                &printer,
-                &config.config,
-                plan.as_deref(),
-                auto_approve,
-                report.as_deref(),
-                guards.overrides(),
-            )
-            .await
-        }
-        Command::Show {
-            plan,
-            format,
-            detailed_exitcode,
-            markdown_limit,
-        } => show::run(
-            &printer,
-            &plan,
-            format,
-            detailed_exitcode,
-            markdown_limit as usize,
-        ),
-        Command::Snapshot {
-            config,
-            side,
-            source,
-            out,
-        } => {
-            snapshot::run(
-                &printer,
-                &config.config,
-                side,
-                source.as_deref(),
-                out.as_deref(),
-            )
-            .await
-        }
-        Command::Schema { plan } => {
-            let schema = if plan {
-                Plan::json_schema()
-            } else {
-                Config::json_schema()
-            };
-            let mut out = printer.stdout();
-            serde_json::to_writer_pretty(&mut out, &schema).map_err(std::io::Error::from)?;
-            use std::io::Write;
-            writeln!(out)?;
-            out.flush()?;
-            Ok(ExitStatus::Success)
-        }
-        Command::Completions { shell } => {
-            let mut cmd = <Cli as clap::CommandFactory>::command();
-            let mut out = printer.stdout();
-            clap_complete::generate(shell, &mut cmd, "idsync", &mut out);
-            use std::io::Write;
-            out.flush()?;
-            Ok(ExitStatus::Success)
-        }
-        Command::Man => {
-            let cmd = <Cli as clap::CommandFactory>::command();
-            let mut out = printer.stdout();
-            clap_mangen::Man::new(cmd).render(&mut out)?;
-            use std::io::Write;
-            out.flush()?;
-            Ok(ExitStatus::Success)
-        }
-    }
-}
+use crate::sources;
 
 /// Reads a saved plan of a format this idsync reads (see [`crate::plan::FORMAT_VERSION`]).
 ///
 /// # Errors
 /// The file cannot be read, is not a plan, or is of a major format version this idsync does not read.
-pub(crate) fn read_plan(path: &std::path::Path) -> Result<crate::plan::file::Saved, Error> {
-    use crate::plan::file::ReadError;
-    crate::plan::file::read(path).map_err(|e| match e {
+pub(crate) fn read_plan(path: &std::path::Path) -> Result<crate::engine::saved_file::Saved, Error> {
+    use crate::engine::saved_file::ReadError;
+    crate::engine::saved_file::read(path).map_err(|e| match e {
         ReadError::OtherMajor {
             found,
             made_by,
@@ -150,35 +40,6 @@ pub(crate) fn read_plan(path: &std::path::Path) -> Result<crate::plan::file::Sav
             reason: other.to_string(),
         },
     })
-}
-
-/// Loads a config and prints its warnings (a credential file others can read).
-pub(crate) fn load(printer: &Printer, path: &std::path::Path) -> Result<Loaded, Error> {
-    let loaded = config::load(path)?;
-    for w in &loaded.warnings {
-        printer.warn(w);
-    }
-    Ok(loaded)
-}
-
-/// Checks, before anything changes, that the folder a file is to be written into exists.
-pub(crate) fn check_writable_folder(
-    path: &std::path::Path,
-    flag: &'static str,
-) -> Result<(), Error> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or_else(|| std::path::Path::new("."));
-    if dir.is_dir() {
-        Ok(())
-    } else {
-        Err(Error::NoFolder {
-            flag,
-            path: path.to_path_buf(),
-            dir: dir.to_path_buf(),
-        })
-    }
 }
 
 /// The moment plans measure grace periods from: `IDSYNC_NOW` (RFC 3339) when set, for reproducible
