@@ -5,18 +5,18 @@ use rustc_hash::FxHashMap;
 
 use chrono::{DateTime, SubsecRound, Utc};
 
-use crate::config::{CleanupConfig, Rules, WithoutLastActive};
 use crate::desired::{Desired, DesiredUser, Scope};
 use crate::model::{Indexed, User};
 use crate::plan::{
     stale, Action, Cost, DeactivateCause, FieldChange, Guard, Limit, LimitKind, Member, Overrides,
     Plan, ReasonCode, Skipped, SourceRead, Summary, FORMAT_VERSION,
 };
+use crate::rules::{Cleanup, Rules, WithoutLastActive};
 
 /// What a diff needs besides the two sides.
 pub struct Context<'a> {
     pub rules: &'a Rules,
-    pub cleanup: &'a CleanupConfig,
+    pub cleanup: &'a Cleanup,
     pub manage_unmapped_members: bool,
     /// The moment grace periods are measured from.
     pub now: DateTime<Utc>,

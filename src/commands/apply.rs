@@ -19,11 +19,11 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use crate::engine;
 use crate::apply::journal::{self, Journal, Progress};
 use crate::apply::lock::Lock;
 use crate::apply::{self, confirm};
 use crate::config::{self, Loaded, TargetConfig};
+use crate::engine;
 use crate::error::Error;
 use crate::exit::ExitStatus;
 use crate::model::Indexed;

@@ -8,8 +8,8 @@
 use std::io::Write;
 use std::path::Path;
 
-use crate::engine;
 use crate::cli::ShowFormat;
+use crate::engine;
 use crate::error::Error;
 use crate::exit::ExitStatus;
 use crate::output::Printer;

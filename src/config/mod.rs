@@ -14,13 +14,11 @@ use std::path::{Path, PathBuf};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use crate::rules::WithoutLastActive;
 pub use load::{
-    hex as hex_digest, inspect, inspect_str, load, load_str, ConfigError, Diagnostic, Loaded,
-    Located, Options, Report,
+    inspect, inspect_str, load, load_str, ConfigError, Diagnostic, Loaded, Located, Options, Report,
 };
 pub use locate::KeyPath;
-pub use validate::{CompiledMapping, Matcher, Patterns, Template};
-pub use validate::{DeactivationLimit, Rules};
 
 /// Connector types this build has, per side.
 pub const SOURCE_TYPES: &[&str] = &[
@@ -655,17 +653,6 @@ impl Default for CleanupConfig {
 
 fn default_true() -> bool {
     true
-}
-
-/// What `grace_days` does with a user who has no last-active timestamp.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum WithoutLastActive {
-    /// Keep the user (the safe choice).
-    #[default]
-    Keep,
-    /// Deactivate the user.
-    Deactivate,
 }
 
 /// A count such as `25`, or a percentage such as `5%` (of what each setting says).

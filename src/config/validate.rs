@@ -1,4 +1,4 @@
-//! Semantic checks that a schema cannot express, compiled into [`Rules`] the planner uses.
+//! Semantic checks that a schema cannot express, compiled into the [`Rules`] the planner uses.
 
 use std::collections::{HashMap, HashSet};
 
@@ -8,38 +8,9 @@ use regex::Regex;
 use super::load::Diagnostic;
 use super::locate::KeyPath;
 use super::{Config, MaxDeactivations, TargetConfig};
-
-/// Atlassian's default product-access group names: SCIM cannot push groups with these names
-/// (they are created in the directory but never reach the sites).
-pub const PRODUCT_ACCESS_GROUPS: &[&str] = &[
-    "administrators",
-    "atlassian-addons-admin",
-    "bitbucket-users",
-    "confluence-administrators",
-    "confluence-admins",
-    "confluence-users",
-    "jira-administrators",
-    "jira-admins",
-    "jira-core-users",
-    "jira-product-discovery-users",
-    "jira-servicedesk-users",
-    "jira-servicemanagement-users",
-    "jira-software-users",
-    "jira-users",
-    "jira-work-management-users",
-    "opsgenie-users",
-    "site-admins",
-    "statuspage-users",
-    "system-administrators",
-    "trusted-users",
-];
-
-/// Whether a group name is one of Atlassian's default product-access groups.
-#[must_use]
-pub fn is_product_access_group(name: &str) -> bool {
-    let lower = name.trim().to_lowercase();
-    PRODUCT_ACCESS_GROUPS.contains(&lower.as_str())
-}
+use crate::rules::{Cleanup, DeactivationLimit};
+use crate::rules::{CompiledMapping, Matcher, Patterns, Rules, Template};
+use crate::targets::atlassian::is_product_access_group;
 
 /// Target attributes an attribute template may set. The first four are the user's core fields.
 pub const TEMPLATE_TARGETS: &[&str] = &[
@@ -59,291 +30,26 @@ pub const TEMPLATE_TARGETS: &[&str] = &[
     "preferredLanguage",
 ];
 
-/// The config's rules, compiled.
-#[derive(Debug)]
-pub struct Rules {
-    pub source_names: Vec<String>,
-    pub require_groups: HashSet<String>,
-    pub exclude: Patterns,
-    pub protect: Patterns,
-    /// Target attribute and its template, in a stable order.
-    pub templates: Vec<(String, Template)>,
-    pub mappings: Vec<CompiledMapping>,
-    pub default_groups: Vec<String>,
-    pub deactivation_limit: DeactivationLimit,
-    /// `cleanup.max_membership_removals`, `max_membership_removals_per_group`,
-    /// `membership_guard_min_group_size` and `max_updates`.
-    pub removal_limit: DeactivationLimit,
-    pub removal_limit_per_group: DeactivationLimit,
-    pub removal_min_group_size: usize,
-    pub update_limit: DeactivationLimit,
-    pub membership_batch: usize,
-    pub group_size_warn: usize,
-    pub group_size_max: usize,
-}
-
-/// Email patterns with `*` and `?`, matched case-insensitively.
-#[derive(Debug)]
-pub struct Patterns {
-    set: GlobSet,
-    texts: Vec<String>,
-}
-
-impl Patterns {
-    fn build(texts: &[String], path: &KeyPath, diags: &mut Vec<Diagnostic>) -> Patterns {
-        let mut b = GlobSetBuilder::new();
-        for (i, t) in texts.iter().enumerate() {
-            match globset::GlobBuilder::new(t.trim())
-                .case_insensitive(true)
-                .literal_separator(false)
-                .build()
-            {
-                Ok(g) => {
-                    b.add(g);
-                }
-                Err(e) => diags.push(
-                    Diagnostic::new(path.index(i), format!("invalid pattern {t:?}: {}", e.kind()))
-                        .hint("patterns are emails with `*` and `?` wildcards, e.g. \"*@contractors.example.com\""),
-                ),
+/// Compiles email patterns, reporting each one that is not valid.
+fn build_patterns(texts: &[String], path: &KeyPath, diags: &mut Vec<Diagnostic>) -> Patterns {
+    let mut b = GlobSetBuilder::new();
+    for (i, t) in texts.iter().enumerate() {
+        match globset::GlobBuilder::new(t.trim())
+            .case_insensitive(true)
+            .literal_separator(false)
+            .build()
+        {
+            Ok(g) => {
+                b.add(g);
             }
-        }
-        let set = b.build().unwrap_or_else(|_| GlobSet::empty());
-        Patterns {
-            set,
-            texts: texts.to_vec(),
-        }
-    }
-
-    /// The first pattern the email matches.
-    #[must_use]
-    pub fn matching(&self, email: &str) -> Option<&str> {
-        if self.texts.is_empty() {
-            return None;
-        }
-        self.set
-            .matches(email)
-            .first()
-            .map(|i| self.texts[*i].as_str())
-    }
-
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.texts.is_empty()
-    }
-
-    /// The patterns (index and text) that match none of `emails`.
-    pub fn unmatched<'a>(&self, emails: impl IntoIterator<Item = &'a str>) -> Vec<(usize, &str)> {
-        let mut hit = vec![false; self.texts.len()];
-        let mut left = hit.len();
-        for e in emails {
-            if left == 0 {
-                break;
-            }
-            for i in self.set.matches(e) {
-                if !hit[i] {
-                    hit[i] = true;
-                    left -= 1;
-                }
-            }
-        }
-        hit.iter()
-            .enumerate()
-            .filter(|(_, h)| !**h)
-            .map(|(i, _)| (i, self.texts[i].as_str()))
-            .collect()
-    }
-}
-
-/// An attribute template: literal text and `{variable}` parts; `{{` and `}}` are literal braces.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Template {
-    pub text: String,
-    parts: Vec<Part>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Part {
-    Lit(String),
-    Var(String),
-}
-
-impl Template {
-    /// Parses a template.
-    ///
-    /// # Errors
-    /// An unclosed `{`, a stray `}` or an empty `{}`.
-    pub fn parse(text: &str) -> Result<Template, String> {
-        let mut parts = Vec::new();
-        let mut lit = String::new();
-        let mut chars = text.chars().peekable();
-        while let Some(c) = chars.next() {
-            match c {
-                '{' if chars.peek() == Some(&'{') => {
-                    chars.next();
-                    lit.push('{');
-                }
-                '}' if chars.peek() == Some(&'}') => {
-                    chars.next();
-                    lit.push('}');
-                }
-                '{' => {
-                    let mut name = String::new();
-                    loop {
-                        match chars.next() {
-                            Some('}') => break,
-                            Some(c) => name.push(c),
-                            None => return Err(format!("`{{{name}` is not closed with `}}`")),
-                        }
-                    }
-                    let name = name.trim().to_string();
-                    if name.is_empty() {
-                        return Err("`{}` names no attribute".into());
-                    }
-                    if !lit.is_empty() {
-                        parts.push(Part::Lit(std::mem::take(&mut lit)));
-                    }
-                    parts.push(Part::Var(name));
-                }
-                '}' => return Err("a lone `}` (write `}}` for a literal brace)".into()),
-                c => lit.push(c),
-            }
-        }
-        if !lit.is_empty() {
-            parts.push(Part::Lit(lit));
-        }
-        Ok(Template {
-            text: text.to_string(),
-            parts,
-        })
-    }
-
-    /// Renders with `lookup`; unknown variables render empty. The result is trimmed, with runs of
-    /// spaces folded, and `None` when nothing is left.
-    #[must_use]
-    pub fn render<'a>(&self, lookup: &dyn Fn(&str) -> Option<&'a str>) -> Option<String> {
-        let mut out = String::new();
-        for p in &self.parts {
-            match p {
-                Part::Lit(s) => out.push_str(s),
-                Part::Var(v) => {
-                    if let Some(val) = lookup(v) {
-                        out.push_str(val);
-                    }
-                }
-            }
-        }
-        if out.contains("  ") {
-            out = out
-                .split(' ')
-                .filter(|w| !w.is_empty())
-                .collect::<Vec<_>>()
-                .join(" ");
-        }
-        let trimmed = out.trim();
-        if trimmed.is_empty() {
-            None
-        } else if trimmed.len() == out.len() {
-            Some(out)
-        } else {
-            Some(trimmed.to_string())
-        }
-    }
-}
-
-/// How an IdP group is matched.
-#[derive(Debug)]
-pub enum Matcher {
-    Exact(String),
-    Regex(Regex),
-}
-
-/// A mapping ready to use.
-#[derive(Debug)]
-pub struct CompiledMapping {
-    /// Its place in `groups.mappings`.
-    pub index: usize,
-    pub matcher: Matcher,
-    pub to: String,
-}
-
-impl CompiledMapping {
-    /// The Atlassian group for a source-qualified IdP group name, when this mapping matches it.
-    #[must_use]
-    pub fn apply(&self, qualified: &str) -> Option<String> {
-        match &self.matcher {
-            Matcher::Exact(from) => (from == qualified).then(|| self.to.clone()),
-            Matcher::Regex(re) => {
-                let caps = re.captures(qualified)?;
-                let mut out = String::new();
-                caps.expand(&self.to, &mut out);
-                Some(out)
-            }
-        }
-    }
-
-    /// How a reviewer reads this mapping, e.g. `mappings[0] (from "okta:Eng" to "engineering")`.
-    #[must_use]
-    pub fn describe(&self) -> String {
-        match &self.matcher {
-            Matcher::Exact(f) => format!("groups.mappings[{}] (from {f:?})", self.index),
-            Matcher::Regex(r) => format!(
-                "groups.mappings[{}] (from_regex {:?})",
-                self.index,
-                r.as_str()
+            Err(e) => diags.push(
+                Diagnostic::new(path.index(i), format!("invalid pattern {t:?}: {}", e.kind()))
+                    .hint("patterns are emails with `*` and `?` wildcards, e.g. \"*@contractors.example.com\""),
             ),
         }
     }
-}
-
-/// A guard's limit (`max_deactivations`, `max_updates`, `max_membership_removals`…): a count or a
-/// percentage.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum DeactivationLimit {
-    Count(u64),
-    Percent(f64),
-}
-
-impl DeactivationLimit {
-    /// The most deactivations allowed when the target has `active` active users.
-    #[must_use]
-    #[allow(
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        clippy::cast_precision_loss
-    )]
-    pub fn limit(&self, active: u64) -> u64 {
-        match *self {
-            DeactivationLimit::Count(n) => n,
-            DeactivationLimit::Percent(p) => ((active as f64) * p / 100.0).floor() as u64,
-        }
-    }
-}
-
-impl DeactivationLimit {
-    /// As [`DeactivationLimit::limit`], but a percentage rounds up: a nonzero percentage of a
-    /// nonempty base allows at least one (the further guards, so that a directory of three users
-    /// can have one updated without an override).
-    #[must_use]
-    #[allow(
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        clippy::cast_precision_loss
-    )]
-    pub fn limit_rounding_up(&self, base: u64) -> u64 {
-        match *self {
-            DeactivationLimit::Count(n) => n,
-            DeactivationLimit::Percent(p) => ((base as f64) * p / 100.0).ceil() as u64,
-        }
-    }
-}
-
-impl std::fmt::Display for DeactivationLimit {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            DeactivationLimit::Count(n) => write!(f, "{n}"),
-            DeactivationLimit::Percent(p) => write!(f, "{p}%"),
-        }
-    }
+    let set = b.build().unwrap_or_else(|_| GlobSet::empty());
+    Patterns::new(set, texts.to_vec())
 }
 
 /// A guard setting: a count, or a percentage from 0% to 100%.
@@ -420,7 +126,7 @@ pub fn check(config: &Config) -> Result<Rules, Vec<Diagnostic>> {
     for (i, g) in config.users.require_groups.iter().enumerate() {
         qualified_ok(g, users.key("require_groups").index(i), &mut diags);
     }
-    let exclude = Patterns::build(&config.users.exclude, &users.key("exclude"), &mut diags);
+    let exclude = build_patterns(&config.users.exclude, &users.key("exclude"), &mut diags);
 
     let mut templates = Vec::new();
     for (attr, text) in &config.users.attributes {
@@ -462,7 +168,7 @@ pub fn check(config: &Config) -> Result<Rules, Vec<Diagnostic>> {
     }
 
     let cleanup = root().key("cleanup");
-    let protect = Patterns::build(&config.cleanup.protect, &cleanup.key("protect"), &mut diags);
+    let protect = build_patterns(&config.cleanup.protect, &cleanup.key("protect"), &mut diags);
     let c = &config.cleanup;
     let deactivation_limit = count_or_percent(
         &c.max_deactivations,
@@ -528,6 +234,13 @@ pub fn check(config: &Config) -> Result<Rules, Vec<Diagnostic>> {
         membership_batch: batch as usize,
         group_size_warn: config.limits.max_group_size_warn as usize,
         group_size_max: config.limits.max_group_size as usize,
+        cleanup: Cleanup {
+            deactivate_missing: config.cleanup.deactivate_missing,
+            grace_days: config.cleanup.grace_days,
+            without_last_active: config.cleanup.without_last_active,
+            skip_admins: config.cleanup.skip_admins,
+            revoke_api_tokens: config.cleanup.revoke_api_tokens,
+        },
     })
 }
 

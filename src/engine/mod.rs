@@ -15,8 +15,8 @@ use crate::model::{GroupNames, Indexed};
 use crate::output::Printer;
 use crate::plan::{Overrides, Plan};
 use crate::progress::Phase;
-use crate::targets::{self, Target};
 use crate::sources;
+use crate::targets::{self, Target};
 
 /// Reads a saved plan of a format this idsync reads (see [`crate::plan::FORMAT_VERSION`]).
 ///
@@ -153,7 +153,7 @@ pub async fn make_plan(
         Ok::<_, Error>(indexed)
     };
     let (data, indexed) = tokio::try_join!(futures_util::future::try_join_all(reads), read_target)?;
-    let desired = desired::build(&data, &loaded.rules)
+    let desired = desired::build(&data, &loaded.rules, &|g| target.reserved_group(g))
         .map_err(|problems| Error::GroupReferences { problems })?;
     lap("desired state");
     let sources_read = loaded
@@ -171,14 +171,13 @@ pub async fn make_plan(
         .collect();
     let ctx = Context {
         rules: &loaded.rules,
-        cleanup: &loaded.config.cleanup,
+        cleanup: &loaded.rules.cleanup,
         manage_unmapped_members: loaded.config.groups.manage_unmapped_members,
         now,
         overrides,
         config_hash: loaded.hash.clone(),
         target_name: name,
-        target_concurrency: (!matches!(loaded.config.target, crate::config::TargetConfig::File(_)))
-            .then(|| target.concurrency()),
+        target_concurrency: target.request_concurrency(),
         last_active_lag: target.last_active_lag(),
         target_warnings: target.warnings(),
         sources: sources_read,

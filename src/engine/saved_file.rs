@@ -102,7 +102,12 @@ impl Saved {
         }
         let digest = self.raw.get("digest").and_then(Value::as_str).unwrap_or("");
         let signature = self.raw.get("signature").and_then(Value::as_str);
-        check_seal(&crate::plan::canonical_content(&self.raw), digest, signature, key)
+        check_seal(
+            &crate::plan::canonical_content(&self.raw),
+            digest,
+            signature,
+            key,
+        )
     }
 
     /// Whether a newer idsync made the plan (a later minor version): fields it added are not shown,
@@ -124,7 +129,7 @@ pub fn seal_json(raw: &mut Value, key: Option<&[u8]>) {
     };
     m.insert(
         "digest".into(),
-        crate::config::hex_digest(&sha2::Sha256::digest(&content)).into(),
+        crate::digest::hex(&sha2::Sha256::digest(&content)).into(),
     );
     m.remove("signature");
     if let Some(k) = key {

@@ -11,7 +11,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
 
-pub use action::{Action, DeactivateCause, FieldChange, Kind, Member, ReasonCode, UserFields};
+pub use action::{
+    Action, ActionError, DeactivateCause, FieldChange, Kind, Member, ReasonCode, UserFields,
+};
 pub use guard::{Guard, Limit, LimitKind, Overrides};
 pub use stale::{GroupState, Preconditions, UserState};
 
@@ -315,7 +317,7 @@ impl Plan {
     /// Records the digest and, with a key, the signature.
     pub fn seal(&mut self, key: Option<&[u8]>) {
         let content = self.content();
-        self.digest = crate::config::hex_digest(&sha2::Sha256::digest(&content));
+        self.digest = crate::digest::hex(&sha2::Sha256::digest(&content));
         self.signature = key.map(|k| sign(k, &content));
     }
 
@@ -386,7 +388,7 @@ fn write_canonical(v: &serde_json::Value, out: &mut Vec<u8>) {
 /// `hmac-sha256:HEX` over `content`.
 pub(crate) fn sign(key: &[u8], content: &[u8]) -> String {
     let tag = ring::hmac::sign(&ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key), content);
-    format!("hmac-sha256:{}", crate::config::hex_digest(tag.as_ref()))
+    format!("hmac-sha256:{}", crate::digest::hex(tag.as_ref()))
 }
 
 /// Checks a digest and, with a key, a signature over `content`.
@@ -396,7 +398,7 @@ pub(crate) fn check_seal(
     signature: Option<&str>,
     key: Option<&[u8]>,
 ) -> Result<(), SealError> {
-    if crate::config::hex_digest(&sha2::Sha256::digest(content)) != digest {
+    if crate::digest::hex(&sha2::Sha256::digest(content)) != digest {
         return Err(SealError::Digest);
     }
     let Some(key) = key else {

@@ -26,14 +26,13 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
-use async_trait::async_trait;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Map, Value};
 
-use crate::targets::{ActionError, Target, TargetError};
 use crate::config::MemberRemoval;
 use crate::http::{paginate, Auth, HttpClient, HttpError, HttpSettings, Sent};
 use crate::model::{Group, LeftOut, Snapshot, User};
+use crate::plan::ActionError;
 use crate::plan::{Action, FieldChange, Member, UserFields};
 
 pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
@@ -879,46 +878,6 @@ fn change_op(c: &FieldChange) -> Value {
         f => f.to_string(),
     };
     json!({"op": "replace", "path": path, "value": c.to})
-}
-
-/// `type: scim`: any SCIM 2.0 service provider.
-#[derive(Debug)]
-pub struct ScimTarget {
-    dir: ScimDirectory,
-}
-
-impl ScimTarget {
-    #[must_use]
-    pub fn new(dir: ScimDirectory) -> ScimTarget {
-        ScimTarget { dir }
-    }
-}
-
-#[async_trait]
-impl Target for ScimTarget {
-    fn name(&self) -> String {
-        format!("scim:{}", self.dir.http.url(""))
-    }
-
-    fn concurrency(&self) -> usize {
-        self.dir.http.concurrency()
-    }
-
-    fn requests(&self) -> u64 {
-        self.dir.http.requests()
-    }
-
-    async fn snapshot(&mut self) -> Result<Snapshot, TargetError> {
-        Ok(self.dir.snapshot().await?)
-    }
-
-    async fn apply(&self, action: &Action) -> Result<(), ActionError> {
-        self.dir.apply(action).await
-    }
-
-    async fn finish(&mut self) -> Result<(), TargetError> {
-        Ok(())
-    }
 }
 
 #[cfg(test)]

@@ -140,23 +140,7 @@ pub fn present(v: Option<&serde_json::Value>) -> Option<&str> {
         .filter(|s| !s.trim().is_empty())
 }
 
-/// How the config names one IdP group: by its immutable id (`id:ID`) or by its name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum GroupRef<'a> {
-    Id(&'a str),
-    Name(&'a str),
-}
-
-impl<'a> GroupRef<'a> {
-    /// Reads a reference as written after the source name (`id:00g1…`, or a name).
-    #[must_use]
-    pub fn parse(text: &'a str) -> GroupRef<'a> {
-        match text.strip_prefix("id:") {
-            Some(id) if !id.is_empty() => GroupRef::Id(id),
-            _ => GroupRef::Name(text),
-        }
-    }
-}
+pub use crate::rules::GroupRef;
 
 /// Narrows a group listing (`(id, name)`) to the configured groups, when any are configured. Each
 /// configured entry is a name or `id:ID`; with `fold_case`, names compare without regard to case

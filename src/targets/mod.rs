@@ -4,9 +4,9 @@
 //! Adding a target: a file here implementing [`Target`], a variant of [`TargetConfig`], a fake in
 //! tests/fakes/, an example, and an entry in the convergence suite.
 
-mod atlassian;
+pub mod atlassian;
 mod file;
-
+mod scim;
 
 use std::path::Path;
 
@@ -19,9 +19,10 @@ use crate::model::Snapshot;
 use crate::plan::Action;
 use crate::snapshot_file::SnapshotFileError;
 
+pub use crate::scim::ScimDirectory;
 pub use atlassian::AtlassianTarget;
 pub use file::FileTarget;
-pub use crate::scim::{ScimDirectory, ScimTarget};
+pub use scim::ScimTarget;
 
 /// Why a target could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -42,10 +43,7 @@ impl From<HttpError> for TargetError {
     }
 }
 
-/// Why one action failed. The message names the object.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("{0}")]
-pub struct ActionError(pub String);
+pub use crate::plan::ActionError;
 
 impl From<HttpError> for ActionError {
     fn from(e: HttpError) -> Self {
@@ -62,6 +60,11 @@ pub trait Target: Send + Sync {
     fn concurrency(&self) -> usize {
         1
     }
+    /// How many requests a plan's cost estimate may count in flight at once; `None` for a target
+    /// that makes no requests (a file), whose plans carry no cost.
+    fn request_concurrency(&self) -> Option<usize> {
+        Some(self.concurrency())
+    }
     /// Requests sent to the target so far (0 for a file).
     fn requests(&self) -> u64 {
         0
@@ -76,6 +79,11 @@ pub trait Target: Send + Sync {
     /// period is measured from the reported moment plus this.
     fn last_active_lag(&self) -> chrono::Duration {
         chrono::Duration::zero()
+    }
+    /// Why this target refuses to manage a group of this name (e.g. one of Atlassian's
+    /// product-access groups, which SCIM cannot push), or `None` for a name it takes.
+    fn reserved_group(&self, _name: &str) -> Option<&'static str> {
+        None
     }
     /// Applies one action. Actions of one kind may run concurrently.
     async fn apply(&self, action: &Action) -> Result<(), ActionError>;
