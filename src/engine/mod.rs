@@ -3,6 +3,7 @@
 //! saved plan is read back and checked here too. The commands only turn options into calls of the
 //! engine and its results into output and an exit status.
 
+pub mod saved;
 pub mod saved_file;
 
 use chrono::{DateTime, Utc};

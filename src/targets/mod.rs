@@ -1,8 +1,11 @@
 //! Targets: the systems idsync changes. A target reads itself into a [`Snapshot`] and applies a plan's
 //! actions; `finish` makes the changes durable.
 //!
-//! Adding a target: a file here implementing [`Target`], a variant of [`TargetConfig`], a fake in
-//! tests/fakes/, an example, and an entry in the convergence suite.
+//! A target declares what it can do (reserved group names, request concurrency, last-active lag,
+//! writing at `finish`) through [`Target`]; generic code never asks which type it is.
+//!
+//! Adding a target: a file (or folder) here implementing [`Target`], a variant of [`TargetConfig`],
+//! a fake dialect in crates/fakes, a row in tests/conformance.rs (docs/ARCHITECTURE.md).
 
 pub mod atlassian;
 mod file;
@@ -106,6 +109,15 @@ pub trait Target: Send + Sync {
     /// Whether actions take effect only in `finish` (see `stage`).
     fn writes_at_finish(&self) -> bool {
         false
+    }
+}
+
+/// The local file a config's target writes, if it writes one (an apply locks it).
+#[must_use]
+pub fn local_file(config: &Config, config_dir: &Path) -> Option<std::path::PathBuf> {
+    match &config.target {
+        TargetConfig::File(f) => Some(crate::config::resolve_path(config_dir, &f.path)),
+        TargetConfig::Scim(_) | TargetConfig::Atlassian(_) => None,
     }
 }
 
