@@ -291,7 +291,7 @@ fn check_target(target: &TargetConfig, diags: &mut Vec<Diagnostic>) {
 
 /// A credential given inline as `name` (usually `${VAR}`) or as a file, `name_file`: exactly one,
 /// and not empty.
-fn check_credential(
+pub(crate) fn check_credential(
     path: &KeyPath,
     name: &str,
     inline: Option<&String>,
@@ -325,7 +325,7 @@ fn check_credential(
 
 /// An http(s) URL without credentials in it: a URL is printed in plans, `-v` output and errors,
 /// so a password or token inside one would leak. (The value is not quoted: it may hold one.)
-fn check_url(path: KeyPath, url: &str, diags: &mut Vec<Diagnostic>) {
+pub(crate) fn check_url(path: KeyPath, url: &str, diags: &mut Vec<Diagnostic>) {
     if !(url.starts_with("https://") || url.starts_with("http://")) {
         diags.push(
             Diagnostic::new(path, "not an http(s) URL")
@@ -374,7 +374,7 @@ fn secret_like(name: &str) -> bool {
     .any(|w| n == *w || (w.len() > 4 && n.contains(w)))
 }
 
-fn check_page_size(path: KeyPath, n: usize, diags: &mut Vec<Diagnostic>) {
+pub(crate) fn check_page_size(path: KeyPath, n: usize, diags: &mut Vec<Diagnostic>) {
     if n == 0 || n > 1000 {
         diags.push(Diagnostic::new(
             path,
@@ -406,199 +406,12 @@ fn check_sources(config: &Config, diags: &mut Vec<Diagnostic>) -> Vec<String> {
             );
         }
         names.push(name.to_string());
-        check_source_connection(s, &root().key("sources").index(i), diags);
+        s.check(&root().key("sources").index(i), diags);
     }
     names
 }
 
 /// Endpoints and credentials of an HTTP source.
-fn check_source_connection(
-    source: &super::SourceConfig,
-    path: &KeyPath,
-    diags: &mut Vec<Diagnostic>,
-) {
-    match source {
-        super::SourceConfig::File(_) => {}
-        super::SourceConfig::Google(g) => {
-            check_url(path.key("base_url"), &g.base_url, diags);
-            if let Some(t) = &g.token_url {
-                check_url(path.key("token_url"), t, diags);
-            }
-            if g.customer.is_some() && g.domain.is_some() {
-                diags.push(
-                    Diagnostic::new(path.key("domain"), "both `customer` and `domain` are set")
-                        .hint("keep one"),
-                );
-            }
-            check_credential(
-                path,
-                "service_account_key",
-                g.service_account_key.as_ref(),
-                g.service_account_key_file.as_ref(),
-                diags,
-            );
-        }
-        super::SourceConfig::Keycloak(k) => {
-            check_url(path.key("base_url"), &k.base_url, diags);
-            check_credential(
-                path,
-                "client_secret",
-                k.client_secret.as_ref(),
-                k.client_secret_file.as_ref(),
-                diags,
-            );
-            check_page_size(path.key("page_size"), k.page_size, diags);
-            for (i, g) in k.groups.iter().enumerate() {
-                if !g.starts_with('/') && !g.starts_with("id:") {
-                    diags.push(
-                        Diagnostic::new(
-                            path.key("groups").index(i),
-                            format!("{g:?} is not a group path"),
-                        )
-                        .hint(format!(
-                            "Keycloak groups are named by path, e.g. \"/{g}\", or by id, \"id:ID\""
-                        )),
-                    );
-                }
-            }
-        }
-        super::SourceConfig::OneLogin(o) => {
-            match (&o.subdomain, o.region, &o.base_url) {
-                (_, _, Some(u)) => check_url(path.key("base_url"), u, diags),
-                (None, None, None) => diags.push(
-                    Diagnostic::new(
-                        path.clone(),
-                        "a OneLogin source needs `subdomain` (or `region`, or `base_url`)",
-                    )
-                    .hint("e.g. subdomain: acme, for https://acme.onelogin.com"),
-                ),
-                (Some(_), Some(_), None) => diags.push(
-                    Diagnostic::new(path.key("region"), "both `subdomain` and `region` are set")
-                        .hint("keep one: `subdomain` (the current API host) or `region`"),
-                ),
-                (Some(sub), None, None) => {
-                    let label = sub.split('.').next().unwrap_or_default();
-                    if sub.is_empty() || !sub.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-                    {
-                        diags.push(
-                            Diagnostic::new(
-                                path.key("subdomain"),
-                                format!("{sub:?} is not a OneLogin subdomain"),
-                            )
-                            .hint(format!(
-                                "give only the first label: subdomain: {label} (for https://{label}.onelogin.com)"
-                            )),
-                        );
-                    }
-                }
-                (None, Some(_), None) => {}
-            }
-            check_credential(
-                path,
-                "client_secret",
-                o.client_secret.as_ref(),
-                o.client_secret_file.as_ref(),
-                diags,
-            );
-            for (i, code) in o.inactive_statuses.iter().enumerate() {
-                if ![0, 1, 2, 3, 4, 5, 7, 8].contains(code) {
-                    diags.push(
-                        Diagnostic::new(
-                            path.key("inactive_statuses").index(i),
-                            format!("{code} is not a OneLogin user status"),
-                        )
-                        .hint("0 unactivated, 1 active, 2 suspended, 3 locked, 4 password expired, 5 awaiting password reset, 7 password pending, 8 security questions required"),
-                    );
-                }
-            }
-        }
-        super::SourceConfig::Scim(s) => {
-            check_url(path.key("base_url"), &s.base_url, diags);
-            check_credential(
-                path,
-                "token",
-                s.token.as_ref(),
-                s.token_file.as_ref(),
-                diags,
-            );
-            check_page_size(path.key("page_size"), s.page_size, diags);
-        }
-        super::SourceConfig::Okta(o) => {
-            match (&o.domain, &o.base_url) {
-                (None, None) => diags.push(
-                    Diagnostic::new(
-                        path.clone(),
-                        "an Okta source needs `domain` (or `base_url`)",
-                    )
-                    .hint("e.g. domain: example.okta.com"),
-                ),
-                (_, Some(u)) => check_url(path.key("base_url"), u, diags),
-                (Some(d), None) => check_url(path.key("domain"), &format!("https://{d}"), diags),
-            }
-            let token = o.token.is_some() || o.token_file.is_some();
-            match (&o.oauth, token) {
-                (Some(_), true) => diags.push(
-                    Diagnostic::new(path.key("oauth"), "both an API token and `oauth` are set")
-                        .hint("keep one: `oauth` (recommended) or `token`"),
-                ),
-                (Some(oa), false) => check_credential(
-                    &path.key("oauth"),
-                    "private_key",
-                    oa.private_key.as_ref(),
-                    oa.private_key_file.as_ref(),
-                    diags,
-                ),
-                (None, _) => check_credential(
-                    path,
-                    "token",
-                    o.token.as_ref(),
-                    o.token_file.as_ref(),
-                    diags,
-                ),
-            }
-            if o.page_size == 0 || o.page_size > 200 {
-                diags.push(
-                    Diagnostic::new(
-                        path.key("page_size"),
-                        format!("page_size {} is outside 1..=200", o.page_size),
-                    )
-                    .hint("Okta recommends at most 200 per page"),
-                );
-            }
-        }
-        super::SourceConfig::Entra(e) => {
-            let secret = e.client_secret.is_some() || e.client_secret_file.is_some();
-            match (&e.certificate, secret) {
-                (Some(_), true) => diags.push(
-                    Diagnostic::new(
-                        path.key("certificate"),
-                        "both a client secret and a certificate are set",
-                    )
-                    .hint("keep one"),
-                ),
-                (Some(_), false) => {}
-                (None, _) => check_credential(
-                    path,
-                    "client_secret",
-                    e.client_secret.as_ref(),
-                    e.client_secret_file.as_ref(),
-                    diags,
-                ),
-            }
-            check_url(path.key("authority"), &e.authority, diags);
-            check_url(path.key("base_url"), &e.base_url, diags);
-            if e.page_size == 0 || e.page_size > 999 {
-                diags.push(
-                    Diagnostic::new(
-                        path.key("page_size"),
-                        format!("page_size {} is outside 1..=999", e.page_size),
-                    )
-                    .hint("Graph accepts $top from 1 to 999"),
-                );
-            }
-        }
-    }
-}
 
 fn product_group_diag(path: KeyPath, name: &str) -> Diagnostic {
     Diagnostic::new(

@@ -27,9 +27,10 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use reqwest::{Method, StatusCode};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use crate::config::MemberRemoval;
 use crate::http::{paginate, Auth, HttpClient, HttpError, HttpSettings, Sent};
 use crate::model::{Group, LeftOut, Snapshot, User};
 use crate::plan::ActionError;
@@ -40,6 +41,20 @@ pub const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:
 pub const ATLASSIAN_EXT: &str = "urn:scim:schemas:extension:atlassian-external:1.0";
 pub const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 pub const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+
+/// How a group PATCH removes members.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MemberRemoval {
+    /// RFC 7644 §3.5.2.2: one `{"op":"remove","path":"members[value eq \"ID\"]"}` per member, many
+    /// per PATCH. No server can read it as "remove every member".
+    #[default]
+    Filter,
+    /// `{"op":"remove","path":"members","value":[{"value":"ID"},…]}`: Microsoft Entra's habit. Only
+    /// for a server that refuses the RFC form: a server that follows the RFC to the letter reads it
+    /// as "remove every member" (idsync then reports the loss and fails the action).
+    ValueList,
+}
 
 /// Attributes of the core User schema idsync reads and writes at the top level.
 const CORE_ATTRIBUTES: &[&str] = &[
