@@ -1,9 +1,10 @@
 //! idsync keeps Atlassian Cloud's users and groups in line with a company's identity provider,
 //! declaratively: desired state (one YAML file plus what the IdP says) → a reviewable plan → apply.
 //!
-//! The flow: [`config`] → [`sources`] (IdP snapshots) → [`desired`] (mapping rules applied); the
-//! [`targets`] snapshot → [`diff`] → [`plan::Plan`] → [`render`] (text, markdown, json) and
-//! [`apply`] (executor) → [`report`].
+//! The flow: [`config`] (compiled into [`rules`]) → [`sources`] (IdP snapshots) and the
+//! [`targets`] snapshot, read at once by the [`engine`] → [`desired`] (rules applied) → [`diff`] →
+//! [`plan::Plan`] → [`render`] (text, markdown, json) and [`apply`] (executor) → [`report`].
+//! docs/ARCHITECTURE.md has the layers and the imports that must never exist.
 
 pub mod apply;
 pub mod cli;
@@ -16,6 +17,8 @@ pub mod engine;
 pub mod error;
 pub mod exit;
 pub mod http;
+#[cfg(test)]
+mod layering;
 pub mod model;
 pub mod output;
 pub mod plan;
