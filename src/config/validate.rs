@@ -411,8 +411,6 @@ fn check_sources(config: &Config, diags: &mut Vec<Diagnostic>) -> Vec<String> {
     names
 }
 
-/// Endpoints and credentials of an HTTP source.
-
 fn product_group_diag(path: KeyPath, name: &str) -> Diagnostic {
     Diagnostic::new(
         path,

@@ -326,6 +326,21 @@ pub fn id_text(v: &serde_json::Value) -> Option<std::borrow::Cow<'_, str>> {
     }
 }
 
+/// Reads a credential the config gives inline or as a file.
+fn read_secret(
+    key: &str,
+    inline: Option<&String>,
+    file: Option<&std::path::PathBuf>,
+    config_dir: &Path,
+) -> Result<Secret, SourceError> {
+    Ok(secret::resolve(
+        key,
+        inline.map(String::as_str),
+        file.map(std::path::PathBuf::as_path),
+        config_dir,
+    )?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -382,19 +397,4 @@ mod tests {
         assert_eq!(left_out[1].label(), "vic@y.com (id x1) in Eng");
         assert_eq!(left_out[1].email.as_deref(), Some("vic@y.com"));
     }
-}
-
-/// Reads a credential the config gives inline or as a file.
-fn read_secret(
-    key: &str,
-    inline: Option<&String>,
-    file: Option<&std::path::PathBuf>,
-    config_dir: &Path,
-) -> Result<Secret, SourceError> {
-    Ok(secret::resolve(
-        key,
-        inline.map(String::as_str),
-        file.map(std::path::PathBuf::as_path),
-        config_dir,
-    )?)
 }
