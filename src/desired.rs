@@ -12,14 +12,14 @@ use crate::rules::{GroupRef, Matcher, Rules};
 
 /// One source's snapshot, indexed.
 #[derive(Debug)]
-pub struct SourceData {
+pub(crate) struct SourceData {
     pub name: String,
     pub data: Indexed,
 }
 
 /// Whether a source user is wanted on the target, and if not, which rule says so.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Scope {
+pub(crate) enum Scope {
     Wanted,
     /// Inactive in the source that provides the user.
     Disabled {
@@ -35,7 +35,7 @@ pub enum Scope {
 
 /// A user as the sources and rules want them.
 #[derive(Debug)]
-pub struct DesiredUser {
+pub(crate) struct DesiredUser {
     pub key: String,
     /// The source that provides the fields (the first in `sources` order that has the user).
     pub source: String,
@@ -47,7 +47,7 @@ pub struct DesiredUser {
 
 /// A managed Atlassian group.
 #[derive(Debug)]
-pub struct DesiredGroup {
+pub(crate) struct DesiredGroup {
     /// Why idsync manages it (`default_groups`, or the mapping).
     pub origin: String,
     /// Desired members: (desired user index, reason index), sorted by user, unique.
@@ -56,7 +56,7 @@ pub struct DesiredGroup {
 
 /// Everything wanted.
 #[derive(Debug, Default)]
-pub struct Desired {
+pub(crate) struct Desired {
     pub users: Vec<DesiredUser>,
     pub groups: BTreeMap<String, DesiredGroup>,
     /// Texts that member reasons point into, with their codes.
@@ -70,12 +70,12 @@ pub struct Desired {
 
 impl Desired {
     #[must_use]
-    pub fn reason(&self, idx: u32) -> &str {
+    pub(crate) fn reason(&self, idx: u32) -> &str {
         &self.reasons[idx as usize].1
     }
 
     #[must_use]
-    pub fn reason_code(&self, idx: u32) -> ReasonCode {
+    pub(crate) fn reason_code(&self, idx: u32) -> ReasonCode {
         self.reasons[idx as usize].0
     }
 }
@@ -89,7 +89,7 @@ const MAX_CONFLICT_WARNINGS: usize = 50;
 /// # Errors
 /// The config refers by name to an IdP group whose name several groups of that source share; each
 /// problem lists the groups with their ids.
-pub fn build(
+pub(crate) fn build(
     sources: &[SourceData],
     rules: &Rules,
     reserved: &dyn Fn(&str) -> Option<&'static str>,
@@ -402,7 +402,7 @@ const MAX_NAMED: usize = 10;
 /// One warning per kind of record and reason: how many a source left out, and which.
 #[must_use]
 /// `subject` names where they come from, e.g. "source `okta`".
-pub fn left_out_warnings(subject: &str, left_out: &[LeftOut]) -> Vec<String> {
+pub(crate) fn left_out_warnings(subject: &str, left_out: &[LeftOut]) -> Vec<String> {
     let mut by: BTreeMap<(LeftOutKind, &str), Vec<&LeftOut>> = BTreeMap::new();
     for l in left_out {
         by.entry((l.kind, l.reason.as_str())).or_default().push(l);

@@ -14,7 +14,7 @@ use crate::plan::{
 use crate::rules::{Cleanup, Rules, WithoutLastActive};
 
 /// What a diff needs besides the two sides.
-pub struct Context<'a> {
+pub(crate) struct Context<'a> {
     pub rules: &'a Rules,
     pub cleanup: &'a Cleanup,
     pub manage_unmapped_members: bool,
@@ -39,7 +39,7 @@ const MAX_LISTED: usize = 50;
 
 /// Computes the plan that brings `target` to `desired`.
 #[must_use]
-pub fn diff(desired: &Desired, target: &Indexed, ctx: &Context<'_>) -> Plan {
+pub(crate) fn diff(desired: &Desired, target: &Indexed, ctx: &Context<'_>) -> Plan {
     let mut d = Differ {
         desired,
         target,
@@ -953,7 +953,7 @@ fn scope_reason(scope: &Scope, rules: &Rules) -> (ReasonCode, String) {
 /// The fields of `u` that differ from what `du` wants. A wanted `None` leaves the field alone;
 /// emails and user names compare without regard to case.
 #[must_use]
-pub fn field_changes(du: &DesiredUser, u: &User, rules: &Rules) -> Vec<FieldChange> {
+pub(crate) fn field_changes(du: &DesiredUser, u: &User, rules: &Rules) -> Vec<FieldChange> {
     let mut out = Vec::new();
     let source = || (ReasonCode::SourceField, format!("from `{}`", du.source));
     let reason = |field: &str| {

@@ -2,7 +2,7 @@
 
 /// Bytes as lowercase hexadecimal.
 #[must_use]
-pub fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
     bytes
         .iter()

@@ -6,13 +6,15 @@
 //! [`plan::Plan`] → [`render`] (text, markdown, json) and [`apply`] (executor) → [`report`].
 //! docs/ARCHITECTURE.md has the layers and the imports that must never exist.
 
+#![warn(unreachable_pub)]
+
 pub mod apply;
 pub mod cli;
 pub mod commands;
 pub mod config;
-pub mod desired;
-pub mod diff;
-pub mod digest;
+pub(crate) mod desired;
+pub(crate) mod diff;
+pub(crate) mod digest;
 pub mod engine;
 pub mod error;
 pub mod exit;
@@ -24,9 +26,9 @@ pub mod output;
 pub mod plan;
 pub mod progress;
 pub mod render;
-pub mod report;
-pub mod rules;
-pub mod scim;
+pub(crate) mod report;
+pub(crate) mod rules;
+pub(crate) mod scim;
 pub mod snapshot_file;
 pub mod sources;
 pub mod targets;

@@ -134,9 +134,9 @@ pub struct Options {
 }
 
 /// What stands in for an unset variable under [`Options::offline`].
-pub const PLACEHOLDER: &str = "offline-placeholder";
+pub(super) const PLACEHOLDER: &str = "offline-placeholder";
 /// What stands in for an unset variable that is a whole URL under [`Options::offline`].
-pub const PLACEHOLDER_URL: &str = "https://offline-placeholder.invalid";
+pub(super) const PLACEHOLDER_URL: &str = "https://offline-placeholder.invalid";
 
 /// A problem with the line and column of its key, when the text has it.
 pub type Located = (Diagnostic, Option<(usize, usize)>);

@@ -36,11 +36,11 @@ use crate::model::{Group, LeftOut, Snapshot, User};
 use crate::plan::ActionError;
 use crate::plan::{Action, FieldChange, Member, UserFields};
 
-pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
-pub const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
-pub const ATLASSIAN_EXT: &str = "urn:scim:schemas:extension:atlassian-external:1.0";
-pub const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
-pub const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+pub(crate) const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+pub(crate) const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+pub(crate) const ATLASSIAN_EXT: &str = "urn:scim:schemas:extension:atlassian-external:1.0";
+pub(crate) const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+pub(crate) const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 
 /// How a group PATCH removes members.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -131,7 +131,7 @@ impl Known {
 
 /// What to say when several groups share a name idsync has to use.
 #[must_use]
-pub fn duplicate_group_message(name: &str, ids: &[String]) -> String {
+pub(crate) fn duplicate_group_message(name: &str, ids: &[String]) -> String {
     format!(
         "{} groups are named {name:?} in the directory (ids {}); idsync cannot tell which one it manages: delete or rename all but one (in admin.atlassian.com, or in the SCIM server), then plan again",
         ids.len(),
