@@ -26,6 +26,8 @@ pub(crate) struct Context<'a> {
     pub target_name: String,
     /// Requests the target may have in flight at once; `None` for a target that makes no requests.
     pub target_concurrency: Option<usize>,
+    /// Requests the target takes to apply an action, for the cost estimate.
+    pub action_requests: &'a dyn Fn(&Action) -> u64,
     /// How late the target's last-active dates may be; added to `grace_days`.
     pub last_active_lag: chrono::Duration,
     /// What the target's snapshot found that a reviewer should know.
@@ -866,17 +868,7 @@ impl Differ<'_> {
         let mut skipped = self.skipped;
         skipped.sort_by(|a, b| a.key.cmp(&b.key));
         let cost = self.ctx.target_concurrency.map(|width| {
-            let requests: u64 = self
-                .actions
-                .iter()
-                .map(|a| match a {
-                    // Listing the account's tokens, then one request per token.
-                    Action::RevokeApiTokens { tokens, .. } => 1 + tokens.unwrap_or(1) as u64,
-                    // The PATCH, then the re-read that confirms no other member was lost.
-                    Action::RemoveMembers { .. } => 2,
-                    _ => 1,
-                })
-                .sum();
+            let requests: u64 = self.actions.iter().map(self.ctx.action_requests).sum();
             Cost::estimate(requests, width)
         });
         let mut plan = Plan {

@@ -179,6 +179,7 @@ pub async fn make_plan(
         config_hash: loaded.hash.clone(),
         target_name: name,
         target_concurrency: target.request_concurrency(),
+        action_requests: &|a| target.requests_for(a),
         last_active_lag: target.last_active_lag(),
         target_warnings: target.warnings(),
         sources: sources_read,

@@ -295,6 +295,16 @@ impl ScimDirectory {
     ///
     /// # Errors
     /// The directory refused it, or did not answer after retries.
+    /// Requests [`ScimDirectory::apply`] sends for an action, for the plan's cost estimate.
+    #[must_use]
+    pub(crate) fn requests_for(action: &Action) -> u64 {
+        match action {
+            // The PATCH, then the re-read that confirms no other member was lost.
+            Action::RemoveMembers { .. } => 2,
+            _ => 1,
+        }
+    }
+
     pub async fn apply(&self, action: &Action) -> Result<(), ActionError> {
         match action {
             Action::CreateUser { key, user, .. } | Action::LinkUser { key, user, .. } => {

@@ -68,6 +68,10 @@ pub trait Target: Send + Sync {
     fn request_concurrency(&self) -> Option<usize> {
         Some(self.concurrency())
     }
+    /// Requests applying this action takes, for the plan's cost estimate.
+    fn requests_for(&self, _action: &Action) -> u64 {
+        1
+    }
     /// Requests sent to the target so far (0 for a file).
     fn requests(&self) -> u64 {
         0

@@ -35,6 +35,10 @@ impl Target for ScimTarget {
         self.dir.http.concurrency()
     }
 
+    fn requests_for(&self, action: &Action) -> u64 {
+        ScimDirectory::requests_for(action)
+    }
+
     fn requests(&self) -> u64 {
         self.dir.http.requests()
     }

@@ -365,6 +365,14 @@ impl Target for AtlassianTarget {
         format!("atlassian:{}", self.dir.http.url(""))
     }
 
+    fn requests_for(&self, action: &Action) -> u64 {
+        match action {
+            // Listing the account's tokens, then one request per token.
+            Action::RevokeApiTokens { tokens, .. } => 1 + tokens.unwrap_or(1) as u64,
+            _ => ScimDirectory::requests_for(action),
+        }
+    }
+
     fn reserved_group(&self, name: &str) -> Option<&'static str> {
         policy::reserved_group(name)
     }
