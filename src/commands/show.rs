@@ -24,7 +24,7 @@ pub(crate) fn run(
     markdown_limit: usize,
 ) -> Result<ExitStatus, Error> {
     let file = engine::read_plan(path)?;
-    let key = crate::plan::key_from_env().map_err(Error::PlanKey)?;
+    let key = crate::engine::saved_file::key_from_env().map_err(Error::PlanKey)?;
     let plan = &file.plan;
     let seal = match file.verify_seal(key.as_deref()) {
         Ok(()) => saved::Seal::Intact {

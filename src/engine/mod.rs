@@ -186,7 +186,7 @@ pub async fn make_plan(
     };
     let mut plan = diff::diff(&desired, &indexed, &ctx);
     plan.seal(
-        crate::plan::key_from_env()
+        crate::engine::saved_file::key_from_env()
             .map_err(Error::PlanKey)?
             .as_deref(),
     );

@@ -21,7 +21,7 @@ pub(crate) async fn check_saved(
     overrides: crate::plan::Overrides,
 ) -> Result<Option<(Plan, Progress, super::Planned)>, Error> {
     let saved = super::read_plan(path)?;
-    let key = crate::plan::key_from_env().map_err(Error::PlanKey)?;
+    let key = crate::engine::saved_file::key_from_env().map_err(Error::PlanKey)?;
     saved
         .verify_seal(key.as_deref())
         .map_err(|e| Error::PlanFile {

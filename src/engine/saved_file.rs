@@ -6,7 +6,9 @@ use std::path::Path;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::plan::{check_seal, parse_format_version, Plan, SealError, FORMAT_MAJOR, FORMAT_MINOR};
+use crate::plan::{
+    check_seal, parse_format_version, Plan, SealError, FORMAT_MAJOR, FORMAT_MINOR, KEY_VAR,
+};
 
 /// A plan read from a file.
 #[derive(Debug)]
@@ -134,5 +136,20 @@ pub fn seal_json(raw: &mut Value, key: Option<&[u8]>) {
     m.remove("signature");
     if let Some(k) = key {
         m.insert("signature".into(), crate::plan::sign(k, &content).into());
+    }
+}
+
+/// The plan-signing key from the environment: `None` when unset.
+///
+/// # Errors
+/// The variable is set but empty (an unset CI secret), or not Unicode.
+pub fn key_from_env() -> Result<Option<Vec<u8>>, String> {
+    match std::env::var(KEY_VAR) {
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => Err(format!("{KEY_VAR} is not valid UTF-8")),
+        Ok(k) if k.is_empty() => Err(format!(
+            "{KEY_VAR} is set but empty (an unset CI secret?); set it to the signing key, or unset it"
+        )),
+        Ok(k) => Ok(Some(k.into_bytes())),
     }
 }

@@ -124,21 +124,6 @@ pub enum SealError {
 /// The environment variable holding the key plans are signed with.
 pub const KEY_VAR: &str = "IDSYNC_PLAN_KEY";
 
-/// The plan-signing key from the environment: `None` when unset.
-///
-/// # Errors
-/// The variable is set but empty (an unset CI secret), or not Unicode.
-pub fn key_from_env() -> Result<Option<Vec<u8>>, String> {
-    match std::env::var(KEY_VAR) {
-        Err(std::env::VarError::NotPresent) => Ok(None),
-        Err(std::env::VarError::NotUnicode(_)) => Err(format!("{KEY_VAR} is not valid UTF-8")),
-        Ok(k) if k.is_empty() => Err(format!(
-            "{KEY_VAR} is set but empty (an unset CI secret?); set it to the signing key, or unset it"
-        )),
-        Ok(k) => Ok(Some(k.into_bytes())),
-    }
-}
-
 /// The requests `apply` will make (before retries) and how long they should take.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Cost {
