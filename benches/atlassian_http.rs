@@ -131,7 +131,7 @@ async fn plan_and_apply(
     let printer = Printer::new(ColorChoice::Never, true, false);
     let now = Utc.with_ymd_and_hms(2026, 11, 22, 0, 0, 0).unwrap();
     let mut planned =
-        idsync::commands::make_plan(&loaded, &printer, now, idsync::plan::Overrides::default())
+        idsync::engine::make_plan(&loaded, &printer, now, idsync::plan::Overrides::default())
             .await
             .unwrap();
     let plan = planned.plan;
@@ -170,7 +170,7 @@ async fn run(concurrency: usize) {
     let loaded = idsync::config::load(&dir.path().join("idsync.yaml")).unwrap();
 
     // Snapshot alone.
-    let mut target = idsync::target::build(&loaded.config, &loaded.dir).unwrap();
+    let mut target = idsync::targets::build(&loaded.config, &loaded.dir).unwrap();
     let clock = Instant::now();
     let snap = target.snapshot().await.unwrap();
     let snapshot_time = clock.elapsed();

@@ -177,9 +177,7 @@ fn once(dir: &Path, target_json: &[u8], rt: &tokio::runtime::Runtime) -> Run {
     };
     let started = Instant::now();
     let planned = rt
-        .block_on(idsync::commands::make_plan(
-            &loaded, &printer, now, overrides,
-        ))
+        .block_on(idsync::engine::make_plan(&loaded, &printer, now, overrides))
         .unwrap();
     let plan_s = started.elapsed().as_secs_f64();
     let (plan, mut target) = (planned.plan, planned.target);
@@ -202,9 +200,7 @@ fn once(dir: &Path, target_json: &[u8], rt: &tokio::runtime::Runtime) -> Run {
         failed.first()
     );
     let again = rt
-        .block_on(idsync::commands::make_plan(
-            &loaded, &printer, now, overrides,
-        ))
+        .block_on(idsync::engine::make_plan(&loaded, &printer, now, overrides))
         .unwrap();
     assert!(
         again.plan.actions.is_empty(),

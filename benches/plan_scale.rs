@@ -174,7 +174,7 @@ fn measure(what: &str, dir: &Path) {
                 .unwrap();
             let now = Utc.with_ymd_and_hms(2026, 11, 22, 0, 0, 0).unwrap();
             let planned = rt
-                .block_on(idsync::commands::make_plan(
+                .block_on(idsync::engine::make_plan(
                     &loaded,
                     &printer,
                     now,

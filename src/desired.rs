@@ -6,20 +6,20 @@
 
 use std::collections::BTreeMap;
 
-use crate::config::Rules;
 use crate::model::{Indexed, LeftOut, LeftOutKind, User};
 use crate::plan::{ReasonCode, UserFields};
+use crate::rules::{GroupRef, Matcher, Rules};
 
 /// One source's snapshot, indexed.
 #[derive(Debug)]
-pub struct SourceData {
+pub(crate) struct SourceData {
     pub name: String,
     pub data: Indexed,
 }
 
 /// Whether a source user is wanted on the target, and if not, which rule says so.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Scope {
+pub(crate) enum Scope {
     Wanted,
     /// Inactive in the source that provides the user.
     Disabled {
@@ -35,7 +35,7 @@ pub enum Scope {
 
 /// A user as the sources and rules want them.
 #[derive(Debug)]
-pub struct DesiredUser {
+pub(crate) struct DesiredUser {
     pub key: String,
     /// The source that provides the fields (the first in `sources` order that has the user).
     pub source: String,
@@ -47,7 +47,7 @@ pub struct DesiredUser {
 
 /// A managed Atlassian group.
 #[derive(Debug)]
-pub struct DesiredGroup {
+pub(crate) struct DesiredGroup {
     /// Why idsync manages it (`default_groups`, or the mapping).
     pub origin: String,
     /// Desired members: (desired user index, reason index), sorted by user, unique.
@@ -56,7 +56,7 @@ pub struct DesiredGroup {
 
 /// Everything wanted.
 #[derive(Debug, Default)]
-pub struct Desired {
+pub(crate) struct Desired {
     pub users: Vec<DesiredUser>,
     pub groups: BTreeMap<String, DesiredGroup>,
     /// Texts that member reasons point into, with their codes.
@@ -70,12 +70,12 @@ pub struct Desired {
 
 impl Desired {
     #[must_use]
-    pub fn reason(&self, idx: u32) -> &str {
+    pub(crate) fn reason(&self, idx: u32) -> &str {
         &self.reasons[idx as usize].1
     }
 
     #[must_use]
-    pub fn reason_code(&self, idx: u32) -> ReasonCode {
+    pub(crate) fn reason_code(&self, idx: u32) -> ReasonCode {
         self.reasons[idx as usize].0
     }
 }
@@ -83,12 +83,17 @@ impl Desired {
 /// Most conflict warnings listed one by one; the rest are counted.
 const MAX_CONFLICT_WARNINGS: usize = 50;
 
-/// Applies the rules to the sources.
+/// Applies the rules to the sources. `reserved` says why the target refuses a group name it
+/// reserves (e.g. Atlassian's product-access groups), or `None` for a name it takes.
 ///
 /// # Errors
 /// The config refers by name to an IdP group whose name several groups of that source share; each
 /// problem lists the groups with their ids.
-pub fn build(sources: &[SourceData], rules: &Rules) -> Result<Desired, Vec<String>> {
+pub(crate) fn build(
+    sources: &[SourceData],
+    rules: &Rules,
+    reserved: &dyn Fn(&str) -> Option<&'static str>,
+) -> Result<Desired, Vec<String>> {
     let mut d = Desired::default();
     // For each source, source user index -> desired user index.
     let mut maps: Vec<Vec<u32>> = Vec::with_capacity(sources.len());
@@ -151,10 +156,8 @@ pub fn build(sources: &[SourceData], rules: &Rules) -> Result<Desired, Vec<Strin
             }
             let Some((mapping, to)) = rules.mappings.iter().enumerate().find_map(|(i, m)| {
                 let to = match &m.matcher {
-                    crate::config::Matcher::Exact(_) => {
-                        (refs.mapped[i] == Some((s, g))).then(|| m.to.clone())
-                    }
-                    crate::config::Matcher::Regex(_) => m.apply(&qualified),
+                    Matcher::Exact(_) => (refs.mapped[i] == Some((s, g))).then(|| m.to.clone()),
+                    Matcher::Regex(_) => m.apply(&qualified),
                 };
                 to.map(|to| (m, to))
             }) else {
@@ -166,7 +169,7 @@ pub fn build(sources: &[SourceData], rules: &Rules) -> Result<Desired, Vec<Strin
                 _ => qualified.clone(),
             };
             if repeated.contains(group.name.as_str())
-                && matches!(mapping.matcher, crate::config::Matcher::Regex(_))
+                && matches!(mapping.matcher, Matcher::Regex(_))
                 && regex_repeats.insert((mapping.index, qualified.clone()))
             {
                 d.warnings.push(format!(
@@ -177,9 +180,9 @@ pub fn build(sources: &[SourceData], rules: &Rules) -> Result<Desired, Vec<Strin
                     src.name,
                 ));
             }
-            if crate::config::validate::is_product_access_group(&to) {
+            if let Some(why) = reserved(&to) {
                 d.warnings.push(format!(
-                    "{shown} maps to `{to}` through {}, an Atlassian default product-access group that SCIM cannot push; skipped",
+                    "{shown} maps to `{to}` through {}, {why}; skipped",
                     mapping.describe()
                 ));
                 continue;
@@ -200,7 +203,7 @@ pub fn build(sources: &[SourceData], rules: &Rules) -> Result<Desired, Vec<Strin
     d.warnings.extend(refs.warnings);
     // A regex that matches no group of any source is most often a typo.
     for m in &rules.mappings {
-        if let crate::config::Matcher::Regex(r) = &m.matcher {
+        if let Matcher::Regex(r) = &m.matcher {
             let matched = sources.iter().any(|src| {
                 src.data
                     .snapshot
@@ -316,7 +319,7 @@ fn resolve_references(sources: &[SourceData], rules: &Rules) -> References {
         }
     }
     for (i, m) in rules.mappings.iter().enumerate() {
-        if let crate::config::Matcher::Exact(text) = &m.matcher {
+        if let Matcher::Exact(text) = &m.matcher {
             let setting = format!("groups.mappings[{}]", m.index);
             match resolve(sources, text, &setting) {
                 Ok(Some(hit)) => refs.mapped[i] = Some(hit),
@@ -344,7 +347,7 @@ fn resolve(
         return Ok(None);
     };
     let groups = &sources[s].data.snapshot.groups;
-    if let crate::sources::GroupRef::Id(id) = crate::sources::GroupRef::parse(rest) {
+    if let GroupRef::Id(id) = GroupRef::parse(rest) {
         if let Some(g) = groups.iter().position(|g| g.id.as_deref() == Some(id)) {
             return Ok(Some((s, g)));
         }
@@ -399,7 +402,7 @@ const MAX_NAMED: usize = 10;
 /// One warning per kind of record and reason: how many a source left out, and which.
 #[must_use]
 /// `subject` names where they come from, e.g. "source `okta`".
-pub fn left_out_warnings(subject: &str, left_out: &[LeftOut]) -> Vec<String> {
+pub(crate) fn left_out_warnings(subject: &str, left_out: &[LeftOut]) -> Vec<String> {
     let mut by: BTreeMap<(LeftOutKind, &str), Vec<&LeftOut>> = BTreeMap::new();
     for l in left_out {
         by.entry((l.kind, l.reason.as_str())).or_default().push(l);
@@ -547,27 +550,37 @@ groups:
 
     #[test]
     fn groups_are_named_by_id_and_a_shared_name_in_use_is_an_error() {
-        let d = build(&source(), &rules(r#"{from: "idp:id:g2", to: eng}"#, "")).unwrap();
+        let d = build(
+            &source(),
+            &rules(r#"{from: "idp:id:g2", to: eng}"#, ""),
+            &|_| None,
+        )
+        .unwrap();
         assert_eq!(members(&d, "eng"), vec!["ben@x.com"]);
         assert_eq!(
             d.reason(d.groups["eng"].members[0].1),
             "member of idp:Eng (id g2) via groups.mappings[0]"
         );
 
-        let err = build(&source(), &rules(r#"{from: "idp:Eng", to: eng}"#, "")).unwrap_err();
+        let err = build(
+            &source(),
+            &rules(r#"{from: "idp:Eng", to: eng}"#, ""),
+            &|_| None,
+        )
+        .unwrap_err();
         assert_eq!(err.len(), 1);
         assert!(
             err[0].contains("id g1, id g2") && err[0].contains("\"idp:id:g1\""),
             "{err:?}"
         );
-        let err = build(&source(), &rules("", r#""idp:Eng""#)).unwrap_err();
+        let err = build(&source(), &rules("", r#""idp:Eng""#), &|_| None).unwrap_err();
         assert!(
             err[0].starts_with("users.require_groups names \"idp:Eng\""),
             "{err:?}"
         );
 
         // Unreferenced, the shared name is no problem; `require_groups` by id scopes the users.
-        let d = build(&source(), &rules("", r#""idp:id:g1""#)).unwrap();
+        let d = build(&source(), &rules("", r#""idp:id:g1""#), &|_| None).unwrap();
         let wanted: Vec<&str> = d
             .users
             .iter()
@@ -577,7 +590,12 @@ groups:
         assert_eq!(wanted, vec!["ana@x.com"]);
 
         // No group has the id g9: the group named `id:g9` is found by its name.
-        let d = build(&source(), &rules(r#"{from: "idp:id:g9", to: odd}"#, "")).unwrap();
+        let d = build(
+            &source(),
+            &rules(r#"{from: "idp:id:g9", to: odd}"#, ""),
+            &|_| None,
+        )
+        .unwrap();
         assert_eq!(members(&d, "odd"), vec!["ben@x.com"]);
     }
 
@@ -589,6 +607,7 @@ groups:
                 r#"{from_regex: "^idp:(Eng)$", to: "$1"}, {from: "idp:id:g3", to: eng}"#,
                 "",
             ),
+            &|_| None,
         )
         .unwrap();
         assert_eq!(members(&d, "Eng"), vec!["ana@x.com", "ben@x.com"]);

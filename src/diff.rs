@@ -5,7 +5,6 @@ use rustc_hash::FxHashMap;
 
 use chrono::{DateTime, SubsecRound, Utc};
 
-use crate::config::{CleanupConfig, Rules, WithoutLastActive};
 use crate::desired::{Desired, DesiredUser, Scope};
 use crate::model::{Indexed, User};
 use crate::plan::scope::{self, Filter, Scope as PlanScope, ScopeRead};
@@ -13,11 +12,12 @@ use crate::plan::{
     stale, Action, Cost, DeactivateCause, FieldChange, Guard, Limit, LimitKind, Member, Overrides,
     Plan, ReasonCode, Skipped, SourceRead, Summary, FORMAT_VERSION,
 };
+use crate::rules::{Cleanup, Rules, WithoutLastActive};
 
 /// What a diff needs besides the two sides.
-pub struct Context<'a> {
+pub(crate) struct Context<'a> {
     pub rules: &'a Rules,
-    pub cleanup: &'a CleanupConfig,
+    pub cleanup: &'a Cleanup,
     pub manage_unmapped_members: bool,
     /// The moment grace periods are measured from.
     pub now: DateTime<Utc>,
@@ -27,6 +27,8 @@ pub struct Context<'a> {
     pub target_name: String,
     /// Requests the target may have in flight at once; `None` for a target that makes no requests.
     pub target_concurrency: Option<usize>,
+    /// Requests the target takes to apply an action, for the cost estimate.
+    pub action_requests: &'a dyn Fn(&Action) -> u64,
     /// How late the target's last-active dates may be; added to `grace_days`.
     pub last_active_lag: chrono::Duration,
     /// What the target's snapshot found that a reviewer should know.
@@ -39,8 +41,9 @@ pub struct Context<'a> {
 const MAX_LISTED: usize = 50;
 
 /// Computes the plan that brings `target` to `desired`.
+#[cfg(test)]
 #[must_use]
-pub fn diff(desired: &Desired, target: &Indexed, ctx: &Context<'_>) -> Plan {
+pub(crate) fn diff(desired: &Desired, target: &Indexed, ctx: &Context<'_>) -> Plan {
     diff_scoped(desired, target, ctx, None)
 }
 
@@ -48,7 +51,7 @@ pub fn diff(desired: &Desired, target: &Indexed, ctx: &Context<'_>) -> Plan {
 /// applied to the whole of what was read, then only the actions touching the scope are kept, and
 /// the guards read what those do.
 #[must_use]
-pub fn diff_scoped(
+pub(crate) fn diff_scoped(
     desired: &Desired,
     target: &Indexed,
     ctx: &Context<'_>,
@@ -930,9 +933,9 @@ impl Differ<'_> {
             let named = s.users.len() as u64;
             let rules = self.ctx.rules;
             let o = self.ctx.overrides;
-            let widen = |setting: crate::config::DeactivationLimit, limit: u64| match setting {
-                crate::config::DeactivationLimit::Percent(_) => limit.max(named),
-                crate::config::DeactivationLimit::Count(_) => limit,
+            let widen = |setting: crate::rules::DeactivationLimit, limit: u64| match setting {
+                crate::rules::DeactivationLimit::Percent(_) => limit.max(named),
+                crate::rules::DeactivationLimit::Count(_) => limit,
             };
             guard.limit = widen(rules.deactivation_limit, guard.limit);
             guard.tripped = guard.deactivations > guard.limit;
@@ -962,17 +965,7 @@ impl Differ<'_> {
         let mut skipped = self.skipped;
         skipped.sort_by(|a, b| a.key.cmp(&b.key));
         let cost = self.ctx.target_concurrency.map(|width| {
-            let requests: u64 = self
-                .actions
-                .iter()
-                .map(|a| match a {
-                    // Listing the account's tokens, then one request per token.
-                    Action::RevokeApiTokens { tokens, .. } => 1 + tokens.unwrap_or(1) as u64,
-                    // The PATCH, then the re-read that confirms no other member was lost.
-                    Action::RemoveMembers { .. } => 2,
-                    _ => 1,
-                })
-                .sum();
+            let requests: u64 = self.actions.iter().map(self.ctx.action_requests).sum();
             Cost::estimate(requests, width)
         });
         let mut plan = Plan {
@@ -1050,7 +1043,7 @@ fn scope_reason(scope: &Scope, rules: &Rules) -> (ReasonCode, String) {
 /// The fields of `u` that differ from what `du` wants. A wanted `None` leaves the field alone;
 /// emails and user names compare without regard to case.
 #[must_use]
-pub fn field_changes(du: &DesiredUser, u: &User, rules: &Rules) -> Vec<FieldChange> {
+pub(crate) fn field_changes(du: &DesiredUser, u: &User, rules: &Rules) -> Vec<FieldChange> {
     let mut out = Vec::new();
     let source = || (ReasonCode::SourceField, format!("from `{}`", du.source));
     let reason = |field: &str| {

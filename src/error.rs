@@ -7,7 +7,7 @@ use crate::model::SnapshotError;
 use crate::plan::guard::OVERRIDE_FLAG;
 use crate::snapshot_file::SnapshotFileError;
 use crate::sources::SourceError;
-use crate::target::TargetError;
+use crate::targets::TargetError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

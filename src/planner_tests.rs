@@ -37,17 +37,19 @@ fn plan(sources: &[(&str, &str)], target: &str, body: &str) -> Plan {
             data: Indexed::with(snapshot(yaml), GroupNames::MayRepeat).unwrap(),
         })
         .collect();
-    let desired = desired::build(&data, &loaded.rules).expect("group references resolve");
+    let desired =
+        desired::build(&data, &loaded.rules, &|_| None).expect("group references resolve");
     let target = Indexed::new_target(snapshot(target)).unwrap();
     let ctx = Context {
         rules: &loaded.rules,
-        cleanup: &loaded.config.cleanup,
+        cleanup: &loaded.rules.cleanup,
         manage_unmapped_members: loaded.config.groups.manage_unmapped_members,
         now: Utc.with_ymd_and_hms(2026, 10, 1, 12, 0, 0).unwrap(),
         overrides: Overrides::default(),
         config_hash: loaded.hash.clone(),
         target_name: "file:t.yaml".into(),
         target_concurrency: None,
+        action_requests: &|_| 1,
         last_active_lag: chrono::Duration::zero(),
         target_warnings: Vec::new(),
         sources: Vec::new(),

@@ -8,7 +8,7 @@ use crate::apply::Outcome;
 use crate::plan::{Action, Plan};
 
 #[derive(Debug, Serialize)]
-pub struct Report {
+pub(crate) struct Report {
     /// `SUCCESS`, `PARTIAL` (some actions failed), `FAILED` (nothing was saved) or `INTERRUPTED`
     /// (stopped by a signal; the actions not started are `not_started`).
     pub status: &'static str,
@@ -22,7 +22,7 @@ pub struct Report {
 
 /// Counts by outcome. Membership changes count in `members_added` / `members_removed`.
 #[derive(Debug, Default, Serialize)]
-pub struct Counts {
+pub(crate) struct Counts {
     pub added: usize,
     pub linked: usize,
     pub updated: usize,
@@ -45,7 +45,7 @@ pub struct Counts {
 }
 
 #[derive(Debug, Serialize)]
-pub struct ResultEntry {
+pub(crate) struct ResultEntry {
     pub action: &'static str,
     pub subject: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -59,7 +59,7 @@ pub struct ResultEntry {
 impl Report {
     /// Builds the report; `target_users` is how many users the target had before the run.
     #[must_use]
-    pub fn new(plan: &Plan, outcome: &Outcome, target_users: usize) -> Report {
+    pub(crate) fn new(plan: &Plan, outcome: &Outcome, target_users: usize) -> Report {
         let mut counts = Counts::default();
         let mut results = Vec::with_capacity(outcome.results.len());
         let mut messages = Vec::new();

@@ -257,11 +257,11 @@ cleanup:
 fn plan(
     dir: &std::path::Path,
     rt: &tokio::runtime::Runtime,
-) -> (Plan, Box<dyn idsync::target::Target>) {
+) -> (Plan, Box<dyn idsync::targets::Target>) {
     let loaded = idsync::config::load(&dir.join("idsync.yaml")).expect("config loads");
     let printer = Printer::new(ColorChoice::Never, true, false);
     let planned = rt
-        .block_on(idsync::commands::make_plan(
+        .block_on(idsync::engine::make_plan(
             &loaded,
             &printer,
             now(),

@@ -268,7 +268,7 @@ fn a_later_minor_format_is_read_and_applied() {
     v["approved_by"] = "a field of format 2.9".into();
     v["actions"][0]["reason_code"] = "a_code_of_format_2_9".into();
     v["actions"][0]["risk"] = serde_json::json!({"score": 1});
-    idsync::plan::file::seal_json(&mut v, None);
+    idsync::engine::saved_file::seal_json(&mut v, None);
     s.write("plan.json", &serde_json::to_string_pretty(&v).unwrap());
 
     let (code, summary, err) = run(

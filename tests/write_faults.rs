@@ -10,7 +10,7 @@ use std::time::Duration;
 use idsync::config::secret::Secret;
 use idsync::http::{Auth, HttpSettings};
 use idsync::plan::{Action, FieldChange, Member, UserFields};
-use idsync::target::{ScimDirectory, ScimTarget, Target};
+use idsync::targets::{ScimDirectory, ScimTarget, Target};
 
 use crate::fakes::atlassian::{FakeAtlassian, FakeConfig, SeedUser};
 use crate::fakes::Faults;

@@ -15,7 +15,7 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 
 use crate::plan::{Action, Plan};
-use crate::target::{Target, TargetError};
+use crate::targets::{Target, TargetError};
 
 /// What happened to one action.
 #[derive(Clone, Debug)]

@@ -3,6 +3,7 @@
 use std::io::Write as _;
 use std::path::Path;
 
+use crate::engine;
 use crate::error::Error;
 use crate::exit::ExitStatus;
 use crate::output::Printer;
@@ -58,14 +59,14 @@ async fn plan(
     scope: Option<&crate::plan::scope::Scope>,
     shown: &mut bool,
 ) -> Result<ExitStatus, Error> {
-    let now = super::now()?;
+    let now = engine::now()?;
     if let Some(path) = out {
         super::check_writable_folder(path, "--out")?;
     }
     let loaded = super::load(printer, config_path)?;
-    let planned = super::make_plan_scoped(&loaded, printer, now, overrides, scope).await?;
+    let planned = engine::make_plan_scoped(&loaded, printer, now, overrides, scope).await?;
     let plan = &planned.plan;
-    let refusal = super::refusal(plan);
+    let refusal = engine::refusal(plan);
     // Saved before it is shown, so that the markdown can point at the file; never when refused.
     // The JSON is made once when it is both saved and printed (a plan at scale is hundreds of MB).
     let mut json = None;

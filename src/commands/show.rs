@@ -9,6 +9,7 @@ use std::io::Write;
 use std::path::Path;
 
 use crate::cli::ShowFormat;
+use crate::engine;
 use crate::error::Error;
 use crate::exit::ExitStatus;
 use crate::output::Printer;
@@ -22,8 +23,8 @@ pub(crate) fn run(
     detailed_exitcode: bool,
     markdown_limit: usize,
 ) -> Result<ExitStatus, Error> {
-    let file = super::read_plan(path)?;
-    let key = crate::plan::key_from_env().map_err(Error::PlanKey)?;
+    let file = engine::read_plan(path)?;
+    let key = crate::engine::saved_file::key_from_env().map_err(Error::PlanKey)?;
     let plan = &file.plan;
     let seal = match file.verify_seal(key.as_deref()) {
         Ok(()) => saved::Seal::Intact {

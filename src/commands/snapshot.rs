@@ -9,7 +9,7 @@ use crate::exit::ExitStatus;
 use crate::output::Printer;
 use crate::progress::Phase;
 use crate::snapshot_file::{self, Format};
-use crate::{sources, target};
+use crate::{sources, targets};
 
 pub(crate) async fn run(
     printer: &Printer,
@@ -60,7 +60,7 @@ pub(crate) async fn run(
             (snap, format!("source `{}`", sc.name()))
         }
         Side::Target => {
-            let mut t = target::build(&loaded.config, &loaded.dir).map_err(Error::TargetSetup)?;
+            let mut t = targets::build(&loaded.config, &loaded.dir).map_err(Error::TargetSetup)?;
             let name = t.name();
             let phase = Phase::reading(&format!("reading target {name}"));
             let snap = phase.scope(t.snapshot()).await.map_err(|e| Error::Target {

@@ -5,6 +5,7 @@
 use std::io::Write as _;
 use std::path::Path;
 
+use crate::engine;
 use crate::error::Error;
 use crate::exit::ExitStatus;
 use crate::model::People;
@@ -32,7 +33,7 @@ pub(crate) async fn run(
     emails: &[String],
     opts: Options<'_>,
 ) -> Result<ExitStatus, Error> {
-    let now = super::now()?;
+    let now = crate::engine::now()?;
     if let Some(path) = opts.report {
         super::check_writable_folder(path, "--report")?;
     }
@@ -54,7 +55,7 @@ pub(crate) async fn run(
     let mut rounds = 0;
     let inputs = loop {
         rounds += 1;
-        let sources = super::read_sources(&loaded, printer, clock, Some(&people)).await?;
+        let sources = engine::read_sources(&loaded, printer, clock, Some(&people)).await?;
         for s in &sources {
             match source_requests.iter_mut().find(|(n, _)| *n == s.data.name) {
                 Some((_, n)) => *n += s.requests,
@@ -68,7 +69,7 @@ pub(crate) async fn run(
                 wider.ids.extend(u.id.clone());
             }
         }
-        let target = super::read_target(&loaded, printer, clock, Some(&wider)).await?;
+        let target = engine::read_target(&loaded, printer, clock, Some(&wider)).await?;
         target_requests += target.target.requests();
         let mut widest = wider.clone();
         for u in &target.indexed.snapshot.users {
@@ -78,7 +79,7 @@ pub(crate) async fn run(
         // The sources were read for `people`: done when the target named nobody beyond what they
         // were asked and answered about.
         if widest == wider || rounds == MAX_ROUNDS {
-            break super::Inputs { sources, target };
+            break engine::Inputs { sources, target };
         }
         people = widest;
     };
@@ -99,7 +100,7 @@ pub(crate) async fn run(
         read: ScopeRead::People,
         left_out: None,
     };
-    let planned = super::plan_from(
+    let planned = engine::plan_from(
         &loaded,
         printer,
         clock,
@@ -122,7 +123,7 @@ pub(crate) async fn run(
     }
     stdout.flush()?;
     printer.outcome(&render::outcome_line(plan));
-    if let Some(e) = super::refusal(plan) {
+    if let Some(e) = engine::refusal(plan) {
         return Err(e);
     }
     if !opts.apply {
@@ -136,7 +137,7 @@ pub(crate) async fn run(
         printer.warn(w);
     }
     super::apply::confirmed(printer, plan, opts.auto_approve, 0)?;
-    let super::Planned {
+    let engine::Planned {
         plan,
         mut target,
         target_users,

@@ -10,8 +10,9 @@ use sha2::{Digest, Sha256};
 
 use super::locate::{KeyPath, Locator, Seg};
 use super::secret;
-use super::validate::{self, Rules};
+use super::validate;
 use super::{Config, SOURCE_TYPES, TARGET_TYPES};
+use crate::rules::Rules;
 
 /// One thing wrong with the config, at a key path.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -133,9 +134,9 @@ pub struct Options {
 }
 
 /// What stands in for an unset variable under [`Options::offline`].
-pub const PLACEHOLDER: &str = "offline-placeholder";
+pub(super) const PLACEHOLDER: &str = "offline-placeholder";
 /// What stands in for an unset variable that is a whole URL under [`Options::offline`].
-pub const PLACEHOLDER_URL: &str = "https://offline-placeholder.invalid";
+pub(super) const PLACEHOLDER_URL: &str = "https://offline-placeholder.invalid";
 
 /// A problem with the line and column of its key, when the text has it.
 pub type Located = (Diagnostic, Option<(usize, usize)>);
@@ -382,7 +383,7 @@ fn check_text(
             return Err(fail(file_errors));
         }
     };
-    let hash = hex(&Sha256::digest(text.as_bytes()));
+    let hash = crate::digest::hex(&Sha256::digest(text.as_bytes()));
     let dir = dir_of(path).to_path_buf();
     Ok(Loaded {
         config,
@@ -392,16 +393,6 @@ fn check_text(
         rules,
         warnings,
     })
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    use fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
 }
 
 /// Replaces `${NAME}` in every string with the variable's value; `$${` stands for a literal `${`.

@@ -95,14 +95,14 @@ impl std::fmt::Display for KeyPath {
 
 /// Line and column (both 1-based) of every key and sequence item in a YAML text.
 #[derive(Debug, Default)]
-pub struct Locator {
+pub(super) struct Locator {
     spots: HashMap<KeyPath, (usize, usize)>,
 }
 
 impl Locator {
     /// Walks the text; a text that does not parse gives an empty locator.
     #[must_use]
-    pub fn new(text: &str) -> Locator {
+    pub(super) fn new(text: &str) -> Locator {
         let mut rec = Recorder::default();
         let mut parser = Parser::new_from_str(text);
         if parser.load(&mut rec, false).is_err() {
@@ -113,7 +113,7 @@ impl Locator {
 
     /// Where `path` stands, or where its nearest ancestor that is in the text stands.
     #[must_use]
-    pub fn find(&self, path: &KeyPath) -> Option<(usize, usize)> {
+    pub(super) fn find(&self, path: &KeyPath) -> Option<(usize, usize)> {
         let mut segs = path.0.clone();
         loop {
             if let Some(spot) = self.spots.get(&KeyPath(segs.clone())) {

@@ -1,45 +1,15 @@
-//! Semantic checks that a schema cannot express, compiled into [`Rules`] the planner uses.
+//! Semantic checks that a schema cannot express, compiled into the [`Rules`] the planner uses.
 
 use std::collections::{HashMap, HashSet};
 
-use globset::{GlobSet, GlobSetBuilder};
 use regex::Regex;
 
 use super::load::Diagnostic;
 use super::locate::KeyPath;
 use super::{Config, MaxDeactivations, TargetConfig};
-
-/// Atlassian's default product-access group names: SCIM cannot push groups with these names
-/// (they are created in the directory but never reach the sites).
-pub const PRODUCT_ACCESS_GROUPS: &[&str] = &[
-    "administrators",
-    "atlassian-addons-admin",
-    "bitbucket-users",
-    "confluence-administrators",
-    "confluence-admins",
-    "confluence-users",
-    "jira-administrators",
-    "jira-admins",
-    "jira-core-users",
-    "jira-product-discovery-users",
-    "jira-servicedesk-users",
-    "jira-servicemanagement-users",
-    "jira-software-users",
-    "jira-users",
-    "jira-work-management-users",
-    "opsgenie-users",
-    "site-admins",
-    "statuspage-users",
-    "system-administrators",
-    "trusted-users",
-];
-
-/// Whether a group name is one of Atlassian's default product-access groups.
-#[must_use]
-pub fn is_product_access_group(name: &str) -> bool {
-    let lower = name.trim().to_lowercase();
-    PRODUCT_ACCESS_GROUPS.contains(&lower.as_str())
-}
+use crate::rules::{Cleanup, DeactivationLimit};
+use crate::rules::{CompiledMapping, Matcher, Patterns, Rules, Template};
+use crate::targets::atlassian::is_product_access_group;
 
 /// Target attributes an attribute template may set. The first four are the user's core fields.
 pub const TEMPLATE_TARGETS: &[&str] = &[
@@ -59,304 +29,15 @@ pub const TEMPLATE_TARGETS: &[&str] = &[
     "preferredLanguage",
 ];
 
-/// The config's rules, compiled.
-#[derive(Debug)]
-pub struct Rules {
-    pub source_names: Vec<String>,
-    pub require_groups: HashSet<String>,
-    pub exclude: Patterns,
-    pub protect: Patterns,
-    /// Target attribute and its template, in a stable order.
-    pub templates: Vec<(String, Template)>,
-    pub mappings: Vec<CompiledMapping>,
-    pub default_groups: Vec<String>,
-    pub deactivation_limit: DeactivationLimit,
-    /// `cleanup.max_membership_removals`, `max_membership_removals_per_group`,
-    /// `membership_guard_min_group_size` and `max_updates`.
-    pub removal_limit: DeactivationLimit,
-    pub removal_limit_per_group: DeactivationLimit,
-    pub removal_min_group_size: usize,
-    pub update_limit: DeactivationLimit,
-    pub membership_batch: usize,
-    pub group_size_warn: usize,
-    pub group_size_max: usize,
-}
-
-/// Email patterns with `*` and `?`, matched case-insensitively.
-#[derive(Debug)]
-pub struct Patterns {
-    set: GlobSet,
-    texts: Vec<String>,
-}
-
-impl Patterns {
-    fn build(texts: &[String], path: &KeyPath, diags: &mut Vec<Diagnostic>) -> Patterns {
-        let mut b = GlobSetBuilder::new();
-        for (i, t) in texts.iter().enumerate() {
-            match globset::GlobBuilder::new(t.trim())
-                .case_insensitive(true)
-                .literal_separator(false)
-                .build()
-            {
-                Ok(g) => {
-                    b.add(g);
-                }
-                Err(e) => diags.push(
-                    Diagnostic::new(path.index(i), format!("invalid pattern {t:?}: {}", e.kind()))
-                        .hint("patterns are emails with `*` and `?` wildcards, e.g. \"*@contractors.example.com\""),
-                ),
-            }
-        }
-        let set = b.build().unwrap_or_else(|_| GlobSet::empty());
-        Patterns {
-            set,
-            texts: texts.to_vec(),
-        }
+/// Compiles email patterns, reporting each one that is not valid.
+fn build_patterns(texts: &[String], path: &KeyPath, diags: &mut Vec<Diagnostic>) -> Patterns {
+    let (patterns, invalid) = Patterns::compile(texts);
+    for (i, why) in invalid {
+        diags.push(Diagnostic::new(path.index(i), why).hint(
+            "patterns are emails with `*` and `?` wildcards, e.g. \"*@contractors.example.com\"",
+        ));
     }
-
-    /// Patterns given on the command line (`plan --only-user`): compiled as the config's are.
-    ///
-    /// # Errors
-    /// A pattern is not a valid glob; the message names it.
-    pub fn new(texts: &[String]) -> Result<Patterns, String> {
-        let mut diags = Vec::new();
-        let p = Patterns::build(texts, &KeyPath(Vec::new()), &mut diags);
-        match diags.first() {
-            None => Ok(p),
-            Some(d) => Err(d.message.clone()),
-        }
-    }
-
-    /// The first pattern the email matches.
-    #[must_use]
-    pub fn matching(&self, email: &str) -> Option<&str> {
-        if self.texts.is_empty() {
-            return None;
-        }
-        self.set
-            .matches(email)
-            .first()
-            .map(|i| self.texts[*i].as_str())
-    }
-
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.texts.is_empty()
-    }
-
-    /// The patterns (index and text) that match none of `emails`.
-    pub fn unmatched<'a>(&self, emails: impl IntoIterator<Item = &'a str>) -> Vec<(usize, &str)> {
-        let mut hit = vec![false; self.texts.len()];
-        let mut left = hit.len();
-        for e in emails {
-            if left == 0 {
-                break;
-            }
-            for i in self.set.matches(e) {
-                if !hit[i] {
-                    hit[i] = true;
-                    left -= 1;
-                }
-            }
-        }
-        hit.iter()
-            .enumerate()
-            .filter(|(_, h)| !**h)
-            .map(|(i, _)| (i, self.texts[i].as_str()))
-            .collect()
-    }
-}
-
-/// An attribute template: literal text and `{variable}` parts; `{{` and `}}` are literal braces.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Template {
-    pub text: String,
-    parts: Vec<Part>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Part {
-    Lit(String),
-    Var(String),
-}
-
-impl Template {
-    /// Parses a template.
-    ///
-    /// # Errors
-    /// An unclosed `{`, a stray `}` or an empty `{}`.
-    pub fn parse(text: &str) -> Result<Template, String> {
-        let mut parts = Vec::new();
-        let mut lit = String::new();
-        let mut chars = text.chars().peekable();
-        while let Some(c) = chars.next() {
-            match c {
-                '{' if chars.peek() == Some(&'{') => {
-                    chars.next();
-                    lit.push('{');
-                }
-                '}' if chars.peek() == Some(&'}') => {
-                    chars.next();
-                    lit.push('}');
-                }
-                '{' => {
-                    let mut name = String::new();
-                    loop {
-                        match chars.next() {
-                            Some('}') => break,
-                            Some(c) => name.push(c),
-                            None => return Err(format!("`{{{name}` is not closed with `}}`")),
-                        }
-                    }
-                    let name = name.trim().to_string();
-                    if name.is_empty() {
-                        return Err("`{}` names no attribute".into());
-                    }
-                    if !lit.is_empty() {
-                        parts.push(Part::Lit(std::mem::take(&mut lit)));
-                    }
-                    parts.push(Part::Var(name));
-                }
-                '}' => return Err("a lone `}` (write `}}` for a literal brace)".into()),
-                c => lit.push(c),
-            }
-        }
-        if !lit.is_empty() {
-            parts.push(Part::Lit(lit));
-        }
-        Ok(Template {
-            text: text.to_string(),
-            parts,
-        })
-    }
-
-    /// Renders with `lookup`; unknown variables render empty. The result is trimmed, with runs of
-    /// spaces folded, and `None` when nothing is left.
-    #[must_use]
-    pub fn render<'a>(&self, lookup: &dyn Fn(&str) -> Option<&'a str>) -> Option<String> {
-        let mut out = String::new();
-        for p in &self.parts {
-            match p {
-                Part::Lit(s) => out.push_str(s),
-                Part::Var(v) => {
-                    if let Some(val) = lookup(v) {
-                        out.push_str(val);
-                    }
-                }
-            }
-        }
-        if out.contains("  ") {
-            out = out
-                .split(' ')
-                .filter(|w| !w.is_empty())
-                .collect::<Vec<_>>()
-                .join(" ");
-        }
-        let trimmed = out.trim();
-        if trimmed.is_empty() {
-            None
-        } else if trimmed.len() == out.len() {
-            Some(out)
-        } else {
-            Some(trimmed.to_string())
-        }
-    }
-}
-
-/// How an IdP group is matched.
-#[derive(Debug)]
-pub enum Matcher {
-    Exact(String),
-    Regex(Regex),
-}
-
-/// A mapping ready to use.
-#[derive(Debug)]
-pub struct CompiledMapping {
-    /// Its place in `groups.mappings`.
-    pub index: usize,
-    pub matcher: Matcher,
-    pub to: String,
-}
-
-impl CompiledMapping {
-    /// The Atlassian group for a source-qualified IdP group name, when this mapping matches it.
-    #[must_use]
-    pub fn apply(&self, qualified: &str) -> Option<String> {
-        match &self.matcher {
-            Matcher::Exact(from) => (from == qualified).then(|| self.to.clone()),
-            Matcher::Regex(re) => {
-                let caps = re.captures(qualified)?;
-                let mut out = String::new();
-                caps.expand(&self.to, &mut out);
-                Some(out)
-            }
-        }
-    }
-
-    /// How a reviewer reads this mapping, e.g. `mappings[0] (from "okta:Eng" to "engineering")`.
-    #[must_use]
-    pub fn describe(&self) -> String {
-        match &self.matcher {
-            Matcher::Exact(f) => format!("groups.mappings[{}] (from {f:?})", self.index),
-            Matcher::Regex(r) => format!(
-                "groups.mappings[{}] (from_regex {:?})",
-                self.index,
-                r.as_str()
-            ),
-        }
-    }
-}
-
-/// A guard's limit (`max_deactivations`, `max_updates`, `max_membership_removals`…): a count or a
-/// percentage.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum DeactivationLimit {
-    Count(u64),
-    Percent(f64),
-}
-
-impl DeactivationLimit {
-    /// The most deactivations allowed when the target has `active` active users.
-    #[must_use]
-    #[allow(
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        clippy::cast_precision_loss
-    )]
-    pub fn limit(&self, active: u64) -> u64 {
-        match *self {
-            DeactivationLimit::Count(n) => n,
-            DeactivationLimit::Percent(p) => ((active as f64) * p / 100.0).floor() as u64,
-        }
-    }
-}
-
-impl DeactivationLimit {
-    /// As [`DeactivationLimit::limit`], but a percentage rounds up: a nonzero percentage of a
-    /// nonempty base allows at least one (the further guards, so that a directory of three users
-    /// can have one updated without an override).
-    #[must_use]
-    #[allow(
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        clippy::cast_precision_loss
-    )]
-    pub fn limit_rounding_up(&self, base: u64) -> u64 {
-        match *self {
-            DeactivationLimit::Count(n) => n,
-            DeactivationLimit::Percent(p) => ((base as f64) * p / 100.0).ceil() as u64,
-        }
-    }
-}
-
-impl std::fmt::Display for DeactivationLimit {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            DeactivationLimit::Count(n) => write!(f, "{n}"),
-            DeactivationLimit::Percent(p) => write!(f, "{p}%"),
-        }
-    }
+    patterns
 }
 
 /// A guard setting: a count, or a percentage from 0% to 100%.
@@ -433,7 +114,7 @@ pub fn check(config: &Config) -> Result<Rules, Vec<Diagnostic>> {
     for (i, g) in config.users.require_groups.iter().enumerate() {
         qualified_ok(g, users.key("require_groups").index(i), &mut diags);
     }
-    let exclude = Patterns::build(&config.users.exclude, &users.key("exclude"), &mut diags);
+    let exclude = build_patterns(&config.users.exclude, &users.key("exclude"), &mut diags);
 
     let mut templates = Vec::new();
     for (attr, text) in &config.users.attributes {
@@ -475,7 +156,7 @@ pub fn check(config: &Config) -> Result<Rules, Vec<Diagnostic>> {
     }
 
     let cleanup = root().key("cleanup");
-    let protect = Patterns::build(&config.cleanup.protect, &cleanup.key("protect"), &mut diags);
+    let protect = build_patterns(&config.cleanup.protect, &cleanup.key("protect"), &mut diags);
     let c = &config.cleanup;
     let deactivation_limit = count_or_percent(
         &c.max_deactivations,
@@ -541,6 +222,13 @@ pub fn check(config: &Config) -> Result<Rules, Vec<Diagnostic>> {
         membership_batch: batch as usize,
         group_size_warn: config.limits.max_group_size_warn as usize,
         group_size_max: config.limits.max_group_size as usize,
+        cleanup: Cleanup {
+            deactivate_missing: config.cleanup.deactivate_missing,
+            grace_days: config.cleanup.grace_days,
+            without_last_active: config.cleanup.without_last_active,
+            skip_admins: config.cleanup.skip_admins,
+            revoke_api_tokens: config.cleanup.revoke_api_tokens,
+        },
     })
 }
 
@@ -591,7 +279,7 @@ fn check_target(target: &TargetConfig, diags: &mut Vec<Diagnostic>) {
 
 /// A credential given inline as `name` (usually `${VAR}`) or as a file, `name_file`: exactly one,
 /// and not empty.
-fn check_credential(
+pub(crate) fn check_credential(
     path: &KeyPath,
     name: &str,
     inline: Option<&String>,
@@ -625,7 +313,7 @@ fn check_credential(
 
 /// An http(s) URL without credentials in it: a URL is printed in plans, `-v` output and errors,
 /// so a password or token inside one would leak. (The value is not quoted: it may hold one.)
-fn check_url(path: KeyPath, url: &str, diags: &mut Vec<Diagnostic>) {
+pub(crate) fn check_url(path: KeyPath, url: &str, diags: &mut Vec<Diagnostic>) {
     if !(url.starts_with("https://") || url.starts_with("http://")) {
         diags.push(
             Diagnostic::new(path, "not an http(s) URL")
@@ -674,7 +362,7 @@ fn secret_like(name: &str) -> bool {
     .any(|w| n == *w || (w.len() > 4 && n.contains(w)))
 }
 
-fn check_page_size(path: KeyPath, n: usize, diags: &mut Vec<Diagnostic>) {
+pub(crate) fn check_page_size(path: KeyPath, n: usize, diags: &mut Vec<Diagnostic>) {
     if n == 0 || n > 1000 {
         diags.push(Diagnostic::new(
             path,
@@ -706,198 +394,9 @@ fn check_sources(config: &Config, diags: &mut Vec<Diagnostic>) -> Vec<String> {
             );
         }
         names.push(name.to_string());
-        check_source_connection(s, &root().key("sources").index(i), diags);
+        s.check(&root().key("sources").index(i), diags);
     }
     names
-}
-
-/// Endpoints and credentials of an HTTP source.
-fn check_source_connection(
-    source: &super::SourceConfig,
-    path: &KeyPath,
-    diags: &mut Vec<Diagnostic>,
-) {
-    match source {
-        super::SourceConfig::File(_) => {}
-        super::SourceConfig::Google(g) => {
-            check_url(path.key("base_url"), &g.base_url, diags);
-            if let Some(t) = &g.token_url {
-                check_url(path.key("token_url"), t, diags);
-            }
-            if g.customer.is_some() && g.domain.is_some() {
-                diags.push(
-                    Diagnostic::new(path.key("domain"), "both `customer` and `domain` are set")
-                        .hint("keep one"),
-                );
-            }
-            check_credential(
-                path,
-                "service_account_key",
-                g.service_account_key.as_ref(),
-                g.service_account_key_file.as_ref(),
-                diags,
-            );
-        }
-        super::SourceConfig::Keycloak(k) => {
-            check_url(path.key("base_url"), &k.base_url, diags);
-            check_credential(
-                path,
-                "client_secret",
-                k.client_secret.as_ref(),
-                k.client_secret_file.as_ref(),
-                diags,
-            );
-            check_page_size(path.key("page_size"), k.page_size, diags);
-            for (i, g) in k.groups.iter().enumerate() {
-                if !g.starts_with('/') && !g.starts_with("id:") {
-                    diags.push(
-                        Diagnostic::new(
-                            path.key("groups").index(i),
-                            format!("{g:?} is not a group path"),
-                        )
-                        .hint(format!(
-                            "Keycloak groups are named by path, e.g. \"/{g}\", or by id, \"id:ID\""
-                        )),
-                    );
-                }
-            }
-        }
-        super::SourceConfig::OneLogin(o) => {
-            match (&o.subdomain, o.region, &o.base_url) {
-                (_, _, Some(u)) => check_url(path.key("base_url"), u, diags),
-                (None, None, None) => diags.push(
-                    Diagnostic::new(
-                        path.clone(),
-                        "a OneLogin source needs `subdomain` (or `region`, or `base_url`)",
-                    )
-                    .hint("e.g. subdomain: acme, for https://acme.onelogin.com"),
-                ),
-                (Some(_), Some(_), None) => diags.push(
-                    Diagnostic::new(path.key("region"), "both `subdomain` and `region` are set")
-                        .hint("keep one: `subdomain` (the current API host) or `region`"),
-                ),
-                (Some(sub), None, None) => {
-                    let label = sub.split('.').next().unwrap_or_default();
-                    if sub.is_empty() || !sub.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-                    {
-                        diags.push(
-                            Diagnostic::new(
-                                path.key("subdomain"),
-                                format!("{sub:?} is not a OneLogin subdomain"),
-                            )
-                            .hint(format!(
-                                "give only the first label: subdomain: {label} (for https://{label}.onelogin.com)"
-                            )),
-                        );
-                    }
-                }
-                (None, Some(_), None) => {}
-            }
-            check_credential(
-                path,
-                "client_secret",
-                o.client_secret.as_ref(),
-                o.client_secret_file.as_ref(),
-                diags,
-            );
-            for (i, code) in o.inactive_statuses.iter().enumerate() {
-                if ![0, 1, 2, 3, 4, 5, 7, 8].contains(code) {
-                    diags.push(
-                        Diagnostic::new(
-                            path.key("inactive_statuses").index(i),
-                            format!("{code} is not a OneLogin user status"),
-                        )
-                        .hint("0 unactivated, 1 active, 2 suspended, 3 locked, 4 password expired, 5 awaiting password reset, 7 password pending, 8 security questions required"),
-                    );
-                }
-            }
-        }
-        super::SourceConfig::Scim(s) => {
-            check_url(path.key("base_url"), &s.base_url, diags);
-            check_credential(
-                path,
-                "token",
-                s.token.as_ref(),
-                s.token_file.as_ref(),
-                diags,
-            );
-            check_page_size(path.key("page_size"), s.page_size, diags);
-        }
-        super::SourceConfig::Okta(o) => {
-            match (&o.domain, &o.base_url) {
-                (None, None) => diags.push(
-                    Diagnostic::new(
-                        path.clone(),
-                        "an Okta source needs `domain` (or `base_url`)",
-                    )
-                    .hint("e.g. domain: example.okta.com"),
-                ),
-                (_, Some(u)) => check_url(path.key("base_url"), u, diags),
-                (Some(d), None) => check_url(path.key("domain"), &format!("https://{d}"), diags),
-            }
-            let token = o.token.is_some() || o.token_file.is_some();
-            match (&o.oauth, token) {
-                (Some(_), true) => diags.push(
-                    Diagnostic::new(path.key("oauth"), "both an API token and `oauth` are set")
-                        .hint("keep one: `oauth` (recommended) or `token`"),
-                ),
-                (Some(oa), false) => check_credential(
-                    &path.key("oauth"),
-                    "private_key",
-                    oa.private_key.as_ref(),
-                    oa.private_key_file.as_ref(),
-                    diags,
-                ),
-                (None, _) => check_credential(
-                    path,
-                    "token",
-                    o.token.as_ref(),
-                    o.token_file.as_ref(),
-                    diags,
-                ),
-            }
-            if o.page_size == 0 || o.page_size > 200 {
-                diags.push(
-                    Diagnostic::new(
-                        path.key("page_size"),
-                        format!("page_size {} is outside 1..=200", o.page_size),
-                    )
-                    .hint("Okta recommends at most 200 per page"),
-                );
-            }
-        }
-        super::SourceConfig::Entra(e) => {
-            let secret = e.client_secret.is_some() || e.client_secret_file.is_some();
-            match (&e.certificate, secret) {
-                (Some(_), true) => diags.push(
-                    Diagnostic::new(
-                        path.key("certificate"),
-                        "both a client secret and a certificate are set",
-                    )
-                    .hint("keep one"),
-                ),
-                (Some(_), false) => {}
-                (None, _) => check_credential(
-                    path,
-                    "client_secret",
-                    e.client_secret.as_ref(),
-                    e.client_secret_file.as_ref(),
-                    diags,
-                ),
-            }
-            check_url(path.key("authority"), &e.authority, diags);
-            check_url(path.key("base_url"), &e.base_url, diags);
-            if e.page_size == 0 || e.page_size > 999 {
-                diags.push(
-                    Diagnostic::new(
-                        path.key("page_size"),
-                        format!("page_size {} is outside 1..=999", e.page_size),
-                    )
-                    .hint("Graph accepts $top from 1 to 999"),
-                );
-            }
-        }
-    }
 }
 
 fn product_group_diag(path: KeyPath, name: &str) -> Diagnostic {

@@ -24,7 +24,7 @@ pub struct RetryPolicy {
 }
 
 /// The default of `http.max_wait_secs`.
-pub const DEFAULT_MAX_WAIT_SECS: u64 = 300;
+pub(super) const DEFAULT_MAX_WAIT_SECS: u64 = 300;
 
 impl Default for RetryPolicy {
     fn default() -> Self {
@@ -68,7 +68,7 @@ impl std::fmt::Display for TooLong {
 
 /// Statuses worth another attempt: throttling and server-side failures.
 #[must_use]
-pub fn retryable(status: StatusCode) -> bool {
+pub(super) fn retryable(status: StatusCode) -> bool {
     status == StatusCode::TOO_MANY_REQUESTS || matches!(status.as_u16(), 500 | 502 | 503 | 504)
 }
 
@@ -128,7 +128,7 @@ impl RetryPolicy {
 /// The seconds the headers ask to wait and the header that asks (`Retry-After`, else the
 /// rate-limit reset), for messages.
 #[must_use]
-pub fn requested_by(headers: &HeaderMap) -> Option<(f64, &'static str)> {
+pub(super) fn requested_by(headers: &HeaderMap) -> Option<(f64, &'static str)> {
     let now = now_epoch_secs();
     let secs = requested_secs(headers, now)?;
     let by_retry_after = headers
@@ -155,7 +155,7 @@ fn now_epoch_secs() -> f64 {
 /// The seconds to wait that the headers ask for: `Retry-After` first, then `X-RateLimit-Reset` /
 /// `X-Rate-Limit-Reset`. Always finite and not negative; `None` when no header names a wait.
 #[must_use]
-pub fn requested_secs(headers: &HeaderMap, now: f64) -> Option<f64> {
+pub(super) fn requested_secs(headers: &HeaderMap, now: f64) -> Option<f64> {
     let header = |name: &str| {
         headers
             .get(name)

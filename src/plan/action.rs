@@ -459,3 +459,8 @@ impl Action {
         }
     }
 }
+
+/// Why one action failed. The message names the object.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{0}")]
+pub struct ActionError(pub String);

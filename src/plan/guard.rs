@@ -6,7 +6,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::config::DeactivationLimit;
+use crate::rules::DeactivationLimit;
 
 /// The flag that overrides the guard.
 pub const OVERRIDE_FLAG: &str = "--allow-mass-deactivation";

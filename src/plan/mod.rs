@@ -1,7 +1,7 @@
 //! The plan: a versioned data contract that every rendering draws and `apply` executes.
 
 pub mod action;
-pub mod file;
+
 pub mod guard;
 pub mod scope;
 pub mod stale;
@@ -12,7 +12,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
 
-pub use action::{Action, DeactivateCause, FieldChange, Kind, Member, ReasonCode, UserFields};
+pub use action::{
+    Action, ActionError, DeactivateCause, FieldChange, Kind, Member, ReasonCode, UserFields,
+};
 pub use guard::{Guard, Limit, LimitKind, Overrides};
 pub use stale::{GroupState, Preconditions, UserState};
 
@@ -129,21 +131,6 @@ pub enum SealError {
 
 /// The environment variable holding the key plans are signed with.
 pub const KEY_VAR: &str = "IDSYNC_PLAN_KEY";
-
-/// The plan-signing key from the environment: `None` when unset.
-///
-/// # Errors
-/// The variable is set but empty (an unset CI secret), or not Unicode.
-pub fn key_from_env() -> Result<Option<Vec<u8>>, String> {
-    match std::env::var(KEY_VAR) {
-        Err(std::env::VarError::NotPresent) => Ok(None),
-        Err(std::env::VarError::NotUnicode(_)) => Err(format!("{KEY_VAR} is not valid UTF-8")),
-        Ok(k) if k.is_empty() => Err(format!(
-            "{KEY_VAR} is set but empty (an unset CI secret?); set it to the signing key, or unset it"
-        )),
-        Ok(k) => Ok(Some(k.into_bytes())),
-    }
-}
 
 /// The requests `apply` will make (before retries) and how long they should take.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -329,12 +316,12 @@ impl Plan {
     /// Records the digest and, with a key, the signature.
     pub fn seal(&mut self, key: Option<&[u8]>) {
         let content = self.content();
-        self.digest = crate::config::hex_digest(&sha2::Sha256::digest(&content));
+        self.digest = crate::digest::hex(&sha2::Sha256::digest(&content));
         self.signature = key.map(|k| sign(k, &content));
     }
 
     /// Checks the digest and, with a key, the signature, over this value. A plan read from a file is
-    /// checked over the file's JSON instead ([`file::Saved::verify_seal`]), which may hold fields
+    /// checked over the file's JSON instead ([`crate::engine::saved_file::Saved::verify_seal`]), which may hold fields
     /// this idsync does not know.
     ///
     /// # Errors
@@ -398,19 +385,19 @@ fn write_canonical(v: &serde_json::Value, out: &mut Vec<u8>) {
 }
 
 /// `hmac-sha256:HEX` over `content`.
-fn sign(key: &[u8], content: &[u8]) -> String {
+pub(crate) fn sign(key: &[u8], content: &[u8]) -> String {
     let tag = ring::hmac::sign(&ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key), content);
-    format!("hmac-sha256:{}", crate::config::hex_digest(tag.as_ref()))
+    format!("hmac-sha256:{}", crate::digest::hex(tag.as_ref()))
 }
 
 /// Checks a digest and, with a key, a signature over `content`.
-fn check_seal(
+pub(crate) fn check_seal(
     content: &[u8],
     digest: &str,
     signature: Option<&str>,
     key: Option<&[u8]>,
 ) -> Result<(), SealError> {
-    if crate::config::hex_digest(&sha2::Sha256::digest(content)) != digest {
+    if crate::digest::hex(&sha2::Sha256::digest(content)) != digest {
         return Err(SealError::Digest);
     }
     let Some(key) = key else {

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::config::Patterns;
 use crate::plan::{Action, Member, ReasonCode, Skipped};
+use crate::rules::Patterns;
 
 /// What a partial plan was cut to. A plan without it covers everything the config manages.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -621,7 +621,7 @@ mod tests {
             scope: None,
             summary: crate::plan::Summary::of(&actions),
             guard: crate::plan::Guard::check(
-                crate::config::DeactivationLimit::Count(5),
+                crate::rules::DeactivationLimit::Count(5),
                 2,
                 1,
                 false,

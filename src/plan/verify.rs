@@ -5,9 +5,9 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::config::Rules;
 use crate::model::{Indexed, User};
 use crate::plan::{Action, Plan, Summary, UserFields};
+use crate::rules::Rules;
 
 /// Where the recorded summary or guard disagree with the actions: an edited plan.
 #[must_use]

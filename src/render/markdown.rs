@@ -653,7 +653,7 @@ mod tests {
             scope: None,
             summary: crate::plan::Summary::default(),
             guard: crate::plan::Guard::check(
-                crate::config::DeactivationLimit::Count(5),
+                crate::rules::DeactivationLimit::Count(5),
                 2,
                 900,
                 false,

@@ -1,24 +1,92 @@
 //! Identity-provider connectors. Each reads one IdP into a [`Snapshot`]; a source can only read.
 //!
-//! Adding a connector: a file here with a type implementing [`Source`], a variant of
-//! [`SourceConfig`], a fake in tests/fakes/, an example, and an entry in the convergence suite.
-
-mod entra;
-mod file;
-mod google;
-mod keycloak;
-mod okta;
-mod onelogin;
+//! Adding a connector: a folder here (its `config.rs` with the settings and their checks, and a
+//! `mod.rs` with a type implementing [`Source`] and its `build`), one line in the connector list
+//! below, a fake dialect in crates/fakes and a row in tests/conformance.rs (docs/ARCHITECTURE.md).
 
 use std::path::Path;
 
 use async_trait::async_trait;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 use crate::config::secret::{self, Secret, SecretError};
-use crate::config::SourceConfig;
+use crate::config::{Diagnostic, KeyPath};
 use crate::http::HttpError;
 use crate::model::{LeftOut, People, Snapshot};
 use crate::snapshot_file::SnapshotFileError;
+
+/// The connector list. Each line names a connector's folder, its config type, its `SourceConfig`
+/// variant (whose doc comment the config schema shows) and its `type:` name; the config file's
+/// `sources` union, [`SOURCE_TYPES`], [`build`] and the per-connector checks are derived from it.
+macro_rules! connectors {
+    ($($(#[$attr:meta])* $variant:ident($module:ident::$config:ident) = $type_name:literal,)*) => {
+        $(pub mod $module;)*
+
+        /// An identity-provider connector.
+        #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+        #[serde(tag = "type", rename_all = "lowercase")]
+        pub enum SourceConfig {
+            $($(#[$attr])* $variant($module::config::$config),)*
+        }
+
+        impl SourceConfig {
+            /// The source's name, used to qualify its group names (`name:Group`).
+            #[must_use]
+            pub fn name(&self) -> &str {
+                match self {
+                    $(SourceConfig::$variant(c) => &c.name,)*
+                }
+            }
+
+            /// The connector type, as `type:` spells it in the config.
+            #[must_use]
+            pub fn type_name(&self) -> &'static str {
+                match self {
+                    $(SourceConfig::$variant(_) => $type_name,)*
+                }
+            }
+
+            /// The connector's own checks (URLs, credentials, page sizes…).
+            pub(crate) fn check(&self, path: &KeyPath, diags: &mut Vec<Diagnostic>) {
+                match self {
+                    $(SourceConfig::$variant(c) => $module::config::check(c, path, diags),)*
+                }
+            }
+        }
+
+        /// The `type:` names of the source connectors this build has.
+        pub const SOURCE_TYPES: &[&str] = &[$($type_name),*];
+
+        /// Builds the connector a source config describes, resolving its credentials.
+        ///
+        /// # Errors
+        /// A credential that cannot be read.
+        pub fn build(config: &SourceConfig, config_dir: &Path) -> Result<Box<dyn Source>, SourceError> {
+            match config {
+                $(SourceConfig::$variant(c) => $module::build(c, config_dir),)*
+            }
+        }
+    };
+}
+
+connectors! {
+    /// A snapshot file (YAML or JSON, by extension) standing in for an identity provider.
+    File(file::FileSourceConfig) = "file",
+    /// Okta, through its Management API.
+    Okta(okta::OktaSourceConfig) = "okta",
+    /// Microsoft Entra ID (Azure AD), through Microsoft Graph.
+    Entra(entra::EntraSourceConfig) = "entra",
+    /// Google Workspace, through the Admin SDK Directory API.
+    Google(google::GoogleSourceConfig) = "google",
+    /// Keycloak, through its Admin REST API.
+    Keycloak(keycloak::KeycloakSourceConfig) = "keycloak",
+    /// OneLogin, through its API (v2 users and roles, v1 groups).
+    #[serde(rename = "onelogin")]
+    OneLogin(onelogin::OneLoginSourceConfig) = "onelogin",
+    /// Any SCIM 2.0 service provider an IdP exposes (PingFederate and others), read-only.
+    Scim(scim::ScimSourceConfig) = "scim",
+}
 
 pub use entra::{thumbprint, EntraCredential, EntraSource};
 pub use file::FileSource;
@@ -26,6 +94,7 @@ pub use google::GoogleSource;
 pub use keycloak::KeycloakSource;
 pub use okta::{OktaAuth, OktaSource};
 pub use onelogin::OneLoginSource;
+pub use scim::ScimSource;
 
 /// Why a source could not be read. A failed read aborts the plan: it never means "these users are gone".
 #[derive(Debug, thiserror::Error)]
@@ -150,23 +219,7 @@ pub fn present(v: Option<&serde_json::Value>) -> Option<&str> {
         .filter(|s| !s.trim().is_empty())
 }
 
-/// How the config names one IdP group: by its immutable id (`id:ID`) or by its name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum GroupRef<'a> {
-    Id(&'a str),
-    Name(&'a str),
-}
-
-impl<'a> GroupRef<'a> {
-    /// Reads a reference as written after the source name (`id:00g1…`, or a name).
-    #[must_use]
-    pub fn parse(text: &'a str) -> GroupRef<'a> {
-        match text.strip_prefix("id:") {
-            Some(id) if !id.is_empty() => GroupRef::Id(id),
-            _ => GroupRef::Name(text),
-        }
-    }
-}
+pub use crate::rules::GroupRef;
 
 /// Narrows a group listing (`(id, name)`) to the configured groups, when any are configured. Each
 /// configured entry is a name or `id:ID`; with `fold_case`, names compare without regard to case
@@ -283,217 +336,19 @@ pub fn id_text(v: &serde_json::Value) -> Option<std::borrow::Cow<'_, str>> {
     }
 }
 
-/// `type: scim` as a source: users and groups of any SCIM 2.0 service provider, read with the same
-/// client as the SCIM target (pages of `page_size`, members from the group listing). The SCIM `id` is
-/// the user's immutable id, carried to Atlassian as `externalId`; `active: false` is inactive.
-#[derive(Debug)]
-pub struct ScimSource {
-    name: String,
-    dir: crate::target::ScimDirectory,
-}
-
-#[async_trait]
-impl Source for ScimSource {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    async fn snapshot(&self) -> Result<Snapshot, SourceError> {
-        let mut snap = self.dir.snapshot().await?;
-        for u in &mut snap.users {
-            // What the provider says of itself, not of Atlassian.
-            u.external_id = None;
-            u.account_id = None;
-        }
-        // A user without an email has only its userName to stand for one: unless that is an
-        // email, the user is left out, named.
-        let mut gone = std::collections::HashSet::new();
-        let mut skipped = Vec::new();
-        snap.users.retain(|u| {
-            if u.email.contains('@') {
-                return true;
-            }
-            gone.insert(u.email.clone());
-            skipped.push(LeftOut::user(u.id.clone(), u.user_name(), None, "no email"));
-            false
-        });
-        if !gone.is_empty() {
-            for g in &mut snap.groups {
-                g.members.retain(|m| !gone.contains(m));
-            }
-        }
-        snap.skipped.splice(0..0, skipped);
-        Ok(snap)
-    }
-}
-
-/// Builds the connector a source config describes, resolving its credentials.
-///
-/// # Errors
-/// A credential that cannot be read.
-pub fn build(config: &SourceConfig, config_dir: &Path) -> Result<Box<dyn Source>, SourceError> {
-    let read = |key: &str,
-                inline: Option<&String>,
-                file: Option<&std::path::PathBuf>|
-     -> Result<Secret, SourceError> {
-        Ok(secret::resolve(
-            key,
-            inline.map(String::as_str),
-            file.map(std::path::PathBuf::as_path),
-            config_dir,
-        )?)
-    };
-    Ok(match config {
-        SourceConfig::File(f) => Box::new(FileSource::new(
-            &f.name,
-            crate::config::resolve_path(config_dir, &f.path),
-        )),
-        SourceConfig::Google(g) => {
-            let key = read(
-                "service_account_key",
-                g.service_account_key.as_ref(),
-                g.service_account_key_file.as_ref(),
-            )?;
-            let (client_email, private_key, token_uri) = google::parse_key(&key)
-                .map_err(|m| SourceError::Invalid(format!("google: {m}")))?;
-            Box::new(GoogleSource {
-                name: g.name.clone(),
-                base_url: g.base_url.clone(),
-                customer: g.customer.clone(),
-                domain: g.domain.clone(),
-                admin_email: g.admin_email.clone(),
-                client_email,
-                private_key,
-                token_url: g
-                    .token_url
-                    .clone()
-                    .or(token_uri)
-                    .unwrap_or_else(|| "https://oauth2.googleapis.com/token".into()),
-                derived_membership: g.include_derived_membership,
-                groups: g.groups.clone(),
-                settings: g.http.clone(),
-            })
-        }
-        SourceConfig::Keycloak(k) => Box::new(KeycloakSource {
-            name: k.name.clone(),
-            base_url: k.base_url.clone(),
-            realm: k.realm.clone(),
-            token_realm: k.token_realm.clone().unwrap_or_else(|| k.realm.clone()),
-            client_id: k.client_id.clone(),
-            client_secret: read(
-                "client_secret",
-                k.client_secret.as_ref(),
-                k.client_secret_file.as_ref(),
-            )?,
-            groups: k.groups.clone(),
-            page_size: k.page_size,
-            settings: k.http.clone(),
-        }),
-        SourceConfig::OneLogin(o) => Box::new(OneLoginSource {
-            name: o.name.clone(),
-            base_url: onelogin::base_url(o).ok_or_else(|| {
-                SourceError::Invalid(
-                    "onelogin: set `subdomain` (or `region`, or `base_url`)".into(),
-                )
-            })?,
-            client_id: o.client_id.clone(),
-            client_secret: read(
-                "client_secret",
-                o.client_secret.as_ref(),
-                o.client_secret_file.as_ref(),
-            )?,
-            roles_as_groups: o.roles_as_groups,
-            groups: o.groups.clone(),
-            inactive_statuses: o.inactive_statuses.clone(),
-            budget_reserve: o.budget_reserve,
-            settings: o.http.clone(),
-        }),
-        SourceConfig::Scim(s) => {
-            let auth =
-                crate::http::Auth::Bearer(read("token", s.token.as_ref(), s.token_file.as_ref())?);
-            let dir = crate::target::ScimDirectory::new(
-                "SCIM source",
-                &s.base_url,
-                auth,
-                s.page_size,
-                &s.http,
-            );
-            Box::new(ScimSource {
-                name: s.name.clone(),
-                dir,
-            })
-        }
-        SourceConfig::Okta(o) => {
-            let base = o
-                .base_url
-                .clone()
-                .or_else(|| {
-                    o.domain
-                        .as_ref()
-                        .map(|d| format!("https://{}", d.trim_end_matches('/')))
-                })
-                .ok_or_else(|| SourceError::Invalid("okta: set `domain` (or `base_url`)".into()))?;
-            let auth = match &o.oauth {
-                Some(oa) => OktaAuth::OAuth {
-                    client_id: oa.client_id.clone(),
-                    key: read(
-                        "oauth.private_key",
-                        oa.private_key.as_ref(),
-                        oa.private_key_file.as_ref(),
-                    )?,
-                    key_id: oa.key_id.clone(),
-                    scopes: oa.scopes.clone(),
-                },
-                None => OktaAuth::ApiToken(read("token", o.token.as_ref(), o.token_file.as_ref())?),
-            };
-            Box::new(OktaSource::new(
-                &o.name,
-                &base,
-                auth,
-                o.groups.clone(),
-                o.page_size,
-                o.http.clone(),
-            ))
-        }
-        SourceConfig::Entra(e) => {
-            let credential = match &e.certificate {
-                Some(c) => {
-                    let key = read(
-                        "certificate.private_key_file",
-                        None,
-                        Some(&c.private_key_file),
-                    )?;
-                    let cert = read(
-                        "certificate.certificate_file",
-                        None,
-                        Some(&c.certificate_file),
-                    )?;
-                    let thumbprint = thumbprint(cert.expose())
-                        .map_err(|m| SourceError::Invalid(format!("certificate: {m}")))?;
-                    EntraCredential::Certificate { key, thumbprint }
-                }
-                None => EntraCredential::Secret(read(
-                    "client_secret",
-                    e.client_secret.as_ref(),
-                    e.client_secret_file.as_ref(),
-                )?),
-            };
-            Box::new(EntraSource {
-                name: e.name.clone(),
-                tenant_id: e.tenant_id.clone(),
-                client_id: e.client_id.clone(),
-                credential,
-                authority: e.authority.clone(),
-                graph: e.base_url.clone(),
-                version: e.api_version,
-                transitive: e.transitive,
-                manager: e.manager,
-                groups: e.groups.clone(),
-                page_size: e.page_size,
-                settings: e.http.clone(),
-            })
-        }
-    })
+/// Reads a credential the config gives inline or as a file.
+fn read_secret(
+    key: &str,
+    inline: Option<&String>,
+    file: Option<&std::path::PathBuf>,
+    config_dir: &Path,
+) -> Result<Secret, SourceError> {
+    Ok(secret::resolve(
+        key,
+        inline.map(String::as_str),
+        file.map(std::path::PathBuf::as_path),
+        config_dir,
+    )?)
 }
 
 #[cfg(test)]

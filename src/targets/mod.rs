@@ -1,10 +1,13 @@
 //! Targets: the systems idsync changes. A target reads itself into a [`Snapshot`] and applies a plan's
 //! actions; `finish` makes the changes durable.
 //!
-//! Adding a target: a file here implementing [`Target`], a variant of [`TargetConfig`], a fake in
-//! tests/fakes/, an example, and an entry in the convergence suite.
+//! A target declares what it can do (reserved group names, request concurrency, last-active lag,
+//! writing at `finish`) through [`Target`]; generic code never asks which type it is.
+//!
+//! Adding a target: a file (or folder) here implementing [`Target`], a variant of [`TargetConfig`],
+//! a fake dialect in crates/fakes, a row in tests/conformance.rs (docs/ARCHITECTURE.md).
 
-mod atlassian;
+pub mod atlassian;
 mod file;
 mod scim;
 
@@ -19,9 +22,10 @@ use crate::model::{People, Snapshot};
 use crate::plan::Action;
 use crate::snapshot_file::SnapshotFileError;
 
+pub use crate::scim::ScimDirectory;
 pub use atlassian::AtlassianTarget;
 pub use file::FileTarget;
-pub use scim::{ScimDirectory, ScimTarget};
+pub use scim::ScimTarget;
 
 /// Why a target could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -42,10 +46,7 @@ impl From<HttpError> for TargetError {
     }
 }
 
-/// Why one action failed. The message names the object.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("{0}")]
-pub struct ActionError(pub String);
+pub use crate::plan::ActionError;
 
 impl From<HttpError> for ActionError {
     fn from(e: HttpError) -> Self {
@@ -60,6 +61,15 @@ pub trait Target: Send + Sync {
     fn name(&self) -> String;
     /// How many actions of one kind may be applied at once.
     fn concurrency(&self) -> usize {
+        1
+    }
+    /// How many requests a plan's cost estimate may count in flight at once; `None` for a target
+    /// that makes no requests (a file), whose plans carry no cost.
+    fn request_concurrency(&self) -> Option<usize> {
+        Some(self.concurrency())
+    }
+    /// Requests applying this action takes, for the plan's cost estimate.
+    fn requests_for(&self, _action: &Action) -> u64 {
         1
     }
     /// Requests sent to the target so far (0 for a file).
@@ -83,6 +93,11 @@ pub trait Target: Send + Sync {
     fn last_active_lag(&self) -> chrono::Duration {
         chrono::Duration::zero()
     }
+    /// Why this target refuses to manage a group of this name (e.g. one of Atlassian's
+    /// product-access groups, which SCIM cannot push), or `None` for a name it takes.
+    fn reserved_group(&self, _name: &str) -> Option<&'static str> {
+        None
+    }
     /// Applies one action. Actions of one kind may run concurrently.
     async fn apply(&self, action: &Action) -> Result<(), ActionError>;
     /// Makes what was applied durable.
@@ -104,6 +119,15 @@ pub trait Target: Send + Sync {
     /// Whether actions take effect only in `finish` (see `stage`).
     fn writes_at_finish(&self) -> bool {
         false
+    }
+}
+
+/// The local file a config's target writes, if it writes one (an apply locks it).
+#[must_use]
+pub fn local_file(config: &Config, config_dir: &Path) -> Option<std::path::PathBuf> {
+    match &config.target {
+        TargetConfig::File(f) => Some(crate::config::resolve_path(config_dir, &f.path)),
+        TargetConfig::Scim(_) | TargetConfig::Atlassian(_) => None,
     }
 }
 

@@ -7,6 +7,8 @@
 //! (with `ConsistencyLevel: eventual`) to check it got every object. No per-user calls: the manager comes with the user listing
 //! (`$expand`), membership with the group listings. 429s are retried after `Retry-After`.
 
+pub mod config;
+
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -14,6 +16,7 @@ use base64::Engine as _;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use self::config::EntraSourceConfig;
 use super::{present, Source, SourceError};
 use crate::config::secret::Secret;
 use crate::config::GraphVersion;
@@ -404,6 +407,57 @@ impl Source for EntraSource {
     }
 }
 
+/// Builds the connector its config describes, resolving its credentials.
+///
+/// # Errors
+/// A credential that cannot be read, or settings that name no server.
+pub(crate) fn build(
+    e: &EntraSourceConfig,
+    config_dir: &std::path::Path,
+) -> Result<Box<dyn Source>, SourceError> {
+    let read = |key: &str, inline: Option<&String>, file: Option<&std::path::PathBuf>| {
+        super::read_secret(key, inline, file, config_dir)
+    };
+    Ok({
+        let credential = match &e.certificate {
+            Some(c) => {
+                let key = read(
+                    "certificate.private_key_file",
+                    None,
+                    Some(&c.private_key_file),
+                )?;
+                let cert = read(
+                    "certificate.certificate_file",
+                    None,
+                    Some(&c.certificate_file),
+                )?;
+                let thumbprint = thumbprint(cert.expose())
+                    .map_err(|m| SourceError::Invalid(format!("certificate: {m}")))?;
+                EntraCredential::Certificate { key, thumbprint }
+            }
+            None => EntraCredential::Secret(read(
+                "client_secret",
+                e.client_secret.as_ref(),
+                e.client_secret_file.as_ref(),
+            )?),
+        };
+        Box::new(EntraSource {
+            name: e.name.clone(),
+            tenant_id: e.tenant_id.clone(),
+            client_id: e.client_id.clone(),
+            credential,
+            authority: e.authority.clone(),
+            graph: e.base_url.clone(),
+            version: e.api_version,
+            transitive: e.transitive,
+            manager: e.manager,
+            groups: e.groups.clone(),
+            page_size: e.page_size,
+            settings: e.http.clone(),
+        })
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -443,7 +497,7 @@ mod tests {
             not_a_user(&json!({"@odata.type": "#microsoft.graph.group"})),
             None
         );
-        let cert = include_str!("../../tests/fixtures/test-cert.pem");
+        let cert = include_str!("../../../tests/fixtures/test-cert.pem");
         let t = thumbprint(cert).unwrap();
         assert_eq!(t.len(), 43, "base64url of 32 bytes");
         assert!(thumbprint("nothing").is_err());

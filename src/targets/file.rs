@@ -387,6 +387,16 @@ impl Target for FileTarget {
         format!("file:{name}")
     }
 
+    /// A file stands in for an Atlassian directory (dry runs, tests), so it keeps Atlassian's
+    /// reserved group names.
+    fn reserved_group(&self, name: &str) -> Option<&'static str> {
+        super::atlassian::reserved_group(name)
+    }
+
+    fn request_concurrency(&self) -> Option<usize> {
+        None
+    }
+
     async fn snapshot(&mut self) -> Result<Snapshot, TargetError> {
         let path = self.path.clone();
         let read = tokio::task::spawn_blocking(move || snapshot_file::read(&path));
@@ -542,7 +552,7 @@ impl Target for FileTarget {
 
 fn sha256(bytes: &[u8]) -> String {
     use sha2::Digest;
-    crate::config::hex_digest(&sha2::Sha256::digest(bytes))
+    crate::digest::hex(&sha2::Sha256::digest(bytes))
 }
 
 #[cfg(test)]

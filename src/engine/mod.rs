@@ -1,167 +1,32 @@
-//! The subcommands. Each returns an [`ExitStatus`] or an [`Error`]; nothing else decides exit codes.
+//! The engine: the one pipeline `plan` and `apply` share. Every source and the target are read at
+//! once, the desired state is derived, diffed against the target, and sealed into a [`Plan`]; a
+//! saved plan is read back and checked here too. The commands only turn options into calls of the
+//! engine and its results into output and an exit status.
 
-mod apply;
-mod plan;
-mod show;
-mod snapshot;
-mod sync_user;
-mod validate;
+pub mod saved;
+pub mod saved_file;
 
 use chrono::{DateTime, Utc};
 
-use crate::cli::{Cli, Command};
-use crate::config::{self, Loaded};
+use crate::config::Loaded;
 use crate::desired::{self, SourceData};
 use crate::diff::{self, Context};
 use crate::error::Error;
-use crate::exit::ExitStatus;
 use crate::model::{GroupNames, Indexed, People};
 use crate::output::Printer;
 use crate::plan::scope::Scope;
 use crate::plan::{Overrides, Plan};
 use crate::progress::Phase;
-use crate::target::{self, Target};
-use crate::{sources, Config};
-
-/// Runs the command line.
-///
-/// # Errors
-/// Whatever the command met; the caller prints it and exits 1.
-pub async fn run(cli: Cli, printer: Printer) -> Result<ExitStatus, Error> {
-    crate::progress::install(printer);
-    match cli.command {
-        Command::Validate {
-            config,
-            offline,
-            format,
-        } => validate::run(&printer, &config.config, offline, format),
-        Command::Plan {
-            config,
-            out,
-            format,
-            detailed_exitcode,
-            markdown_limit,
-            only,
-            guards,
-        } => {
-            plan::run(
-                &printer,
-                &config.config,
-                out.as_deref(),
-                format,
-                detailed_exitcode,
-                guards.overrides(),
-                markdown_limit as usize,
-                only.scope().as_ref(),
-            )
-            .await
-        }
-        Command::SyncUser {
-            config,
-            emails,
-            apply,
-            auto_approve,
-            format,
-            report,
-            guards,
-        } => {
-            sync_user::run(
-                &printer,
-                &config.config,
-                &emails,
-                sync_user::Options {
-                    apply,
-                    auto_approve,
-                    format,
-                    report: report.as_deref(),
-                    overrides: guards.overrides(),
-                },
-            )
-            .await
-        }
-        Command::Apply {
-            config,
-            plan,
-            auto_approve,
-            report,
-            guards,
-        } => {
-            apply::run(
-                &printer,
-                &config.config,
-                plan.as_deref(),
-                auto_approve,
-                report.as_deref(),
-                guards.overrides(),
-            )
-            .await
-        }
-        Command::Show {
-            plan,
-            format,
-            detailed_exitcode,
-            markdown_limit,
-        } => show::run(
-            &printer,
-            &plan,
-            format,
-            detailed_exitcode,
-            markdown_limit as usize,
-        ),
-        Command::Snapshot {
-            config,
-            side,
-            source,
-            out,
-        } => {
-            snapshot::run(
-                &printer,
-                &config.config,
-                side,
-                source.as_deref(),
-                out.as_deref(),
-            )
-            .await
-        }
-        Command::Schema { plan } => {
-            let schema = if plan {
-                Plan::json_schema()
-            } else {
-                Config::json_schema()
-            };
-            let mut out = printer.stdout();
-            serde_json::to_writer_pretty(&mut out, &schema).map_err(std::io::Error::from)?;
-            use std::io::Write;
-            writeln!(out)?;
-            out.flush()?;
-            Ok(ExitStatus::Success)
-        }
-        Command::Completions { shell } => {
-            let mut cmd = <Cli as clap::CommandFactory>::command();
-            let mut out = printer.stdout();
-            clap_complete::generate(shell, &mut cmd, "idsync", &mut out);
-            use std::io::Write;
-            out.flush()?;
-            Ok(ExitStatus::Success)
-        }
-        Command::Man => {
-            let cmd = <Cli as clap::CommandFactory>::command();
-            let mut out = printer.stdout();
-            clap_mangen::Man::new(cmd).render(&mut out)?;
-            use std::io::Write;
-            out.flush()?;
-            Ok(ExitStatus::Success)
-        }
-    }
-}
+use crate::sources;
+use crate::targets::{self, Target};
 
 /// Reads a saved plan of a format this idsync reads (see [`crate::plan::FORMAT_VERSION`]).
 ///
 /// # Errors
 /// The file cannot be read, is not a plan, or is of a major format version this idsync does not read.
-pub(crate) fn read_plan(path: &std::path::Path) -> Result<crate::plan::file::Saved, Error> {
-    use crate::plan::file::ReadError;
-    crate::plan::file::read(path).map_err(|e| match e {
+pub(crate) fn read_plan(path: &std::path::Path) -> Result<crate::engine::saved_file::Saved, Error> {
+    use crate::engine::saved_file::ReadError;
+    crate::engine::saved_file::read(path).map_err(|e| match e {
         ReadError::OtherMajor {
             found,
             made_by,
@@ -177,35 +42,6 @@ pub(crate) fn read_plan(path: &std::path::Path) -> Result<crate::plan::file::Sav
             reason: other.to_string(),
         },
     })
-}
-
-/// Loads a config and prints its warnings (a credential file others can read).
-pub(crate) fn load(printer: &Printer, path: &std::path::Path) -> Result<Loaded, Error> {
-    let loaded = config::load(path)?;
-    for w in &loaded.warnings {
-        printer.warn(w);
-    }
-    Ok(loaded)
-}
-
-/// Checks, before anything changes, that the folder a file is to be written into exists.
-pub(crate) fn check_writable_folder(
-    path: &std::path::Path,
-    flag: &'static str,
-) -> Result<(), Error> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or_else(|| std::path::Path::new("."));
-    if dir.is_dir() {
-        Ok(())
-    } else {
-        Err(Error::NoFolder {
-            flag,
-            path: path.to_path_buf(),
-            dir: dir.to_path_buf(),
-        })
-    }
 }
 
 /// The moment plans measure grace periods from: `IDSYNC_NOW` (RFC 3339) when set, for reproducible
@@ -284,22 +120,22 @@ pub async fn make_plan_scoped(
 }
 
 /// What a plan is made from: every source and the target, as read (wholly, or for some people).
-pub struct Inputs {
-    pub sources: Vec<SourceInput>,
-    pub target: TargetInput,
+pub(crate) struct Inputs {
+    pub(crate) sources: Vec<SourceInput>,
+    pub(crate) target: TargetInput,
 }
 
 /// One source as read.
-pub struct SourceInput {
-    pub data: SourceData,
+pub(crate) struct SourceInput {
+    pub(crate) data: SourceData,
     /// Requests the read made (0 for a file, or a connector that does not count them).
-    pub requests: u64,
+    pub(crate) requests: u64,
 }
 
 /// The target as read.
-pub struct TargetInput {
-    pub target: Box<dyn Target>,
-    pub indexed: Indexed,
+pub(crate) struct TargetInput {
+    pub(crate) target: Box<dyn Target>,
+    pub(crate) indexed: Indexed,
 }
 
 /// Prints a phase's timing with `-v`.
@@ -314,7 +150,7 @@ fn lap(printer: &Printer, clock: std::time::Instant, what: &str) {
 ///
 /// # Errors
 /// A source could not be read completely, or holds duplicates.
-pub async fn read_sources(
+pub(crate) async fn read_sources(
     loaded: &Loaded,
     printer: &Printer,
     clock: std::time::Instant,
@@ -370,13 +206,13 @@ pub async fn read_sources(
 ///
 /// # Errors
 /// The target could not be read completely, or holds duplicates.
-pub async fn read_target(
+pub(crate) async fn read_target(
     loaded: &Loaded,
     printer: &Printer,
     clock: std::time::Instant,
     people: Option<&People>,
 ) -> Result<TargetInput, Error> {
-    let mut target = target::build(&loaded.config, &loaded.dir).map_err(Error::TargetSetup)?;
+    let mut target = targets::build(&loaded.config, &loaded.dir).map_err(Error::TargetSetup)?;
     let name = target.name();
     printer.progress(&format!("reading target {name}…"));
     let phase = Phase::reading(&format!("reading target {name}"));
@@ -414,7 +250,7 @@ pub async fn read_target(
 /// # Errors
 /// The config refers to IdP groups it does not name uniquely; a scope pattern or group matches
 /// nothing; the signing key is unusable.
-pub fn plan_from(
+pub(crate) fn plan_from(
     loaded: &Loaded,
     printer: &Printer,
     clock: std::time::Instant,
@@ -428,7 +264,7 @@ pub fn plan_from(
         target: TargetInput { target, indexed },
     } = inputs;
     let data: Vec<SourceData> = read.into_iter().map(|r| r.data).collect();
-    let desired = desired::build(&data, &loaded.rules)
+    let desired = desired::build(&data, &loaded.rules, &|g| target.reserved_group(g))
         .map_err(|problems| Error::GroupReferences { problems })?;
     lap(printer, clock, "desired state");
     let filter = match scope {
@@ -474,14 +310,14 @@ pub fn plan_from(
         .collect();
     let ctx = Context {
         rules: &loaded.rules,
-        cleanup: &loaded.config.cleanup,
+        cleanup: &loaded.rules.cleanup,
         manage_unmapped_members: loaded.config.groups.manage_unmapped_members,
         now,
         overrides,
         config_hash: loaded.hash.clone(),
         target_name: target.name(),
-        target_concurrency: (!matches!(loaded.config.target, crate::config::TargetConfig::File(_)))
-            .then(|| target.concurrency()),
+        target_concurrency: target.request_concurrency(),
+        action_requests: &|a| target.requests_for(a),
         last_active_lag: target.last_active_lag(),
         target_warnings: target.warnings(),
         sources: sources_read,
@@ -493,7 +329,7 @@ pub fn plan_from(
         filter.as_ref().map(|(s, f)| (*s, f)),
     );
     plan.seal(
-        crate::plan::key_from_env()
+        crate::engine::saved_file::key_from_env()
             .map_err(Error::PlanKey)?
             .as_deref(),
     );

@@ -6,7 +6,9 @@ use std::path::Path;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{check_seal, parse_format_version, Plan, SealError, FORMAT_MAJOR, FORMAT_MINOR};
+use crate::plan::{
+    check_seal, parse_format_version, Plan, SealError, FORMAT_MAJOR, FORMAT_MINOR, KEY_VAR,
+};
 
 /// A plan read from a file.
 #[derive(Debug)]
@@ -102,7 +104,12 @@ impl Saved {
         }
         let digest = self.raw.get("digest").and_then(Value::as_str).unwrap_or("");
         let signature = self.raw.get("signature").and_then(Value::as_str);
-        check_seal(&super::canonical_content(&self.raw), digest, signature, key)
+        check_seal(
+            &crate::plan::canonical_content(&self.raw),
+            digest,
+            signature,
+            key,
+        )
     }
 
     /// Whether a newer idsync made the plan (a later minor version): fields it added are not shown,
@@ -118,16 +125,31 @@ impl Saved {
 /// known to this idsync or not. For tools that write plans of this format, and tests.
 pub fn seal_json(raw: &mut Value, key: Option<&[u8]>) {
     use sha2::Digest as _;
-    let content = super::canonical_content(raw);
+    let content = crate::plan::canonical_content(raw);
     let Value::Object(m) = raw else {
         return;
     };
     m.insert(
         "digest".into(),
-        crate::config::hex_digest(&sha2::Sha256::digest(&content)).into(),
+        crate::digest::hex(&sha2::Sha256::digest(&content)).into(),
     );
     m.remove("signature");
     if let Some(k) = key {
-        m.insert("signature".into(), super::sign(k, &content).into());
+        m.insert("signature".into(), crate::plan::sign(k, &content).into());
+    }
+}
+
+/// The plan-signing key from the environment: `None` when unset.
+///
+/// # Errors
+/// The variable is set but empty (an unset CI secret), or not Unicode.
+pub fn key_from_env() -> Result<Option<Vec<u8>>, String> {
+    match std::env::var(KEY_VAR) {
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => Err(format!("{KEY_VAR} is not valid UTF-8")),
+        Ok(k) if k.is_empty() => Err(format!(
+            "{KEY_VAR} is set but empty (an unset CI secret?); set it to the signing key, or unset it"
+        )),
+        Ok(k) => Ok(Some(k.into_bytes())),
     }
 }

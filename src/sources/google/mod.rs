@@ -6,6 +6,8 @@
 //! `includeDerivedMembership` for nested groups), a few groups at a time; all follow `nextPageToken`.
 //! Quota errors (403 `userRateLimitExceeded` / `quotaExceeded`, and 429) are retried with backoff.
 
+pub mod config;
+
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -15,6 +17,7 @@ use reqwest::Method;
 use serde::Serialize;
 use serde_json::Value;
 
+use self::config::GoogleSourceConfig;
 use super::{present, Source, SourceError};
 use crate::config::secret::Secret;
 use crate::http::{oauth, paginate, Auth, HttpClient, HttpError, HttpSettings, TokenSource};
@@ -362,6 +365,45 @@ impl Source for GoogleSource {
             skipped,
         })
     }
+}
+
+/// Builds the connector its config describes, resolving its credentials.
+///
+/// # Errors
+/// A credential that cannot be read, or settings that name no server.
+pub(crate) fn build(
+    g: &GoogleSourceConfig,
+    config_dir: &std::path::Path,
+) -> Result<Box<dyn Source>, SourceError> {
+    let read = |key: &str, inline: Option<&String>, file: Option<&std::path::PathBuf>| {
+        super::read_secret(key, inline, file, config_dir)
+    };
+    Ok({
+        let key = read(
+            "service_account_key",
+            g.service_account_key.as_ref(),
+            g.service_account_key_file.as_ref(),
+        )?;
+        let (client_email, private_key, token_uri) = parse_key(&key)
+            .map_err(|m| SourceError::Invalid(format!("google: {m}")))?;
+        Box::new(GoogleSource {
+            name: g.name.clone(),
+            base_url: g.base_url.clone(),
+            customer: g.customer.clone(),
+            domain: g.domain.clone(),
+            admin_email: g.admin_email.clone(),
+            client_email,
+            private_key,
+            token_url: g
+                .token_url
+                .clone()
+                .or(token_uri)
+                .unwrap_or_else(|| "https://oauth2.googleapis.com/token".into()),
+            derived_membership: g.include_derived_membership,
+            groups: g.groups.clone(),
+            settings: g.http.clone(),
+        })
+    })
 }
 
 #[cfg(test)]

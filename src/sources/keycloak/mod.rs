@@ -9,12 +9,15 @@
 //! per-user calls. Groups are named by path (`/Engineering/SRE`), so mappings read
 //! `keycloak:/Engineering/SRE`.
 
+pub mod config;
+
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use serde_json::Value;
 
+use self::config::KeycloakSourceConfig;
 use super::{present, Source, SourceError};
 use crate::config::secret::Secret;
 use crate::http::{oauth, paginate, Auth, HttpClient, HttpError, HttpSettings, TokenSource};
@@ -276,6 +279,34 @@ impl Source for KeycloakSource {
             skipped,
         })
     }
+}
+
+/// Builds the connector its config describes, resolving its credentials.
+///
+/// # Errors
+/// A credential that cannot be read, or settings that name no server.
+pub(crate) fn build(
+    k: &KeycloakSourceConfig,
+    config_dir: &std::path::Path,
+) -> Result<Box<dyn Source>, SourceError> {
+    let read = |key: &str, inline: Option<&String>, file: Option<&std::path::PathBuf>| {
+        super::read_secret(key, inline, file, config_dir)
+    };
+    Ok(Box::new(KeycloakSource {
+        name: k.name.clone(),
+        base_url: k.base_url.clone(),
+        realm: k.realm.clone(),
+        token_realm: k.token_realm.clone().unwrap_or_else(|| k.realm.clone()),
+        client_id: k.client_id.clone(),
+        client_secret: read(
+            "client_secret",
+            k.client_secret.as_ref(),
+            k.client_secret_file.as_ref(),
+        )?,
+        groups: k.groups.clone(),
+        page_size: k.page_size,
+        settings: k.http.clone(),
+    }))
 }
 
 #[cfg(test)]

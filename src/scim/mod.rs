@@ -26,21 +26,35 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
-use async_trait::async_trait;
 use reqwest::{Method, StatusCode};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use super::{ActionError, Target, TargetError};
-use crate::config::MemberRemoval;
 use crate::http::{paginate, Auth, HttpClient, HttpError, HttpSettings, Sent};
 use crate::model::{Group, LeftOut, Snapshot, User};
+use crate::plan::ActionError;
 use crate::plan::{Action, FieldChange, Member, UserFields};
 
-pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
-pub const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
-pub const ATLASSIAN_EXT: &str = "urn:scim:schemas:extension:atlassian-external:1.0";
-pub const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
-pub const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+pub(crate) const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+pub(crate) const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+pub(crate) const ATLASSIAN_EXT: &str = "urn:scim:schemas:extension:atlassian-external:1.0";
+pub(crate) const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+pub(crate) const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+
+/// How a group PATCH removes members.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MemberRemoval {
+    /// RFC 7644 §3.5.2.2: one `{"op":"remove","path":"members[value eq \"ID\"]"}` per member, many
+    /// per PATCH. No server can read it as "remove every member".
+    #[default]
+    Filter,
+    /// `{"op":"remove","path":"members","value":[{"value":"ID"},…]}`: Microsoft Entra's habit. Only
+    /// for a server that refuses the RFC form: a server that follows the RFC to the letter reads it
+    /// as "remove every member" (idsync then reports the loss and fails the action).
+    ValueList,
+}
 
 /// Attributes of the core User schema idsync reads and writes at the top level.
 const CORE_ATTRIBUTES: &[&str] = &[
@@ -117,7 +131,7 @@ impl Known {
 
 /// What to say when several groups share a name idsync has to use.
 #[must_use]
-pub fn duplicate_group_message(name: &str, ids: &[String]) -> String {
+pub(crate) fn duplicate_group_message(name: &str, ids: &[String]) -> String {
     format!(
         "{} groups are named {name:?} in the directory (ids {}); idsync cannot tell which one it manages: delete or rename all but one (in admin.atlassian.com, or in the SCIM server), then plan again",
         ids.len(),
@@ -281,6 +295,16 @@ impl ScimDirectory {
     ///
     /// # Errors
     /// The directory refused it, or did not answer after retries.
+    /// Requests [`ScimDirectory::apply`] sends for an action, for the plan's cost estimate.
+    #[must_use]
+    pub(crate) fn requests_for(action: &Action) -> u64 {
+        match action {
+            // The PATCH, then the re-read that confirms no other member was lost.
+            Action::RemoveMembers { .. } => 2,
+            _ => 1,
+        }
+    }
+
     pub async fn apply(&self, action: &Action) -> Result<(), ActionError> {
         match action {
             Action::CreateUser { key, user, .. } | Action::LinkUser { key, user, .. } => {
@@ -879,46 +903,6 @@ fn change_op(c: &FieldChange) -> Value {
         f => f.to_string(),
     };
     json!({"op": "replace", "path": path, "value": c.to})
-}
-
-/// `type: scim`: any SCIM 2.0 service provider.
-#[derive(Debug)]
-pub struct ScimTarget {
-    dir: ScimDirectory,
-}
-
-impl ScimTarget {
-    #[must_use]
-    pub fn new(dir: ScimDirectory) -> ScimTarget {
-        ScimTarget { dir }
-    }
-}
-
-#[async_trait]
-impl Target for ScimTarget {
-    fn name(&self) -> String {
-        format!("scim:{}", self.dir.http.url(""))
-    }
-
-    fn concurrency(&self) -> usize {
-        self.dir.http.concurrency()
-    }
-
-    fn requests(&self) -> u64 {
-        self.dir.http.requests()
-    }
-
-    async fn snapshot(&mut self) -> Result<Snapshot, TargetError> {
-        Ok(self.dir.snapshot().await?)
-    }
-
-    async fn apply(&self, action: &Action) -> Result<(), ActionError> {
-        self.dir.apply(action).await
-    }
-
-    async fn finish(&mut self) -> Result<(), TargetError> {
-        Ok(())
-    }
 }
 
 #[cfg(test)]

@@ -5,11 +5,14 @@
 //! per group, a few at a time; every listing follows `Link: rel="next"`. No per-user calls. Rate-limit
 //! headers pace the requests before a 429 happens.
 
+pub mod config;
+
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde_json::Value;
 
+use self::config::OktaSourceConfig;
 use super::{present, Source, SourceError};
 use crate::config::secret::Secret;
 use crate::http::{oauth, paginate, Auth, HttpClient, HttpError, HttpSettings, TokenSource};
@@ -313,6 +316,51 @@ impl Source for OktaSource {
             skipped,
         })
     }
+}
+
+/// Builds the connector its config describes, resolving its credentials.
+///
+/// # Errors
+/// A credential that cannot be read, or settings that name no server.
+pub(crate) fn build(
+    o: &OktaSourceConfig,
+    config_dir: &std::path::Path,
+) -> Result<Box<dyn Source>, SourceError> {
+    let read = |key: &str, inline: Option<&String>, file: Option<&std::path::PathBuf>| {
+        super::read_secret(key, inline, file, config_dir)
+    };
+    Ok({
+        let base = o
+            .base_url
+            .clone()
+            .or_else(|| {
+                o.domain
+                    .as_ref()
+                    .map(|d| format!("https://{}", d.trim_end_matches('/')))
+            })
+            .ok_or_else(|| SourceError::Invalid("okta: set `domain` (or `base_url`)".into()))?;
+        let auth = match &o.oauth {
+            Some(oa) => OktaAuth::OAuth {
+                client_id: oa.client_id.clone(),
+                key: read(
+                    "oauth.private_key",
+                    oa.private_key.as_ref(),
+                    oa.private_key_file.as_ref(),
+                )?,
+                key_id: oa.key_id.clone(),
+                scopes: oa.scopes.clone(),
+            },
+            None => OktaAuth::ApiToken(read("token", o.token.as_ref(), o.token_file.as_ref())?),
+        };
+        Box::new(OktaSource::new(
+            &o.name,
+            &base,
+            auth,
+            o.groups.clone(),
+            o.page_size,
+            o.http.clone(),
+        ))
+    })
 }
 
 #[cfg(test)]

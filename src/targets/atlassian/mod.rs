@@ -3,6 +3,8 @@
 //! outside the directory (JIT-provisioned: linked by creating them through SCIM with the same email),
 //! admin roles (for `skip_admins`), and API-token revocation on deactivation.
 
+mod policy;
+
 use std::collections::HashMap;
 
 use async_trait::async_trait;
@@ -10,11 +12,13 @@ use chrono::{DateTime, NaiveDate, Utc};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use super::scim::ScimDirectory;
 use super::{ActionError, Target, TargetError};
 use crate::http::{paginate, Auth, HttpClient, HttpError, HttpSettings};
 use crate::model::{key_of, Snapshot, User};
 use crate::plan::Action;
+use crate::scim::ScimDirectory;
+
+pub use policy::{is_product_access_group, reserved_group, PRODUCT_ACCESS_GROUPS};
 
 /// Platform roles whose holders count as admins for `skip_admins`. The v2 user search takes
 /// namespaced role ids (the `platformRole` and `multiDirectoryUserSearchRequest` models of
@@ -359,6 +363,18 @@ impl AtlassianTarget {
 impl Target for AtlassianTarget {
     fn name(&self) -> String {
         format!("atlassian:{}", self.dir.http.url(""))
+    }
+
+    fn requests_for(&self, action: &Action) -> u64 {
+        match action {
+            // Listing the account's tokens, then one request per token.
+            Action::RevokeApiTokens { tokens, .. } => 1 + tokens.unwrap_or(1) as u64,
+            _ => ScimDirectory::requests_for(action),
+        }
+    }
+
+    fn reserved_group(&self, name: &str) -> Option<&'static str> {
+        policy::reserved_group(name)
     }
 
     fn concurrency(&self) -> usize {

@@ -12,6 +12,8 @@
 //! what remains (less `budget_reserve`) is refused before it spends the rest; if the window resets
 //! within a minute, it waits for the reset instead.
 
+pub mod config;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,9 +23,10 @@ use futures_util::stream::{self, StreamExt, TryStreamExt};
 use reqwest::header::HeaderMap;
 use serde_json::Value;
 
+use self::config::OneLoginSourceConfig;
 use super::{id_text, present, Source, SourceError};
 use crate::config::secret::Secret;
-use crate::config::{OneLoginRegion, OneLoginSourceConfig};
+use self::config::OneLoginRegion;
 use crate::http::{oauth, Auth, HttpClient, HttpError, HttpSettings, RetryPolicy, TokenSource};
 use crate::model::{Group, LeftOut, Snapshot, User};
 
@@ -603,6 +606,38 @@ impl Source for OneLoginSource {
             skipped,
         })
     }
+}
+
+/// Builds the connector its config describes, resolving its credentials.
+///
+/// # Errors
+/// A credential that cannot be read, or settings that name no server.
+pub(crate) fn build(
+    o: &OneLoginSourceConfig,
+    config_dir: &std::path::Path,
+) -> Result<Box<dyn Source>, SourceError> {
+    let read = |key: &str, inline: Option<&String>, file: Option<&std::path::PathBuf>| {
+        super::read_secret(key, inline, file, config_dir)
+    };
+    Ok(Box::new(OneLoginSource {
+        name: o.name.clone(),
+        base_url: base_url(o).ok_or_else(|| {
+            SourceError::Invalid(
+                "onelogin: set `subdomain` (or `region`, or `base_url`)".into(),
+            )
+        })?,
+        client_id: o.client_id.clone(),
+        client_secret: read(
+            "client_secret",
+            o.client_secret.as_ref(),
+            o.client_secret_file.as_ref(),
+        )?,
+        roles_as_groups: o.roles_as_groups,
+        groups: o.groups.clone(),
+        inactive_statuses: o.inactive_statuses.clone(),
+        budget_reserve: o.budget_reserve,
+        settings: o.http.clone(),
+    }))
 }
 
 #[cfg(test)]

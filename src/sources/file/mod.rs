@@ -1,9 +1,12 @@
 //! `type: file`: a snapshot file read as an identity provider.
 
+pub mod config;
+
 use std::path::PathBuf;
 
 use async_trait::async_trait;
 
+use self::config::FileSourceConfig;
 use super::{Source, SourceError};
 use crate::model::Snapshot;
 use crate::snapshot_file;
@@ -36,4 +39,18 @@ impl Source for FileSource {
         let read = tokio::task::spawn_blocking(move || snapshot_file::read(&path));
         Ok(read.await.expect("reading does not panic")?)
     }
+}
+
+/// Builds the connector its config describes, resolving its credentials.
+///
+/// # Errors
+/// A credential that cannot be read, or settings that name no server.
+pub(crate) fn build(
+    f: &FileSourceConfig,
+    config_dir: &std::path::Path,
+) -> Result<Box<dyn Source>, SourceError> {
+    Ok(Box::new(FileSource::new(
+        &f.name,
+        crate::config::resolve_path(config_dir, &f.path),
+    )))
 }

@@ -1,0 +1,13 @@
+//! Digests written as text: the config hash, a plan's digest and signature, a file target's SHA-256.
+
+/// Bytes as lowercase hexadecimal.
+#[must_use]
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
