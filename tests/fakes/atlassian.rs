@@ -1329,9 +1329,14 @@ async fn list_groups(
         })
         .collect();
     let names = state.user_names(page.window(&matching));
+    let bare = excludes_members(&query);
     Ok(
         page.list_response(&matching, state.config.explicit_nulls, |g| {
-            state.group_json_with(g, &names)
+            let mut g = state.group_json_with(g, &names);
+            if bare {
+                strip_members(&mut g);
+            }
+            g
         }),
     )
 }
@@ -2170,5 +2175,21 @@ fn page_dialect(
     match body.get_mut(field) {
         Some(Value::Array(items)) => super::cut_items(kind, items),
         _ => false,
+    }
+}
+
+/// Whether a listing asks to leave `members` out (`excludedAttributes=members`, RFC 7644 §3.9: a
+/// comma-separated list, case-insensitive).
+fn excludes_members(query: &HashMap<String, String>) -> bool {
+    query.get("excludedAttributes").is_some_and(|x| {
+        x.split(',')
+            .any(|a| a.trim().eq_ignore_ascii_case("members"))
+    })
+}
+
+/// A group resource without its `members` (as `excludedAttributes=members` returns it).
+fn strip_members(group: &mut Value) {
+    if let Some(obj) = group.as_object_mut() {
+        obj.remove("members");
     }
 }

@@ -534,7 +534,7 @@ type Reply = Result<Response, Failure>;
 fn router(state: Shared) -> Router {
     let routes: Router<Shared> = Router::new()
         .route("/realms/{realm}/protocol/openid-connect/token", post(token))
-        .route("/admin/realms/{realm}/users", get(list_users))
+        .route("/admin/realms/{realm}/users", get(list_users_by))
         .route("/admin/realms/{realm}/users/count", get(count_users))
         .route("/admin/realms/{realm}/users/{id}", get(get_user))
         .route("/admin/realms/{realm}/users/{id}/groups", get(user_groups))
@@ -910,4 +910,45 @@ fn page_dialect(kind: super::PageFaultKind, body: &mut Value, _headers: &mut Hea
         Value::Array(items) => super::cut_items(kind, items),
         _ => false,
     }
+}
+
+/// `GET …/users` with `email=` or `username=` (and `exact=true`: the whole value, case-insensitive,
+/// as Keycloak stores both lower-cased; without `exact`, a substring): the per-person lookups.
+/// Any other query is the plain listing.
+async fn list_users_by(
+    state: AxumState<Shared>,
+    path: Path<String>,
+    query: Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Reply {
+    let by: Vec<(&str, String)> = ["email", "username"]
+        .into_iter()
+        .filter_map(|k| query.get(k).map(|v| (k, v.to_lowercase())))
+        .collect();
+    if by.is_empty() {
+        return list_users(state, path, query, headers).await;
+    }
+    let exact = query.get("exact").is_some_and(|v| v == "true");
+    let st = admin(&state, &headers, &path)?;
+    let (first, max, brief) = paging(&query, DEFAULT_MAX, st.config.max_cap)?;
+    let mut users: Vec<&User> = st
+        .users
+        .values()
+        .filter(|u| !u.service_account)
+        .filter(|u| {
+            by.iter().all(|(k, want)| {
+                let have = match *k {
+                    "email" => u.email.as_deref().map(str::to_lowercase),
+                    _ => Some(u.username.to_lowercase()),
+                };
+                have.is_some_and(|h| if exact { h == *want } else { h.contains(want.as_str()) })
+            })
+        })
+        .collect();
+    users.sort_by(|a, b| a.username.cmp(&b.username));
+    let users: Vec<Value> = page(users, first, max)
+        .into_iter()
+        .map(|u| user_json(u, brief, st.config.explicit_nulls))
+        .collect();
+    json_reply(json!(users))
 }
