@@ -21,6 +21,7 @@ mod saved_plans;
 mod schema_sync;
 mod scim_source;
 mod show;
+mod targeted;
 mod third_party_scim;
 mod validate;
 mod write_faults;

@@ -224,6 +224,22 @@ pub async fn make_plan(
     now: DateTime<Utc>,
     overrides: Overrides,
 ) -> Result<Planned, Error> {
+    make_plan_for(loaded, printer, now, overrides, None).await
+}
+
+/// As [`make_plan`], or, for `Some(people)`, from targeted reads (`snapshot_people`): the sources
+/// first, then the target with the people's source ids added (so a renamed account is found by its
+/// `externalId`). With `-v`, the target's request count is stated.
+///
+/// # Errors
+/// As [`make_plan`].
+pub async fn make_plan_for(
+    loaded: &Loaded,
+    printer: &Printer,
+    now: DateTime<Utc>,
+    overrides: Overrides,
+    people: Option<&crate::model::People>,
+) -> Result<Planned, Error> {
     let clock = std::time::Instant::now();
     let lap = |what: &str| {
         printer.detail(&format!(
@@ -241,8 +257,14 @@ pub async fn make_plan(
         })?;
         printer.progress(&format!("reading source {name}…"));
         let phase = Phase::reading(&format!("reading source {name}"));
+        let read = async {
+            match people {
+                Some(p) => source.snapshot_people(p).await,
+                None => source.snapshot().await,
+            }
+        };
         let snap = phase
-            .scope(source.snapshot())
+            .scope(read)
             .await
             .map_err(|e| Error::Source {
                 name: name.clone(),
@@ -268,11 +290,31 @@ pub async fn make_plan(
     });
     let mut target = target::build(&loaded.config, &loaded.dir).map_err(Error::TargetSetup)?;
     let name = target.name();
+    // Targeted: the sources first, whose ids then find renamed accounts on the target.
+    let mut reads = Some(reads);
+    let (early, who) = match people {
+        None => (None, None),
+        Some(p) => {
+            let data = futures_util::future::try_join_all(reads.take().into_iter().flatten()).await?;
+            let mut who = p.clone();
+            for d in &data {
+                who.ids
+                    .extend(d.data.snapshot.users.iter().filter_map(|u| u.id.clone()));
+            }
+            (Some(data), Some(who))
+        }
+    };
     let read_target = async {
         printer.progress(&format!("reading target {name}…"));
         let phase = Phase::reading(&format!("reading target {name}"));
+        let read = async {
+            match &who {
+                Some(p) => target.snapshot_people(p).await,
+                None => target.snapshot().await,
+            }
+        };
         let snap = phase
-            .scope(target.snapshot())
+            .scope(read)
             .await
             .map_err(|e| Error::Target {
                 name: name.clone(),
@@ -291,7 +333,20 @@ pub async fn make_plan(
         ));
         Ok::<_, Error>(indexed)
     };
-    let (data, indexed) = tokio::try_join!(futures_util::future::try_join_all(reads), read_target)?;
+    let (data, indexed) = match early {
+        None => tokio::try_join!(
+            futures_util::future::try_join_all(reads.take().into_iter().flatten()),
+            read_target
+        )?,
+        Some(data) => {
+            let indexed = read_target.await?;
+            printer.detail(&format!(
+                "targeted read: {} request(s) to the target",
+                target.requests()
+            ));
+            (data, indexed)
+        }
+    };
     let desired = desired::build(&data, &loaded.rules)
         .map_err(|problems| Error::GroupReferences { problems })?;
     lap("desired state");

@@ -537,7 +537,7 @@ fn router(state: Shared) -> Router {
         .route("/admin/realms/{realm}/users", get(list_users_by))
         .route("/admin/realms/{realm}/users/count", get(count_users))
         .route("/admin/realms/{realm}/users/{id}", get(get_user))
-        .route("/admin/realms/{realm}/users/{id}/groups", get(user_groups))
+        .route("/admin/realms/{realm}/users/{id}/groups", get(user_groups_paged))
         .route("/admin/realms/{realm}/groups", get(list_groups))
         .route("/admin/realms/{realm}/groups/count", get(count_groups))
         .route("/admin/realms/{realm}/groups/{id}", get(get_group))
@@ -768,26 +768,6 @@ async fn get_user(
     json_reply(user_json(user, false, state.config.explicit_nulls))
 }
 
-async fn user_groups(
-    AxumState(state): AxumState<Shared>,
-    Path((realm, id)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> Reply {
-    let mut state = admin(&state, &headers, &realm)?;
-    state.user_groups_calls += 1;
-    if !state.users.contains_key(&id) {
-        return Err(user_not_found());
-    }
-    let mut groups: Vec<&Group> = state
-        .groups
-        .values()
-        .filter(|g| g.members.contains(&id))
-        .collect();
-    groups.sort_by(|a, b| a.name.cmp(&b.name));
-    let groups: Vec<Value> = groups.into_iter().map(|g| state.group_json(g)).collect();
-    json_reply(json!(groups))
-}
-
 async fn list_groups(
     AxumState(state): AxumState<Shared>,
     Path(realm): Path<String>,
@@ -951,4 +931,31 @@ async fn list_users_by(
         .map(|u| user_json(u, brief, st.config.explicit_nulls))
         .collect();
     json_reply(json!(users))
+}
+
+/// `GET …/users/{id}/groups` with `first` and `max` (default 100, as Keycloak's), sorted by name:
+/// the user's direct groups, a page at a time.
+async fn user_groups_paged(
+    AxumState(state): AxumState<Shared>,
+    Path((realm, id)): Path<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Reply {
+    let mut state = admin(&state, &headers, &realm)?;
+    state.user_groups_calls += 1;
+    if !state.users.contains_key(&id) {
+        return Err(user_not_found());
+    }
+    let (first, max, _) = paging(&query, DEFAULT_MAX, state.config.max_cap)?;
+    let mut groups: Vec<&Group> = state
+        .groups
+        .values()
+        .filter(|g| g.members.contains(&id))
+        .collect();
+    groups.sort_by(|a, b| a.name.cmp(&b.name));
+    let groups: Vec<Value> = page(groups, first, max)
+        .into_iter()
+        .map(|g| state.group_json(g))
+        .collect();
+    json_reply(json!(groups))
 }

@@ -1,0 +1,314 @@
+//! Targeted reads (`snapshot_people`, for `sync-user` and `explain`): against every fake that has
+//! per-person endpoints, the targeted read equals the full read cut down to the same people
+//! (`snapshot().restrict_to(people)`), its request count does not grow with the directory, and a
+//! failed per-person request fails the read (never an empty answer).
+
+use idsync::config::secret::Secret;
+use idsync::http::HttpSettings;
+use idsync::model::{People, Snapshot};
+use idsync::sources::{KeycloakSource, OktaAuth, OktaSource, Source};
+use idsync::target::{ScimDirectory, ScimTarget, Target};
+
+use crate::fakes::atlassian::{FakeAtlassian, FakeConfig, SeedUser};
+use crate::fakes::keycloak::{FakeKeycloak, FakeKeycloakConfig};
+use crate::fakes::okta::{FakeOkta, FakeOktaConfig, OktaSeedUser};
+use crate::fakes::Faults;
+
+/// A snapshot in a canonical order (a targeted read finds people in the order it asks for them;
+/// a listing, in the directory's order), as JSON for a readable diff.
+fn canonical(mut s: Snapshot) -> serde_json::Value {
+    s.users.sort_by_key(idsync::model::User::key);
+    s.groups.sort_by(|a, b| a.name.cmp(&b.name));
+    for g in &mut s.groups {
+        g.members.sort();
+    }
+    s.skipped.sort_by_key(idsync::model::LeftOut::label);
+    serde_json::to_value(&s).expect("a snapshot serializes")
+}
+
+/// No retries: a 5xx is final at once (the test is about what a failure means, not about retries).
+fn one_attempt() -> HttpSettings {
+    HttpSettings {
+        max_attempts: 1,
+        ..HttpSettings::default()
+    }
+}
+
+fn people(emails: &[&str], ids: &[&str]) -> People {
+    let mut p = People::by_email(emails.iter().copied());
+    p.ids = ids.iter().map(|s| (*s).to_string()).collect();
+    p
+}
+
+// --- Okta ------------------------------------------------------------------------------------
+
+/// An org of `n` filler people plus Ana (Engineering), Dee (suspended), Eve (deprovisioned) and
+/// Vic (renamed at the IdP: found by id).
+fn seed_okta(okta: &FakeOkta, n: usize) -> String {
+    let mut everyone = vec![];
+    for i in 0..n {
+        let e = format!("filler{i:03}@example.com");
+        okta.add_user(OktaSeedUser::new(&e));
+        everyone.push(e);
+    }
+    for e in ["ana@example.com", "dee@example.com", "eve@example.com"] {
+        okta.add_user(OktaSeedUser::new(e));
+        everyone.push(e.to_string());
+    }
+    let vic = okta.add_user(OktaSeedUser::new("vic.new@example.com"));
+    okta.set_status("dee@example.com", "SUSPENDED");
+    okta.set_status("eve@example.com", "DEPROVISIONED");
+    let all: Vec<&str> = everyone.iter().map(String::as_str).collect();
+    okta.add_group("Atlassian Users", "OKTA_GROUP", &all);
+    okta.add_group(
+        "Engineering",
+        "OKTA_GROUP",
+        &["ana@example.com", "filler000@example.com", "vic.new@example.com"],
+    );
+    okta.add_group("Unconfigured", "OKTA_GROUP", &["ana@example.com"]);
+    vic
+}
+
+fn okta_source(okta: &FakeOkta, settings: HttpSettings) -> OktaSource {
+    OktaSource::new(
+        "okta",
+        &okta.base_url,
+        OktaAuth::ApiToken(Secret::new(okta.config.api_token.clone())),
+        vec!["Atlassian Users".into(), "Engineering".into()],
+        3,
+        settings,
+    )
+}
+
+/// The targeted read's requests for these people against an org of `n` fillers; asserts the
+/// equality with the full read cut down.
+async fn okta_targeted(n: usize) -> usize {
+    let okta = FakeOkta::start(FakeOktaConfig::default()).await;
+    let vic = seed_okta(&okta, n);
+    let src = okta_source(&okta, HttpSettings::default());
+    let who = people(
+        &[
+            "ana@example.com",
+            "DEE@example.com",
+            "eve@example.com",
+            "nobody@example.com",
+        ],
+        &[vic.as_str()],
+    );
+    let before = okta.requests().len();
+    let targeted = src.snapshot_people(&who).await.expect("targeted read");
+    let used = okta.requests().len() - before;
+    let full = src.snapshot().await.expect("full read").restrict_to(&who);
+    assert_eq!(canonical(targeted.clone()), canonical(full));
+    let keys: Vec<String> = targeted.users.iter().map(|u| u.key()).collect();
+    for k in ["ana@example.com", "dee@example.com", "eve@example.com"] {
+        assert!(keys.contains(&k.to_string()), "{k} in {keys:?}");
+    }
+    assert!(keys.contains(&"vic.new@example.com".to_string()), "found by id");
+    assert!(!keys.contains(&"nobody@example.com".to_string()));
+    assert_eq!(targeted.groups.len(), 2, "the configured groups, all known");
+    used
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn okta_targeted_read_equals_the_full_read_cut_down_in_few_requests() {
+    let small = okta_targeted(10).await;
+    let large = okta_targeted(60).await;
+    assert_eq!(small, large, "the request count does not grow with the org");
+    // Per email one search, per id one read, per person found one group listing, plus the
+    // configured groups' searches: far below a full read of 60 people in pages of 3.
+    assert!(large <= 16, "{large} requests");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn okta_a_failed_per_person_read_fails_the_targeted_read() {
+    let okta = FakeOkta::start(FakeOktaConfig::default()).await;
+    seed_okta(&okta, 3);
+    let ana = okta.user_id("ana@example.com").expect("ana");
+    okta.set_faults(Faults {
+        fail_path_contains: Some((format!("users/{ana}/groups"), usize::MAX)),
+        ..Faults::default()
+    });
+    let src = okta_source(&okta, one_attempt());
+    let err = src
+        .snapshot_people(&people(&["ana@example.com"], &[]))
+        .await
+        .expect_err("a 503 is an error, not an empty answer");
+    assert!(err.to_string().contains("503"), "{err}");
+}
+
+// --- Keycloak --------------------------------------------------------------------------------
+
+fn seed_keycloak(kc: &FakeKeycloak, n: usize) -> String {
+    let mut everyone = vec![];
+    for i in 0..n {
+        let e = format!("filler{i:03}@example.com");
+        kc.add_user(&e);
+        everyone.push(e);
+    }
+    for e in ["ana@example.com", "dee@example.com"] {
+        kc.add_user(e);
+        everyone.push(e.to_string());
+    }
+    let renamed = kc.add_user("vic.new@example.com");
+    kc.set_enabled("dee@example.com", false);
+    let all: Vec<&str> = everyone.iter().map(String::as_str).collect();
+    kc.add_group("/Atlassian Users", &all);
+    kc.add_group("/Engineering", &["ana@example.com"]);
+    kc.add_group("/Engineering/SRE", &["ana@example.com", "vic.new@example.com"]);
+    kc.add_group("/Finance", &["filler000@example.com"]);
+    renamed
+}
+
+fn keycloak_source(kc: &FakeKeycloak, settings: HttpSettings) -> KeycloakSource {
+    KeycloakSource {
+        name: "keycloak".into(),
+        base_url: kc.base_url.clone(),
+        realm: kc.config.realm.clone(),
+        token_realm: kc.config.token_realm().to_string(),
+        client_id: kc.config.client_id.clone(),
+        client_secret: Secret::new(kc.config.client_secret.clone()),
+        groups: Vec::new(),
+        page_size: 3,
+        settings,
+    }
+}
+
+async fn keycloak_targeted(n: usize) -> usize {
+    let kc = FakeKeycloak::start(FakeKeycloakConfig::default()).await;
+    let vic = seed_keycloak(&kc, n);
+    let src = keycloak_source(&kc, HttpSettings::default());
+    let who = people(
+        &["Ana@example.com", "dee@example.com", "nobody@example.com"],
+        &[vic.as_str()],
+    );
+    let before = kc.requests().len();
+    let targeted = src.snapshot_people(&who).await.expect("targeted read");
+    let used = kc.requests().len() - before;
+    let full = src.snapshot().await.expect("full read").restrict_to(&who);
+    assert_eq!(canonical(targeted.clone()), canonical(full));
+    assert_eq!(targeted.users.len(), 3, "ana, dee (disabled), vic by id");
+    assert!(targeted.users.iter().any(|u| !u.active), "dee is disabled");
+    let sre = targeted.groups.iter().find(|g| g.name == "/Engineering/SRE");
+    assert_eq!(
+        sre.map(|g| g.members.len()),
+        Some(2),
+        "a nested group's direct members"
+    );
+    used
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keycloak_targeted_read_equals_the_full_read_cut_down_in_few_requests() {
+    let small = keycloak_targeted(8).await;
+    let large = keycloak_targeted(40).await;
+    assert_eq!(small, large, "the request count does not grow with the realm");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keycloak_a_failed_per_person_read_fails_the_targeted_read() {
+    let kc = FakeKeycloak::start(FakeKeycloakConfig::default()).await;
+    seed_keycloak(&kc, 2);
+    kc.set_faults(Faults {
+        fail_path_contains: Some(("email=ana".into(), usize::MAX)),
+        ..Faults::default()
+    });
+    let src = keycloak_source(&kc, one_attempt());
+    let err = src
+        .snapshot_people(&people(&["ana@example.com"], &[]))
+        .await
+        .expect_err("a 503 is an error, not an empty answer");
+    assert!(err.to_string().contains("503"), "{err}");
+}
+
+// --- SCIM / Atlassian target -----------------------------------------------------------------
+
+/// A directory of `n` fillers plus Ana (two groups), Dee (deactivated) and Bob, provisioned as
+/// bob.old@ from IdP id `idp-bob` (renamed since: found by `externalId`).
+fn seed_atlassian(atl: &FakeAtlassian, n: usize) {
+    let mut everyone = vec![];
+    for i in 0..n {
+        let e = format!("filler{i:03}@example.com");
+        atl.add_user(SeedUser::new(&e));
+        everyone.push(e);
+    }
+    atl.add_user(SeedUser::new("ana@example.com"));
+    let mut dee = SeedUser::new("dee@example.com");
+    dee.active = false;
+    atl.add_user(dee);
+    let mut bob = SeedUser::new("bob.old@example.com");
+    bob.external_id = Some("idp-bob".into());
+    atl.add_user(bob);
+    let all: Vec<&str> = everyone.iter().map(String::as_str).collect();
+    atl.add_group("filler-group", &all);
+    atl.add_group("engineering", &["ana@example.com", "bob.old@example.com"]);
+    atl.add_group("design", &["ana@example.com", "filler000@example.com"]);
+    atl.add_group("empty", &[]);
+}
+
+fn scim_target(atl: &FakeAtlassian, settings: &HttpSettings) -> ScimTarget {
+    ScimTarget::new(ScimDirectory::new(
+        "SCIM",
+        &atl.scim_base(),
+        idsync::http::Auth::Bearer(Secret::new(atl.config.scim_token.clone())),
+        3,
+        settings,
+    ))
+}
+
+async fn scim_targeted(n: usize, config: FakeConfig) -> usize {
+    let atl = FakeAtlassian::start(config).await;
+    seed_atlassian(&atl, n);
+    let mut t = scim_target(&atl, &HttpSettings::default());
+    let who = people(
+        &[
+            "ana@example.com",
+            "dee@example.com",
+            "bob.new@example.com",
+            "nobody@example.com",
+        ],
+        &["idp-bob"],
+    );
+    let before = atl.requests().len();
+    let targeted = t.snapshot_people(&who).await.expect("targeted read");
+    let used = atl.requests().len() - before;
+    assert_eq!(used as u64, t.requests(), "the target counts its own requests");
+    let full = t.snapshot().await.expect("full read").restrict_to(&who);
+    assert_eq!(canonical(targeted.clone()), canonical(full));
+    let keys: Vec<String> = targeted.users.iter().map(|u| u.key()).collect();
+    assert!(keys.contains(&"bob.old@example.com".to_string()), "rename found by externalId");
+    assert_eq!(targeted.users.len(), 3, "{keys:?}");
+    assert_eq!(targeted.groups.len(), 4, "every group stays known");
+    used
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scim_targeted_read_equals_the_full_read_cut_down_in_few_requests() {
+    for nulls in [false, true] {
+        let config = || FakeConfig {
+            explicit_nulls: nulls,
+            ..FakeConfig::default()
+        };
+        let small = scim_targeted(5, config()).await;
+        let large = scim_targeted(50, config()).await;
+        assert_eq!(small, large, "the request count does not grow with the directory");
+        // 5 filters and the four groups in pages of 3, without members.
+        assert!(large <= 8, "{large} requests");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scim_a_failed_filter_fails_the_targeted_read() {
+    let atl = FakeAtlassian::start(FakeConfig::default()).await;
+    seed_atlassian(&atl, 2);
+    atl.set_faults(Faults {
+        fail_path_contains: Some(("externalId".into(), usize::MAX)),
+        ..Faults::default()
+    });
+    let mut t = scim_target(&atl, &one_attempt());
+    let err = t
+        .snapshot_people(&people(&["ana@example.com"], &["idp-bob"]))
+        .await
+        .expect_err("a 503 is an error, not \"not found\"");
+    assert!(err.to_string().contains("503"), "{err}");
+}
