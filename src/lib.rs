@@ -13,6 +13,7 @@ pub mod desired;
 pub mod diff;
 pub mod error;
 pub mod exit;
+pub mod explain;
 pub mod http;
 pub mod model;
 pub mod output;

@@ -1,6 +1,7 @@
 //! The subcommands. Each returns an [`ExitStatus`] or an [`Error`]; nothing else decides exit codes.
 
 mod apply;
+mod explain;
 mod plan;
 mod show;
 mod snapshot;
@@ -96,6 +97,11 @@ pub async fn run(cli: Cli, printer: Printer) -> Result<ExitStatus, Error> {
             )
             .await
         }
+        Command::Explain {
+            config,
+            subject,
+            format,
+        } => explain::run(&printer, &config.config, &subject, format).await,
         Command::Schema { plan } => {
             let schema = if plan {
                 Plan::json_schema()
@@ -240,6 +246,30 @@ pub async fn make_plan_for(
     overrides: Overrides,
     people: Option<&crate::model::People>,
 ) -> Result<Planned, Error> {
+    Ok(plan_keeping(loaded, printer, now, overrides, people, false)
+        .await?
+        .0)
+}
+
+/// What a plan was computed from: each source as read and the desired state (for `explain`).
+pub struct Inputs {
+    pub sources: Vec<SourceData>,
+    pub desired: desired::Desired,
+}
+
+/// As [`make_plan_for`], keeping the inputs when `keep` (otherwise they are freed before the plan
+/// is returned, as a large plan needs the memory).
+///
+/// # Errors
+/// As [`make_plan`].
+pub async fn plan_keeping(
+    loaded: &Loaded,
+    printer: &Printer,
+    now: DateTime<Utc>,
+    overrides: Overrides,
+    people: Option<&crate::model::People>,
+    keep: bool,
+) -> Result<(Planned, Option<Inputs>), Error> {
     let clock = std::time::Instant::now();
     let lap = |what: &str| {
         printer.detail(&format!(
@@ -249,6 +279,28 @@ pub async fn make_plan_for(
     };
     // Every source and the target are read and indexed at once: over HTTP the waits overlap, and
     // parsing large snapshot files uses every core.
+    let mut target = target::build(&loaded.config, &loaded.dir).map_err(Error::TargetSetup)?;
+    let name = target.name();
+    // Targeted: the accounts these emails name on the target first, so that a person looked up by
+    // an old email (renamed in the IdP since) is read from the sources by the id the account
+    // carries as `externalId`, and found as a rename, not taken for a leaver.
+    let widened = match people {
+        None => None,
+        Some(p) => {
+            let snap = target
+                .snapshot_people(p)
+                .await
+                .map_err(|e| Error::Target {
+                    name: name.clone(),
+                    source: e,
+                })?;
+            let mut who = p.clone();
+            who.ids
+                .extend(snap.users.iter().filter_map(|u| u.external_id.clone()));
+            Some(who)
+        }
+    };
+    let people = widened.as_ref();
     let reads = loaded.config.sources.iter().map(|sc| async {
         let name = sc.name().to_string();
         let source = sources::build(sc, &loaded.dir).map_err(|e| Error::Source {
@@ -288,8 +340,6 @@ pub async fn make_plan_for(
             data: indexed,
         })
     });
-    let mut target = target::build(&loaded.config, &loaded.dir).map_err(Error::TargetSetup)?;
-    let name = target.name();
     // Targeted: the sources first, whose ids then find renamed accounts on the target.
     let mut reads = Some(reads);
     let (early, who) = match people {
@@ -298,8 +348,9 @@ pub async fn make_plan_for(
             let data = futures_util::future::try_join_all(reads.take().into_iter().flatten()).await?;
             let mut who = p.clone();
             for d in &data {
-                who.ids
-                    .extend(d.data.snapshot.users.iter().filter_map(|u| u.id.clone()));
+                let users = &d.data.snapshot.users;
+                who.ids.extend(users.iter().filter_map(|u| u.id.clone()));
+                who.emails.extend(users.iter().map(crate::model::User::key));
             }
             (Some(data), Some(who))
         }
@@ -384,15 +435,26 @@ pub async fn make_plan_for(
             .as_deref(),
     );
     lap("diff");
-    drop(desired);
-    drop(data);
-    lap("freed the sources");
-    Ok(Planned {
-        plan,
-        target,
-        target_users: indexed.keys.len(),
-        snapshot: indexed,
-    })
+    let inputs = if keep {
+        Some(Inputs {
+            sources: data,
+            desired,
+        })
+    } else {
+        drop(desired);
+        drop(data);
+        lap("freed the sources");
+        None
+    };
+    Ok((
+        Planned {
+            plan,
+            target,
+            target_users: indexed.keys.len(),
+            snapshot: indexed,
+        },
+        inputs,
+    ))
 }
 
 /// Indexes a snapshot on a blocking thread.
