@@ -21,6 +21,15 @@ pub struct SourceFacts {
     pub groups: Vec<String>,
 }
 
+/// One `users.attributes` template and its value for the person (`None`: no value, the field is
+/// left alone).
+#[derive(Debug, Serialize)]
+pub struct AttributeFacts {
+    pub field: String,
+    pub template: String,
+    pub value: Option<String>,
+}
+
 /// The person's Atlassian account, as matched.
 #[derive(Debug, Serialize)]
 pub struct TargetFacts {
@@ -64,7 +73,7 @@ pub struct PersonTrace {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scope_reason: Option<String>,
     /// Each `users.attributes` template and what it renders to for them.
-    pub attributes: Vec<(String, String, Option<String>)>,
+    pub attributes: Vec<AttributeFacts>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub atlassian: Option<TargetFacts>,
     pub groups: Vec<GroupFacts>,
@@ -219,7 +228,11 @@ pub fn person(
                     "userName" => d.fields.user_name.clone(),
                     other => d.fields.attributes.get(other).cloned(),
                 };
-                (field.clone(), t.text.clone(), value)
+                AttributeFacts {
+                    field: field.clone(),
+                    template: t.text.clone(),
+                    value,
+                }
             })
             .collect(),
     };
@@ -453,11 +466,13 @@ pub fn render_person(t: &PersonTrace) -> String {
     }
     if !t.attributes.is_empty() {
         let _ = writeln!(o, "\n3. Attributes");
-        for (field, template, value) in &t.attributes {
+        for a in &t.attributes {
             let _ = writeln!(
                 o,
-                "   {field} = {template:?} -> {}",
-                value
+                "   {} = {:?} -> {}",
+                a.field,
+                a.template,
+                a.value
                     .as_deref()
                     .map_or_else(|| "(no value: left alone)".to_string(), |v| format!("{v:?}"))
             );

@@ -9,6 +9,7 @@ mod config_errors;
 mod convergence;
 mod entra;
 mod fault_matrix;
+mod explain;
 mod file_target;
 mod google;
 mod hardening;
