@@ -2,7 +2,7 @@
 //!
 //! Requests: `GET /api/v1/users?search=status pr` (without `search`, Okta leaves DEPROVISIONED users
 //! out), `GET /api/v1/groups` (or one search per configured group), and `GET /api/v1/groups/{id}/users`
-//! per group, a few at a time; every listing follows `Link: rel="next"`. No per-user calls. Rate-limit
+//! per group, a few at a time; every listing follows `Link: rel="next"`. The full read makes no per-user calls (`snapshot_people` does: see there). Rate-limit
 //! headers pace the requests before a 429 happens.
 
 use std::sync::Arc;

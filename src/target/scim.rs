@@ -1,6 +1,6 @@
 //! A SCIM 2.0 directory (RFC 7643/7644): the client shared by `type: scim` and `type: atlassian`.
 //!
-//! Reads users and groups page by page (members come with the group listing: no per-user calls);
+//! Reads users and groups page by page (members come with the group listing: no per-user calls in the full read; `snapshot_people` filters per person);
 //! writes with POST (create), PatchOp PATCH (changed attributes only, `active`, membership batches),
 //! never DELETE. A create that meets 409 adopts the existing object and brings its fields in line.
 //!
