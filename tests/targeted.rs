@@ -312,3 +312,128 @@ async fn scim_a_failed_filter_fails_the_targeted_read() {
         .expect_err("a 503 is an error, not \"not found\"");
     assert!(err.to_string().contains("503"), "{err}");
 }
+
+// --- Built from a config (any connector) -----------------------------------------------------
+
+/// The source the first `sources:` entry of this YAML describes, as `plan` builds it.
+fn source_from_yaml(yaml: &str) -> (Box<dyn Source>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("a scratch folder");
+    let path = dir.path().join("idsync.yaml");
+    std::fs::write(&path, yaml).expect("write the config");
+    let loaded = idsync::config::load(&path).expect("the config loads");
+    let source =
+        idsync::sources::build(&loaded.config.sources[0], dir.path()).expect("the source builds");
+    (source, dir)
+}
+
+/// A request count, the targeted read's snapshot and the full read's cut down, for one source.
+async fn compare(
+    source: &dyn Source,
+    who: &People,
+    requests: impl Fn() -> usize,
+) -> (usize, Snapshot) {
+    let before = requests();
+    let targeted = source.snapshot_people(who).await.expect("targeted read");
+    let used = requests() - before;
+    let full = source.snapshot().await.expect("full read").restrict_to(who);
+    assert_eq!(canonical(targeted.clone()), canonical(full));
+    (used, targeted)
+}
+
+// --- Entra -----------------------------------------------------------------------------------
+
+use crate::fakes::entra::{EntraSeedUser, FakeEntra, FakeEntraConfig};
+
+fn seed_entra(e: &FakeEntra, n: usize) -> String {
+    let mut everyone = vec![];
+    for i in 0..n {
+        let m = format!("filler{i:03}@example.com");
+        e.add_user(EntraSeedUser::new(&m));
+        everyone.push(m);
+    }
+    for m in ["ana@example.com", "dee@example.com", "boss@example.com"] {
+        e.add_user(EntraSeedUser::new(m));
+        everyone.push(m.to_string());
+    }
+    let vic = e.add_user(EntraSeedUser::new("vic.new@example.com"));
+    e.set_enabled("dee@example.com", false);
+    e.set_manager("ana@example.com", "boss@example.com");
+    e.add_group("Platform", &["ana@example.com", "vic.new@example.com"]);
+    e.add_group("Engineering", &["filler000@example.com", "group:Platform"]);
+    let all: Vec<&str> = everyone.iter().map(String::as_str).collect();
+    e.add_group("Atlassian Users", &all);
+    e.add_group("Unrelated", &["ana@example.com"]);
+    vic
+}
+
+fn entra_yaml(e: &FakeEntra, transitive: bool, attempts: u32) -> String {
+    format!(
+        r#"version: 1
+sources:
+  - name: entra
+    type: entra
+    tenant_id: {tenant}
+    client_id: {client}
+    client_secret: "{secret}"
+    authority: {authority}
+    base_url: {graph}
+    transitive: {transitive}
+    manager: true
+    groups: [Atlassian Users, Engineering, Platform]
+    page_size: 3
+    http: {{max_attempts: {attempts}}}
+target: {{type: file, path: atlassian.yaml}}
+"#,
+        tenant = e.config.tenant_id,
+        client = e.config.client_id,
+        secret = e.config.client_secret,
+        authority = e.authority_url(),
+        graph = e.graph_url(),
+    )
+}
+
+async fn entra_targeted(n: usize, transitive: bool) -> usize {
+    let e = FakeEntra::start(FakeEntraConfig::default()).await;
+    let vic = seed_entra(&e, n);
+    let (src, _dir) = source_from_yaml(&entra_yaml(&e, transitive, 3));
+    let who = people(
+        &["ana@example.com", "DEE@example.com", "nobody@example.com"],
+        &[vic.as_str()],
+    );
+    let (used, snap) = compare(src.as_ref(), &who, || e.requests().len()).await;
+    assert_eq!(snap.users.len(), 3, "ana, dee (disabled), vic by id");
+    let ana = snap.users.iter().find(|u| u.key() == "ana@example.com");
+    assert_eq!(
+        ana.and_then(|u| u.attributes.get("manager")).map(String::as_str),
+        Some("boss@example.com")
+    );
+    let eng = snap.groups.iter().find(|g| g.name == "Engineering");
+    assert_eq!(
+        eng.map(|g| g.members.len()),
+        Some(if transitive { 2 } else { 0 }),
+        "Engineering holds ana and vic only through Platform"
+    );
+    used
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entra_targeted_read_equals_the_full_read_cut_down_in_few_requests() {
+    for transitive in [true, false] {
+        let small = entra_targeted(4, transitive).await;
+        let large = entra_targeted(30, transitive).await;
+        assert_eq!(small, large, "the request count does not grow with the tenant");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entra_a_failed_per_person_read_fails_the_targeted_read() {
+    let e = FakeEntra::start(FakeEntraConfig::default()).await;
+    seed_entra(&e, 2);
+    e.faults().fail_path_contains = Some(("transitiveMemberOf".into(), usize::MAX));
+    let (src, _dir) = source_from_yaml(&entra_yaml(&e, true, 1));
+    let err = src
+        .snapshot_people(&people(&["ana@example.com"], &[]))
+        .await
+        .expect_err("a 503 is an error, not an empty answer");
+    assert!(err.to_string().contains("503"), "{err}");
+}
