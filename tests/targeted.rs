@@ -437,3 +437,107 @@ async fn entra_a_failed_per_person_read_fails_the_targeted_read() {
         .expect_err("a 503 is an error, not an empty answer");
     assert!(err.to_string().contains("503"), "{err}");
 }
+
+// --- Google ----------------------------------------------------------------------------------
+
+use crate::fakes::google::{FakeGoogle, FakeGoogleConfig};
+
+fn seed_google(g: &FakeGoogle, n: usize) -> String {
+    let mut everyone = vec![];
+    for i in 0..n {
+        let e = format!("filler{i:03}@example.com");
+        g.add_user(&e);
+        everyone.push(e);
+    }
+    g.add_user("ana@example.com");
+    g.add_user("dee@example.com");
+    let vic = g.add_user("vic.new@example.com");
+    g.set_suspended("dee@example.com", true);
+    g.add_group(
+        "Platform",
+        "platform@example.com",
+        &["ana@example.com", "vic.new@example.com"],
+    );
+    g.add_group(
+        "Engineering",
+        "eng@example.com",
+        &["dee@example.com", "group:platform@example.com"],
+    );
+    let all: Vec<&str> = everyone.iter().map(String::as_str).collect();
+    g.add_group("Everyone", "all@example.com", &all);
+    vic
+}
+
+fn google_yaml(g: &FakeGoogle, dir: &std::path::Path, derived: bool, attempts: u32) -> String {
+    let key = serde_json::json!({
+        "type": "service_account",
+        "client_email": g.config.service_account,
+        "private_key": std::fs::read_to_string(crate::support::repo().join("tests/fixtures/test-rsa-key.pem")).unwrap(),
+        "token_uri": g.token_url(),
+    });
+    let key_path = dir.join("sa.json");
+    std::fs::write(&key_path, key.to_string()).expect("write the key");
+    format!(
+        r#"version: 1
+sources:
+  - name: google
+    type: google
+    admin_email: {admin}
+    service_account_key_file: {key}
+    base_url: {base}
+    include_derived_membership: {derived}
+    groups: [eng@example.com, platform@example.com]
+    http: {{max_attempts: {attempts}}}
+target: {{type: file, path: atlassian.yaml}}
+"#,
+        admin = g.config.admin,
+        key = key_path.display(),
+        base = g.base_url,
+    )
+}
+
+async fn google_targeted(n: usize, derived: bool) -> usize {
+    let g = FakeGoogle::start(FakeGoogleConfig::default()).await;
+    let vic = seed_google(&g, n);
+    let keys = tempfile::tempdir().expect("a scratch folder");
+    let (src, _dir) = source_from_yaml(&google_yaml(&g, keys.path(), derived, 3));
+    let who = people(
+        &["Ana@example.com", "dee@example.com", "nobody@example.com"],
+        &[vic.as_str()],
+    );
+    let (used, snap) = compare(src.as_ref(), &who, || g.requests().len()).await;
+    assert_eq!(snap.users.len(), 3, "ana, dee (suspended), vic by id");
+    let eng = snap.groups.iter().find(|x| x.name == "eng@example.com");
+    assert_eq!(
+        eng.map(|x| x.members.len()),
+        Some(if derived { 3 } else { 1 }),
+        "ana and vic are in eng only through platform"
+    );
+    used
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn google_targeted_read_equals_the_full_read_cut_down_in_few_requests() {
+    for derived in [true, false] {
+        let small = google_targeted(4, derived).await;
+        let large = google_targeted(30, derived).await;
+        assert_eq!(small, large, "the request count does not grow with the customer");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn google_a_failed_per_person_read_fails_the_targeted_read() {
+    let g = FakeGoogle::start(FakeGoogleConfig::default()).await;
+    seed_google(&g, 2);
+    g.set_faults(Faults {
+        fail_path_contains: Some(("hasMember".into(), usize::MAX)),
+        ..Faults::default()
+    });
+    let keys = tempfile::tempdir().expect("a scratch folder");
+    let (src, _dir) = source_from_yaml(&google_yaml(&g, keys.path(), true, 1));
+    let err = src
+        .snapshot_people(&people(&["ana@example.com"], &[]))
+        .await
+        .expect_err("a 503 is an error, not an empty answer");
+    assert!(err.to_string().contains("503"), "{err}");
+}
