@@ -541,3 +541,87 @@ async fn google_a_failed_per_person_read_fails_the_targeted_read() {
         .expect_err("a 503 is an error, not an empty answer");
     assert!(err.to_string().contains("503"), "{err}");
 }
+
+// --- OneLogin --------------------------------------------------------------------------------
+
+use crate::fakes::onelogin::{FakeOneLogin, FakeOneLoginConfig};
+
+fn seed_onelogin(o: &FakeOneLogin, n: usize) -> u64 {
+    let mut everyone = vec![];
+    for i in 0..n {
+        let e = format!("filler{i:03}@example.com");
+        o.add_user(&e);
+        everyone.push(e);
+    }
+    o.add_user("ana@example.com");
+    o.add_user("dee@example.com");
+    let vic = o.add_user("vic.new@example.com");
+    o.set_status("dee@example.com", 2);
+    let all: Vec<&str> = everyone.iter().map(String::as_str).collect();
+    o.add_group("Staff", &all);
+    o.add_group("Engineering", &["ana@example.com", "vic.new@example.com"]);
+    o.add_role("Engineering", &["dee@example.com"]);
+    o.add_role("Atlassian Users", &["ana@example.com", "dee@example.com", "filler000@example.com"]);
+    vic
+}
+
+fn onelogin_yaml(o: &FakeOneLogin, attempts: u32) -> String {
+    format!(
+        r#"version: 1
+sources:
+  - name: onelogin
+    type: onelogin
+    base_url: {base}
+    client_id: {client}
+    client_secret: "{secret}"
+    roles_as_groups: true
+    http: {{max_attempts: {attempts}}}
+target: {{type: file, path: atlassian.yaml}}
+"#,
+        base = o.base_url,
+        client = o.config.client_id,
+        secret = o.config.client_secret,
+    )
+}
+
+async fn onelogin_targeted(n: usize) -> usize {
+    let o = FakeOneLogin::start(FakeOneLoginConfig::default()).await;
+    let vic = seed_onelogin(&o, n);
+    let (src, _dir) = source_from_yaml(&onelogin_yaml(&o, 3));
+    let who = people(
+        &["ana@example.com", "DEE@example.com", "nobody@example.com"],
+        &[vic.to_string().as_str()],
+    );
+    let (used, snap) = compare(src.as_ref(), &who, || o.requests().len()).await;
+    assert_eq!(snap.users.len(), 3, "ana, dee (status 2), vic by id");
+    let eng = snap.groups.iter().find(|g| g.name == "Engineering");
+    assert_eq!(
+        eng.map(|g| g.members.len()),
+        Some(3),
+        "the group Engineering (ana, vic) and the role Engineering (dee) are one group"
+    );
+    used
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn onelogin_targeted_read_equals_the_full_read_cut_down_in_few_requests() {
+    let small = onelogin_targeted(4).await;
+    let large = onelogin_targeted(120).await;
+    assert_eq!(small, large, "the request count does not grow with the account");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn onelogin_a_failed_per_person_read_fails_the_targeted_read() {
+    let o = FakeOneLogin::start(FakeOneLoginConfig::default()).await;
+    seed_onelogin(&o, 2);
+    o.set_faults(Faults {
+        fail_path_contains: Some(("/roles".into(), usize::MAX)),
+        ..Faults::default()
+    });
+    let (src, _dir) = source_from_yaml(&onelogin_yaml(&o, 1));
+    let err = src
+        .snapshot_people(&people(&["ana@example.com"], &[]))
+        .await
+        .expect_err("a 503 is an error, not an empty answer");
+    assert!(err.to_string().contains("503"), "{err}");
+}
