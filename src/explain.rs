@@ -472,9 +472,10 @@ pub fn render_person(t: &PersonTrace) -> String {
                 "   {} = {:?} -> {}",
                 a.field,
                 a.template,
-                a.value
-                    .as_deref()
-                    .map_or_else(|| "(no value: left alone)".to_string(), |v| format!("{v:?}"))
+                a.value.as_deref().map_or_else(
+                    || "(no value: left alone)".to_string(),
+                    |v| format!("{v:?}")
+                )
             );
         }
     }
@@ -502,16 +503,16 @@ pub fn render_person(t: &PersonTrace) -> String {
     }
     let _ = writeln!(o, "\n5. Managed groups");
     for g in &t.groups {
-        let now = if g.member_now { "member" } else { "not a member" };
+        let now = if g.member_now {
+            "member"
+        } else {
+            "not a member"
+        };
         let want = match &g.because {
             Some(b) => format!("in: {b}"),
             None => "out: no mapping or default group puts them here".to_string(),
         };
-        let _ = writeln!(
-            o,
-            "   {} [{}]: {want}; now {now}",
-            g.group, g.managed_by
-        );
+        let _ = writeln!(o, "   {} [{}]: {want}; now {now}", g.group, g.managed_by);
     }
     let _ = writeln!(o, "\n6. Cleanup rules");
     if t.cleanup.is_empty() {
@@ -546,7 +547,11 @@ pub fn render_group(t: &GroupTrace) -> String {
         o,
         "\n3. Members\n   {} in Atlassian now{}, {} wanted",
         t.members_now,
-        if t.exists { "" } else { " (the group does not exist yet)" },
+        if t.exists {
+            ""
+        } else {
+            " (the group does not exist yet)"
+        },
         t.members_wanted
     );
     let _ = writeln!(o, "\n4. Plan");

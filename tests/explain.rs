@@ -30,7 +30,10 @@ fn explain_a_renamed_user_by_the_old_email() {
     let out = explain(&["bob@example.com"]);
     assert!(out.contains("matched by externalId"), "{out}");
     assert!(out.contains("update_user bob.smith@example.com"), "{out}");
-    assert!(!out.contains("deactivate_user"), "a rename is no leaver: {out}");
+    assert!(
+        !out.contains("deactivate_user"),
+        "a rename is no leaver: {out}"
+    );
 }
 
 #[test]
@@ -43,14 +46,20 @@ fn explain_a_deactivated_user() {
 #[test]
 fn explain_a_protected_user() {
     let out = explain(&["breakglass-admin@example.com"]);
-    assert!(out.contains("left alone: protected by cleanup.protect"), "{out}");
+    assert!(
+        out.contains("left alone: protected by cleanup.protect"),
+        "{out}"
+    );
     insta::assert_snapshot!("explain_protected", out);
 }
 
 #[test]
 fn explain_an_untouched_user() {
     let out = explain(&["liam@example.com"]);
-    assert!(out.contains("=> nothing: Atlassian already matches"), "{out}");
+    assert!(
+        out.contains("=> nothing: Atlassian already matches"),
+        "{out}"
+    );
     insta::assert_snapshot!("explain_untouched", out);
 }
 
@@ -66,7 +75,10 @@ fn explain_someone_nobody_knows_is_an_answer() {
 #[test]
 fn explain_a_group() {
     let out = explain(&["engineering"]);
-    assert!(out.contains("remove_members engineering: jack@example.com"), "{out}");
+    assert!(
+        out.contains("remove_members engineering: jack@example.com"),
+        "{out}"
+    );
     insta::assert_snapshot!("explain_group", out);
     let unmanaged = explain(&["jira-software-users"]);
     assert!(unmanaged.contains("not managed"), "{unmanaged}");

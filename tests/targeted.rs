@@ -63,7 +63,11 @@ fn seed_okta(okta: &FakeOkta, n: usize) -> String {
     okta.add_group(
         "Engineering",
         "OKTA_GROUP",
-        &["ana@example.com", "filler000@example.com", "vic.new@example.com"],
+        &[
+            "ana@example.com",
+            "filler000@example.com",
+            "vic.new@example.com",
+        ],
     );
     okta.add_group("Unconfigured", "OKTA_GROUP", &["ana@example.com"]);
     vic
@@ -104,7 +108,10 @@ async fn okta_targeted(n: usize) -> usize {
     for k in ["ana@example.com", "dee@example.com", "eve@example.com"] {
         assert!(keys.contains(&k.to_string()), "{k} in {keys:?}");
     }
-    assert!(keys.contains(&"vic.new@example.com".to_string()), "found by id");
+    assert!(
+        keys.contains(&"vic.new@example.com".to_string()),
+        "found by id"
+    );
     assert!(!keys.contains(&"nobody@example.com".to_string()));
     assert_eq!(targeted.groups.len(), 2, "the configured groups, all known");
     used
@@ -155,7 +162,10 @@ fn seed_keycloak(kc: &FakeKeycloak, n: usize) -> String {
     let all: Vec<&str> = everyone.iter().map(String::as_str).collect();
     kc.add_group("/Atlassian Users", &all);
     kc.add_group("/Engineering", &["ana@example.com"]);
-    kc.add_group("/Engineering/SRE", &["ana@example.com", "vic.new@example.com"]);
+    kc.add_group(
+        "/Engineering/SRE",
+        &["ana@example.com", "vic.new@example.com"],
+    );
     kc.add_group("/Finance", &["filler000@example.com"]);
     renamed
 }
@@ -189,7 +199,10 @@ async fn keycloak_targeted(n: usize) -> usize {
     assert_eq!(canonical(targeted.clone()), canonical(full));
     assert_eq!(targeted.users.len(), 3, "ana, dee (disabled), vic by id");
     assert!(targeted.users.iter().any(|u| !u.active), "dee is disabled");
-    let sre = targeted.groups.iter().find(|g| g.name == "/Engineering/SRE");
+    let sre = targeted
+        .groups
+        .iter()
+        .find(|g| g.name == "/Engineering/SRE");
     assert_eq!(
         sre.map(|g| g.members.len()),
         Some(2),
@@ -202,7 +215,10 @@ async fn keycloak_targeted(n: usize) -> usize {
 async fn keycloak_targeted_read_equals_the_full_read_cut_down_in_few_requests() {
     let small = keycloak_targeted(8).await;
     let large = keycloak_targeted(40).await;
-    assert_eq!(small, large, "the request count does not grow with the realm");
+    assert_eq!(
+        small, large,
+        "the request count does not grow with the realm"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -272,11 +288,18 @@ async fn scim_targeted(n: usize, config: FakeConfig) -> usize {
     let before = atl.requests().len();
     let targeted = t.snapshot_people(&who).await.expect("targeted read");
     let used = atl.requests().len() - before;
-    assert_eq!(used as u64, t.requests(), "the target counts its own requests");
+    assert_eq!(
+        used as u64,
+        t.requests(),
+        "the target counts its own requests"
+    );
     let full = t.snapshot().await.expect("full read").restrict_to(&who);
     assert_eq!(canonical(targeted.clone()), canonical(full));
     let keys: Vec<String> = targeted.users.iter().map(|u| u.key()).collect();
-    assert!(keys.contains(&"bob.old@example.com".to_string()), "rename found by externalId");
+    assert!(
+        keys.contains(&"bob.old@example.com".to_string()),
+        "rename found by externalId"
+    );
     assert_eq!(targeted.users.len(), 3, "{keys:?}");
     assert_eq!(targeted.groups.len(), 4, "every group stays known");
     used
@@ -291,7 +314,10 @@ async fn scim_targeted_read_equals_the_full_read_cut_down_in_few_requests() {
         };
         let small = scim_targeted(5, config()).await;
         let large = scim_targeted(50, config()).await;
-        assert_eq!(small, large, "the request count does not grow with the directory");
+        assert_eq!(
+            small, large,
+            "the request count does not grow with the directory"
+        );
         // 5 filters and the four groups in pages of 3, without members.
         assert!(large <= 8, "{large} requests");
     }
@@ -404,7 +430,8 @@ async fn entra_targeted(n: usize, transitive: bool) -> usize {
     assert_eq!(snap.users.len(), 3, "ana, dee (disabled), vic by id");
     let ana = snap.users.iter().find(|u| u.key() == "ana@example.com");
     assert_eq!(
-        ana.and_then(|u| u.attributes.get("manager")).map(String::as_str),
+        ana.and_then(|u| u.attributes.get("manager"))
+            .map(String::as_str),
         Some("boss@example.com")
     );
     let eng = snap.groups.iter().find(|g| g.name == "Engineering");
@@ -421,7 +448,10 @@ async fn entra_targeted_read_equals_the_full_read_cut_down_in_few_requests() {
     for transitive in [true, false] {
         let small = entra_targeted(4, transitive).await;
         let large = entra_targeted(30, transitive).await;
-        assert_eq!(small, large, "the request count does not grow with the tenant");
+        assert_eq!(
+            small, large,
+            "the request count does not grow with the tenant"
+        );
     }
 }
 
@@ -521,7 +551,10 @@ async fn google_targeted_read_equals_the_full_read_cut_down_in_few_requests() {
     for derived in [true, false] {
         let small = google_targeted(4, derived).await;
         let large = google_targeted(30, derived).await;
-        assert_eq!(small, large, "the request count does not grow with the customer");
+        assert_eq!(
+            small, large,
+            "the request count does not grow with the customer"
+        );
     }
 }
 
@@ -561,7 +594,14 @@ fn seed_onelogin(o: &FakeOneLogin, n: usize) -> u64 {
     o.add_group("Staff", &all);
     o.add_group("Engineering", &["ana@example.com", "vic.new@example.com"]);
     o.add_role("Engineering", &["dee@example.com"]);
-    o.add_role("Atlassian Users", &["ana@example.com", "dee@example.com", "filler000@example.com"]);
+    o.add_role(
+        "Atlassian Users",
+        &[
+            "ana@example.com",
+            "dee@example.com",
+            "filler000@example.com",
+        ],
+    );
     vic
 }
 
@@ -607,7 +647,10 @@ async fn onelogin_targeted(n: usize) -> usize {
 async fn onelogin_targeted_read_equals_the_full_read_cut_down_in_few_requests() {
     let small = onelogin_targeted(4).await;
     let large = onelogin_targeted(120).await;
-    assert_eq!(small, large, "the request count does not grow with the account");
+    assert_eq!(
+        small, large,
+        "the request count does not grow with the account"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

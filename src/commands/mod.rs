@@ -287,13 +287,10 @@ pub async fn plan_keeping(
     let widened = match people {
         None => None,
         Some(p) => {
-            let snap = target
-                .snapshot_people(p)
-                .await
-                .map_err(|e| Error::Target {
-                    name: name.clone(),
-                    source: e,
-                })?;
+            let snap = target.snapshot_people(p).await.map_err(|e| Error::Target {
+                name: name.clone(),
+                source: e,
+            })?;
             let mut who = p.clone();
             who.ids
                 .extend(snap.users.iter().filter_map(|u| u.external_id.clone()));
@@ -315,13 +312,10 @@ pub async fn plan_keeping(
                 None => source.snapshot().await,
             }
         };
-        let snap = phase
-            .scope(read)
-            .await
-            .map_err(|e| Error::Source {
-                name: name.clone(),
-                source: e,
-            })?;
+        let snap = phase.scope(read).await.map_err(|e| Error::Source {
+            name: name.clone(),
+            source: e,
+        })?;
         phase.finish();
         lap(&format!("read source {name}"));
         let indexed = index(snap, GroupNames::MayRepeat)
@@ -345,7 +339,8 @@ pub async fn plan_keeping(
     let (early, who) = match people {
         None => (None, None),
         Some(p) => {
-            let data = futures_util::future::try_join_all(reads.take().into_iter().flatten()).await?;
+            let data =
+                futures_util::future::try_join_all(reads.take().into_iter().flatten()).await?;
             let mut who = p.clone();
             for d in &data {
                 let users = &d.data.snapshot.users;
@@ -364,13 +359,10 @@ pub async fn plan_keeping(
                 None => target.snapshot().await,
             }
         };
-        let snap = phase
-            .scope(read)
-            .await
-            .map_err(|e| Error::Target {
-                name: name.clone(),
-                source: e,
-            })?;
+        let snap = phase.scope(read).await.map_err(|e| Error::Target {
+            name: name.clone(),
+            source: e,
+        })?;
         phase.finish();
         lap(&format!("read target {name}"));
         let indexed = index_target(snap).await.map_err(|e| Error::TargetData {

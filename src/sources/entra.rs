@@ -187,13 +187,12 @@ impl EntraSource {
     /// The groups to read (every group, or the configured ones), without members. Shared by the
     /// full and the targeted read.
     async fn group_listing(&self, http: &HttpClient, top: &str) -> Result<Vec<Value>, HttpError> {
-        let http = http;
         let top = top.to_string();
         let count = ("$count", "true".to_string());
         let select = ("$select", "id,displayName".to_string());
         if self.groups.is_empty() {
             let q = vec![select, ("$top", top.clone()), count.clone()];
-            return Self::all(&http, "groups", q).await;
+            return Self::all(http, "groups", q).await;
         }
         let mut found = Vec::new();
         for wanted in &self.groups {
@@ -212,8 +211,7 @@ impl EntraSource {
                 }
             }
             let filter = format!("displayName eq '{}'", wanted.replace('\'', "''"));
-            let hits =
-                Self::all(&http, "groups", vec![select.clone(), ("$filter", filter)]).await?;
+            let hits = Self::all(http, "groups", vec![select.clone(), ("$filter", filter)]).await?;
             match hits.len() {
                 0 => {
                     return Err(http.malformed(
@@ -227,8 +225,7 @@ impl EntraSource {
                         .iter()
                         .map(|g| {
                             let id = g.get("id").and_then(Value::as_str).unwrap_or("");
-                            let name =
-                                g.get("displayName").and_then(Value::as_str).unwrap_or("");
+                            let name = g.get("displayName").and_then(Value::as_str).unwrap_or("");
                             (id, name)
                         })
                         .collect();
@@ -451,7 +448,10 @@ impl Source for EntraSource {
             .map(|id| {
                 let (http, q) = (&http, user_q.clone());
                 async move {
-                    match http.get_json(&format!("users/{}", super::seg(&id)), &q).await {
+                    match http
+                        .get_json(&format!("users/{}", super::seg(&id)), &q)
+                        .await
+                    {
                         Ok(u) => Ok(vec![u]),
                         Err(e) if e.status() == Some(404) => Ok(Vec::new()),
                         Err(e) => Err(e),

@@ -430,11 +430,8 @@ impl Source for GoogleSource {
                 .map(|(u, g)| {
                     let http = &http;
                     async move {
-                        let path = format!(
-                            "groups/{}/hasMember/{}",
-                            super::seg(&g),
-                            super::seg(&u)
-                        );
+                        let path =
+                            format!("groups/{}/hasMember/{}", super::seg(&g), super::seg(&u));
                         let v = get_with_quota_retries(http, &path, &[]).await?;
                         match v.get("isMember").and_then(Value::as_bool) {
                             Some(is) => Ok((u, g, is)),

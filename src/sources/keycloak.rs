@@ -317,7 +317,10 @@ impl Source for KeycloakSource {
             .map(|id| {
                 let http = &http;
                 async move {
-                    match http.get_json(&format!("users/{}", super::seg(&id)), &[]).await {
+                    match http
+                        .get_json(&format!("users/{}", super::seg(&id)), &[])
+                        .await
+                    {
                         Ok(u) => Ok(vec![u]),
                         Err(e) if e.status() == Some(404) => Ok(Vec::new()),
                         Err(e) => Err(e),

@@ -281,9 +281,8 @@ pub fn member_objects(
             memberships
                 .iter()
                 .filter(|(_, gs)| {
-                    gs.iter().any(|g| {
-                        g.get("id").and_then(id_text).as_deref() == Some(gid.as_str())
-                    })
+                    gs.iter()
+                        .any(|g| g.get("id").and_then(id_text).as_deref() == Some(gid.as_str()))
                 })
                 .map(|(uid, _)| serde_json::json!({ "id": uid }))
                 .collect()

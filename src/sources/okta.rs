@@ -152,7 +152,7 @@ impl OktaSource {
         let limit = limit.to_string();
         if self.groups.is_empty() {
             return self
-                .all(&http, "api/v1/groups", vec![("limit", limit.clone())])
+                .all(http, "api/v1/groups", vec![("limit", limit.clone())])
                 .await;
         }
         let mut found = Vec::new();
@@ -170,7 +170,7 @@ impl OktaSource {
             let search = format!("profile.name eq \"{}\"", wanted.replace('"', "\\\""));
             let hits = self
                 .all(
-                    &http,
+                    http,
                     "api/v1/groups",
                     vec![("search", search), ("limit", limit.clone())],
                 )
@@ -339,8 +339,12 @@ impl Source for OktaSource {
                     let quoted = e.replace('"', "\\\"");
                     let search =
                         format!("profile.email eq \"{quoted}\" or profile.login eq \"{quoted}\"");
-                    self.all(http, "api/v1/users", vec![("search", search), ("limit", limit)])
-                        .await
+                    self.all(
+                        http,
+                        "api/v1/users",
+                        vec![("search", search), ("limit", limit)],
+                    )
+                    .await
                 }
             })
             .buffered(width)
@@ -349,7 +353,10 @@ impl Source for OktaSource {
             .map(|id| {
                 let http = &http;
                 async move {
-                    match http.get_json(&format!("api/v1/users/{}", super::seg(&id)), &[]).await {
+                    match http
+                        .get_json(&format!("api/v1/users/{}", super::seg(&id)), &[])
+                        .await
+                    {
                         Ok(u) => Ok(vec![u]),
                         Err(e) if e.status() == Some(404) => Ok(Vec::new()),
                         Err(e) => Err(e),
@@ -376,24 +383,24 @@ impl Source for OktaSource {
             .filter_map(|u| u.get("id").and_then(Value::as_str).map(String::from))
             .collect();
         let memberships = stream::iter(ids)
-        .map(|id| {
-            let http = &http;
-            async move {
-                let gs = http
-                    .get_json(&format!("api/v1/users/{}/groups", super::seg(&id)), &[])
-                    .await?;
-                match gs {
-                    Value::Array(gs) => Ok((id, gs)),
-                    _ => Err(http.malformed(
-                        &format!("api/v1/users/{id}/groups"),
-                        "a listing that is not a JSON array",
-                    )),
+            .map(|id| {
+                let http = &http;
+                async move {
+                    let gs = http
+                        .get_json(&format!("api/v1/users/{}/groups", super::seg(&id)), &[])
+                        .await?;
+                    match gs {
+                        Value::Array(gs) => Ok((id, gs)),
+                        _ => Err(http.malformed(
+                            &format!("api/v1/users/{id}/groups"),
+                            "a listing that is not a JSON array",
+                        )),
+                    }
                 }
-            }
-        })
-        .buffered(width)
-        .try_collect::<Vec<(String, Vec<Value>)>>()
-        .await?;
+            })
+            .buffered(width)
+            .try_collect::<Vec<(String, Vec<Value>)>>()
+            .await?;
         let mut skipped = Vec::new();
         let listed = listed_groups(&groups, &mut skipped);
         let members = super::member_objects(&listed, &memberships);

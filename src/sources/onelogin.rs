@@ -556,7 +556,10 @@ impl Source for OneLoginSource {
             .map(|id| {
                 let session = &session;
                 async move {
-                    match session.get(&format!("{USERS}/{}", super::seg(&id)), &[]).await {
+                    match session
+                        .get(&format!("{USERS}/{}", super::seg(&id)), &[])
+                        .await
+                    {
                         Ok((u, _)) => Ok(vec![u]),
                         Err(e) if e.status() == Some(404) => Ok(Vec::new()),
                         Err(e) => Err(e),
@@ -612,10 +615,16 @@ impl Source for OneLoginSource {
                     {
                         return Err(session.http.malformed(
                             &path,
-                            &format!("Total-Count announced {t} roles, but the answer held {}", ids.len()),
+                            &format!(
+                                "Total-Count announced {t} roles, but the answer held {}",
+                                ids.len()
+                            ),
                         ));
                     }
-                    let roles = ids.into_iter().map(|r| serde_json::json!({ "id": r })).collect();
+                    let roles = ids
+                        .into_iter()
+                        .map(|r| serde_json::json!({ "id": r }))
+                        .collect();
                     Ok::<_, HttpError>((id, roles))
                 }
             })

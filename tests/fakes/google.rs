@@ -987,7 +987,9 @@ async fn has_member(
         )
     };
     let group = st.group_by_key(&key).ok_or_else(|| not_found("groupKey"))?;
-    let user = st.user_by_key(&member).ok_or_else(|| not_found("memberKey"))?;
+    let user = st
+        .user_by_key(&member)
+        .ok_or_else(|| not_found("memberKey"))?;
     let is = st
         .derived_users(group)
         .contains(&GMember::User(user.id.clone()));

@@ -537,7 +537,10 @@ fn router(state: Shared) -> Router {
         .route("/admin/realms/{realm}/users", get(list_users_by))
         .route("/admin/realms/{realm}/users/count", get(count_users))
         .route("/admin/realms/{realm}/users/{id}", get(get_user))
-        .route("/admin/realms/{realm}/users/{id}/groups", get(user_groups_paged))
+        .route(
+            "/admin/realms/{realm}/users/{id}/groups",
+            get(user_groups_paged),
+        )
         .route("/admin/realms/{realm}/groups", get(list_groups))
         .route("/admin/realms/{realm}/groups/count", get(count_groups))
         .route("/admin/realms/{realm}/groups/{id}", get(get_group))
@@ -921,7 +924,13 @@ async fn list_users_by(
                     "email" => u.email.as_deref().map(str::to_lowercase),
                     _ => Some(u.username.to_lowercase()),
                 };
-                have.is_some_and(|h| if exact { h == *want } else { h.contains(want.as_str()) })
+                have.is_some_and(|h| {
+                    if exact {
+                        h == *want
+                    } else {
+                        h.contains(want.as_str())
+                    }
+                })
             })
         })
         .collect();
