@@ -99,3 +99,64 @@ fn explain_with_a_broken_config_exits_1() {
     let (code, _, stderr) = run(&s, &mut s.idsync(&["explain", "alice@example.com"]));
     assert_eq!(code, 1, "{stderr}");
 }
+
+/// Against the Okta and Atlassian fakes: explain reads only the person, and `-v` says how many
+/// requests that took; the count does not grow with the directory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_reads_only_the_person_and_counts_its_requests() {
+    use crate::fakes::atlassian::{FakeAtlassian, FakeConfig, SeedUser};
+    use crate::fakes::okta::{FakeOkta, FakeOktaConfig, OktaSeedUser};
+    let mut counts = Vec::new();
+    for n in [5, 40] {
+        let okta = FakeOkta::start(FakeOktaConfig::default()).await;
+        let atl = FakeAtlassian::start(FakeConfig::default()).await;
+        let mut all = vec!["ana@example.com".to_string()];
+        all.extend((0..n).map(|i| format!("filler{i:03}@example.com")));
+        for e in &all {
+            okta.add_user(OktaSeedUser::new(e));
+            atl.add_user(SeedUser::new(e));
+        }
+        let members: Vec<&str> = all.iter().map(String::as_str).collect();
+        okta.add_group("Atlassian Users", "OKTA_GROUP", &members);
+        atl.add_group("everyone", &members);
+        let s = Scratch::new();
+        s.write(
+            "idsync.yaml",
+            &format!(
+                r#"version: 1
+sources:
+  - {{name: okta, type: okta, base_url: "{okta}", token: "${{TEST_OKTA_TOKEN}}", page_size: 2}}
+target:
+  type: atlassian
+  scim: {{base_url: "{scim}", token: "${{TEST_SCIM_TOKEN}}", page_size: 2}}
+users:
+  require_groups: ["okta:Atlassian Users"]
+groups:
+  default_groups: [everyone]
+"#,
+                okta = okta.base_url,
+                scim = atl.scim_base(),
+            ),
+        );
+        let okta_before = okta.requests().len();
+        let atl_before = atl.requests().len();
+        let mut cmd = s.idsync(&["explain", "ana@example.com", "-v"]);
+        cmd.env("TEST_OKTA_TOKEN", &okta.config.api_token)
+            .env("TEST_SCIM_TOKEN", &atl.config.scim_token);
+        let (code, out, err) = crate::support::run_beside_fakes(cmd).await;
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains("matched by email"), "{out}");
+        assert!(!out.contains("filler"), "only ana's memberships: {out}");
+        assert!(err.contains("requests per API:"), "{err}");
+        assert!(err.contains("Okta "), "{err}");
+        counts.push((
+            okta.requests().len() - okta_before,
+            atl.requests().len() - atl_before,
+        ));
+    }
+    eprintln!("requests (okta, atlassian) for 5 and 40 people: {counts:?}");
+    assert_eq!(
+        counts[0], counts[1],
+        "the same requests for 5 and 40 people"
+    );
+}

@@ -383,9 +383,18 @@ pub async fn plan_keeping(
         )?,
         Some(data) => {
             let indexed = read_target.await?;
+            let counts: Vec<String> = crate::http::requests_by_api()
+                .into_iter()
+                .map(|(api, n)| format!("{api} {n}"))
+                .collect();
             printer.detail(&format!(
-                "targeted read: {} request(s) to the target",
-                target.requests()
+                "targeted read: {} request(s) to the target{}",
+                target.requests(),
+                if counts.is_empty() {
+                    String::new()
+                } else {
+                    format!("; requests per API: {}", counts.join(", "))
+                }
             ));
             (data, indexed)
         }
