@@ -154,7 +154,6 @@ groups:
             atl.requests().len() - atl_before,
         ));
     }
-    eprintln!("requests (okta, atlassian) for 5 and 40 people: {counts:?}");
     assert_eq!(
         counts[0], counts[1],
         "the same requests for 5 and 40 people"

@@ -121,11 +121,12 @@ async fn okta_targeted(n: usize) -> usize {
 async fn okta_targeted_read_equals_the_full_read_cut_down_in_few_requests() {
     let small = okta_targeted(10).await;
     let large = okta_targeted(60).await;
-    eprintln!("okta targeted read: {small} requests (10 fillers), {large} (60)");
     assert_eq!(small, large, "the request count does not grow with the org");
     // Per email one search, per id one read, per person found one group listing, plus the
     // configured groups' searches: far below a full read of 60 people in pages of 3.
-    assert!(large <= 16, "{large} requests");
+    // 4 searches by email, 1 read by id, 4 group listings (one per person found), 2 configured
+    // group searches.
+    assert_eq!(large, 11, "{large} requests");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
