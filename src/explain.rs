@@ -464,8 +464,19 @@ pub fn render_person(t: &PersonTrace) -> String {
             let _ = writeln!(o, "   not synced: in no source");
         }
     }
-    if !t.attributes.is_empty() {
-        let _ = writeln!(o, "\n3. Attributes");
+    let _ = writeln!(o, "\n3. Attributes");
+    if t.attributes.is_empty() {
+        let _ = writeln!(
+            o,
+            "   {}",
+            if t.scope.is_none() {
+                "none: in no source"
+            } else {
+                "no users.attributes templates"
+            }
+        );
+    }
+    {
         for a in &t.attributes {
             let _ = writeln!(
                 o,
@@ -508,9 +519,10 @@ pub fn render_person(t: &PersonTrace) -> String {
         } else {
             "not a member"
         };
-        let want = match &g.because {
-            Some(b) => format!("in: {b}"),
-            None => "out: no mapping or default group puts them here".to_string(),
+        let want = match (&g.because, t.scope.as_deref()) {
+            (Some(b), _) => format!("in: {b}"),
+            (None, Some("wanted")) => "out: no mapping or default group puts them here".to_string(),
+            (None, _) => "out: not synced, so in no managed group".to_string(),
         };
         let _ = writeln!(o, "   {} [{}]: {want}; now {now}", g.group, g.managed_by);
     }
