@@ -670,3 +670,67 @@ async fn onelogin_a_failed_per_person_read_fails_the_targeted_read() {
         .expect_err("a 503 is an error, not an empty answer");
     assert!(err.to_string().contains("503"), "{err}");
 }
+
+// --- Atlassian target with the admin API ------------------------------------------------------
+
+/// The Atlassian target with `admin:`: the SCIM part is read per person, the organization's facts
+/// (last-active dates, admins, accounts outside the directory, tokens) are read whole and cut to
+/// the same people, so the targeted read still equals the full read cut down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn atlassian_with_admin_targeted_read_equals_the_full_read_cut_down() {
+    let atl = FakeAtlassian::start(FakeConfig {
+        token_inventory: true,
+        ..FakeConfig::default()
+    })
+    .await;
+    seed_atlassian(&atl, 7);
+    atl.set_admin("ana@example.com", "org-admin");
+    atl.set_last_active("dee@example.com", "2025-01-02");
+    atl.add_api_token("dee@example.com", "ci");
+    atl.add_org_account("jit@example.com", "Jit Person", Some("2025-03-01"));
+    let dir = tempfile::tempdir().expect("a scratch folder");
+    let path = dir.path().join("idsync.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"version: 1
+sources: [{{name: idp, type: file, path: idp.yaml}}]
+target:
+  type: atlassian
+  scim: {{base_url: "{scim}", token: "{scim_token}", page_size: 3}}
+  admin: {{org_id: "{org}", token: "{org_token}", base_url: "{admin}"}}
+cleanup: {{skip_admins: true, revoke_api_tokens: true}}
+"#,
+            scim = atl.scim_base(),
+            scim_token = atl.config.scim_token,
+            org = atl.org_id(),
+            org_token = atl.config.org_token,
+            admin = atl.base_url,
+        ),
+    )
+    .expect("write the config");
+    let loaded = idsync::config::load(&path).expect("the config loads");
+    let mut t = idsync::target::build(&loaded.config, dir.path()).expect("the target builds");
+    let who = people(
+        &[
+            "ana@example.com",
+            "dee@example.com",
+            "jit@example.com",
+            "nobody@example.com",
+        ],
+        &["idp-bob"],
+    );
+    let targeted = t.snapshot_people(&who).await.expect("targeted read");
+    let full = t.snapshot().await.expect("full read").restrict_to(&who);
+    assert_eq!(canonical(targeted.clone()), canonical(full));
+    let by = |k: &str| targeted.users.iter().find(|u| u.key() == k);
+    assert!(
+        by("ana@example.com").is_some_and(|u| u.admin),
+        "admin known"
+    );
+    assert!(
+        by("jit@example.com").is_some_and(|u| !u.in_directory),
+        "an account outside the directory is found"
+    );
+    assert!(by("bob.old@example.com").is_some(), "rename by externalId");
+}
