@@ -198,6 +198,30 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
+    /// Explain, step by step, why a person or a group is (or is not) synced as it is, and what the
+    /// plan does about it.
+    ///
+    /// For a person (an argument with `@`): each source that has them (id, status, groups), the
+    /// users.require_groups/exclude verdict, each attribute template with its value, how their
+    /// Atlassian account is matched (externalId or email), each managed group (in or out, and the
+    /// mapping responsible), the cleanup rules that apply, and the plan's actions for them, or why
+    /// there are none. Reads only that person (the sources' and the target's per-person reads, as
+    /// sync-user does). Someone in no source and not in Atlassian is an answer, not an error: the
+    /// trace says so and the exit code is 0.
+    ///
+    /// For a group: whether idsync manages it and through which rule, the IdP groups that feed it,
+    /// and the members the plan adds or removes, with why. A group's members are read in full (every
+    /// source and the target), as a plan reads them. Exit codes: 0 on an answer, 1 on an error.
+    Explain {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// A person's email, or an Atlassian group's name.
+        #[arg(value_name = "EMAIL|GROUP")]
+        subject: String,
+        /// Output format on stdout.
+        #[arg(long, value_enum, default_value_t = ExplainFormat::Text)]
+        format: ExplainFormat,
+    },
     /// Print a JSON Schema: the config's, or with --plan the saved plan's.
     Schema {
         /// The saved-plan schema instead of the config's.
@@ -301,4 +325,11 @@ impl GuardFlags {
             membership_removal: self.allow_mass_membership_removal,
         }
     }
+}
+
+/// How `explain` prints its trace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExplainFormat {
+    Text,
+    Json,
 }

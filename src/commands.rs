@@ -1,6 +1,7 @@
 //! The subcommands. Each returns an [`ExitStatus`] or an [`Error`]; nothing else decides exit codes.
 
 mod apply;
+mod explain;
 mod plan;
 mod show;
 mod snapshot;
@@ -115,6 +116,11 @@ pub async fn run(cli: Cli, printer: Printer) -> Result<ExitStatus, Error> {
             )
             .await
         }
+        Command::Explain {
+            config,
+            subject,
+            format,
+        } => explain::run(&printer, &config.config, &subject, format).await,
         Command::Schema { plan } => {
             let schema = if plan {
                 Plan::json_schema()

@@ -993,11 +993,31 @@ impl Differ<'_> {
     }
 }
 
+/// How a desired user finds their target account, as [`diff`] matches them (for `explain`): by
+/// the IdP's immutable id as an in-directory account's `externalId` first, then by email. `None`:
+/// no account. (A collision, two desired users on one account, is reported by the plan itself.)
+#[must_use]
+pub(crate) fn matched_by(du: &DesiredUser, target: &Indexed) -> Option<(u32, &'static str)> {
+    let by_ext = du.source_id.as_deref().and_then(|s| {
+        target
+            .snapshot
+            .users
+            .iter()
+            .position(|u| u.in_directory && u.external_id.as_deref() == Some(s))
+    });
+    match by_ext {
+        Some(i) => Some((idx(i), "externalId")),
+        None => target.find(&du.key).map(|i| (i, "email")),
+    }
+}
+
 fn idx(i: usize) -> u32 {
     u32::try_from(i).expect("fewer than 4 billion objects")
 }
 
-fn wanted_reason(du: &DesiredUser, rules: &Rules) -> (ReasonCode, String) {
+/// Why a wanted user is synced (the reason a create or link gives).
+#[must_use]
+pub(crate) fn wanted_reason(du: &DesiredUser, rules: &Rules) -> (ReasonCode, String) {
     if rules.require_groups.is_empty() {
         (ReasonCode::InSource, format!("in `{}`", du.source))
     } else {
@@ -1011,7 +1031,9 @@ fn wanted_reason(du: &DesiredUser, rules: &Rules) -> (ReasonCode, String) {
     }
 }
 
-fn scope_reason(scope: &Scope, rules: &Rules) -> (ReasonCode, String) {
+/// Why a user out of scope is not wanted (empty for a wanted one).
+#[must_use]
+pub(crate) fn scope_reason(scope: &Scope, rules: &Rules) -> (ReasonCode, String) {
     match scope {
         Scope::Wanted => (ReasonCode::Unknown, String::new()),
         Scope::Disabled { source } => (

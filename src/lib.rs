@@ -18,6 +18,7 @@ pub(crate) mod digest;
 pub mod engine;
 pub mod error;
 pub mod exit;
+pub(crate) mod explain;
 pub mod http;
 #[cfg(test)]
 mod layering;

@@ -432,7 +432,11 @@ fn usage_errors_exit_1_with_clap_message_and_a_suggestion() {
             &["plan", "--fromat", "json"][..],
             "tip: a similar argument exists: '--format'",
         ),
-        (&["plna"][..], "tip: a similar subcommand exists: 'plan'"),
+        // `explain` is near `plna` too: clap lists both.
+        (
+            &["plna"][..],
+            "similar subcommands exist: 'explain', 'plan'",
+        ),
         (
             &["plan", "-out", "plan.json"][..],
             "error: unexpected argument",

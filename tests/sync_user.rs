@@ -168,14 +168,14 @@ async fn a_new_hire_is_onboarded_and_the_plan_converges() {
     // that does not count them says 0).
     let line = stderr
         .lines()
-        .find(|l| l.contains("sync-user read"))
+        .find(|l| l.contains("targeted read:"))
         .unwrap_or_else(|| panic!("no request count in\n{stderr}"));
-    assert!(line.contains("to the target, in 1 round(s)"), "{line}");
+    assert!(line.contains("in 1 round(s)"), "{line}");
     // The target's count is what the fake saw before the first write. Measured when written (the
     // connectors' targeted reads not yet in): 7 Okta requests, 9 Atlassian reads, 3 writes.
     let reads = atl_requests.iter().take_while(|(_, write)| !*write).count();
     assert!(
-        line.contains(&format!(", {reads} to the target,")),
+        line.contains(&format!(", {reads} of them to the target;")),
         "{line}\n{atl_requests:#?}"
     );
     assert!(

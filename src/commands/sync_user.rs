@@ -8,7 +8,7 @@ use std::path::Path;
 use crate::engine;
 use crate::error::Error;
 use crate::exit::ExitStatus;
-use crate::model::People;
+
 use crate::output::Printer;
 use crate::plan::scope::{Scope, ScopeRead};
 use crate::render::{self, Format, MarkdownOptions};
@@ -21,11 +21,6 @@ pub(crate) struct Options<'a> {
     pub report: Option<&'a Path>,
     pub overrides: crate::plan::Overrides,
 }
-
-/// Reads of only some people grow the set read until both sides agree on who that is (a renamed
-/// person's other email, an account carrying their IdP id); a chain of renames longer than this
-/// is read as far as it goes.
-const MAX_ROUNDS: usize = 3;
 
 pub(crate) async fn run(
     printer: &Printer,
@@ -46,53 +41,7 @@ pub(crate) async fn run(
     };
     let clock = std::time::Instant::now();
 
-    // Sources first, by email; then the target by email and the people's IdP ids (an account a
-    // rename left under the old email carries the id as externalId). What one side finds that the
-    // other was not asked about (an old email, an id) is read on the other side too.
-    let mut people = People::by_email(emails.iter().map(String::as_str));
-    let mut source_requests: Vec<(String, u64)> = Vec::new();
-    let mut target_requests = 0;
-    let mut rounds = 0;
-    let inputs = loop {
-        rounds += 1;
-        let sources = engine::read_sources(&loaded, printer, clock, Some(&people)).await?;
-        for s in &sources {
-            match source_requests.iter_mut().find(|(n, _)| *n == s.data.name) {
-                Some((_, n)) => *n += s.requests,
-                None => source_requests.push((s.data.name.clone(), s.requests)),
-            }
-        }
-        let mut wider = people.clone();
-        for s in &sources {
-            for u in &s.data.data.snapshot.users {
-                wider.emails.insert(u.key());
-                wider.ids.extend(u.id.clone());
-            }
-        }
-        let target = engine::read_target(&loaded, printer, clock, Some(&wider)).await?;
-        target_requests += target.target.requests();
-        let mut widest = wider.clone();
-        for u in &target.indexed.snapshot.users {
-            widest.emails.insert(u.key());
-            widest.ids.extend(u.external_id.clone());
-        }
-        // The sources were read for `people`: done when the target named nobody beyond what they
-        // were asked and answered about.
-        if widest == wider || rounds == MAX_ROUNDS {
-            break engine::Inputs { sources, target };
-        }
-        people = widest;
-    };
-    let sources_total: u64 = source_requests.iter().map(|(_, n)| n).sum();
-    printer.detail(&format!(
-        "sync-user read {} request(s): {sources_total} to the sources ({}), {target_requests} to the target, in {rounds} round(s)",
-        sources_total + target_requests,
-        source_requests
-            .iter()
-            .map(|(n, r)| format!("{n}: {r}"))
-            .collect::<Vec<_>>()
-            .join(", "),
-    ));
+    let inputs = engine::read_people(&loaded, printer, clock, emails).await?;
 
     let scope = Scope {
         users: emails.to_vec(),

@@ -128,8 +128,6 @@ pub(crate) struct Inputs {
 /// One source as read.
 pub(crate) struct SourceInput {
     pub(crate) data: SourceData,
-    /// Requests the read made (0 for a file, or a connector that does not count them).
-    pub(crate) requests: u64,
 }
 
 /// The target as read.
@@ -196,7 +194,6 @@ pub(crate) async fn read_sources(
                 name,
                 data: indexed,
             },
-            requests: source.requests(),
         })
     });
     futures_util::future::try_join_all(reads).await
@@ -259,6 +256,33 @@ pub(crate) fn plan_from(
     overrides: Overrides,
     scope: Option<&Scope>,
 ) -> Result<Planned, Error> {
+    let (planned, _) =
+        plan_from_keeping(loaded, printer, clock, inputs, now, overrides, scope, false)?;
+    Ok(planned)
+}
+
+/// What a plan was computed from, kept for `explain`: each source as read, and the desired state.
+pub(crate) struct Kept {
+    pub(crate) sources: Vec<SourceData>,
+    pub(crate) desired: desired::Desired,
+}
+
+/// As [`plan_from`], keeping the sources and the desired state when `keep` (otherwise they are
+/// freed before the plan is returned: a large plan needs the memory).
+///
+/// # Errors
+/// As [`plan_from`].
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn plan_from_keeping(
+    loaded: &Loaded,
+    printer: &Printer,
+    clock: std::time::Instant,
+    inputs: Inputs,
+    now: DateTime<Utc>,
+    overrides: Overrides,
+    scope: Option<&Scope>,
+    keep: bool,
+) -> Result<(Planned, Option<Kept>), Error> {
     let Inputs {
         sources: read,
         target: TargetInput { target, indexed },
@@ -334,15 +358,91 @@ pub(crate) fn plan_from(
             .as_deref(),
     );
     lap(printer, clock, "diff");
-    drop(desired);
-    drop(data);
-    lap(printer, clock, "freed the sources");
-    Ok(Planned {
-        plan,
-        target,
-        target_users: indexed.keys.len(),
-        snapshot: indexed,
-    })
+    let kept = if keep {
+        Some(Kept {
+            sources: data,
+            desired,
+        })
+    } else {
+        drop(desired);
+        drop(data);
+        lap(printer, clock, "freed the sources");
+        None
+    };
+    Ok((
+        Planned {
+            plan,
+            target,
+            target_users: indexed.keys.len(),
+            snapshot: indexed,
+        },
+        kept,
+    ))
+}
+
+/// How many times the two sides are asked in turn by [`read_people`] at most: reads of only some
+/// people grow the set read until both sides agree on who that is (a renamed person's other email,
+/// an account carrying their IdP id); a chain of renames longer than this is read as far as it goes.
+const MAX_ROUNDS: usize = 3;
+
+/// Reads only these people (`sync-user`, `explain`): every source by email, then the target by
+/// email and by the people's IdP ids (an account a rename left under the old email carries the id
+/// as `externalId`). What one side finds that the other was not asked about (an old email, an id) is
+/// read on the other side too, for at most [`MAX_ROUNDS`] rounds. `-v` states the requests made.
+///
+/// # Errors
+/// A source or the target could not be read.
+pub(crate) async fn read_people(
+    loaded: &Loaded,
+    printer: &Printer,
+    clock: std::time::Instant,
+    emails: &[String],
+) -> Result<Inputs, Error> {
+    let before = crate::http::requests_by_api();
+    let mut people = People::by_email(emails.iter().map(String::as_str));
+    let mut target_requests = 0;
+    let mut rounds = 0;
+    let inputs = loop {
+        rounds += 1;
+        let sources = read_sources(loaded, printer, clock, Some(&people)).await?;
+        let mut wider = people.clone();
+        for s in &sources {
+            for u in &s.data.data.snapshot.users {
+                wider.emails.insert(u.key());
+                wider.ids.extend(u.id.clone());
+            }
+        }
+        let target = read_target(loaded, printer, clock, Some(&wider)).await?;
+        target_requests += target.target.requests();
+        let mut widest = wider.clone();
+        for u in &target.indexed.snapshot.users {
+            widest.emails.insert(u.key());
+            widest.ids.extend(u.external_id.clone());
+        }
+        // The sources were read for `people`: done when the target named nobody beyond what they
+        // were asked and answered about.
+        if widest == wider || rounds == MAX_ROUNDS {
+            break Inputs { sources, target };
+        }
+        people = widest;
+    };
+    let after = crate::http::requests_by_api();
+    let per_api: Vec<String> = after
+        .iter()
+        .map(|(api, n)| (api, n - before.get(api).copied().unwrap_or(0)))
+        .filter(|(_, n)| *n > 0)
+        .map(|(api, n)| format!("{api} {n}"))
+        .collect();
+    let total: u64 = after.values().sum::<u64>() - before.values().sum::<u64>();
+    printer.detail(&format!(
+        "targeted read: {total} request(s) in {rounds} round(s), {target_requests} of them to the target; requests per API: {}",
+        if per_api.is_empty() {
+            "none".to_string()
+        } else {
+            per_api.join(", ")
+        }
+    ));
+    Ok(inputs)
 }
 
 /// Indexes a snapshot on a blocking thread.

@@ -208,6 +208,28 @@ pub struct HttpClient {
     extra_headers: HeaderMap,
 }
 
+/// Requests sent by this process, per API name (`Okta`, `Atlassian SCIM`, `Okta token endpoint`,
+/// …): a source builds its clients per read, so the counts are kept here, for `-v` to state how
+/// many requests a (targeted) read took.
+static REQUESTS_BY_API: std::sync::OnceLock<Mutex<std::collections::BTreeMap<String, u64>>> =
+    std::sync::OnceLock::new();
+
+fn count_for_api(api: &str) {
+    let map = REQUESTS_BY_API.get_or_init(|| Mutex::new(std::collections::BTreeMap::new()));
+    if let Ok(mut m) = map.lock() {
+        *m.entry(api.to_string()).or_default() += 1;
+    }
+}
+
+/// Requests sent so far by this process, per API name, retries included.
+#[must_use]
+pub fn requests_by_api() -> std::collections::BTreeMap<String, u64> {
+    REQUESTS_BY_API
+        .get()
+        .and_then(|m| m.lock().ok().map(|m| m.clone()))
+        .unwrap_or_default()
+}
+
 impl HttpClient {
     /// A client for the API named `api` (used in messages) at `base_url`.
     ///
@@ -510,6 +532,7 @@ impl HttpClient {
                     .await
                     .expect("the semaphore is never closed");
                 self.counter.fetch_add(1, Ordering::Relaxed);
+                count_for_api(&self.api);
                 let mut req = self
                     .client
                     .request(method.clone(), &url)

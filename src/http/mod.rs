@@ -8,6 +8,6 @@ pub mod paginate;
 mod retry;
 pub mod token;
 
-pub use client::{Auth, HttpClient, HttpError, HttpSettings, Reply, Sent};
+pub use client::{requests_by_api, Auth, HttpClient, HttpError, HttpSettings, Reply, Sent};
 pub use retry::RetryPolicy;
 pub use token::TokenSource;

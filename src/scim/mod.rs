@@ -1,6 +1,6 @@
 //! A SCIM 2.0 directory (RFC 7643/7644): the client shared by `type: scim` and `type: atlassian`.
 //!
-//! Reads users and groups page by page (members come with the group listing: no per-user calls);
+//! Reads users and groups page by page (members come with the group listing: no per-user calls in the full read; `snapshot_people` filters per person);
 //! writes with POST (create), PatchOp PATCH (changed attributes only, `active`, membership batches),
 //! never DELETE. A create that meets 409 adopts the existing object and brings its fields in line.
 //!
@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use crate::http::{paginate, Auth, HttpClient, HttpError, HttpSettings, Sent};
-use crate::model::{Group, LeftOut, Snapshot, User};
+use crate::model::{Group, LeftOut, People, Snapshot, User};
 use crate::plan::ActionError;
 use crate::plan::{Action, FieldChange, Member, UserFields};
 
@@ -177,6 +177,12 @@ impl ScimDirectory {
             paginate::scim_all(&self.http, "Users", self.page_size),
             paginate::scim_all(&self.http, "Groups", self.page_size)
         )?;
+        Ok(self.assemble(&users, &groups))
+    }
+
+    /// Users and groups as the directory listed them, as the model; remembers what a later apply
+    /// needs (ids by name, each group's members). Both the full and the targeted read end here.
+    fn assemble(&self, users: &[Value], groups: &[Value]) -> Snapshot {
         let mut skipped = Vec::new();
         let users: Vec<User> = users
             .iter()
@@ -202,7 +208,7 @@ impl ScimDirectory {
                     }
                 }
             }
-            for g in &groups {
+            for g in groups {
                 if let (Some(name), Some(id)) =
                     (g.get("displayName").and_then(Value::as_str), id_of(g))
                 {
@@ -220,7 +226,7 @@ impl ScimDirectory {
             .filter_map(|u| u.id.as_deref().map(|id| (id, u.email.as_str())))
             .collect();
         let mut kept = HashMap::with_capacity(groups.len());
-        for g in &groups {
+        for g in groups {
             if let Some(id) = g.get("id").and_then(Value::as_str) {
                 let members = member_ids(g)
                     .into_iter()
@@ -283,12 +289,137 @@ impl ScimDirectory {
                 })
             })
             .collect();
-        Ok(Snapshot {
+        Snapshot {
             users,
             groups,
             verified_domains: None,
             skipped,
-        })
+        }
+    }
+
+    /// What concerns these people only (a targeted read, for `sync-user` and `explain`): their
+    /// users, found by `filter=userName eq "EMAIL"` per email and `filter=externalId eq "ID"` per
+    /// IdP id (a renamed person is found as a rename), and every group, listed with
+    /// `excludedAttributes=members`; a group's members are then these people as their `groups`
+    /// attribute (RFC 7643 §4.1.2, read-only, which Atlassian returns) names it. A directory that
+    /// sends users without a `groups` attribute at all cannot say whom a group holds this way: the
+    /// groups are then listed with their members, as the full read does. The result is what
+    /// [`Snapshot::restrict_to`] makes of the full read, for users whose `userName` is their email
+    /// or who carry one of these ids as `externalId` (Atlassian filters on nothing else). An empty
+    /// filter result is absence; a failed request fails the read.
+    ///
+    /// # Errors
+    /// Any request that fails after retries.
+    pub async fn snapshot_people(&self, people: &People) -> Result<Snapshot, HttpError> {
+        use futures_util::stream::{self, StreamExt, TryStreamExt};
+        // (by userName, value): the attribute is chosen inside, so the stream owns what it holds.
+        let lookups: Vec<(bool, String)> = people
+            .emails
+            .iter()
+            .map(|e| (true, e.clone()))
+            .chain(people.ids.iter().map(|i| (false, i.clone())))
+            .collect();
+        let found = stream::iter(lookups)
+            .map(|(by_name, value)| async move {
+                let attr = if by_name { "userName" } else { "externalId" };
+                self.filtered("Users", attr, &value).await
+            })
+            .buffered(self.http.concurrency().max(1))
+            .try_collect::<Vec<Vec<Value>>>();
+        let groups = paginate::scim_all(
+            &self.http,
+            "Groups?excludedAttributes=members",
+            self.page_size,
+        );
+        let (found, mut groups) = tokio::try_join!(found, groups)?;
+        let mut seen = HashSet::new();
+        let users: Vec<Value> = found
+            .into_iter()
+            .flatten()
+            .filter(|u| id_of(u).is_none_or(|id| seen.insert(id)))
+            .collect();
+        if users.iter().any(|u| u.get("groups").is_none()) {
+            // No `groups` attribute: the memberships must come from the groups themselves.
+            groups = paginate::scim_all(&self.http, "Groups", self.page_size).await?;
+        } else {
+            let mut members: HashMap<String, Vec<Value>> = HashMap::new();
+            for u in &users {
+                let Some(uid) = id_of(u) else { continue };
+                for g in u
+                    .get("groups")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    if let Some(gid) = g.get("value").and_then(Value::as_str) {
+                        members
+                            .entry(gid.to_string())
+                            .or_default()
+                            .push(json!({"value": uid, "type": "User"}));
+                    }
+                }
+            }
+            for g in &mut groups {
+                let ms = id_of(g)
+                    .and_then(|id| members.remove(&id))
+                    .unwrap_or_default();
+                if let Some(obj) = g.as_object_mut() {
+                    obj.insert("members".into(), Value::Array(ms));
+                }
+            }
+        }
+        let mut snap = self.assemble(&users, &groups);
+        // Members that are not these people are not this read's business (the full read names
+        // them as left out; restricted, that record is dropped too).
+        snap.skipped
+            .retain(|l| l.kind != crate::model::LeftOutKind::Member);
+        Ok(snap.restrict_to(people))
+    }
+
+    /// Every resource whose `attr` equals `value`, completely (a filter result is one short page,
+    /// but it is checked against `totalResults` like any listing).
+    async fn filtered(
+        &self,
+        resource: &str,
+        attr: &str,
+        value: &str,
+    ) -> Result<Vec<Value>, HttpError> {
+        let filter = format!(
+            "{attr} eq \"{}\"",
+            value.replace('\\', "\\\\").replace('"', "\\\"")
+        );
+        let mut page = self
+            .http
+            .get_json(
+                resource,
+                &[
+                    ("filter", filter),
+                    ("startIndex", "1".into()),
+                    ("count", self.page_size.to_string()),
+                ],
+            )
+            .await?;
+        let total = page.get("totalResults").and_then(Value::as_u64);
+        let found = match page.get_mut("Resources").map(Value::take) {
+            Some(Value::Array(r)) => r,
+            None | Some(Value::Null) => Vec::new(),
+            Some(_) => {
+                return Err(self.http.malformed(
+                    resource,
+                    "a SCIM ListResponse whose Resources is not a list",
+                ))
+            }
+        };
+        if let Some(t) = total.filter(|t| *t as usize != found.len()) {
+            return Err(self.http.malformed(
+                resource,
+                &format!(
+                    "the filter {attr} eq {value:?} announced {t} result(s) but returned {}: the answer is incomplete",
+                    found.len()
+                ),
+            ));
+        }
+        Ok(found)
     }
 
     /// Applies one action.

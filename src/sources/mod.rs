@@ -128,10 +128,6 @@ pub trait Source: Send + Sync {
     async fn snapshot_people(&self, people: &People) -> Result<Snapshot, SourceError> {
         Ok(self.snapshot().await?.restrict_to(people))
     }
-    /// Requests sent to the source so far (0 for a file, or a connector that does not count them).
-    fn requests(&self) -> u64 {
-        0
-    }
 }
 
 /// Model groups from an IdP's group listing and, per group, its member objects (each with the IdP's
@@ -324,6 +320,40 @@ where
         .buffered(concurrency)
         .try_collect()
         .await
+}
+
+/// For each listed group, the member objects (`{"id"}`) that the per-person group listings name
+/// (person id -> that person's groups): the member listings a full read would have cut to them.
+pub fn member_objects(
+    listed: &[(String, String)],
+    memberships: &[(String, Vec<serde_json::Value>)],
+) -> Vec<Vec<serde_json::Value>> {
+    listed
+        .iter()
+        .map(|(gid, _)| {
+            memberships
+                .iter()
+                .filter(|(_, gs)| {
+                    gs.iter()
+                        .any(|g| g.get("id").and_then(id_text).as_deref() == Some(gid.as_str()))
+                })
+                .map(|(uid, _)| serde_json::json!({ "id": uid }))
+                .collect()
+        })
+        .collect()
+}
+
+/// A path segment, percent-encoded (an id or email in a per-person URL).
+#[must_use]
+pub fn seg(id: &str) -> String {
+    id.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// An IdP object id as text: a string, or a number (OneLogin).

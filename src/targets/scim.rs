@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 
 use super::{ActionError, Target, TargetError};
-use crate::model::Snapshot;
+use crate::model::{People, Snapshot};
 use crate::plan::Action;
 use crate::scim::ScimDirectory;
 
@@ -45,6 +45,10 @@ impl Target for ScimTarget {
 
     async fn snapshot(&mut self) -> Result<Snapshot, TargetError> {
         Ok(self.dir.snapshot().await?)
+    }
+
+    async fn snapshot_people(&mut self, people: &People) -> Result<Snapshot, TargetError> {
+        Ok(self.dir.snapshot_people(people).await?)
     }
 
     async fn apply(&self, action: &Action) -> Result<(), ActionError> {

@@ -1395,14 +1395,19 @@ async fn list_groups(
         },
     };
     let nulls = state.config.explicit_nulls;
+    let bare = excludes_members(&query);
     let matching: Vec<&ScimGroup> = match name {
         None => {
             // Every group: only the page's groups are looked at.
             let window: Vec<&ScimGroup> = page.window(&state.groups).iter().collect();
             let names = state.user_names(&window);
-            return Ok(
-                page.list_response(&state.groups, nulls, |g| state.group_json_with(g, &names))
-            );
+            return Ok(page.list_response(&state.groups, nulls, |g| {
+                let mut g = state.group_json_with(g, &names);
+                if bare {
+                    strip_members(&mut g);
+                }
+                g
+            }));
         }
         Some(name) => {
             let mut found: Vec<usize> = (state.group_names.ids(&name).iter())
@@ -1413,7 +1418,13 @@ async fn list_groups(
         }
     };
     let names = state.user_names(page.window(&matching));
-    Ok(page.list_response(&matching, nulls, |g| state.group_json_with(g, &names)))
+    Ok(page.list_response(&matching, nulls, |g| {
+        let mut g = state.group_json_with(g, &names);
+        if bare {
+            strip_members(&mut g);
+        }
+        g
+    }))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2257,5 +2268,21 @@ fn page_dialect(
     match body.get_mut(field) {
         Some(Value::Array(items)) => crate::cut_items(kind, items),
         _ => false,
+    }
+}
+
+/// Whether a listing asks to leave `members` out (`excludedAttributes=members`, RFC 7644 §3.9: a
+/// comma-separated list, case-insensitive).
+fn excludes_members(query: &HashMap<String, String>) -> bool {
+    query.get("excludedAttributes").is_some_and(|x| {
+        x.split(',')
+            .any(|a| a.trim().eq_ignore_ascii_case("members"))
+    })
+}
+
+/// A group resource without its `members` (as `excludedAttributes=members` returns it).
+fn strip_members(group: &mut Value) {
+    if let Some(obj) = group.as_object_mut() {
+        obj.remove("members");
     }
 }

@@ -568,8 +568,9 @@ fn router(state: Shared) -> Router {
     let directory = Router::new()
         .route("/users", get(list_users))
         .route("/users/{key}", get(get_user))
-        .route("/groups", get(list_groups))
+        .route("/groups", get(list_groups_by))
         .route("/groups/{key}/members", get(list_members))
+        .route("/groups/{key}/hasMember/{member}", get(has_member))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             directory_gate,
@@ -924,4 +925,70 @@ fn page_dialect(
         Some(Value::Array(items)) => crate::cut_items(kind, items),
         _ => false,
     }
+}
+
+/// `groups.list` with `userKey` (an email or id): the groups the user is a direct member of
+/// (customer and domain are then not needed), paged like the plain listing; without `userKey`,
+/// the plain listing.
+async fn list_groups_by(state: AxumState<Shared>, uri: Uri) -> Reply {
+    let params = params(&uri);
+    let Some(user_key) = param(&params, "userKey").map(String::from) else {
+        return list_groups(state, uri).await;
+    };
+    let limit = max_results(&params, 200, 200)?;
+    let st = lock(&state);
+    let limit = limit.min(st.config.page_cap);
+    let user = st.user_by_key(&user_key).ok_or_else(|| {
+        Failure::google(
+            StatusCode::NOT_FOUND,
+            "Resource Not Found: userKey",
+            "notFound",
+            "global",
+        )
+    })?;
+    let me = GMember::User(user.id.clone());
+    let groups = st
+        .groups
+        .values()
+        .filter(|g| g.members.contains(&me))
+        .map(|g| {
+            let body = json!({"kind": "admin#directory#group", "id": g.id, "email": g.email,
+                "name": g.name, "directMembersCount": g.members.len().to_string()});
+            (g.email.to_lowercase(), body)
+        })
+        .collect();
+    page(
+        &params,
+        "admin#directory#groups",
+        "groups",
+        groups,
+        limit,
+        st.config.explicit_nulls,
+        |v| v,
+    )
+}
+
+/// `members.hasMember`: whether the user (email or id) is a member of the group, directly or
+/// through nested groups: `{"isMember": bool}`; an unknown group or user is 404.
+async fn has_member(
+    AxumState(state): AxumState<Shared>,
+    Path((key, member)): Path<(String, String)>,
+) -> Reply {
+    let st = lock(&state);
+    let not_found = |what: &str| {
+        Failure::google(
+            StatusCode::NOT_FOUND,
+            &format!("Resource Not Found: {what}"),
+            "notFound",
+            "global",
+        )
+    };
+    let group = st.group_by_key(&key).ok_or_else(|| not_found("groupKey"))?;
+    let user = st
+        .user_by_key(&member)
+        .ok_or_else(|| not_found("memberKey"))?;
+    let is = st
+        .derived_users(group)
+        .contains(&GMember::User(user.id.clone()));
+    Ok(Json(json!({ "isMember": is })).into_response())
 }

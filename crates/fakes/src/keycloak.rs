@@ -566,10 +566,13 @@ type Reply = Result<Response, Failure>;
 fn router(state: Shared) -> Router {
     let routes: Router<Shared> = Router::new()
         .route("/realms/{realm}/protocol/openid-connect/token", post(token))
-        .route("/admin/realms/{realm}/users", get(list_users))
+        .route("/admin/realms/{realm}/users", get(list_users_by))
         .route("/admin/realms/{realm}/users/count", get(count_users))
         .route("/admin/realms/{realm}/users/{id}", get(get_user))
-        .route("/admin/realms/{realm}/users/{id}/groups", get(user_groups))
+        .route(
+            "/admin/realms/{realm}/users/{id}/groups",
+            get(user_groups_paged),
+        )
         .route("/admin/realms/{realm}/groups", get(list_groups))
         .route("/admin/realms/{realm}/groups/count", get(count_groups))
         .route("/admin/realms/{realm}/groups/{id}", get(get_group))
@@ -800,27 +803,6 @@ async fn get_user(
     json_reply(user_json(user, false, state.config.explicit_nulls))
 }
 
-async fn user_groups(
-    AxumState(state): AxumState<Shared>,
-    Path((realm, id)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> Reply {
-    let mut state = admin(&state, &headers, &realm)?;
-    state.user_groups_calls += 1;
-    if !state.users.contains_key(&id) {
-        return Err(user_not_found());
-    }
-    let mut groups: Vec<&Group> = state.groups_of.get(&id).map_or_else(Vec::new, |ids| {
-        let ids: BTreeSet<&String> = ids.iter().collect();
-        ids.into_iter()
-            .filter_map(|g| state.groups.get(g))
-            .collect()
-    });
-    groups.sort_by(|a, b| a.name.cmp(&b.name));
-    let groups: Vec<Value> = groups.into_iter().map(|g| state.group_json(g)).collect();
-    json_reply(json!(groups))
-}
-
 async fn list_groups(
     AxumState(state): AxumState<Shared>,
     Path(realm): Path<String>,
@@ -943,4 +925,79 @@ fn page_dialect(kind: crate::PageFaultKind, body: &mut Value, _headers: &mut Hea
         Value::Array(items) => crate::cut_items(kind, items),
         _ => false,
     }
+}
+
+/// `GET …/users` with `email=` or `username=` (and `exact=true`: the whole value, case-insensitive,
+/// as Keycloak stores both lower-cased; without `exact`, a substring): the per-person lookups.
+/// Any other query is the plain listing.
+async fn list_users_by(
+    state: AxumState<Shared>,
+    path: Path<String>,
+    query: Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Reply {
+    let by: Vec<(&str, String)> = ["email", "username"]
+        .into_iter()
+        .filter_map(|k| query.get(k).map(|v| (k, v.to_lowercase())))
+        .collect();
+    if by.is_empty() {
+        return list_users(state, path, query, headers).await;
+    }
+    let exact = query.get("exact").is_some_and(|v| v == "true");
+    let st = admin(&state, &headers, &path)?;
+    let (first, max, brief) = paging(&query, DEFAULT_MAX, st.config.max_cap)?;
+    let mut users: Vec<&User> = st
+        .users
+        .values()
+        .filter(|u| !u.service_account)
+        .filter(|u| {
+            by.iter().all(|(k, want)| {
+                let have = match *k {
+                    "email" => u.email.as_deref().map(str::to_lowercase),
+                    _ => Some(u.username.to_lowercase()),
+                };
+                have.is_some_and(|h| {
+                    if exact {
+                        h == *want
+                    } else {
+                        h.contains(want.as_str())
+                    }
+                })
+            })
+        })
+        .collect();
+    users.sort_by(|a, b| a.username.cmp(&b.username));
+    let users: Vec<Value> = page(users, first, max)
+        .into_iter()
+        .map(|u| user_json(u, brief, st.config.explicit_nulls))
+        .collect();
+    json_reply(json!(users))
+}
+
+/// `GET …/users/{id}/groups` with `first` and `max` (default 100, as Keycloak's), sorted by name:
+/// the user's direct groups, a page at a time.
+async fn user_groups_paged(
+    AxumState(state): AxumState<Shared>,
+    Path((realm, id)): Path<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Reply {
+    let mut state = admin(&state, &headers, &realm)?;
+    state.user_groups_calls += 1;
+    if !state.users.contains_key(&id) {
+        return Err(user_not_found());
+    }
+    let (first, max, _) = paging(&query, DEFAULT_MAX, state.config.max_cap)?;
+    let mut groups: Vec<&Group> = state.groups_of.get(&id).map_or_else(Vec::new, |ids| {
+        let ids: BTreeSet<&String> = ids.iter().collect();
+        ids.into_iter()
+            .filter_map(|g| state.groups.get(g))
+            .collect()
+    });
+    groups.sort_by(|a, b| a.name.cmp(&b.name));
+    let groups: Vec<Value> = page(groups, first, max)
+        .into_iter()
+        .map(|g| state.group_json(g))
+        .collect();
+    json_reply(json!(groups))
 }

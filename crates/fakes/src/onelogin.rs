@@ -814,6 +814,7 @@ fn router(state: Shared) -> Router {
         .route(TOKEN_PATH, post(token))
         .route("/api/2/users", get(list_users))
         .route("/api/2/users/{id}", get(get_user))
+        .route("/api/2/users/{id}/roles", get(user_roles))
         .route("/api/2/roles", get(list_roles))
         .route("/api/2/roles/{id}/users", get(role_users))
         .route("/api/1/groups", get(list_groups))
@@ -1268,4 +1269,27 @@ fn page_dialect(
         _ => None,
     };
     items.is_some_and(|items| crate::cut_items(kind, items))
+}
+
+/// `GET /api/2/users/{id}/roles`: the ids of the user's roles, a bare JSON array of numbers
+/// sorted by id (404 for an unknown user).
+async fn user_roles(
+    AxumState(state): AxumState<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Reply {
+    let mut state = lock(&state);
+    state.authorize(&headers)?;
+    let user = id
+        .parse::<u64>()
+        .ok()
+        .filter(|id| state.users.contains_key(id))
+        .ok_or_else(|| Failure::not_found("User not found"))?;
+    let roles: Vec<u64> = state
+        .roles
+        .values()
+        .filter(|r| r.members.contains(&user))
+        .map(|r| r.id)
+        .collect();
+    Ok(Json(json!(roles)).into_response())
 }

@@ -4,7 +4,7 @@
 //! only the fields idsync needs and `$top=999`, `GET /groups` (or one `$filter` per configured group),
 //! and per group `transitiveMembers/microsoft.graph.user` (or `members/…` when `transitive: false`);
 //! every listing follows `@odata.nextLink` and, but for users with their manager, asks `$count=true`
-//! (with `ConsistencyLevel: eventual`) to check it got every object. No per-user calls: the manager comes with the user listing
+//! (with `ConsistencyLevel: eventual`) to check it got every object. The full read makes no per-user calls (`snapshot_people` does): the manager comes with the user listing
 //! (`$expand`), membership with the group listings. 429s are retried after `Retry-After`.
 
 pub mod config;
@@ -21,7 +21,7 @@ use super::{present, Source, SourceError};
 use crate::config::secret::Secret;
 use crate::config::GraphVersion;
 use crate::http::{oauth, paginate, Auth, HttpClient, HttpError, HttpSettings, TokenSource};
-use crate::model::{LeftOut, Snapshot, User};
+use crate::model::{LeftOut, People, Snapshot, User};
 
 /// User properties read (`$select`).
 const USER_FIELDS: &str =
@@ -186,6 +186,79 @@ impl EntraSource {
         paginate::check_unique(http, path, &out)?;
         Ok((out, count))
     }
+
+    /// The groups to read (every group, or the configured ones), without members. Shared by the
+    /// full and the targeted read.
+    async fn group_listing(&self, http: &HttpClient, top: &str) -> Result<Vec<Value>, HttpError> {
+        let top = top.to_string();
+        let count = ("$count", "true".to_string());
+        let select = ("$select", "id,displayName".to_string());
+        if self.groups.is_empty() {
+            let q = vec![select, ("$top", top.clone()), count.clone()];
+            return Self::all(http, "groups", q).await;
+        }
+        let mut found = Vec::new();
+        for wanted in &self.groups {
+            if let super::GroupRef::Id(id) = super::GroupRef::parse(wanted) {
+                match http
+                    .get_json(&format!("groups/{id}"), std::slice::from_ref(&select))
+                    .await
+                {
+                    Ok(g) => {
+                        found.push(g);
+                        continue;
+                    }
+                    // Not an id: perhaps a group named `id:…`.
+                    Err(e) if matches!(e.status(), Some(400 | 404)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            let filter = format!("displayName eq '{}'", wanted.replace('\'', "''"));
+            let hits = Self::all(http, "groups", vec![select.clone(), ("$filter", filter)]).await?;
+            match hits.len() {
+                0 => {
+                    return Err(http.malformed(
+                        "groups",
+                        &format!("the configured group {wanted:?} does not exist in Entra ID"),
+                    ))
+                }
+                1 => found.extend(hits),
+                _ => {
+                    let groups: Vec<(&str, &str)> = hits
+                        .iter()
+                        .map(|g| {
+                            let id = g.get("id").and_then(Value::as_str).unwrap_or("");
+                            let name = g.get("displayName").and_then(Value::as_str).unwrap_or("");
+                            (id, name)
+                        })
+                        .collect();
+                    return Err(http.malformed(
+                        "groups",
+                        &super::ambiguous_configured(wanted, &groups, "in Entra ID"),
+                    ));
+                }
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// `(id, name)` of each listed group; one without either is left out, named.
+fn listed_groups(groups: &[Value], skipped: &mut Vec<LeftOut>) -> Vec<(String, String)> {
+    groups
+        .iter()
+        .filter_map(|g| {
+            let id = g.get("id").and_then(Value::as_str).map(String::from);
+            match (id, present(g.get("displayName"))) {
+                (Some(id), Some(name)) => Some((id, name.to_string())),
+                (id, _) => {
+                    let name = id.clone().unwrap_or_default();
+                    skipped.push(LeftOut::group(id, &name, "no id or no displayName"));
+                    None
+                }
+            }
+        })
+        .collect()
 }
 
 /// A Graph user as the model. Email: `mail`, else the user principal name; Graph sends unset
@@ -273,58 +346,7 @@ impl Source for EntraSource {
             users_q.push(count.clone());
         }
         let users = Self::all(&http, "users", users_q);
-        let groups = async {
-            let select = ("$select", "id,displayName".to_string());
-            if self.groups.is_empty() {
-                let q = vec![select, ("$top", top.clone()), count.clone()];
-                return Self::all(&http, "groups", q).await;
-            }
-            let mut found = Vec::new();
-            for wanted in &self.groups {
-                if let super::GroupRef::Id(id) = super::GroupRef::parse(wanted) {
-                    match http
-                        .get_json(&format!("groups/{id}"), std::slice::from_ref(&select))
-                        .await
-                    {
-                        Ok(g) => {
-                            found.push(g);
-                            continue;
-                        }
-                        // Not an id: perhaps a group named `id:…`.
-                        Err(e) if matches!(e.status(), Some(400 | 404)) => {}
-                        Err(e) => return Err(e),
-                    }
-                }
-                let filter = format!("displayName eq '{}'", wanted.replace('\'', "''"));
-                let hits =
-                    Self::all(&http, "groups", vec![select.clone(), ("$filter", filter)]).await?;
-                match hits.len() {
-                    0 => {
-                        return Err(http.malformed(
-                            "groups",
-                            &format!("the configured group {wanted:?} does not exist in Entra ID"),
-                        ))
-                    }
-                    1 => found.extend(hits),
-                    _ => {
-                        let groups: Vec<(&str, &str)> = hits
-                            .iter()
-                            .map(|g| {
-                                let id = g.get("id").and_then(Value::as_str).unwrap_or("");
-                                let name =
-                                    g.get("displayName").and_then(Value::as_str).unwrap_or("");
-                                (id, name)
-                            })
-                            .collect();
-                        return Err(http.malformed(
-                            "groups",
-                            &super::ambiguous_configured(wanted, &groups, "in Entra ID"),
-                        ));
-                    }
-                }
-            }
-            Ok(found)
-        };
+        let groups = self.group_listing(&http, &top);
         let relation = if self.transitive {
             "transitiveMembers"
         } else {
@@ -333,21 +355,7 @@ impl Source for EntraSource {
         // Members are read as soon as the groups are known, alongside the users.
         let groups = async {
             let mut skipped = Vec::new();
-            let listed: Vec<(String, String)> = groups
-                .await?
-                .iter()
-                .filter_map(|g| {
-                    let id = g.get("id").and_then(Value::as_str).map(String::from);
-                    match (id, present(g.get("displayName"))) {
-                        (Some(id), Some(name)) => Some((id, name.to_string())),
-                        (id, _) => {
-                            let name = id.clone().unwrap_or_default();
-                            skipped.push(LeftOut::group(id, &name, "no id or no displayName"));
-                            None
-                        }
-                    }
-                })
-                .collect();
+            let listed = listed_groups(&groups.await?, &mut skipped);
             let ids = listed.iter().map(|(id, _)| id.clone()).collect();
             // Every member, not only users: service principals, devices and contacts are counted
             // and named rather than filtered out by a cast.
@@ -404,6 +412,117 @@ impl Source for EntraSource {
             verified_domains: None,
             skipped,
         })
+    }
+
+    /// Per person: `GET /users?$filter=mail eq 'E'` and `…userPrincipalName eq 'E'` per email (the
+    /// full read's email is `mail`, else the UPN), `GET /users/{id}` per id (404 is absence), with
+    /// the same `$select` (and manager `$expand`) as the full read; then per person found
+    /// `GET /users/{id}/transitiveMemberOf` (or `memberOf` with `transitive: false`, as the full
+    /// read's `transitiveMembers`/`members`), kept to the groups the full read lists.
+    async fn snapshot_people(&self, people: &People) -> Result<Snapshot, SourceError> {
+        use futures_util::stream::{self, StreamExt, TryStreamExt};
+        let http = self.client().await?;
+        let top = self.page_size.clamp(1, 999).to_string();
+        let width = http.concurrency().max(1);
+        let mut user_q = vec![("$select", USER_FIELDS.to_string())];
+        if self.manager {
+            user_q.push((
+                "$expand",
+                "manager($select=mail,userPrincipalName)".to_string(),
+            ));
+        }
+        let lookups: Vec<(bool, String)> = people
+            .emails
+            .iter()
+            .flat_map(|e| [(true, e.clone()), (false, e.clone())])
+            .collect();
+        let by_email = stream::iter(lookups)
+            .map(|(by_mail, e)| {
+                let (http, mut q) = (&http, user_q.clone());
+                async move {
+                    let attr = if by_mail { "mail" } else { "userPrincipalName" };
+                    q.push(("$filter", format!("{attr} eq '{}'", e.replace('\'', "''"))));
+                    Self::all(http, "users", q).await
+                }
+            })
+            .buffered(width)
+            .try_collect::<Vec<Vec<Value>>>();
+        let by_id = stream::iter(people.ids.iter().cloned())
+            .map(|id| {
+                let (http, q) = (&http, user_q.clone());
+                async move {
+                    match http
+                        .get_json(&format!("users/{}", super::seg(&id)), &q)
+                        .await
+                    {
+                        Ok(u) => Ok(vec![u]),
+                        Err(e) if e.status() == Some(404) => Ok(Vec::new()),
+                        Err(e) => Err(e),
+                    }
+                }
+            })
+            .buffered(width)
+            .try_collect::<Vec<Vec<Value>>>();
+        let groups = self.group_listing(&http, &top);
+        let (by_email, by_id, groups) = tokio::try_join!(by_email, by_id, groups)?;
+        let mut seen = std::collections::HashSet::new();
+        let found: Vec<Value> = by_email
+            .into_iter()
+            .chain(by_id)
+            .flatten()
+            .filter(|u| {
+                u.get("id")
+                    .and_then(Value::as_str)
+                    .is_none_or(|id| seen.insert(id.to_string()))
+            })
+            .collect();
+        let relation = if self.transitive {
+            "transitiveMemberOf"
+        } else {
+            "memberOf"
+        };
+        let ids: Vec<String> = found
+            .iter()
+            .filter_map(|u| u.get("id").and_then(Value::as_str).map(String::from))
+            .collect();
+        let memberships: Vec<(String, Vec<Value>)> = stream::iter(ids)
+            .map(|id| {
+                let (http, top) = (&http, top.clone());
+                async move {
+                    let path = format!("users/{}/{relation}", super::seg(&id));
+                    let q = vec![
+                        ("$select", "id,displayName".to_string()),
+                        ("$top", top),
+                        ("$count", "true".to_string()),
+                    ];
+                    let gs = Self::all(http, &path, q).await?;
+                    Ok::<_, HttpError>((id, gs))
+                }
+            })
+            .buffered(width)
+            .try_collect()
+            .await?;
+        let mut skipped = Vec::new();
+        let listed = listed_groups(&groups, &mut skipped);
+        let members = super::member_objects(&listed, &memberships);
+        let users: Vec<User> = found
+            .iter()
+            .filter_map(|v| user_from_graph(v).map_err(|l| skipped.push(*l)).ok())
+            .collect();
+        let groups = super::groups_from_listings(
+            &users,
+            listed,
+            members,
+            "not among the users Graph listed",
+            &mut skipped,
+        );
+        Ok(Snapshot {
+            users,
+            groups,
+            verified_domains: None,
+            skipped,
+        }
+        .restrict_to(people))
     }
 }
 

@@ -1,4 +1,5 @@
-//! `type: file`: a snapshot file read as an identity provider.
+//! `type: file`: a snapshot file read as an identity provider. A targeted read keeps the `Source`
+//! default: the file is read whole and cut down to the people (there is nothing to save).
 
 pub mod config;
 

@@ -21,7 +21,7 @@ use self::config::GoogleSourceConfig;
 use super::{present, Source, SourceError};
 use crate::config::secret::Secret;
 use crate::http::{oauth, paginate, Auth, HttpClient, HttpError, HttpSettings, TokenSource};
-use crate::model::{LeftOut, Snapshot, User};
+use crate::model::{LeftOut, People, Snapshot, User};
 
 /// Read-only scopes the Directory API needs.
 pub const SCOPES: &[&str] = &[
@@ -119,6 +119,37 @@ impl GoogleSource {
             Auth::Token(Arc::new(tokens)),
             &self.settings,
         ))
+    }
+
+    /// `(id, email)` of the groups to read (every group, or the configured ones); a group
+    /// without either is left out, named.
+    fn listed(
+        &self,
+        groups: &[Value],
+        skipped: &mut Vec<LeftOut>,
+    ) -> Result<Vec<(String, String)>, SourceError> {
+        let mut listed: Vec<(String, String)> = groups
+            .iter()
+            .filter_map(|g| {
+                let id = g.get("id").and_then(Value::as_str).map(String::from);
+                match (id, present(g.get("email"))) {
+                    (Some(id), Some(email)) => Some((id, email.to_lowercase())),
+                    (id, _) => {
+                        let name = present(g.get("name"))
+                            .map_or_else(|| id.clone().unwrap_or_default(), String::from);
+                        skipped.push(LeftOut::group(id, &name, "no id or no email"));
+                        None
+                    }
+                }
+            })
+            .collect();
+        super::keep_configured(
+            &mut listed,
+            &self.groups,
+            true,
+            "in Google Workspace (groups are named by email)",
+        )?;
+        Ok(listed)
     }
 
     fn scope(&self) -> (&'static str, String) {
@@ -290,28 +321,7 @@ impl Source for GoogleSource {
         // Members are read as soon as the groups are known, alongside the users.
         let groups = async {
             let mut skipped = Vec::new();
-            let mut listed: Vec<(String, String)> = groups
-                .await?
-                .iter()
-                .filter_map(|g| {
-                    let id = g.get("id").and_then(Value::as_str).map(String::from);
-                    match (id, present(g.get("email"))) {
-                        (Some(id), Some(email)) => Some((id, email.to_lowercase())),
-                        (id, _) => {
-                            let name = present(g.get("name"))
-                                .map_or_else(|| id.clone().unwrap_or_default(), String::from);
-                            skipped.push(LeftOut::group(id, &name, "no id or no email"));
-                            None
-                        }
-                    }
-                })
-                .collect();
-            super::keep_configured(
-                &mut listed,
-                &self.groups,
-                true,
-                "in Google Workspace (groups are named by email)",
-            )?;
+            let listed = self.listed(&groups.await?, &mut skipped)?;
             let derived = self.derived_membership.to_string();
             let ids = listed.iter().map(|(id, _)| id.clone()).collect();
             let members = super::member_listings(ids, http.concurrency(), |id| {
@@ -364,6 +374,120 @@ impl Source for GoogleSource {
             verified_domains: None,
             skipped,
         })
+    }
+
+    /// Per person: `users.get` by email and by id (404 is absence), `groups.list` (without
+    /// members) as in the full read; then their memberships: with `include_derived_membership`,
+    /// `members.hasMember` per listed group (direct or nested, as the full read's derived member
+    /// listings), else `groups.list?userKey=ID` (their direct groups, as the full read's direct
+    /// member listings), kept to the listed groups.
+    async fn snapshot_people(&self, people: &People) -> Result<Snapshot, SourceError> {
+        use futures_util::stream::{self, StreamExt, TryStreamExt};
+        let http = self.client().await?;
+        let width = http.concurrency().max(1);
+        let keys: Vec<String> = people.emails.iter().chain(&people.ids).cloned().collect();
+        let found = stream::iter(keys)
+            .map(|k| {
+                let http = &http;
+                async move {
+                    let path = format!("users/{}", super::seg(&k));
+                    let q = [("projection", "full".to_string())];
+                    match get_with_quota_retries(http, &path, &q).await {
+                        Ok(u) => Ok(Some(u)),
+                        Err(e) if e.status() == Some(404) => Ok(None),
+                        Err(e) => Err(e),
+                    }
+                }
+            })
+            .buffered(width)
+            .try_collect::<Vec<Option<Value>>>();
+        let groups = all(
+            &http,
+            "groups",
+            "groups",
+            vec![self.scope(), ("maxResults", "200".into())],
+        );
+        let (found, groups) = tokio::try_join!(found, groups)?;
+        let mut seen = std::collections::HashSet::new();
+        let found: Vec<Value> = found
+            .into_iter()
+            .flatten()
+            .filter(|u| {
+                u.get("id")
+                    .and_then(Value::as_str)
+                    .is_none_or(|id| seen.insert(id.to_string()))
+            })
+            .collect();
+        let mut skipped = Vec::new();
+        let listed = self.listed(&groups, &mut skipped)?;
+        let ids: Vec<String> = found
+            .iter()
+            .filter_map(|u| u.get("id").and_then(Value::as_str).map(String::from))
+            .collect();
+        let memberships: Vec<(String, Vec<Value>)> = if self.derived_membership {
+            let pairs: Vec<(String, String)> = ids
+                .iter()
+                .flat_map(|u| listed.iter().map(move |(g, _)| (u.clone(), g.clone())))
+                .collect();
+            let answers: Vec<(String, String, bool)> = stream::iter(pairs)
+                .map(|(u, g)| {
+                    let http = &http;
+                    async move {
+                        let path =
+                            format!("groups/{}/hasMember/{}", super::seg(&g), super::seg(&u));
+                        let v = get_with_quota_retries(http, &path, &[]).await?;
+                        match v.get("isMember").and_then(Value::as_bool) {
+                            Some(is) => Ok((u, g, is)),
+                            None => Err(http.malformed(&path, "an answer without `isMember`")),
+                        }
+                    }
+                })
+                .buffered(width)
+                .try_collect()
+                .await?;
+            ids.iter()
+                .map(|u| {
+                    let gs = answers
+                        .iter()
+                        .filter(|(au, _, is)| au == u && *is)
+                        .map(|(_, g, _)| serde_json::json!({ "id": g }))
+                        .collect();
+                    (u.clone(), gs)
+                })
+                .collect()
+        } else {
+            stream::iter(ids)
+                .map(|u| {
+                    let http = &http;
+                    async move {
+                        let q = vec![("userKey", u.clone()), ("maxResults", "200".into())];
+                        let gs = all(http, "groups", "groups", q).await?;
+                        Ok::<_, HttpError>((u, gs))
+                    }
+                })
+                .buffered(width)
+                .try_collect()
+                .await?
+        };
+        let members = super::member_objects(&listed, &memberships);
+        let users: Vec<User> = found
+            .iter()
+            .filter_map(|v| user_from_google(v).map_err(|l| skipped.push(*l)).ok())
+            .collect();
+        let groups = super::groups_from_listings(
+            &users,
+            listed,
+            members,
+            "not a user of this Workspace (an external member)",
+            &mut skipped,
+        );
+        Ok(Snapshot {
+            users,
+            groups,
+            verified_domains: None,
+            skipped,
+        }
+        .restrict_to(people))
     }
 }
 

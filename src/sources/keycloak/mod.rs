@@ -21,7 +21,7 @@ use self::config::KeycloakSourceConfig;
 use super::{present, Source, SourceError};
 use crate::config::secret::Secret;
 use crate::http::{oauth, paginate, Auth, HttpClient, HttpError, HttpSettings, TokenSource};
-use crate::model::{LeftOut, Snapshot, User};
+use crate::model::{LeftOut, People, Snapshot, User};
 
 /// A Keycloak realm.
 #[derive(Debug)]
@@ -181,6 +181,34 @@ impl KeycloakSource {
     }
 }
 
+impl KeycloakSource {
+    /// `(id, path)` of the groups to read: the whole tree, or the configured groups.
+    async fn listed(&self, http: &HttpClient) -> Result<Vec<(String, String)>, SourceError> {
+        let tree = self.tree(http).await?;
+        let mut listed: Vec<(String, String)> = tree
+            .iter()
+            .filter_map(|g| {
+                let id = g.get("id")?.as_str()?.to_string();
+                let path = g.get("path").and_then(Value::as_str).map_or_else(
+                    || format!("/{}", g.get("name").and_then(Value::as_str).unwrap_or("")),
+                    String::from,
+                );
+                Some((id, path))
+            })
+            .collect();
+        super::keep_configured(
+            &mut listed,
+            &self.groups,
+            false,
+            &format!(
+                "in realm {} (groups are named by path, e.g. /Engineering/SRE)",
+                self.realm
+            ),
+        )?;
+        Ok(listed)
+    }
+}
+
 /// A Keycloak user as the model: the first value of each attribute is usable in templates. Keycloak
 /// allows users without an email: such a user (unless its username is an email) is left out,
 /// named, with the reason. Keycloak omits unset fields, but a `null` (a proxy, an older server, an
@@ -226,27 +254,7 @@ impl Source for KeycloakSource {
         let users = self.counted(&http, "users", &full, "users/count", &[]);
         // Members are read as soon as the group tree is known, alongside the users.
         let groups = async {
-            let tree = self.tree(&http).await?;
-            let mut listed: Vec<(String, String)> = tree
-                .iter()
-                .filter_map(|g| {
-                    let id = g.get("id")?.as_str()?.to_string();
-                    let path = g.get("path").and_then(Value::as_str).map_or_else(
-                        || format!("/{}", g.get("name").and_then(Value::as_str).unwrap_or("")),
-                        String::from,
-                    );
-                    Some((id, path))
-                })
-                .collect();
-            super::keep_configured(
-                &mut listed,
-                &self.groups,
-                false,
-                &format!(
-                    "in realm {} (groups are named by path, e.g. /Engineering/SRE)",
-                    self.realm
-                ),
-            )?;
+            let listed = self.listed(&http).await?;
             let ids = listed.iter().map(|(id, _)| id.clone()).collect();
             let brief = [("briefRepresentation", "true".to_string())];
             let members = super::member_listings(ids, http.concurrency(), |id| {
@@ -278,6 +286,105 @@ impl Source for KeycloakSource {
             verified_domains: None,
             skipped,
         })
+    }
+
+    /// Per person: `GET …/users?email=E&exact=true` and `…?username=E&exact=true` per email (a
+    /// user without an email stands for one by an email-shaped username, as in the full read),
+    /// `GET …/users/{id}` per id (404 is absence), then `GET …/users/{id}/groups` (direct groups,
+    /// as the full read's `/groups/{id}/members` are direct members) per person found, kept to the
+    /// groups the full read lists (the tree is walked as in the full read, without members).
+    async fn snapshot_people(&self, people: &People) -> Result<Snapshot, SourceError> {
+        let http = self.client().await?;
+        let width = http.concurrency().max(1);
+        let lookups: Vec<(bool, String)> = people
+            .emails
+            .iter()
+            .flat_map(|e| [(true, e.clone()), (false, e.clone())])
+            .collect();
+        let by_email = stream::iter(lookups)
+            .map(|(by_email, e)| {
+                let http = &http;
+                async move {
+                    let attr = if by_email { "email" } else { "username" };
+                    let q = [
+                        (attr, e),
+                        ("exact", "true".to_string()),
+                        ("briefRepresentation", "false".to_string()),
+                    ];
+                    paginate::offset_all(http, "users", &q, self.page_size).await
+                }
+            })
+            .buffered(width)
+            .try_collect::<Vec<Vec<Value>>>();
+        let by_id = stream::iter(people.ids.iter().cloned())
+            .map(|id| {
+                let http = &http;
+                async move {
+                    match http
+                        .get_json(&format!("users/{}", super::seg(&id)), &[])
+                        .await
+                    {
+                        Ok(u) => Ok(vec![u]),
+                        Err(e) if e.status() == Some(404) => Ok(Vec::new()),
+                        Err(e) => Err(e),
+                    }
+                }
+            })
+            .buffered(width)
+            .try_collect::<Vec<Vec<Value>>>();
+        let groups = self.listed(&http);
+        let by_email = async { Ok::<_, SourceError>(by_email.await?) };
+        let by_id = async { Ok::<_, SourceError>(by_id.await?) };
+        let (by_email, by_id, listed) = tokio::try_join!(by_email, by_id, groups)?;
+        let mut seen = std::collections::HashSet::new();
+        let found: Vec<Value> = by_email
+            .into_iter()
+            .chain(by_id)
+            .flatten()
+            // An exact filter that still returns someone else is not this person.
+            .filter(|u| {
+                u.get("id")
+                    .and_then(Value::as_str)
+                    .is_none_or(|id| seen.insert(id.to_string()))
+            })
+            .collect();
+        let ids: Vec<String> = found
+            .iter()
+            .filter_map(|u| u.get("id").and_then(Value::as_str).map(String::from))
+            .collect();
+        let brief = [("briefRepresentation", "true".to_string())];
+        let memberships: Vec<(String, Vec<Value>)> = stream::iter(ids)
+            .map(|id| {
+                let (http, brief) = (&http, &brief);
+                async move {
+                    let path = format!("users/{}/groups", super::seg(&id));
+                    let gs = paginate::offset_all(http, &path, brief, self.page_size).await?;
+                    Ok::<_, HttpError>((id, gs))
+                }
+            })
+            .buffered(width)
+            .try_collect()
+            .await?;
+        let members = super::member_objects(&listed, &memberships);
+        let mut skipped = Vec::new();
+        let users: Vec<User> = found
+            .iter()
+            .filter_map(|v| user_from_keycloak(v).map_err(|l| skipped.push(*l)).ok())
+            .collect();
+        let groups = super::groups_from_listings(
+            &users,
+            listed,
+            members,
+            "not among the realm's users (a service account, or a user created during the read)",
+            &mut skipped,
+        );
+        Ok(Snapshot {
+            users,
+            groups,
+            verified_domains: None,
+            skipped,
+        }
+        .restrict_to(people))
     }
 }
 

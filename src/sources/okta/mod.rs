@@ -2,7 +2,7 @@
 //!
 //! Requests: `GET /api/v1/users?search=status pr` (without `search`, Okta leaves DEPROVISIONED users
 //! out), `GET /api/v1/groups` (or one search per configured group), and `GET /api/v1/groups/{id}/users`
-//! per group, a few at a time; every listing follows `Link: rel="next"`. No per-user calls. Rate-limit
+//! per group, a few at a time; every listing follows `Link: rel="next"`. The full read makes no per-user calls (`snapshot_people` does: see there). Rate-limit
 //! headers pace the requests before a 429 happens.
 
 pub mod config;
@@ -16,7 +16,7 @@ use self::config::OktaSourceConfig;
 use super::{present, Source, SourceError};
 use crate::config::secret::Secret;
 use crate::http::{oauth, paginate, Auth, HttpClient, HttpError, HttpSettings, TokenSource};
-use crate::model::{LeftOut, Snapshot, User};
+use crate::model::{LeftOut, People, Snapshot, User};
 
 /// How the connector authenticates.
 #[derive(Debug)]
@@ -148,6 +148,90 @@ impl OktaSource {
         paginate::check_unique(http, path, &out)?;
         Ok(out)
     }
+
+    /// The groups to read (every group, or the configured ones), as Okta lists them, without
+    /// members. Shared by the full and the targeted read.
+    async fn group_listing(&self, http: &HttpClient, limit: &str) -> Result<Vec<Value>, HttpError> {
+        let limit = limit.to_string();
+        if self.groups.is_empty() {
+            return self
+                .all(http, "api/v1/groups", vec![("limit", limit.clone())])
+                .await;
+        }
+        let mut found = Vec::new();
+        for wanted in &self.groups {
+            if let super::GroupRef::Id(id) = super::GroupRef::parse(wanted) {
+                match http.get_json(&format!("api/v1/groups/{id}"), &[]).await {
+                    Ok(g) => {
+                        found.push(g);
+                        continue;
+                    }
+                    Err(e) if e.status() == Some(404) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            let search = format!("profile.name eq \"{}\"", wanted.replace('"', "\\\""));
+            let hits = self
+                .all(
+                    http,
+                    "api/v1/groups",
+                    vec![("search", search), ("limit", limit.clone())],
+                )
+                .await?;
+            let exact: Vec<Value> = hits
+                .into_iter()
+                .filter(|g| g.pointer("/profile/name").and_then(Value::as_str) == Some(wanted))
+                .collect();
+            match exact.len() {
+                0 => {
+                    return Err(http.malformed(
+                        "api/v1/groups",
+                        &format!("the configured group {wanted:?} does not exist in Okta"),
+                    ))
+                }
+                1 => found.extend(exact),
+                _ => {
+                    let groups: Vec<(&str, &str)> = exact
+                        .iter()
+                        .map(|g| {
+                            let id = g.get("id").and_then(Value::as_str).unwrap_or("");
+                            let kind = g.get("type").and_then(Value::as_str).unwrap_or("");
+                            (id, kind)
+                        })
+                        .collect();
+                    let named: Vec<(&str, String)> = groups
+                        .iter()
+                        .map(|(id, kind)| (*id, format!("{wanted} ({kind})")))
+                        .collect();
+                    let named: Vec<(&str, &str)> =
+                        named.iter().map(|(id, n)| (*id, n.as_str())).collect();
+                    return Err(http.malformed(
+                        "api/v1/groups",
+                        &super::ambiguous_configured(wanted, &named, "in Okta"),
+                    ));
+                }
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// `(id, name)` of each listed group; one without either is left out, named.
+fn listed_groups(groups: &[Value], skipped: &mut Vec<LeftOut>) -> Vec<(String, String)> {
+    groups
+        .iter()
+        .filter_map(|g| {
+            let id = g.get("id").and_then(Value::as_str).map(String::from);
+            match (id, present(g.pointer("/profile/name"))) {
+                (Some(id), Some(name)) => Some((id, name.to_string())),
+                (id, _) => {
+                    let name = id.clone().unwrap_or_default();
+                    skipped.push(LeftOut::group(id, &name, "no id or no name"));
+                    None
+                }
+            }
+        })
+        .collect()
 }
 
 /// Okta statuses that mean the person can work: everything but SUSPENDED and DEPROVISIONED.
@@ -205,86 +289,11 @@ impl Source for OktaSource {
             ("limit", limit.clone()),
         ];
         let users = self.all(&http, "api/v1/users", users_q);
-        let groups = async {
-            if self.groups.is_empty() {
-                return self
-                    .all(&http, "api/v1/groups", vec![("limit", limit.clone())])
-                    .await;
-            }
-            let mut found = Vec::new();
-            for wanted in &self.groups {
-                if let super::GroupRef::Id(id) = super::GroupRef::parse(wanted) {
-                    match http.get_json(&format!("api/v1/groups/{id}"), &[]).await {
-                        Ok(g) => {
-                            found.push(g);
-                            continue;
-                        }
-                        Err(e) if e.status() == Some(404) => {}
-                        Err(e) => return Err(e),
-                    }
-                }
-                let search = format!("profile.name eq \"{}\"", wanted.replace('"', "\\\""));
-                let hits = self
-                    .all(
-                        &http,
-                        "api/v1/groups",
-                        vec![("search", search), ("limit", limit.clone())],
-                    )
-                    .await?;
-                let exact: Vec<Value> = hits
-                    .into_iter()
-                    .filter(|g| g.pointer("/profile/name").and_then(Value::as_str) == Some(wanted))
-                    .collect();
-                match exact.len() {
-                    0 => {
-                        return Err(http.malformed(
-                            "api/v1/groups",
-                            &format!("the configured group {wanted:?} does not exist in Okta"),
-                        ))
-                    }
-                    1 => found.extend(exact),
-                    _ => {
-                        let groups: Vec<(&str, &str)> = exact
-                            .iter()
-                            .map(|g| {
-                                let id = g.get("id").and_then(Value::as_str).unwrap_or("");
-                                let kind = g.get("type").and_then(Value::as_str).unwrap_or("");
-                                (id, kind)
-                            })
-                            .collect();
-                        let named: Vec<(&str, String)> = groups
-                            .iter()
-                            .map(|(id, kind)| (*id, format!("{wanted} ({kind})")))
-                            .collect();
-                        let named: Vec<(&str, &str)> =
-                            named.iter().map(|(id, n)| (*id, n.as_str())).collect();
-                        return Err(http.malformed(
-                            "api/v1/groups",
-                            &super::ambiguous_configured(wanted, &named, "in Okta"),
-                        ));
-                    }
-                }
-            }
-            Ok(found)
-        };
+        let groups = self.group_listing(&http, &limit);
         // Members are read as soon as the groups are known, alongside the users.
         let groups = async {
             let mut skipped = Vec::new();
-            let listed: Vec<(String, String)> = groups
-                .await?
-                .iter()
-                .filter_map(|g| {
-                    let id = g.get("id").and_then(Value::as_str).map(String::from);
-                    match (id, present(g.pointer("/profile/name"))) {
-                        (Some(id), Some(name)) => Some((id, name.to_string())),
-                        (id, _) => {
-                            let name = id.clone().unwrap_or_default();
-                            skipped.push(LeftOut::group(id, &name, "no id or no name"));
-                            None
-                        }
-                    }
-                })
-                .collect();
+            let listed = listed_groups(&groups.await?, &mut skipped);
             let ids = listed.iter().map(|(id, _)| id.clone()).collect();
             let members = super::member_listings(ids, http.concurrency(), |id| {
                 let q = vec![("limit", limit.clone())];
@@ -315,6 +324,107 @@ impl Source for OktaSource {
             verified_domains: None,
             skipped,
         })
+    }
+
+    /// Per person: `GET /api/v1/users?search=profile.email eq "E" or profile.login eq "E"` (a search
+    /// includes DEPROVISIONED users, as the full read's does) per email, `GET /api/v1/users/{id}`
+    /// per id (404 is absence), then `GET /api/v1/users/{id}/groups` per person found, kept to the
+    /// groups the full read lists (every group, or the configured ones, listed without members).
+    async fn snapshot_people(&self, people: &People) -> Result<Snapshot, SourceError> {
+        use futures_util::stream::{self, StreamExt, TryStreamExt};
+        let http = self.client().await?;
+        let limit = self.page_size.to_string();
+        let width = http.concurrency().max(1);
+        let by_email = stream::iter(people.emails.iter().cloned())
+            .map(|e| {
+                let (http, limit) = (&http, limit.clone());
+                async move {
+                    let quoted = e.replace('"', "\\\"");
+                    let search =
+                        format!("profile.email eq \"{quoted}\" or profile.login eq \"{quoted}\"");
+                    self.all(
+                        http,
+                        "api/v1/users",
+                        vec![("search", search), ("limit", limit)],
+                    )
+                    .await
+                }
+            })
+            .buffered(width)
+            .try_collect::<Vec<Vec<Value>>>();
+        let by_id = stream::iter(people.ids.iter().cloned())
+            .map(|id| {
+                let http = &http;
+                async move {
+                    match http
+                        .get_json(&format!("api/v1/users/{}", super::seg(&id)), &[])
+                        .await
+                    {
+                        Ok(u) => Ok(vec![u]),
+                        Err(e) if e.status() == Some(404) => Ok(Vec::new()),
+                        Err(e) => Err(e),
+                    }
+                }
+            })
+            .buffered(width)
+            .try_collect::<Vec<Vec<Value>>>();
+        let groups = self.group_listing(&http, &limit);
+        let (by_email, by_id, groups) = tokio::try_join!(by_email, by_id, groups)?;
+        let mut seen = std::collections::HashSet::new();
+        let found: Vec<Value> = by_email
+            .into_iter()
+            .chain(by_id)
+            .flatten()
+            .filter(|u| {
+                u.get("id")
+                    .and_then(Value::as_str)
+                    .is_none_or(|id| seen.insert(id.to_string()))
+            })
+            .collect();
+        let ids: Vec<String> = found
+            .iter()
+            .filter_map(|u| u.get("id").and_then(Value::as_str).map(String::from))
+            .collect();
+        let memberships = stream::iter(ids)
+            .map(|id| {
+                let http = &http;
+                async move {
+                    let gs = http
+                        .get_json(&format!("api/v1/users/{}/groups", super::seg(&id)), &[])
+                        .await?;
+                    match gs {
+                        Value::Array(gs) => Ok((id, gs)),
+                        _ => Err(http.malformed(
+                            &format!("api/v1/users/{id}/groups"),
+                            "a listing that is not a JSON array",
+                        )),
+                    }
+                }
+            })
+            .buffered(width)
+            .try_collect::<Vec<(String, Vec<Value>)>>()
+            .await?;
+        let mut skipped = Vec::new();
+        let listed = listed_groups(&groups, &mut skipped);
+        let members = super::member_objects(&listed, &memberships);
+        let users: Vec<User> = found
+            .iter()
+            .filter_map(|v| user_from_okta(v).map_err(|l| skipped.push(*l)).ok())
+            .collect();
+        let groups = super::groups_from_listings(
+            &users,
+            listed,
+            members,
+            "not among the users Okta listed",
+            &mut skipped,
+        );
+        Ok(Snapshot {
+            users,
+            groups,
+            verified_domains: None,
+            skipped,
+        }
+        .restrict_to(people))
     }
 }
 

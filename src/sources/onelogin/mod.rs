@@ -5,7 +5,8 @@
 //! with little of it left: it is asked for again once it has run out, or OneLogin refuses it); `GET /api/1/groups` (groups exist
 //! only in v1; `after_cursor` paging); with roles, `GET /api/2/roles` and `GET /api/2/roles/{id}/users`
 //! per role, a few at a time; `GET /api/2/users`, 50 per page, following the `After-Cursor` header.
-//! A user's one group is its `group_id`, so groups cost no member listings. No per-user calls.
+//! A user's one group is its `group_id`, so groups cost no member listings. The full read makes no
+//! per-user calls (`snapshot_people` does).
 //!
 //! The account's hourly budget (`X-RateLimit-Remaining`, `X-RateLimit-Reset` in seconds) is shared
 //! by every integration. Once the first pages say how big the read is, a read that would not fit in
@@ -28,7 +29,7 @@ use super::{id_text, present, Source, SourceError};
 use crate::config::secret::Secret;
 use self::config::OneLoginRegion;
 use crate::http::{oauth, Auth, HttpClient, HttpError, HttpSettings, RetryPolicy, TokenSource};
-use crate::model::{Group, LeftOut, Snapshot, User};
+use crate::model::{Group, LeftOut, People, Snapshot, User};
 
 /// Items per page: the most OneLogin's users and role-users listings return.
 const PAGE: usize = 50;
@@ -532,11 +533,129 @@ impl Source for OneLoginSource {
             async move { session.v2_all(&format!("{ROLES}/{id}/users")).await }
         });
         let (users, role_members) = tokio::try_join!(users, role_members)?;
+        Ok(self.assemble(&users, &groups, roles, role_members, skipped))
+    }
 
+    /// Per person: `GET /api/2/users?email=E` per email, `GET /api/2/users/{id}` per id (404 is
+    /// absence); the groups (`GET /api/1/groups`) as in the full read; a user's group is its
+    /// `group_id`, as in the full read; with `roles_as_groups`, the roles (`GET /api/2/roles`) and
+    /// per person found `GET /api/2/users/{id}/roles` (their role ids) instead of each role's
+    /// member listing. The budget check of the full read is not needed for these few requests.
+    async fn snapshot_people(&self, people: &People) -> Result<Snapshot, SourceError> {
+        let session = Session::open(self).await?;
+        let width = session.http.concurrency().max(1);
+        let by_email = stream::iter(people.emails.iter().cloned())
+            .map(|e| {
+                let session = &session;
+                async move {
+                    let q = [("email", e), ("limit", PAGE.to_string())];
+                    let (page, headers) = session.get(USERS, &q).await?;
+                    session.v2_rest(USERS, page, &headers).await
+                }
+            })
+            .buffered(width)
+            .try_collect::<Vec<Vec<Value>>>();
+        let by_id = stream::iter(people.ids.iter().cloned())
+            .map(|id| {
+                let session = &session;
+                async move {
+                    match session
+                        .get(&format!("{USERS}/{}", super::seg(&id)), &[])
+                        .await
+                    {
+                        Ok((u, _)) => Ok(vec![u]),
+                        Err(e) if e.status() == Some(404) => Ok(Vec::new()),
+                        Err(e) => Err(e),
+                    }
+                }
+            })
+            .buffered(width)
+            .try_collect::<Vec<Vec<Value>>>();
+        let groups = async {
+            let (first, _) = session.get(GROUPS, &[]).await?;
+            session.groups_rest(first).await
+        };
+        let roles = async {
+            if self.roles_as_groups {
+                session.v2_all(ROLES).await
+            } else {
+                Ok(Vec::new())
+            }
+        };
+        let (by_email, by_id, groups, roles) = tokio::try_join!(by_email, by_id, groups, roles)?;
+        let mut seen = std::collections::HashSet::new();
+        let found: Vec<Value> = by_email
+            .into_iter()
+            .chain(by_id)
+            .flatten()
+            .filter(|u| {
+                u.get("id")
+                    .and_then(id_text)
+                    .is_none_or(|id| seen.insert(id.into_owned()))
+            })
+            .collect();
+        let mut skipped = Vec::new();
+        let mut groups = id_names(&groups, "group", &mut skipped);
+        let mut roles = id_names(&roles, "role", &mut skipped);
+        keep_configured(&mut groups, &mut roles, &self.groups, self.roles_as_groups)?;
+        let ids: Vec<String> = if self.roles_as_groups {
+            found
+                .iter()
+                .filter_map(|u| u.get("id").and_then(id_text).map(|c| c.into_owned()))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let memberships: Vec<(String, Vec<Value>)> = stream::iter(ids)
+            .map(|id| {
+                let session = &session;
+                async move {
+                    let path = format!("{USERS}/{}/roles", super::seg(&id));
+                    let (page, headers) = session.get(&path, &[]).await?;
+                    let ids = session.array(&path, page)?;
+                    if let Some(t) = header_u64(&headers, "total-count")
+                        .filter(|t| usize::try_from(*t).ok() != Some(ids.len()))
+                    {
+                        return Err(session.http.malformed(
+                            &path,
+                            &format!(
+                                "Total-Count announced {t} roles, but the answer held {}",
+                                ids.len()
+                            ),
+                        ));
+                    }
+                    let roles = ids
+                        .into_iter()
+                        .map(|r| serde_json::json!({ "id": r }))
+                        .collect();
+                    Ok::<_, HttpError>((id, roles))
+                }
+            })
+            .buffered(width)
+            .try_collect()
+            .await?;
+        let role_members = super::member_objects(&roles, &memberships);
+        Ok(self
+            .assemble(&found, &groups, roles, role_members, skipped)
+            .restrict_to(people))
+    }
+}
+
+impl OneLoginSource {
+    /// Users, groups (a user's one group is its `group_id`) and roles with their member objects,
+    /// as the model: shared by the full and the targeted read.
+    fn assemble(
+        &self,
+        users: &[Value],
+        groups: &[(String, String)],
+        roles: Vec<(String, String)>,
+        role_members: Vec<Vec<Value>>,
+        mut skipped: Vec<LeftOut>,
+    ) -> Snapshot {
         // A user's one group is its `group_id`.
         let mut members_of: HashMap<String, Vec<String>> = HashMap::new();
         let mut model = Vec::with_capacity(users.len());
-        for raw in &users {
+        for raw in users {
             let u = match user_from_onelogin(raw, &self.inactive_statuses) {
                 Ok(u) => u,
                 Err(l) => {
@@ -599,12 +718,12 @@ impl Source for OneLoginSource {
             g.members.dedup();
         }
         out.sort_by(|a, b| (&a.name, &a.id).cmp(&(&b.name, &b.id)));
-        Ok(Snapshot {
+        Snapshot {
             users,
             groups: out,
             verified_domains: None,
             skipped,
-        })
+        }
     }
 }
 

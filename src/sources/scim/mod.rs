@@ -11,6 +11,8 @@ use crate::model::{LeftOut, Snapshot};
 /// `type: scim` as a source: users and groups of any SCIM 2.0 service provider, read with the same
 /// client as the SCIM target (pages of `page_size`, members from the group listing). The SCIM `id` is
 /// the user's immutable id, carried to Atlassian as `externalId`; `active: false` is inactive.
+/// A targeted read (`snapshot_people`) keeps the trait's default (the full read, cut down): a person
+/// is looked up here by their SCIM `id`, which generic SCIM filters do not all support.
 #[derive(Debug)]
 pub struct ScimSource {
     name: String,

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use super::{ActionError, Target, TargetError};
 use crate::http::{paginate, Auth, HttpClient, HttpError, HttpSettings};
-use crate::model::{key_of, Snapshot, User};
+use crate::model::{key_of, People, Snapshot, User};
 use crate::plan::Action;
 use crate::scim::ScimDirectory;
 
@@ -398,9 +398,37 @@ impl Target for AtlassianTarget {
     }
 
     async fn snapshot(&mut self) -> Result<Snapshot, TargetError> {
+        self.read(None).await
+    }
+
+    async fn snapshot_people(&mut self, people: &People) -> Result<Snapshot, TargetError> {
+        Ok(self.read(Some(people)).await?.restrict_to(people))
+    }
+
+    async fn apply(&self, action: &Action) -> Result<(), ActionError> {
+        self.apply_one(action).await
+    }
+
+    async fn finish(&mut self) -> Result<(), TargetError> {
+        Ok(())
+    }
+}
+
+impl AtlassianTarget {
+    /// The SCIM directory (all of it, or only these people: [`ScimDirectory::snapshot_people`]) and
+    /// what the admin API adds. The admin API's facts (accounts, admins, domains, tokens, other
+    /// directories) are read whole either way: the targeted read saves the SCIM listing, which is
+    /// the bulk of a large organization's read.
+    async fn read(&mut self, people: Option<&People>) -> Result<Snapshot, TargetError> {
         self.warnings.clear();
+        let dir = async {
+            match people {
+                Some(p) => self.dir.snapshot_people(p).await,
+                None => self.dir.snapshot().await,
+            }
+        };
         let Some(admin) = &self.admin else {
-            return Ok(self.dir.snapshot().await?);
+            return Ok(dir.await?);
         };
         let ours = directory_id(&self.dir.http.url(""));
         let revoke = self.revoke_api_tokens;
@@ -418,7 +446,7 @@ impl Target for AtlassianTarget {
             }
         };
         let (mut snap, accounts, admins, domains, tokens, elsewhere) = tokio::try_join!(
-            self.dir.snapshot(),
+            dir,
             admin.accounts(),
             admin.admins(),
             admin.domains(),
@@ -452,7 +480,7 @@ impl Target for AtlassianTarget {
         Ok(snap)
     }
 
-    async fn apply(&self, action: &Action) -> Result<(), ActionError> {
+    async fn apply_one(&self, action: &Action) -> Result<(), ActionError> {
         if let Action::RevokeApiTokens {
             key, account_id, ..
         } = action
@@ -470,10 +498,6 @@ impl Target for AtlassianTarget {
             return Ok(());
         }
         self.dir.apply(action).await
-    }
-
-    async fn finish(&mut self) -> Result<(), TargetError> {
-        Ok(())
     }
 }
 
