@@ -171,8 +171,7 @@ async fn a_new_hire_is_onboarded_and_the_plan_converges() {
         .find(|l| l.contains("targeted read:"))
         .unwrap_or_else(|| panic!("no request count in\n{stderr}"));
     assert!(line.contains("in 1 round(s)"), "{line}");
-    // The target's count is what the fake saw before the first write. Measured when written (the
-    // connectors' targeted reads not yet in): 7 Okta requests, 9 Atlassian reads, 3 writes.
+    // The target's count is what the fake saw before the first write.
     let reads = atl_requests.iter().take_while(|(_, write)| !*write).count();
     assert!(
         line.contains(&format!(", {reads} of them to the target;")),
@@ -183,6 +182,20 @@ async fn a_new_hire_is_onboarded_and_the_plan_converges() {
             .iter()
             .all(|(r, write)| !write && r.starts_with("GET")),
         "only reads in Okta: {okta_requests:#?}"
+    );
+    // Targeted reads: the target's users are asked for by filter, never listed whole.
+    assert!(
+        atl_requests
+            .iter()
+            .filter(|(r, _)| r.starts_with("GET") && r.contains("/Users"))
+            .all(|(r, _)| r.contains("filter=")),
+        "{atl_requests:#?}"
+    );
+    assert!(
+        atl_requests
+            .iter()
+            .any(|(r, _)| r.contains("/Users") && r.contains("filter=")),
+        "{atl_requests:#?}"
     );
     let writes: Vec<&String> = atl_requests
         .iter()
