@@ -242,7 +242,7 @@ pub async fn make_plan(
         printer.progress(&format!("reading source {name}…"));
         let phase = Phase::reading(&format!("reading source {name}"));
         let snap = phase
-            .scope(source.snapshot())
+            .scope(source.snapshot_resolving())
             .await
             .map_err(|e| Error::Source {
                 name: name.clone(),
@@ -272,7 +272,7 @@ pub async fn make_plan(
         printer.progress(&format!("reading target {name}…"));
         let phase = Phase::reading(&format!("reading target {name}"));
         let snap = phase
-            .scope(target.snapshot())
+            .scope(target.snapshot_resolving())
             .await
             .map_err(|e| Error::Target {
                 name: name.clone(),
@@ -342,19 +342,19 @@ pub async fn make_plan(
 
 /// Indexes a snapshot on a blocking thread.
 async fn index(
-    snap: crate::model::Snapshot,
+    snap: crate::model::Resolving,
     names: GroupNames,
 ) -> Result<Indexed, crate::model::SnapshotError> {
-    tokio::task::spawn_blocking(move || Indexed::with(snap, names))
+    tokio::task::spawn_blocking(move || Indexed::resolved(snap, names))
         .await
         .expect("indexing does not panic")
 }
 
 /// Indexes a target's snapshot on a blocking thread (groups sharing a name set apart).
 async fn index_target(
-    snap: crate::model::Snapshot,
+    snap: crate::model::Resolving,
 ) -> Result<Indexed, crate::model::SnapshotError> {
-    tokio::task::spawn_blocking(move || Indexed::new_target(snap))
+    tokio::task::spawn_blocking(move || Indexed::resolved_target(snap))
         .await
         .expect("indexing does not panic")
 }

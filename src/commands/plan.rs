@@ -77,7 +77,7 @@ async fn plan(
     };
     let mut stdout = printer.stdout();
     if let (Format::Json, Some(text)) = (format, &json) {
-        stdout.write_all(text.as_bytes())?;
+        stdout.write_whole(text.as_bytes())?;
     } else if format == Format::Markdown {
         let opts = MarkdownOptions {
             limit: markdown_limit,
