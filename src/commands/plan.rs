@@ -59,8 +59,10 @@ async fn plan(
         super::check_writable_folder(path, "--out")?;
     }
     let loaded = super::load(printer, config_path)?;
-    let planned = super::make_plan(&loaded, printer, now, overrides).await?;
-    let plan = &planned.plan;
+    // Only the plan is needed from here: the target's snapshot goes before the plan is written
+    // out (at a million users, the snapshot and the plan's JSON are each a gigabyte or so).
+    let super::Planned { plan, .. } = super::make_plan(&loaded, printer, now, overrides).await?;
+    let plan = &plan;
     let refusal = super::refusal(plan);
     // Saved before it is shown, so that the markdown can point at the file; never when refused.
     // The JSON is made once when it is both saved and printed (a plan at scale is hundreds of MB).

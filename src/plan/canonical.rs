@@ -7,6 +7,7 @@
 //! key order, by serializing the value once per field and keeping only that field, so the largest
 //! field (the actions) is never held apart from the output.
 
+use std::borrow::Cow;
 use std::io::Write;
 
 use serde::ser::{self, Impossible, Serialize};
@@ -440,6 +441,7 @@ impl<'a, W: Write + ?Sized> ser::Serializer for Canonical<'a, W> {
         Ok(Object {
             out: self.out,
             fields: Vec::new(),
+            values: Vec::new(),
             key: None,
             tagged: false,
         })
@@ -448,6 +450,7 @@ impl<'a, W: Write + ?Sized> ser::Serializer for Canonical<'a, W> {
         Ok(Object {
             out: self.out,
             fields: Vec::with_capacity(len),
+            values: Vec::new(),
             key: None,
             tagged: false,
         })
@@ -463,6 +466,7 @@ impl<'a, W: Write + ?Sized> ser::Serializer for Canonical<'a, W> {
         Ok(Object {
             out,
             fields: Vec::with_capacity(len),
+            values: Vec::new(),
             key: None,
             tagged: true,
         })
@@ -536,20 +540,24 @@ impl<W: Write + ?Sized> ser::SerializeTupleVariant for Array<'_, W> {
     }
 }
 
-/// An object: its fields gathered as (key, canonical value), written sorted by key on `end`.
+/// An object: its fields gathered as (key, where its canonical value is in `values`), written
+/// sorted by key on `end`.
 struct Object<'a, W: Write + ?Sized> {
     out: &'a mut W,
-    fields: Vec<(String, Vec<u8>)>,
+    fields: Vec<(Cow<'static, str>, std::ops::Range<usize>)>,
+    values: Vec<u8>,
     key: Option<String>,
     /// Inside `{"variant":` (a struct variant), closed by `end`.
     tagged: bool,
 }
 
 impl<W: Write + ?Sized> Object<'_, W> {
-    fn field<T: Serialize + ?Sized>(&mut self, key: String, v: &T) -> Result<()> {
-        let mut buf = Vec::new();
-        v.serialize(Canonical { out: &mut buf })?;
-        self.fields.push((key, buf));
+    fn field<T: Serialize + ?Sized>(&mut self, key: Cow<'static, str>, v: &T) -> Result<()> {
+        let start = self.values.len();
+        v.serialize(Canonical {
+            out: &mut self.values,
+        })?;
+        self.fields.push((key, start..self.values.len()));
         Ok(())
     }
 
@@ -568,7 +576,7 @@ impl<W: Write + ?Sized> Object<'_, W> {
             }
             write_str(self.out, k)?;
             self.out.write_all(b":")?;
-            self.out.write_all(v)?;
+            self.out.write_all(&self.values[v.clone()])?;
         }
         self.out.write_all(if self.tagged { b"}}" } else { b"}" })?;
         Ok(())
@@ -587,7 +595,7 @@ impl<W: Write + ?Sized> ser::SerializeMap for Object<'_, W> {
             .key
             .take()
             .ok_or_else(|| Error("a value without a key".into()))?;
-        self.field(key, v)
+        self.field(Cow::Owned(key), v)
     }
     fn end(self) -> Result<()> {
         self.close()
@@ -598,7 +606,7 @@ impl<W: Write + ?Sized> ser::SerializeStruct for Object<'_, W> {
     type Ok = ();
     type Error = Error;
     fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, v: &T) -> Result<()> {
-        self.field(key.to_string(), v)
+        self.field(Cow::Borrowed(key), v)
     }
     fn end(self) -> Result<()> {
         self.close()
@@ -609,7 +617,7 @@ impl<W: Write + ?Sized> ser::SerializeStructVariant for Object<'_, W> {
     type Ok = ();
     type Error = Error;
     fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, v: &T) -> Result<()> {
-        self.field(key.to_string(), v)
+        self.field(Cow::Borrowed(key), v)
     }
     fn end(self) -> Result<()> {
         self.close()
