@@ -88,17 +88,23 @@ const MAX_CONFLICT_WARNINGS: usize = 50;
 /// # Errors
 /// The config refers by name to an IdP group whose name several groups of that source share; each
 /// problem lists the groups with their ids.
-pub fn build(sources: &[SourceData], rules: &Rules) -> Result<Desired, Vec<String>> {
+///
+/// The user records that provide a desired user are emptied (their key and index stay): nothing
+/// reads them again, and at a million users the sources and the desired state would otherwise
+/// both be whole in memory.
+pub fn build(sources: &mut [SourceData], rules: &Rules) -> Result<Desired, Vec<String>> {
     let mut d = Desired::default();
     // For each source, source user index -> desired user index.
     let mut maps: Vec<Vec<u32>> = Vec::with_capacity(sources.len());
     let mut conflicts = 0usize;
-    for (s, src) in sources.iter().enumerate() {
+    for s in 0..sources.len() {
+        let (earlier_sources, rest) = sources.split_at_mut(s);
+        let src = &mut rest[0];
         let mut map = Vec::with_capacity(src.data.keys.len());
-        for (i, user) in src.data.snapshot.users.iter().enumerate() {
+        for (i, user) in src.data.snapshot.users.iter_mut().enumerate() {
             let key = &src.data.keys[i];
             // Already provided by an earlier source? (Their indexes serve; no map of our own.)
-            let earlier = sources[..s]
+            let earlier = earlier_sources
                 .iter()
                 .zip(&maps)
                 .find_map(|(p, pmap)| p.data.find(key).map(|j| pmap[j as usize]));
@@ -118,6 +124,7 @@ pub fn build(sources: &[SourceData], rules: &Rules) -> Result<Desired, Vec<Strin
             }
             let di = u32::try_from(d.users.len()).expect("fewer than 4 billion users");
             d.users.push(desired_user(key, &src.name, user, rules));
+            *user = User::new("");
             map.push(di);
         }
         maps.push(map);
@@ -547,27 +554,27 @@ groups:
 
     #[test]
     fn groups_are_named_by_id_and_a_shared_name_in_use_is_an_error() {
-        let d = build(&source(), &rules(r#"{from: "idp:id:g2", to: eng}"#, "")).unwrap();
+        let d = build(&mut source(), &rules(r#"{from: "idp:id:g2", to: eng}"#, "")).unwrap();
         assert_eq!(members(&d, "eng"), vec!["ben@x.com"]);
         assert_eq!(
             d.reason(d.groups["eng"].members[0].1),
             "member of idp:Eng (id g2) via groups.mappings[0]"
         );
 
-        let err = build(&source(), &rules(r#"{from: "idp:Eng", to: eng}"#, "")).unwrap_err();
+        let err = build(&mut source(), &rules(r#"{from: "idp:Eng", to: eng}"#, "")).unwrap_err();
         assert_eq!(err.len(), 1);
         assert!(
             err[0].contains("id g1, id g2") && err[0].contains("\"idp:id:g1\""),
             "{err:?}"
         );
-        let err = build(&source(), &rules("", r#""idp:Eng""#)).unwrap_err();
+        let err = build(&mut source(), &rules("", r#""idp:Eng""#)).unwrap_err();
         assert!(
             err[0].starts_with("users.require_groups names \"idp:Eng\""),
             "{err:?}"
         );
 
         // Unreferenced, the shared name is no problem; `require_groups` by id scopes the users.
-        let d = build(&source(), &rules("", r#""idp:id:g1""#)).unwrap();
+        let d = build(&mut source(), &rules("", r#""idp:id:g1""#)).unwrap();
         let wanted: Vec<&str> = d
             .users
             .iter()
@@ -577,14 +584,14 @@ groups:
         assert_eq!(wanted, vec!["ana@x.com"]);
 
         // No group has the id g9: the group named `id:g9` is found by its name.
-        let d = build(&source(), &rules(r#"{from: "idp:id:g9", to: odd}"#, "")).unwrap();
+        let d = build(&mut source(), &rules(r#"{from: "idp:id:g9", to: odd}"#, "")).unwrap();
         assert_eq!(members(&d, "odd"), vec!["ben@x.com"]);
     }
 
     #[test]
     fn a_regex_over_a_shared_name_warns_and_case_twins_block() {
         let d = build(
-            &source(),
+            &mut source(),
             &rules(
                 r#"{from_regex: "^idp:(Eng)$", to: "$1"}, {from: "idp:id:g3", to: eng}"#,
                 "",

@@ -291,8 +291,9 @@ pub async fn make_plan(
         ));
         Ok::<_, Error>(indexed)
     };
-    let (data, indexed) = tokio::try_join!(futures_util::future::try_join_all(reads), read_target)?;
-    let desired = desired::build(&data, &loaded.rules)
+    let (mut data, indexed) =
+        tokio::try_join!(futures_util::future::try_join_all(reads), read_target)?;
+    let desired = desired::build(&mut data, &loaded.rules)
         .map_err(|problems| Error::GroupReferences { problems })?;
     lap("desired state");
     let sources_read = loaded
