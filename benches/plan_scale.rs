@@ -1,35 +1,45 @@
-//! Scale benchmark (not a timed test): plan an organisation of 100,000 users, 5,000 groups and
-//! 1,000,000 memberships read from snapshot files.
+//! Scale benchmark (not a timed test): `idsync plan --format json --out FILE` at 100k, 300k and
+//! 1,000,000 users (Atlassian's cap), 8 group memberships a user, on change-heavy data read from
+//! snapshot files.
 //!
-//! Reports the wall time of a full plan, the time spent only reading and parsing the two snapshot
-//! files, their ratio (target ≤ 1.5), and the peak memory of a plan (target < 1 GiB). Each measurement
-//! runs in a child process of this binary so that peak memory (VmHWM) belongs to it alone.
+//! For each size it reports, each measured in a fresh child process of this binary (so that peak
+//! memory, VmHWM, belongs to it alone), best time of `--runs` interleaved runs:
+//! - the plan: `idsync plan --format json --out plan.json` through the command line's own code
+//!   (`commands::run`), stdout to /dev/null;
+//! - the baseline: reading both snapshot files as the plan reads them
+//!   (`snapshot_file::read_resolving`, what the file connectors' `snapshot_resolving` does), one
+//!   after the other;
+//! - their ratio (target ≤ 1.2), the plan's peak memory (targets: < 2.5 GiB at 1M, < 500 MiB at
+//!   100k), and the growth in time and memory from one size to the next.
 //!
-//! Run: `cargo bench --bench plan_scale` (add `-- --users N --groups N --memberships N` to scale).
+//! The snapshot files are generated once per size into `--dir` (default: Cargo's target tmp dir,
+//! `plan_scale/USERS/`) and reused while the generator is unchanged.
+//!
+//! Run: `cargo bench --bench plan_scale` (100k only), or
+//! `cargo bench --bench plan_scale -- --sizes 100k,300k,1m --runs 3`.
 #![allow(
     clippy::print_stdout,
     clippy::print_stderr,
     clippy::cast_precision_loss
 )]
 
-use std::fmt::Write as _;
-
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+use std::fmt::Write as _;
+use std::io::{BufWriter, Write as _};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use chrono::{TimeZone, Utc};
-use idsync::cli::ColorChoice;
-use idsync::model::{Group, Snapshot, User};
+use clap::Parser as _;
+use idsync::cli::{Cli, ColorChoice};
+use idsync::model::User;
 use idsync::output::Printer;
 
-struct Sizes {
-    users: usize,
-    groups: usize,
-    memberships: usize,
-}
+/// Bumped whenever the generated data changes, so that files kept from an older generator are made
+/// again.
+const GENERATOR: &str = "plan_scale data v2";
 
 /// xorshift64*: deterministic and dependency-free.
 struct Rng(u64);
@@ -46,16 +56,53 @@ impl Rng {
 }
 
 fn email(i: usize) -> String {
-    format!("user{i:06}@example.com")
+    format!("user{i:07}@example.com")
 }
 
-/// The IdP and an Atlassian organisation that is close to it: about 1% of users renamed, 0.5% new,
-/// 0.5% gone, and 1% of memberships different.
-fn generate(sizes: &Sizes) -> (Snapshot, Snapshot) {
+/// Members of each IdP group; groups = users × 8 ÷ this.
+const PER_GROUP: usize = 800;
+/// Memberships a user has in the IdP, on average.
+const PER_USER: usize = 8;
+
+/// What was generated, for the report.
+#[derive(Default)]
+struct Generated {
+    idp_memberships: usize,
+    target_memberships: usize,
+    idp_bytes: u64,
+    target_bytes: u64,
+}
+
+/// Writes the IdP and an Atlassian organisation with many changes to make, streaming (the 1M
+/// files are never held in memory): of the IdP's users, 1% renamed in the IdP since the last sync,
+/// 0.5% new; 0.5% more target users gone from the IdP (deactivated after the grace period);
+/// `users × 8` memberships in groups of 800, of which the target lacks 31% (to add) and has 0.5%
+/// more (to remove); `all-staff` (a default group) holds every target user.
+fn generate(users: usize, dir: &Path) -> Generated {
     let mut rng = Rng(0x5EED_1D5C);
-    let mut idp = Snapshot::default();
-    let mut target = Snapshot::default();
-    for i in 0..sizes.users {
+    let mut idp = BufWriter::with_capacity(
+        1 << 20,
+        std::fs::File::create(dir.join("idp.json")).unwrap(),
+    );
+    let mut target = BufWriter::with_capacity(
+        1 << 20,
+        std::fs::File::create(dir.join("atlassian.json")).unwrap(),
+    );
+    let last_active = chrono::DateTime::parse_from_rfc3339("2025-01-01T00:00:00Z")
+        .unwrap()
+        .to_utc();
+    // Target email of each IdP user (None: a new hire, not in the target yet).
+    let mut target_email: Vec<Option<String>> = Vec::with_capacity(users);
+    let mut target_keys: Vec<String> = Vec::new();
+    idp.write_all(b"{\"users\":[").unwrap();
+    target.write_all(b"{\"users\":[").unwrap();
+    let mut first_target = true;
+    let sep = |w: &mut BufWriter<std::fs::File>, first: &mut bool| {
+        if !std::mem::take(first) {
+            w.write_all(b",").unwrap();
+        }
+    };
+    for i in 0..users {
         let mut u = User::new(&email(i));
         u.id = Some(format!("00u{i:08}"));
         u.given_name = Some(format!("Given{}", i % 997));
@@ -64,63 +111,89 @@ fn generate(sizes: &Sizes) -> (Snapshot, Snapshot) {
             .insert("title".into(), format!("Title {}", i % 50));
         u.attributes
             .insert("department".into(), format!("Dept {}", i % 20));
-        let r = rng.below(1000);
-        if r >= 5 {
-            // In Atlassian too (the first 0.5% are new hires).
-            let mut t = u.clone();
-            t.id = Some(format!("scim-{i}"));
-            t.external_id = u.id.clone();
-            t.display_name = Some(format!("Given{} Family{}", i % 997, i % 1009));
-            t.last_active = Some(Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap());
-            if r < 15 {
-                t.email = format!("old.user{i:06}@example.com");
-            }
-            target.users.push(t);
+        if i > 0 {
+            idp.write_all(b",").unwrap();
         }
-        idp.users.push(u);
+        serde_json::to_writer(&mut idp, &u).unwrap();
+        let r = rng.below(1000);
+        if r < 5 {
+            target_email.push(None);
+            continue;
+        }
+        let mut t = u;
+        t.id = Some(format!("scim-{i}"));
+        t.external_id = Some(format!("00u{i:08}"));
+        t.display_name = Some(format!("Given{} Family{}", i % 997, i % 1009));
+        t.last_active = Some(last_active);
+        if r < 15 {
+            t.email = format!("old.user{i:07}@example.com");
+        }
+        sep(&mut target, &mut first_target);
+        serde_json::to_writer(&mut target, &t).unwrap();
+        target_keys.push(t.email.clone());
+        target_email.push(Some(t.email));
     }
-    for i in 0..sizes.users / 200 {
-        let mut t = User::new(&format!("leaver{i:06}@example.com"));
+    for i in 0..users / 200 {
+        let mut t = User::new(&format!("leaver{i:07}@example.com"));
         t.id = Some(format!("scim-leaver-{i}"));
-        t.last_active = Some(Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap());
-        target.users.push(t);
+        t.last_active = Some(last_active);
+        sep(&mut target, &mut first_target);
+        serde_json::to_writer(&mut target, &t).unwrap();
+        target_keys.push(t.email);
     }
-    let target_email: std::collections::HashMap<String, String> = target
-        .users
-        .iter()
-        .filter_map(|u| u.external_id.as_ref().map(|e| (e.clone(), u.email.clone())))
-        .collect();
-    let per_group = sizes.memberships / sizes.groups;
-    for g in 0..sizes.groups {
-        let mut members = Vec::with_capacity(per_group);
-        let mut tmembers = Vec::with_capacity(per_group);
-        let start = rng.below(sizes.users);
-        for k in 0..per_group {
-            let i = (start + k * 7919) % sizes.users;
-            members.push(email(i));
-            if let Some(e) = target_email.get(&format!("00u{i:08}")) {
-                if rng.below(100) != 0 {
-                    tmembers.push(e.clone());
+    idp.write_all(b"],\"groups\":[").unwrap();
+    target.write_all(b"],\"groups\":[").unwrap();
+    let mut g = Generated::default();
+    let groups = users * PER_USER / PER_GROUP;
+    let mut tmembers: Vec<&str> = Vec::with_capacity(PER_GROUP);
+    for k in 0..groups {
+        tmembers.clear();
+        let start = rng.below(users);
+        let mut idp_members: Vec<String> = Vec::with_capacity(PER_GROUP);
+        for m in 0..PER_GROUP {
+            let i = (start + m * 7919) % users;
+            idp_members.push(email(i));
+            if let Some(e) = &target_email[i] {
+                if rng.below(100) >= 31 {
+                    tmembers.push(e);
                 }
             }
         }
-        idp.groups.push(Group {
-            name: format!("atl-team-{g:04}"),
-            id: None,
-            members,
-        });
-        target.groups.push(Group {
-            name: format!("team-{g:04}"),
-            id: Some(format!("grp-{g}")),
-            members: tmembers,
-        });
+        for _ in 0..PER_GROUP / 200 {
+            tmembers.push(&target_keys[rng.below(target_keys.len())]);
+        }
+        if k > 0 {
+            idp.write_all(b",").unwrap();
+            target.write_all(b",").unwrap();
+        }
+        g.idp_memberships += idp_members.len();
+        g.target_memberships += tmembers.len();
+        serde_json::to_writer(
+            &mut idp,
+            &serde_json::json!({"name": format!("atl-team-{k:05}"), "members": idp_members}),
+        )
+        .unwrap();
+        serde_json::to_writer(
+            &mut target,
+            &serde_json::json!({"name": format!("team-{k:05}"), "id": format!("grp-{k}"), "members": tmembers}),
+        )
+        .unwrap();
     }
-    target.groups.push(Group {
-        name: "all-staff".into(),
-        id: Some("grp-all".into()),
-        members: target.users.iter().map(|u| u.email.clone()).collect(),
-    });
-    (idp, target)
+    g.target_memberships += target_keys.len();
+    target.write_all(b",").unwrap();
+    serde_json::to_writer(
+        &mut target,
+        &serde_json::json!({"name": "all-staff", "id": "grp-all", "members": target_keys}),
+    )
+    .unwrap();
+    idp.write_all(b"]}\n").unwrap();
+    target.write_all(b"]}\n").unwrap();
+    idp.flush().unwrap();
+    target.flush().unwrap();
+    drop((idp, target));
+    g.idp_bytes = std::fs::metadata(dir.join("idp.json")).unwrap().len();
+    g.target_bytes = std::fs::metadata(dir.join("atlassian.json")).unwrap().len();
+    g
 }
 
 const CONFIG: &str = r#"version: 1
@@ -139,8 +212,27 @@ cleanup:
   grace_days: 30
   max_deactivations: 5%
 limits:
-  max_group_size_warn: 200000
+  max_group_size_warn: 2000000
+  max_group_size: 2000000
 "#;
+
+/// The moment the plans are made at (grace periods count from it), so that every run plans the
+/// same bytes.
+const NOW: &str = "2026-11-22T00:00:00Z";
+
+/// CPU time of this process, all threads (user + system), in seconds: steadier than wall time on
+/// a busy machine.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // After the command name in parentheses: fields 3…; utime and stime are fields 14 and 15.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    // Clock ticks of 1/100 s (USER_HZ on Linux).
+    (f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0)) as f64 / 100.0
+}
 
 fn peak_rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -153,71 +245,149 @@ fn peak_rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-/// In a child: one measurement, printed as `seconds peak_kib`.
+/// In a child: one measurement, reported on stderr as `MEASURED seconds peak_kib` (stdout carries
+/// the plan).
 fn measure(what: &str, dir: &Path) {
     let started = Instant::now();
     match what {
         "parse" => {
-            let a = idsync::snapshot_file::read(&dir.join("idp.json")).unwrap();
-            let b = idsync::snapshot_file::read(&dir.join("atlassian.json")).unwrap();
+            // What the plan's file connectors do (`snapshot_resolving`): parse, users indexed
+            // and members resolved as they come.
+            let a = idsync::snapshot_file::read_resolving(&dir.join("idp.json")).unwrap();
+            let b = idsync::snapshot_file::read_resolving(&dir.join("atlassian.json")).unwrap();
             std::hint::black_box((&a, &b));
         }
         "plan" => {
-            let loaded = idsync::config::load(&dir.join("idsync.yaml")).unwrap();
-            let printer = Printer::new(
-                ColorChoice::Never,
-                false,
-                std::env::var_os("PLAN_SCALE_VERBOSE").is_some(),
-            );
+            let config = dir.join("idsync.yaml");
+            let out = dir.join("plan.json");
+            let cli = Cli::try_parse_from([
+                "idsync".as_ref(),
+                "--quiet".as_ref(),
+                "plan".as_ref(),
+                "--config".as_ref(),
+                config.as_os_str(),
+                "--format".as_ref(),
+                "json".as_ref(),
+                "--out".as_ref(),
+                out.as_os_str(),
+                "--allow-mass-membership-removal".as_ref(),
+                "--allow-mass-update".as_ref(),
+            ])
+            .unwrap();
+            let printer = Printer::new(ColorChoice::Never, true, false);
             let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
                 .build()
                 .unwrap();
-            let now = Utc.with_ymd_and_hms(2026, 11, 22, 0, 0, 0).unwrap();
-            let planned = rt
-                .block_on(idsync::engine::make_plan(
-                    &loaded,
-                    &printer,
-                    now,
-                    idsync::plan::Overrides {
-                        deactivation: true,
-                        update: true,
-                        membership_removal: true,
-                    },
-                ))
-                .unwrap();
-            eprintln!("  plan: {}", idsync::render::headline(&planned.plan));
-            std::hint::black_box(&planned.plan);
+            let status = rt
+                .block_on(idsync::commands::run(cli, printer))
+                .unwrap_or_else(|e| panic!("the plan failed: {e}"));
+            std::hint::black_box(status);
         }
         _ => unreachable!(),
     }
-    println!("{} {}", started.elapsed().as_secs_f64(), peak_rss_kib());
+    eprintln!(
+        "MEASURED {} {} {}",
+        started.elapsed().as_secs_f64(),
+        peak_rss_kib(),
+        cpu_seconds()
+    );
 }
 
-fn child(what: &str, dir: &Path) -> (f64, u64) {
+/// Runs one measurement in a child process: (seconds, peak KiB, CPU seconds).
+fn child(what: &str, dir: &Path) -> (f64, u64, f64) {
     let out = Command::new(std::env::current_exe().unwrap())
         .args(["--measure", what, dir.to_str().unwrap()])
+        .env("IDSYNC_NOW", NOW)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
         .output()
         .expect("the bench re-runs itself");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    eprint!("{}", String::from_utf8_lossy(&out.stderr));
-    let text = String::from_utf8(out.stdout).unwrap();
-    let mut it = text.split_whitespace();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{what} failed: {err}");
+    let line = err
+        .lines()
+        .find_map(|l| l.strip_prefix("MEASURED "))
+        .unwrap_or_else(|| panic!("{what} reported nothing: {err}"));
+    let mut it = line.split_whitespace();
     (
+        it.next().unwrap().parse().unwrap(),
         it.next().unwrap().parse().unwrap(),
         it.next().unwrap().parse().unwrap(),
     )
 }
 
-fn arg(args: &[String], name: &str, default: usize) -> usize {
+fn flag<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
     args.iter()
         .position(|a| a == name)
         .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+        .map(String::as_str)
+}
+
+/// `100k`, `1m`, `250000`.
+fn parse_size(s: &str) -> usize {
+    let s = s.trim().to_ascii_lowercase();
+    let (n, mul) = if let Some(n) = s.strip_suffix('k') {
+        (n, 1_000)
+    } else if let Some(n) = s.strip_suffix('m') {
+        (n, 1_000_000)
+    } else {
+        (s.as_str(), 1)
+    };
+    n.parse::<usize>()
+        .unwrap_or_else(|_| panic!("--sizes: {s:?} is not a size such as 100k or 1m"))
+        * mul
+}
+
+/// The data of one size, generated unless the directory already holds it from this generator.
+fn ensure_data(users: usize, dir: &Path) -> Generated {
+    let stamp = dir.join("generator");
+    let want = format!("{GENERATOR} users={users}\n");
+    let summary = dir.join("generated");
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("idsync.yaml"), CONFIG).unwrap();
+    if std::fs::read_to_string(&stamp).ok().as_deref() == Some(want.as_str()) {
+        if let Ok(s) = std::fs::read_to_string(&summary) {
+            let n: Vec<usize> = s
+                .split_whitespace()
+                .filter_map(|x| x.parse().ok())
+                .collect();
+            if let [a, b] = n[..] {
+                return Generated {
+                    idp_memberships: a,
+                    target_memberships: b,
+                    idp_bytes: std::fs::metadata(dir.join("idp.json")).unwrap().len(),
+                    target_bytes: std::fs::metadata(dir.join("atlassian.json")).unwrap().len(),
+                };
+            }
+        }
+    }
+    let _ = std::fs::remove_file(&stamp);
+    let started = Instant::now();
+    let g = generate(users, dir);
+    std::fs::write(
+        &summary,
+        format!("{} {}\n", g.idp_memberships, g.target_memberships),
+    )
+    .unwrap();
+    std::fs::write(&stamp, want).unwrap();
+    eprintln!(
+        "  generated {users} users into {} in {:.1} s",
+        dir.display(),
+        started.elapsed().as_secs_f64()
+    );
+    g
+}
+
+struct Row {
+    users: usize,
+    plan: (f64, u64, f64),
+    parse: (f64, u64, f64),
+}
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
 }
 
 fn main() {
@@ -226,66 +396,101 @@ fn main() {
         measure(&args[i + 1], &PathBuf::from(&args[i + 2]));
         return;
     }
-    let sizes = Sizes {
-        users: arg(&args, "--users", 100_000),
-        groups: arg(&args, "--groups", 5_000),
-        memberships: arg(&args, "--memberships", 1_000_000),
-    };
-    let runs = arg(&args, "--runs", 3);
-    // `--dir PATH` keeps the generated files there (for profiling one child:
-    // `perf record BENCH --measure plan PATH`).
-    let tmp = tempfile::tempdir().unwrap();
-    let kept = args
-        .iter()
-        .position(|a| a == "--dir")
-        .map(|i| PathBuf::from(&args[i + 1]));
-    let dir = kept.as_deref().unwrap_or(tmp.path());
-    std::fs::create_dir_all(dir).unwrap();
-    let (idp, target) = generate(&sizes);
-    std::fs::write(dir.join("idp.json"), serde_json::to_vec(&idp).unwrap()).unwrap();
-    std::fs::write(
-        dir.join("atlassian.json"),
-        serde_json::to_vec(&target).unwrap(),
-    )
-    .unwrap();
-    std::fs::write(dir.join("idsync.yaml"), CONFIG).unwrap();
-    let size = |f: &str| std::fs::metadata(dir.join(f)).unwrap().len() as f64 / 1_048_576.0;
-    println!(
-        "plan_scale: {} users, {} groups, {} memberships per side; snapshot files {:.1} MiB (IdP) + {:.1} MiB (Atlassian)",
-        sizes.users,
-        sizes.groups,
-        sizes.groups * (sizes.memberships / sizes.groups),
-        size("idp.json"),
-        size("atlassian.json")
+    let sizes: Vec<usize> = flag(&args, "--sizes")
+        .unwrap_or("100k")
+        .split(',')
+        .map(parse_size)
+        .collect();
+    let runs: usize = flag(&args, "--runs").map_or(3, |v| v.parse().expect("--runs N"));
+    let root = flag(&args, "--dir").map_or_else(
+        || PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("plan_scale"),
+        PathBuf::from,
     );
-    drop((idp, target));
-
-    let mut parse = (f64::MAX, 0u64);
-    let mut plan = (f64::MAX, 0u64);
-    // Interleaved, best of `runs` each, so both see the same machine state.
-    for _ in 0..runs {
-        let p = child("parse", dir);
-        parse = (parse.0.min(p.0), parse.1.max(p.1));
-        let q = child("plan", dir);
-        plan = (plan.0.min(q.0), plan.1.max(q.1));
+    let mut rows: Vec<Row> = Vec::new();
+    for &users in &sizes {
+        let dir = root.join(users.to_string());
+        let g = ensure_data(users, &dir);
+        println!(
+            "plan_scale {users} users: {} IdP memberships, {} target memberships; snapshot files {:.1} MiB (IdP) + {:.1} MiB (Atlassian) in {}",
+            g.idp_memberships,
+            g.target_memberships,
+            g.idp_bytes as f64 / 1_048_576.0,
+            g.target_bytes as f64 / 1_048_576.0,
+            dir.display()
+        );
+        let mut parse = (f64::MAX, 0u64, f64::MAX);
+        let mut plan = (f64::MAX, 0u64, f64::MAX);
+        // Interleaved, best of `runs` each, so both see the same machine state.
+        for _ in 0..runs {
+            let p = child("parse", &dir);
+            parse = (parse.0.min(p.0), parse.1.max(p.1), parse.2.min(p.2));
+            let q = child("plan", &dir);
+            plan = (plan.0.min(q.0), plan.1.max(q.1), plan.2.min(q.2));
+        }
+        let summary = plan_summary(&dir.join("plan.json"));
+        println!("  plan: {summary}");
+        println!(
+            "  read both snapshot files: {:>8.3} s ({:.2} s CPU)   peak {:>7.1} MiB",
+            parse.0,
+            parse.2,
+            mib(parse.1)
+        );
+        println!(
+            "  plan --format json --out: {:>8.3} s ({:.2} s CPU)   peak {:>7.1} MiB   ratio {:.2} ({:.2} in CPU time)",
+            plan.0,
+            plan.2,
+            mib(plan.1),
+            plan.0 / parse.0,
+            plan.2 / parse.2
+        );
+        rows.push(Row { users, plan, parse });
     }
     let mut report = String::new();
     let _ = writeln!(
         report,
-        "read + parse both files: {:>8.3} s   peak {:>7.1} MiB",
-        parse.0,
-        parse.1 as f64 / 1024.0
+        "\n| users | plan s | baseline s | ratio | CPU ratio | plan peak MiB | baseline peak MiB | growth (users / plan time / peak) |"
     );
+    let _ = writeln!(report, "|---|---|---|---|---|---|---|---|");
+    for (i, r) in rows.iter().enumerate() {
+        let growth = match i.checked_sub(1).map(|p| &rows[p]) {
+            Some(p) => format!(
+                "×{:.2} / ×{:.2} / ×{:.2}",
+                r.users as f64 / p.users as f64,
+                r.plan.0 / p.plan.0,
+                r.plan.1 as f64 / p.plan.1 as f64
+            ),
+            None => "–".into(),
+        };
+        let _ = writeln!(
+            report,
+            "| {} | {:.3} | {:.3} | {:.2} | {:.2} | {:.0} | {:.0} | {growth} |",
+            r.users,
+            r.plan.0,
+            r.parse.0,
+            r.plan.0 / r.parse.0,
+            r.plan.2 / r.parse.2,
+            mib(r.plan.1),
+            mib(r.parse.1)
+        );
+    }
     let _ = writeln!(
         report,
-        "full plan:               {:>8.3} s   peak {:>7.1} MiB",
-        plan.0,
-        plan.1 as f64 / 1024.0
-    );
-    let _ = writeln!(
-        report,
-        "ratio plan / parse:      {:>8.2}     (target <= 1.5; peak target < 1024 MiB)",
-        plan.0 / parse.0
+        "targets: ratio <= 1.2 and peak < 2560 MiB at 1M users; peak < 500 MiB at 100k"
     );
     print!("{report}");
+}
+
+/// The plan's counts, read back from the saved plan's summary.
+fn plan_summary(path: &Path) -> String {
+    #[derive(serde::Deserialize)]
+    struct Saved {
+        summary: serde_json::Value,
+    }
+    let text = std::fs::read(path).unwrap();
+    let saved: Saved = serde_json::from_slice(&text).unwrap();
+    format!(
+        "{} ({:.1} MiB of JSON)",
+        saved.summary,
+        text.len() as f64 / 1_048_576.0
+    )
 }

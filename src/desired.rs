@@ -11,7 +11,7 @@ use crate::plan::{ReasonCode, UserFields};
 use crate::rules::{GroupRef, Matcher, Rules};
 
 /// One source's snapshot, indexed.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct SourceData {
     pub name: String,
     pub data: Indexed,
@@ -89,8 +89,12 @@ const MAX_CONFLICT_WARNINGS: usize = 50;
 /// # Errors
 /// The config refers by name to an IdP group whose name several groups of that source share; each
 /// problem lists the groups with their ids.
+///
+/// The user records that provide a desired user are emptied (their key and index stay): nothing
+/// reads them again, and at a million users the sources and the desired state would otherwise
+/// both be whole in memory.
 pub(crate) fn build(
-    sources: &[SourceData],
+    sources: &mut [SourceData],
     rules: &Rules,
     reserved: &dyn Fn(&str) -> Option<&'static str>,
 ) -> Result<Desired, Vec<String>> {
@@ -98,12 +102,14 @@ pub(crate) fn build(
     // For each source, source user index -> desired user index.
     let mut maps: Vec<Vec<u32>> = Vec::with_capacity(sources.len());
     let mut conflicts = 0usize;
-    for (s, src) in sources.iter().enumerate() {
+    for s in 0..sources.len() {
+        let (earlier_sources, rest) = sources.split_at_mut(s);
+        let src = &mut rest[0];
         let mut map = Vec::with_capacity(src.data.keys.len());
-        for (i, user) in src.data.snapshot.users.iter().enumerate() {
+        for (i, user) in src.data.snapshot.users.iter_mut().enumerate() {
             let key = &src.data.keys[i];
             // Already provided by an earlier source? (Their indexes serve; no map of our own.)
-            let earlier = sources[..s]
+            let earlier = earlier_sources
                 .iter()
                 .zip(&maps)
                 .find_map(|(p, pmap)| p.data.find(key).map(|j| pmap[j as usize]));
@@ -123,6 +129,7 @@ pub(crate) fn build(
             }
             let di = u32::try_from(d.users.len()).expect("fewer than 4 billion users");
             d.users.push(desired_user(key, &src.name, user, rules));
+            *user = User::new("");
             map.push(di);
         }
         maps.push(map);
@@ -551,7 +558,7 @@ groups:
     #[test]
     fn groups_are_named_by_id_and_a_shared_name_in_use_is_an_error() {
         let d = build(
-            &source(),
+            &mut source(),
             &rules(r#"{from: "idp:id:g2", to: eng}"#, ""),
             &|_| None,
         )
@@ -563,7 +570,7 @@ groups:
         );
 
         let err = build(
-            &source(),
+            &mut source(),
             &rules(r#"{from: "idp:Eng", to: eng}"#, ""),
             &|_| None,
         )
@@ -573,14 +580,14 @@ groups:
             err[0].contains("id g1, id g2") && err[0].contains("\"idp:id:g1\""),
             "{err:?}"
         );
-        let err = build(&source(), &rules("", r#""idp:Eng""#), &|_| None).unwrap_err();
+        let err = build(&mut source(), &rules("", r#""idp:Eng""#), &|_| None).unwrap_err();
         assert!(
             err[0].starts_with("users.require_groups names \"idp:Eng\""),
             "{err:?}"
         );
 
         // Unreferenced, the shared name is no problem; `require_groups` by id scopes the users.
-        let d = build(&source(), &rules("", r#""idp:id:g1""#), &|_| None).unwrap();
+        let d = build(&mut source(), &rules("", r#""idp:id:g1""#), &|_| None).unwrap();
         let wanted: Vec<&str> = d
             .users
             .iter()
@@ -591,7 +598,7 @@ groups:
 
         // No group has the id g9: the group named `id:g9` is found by its name.
         let d = build(
-            &source(),
+            &mut source(),
             &rules(r#"{from: "idp:id:g9", to: odd}"#, ""),
             &|_| None,
         )
@@ -602,7 +609,7 @@ groups:
     #[test]
     fn a_regex_over_a_shared_name_warns_and_case_twins_block() {
         let d = build(
-            &source(),
+            &mut source(),
             &rules(
                 r#"{from_regex: "^idp:(Eng)$", to: "$1"}, {from: "idp:id:g3", to: eng}"#,
                 "",

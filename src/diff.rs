@@ -799,25 +799,28 @@ impl Differ<'_> {
             }
             adds.sort_by(|a, b| a.key.cmp(&b.key));
             removes.sort_by(|a, b| a.key.cmp(&b.key));
+            // The members move into their batches (a plan at scale holds millions of them).
             let n = adds.len().div_ceil(batch);
-            for (i, chunk) in adds.chunks(batch).enumerate() {
+            let mut adds = adds.into_iter();
+            for i in 0..n {
                 self.actions.push(Action::AddMembers {
                     group: name.clone(),
                     group_id: group_id.clone(),
                     batch: [i + 1, n],
-                    members: chunk.to_vec(),
+                    members: adds.by_ref().take(batch).collect(),
                     reason: format!("memberships derived from {}", g.origin),
                     reason_code: group_code,
                 });
             }
             let n = removes.len().div_ceil(batch);
             let gid = group_id.clone().unwrap_or_else(|| name.clone());
-            for (i, chunk) in removes.chunks(batch).enumerate() {
+            let mut removes = removes.into_iter();
+            for i in 0..n {
                 self.actions.push(Action::RemoveMembers {
                     group: name.clone(),
                     group_id: gid.clone(),
                     batch: [i + 1, n],
-                    members: chunk.to_vec(),
+                    members: removes.by_ref().take(batch).collect(),
                     reason: format!(
                         "memberships no longer derived ({name} is managed by {})",
                         g.origin

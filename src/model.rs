@@ -346,7 +346,7 @@ pub enum GroupNames {
 }
 
 /// A snapshot with its keys computed once: users by key, group members as user indexes.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Indexed {
     pub snapshot: Snapshot,
     /// `keys[i]` is the key of `snapshot.users[i]`.
@@ -386,46 +386,71 @@ impl Indexed {
     /// # Errors
     /// An empty email, two users with the same key, or (when names are unique) two groups with the
     /// same name.
-    pub fn with(mut snapshot: Snapshot, names: GroupNames) -> Result<Self, SnapshotError> {
-        let mut keys = Vec::with_capacity(snapshot.users.len());
-        let mut by_key = KeyIndex::with_capacity(snapshot.users.len());
-        for (i, u) in snapshot.users.iter().enumerate() {
-            let key = key_of(&u.email);
-            if key.is_empty() {
-                return Err(SnapshotError::EmptyEmail { index: i });
-            }
-            let idx = u32::try_from(i).expect("fewer than 4 billion users");
-            if by_key.find(&keys, &key).is_some() {
-                return Err(SnapshotError::DuplicateUser { key });
-            }
-            keys.push(key);
-            by_key.insert(&keys, idx);
+    pub fn with(snapshot: Snapshot, names: GroupNames) -> Result<Self, SnapshotError> {
+        Indexed::resolved(Resolving::of(snapshot), names)
+    }
+
+    /// Indexes a snapshot whose members were resolved as it was read ([`Resolving`]); the same
+    /// result as [`Indexed::with`] on the snapshot with its members by email.
+    ///
+    /// # Errors
+    /// As [`Indexed::with`].
+    pub fn resolved(read: Resolving, names: GroupNames) -> Result<Self, SnapshotError> {
+        let Resolving {
+            snapshot,
+            keys,
+            by_key,
+            first_error,
+            members: raw,
+            pending,
+            ..
+        } = read;
+        if let Some(e) = first_error {
+            return Err(e);
         }
         let mut seen_groups =
             FxHashSet::with_capacity_and_hasher(snapshot.groups.len(), Default::default());
-        let mut members = Vec::with_capacity(snapshot.groups.len());
-        let mut unknown_members = Vec::new();
-        for g in &mut snapshot.groups {
-            if !seen_groups.insert(g.name.clone()) && names == GroupNames::Unique {
+        for g in &snapshot.groups {
+            if !seen_groups.insert(g.name.as_str()) && names == GroupNames::Unique {
                 return Err(SnapshotError::DuplicateGroup {
                     name: g.name.clone(),
                 });
             }
-            let mut idxs = Vec::with_capacity(g.members.len());
-            // The member emails are not needed once resolved: free them here, while other
-            // snapshots are still being read.
-            for m in std::mem::take(&mut g.members) {
+        }
+        drop(seen_groups);
+        // Members that named no user read before them: looked up now that every user is known.
+        let pending: Vec<Result<u32, String>> = pending
+            .into_iter()
+            .map(|m| {
                 let found = match by_key.find(&keys, &m) {
                     Some(i) => Some(i),
                     None => by_key.find(&keys, &key_of(&m)),
                 };
-                match found {
-                    Some(i) => idxs.push(i),
-                    None => unknown_members.push((g.name.clone(), m)),
+                found.ok_or(m)
+            })
+            .collect();
+        let mut members = Vec::with_capacity(raw.len());
+        let mut unknown_members = Vec::new();
+        for (g, mut idxs) in snapshot.groups.iter().zip(raw) {
+            let mut unknown = false;
+            for x in &mut idxs {
+                if *x & PENDING != 0 {
+                    match &pending[(*x & !PENDING) as usize] {
+                        Ok(i) => *x = *i,
+                        Err(m) => {
+                            unknown_members.push((g.name.clone(), m.clone()));
+                            *x = u32::MAX;
+                            unknown = true;
+                        }
+                    }
                 }
+            }
+            if unknown {
+                idxs.retain(|&x| x != u32::MAX);
             }
             idxs.sort_unstable();
             idxs.dedup();
+            idxs.shrink_to_fit();
             members.push(idxs);
         }
         Ok(Indexed {
@@ -444,20 +469,31 @@ impl Indexed {
     ///
     /// # Errors
     /// As [`Indexed::new`], but never for groups.
-    pub fn new_target(mut snapshot: Snapshot) -> Result<Self, SnapshotError> {
+    pub fn new_target(snapshot: Snapshot) -> Result<Self, SnapshotError> {
+        Indexed::resolved_target(Resolving::of(snapshot))
+    }
+
+    /// [`Indexed::new_target`] for a snapshot whose members were resolved as it was read.
+    ///
+    /// # Errors
+    /// As [`Indexed::new_target`].
+    pub fn resolved_target(mut read: Resolving) -> Result<Self, SnapshotError> {
         let mut count: FxHashMap<String, usize> = FxHashMap::default();
-        for g in &snapshot.groups {
+        for g in &read.snapshot.groups {
             *count.entry(g.name.to_lowercase()).or_default() += 1;
         }
         let mut shared: Vec<SharedName> = Vec::new();
         if count.values().any(|&n| n > 1) {
-            let (dups, keep): (Vec<Group>, Vec<Group>) = std::mem::take(&mut snapshot.groups)
-                .into_iter()
-                .partition(|g| count[&g.name.to_lowercase()] > 1);
-            snapshot.groups = keep;
-            for g in dups {
-                let id = g.id.clone().unwrap_or_else(|| g.name.clone());
+            let groups = std::mem::take(&mut read.snapshot.groups);
+            let raw = std::mem::take(&mut read.members);
+            for (g, m) in groups.into_iter().zip(raw) {
                 let lower = g.name.to_lowercase();
+                if count[&lower] <= 1 {
+                    read.snapshot.groups.push(g);
+                    read.members.push(m);
+                    continue;
+                }
+                let id = g.id.clone().unwrap_or_else(|| g.name.clone());
                 match shared.iter_mut().find(|s| s.name.to_lowercase() == lower) {
                     Some(s) => s.ids.push(id),
                     None => shared.push(SharedName {
@@ -467,7 +503,7 @@ impl Indexed {
                 }
             }
         }
-        let mut indexed = Indexed::new(snapshot)?;
+        let mut indexed = Indexed::resolved(read, GroupNames::Unique)?;
         indexed.shared_names = shared;
         Ok(indexed)
     }
@@ -500,9 +536,125 @@ impl Indexed {
     }
 }
 
+/// Marks a member not resolved yet in [`Resolving::members`]: the rest is an index into its
+/// pending names.
+const PENDING: u32 = 1 << 31;
+
+/// A snapshot being indexed as it is read: each user's key is indexed as the user comes, and each
+/// group member is resolved to a user index at once, so that a file of millions of memberships
+/// never holds a string per membership. A member that names no user read so far (a user later in
+/// the file, or none at all) is kept by name, once per distinct name, and looked up when
+/// [`Indexed::resolved`] finishes, so the order of the file does not matter and a member that is
+/// no user is reported as ever.
+#[derive(Debug, Default)]
+pub struct Resolving {
+    /// The users and groups (each group's `members` left empty: they are in `members`).
+    pub snapshot: Snapshot,
+    keys: Vec<String>,
+    by_key: KeyIndex,
+    /// The first problem with a user, in user order (as [`Indexed::with`] reports it).
+    first_error: Option<SnapshotError>,
+    /// Per group: user indexes, or [`PENDING`] | an index into `pending`.
+    members: Vec<Vec<u32>>,
+    pending: Vec<String>,
+    /// Pending name -> its index in `pending`.
+    pending_index: KeyIndex,
+}
+
+impl Resolving {
+    /// An empty snapshot to read users and groups into.
+    #[must_use]
+    pub fn new() -> Resolving {
+        Resolving::default()
+    }
+
+    /// A snapshot read whole, its members resolved now (what [`Indexed::with`] does).
+    #[must_use]
+    pub fn of(mut snapshot: Snapshot) -> Resolving {
+        let users = std::mem::take(&mut snapshot.users);
+        let groups = std::mem::take(&mut snapshot.groups);
+        let mut r = Resolving {
+            snapshot,
+            ..Resolving::default()
+        };
+        r.keys.reserve(users.len());
+        r.by_key = KeyIndex::with_capacity(users.len());
+        r.snapshot.users.reserve(users.len());
+        for u in users {
+            r.add_user(u);
+        }
+        r.snapshot.groups.reserve(groups.len());
+        r.members.reserve(groups.len());
+        for mut g in groups {
+            // The member emails are not needed once resolved: freed group by group.
+            let names = std::mem::take(&mut g.members);
+            let mut idxs = Vec::with_capacity(names.len());
+            for m in &names {
+                idxs.push(r.member(m));
+            }
+            drop(names);
+            r.add_group(g, idxs);
+        }
+        r
+    }
+
+    /// Adds the next user.
+    pub fn add_user(&mut self, u: User) {
+        let index = self.snapshot.users.len();
+        let key = key_of(&u.email);
+        self.snapshot.users.push(u);
+        if self.first_error.is_some() {
+            return;
+        }
+        if key.is_empty() {
+            self.first_error = Some(SnapshotError::EmptyEmail { index });
+            return;
+        }
+        if self.by_key.find(&self.keys, &key).is_some() {
+            self.first_error = Some(SnapshotError::DuplicateUser { key });
+            return;
+        }
+        let idx = u32::try_from(index).expect("fewer than 2 billion users");
+        assert!(idx < PENDING, "fewer than 2 billion users");
+        self.keys.push(key);
+        self.by_key.insert(&self.keys, idx);
+    }
+
+    /// A member by email (any case): the index of the user read so far with that key, or a
+    /// pending name.
+    pub fn member(&mut self, m: &str) -> u32 {
+        // After a problem with the users the snapshot is refused anyway: nothing to resolve.
+        if self.first_error.is_none() {
+            let found = match self.by_key.find(&self.keys, m) {
+                Some(i) => Some(i),
+                None => self.by_key.find(&self.keys, &key_of(m)),
+            };
+            if let Some(i) = found {
+                return i;
+            }
+        }
+        if let Some(p) = self.pending_index.find(&self.pending, m) {
+            return PENDING | p;
+        }
+        let p = u32::try_from(self.pending.len()).expect("fewer than 2 billion names");
+        assert!(p < PENDING, "fewer than 2 billion names");
+        self.pending.push(m.to_string());
+        self.pending_index.insert(&self.pending, p);
+        PENDING | p
+    }
+
+    /// Adds the next group, with its members as [`Resolving::member`] gave them (`group.members`
+    /// is ignored).
+    pub fn add_group(&mut self, mut group: Group, members: Vec<u32>) {
+        group.members = Vec::new();
+        self.snapshot.groups.push(group);
+        self.members.push(members);
+    }
+}
+
 /// Key -> user index, holding only indexes: the keys stay in `Indexed::keys`, so a 100,000-user
 /// snapshot does not carry a second copy of every email.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct KeyIndex {
     table: HashTable<u32>,
 }

@@ -34,6 +34,25 @@ impl Write for Out {
     }
 }
 
+impl Out {
+    /// Writes `data` as the whole of what remains to be written, without copying it into the
+    /// stream: redacted, then sent to stdout at once (for a plan of hundreds of MB). When the
+    /// stream already holds text, `data` is added to it instead, so that redaction still sees a
+    /// secret that would span the two.
+    ///
+    /// # Errors
+    /// Writing to stdout fails.
+    pub fn write_whole(&mut self, data: &[u8]) -> io::Result<()> {
+        if !self.buf.is_empty() {
+            self.buf.extend_from_slice(data);
+            return self.flush();
+        }
+        let mut out = io::stdout().lock();
+        out.write_all(&redact_bytes(data))?;
+        out.flush()
+    }
+}
+
 impl Drop for Out {
     fn drop(&mut self) {
         let _ = self.flush();

@@ -30,7 +30,7 @@ fn snapshot(yaml: &str) -> Snapshot {
 fn plan(sources: &[(&str, &str)], target: &str, body: &str) -> Plan {
     let names: Vec<&str> = sources.iter().map(|(n, _)| *n).collect();
     let loaded = loaded(&names, body);
-    let data: Vec<SourceData> = sources
+    let mut data: Vec<SourceData> = sources
         .iter()
         .map(|(name, yaml)| SourceData {
             name: (*name).to_string(),
@@ -38,7 +38,7 @@ fn plan(sources: &[(&str, &str)], target: &str, body: &str) -> Plan {
         })
         .collect();
     let desired =
-        desired::build(&data, &loaded.rules, &|_| None).expect("group references resolve");
+        desired::build(&mut data, &loaded.rules, &|_| None).expect("group references resolve");
     let target = Indexed::new_target(snapshot(target)).unwrap();
     let ctx = Context {
         rules: &loaded.rules,

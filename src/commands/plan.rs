@@ -64,8 +64,11 @@ async fn plan(
         super::check_writable_folder(path, "--out")?;
     }
     let loaded = super::load(printer, config_path)?;
-    let planned = engine::make_plan_scoped(&loaded, printer, now, overrides, scope).await?;
-    let plan = &planned.plan;
+    // Only the plan is needed from here: the target's snapshot goes before the plan is written
+    // out (at a million users, the snapshot and the plan's JSON are each a gigabyte or so).
+    let engine::Planned { plan, .. } =
+        engine::make_plan_scoped(&loaded, printer, now, overrides, scope).await?;
+    let plan = &plan;
     let refusal = engine::refusal(plan);
     // Saved before it is shown, so that the markdown can point at the file; never when refused.
     // The JSON is made once when it is both saved and printed (a plan at scale is hundreds of MB).
@@ -82,7 +85,7 @@ async fn plan(
     };
     let mut stdout = printer.stdout();
     if let (Format::Json, Some(text)) = (format, &json) {
-        stdout.write_all(text.as_bytes())?;
+        stdout.write_whole(text.as_bytes())?;
     } else if format == Format::Markdown {
         let opts = MarkdownOptions {
             limit: markdown_limit,

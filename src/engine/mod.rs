@@ -164,8 +164,10 @@ pub(crate) async fn read_sources(
         let phase = Phase::reading(&format!("reading source {name}"));
         let read = async {
             match people {
-                None => source.snapshot().await,
-                Some(p) => source.snapshot_people(p).await,
+                None => source.snapshot_resolving().await,
+                Some(p) => Ok(crate::model::Resolving::of(
+                    source.snapshot_people(p).await?,
+                )),
             }
         };
         let snap = phase.scope(read).await.map_err(|e| Error::Source {
@@ -215,8 +217,10 @@ pub(crate) async fn read_target(
     let phase = Phase::reading(&format!("reading target {name}"));
     let read = async {
         match people {
-            None => target.snapshot().await,
-            Some(p) => target.snapshot_people(p).await,
+            None => target.snapshot_resolving().await,
+            Some(p) => Ok(crate::model::Resolving::of(
+                target.snapshot_people(p).await?,
+            )),
         }
     };
     let snap = phase.scope(read).await.map_err(|e| Error::Target {
@@ -287,8 +291,10 @@ pub(crate) fn plan_from_keeping(
         sources: read,
         target: TargetInput { target, indexed },
     } = inputs;
-    let data: Vec<SourceData> = read.into_iter().map(|r| r.data).collect();
-    let desired = desired::build(&data, &loaded.rules, &|g| target.reserved_group(g))
+    let mut data: Vec<SourceData> = read.into_iter().map(|r| r.data).collect();
+    // `explain` reads the sources' records after the plan; desired::build empties them.
+    let kept_sources = keep.then(|| data.clone());
+    let desired = desired::build(&mut data, &loaded.rules, &|g| target.reserved_group(g))
         .map_err(|problems| Error::GroupReferences { problems })?;
     lap(printer, clock, "desired state");
     let filter = match scope {
@@ -332,6 +338,10 @@ pub(crate) fn plan_from_keeping(
             left_out: d.data.snapshot.skipped.len(),
         })
         .collect();
+    // The diff needs only the desired state and the target: the sources' users and groups go now,
+    // before the plan is made (at a million users they are a gigabyte).
+    drop(data);
+    lap(printer, clock, "freed the sources");
     let ctx = Context {
         rules: &loaded.rules,
         cleanup: &loaded.rules.cleanup,
@@ -352,23 +362,21 @@ pub(crate) fn plan_from_keeping(
         &ctx,
         filter.as_ref().map(|(s, f)| (*s, f)),
     );
+    lap(printer, clock, "diff");
+    let kept = match kept_sources {
+        Some(sources) => Some(Kept { sources, desired }),
+        None => {
+            drop(desired);
+            lap(printer, clock, "freed the desired state");
+            None
+        }
+    };
     plan.seal(
         crate::engine::saved_file::key_from_env()
             .map_err(Error::PlanKey)?
             .as_deref(),
     );
-    lap(printer, clock, "diff");
-    let kept = if keep {
-        Some(Kept {
-            sources: data,
-            desired,
-        })
-    } else {
-        drop(desired);
-        drop(data);
-        lap(printer, clock, "freed the sources");
-        None
-    };
+    lap(printer, clock, "sealed");
     Ok((
         Planned {
             plan,
@@ -447,19 +455,19 @@ pub(crate) async fn read_people(
 
 /// Indexes a snapshot on a blocking thread.
 async fn index(
-    snap: crate::model::Snapshot,
+    snap: crate::model::Resolving,
     names: GroupNames,
 ) -> Result<Indexed, crate::model::SnapshotError> {
-    tokio::task::spawn_blocking(move || Indexed::with(snap, names))
+    tokio::task::spawn_blocking(move || Indexed::resolved(snap, names))
         .await
         .expect("indexing does not panic")
 }
 
 /// Indexes a target's snapshot on a blocking thread (groups sharing a name set apart).
 async fn index_target(
-    snap: crate::model::Snapshot,
+    snap: crate::model::Resolving,
 ) -> Result<Indexed, crate::model::SnapshotError> {
-    tokio::task::spawn_blocking(move || Indexed::new_target(snap))
+    tokio::task::spawn_blocking(move || Indexed::resolved_target(snap))
         .await
         .expect("indexing does not panic")
 }

@@ -1,7 +1,7 @@
 //! The plan: a versioned data contract that every rendering draws and `apply` executes.
 
 pub mod action;
-
+mod canonical;
 pub mod guard;
 pub mod scope;
 pub mod stale;
@@ -310,14 +310,36 @@ impl Plan {
             self.signature = signature;
             return content;
         }
-        canonical_content(&serde_json::to_value(&*self).expect("plans serialize"))
+        let mut out = Vec::new();
+        canonical::write(&*self, &["digest", "signature"], &mut out).expect("plans serialize");
+        out
     }
 
     /// Records the digest and, with a key, the signature.
     pub fn seal(&mut self, key: Option<&[u8]>) {
-        let content = self.content();
-        self.digest = crate::digest::hex(&sha2::Sha256::digest(&content));
-        self.signature = key.map(|k| sign(k, &content));
+        if self.sealed_as_2_0() {
+            let content = self.content();
+            self.digest = crate::digest::hex(&sha2::Sha256::digest(&content));
+            self.signature = key.map(|k| sign(k, &content));
+            return;
+        }
+        // Streamed into the digest (and the signature): at scale the content is hundreds of MB.
+        let mut sealer = Sealer {
+            digest: sha2::Sha256::new(),
+            mac: key.map(|k| {
+                ring::hmac::Context::with_key(&ring::hmac::Key::new(ring::hmac::HMAC_SHA256, k))
+            }),
+        };
+        let mut buffered = std::io::BufWriter::with_capacity(1 << 16, &mut sealer);
+        canonical::write(&*self, &["digest", "signature"], &mut buffered).expect("plans serialize");
+        buffered
+            .into_inner()
+            .map_err(|_| ())
+            .expect("hashing does not fail");
+        self.digest = crate::digest::hex(&sealer.digest.finalize());
+        self.signature = sealer
+            .mac
+            .map(|m| format!("hmac-sha256:{}", crate::digest::hex(m.sign().as_ref())));
     }
 
     /// Checks the digest and, with a key, the signature, over this value. A plan read from a file is
@@ -331,7 +353,9 @@ impl Plan {
         let content = if self.sealed_as_2_0() {
             self.clone().content()
         } else {
-            canonical_content(&serde_json::to_value(self).expect("plans serialize"))
+            let mut out = Vec::new();
+            canonical::write(self, &["digest", "signature"], &mut out).expect("plans serialize");
+            out
         };
         check_seal(&content, &self.digest, self.signature.as_deref(), key)
     }
@@ -381,6 +405,26 @@ fn write_canonical(v: &serde_json::Value, out: &mut Vec<u8>) {
             out.push(b']');
         }
         scalar => serde_json::to_writer(&mut *out, scalar).expect("a JSON value serializes"),
+    }
+}
+
+/// Feeds the canonical content to the digest and, with a key, the signature.
+struct Sealer {
+    digest: sha2::Sha256,
+    mac: Option<ring::hmac::Context>,
+}
+
+impl std::io::Write for Sealer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        sha2::Digest::update(&mut self.digest, buf);
+        if let Some(m) = &mut self.mac {
+            m.update(buf);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::secret::{self, Secret, SecretError};
 use crate::config::{Diagnostic, KeyPath};
 use crate::http::HttpError;
-use crate::model::{LeftOut, People, Snapshot};
+use crate::model::{LeftOut, People, Resolving, Snapshot};
 use crate::snapshot_file::SnapshotFileError;
 
 /// The connector list. Each line names a connector's folder, its config type, its `SourceConfig`
@@ -127,6 +127,15 @@ pub trait Source: Send + Sync {
     /// overrides this to avoid a full read; the default reads everything and cuts it down.
     async fn snapshot_people(&self, people: &People) -> Result<Snapshot, SourceError> {
         Ok(self.snapshot().await?.restrict_to(people))
+    }
+    /// The snapshot as a plan reads it: users indexed and group members resolved to them (see
+    /// [`Resolving`]). The default resolves [`Source::snapshot`] once read; a snapshot file
+    /// resolves its members as it parses them, never holding a string per membership.
+    async fn snapshot_resolving(&self) -> Result<Resolving, SourceError> {
+        let snap = self.snapshot().await?;
+        Ok(tokio::task::spawn_blocking(move || Resolving::of(snap))
+            .await
+            .expect("indexing does not panic"))
     }
 }
 

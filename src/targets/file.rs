@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use rustc_hash::FxHashMap;
 
 use super::{ActionError, Target, TargetError};
-use crate::model::{key_of, Group, Snapshot, User};
+use crate::model::{key_of, Group, Resolving, Snapshot, User};
 use crate::plan::{Action, FieldChange, Member, UserFields};
 use crate::snapshot_file::{self, Format};
 
@@ -403,6 +403,14 @@ impl Target for FileTarget {
         let snap = read.await.expect("reading does not panic")?;
         *self.state.get_mut().expect("not poisoned") = None;
         Ok(snap)
+    }
+
+    async fn snapshot_resolving(&mut self) -> Result<Resolving, TargetError> {
+        let path = self.path.clone();
+        let read = tokio::task::spawn_blocking(move || snapshot_file::read_resolving(&path));
+        let read = read.await.expect("reading does not panic")?;
+        *self.state.get_mut().expect("not poisoned") = None;
+        Ok(read)
     }
 
     async fn apply(&self, action: &Action) -> Result<(), ActionError> {

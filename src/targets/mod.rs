@@ -18,7 +18,7 @@ use async_trait::async_trait;
 use crate::config::secret::{self, SecretError};
 use crate::config::{Config, TargetConfig};
 use crate::http::{Auth, HttpError};
-use crate::model::{People, Snapshot};
+use crate::model::{People, Resolving, Snapshot};
 use crate::plan::Action;
 use crate::snapshot_file::SnapshotFileError;
 
@@ -83,6 +83,15 @@ pub trait Target: Send + Sync {
     /// with targeted reads (SCIM filters) overrides this; the default reads everything and cuts it.
     async fn snapshot_people(&mut self, people: &People) -> Result<Snapshot, TargetError> {
         Ok(self.snapshot().await?.restrict_to(people))
+    }
+    /// The snapshot as a plan reads it: users indexed and group members resolved to them (see
+    /// [`Resolving`]). The default resolves [`Target::snapshot`] once read; a snapshot file
+    /// resolves its members as it parses them, never holding a string per membership.
+    async fn snapshot_resolving(&mut self) -> Result<Resolving, TargetError> {
+        let snap = self.snapshot().await?;
+        Ok(tokio::task::spawn_blocking(move || Resolving::of(snap))
+            .await
+            .expect("indexing does not panic"))
     }
     /// What the last snapshot found that a reviewer should know (e.g. `skip_admins` found no admin).
     fn warnings(&self) -> Vec<String> {

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 
 use self::config::FileSourceConfig;
 use super::{Source, SourceError};
-use crate::model::Snapshot;
+use crate::model::{Resolving, Snapshot};
 use crate::snapshot_file;
 
 /// A snapshot file standing in for an IdP.
@@ -38,6 +38,12 @@ impl Source for FileSource {
     async fn snapshot(&self) -> Result<Snapshot, SourceError> {
         let path = self.path.clone();
         let read = tokio::task::spawn_blocking(move || snapshot_file::read(&path));
+        Ok(read.await.expect("reading does not panic")?)
+    }
+
+    async fn snapshot_resolving(&self) -> Result<Resolving, SourceError> {
+        let path = self.path.clone();
+        let read = tokio::task::spawn_blocking(move || snapshot_file::read_resolving(&path));
         Ok(read.await.expect("reading does not panic")?)
     }
 }
