@@ -22,6 +22,7 @@ mod fakes_selftest {
 mod atlassian;
 mod cli;
 mod config_errors;
+mod conformance;
 mod convergence;
 mod entra;
 mod fault_matrix;

@@ -116,6 +116,11 @@ pub struct Faults {
     pub stall_for: Duration,
     /// Faults aimed at chosen pages of a listing.
     pub page_fault: Option<PageFault>,
+    /// A 429 storm that ends: every request whose path+query contains the string, arriving before
+    /// the instant, gets 429 with `Retry-After` (and `X-RateLimit-Reset`) saying when the storm
+    /// ends, rounded up to the second. A client that retries before then is refused again, so
+    /// counting a request's refusals tells whether the waits were honoured.
+    pub storm: Option<(String, Instant)>,
 }
 
 /// What a page fault does to a page.
@@ -215,6 +220,7 @@ impl Default for Faults {
             stall_after_mutation: 0,
             stall_for: Duration::from_secs(30),
             page_fault: None,
+            storm: None,
         }
     }
 }
@@ -358,6 +364,14 @@ impl FaultLayer {
             Verdict::EchoAuth(faults.echo_auth_plain)
         } else if take(&mut faults.reset_next) {
             Verdict::Reset
+        } else if let Some(left) = faults
+            .storm
+            .as_ref()
+            .filter(|(needle, _)| target.contains(needle.as_str()))
+            .and_then(|(_, until)| until.checked_duration_since(Instant::now()))
+            .filter(|left| !left.is_zero())
+        {
+            Verdict::Throttle(left.as_secs() + u64::from(left.subsec_nanos() > 0))
         } else if take(&mut faults.throttle_next) {
             Verdict::Throttle(faults.retry_after_secs)
         } else if faults
