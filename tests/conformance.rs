@@ -1249,8 +1249,12 @@ async fn run_row(start: Start) -> (&'static str, Vec<Cell>) {
     (bench.row.name(), cells)
 }
 
-/// Prints the matrix (rows × scenarios, `ok`, `skip`, `FAIL`) and the reasons of the skips;
-/// returns the failures.
+/// Prints the matrix (rows × scenarios, `ok`, `skip`, `FAIL`) and the reasons of the skips
+/// (shown with `--nocapture`, and with a failure); returns the failures.
+#[allow(
+    clippy::print_stdout,
+    reason = "the matrix and its skips are the suite's report"
+)]
 fn report(title: &str, scenarios: &[&str], rows: &[(&'static str, Vec<Cell>)]) -> Vec<String> {
     let mut text = format!("{title}\n{:<10}", "");
     for s in scenarios {
