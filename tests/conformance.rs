@@ -12,9 +12,9 @@
 //! |---|---|
 //! | full read | `snapshot --side source`: every person (email, names, active flag) and every group with its members, the users listed over ≥ 3 pages |
 //! | nested groups | the row's documented semantics: flattened into the parent, a separate group, or a stated reason why the API has none |
-//! | failed page | page 2 of the users answers 503 beyond every retry: exit 1, the error names the source and the listing, no file written |
+//! | failed page | page 2 of the users answers 503 beyond every retry: exit 1, the error names the source, the listing and the page, no file written |
 //! | truncated page | page 2 cut in half once: retried, the same file as the clean read; always: exit 1, no file (never a silent short read) |
-//! | 429 storm | every request for a second gets 429 with `Retry-After`: the read succeeds, unchanged, and no request is refused twice (an early retry would be) |
+//! | 429 storm | every request for two seconds gets 429 with `Retry-After` (waits at their real length): the read succeeds, unchanged, and no request is refused twice (an early retry would be) |
 //! | expiring token | the token runs out half way (the next request gets 401): the read succeeds, unchanged, with exactly one refresh |
 //! | left out | the account without an email is counted in the plan's `left_out` and named |
 //! | rename | a new email on the same id is one `update_user` (no deactivation, no creation); apply converges |
@@ -26,8 +26,9 @@
 //!
 //! **Targets.** The Atlassian target (SCIM with the organization admin API) and the generic SCIM
 //! target (the same fake, SCIM only) run [`TARGET_SCENARIOS`]: create, link, update, deactivate,
-//! reactivate, membership batches, 409 on a retried create, a failed listing page; each plans,
-//! applies and plans again to no changes.
+//! reactivate, membership batches, 409 on a retried create (its answer lost, and the lookup idsync
+//! makes before sending it again reading a search index that lags), a failed listing page; each
+//! plans, applies and plans again to no changes.
 //!
 //! Adding a connector: write its `start` (seed the fake from [`DIRECTORY`]) and implement
 //! [`SourceRow`] (or add a [`TargetRow`]), then add one line to [`SOURCE_ROWS`] (or
