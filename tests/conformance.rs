@@ -14,7 +14,7 @@
 //! | nested groups | the row's documented semantics: flattened into the parent, a separate group, or a stated reason why the API has none |
 //! | failed page | page 2 of the users answers 503 beyond every retry: exit 1, the error names the source, the listing and the page, no file written |
 //! | truncated page | page 2 cut in half once: retried, the same file as the clean read; always: exit 1, no file (never a silent short read) |
-//! | 429 storm | every request for two seconds gets 429 with `Retry-After` (waits at their real length): the read succeeds, unchanged, and no request is refused twice (an early retry would be) |
+//! | 429 storm | every request for two seconds from the first gets 429 with `Retry-After` (waits at their real length): the read succeeds, unchanged, and no request is refused twice (an early retry would be) |
 //! | expiring token | the token runs out half way (the next request gets 401): the read succeeds, unchanged, with exactly one refresh |
 //! | left out | the account without an email is counted in the plan's `left_out` and named |
 //! | rename | a new email on the same id is one `update_user` (no deactivation, no creation); apply converges |
@@ -38,7 +38,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -48,7 +48,7 @@ use crate::fakes::google::{FakeGoogle, FakeGoogleConfig};
 use crate::fakes::keycloak::{FakeKeycloak, FakeKeycloakConfig};
 use crate::fakes::okta::{FakeOkta, FakeOktaConfig, OktaSeedUser};
 use crate::fakes::onelogin::{FakeOneLogin, FakeOneLoginConfig, TOKEN_PATH as ONELOGIN_TOKEN};
-use crate::fakes::{token_traffic, Faults, PageFault, PageFaultKind, Params, RequestLog};
+use crate::fakes::{token_traffic, Faults, PageFault, PageFaultKind, Params, RequestLog, Storm};
 use crate::support::{repo, run_beside_fakes, Scratch};
 
 // ---------------------------------------------------------------------------------------------
@@ -1105,7 +1105,7 @@ async fn truncated_page(b: &mut Bench) -> Outcome {
 async fn storm(b: &mut Bench) -> Outcome {
     let before = b.row.requests().len();
     b.row.set_faults(Faults {
-        storm: Some((String::new(), Instant::now() + Duration::from_secs(2))),
+        storm: Some(Storm::new("", Duration::from_secs(2))),
         ..Faults::default()
     });
     // Waits at their real length: the storm's Retry-After is what is under test.

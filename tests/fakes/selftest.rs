@@ -6,7 +6,7 @@ use reqwest::{Client, Method, StatusCode};
 use serde_json::{json, Value};
 
 use super::atlassian::{FakeAtlassian, FakeConfig, SeedUser};
-use super::Faults;
+use super::{Faults, Storm};
 
 const SCIM_TOKEN: &str = "scim-secret-token";
 const ORG_TOKEN: &str = "org-secret-token";
@@ -538,9 +538,8 @@ async fn throttled_requests_get_429_with_retry_after_and_are_not_applied() {
 #[tokio::test]
 async fn a_storm_refuses_its_paths_until_it_ends_and_says_when() {
     let fake = fake().await;
-    let until = std::time::Instant::now() + Duration::from_secs(60);
     fake.set_faults(Faults {
-        storm: Some(("/Users".into(), until)),
+        storm: Some(Storm::new("/Users", Duration::from_secs(60))),
         ..Faults::default()
     });
     let get = |path: &'static str| {
@@ -570,9 +569,13 @@ async fn a_storm_refuses_its_paths_until_it_ends_and_says_when() {
         StatusCode::OK,
         "not in the storm"
     );
+    assert!(
+        fake.faults().storm.as_ref().unwrap().until.is_some(),
+        "started by its first request"
+    );
     // A storm that has ended refuses nothing.
     fake.set_faults(Faults {
-        storm: Some(("/Users".into(), std::time::Instant::now())),
+        storm: Some(Storm::new("/Users", Duration::ZERO)),
         ..Faults::default()
     });
     assert_eq!(get("/Users").await.status(), StatusCode::OK);
