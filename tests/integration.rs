@@ -8,7 +8,9 @@ mod support;
 /// in a test binary of the fakes crate: one link step for the whole suite.
 #[path = "fakes"]
 mod fakes_selftest {
-    use idsync_fakes::{atlassian, directory, entra, google, keycloak, okta, onelogin, Faults};
+    use idsync_fakes::{
+        atlassian, directory, entra, google, keycloak, okta, onelogin, Faults, Storm,
+    };
 
     mod directory_selftest;
     mod entra_selftest;
@@ -22,6 +24,7 @@ mod fakes_selftest {
 mod atlassian;
 mod cli;
 mod config_errors;
+mod conformance;
 mod convergence;
 mod entra;
 mod explain;

@@ -254,6 +254,26 @@ async fn renames_and_disables_keep_the_id() {
 }
 
 #[tokio::test]
+async fn memberships_change_in_both_directions() {
+    let fake = fake().await;
+    let id = fake.add_user("dan@example.com");
+    let group = fake.add_group("/Sales", &[]);
+    fake.set_member("/Sales", "dan@example.com", true);
+    let token = token(&fake).await;
+    let members = ok(&fake, &token, &format!("/groups/{group}/members")).await;
+    assert_eq!(field(&members, "id"), [id.as_str()]);
+    let groups = ok(&fake, &token, &format!("/users/{id}/groups")).await;
+    assert_eq!(field(&groups, "path"), ["/Sales"]);
+    fake.set_member("/Sales", "dan@example.com", false);
+    assert!(ok(&fake, &token, &format!("/groups/{group}/members"))
+        .await
+        .is_empty());
+    assert!(ok(&fake, &token, &format!("/users/{id}/groups"))
+        .await
+        .is_empty());
+}
+
+#[tokio::test]
 async fn unset_fields_are_left_out_or_with_explicit_nulls_sent_as_null() {
     for pre23 in [false, true] {
         let fake = FakeKeycloak::start(FakeKeycloakConfig {

@@ -6,7 +6,7 @@ use reqwest::{Client, Method, StatusCode};
 use serde_json::{json, Value};
 
 use super::atlassian::{FakeAtlassian, FakeConfig, SeedUser};
-use super::Faults;
+use super::{Faults, Storm};
 
 const SCIM_TOKEN: &str = "scim-secret-token";
 const ORG_TOKEN: &str = "org-secret-token";
@@ -533,6 +533,67 @@ async fn throttled_requests_get_429_with_retry_after_and_are_not_applied() {
     let statuses: Vec<u16> = fake.requests().iter().map(|r| r.status).collect();
     assert_eq!(statuses, [429, 429, 201]);
     assert_eq!(fake.mutations(), 1);
+}
+
+#[tokio::test]
+async fn a_storm_refuses_its_paths_until_it_ends_and_says_when() {
+    let fake = fake().await;
+    fake.set_faults(Faults {
+        storm: Some(Storm::new("/Users", Duration::from_secs(60))),
+        ..Faults::default()
+    });
+    let get = |path: &'static str| {
+        let url = format!("{}{path}", fake.scim_base());
+        async move {
+            Client::new()
+                .get(url)
+                .bearer_auth(SCIM_TOKEN)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    for _ in 0..2 {
+        let response = get("/Users").await;
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        // The seconds left, rounded up: the end of the storm, however often one asks.
+        let secs: u64 = response.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=60).contains(&secs), "{secs}");
+    }
+    assert_eq!(
+        get("/Groups").await.status(),
+        StatusCode::OK,
+        "not in the storm"
+    );
+    assert!(
+        fake.faults().storm.as_ref().unwrap().until.is_some(),
+        "started by its first request"
+    );
+    // A storm that has ended refuses nothing.
+    fake.set_faults(Faults {
+        storm: Some(Storm::new("/Users", Duration::ZERO)),
+        ..Faults::default()
+    });
+    assert_eq!(get("/Users").await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn lagging_searches_find_nobody_but_listings_see_everyone() {
+    let fake = fake().await;
+    fake.add_user(SeedUser::new("ivy@example.com"));
+    fake.state().lagging_searches = 1;
+    let filter = "/Users?filter=userName%20eq%20%22ivy@example.com%22";
+    let (status, body) = scim(&fake, Method::GET, filter, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["totalResults"], 0, "{body}");
+    let (_, body) = scim(&fake, Method::GET, "/Users", None).await;
+    assert_eq!(body["totalResults"], 1, "a listing is not a search: {body}");
+    let (_, body) = scim(&fake, Method::GET, filter, None).await;
+    assert_eq!(body["totalResults"], 1, "caught up: {body}");
 }
 
 #[tokio::test]

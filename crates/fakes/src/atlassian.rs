@@ -357,6 +357,10 @@ pub struct State {
     group_names: KeyIndex,
     /// The `limit` of every v2 user search, in order (`None`: not sent).
     pub search_limits: Vec<Option<u64>>,
+    /// The next N filtered `/Users` searches find nobody, as a search index that lags behind the
+    /// writes would (many SCIM servers filter through an eventually consistent index): a create
+    /// whose answer was lost is then not found by the client's lookup, and sent again.
+    pub lagging_searches: usize,
     next_id: u64,
     ticks: i64,
 }
@@ -377,6 +381,7 @@ impl State {
             account_emails: KeyIndex::default(),
             group_names: KeyIndex::default(),
             search_limits: Vec::new(),
+            lagging_searches: 0,
             next_id: 0,
             ticks: 0,
         }
@@ -1351,11 +1356,17 @@ async fn list_users(
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Reply {
-    let state = lock(&state);
+    let mut state = lock(&state);
     scim_guard(&state, &headers, &dir)?;
     let page = Page::from_query(&query, state.config.page_cap)?;
+    let lagging = query.contains_key("filter") && state.lagging_searches > 0;
+    if lagging {
+        state.lagging_searches -= 1;
+    }
+    let state = &*state;
     let nulls = state.config.explicit_nulls;
     let matching: Vec<&ScimUser> = match query.get("filter") {
+        Some(_) if lagging => Vec::new(),
         None => {
             // The whole directory: only the page's users are looked at.
             let window: Vec<&ScimUser> = page.window(&state.users).iter().collect();

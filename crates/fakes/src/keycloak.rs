@@ -498,6 +498,27 @@ impl FakeKeycloak {
             .push(group_id.to_owned());
     }
 
+    /// Makes the user with this email a direct member of the group with this path, or not.
+    pub fn set_member(&self, path: &str, email: &str, member: bool) {
+        let mut state = self.state();
+        let user_id = state.user_by_email(email).id.clone();
+        let group_id = state
+            .group_by_path(path)
+            .unwrap_or_else(|| panic!("no group {path}"))
+            .id
+            .clone();
+        let group = state.groups.get_mut(&group_id).expect("the group");
+        group.members.retain(|m| *m != user_id);
+        if member {
+            group.members.push(user_id.clone());
+        }
+        let groups = state.groups_of.entry(user_id).or_default();
+        groups.retain(|g| *g != group_id);
+        if member {
+            groups.push(group_id);
+        }
+    }
+
     /// Forgets every issued token, as if they had expired: the next admin call gets a 401.
     pub fn revoke_tokens(&self) {
         self.state().tokens.clear();

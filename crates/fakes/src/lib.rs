@@ -116,6 +116,31 @@ pub struct Faults {
     pub stall_for: Duration,
     /// Faults aimed at chosen pages of a listing.
     pub page_fault: Option<PageFault>,
+    /// A 429 storm that ends: see [`Storm`].
+    pub storm: Option<Storm>,
+}
+
+/// A 429 storm that ends: it starts with the first request whose path+query contains `needle`
+/// and lasts `length`; every such request meanwhile gets 429 with `Retry-After` (and
+/// `X-RateLimit-Reset`) saying when it ends, rounded up to the second. A client that retries
+/// before then is refused again, so counting a request's refusals tells whether the waits were
+/// honoured, however slowly the client started.
+#[derive(Clone, Debug)]
+pub struct Storm {
+    pub needle: String,
+    pub length: Duration,
+    /// When it ends; set by the first request it hits.
+    pub until: Option<Instant>,
+}
+
+impl Storm {
+    pub fn new(needle: &str, length: Duration) -> Storm {
+        Storm {
+            needle: needle.to_owned(),
+            length,
+            until: None,
+        }
+    }
 }
 
 /// What a page fault does to a page.
@@ -215,6 +240,7 @@ impl Default for Faults {
             stall_after_mutation: 0,
             stall_for: Duration::from_secs(30),
             page_fault: None,
+            storm: None,
         }
     }
 }
@@ -358,6 +384,18 @@ impl FaultLayer {
             Verdict::EchoAuth(faults.echo_auth_plain)
         } else if take(&mut faults.reset_next) {
             Verdict::Reset
+        } else if let Some(left) = faults
+            .storm
+            .as_mut()
+            .filter(|storm| target.contains(storm.needle.as_str()))
+            .and_then(|storm| {
+                let now = Instant::now();
+                let until = *storm.until.get_or_insert(now + storm.length);
+                until.checked_duration_since(now)
+            })
+            .filter(|left| !left.is_zero())
+        {
+            Verdict::Throttle(left.as_secs() + u64::from(left.subsec_nanos() > 0))
         } else if take(&mut faults.throttle_next) {
             Verdict::Throttle(faults.retry_after_secs)
         } else if faults
