@@ -5,9 +5,9 @@
 mod client;
 pub mod oauth;
 pub mod paginate;
-mod retry;
+pub mod retry;
 pub mod token;
 
-pub use client::{Auth, HttpClient, HttpError, HttpSettings, Reply, Sent};
-pub use retry::RetryPolicy;
+pub use client::{Auth, CreateError, Created, HttpClient, HttpError, HttpSettings, Reply, Sent};
+pub use retry::{Asked, Classifier, Retry, RetryPolicy};
 pub use token::TokenSource;

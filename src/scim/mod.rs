@@ -31,7 +31,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use crate::http::{paginate, Auth, HttpClient, HttpError, HttpSettings, Sent};
+use crate::http::{paginate, Auth, CreateError, Created, HttpClient, HttpError, HttpSettings};
 use crate::model::{Group, LeftOut, Snapshot, User};
 use crate::plan::ActionError;
 use crate::plan::{Action, FieldChange, Member, UserFields};
@@ -525,55 +525,52 @@ impl ScimDirectory {
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = Result<Option<String>, ActionError>>,
     {
-        let policy = self.http.retry_policy().clone();
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let doubt = match self
-                .http
-                .send_once(Method::POST, resource, Some(body))
-                .await
-                .map_err(|e| ActionError(format!("{what}: {e}")))?
-            {
-                Sent::Answered(reply) if reply.status.is_success() => {
-                    match reply.json("SCIM").ok().as_ref().and_then(id_of) {
-                        Some(id) => return Ok((id, false)),
-                        None => format!("HTTP {} without a readable id", reply.status),
-                    }
+        let created = self
+            .http
+            .create_once(
+                Method::POST,
+                resource,
+                Some(body),
+                |reply| {
+                    (reply.status.is_success()
+                        && reply.json("SCIM").ok().as_ref().and_then(id_of).is_none())
+                    .then(|| format!("HTTP {} without a readable id", reply.status))
+                },
+                &find,
+            )
+            .await;
+        match created {
+            Ok(Created::Found(id)) => Ok((id, false)),
+            Ok(Created::Answered(reply)) if reply.status.is_success() => {
+                match reply.json("SCIM").ok().as_ref().and_then(id_of) {
+                    Some(id) => Ok((id, false)),
+                    None => Err(ActionError(format!(
+                        "{what}: HTTP {} without a readable id",
+                        reply.status
+                    ))),
                 }
-                Sent::Answered(reply) if reply.status == StatusCode::CONFLICT => {
-                    // Already there: made by an earlier attempt, or by someone else.
-                    return match find().await? {
-                        Some(id) => Ok((id, true)),
-                        None => Err(ActionError(format!(
-                            "{what}: {}",
-                            self.http.status_error(&reply)
-                        ))),
-                    };
-                }
-                Sent::Answered(reply) => {
-                    return Err(ActionError(format!(
+            }
+            Ok(Created::Answered(reply)) if reply.status == StatusCode::CONFLICT => {
+                // Already there: made by an earlier attempt, or by someone else.
+                match find().await? {
+                    Some(id) => Ok((id, true)),
+                    None => Err(ActionError(format!(
                         "{what}: {}",
                         self.http.status_error(&reply)
-                    )))
+                    ))),
                 }
-                Sent::Unknown { reason } => reason,
-            };
-            // The create may have happened: look before sending it again.
-            let found = find().await.map_err(|e| {
-                ActionError(format!(
-                    "{what}: no certain answer ({doubt}), and looking it up to see whether it was made failed: {e}; plan and apply again"
-                ))
-            })?;
-            if let Some(id) = found {
-                return Ok((id, false));
             }
-            if attempt >= policy.max_attempts {
-                return Err(ActionError(format!(
-                    "{what}: no certain answer after {attempt} attempt(s) (last: {doubt}), and the directory does not have it; plan and apply again"
-                )));
-            }
-            tokio::time::sleep(policy.backoff(attempt)).await;
+            Ok(Created::Answered(reply)) => Err(ActionError(format!(
+                "{what}: {}",
+                self.http.status_error(&reply)
+            ))),
+            Err(CreateError::Http(e)) => Err(ActionError(format!("{what}: {e}"))),
+            Err(CreateError::Lookup { doubt, error }) => Err(ActionError(format!(
+                "{what}: no certain answer ({doubt}), and looking it up to see whether it was made failed: {error}; plan and apply again"
+            ))),
+            Err(CreateError::Exhausted { attempts, doubt }) => Err(ActionError(format!(
+                "{what}: no certain answer after {attempts} attempt(s) (last: {doubt}), and the directory does not have it; plan and apply again"
+            ))),
         }
     }
 

@@ -13,14 +13,15 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
-use reqwest::Method;
+use reqwest::header::HeaderMap;
+use reqwest::StatusCode;
 use serde::Serialize;
 use serde_json::Value;
 
 use self::config::GoogleSourceConfig;
 use super::{present, Source, SourceError};
 use crate::config::secret::Secret;
-use crate::http::{oauth, paginate, Auth, HttpClient, HttpError, HttpSettings, TokenSource};
+use crate::http::{oauth, paginate, Auth, HttpClient, HttpError, HttpSettings, Retry, TokenSource};
 use crate::model::{LeftOut, Snapshot, User};
 
 /// Read-only scopes the Directory API needs.
@@ -118,7 +119,8 @@ impl GoogleSource {
             &base,
             Auth::Token(Arc::new(tokens)),
             &self.settings,
-        ))
+        )
+        .with_classifier(quota))
     }
 
     fn scope(&self) -> (&'static str, String) {
@@ -152,7 +154,7 @@ async fn all(
         let (items, next) = paginate::checked_page(http, path, &q, full, || {
             let q = &q;
             async move {
-                let page = get_with_quota_retries(http, path, q).await?;
+                let page = http.get_json(path, q).await?;
                 let items = page
                     .get(field)
                     .and_then(Value::as_array)
@@ -176,37 +178,17 @@ async fn all(
     Ok(out)
 }
 
-async fn get_with_quota_retries(
-    http: &HttpClient,
-    path: &str,
-    query: &[(&str, String)],
-) -> Result<Value, HttpError> {
-    let policy = http.retry_policy().clone();
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let reply = http.send(Method::GET, path, query, None).await?;
-        if reply.status.is_success() {
-            // A body cut off in transit is asked for again, never taken for a short page.
-            match reply.json("Google Directory") {
-                Err(_) if attempt < policy.max_attempts => {
-                    tokio::time::sleep(policy.backoff(attempt)).await;
-                    continue;
-                }
-                parsed => return parsed,
-            }
-        }
-        let quota = reply.status.as_u16() == 403 && {
-            let body = String::from_utf8_lossy(&reply.body);
-            body.contains("userRateLimitExceeded")
-                || body.contains("quotaExceeded")
-                || body.contains("rateLimitExceeded")
-        };
-        if !quota || attempt >= policy.max_attempts {
-            return Err(http.status_error(&reply));
-        }
-        tokio::time::sleep(policy.backoff(attempt)).await;
+/// Google's quota errors (403 with `userRateLimitExceeded`, `rateLimitExceeded` or
+/// `quotaExceeded`) are throttling: the client's loop retries them like 429s.
+fn quota(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Option<Retry> {
+    if status != StatusCode::FORBIDDEN {
+        return None;
     }
+    let body = String::from_utf8_lossy(body);
+    let over = body.contains("userRateLimitExceeded")
+        || body.contains("quotaExceeded")
+        || body.contains("rateLimitExceeded");
+    over.then(|| crate::http::retry::asked(headers).map_or(Retry::Backoff, Retry::After))
 }
 
 /// A Workspace user as the model: suspended or archived is inactive. Null, missing and blank

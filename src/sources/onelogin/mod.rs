@@ -27,7 +27,7 @@ use self::config::OneLoginSourceConfig;
 use super::{id_text, present, Source, SourceError};
 use crate::config::secret::Secret;
 use self::config::OneLoginRegion;
-use crate::http::{oauth, Auth, HttpClient, HttpError, HttpSettings, RetryPolicy, TokenSource};
+use crate::http::{oauth, Auth, HttpClient, HttpError, HttpSettings, TokenSource};
 use crate::model::{Group, LeftOut, Snapshot, User};
 
 /// Items per page: the most OneLogin's users and role-users listings return.
@@ -507,7 +507,7 @@ impl Source for OneLoginSource {
             match judge(needed, budget, self.budget_reserve) {
                 Verdict::Go => {}
                 Verdict::Wait(d) => {
-                    tokio::time::sleep(RetryPolicy::default().scaled(d)).await;
+                    session.http.hold(d).await;
                 }
                 Verdict::Refuse(why) => return Err(SourceError::Invalid(why)),
             }
