@@ -384,56 +384,276 @@ where
 /// # Errors
 /// A page that fails after retries, that has no `data`, or a listing that is incomplete.
 pub async fn cursor_all(client: &HttpClient, path: &str) -> Result<Vec<Value>, HttpError> {
-    let mut out = Vec::new();
-    let mut trail = Trail::new();
-    // The last `meta.total` seen (`u64::MAX`: none).
-    let total = std::sync::atomic::AtomicU64::new(u64::MAX);
-    let mut url = path.to_string();
-    let mut query: Vec<(&str, String)> = Vec::new();
-    loop {
-        let (items, next) = checked_page(client, &url, &query, None, || {
-            let (url, query, total) = (&url, &query, &total);
-            async move {
-                let mut page = client.get_json(url, query).await?;
-                if let Some(t) = page.pointer("/meta/total").and_then(Value::as_u64) {
-                    total.store(t, std::sync::atomic::Ordering::Relaxed);
-                }
-                let items = match page.get_mut("data").map(Value::take) {
-                    Some(Value::Array(items)) => items,
-                    _ => return Err(client.malformed(url, "a page without `data`")),
-                };
-                let next = page
-                    .pointer("/links/next")
-                    .and_then(Value::as_str)
-                    .filter(|c| !c.is_empty())
-                    .map(String::from);
-                Ok((items, next))
-            }
-        })
-        .await?;
-        out.extend(items);
-        let Some(next) = next else { break };
-        trail.follow(client, path, &next)?;
-        if next.starts_with("http://") || next.starts_with("https://") {
-            url = next;
-            query = Vec::new();
-        } else {
-            url = path.to_string();
-            query = vec![("cursor", next)];
+    Pager::new(client, path, Vec::new(), ATLASSIAN_CURSOR)
+        .all()
+        .await
+}
+
+/// Atlassian's admin API: `{data, links: {next}, meta: {total}}`.
+pub const ATLASSIAN_CURSOR: Style = Style {
+    items: Items::Field {
+        pointer: "/data",
+        missing: Some("a page without `data`"),
+    },
+    next: Next::Field {
+        pointer: "/links/next",
+        param: "cursor",
+    },
+    keep_query: false,
+    full_pages: false,
+    total: Some("/meta/total"),
+    unique: true,
+};
+
+/// Where a page's items are.
+#[derive(Clone, Copy, Debug)]
+pub enum Items {
+    /// The body is the JSON array of items (Okta, OneLogin v2, Keycloak).
+    Body,
+    /// The array at a JSON pointer (`/value`, `/users`, `/data`). Absent or `null`: an empty page
+    /// when `missing` is `None` (Google leaves an empty list out), else the error `missing`.
+    Field {
+        pointer: &'static str,
+        missing: Option<&'static str>,
+    },
+}
+
+/// Where a page says what comes next, and how that is asked for.
+#[derive(Clone, Copy, Debug)]
+pub enum Next {
+    /// RFC 8288 `Link: <…>; rel="next"` (Okta): a URL, followed as given.
+    LinkHeader,
+    /// A string at a JSON pointer: a URL is followed as given (Graph `@odata.nextLink`,
+    /// Atlassian `links.next`); a bare token or cursor is sent back as `param` (Google
+    /// `nextPageToken` → `pageToken`, OneLogin v1 `pagination.after_cursor`).
+    Field {
+        pointer: &'static str,
+        param: &'static str,
+    },
+    /// A response header holding a cursor (OneLogin v2 `After-Cursor` → `cursor`).
+    Header {
+        name: &'static str,
+        param: &'static str,
+    },
+}
+
+/// A paging style: what one walk along next links, tokens or cursors needs to know. Index
+/// (SCIM, [`scim_all`]), offset ([`offset_all`], [`offset_counted`]) and numbered pages
+/// ([`numbered`]) have their own entries, as they fetch pages by position.
+#[derive(Clone, Copy, Debug)]
+pub struct Style {
+    pub items: Items,
+    pub next: Next,
+    /// A bare cursor is sent with the listing's own query (Google); otherwise alone (Atlassian,
+    /// OneLogin).
+    pub keep_query: bool,
+    /// Every page that links on is full, as big as the first (Okta, Google): a page that is empty
+    /// or shorter and still links on has lost items. Without it, only an empty page that links on
+    /// has.
+    pub full_pages: bool,
+    /// A JSON pointer to the total the listing announces (`/meta/total`): the listing must hold
+    /// that many.
+    pub total: Option<&'static str>,
+    /// An item listed twice fails the listing (pages that overlap hide others).
+    pub unique: bool,
+}
+
+/// Okta: bare arrays, `Link: rel="next"`, full pages, no repeats.
+pub const LINK_HEADER: Style = Style {
+    items: Items::Body,
+    next: Next::LinkHeader,
+    keep_query: false,
+    full_pages: true,
+    total: None,
+    unique: true,
+};
+
+/// Walks a listing along its next links, page tokens or cursors, with every check in one place:
+/// a next link stays on the configured origin and never leads back ([`Trail`]); a page that looks
+/// short or empty yet links on is asked for again, then fails ([`checked_page`]); an announced
+/// total must be met; an item listed twice fails the listing.
+pub struct Pager<'a> {
+    client: &'a HttpClient,
+    path: &'a str,
+    query: Vec<(&'a str, String)>,
+    style: Style,
+}
+
+impl<'a> Pager<'a> {
+    #[must_use]
+    pub fn new(
+        client: &'a HttpClient,
+        path: &'a str,
+        query: Vec<(&'a str, String)>,
+        style: Style,
+    ) -> Pager<'a> {
+        Pager {
+            client,
+            path,
+            query,
+            style,
         }
     }
-    let total = Some(total.into_inner()).filter(|t| *t != u64::MAX);
-    if let Some(t) = total.filter(|t| usize::try_from(*t).ok() != Some(out.len())) {
-        return Err(client.malformed(
-            path,
-            &format!(
-                "meta.total announced {t} items, but the pages held {}: the listing is incomplete or inconsistent",
-                out.len()
-            ),
-        ));
+
+    /// Every item of the listing.
+    ///
+    /// # Errors
+    /// A page that fails after retries, that is malformed, or a listing that is incomplete.
+    pub async fn all(&self) -> Result<Vec<Value>, HttpError> {
+        self.walk(None).await
     }
-    check_unique(client, path, &out)?;
-    Ok(out)
+
+    /// Every item of the listing, its first page (asked for with the pager's query) already read.
+    ///
+    /// # Errors
+    /// As [`Pager::all`].
+    pub async fn rest(&self, first: Value, headers: &HeaderMap) -> Result<Vec<Value>, HttpError> {
+        self.walk(Some((first, headers.clone()))).await
+    }
+
+    /// One page's items and what comes next.
+    fn split(
+        &self,
+        url: &str,
+        mut page: Value,
+        headers: &HeaderMap,
+        total: &mut Option<u64>,
+    ) -> Result<CursorPage, HttpError> {
+        let c = self.client;
+        if let Some(t) = self.style.total.and_then(|p| page.pointer(p)).and_then(Value::as_u64) {
+            *total = Some(t);
+        }
+        let next = match self.style.next {
+            Next::LinkHeader => next_link(headers),
+            Next::Field { pointer, .. } => page
+                .pointer(pointer)
+                .and_then(Value::as_str)
+                .filter(|t| !t.is_empty())
+                .map(String::from),
+            Next::Header { name, .. } => headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(String::from),
+        };
+        let items = match self.style.items {
+            Items::Body => match page {
+                Value::Array(items) => items,
+                _ => return Err(c.malformed(url, "a listing that is not a JSON array")),
+            },
+            Items::Field { pointer, missing } => {
+                match page.pointer_mut(pointer).map(Value::take) {
+                    Some(Value::Array(items)) => items,
+                    None | Some(Value::Null) if missing.is_none() => Vec::new(),
+                    _ => return Err(c.malformed(url, missing.unwrap_or("a page without a list"))),
+                }
+            }
+        };
+        Ok((items, next))
+    }
+
+    async fn walk(&self, first: Option<(Value, HeaderMap)>) -> Result<Vec<Value>, HttpError> {
+        let (c, path) = (self.client, self.path);
+        let mut out = Vec::new();
+        let mut trail = Trail::new();
+        let mut total: Option<u64> = None;
+        let mut url = path.to_string();
+        let mut q = self.query.clone();
+        let mut full: Option<usize> = None;
+        let mut first = first;
+        loop {
+            let page_size = if self.style.full_pages { full } else { None };
+            let (items, next) = match first.take() {
+                Some((page, headers)) => self.split(&url, page, &headers, &mut total)?,
+                None => {
+                    let total = std::sync::Mutex::new(&mut total);
+                    checked_page(c, &url, &q, page_size, || {
+                        let (url, q, total) = (&url, &q, &total);
+                        async move {
+                            let (page, headers) = c.get_json_with_headers(url, q).await?;
+                            let mut t = total.lock().expect("not poisoned");
+                            self.split(url, page, &headers, &mut t)
+                        }
+                    })
+                    .await?
+                }
+            };
+            full = full.or(Some(items.len()));
+            out.extend(items);
+            let Some(next) = next else { break };
+            trail.follow(c, path, &next)?;
+            if next.starts_with("http://") || next.starts_with("https://") {
+                url = next;
+                q = Vec::new();
+            } else {
+                let param = match self.style.next {
+                    Next::Field { param, .. } | Next::Header { param, .. } => param,
+                    Next::LinkHeader => "after",
+                };
+                url = path.to_string();
+                q = if self.style.keep_query {
+                    self.query.clone()
+                } else {
+                    Vec::new()
+                };
+                q.push((param, next));
+            }
+        }
+        if let Some(t) = total.filter(|t| usize::try_from(*t).ok() != Some(out.len())) {
+            let field = self.style.total.unwrap_or("").trim_start_matches('/').replace('/', ".");
+            return Err(c.malformed(
+                path,
+                &format!(
+                    "{field} announced {t} items, but the pages held {}: the listing is incomplete or inconsistent",
+                    out.len()
+                ),
+            ));
+        }
+        if self.style.unique {
+            check_unique(c, path, &out)?;
+        }
+        Ok(out)
+    }
+}
+
+/// Pages 2.. of a listing by number, a few at a time, when its first page held `per_page` items
+/// of an announced `total` (OneLogin's `page`). `page(n)` is the query of page `n`; `more` says
+/// whether a page's headers link on. `None` when a page does not hold what the count implies
+/// (the directory changed, or the count is wrong): the caller walks the listing instead.
+///
+/// # Errors
+/// A page that fails after retries, or that is not a JSON array.
+pub async fn numbered<'q>(
+    client: &HttpClient,
+    path: &str,
+    per_page: usize,
+    total: usize,
+    page: impl Fn(usize) -> Vec<(&'q str, String)>,
+    more: impl Fn(&HeaderMap) -> bool,
+) -> Result<Option<Vec<Value>>, HttpError> {
+    use futures_util::stream::{self, StreamExt, TryStreamExt};
+    let pages = total.div_ceil(per_page.max(1));
+    let fetched: Vec<(Vec<Value>, bool)> = stream::iter((2..=pages).map(|n| {
+        let query = page(n);
+        let more = &more;
+        async move {
+            let (page, headers) = client.get_json_with_headers(path, &query).await?;
+            match page {
+                Value::Array(items) => Ok::<_, HttpError>((items, more(&headers))),
+                _ => Err(client.malformed(path, "a listing that is not a JSON array")),
+            }
+        }
+    }))
+    .buffered(client.concurrency())
+    .try_collect()
+    .await?;
+    // The last page by the count must be the last indeed: one that still links on says the count
+    // was too low.
+    let consistent = fetched.iter().enumerate().all(|(i, (items, more))| {
+        items.len() == per_page.min(total - (i + 1) * per_page) && (i + 2 < pages || !more)
+    });
+    Ok(consistent.then(|| fetched.into_iter().flat_map(|(items, _)| items).collect()))
 }
 
 /// The cursor in a page's `links.next`, decoded: a bare cursor, or the `cursor` parameter of a URL

@@ -139,43 +139,24 @@ impl GoogleSource {
 async fn all(
     http: &HttpClient,
     path: &str,
-    field: &str,
+    items: &'static str,
     query: Vec<(&str, String)>,
 ) -> Result<Vec<Value>, HttpError> {
-    let mut out = Vec::new();
-    let mut token: Option<String> = None;
-    let mut trail = paginate::Trail::new();
-    let mut full: Option<usize> = None;
-    loop {
-        let mut q = query.clone();
-        if let Some(t) = &token {
-            q.push(("pageToken", t.clone()));
-        }
-        let (items, next) = paginate::checked_page(http, path, &q, full, || {
-            let q = &q;
-            async move {
-                let page = http.get_json(path, q).await?;
-                let items = page
-                    .get(field)
-                    .and_then(Value::as_array)
-                    .cloned()
-                    .unwrap_or_default();
-                let next = page
-                    .get("nextPageToken")
-                    .and_then(Value::as_str)
-                    .filter(|t| !t.is_empty())
-                    .map(String::from);
-                Ok((items, next))
-            }
-        })
-        .await?;
-        full = full.or(Some(items.len()));
-        out.extend(items);
-        let Some(next) = next else { break };
-        trail.follow(http, path, &next)?;
-        token = Some(next);
-    }
-    Ok(out)
+    let style = paginate::Style {
+        items: paginate::Items::Field {
+            pointer: items,
+            missing: None,
+        },
+        next: paginate::Next::Field {
+            pointer: "/nextPageToken",
+            param: "pageToken",
+        },
+        keep_query: true,
+        full_pages: true,
+        total: None,
+        unique: false,
+    };
+    paginate::Pager::new(http, path, query, style).all().await
 }
 
 /// Google's quota errors (403 with `userRateLimitExceeded`, `rateLimitExceeded` or
@@ -256,7 +237,7 @@ impl Source for GoogleSource {
         let users = all(
             &http,
             "users",
-            "users",
+            "/users",
             vec![
                 scope.clone(),
                 ("maxResults", "500".into()),
@@ -266,7 +247,7 @@ impl Source for GoogleSource {
         let groups = all(
             &http,
             "groups",
-            "groups",
+            "/groups",
             vec![scope, ("maxResults", "200".into())],
         );
         // Members are read as soon as the groups are known, alongside the users.
@@ -303,7 +284,7 @@ impl Source for GoogleSource {
                     ("includeDerivedMembership", derived.clone()),
                 ];
                 let http = &http;
-                async move { all(http, &path, "members", q).await }
+                async move { all(http, &path, "/members", q).await }
             })
             .await?;
             Ok((listed, members, skipped))

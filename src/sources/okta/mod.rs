@@ -121,32 +121,9 @@ impl OktaSource {
         path: &str,
         query: Vec<(&str, String)>,
     ) -> Result<Vec<Value>, HttpError> {
-        let mut out = Vec::new();
-        let mut trail = paginate::Trail::new();
-        let mut url = path.to_string();
-        let mut q = query;
-        let mut full: Option<usize> = None;
-        loop {
-            let (items, next) = paginate::checked_page(http, &url, &q, full, || {
-                let (url, q) = (&url, &q);
-                async move {
-                    let (page, headers) = http.get_json_with_headers(url, q).await?;
-                    match page {
-                        Value::Array(items) => Ok((items, paginate::next_link(&headers))),
-                        _ => Err(http.malformed(url, "a listing that is not a JSON array")),
-                    }
-                }
-            })
-            .await?;
-            full = full.or(Some(items.len()));
-            out.extend(items);
-            let Some(next) = next else { break };
-            trail.follow(http, path, &next)?;
-            url = next;
-            q = Vec::new();
-        }
-        paginate::check_unique(http, path, &out)?;
-        Ok(out)
+        paginate::Pager::new(http, path, query, paginate::LINK_HEADER)
+            .all()
+            .await
     }
 }
 

@@ -19,7 +19,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures_util::stream::{self, StreamExt, TryStreamExt};
 use reqwest::header::HeaderMap;
 use serde_json::Value;
 
@@ -27,7 +26,7 @@ use self::config::OneLoginSourceConfig;
 use super::{id_text, present, Source, SourceError};
 use crate::config::secret::Secret;
 use self::config::OneLoginRegion;
-use crate::http::{oauth, Auth, HttpClient, HttpError, HttpSettings, TokenSource};
+use crate::http::{oauth, paginate, Auth, HttpClient, HttpError, HttpSettings, TokenSource};
 use crate::model::{Group, LeftOut, Snapshot, User};
 
 /// Items per page: the most OneLogin's users and role-users listings return.
@@ -141,7 +140,7 @@ impl Session {
         };
         // Pages that overlap (the directory changed while it was read) may have lost others: the
         // same check as every other listing, rather than dropping the repeats.
-        crate::http::paginate::check_unique(&self.http, path, &out)?;
+        paginate::check_unique(&self.http, path, &out)?;
         if let Some(t) = total.filter(|t| out.len() != *t) {
             return Err(self.http.malformed(
                 path,
@@ -162,22 +161,11 @@ impl Session {
         first: &[Value],
         total: usize,
     ) -> Result<Option<Vec<Value>>, HttpError> {
-        let per_page = first.len();
-        let pages = total.div_ceil(per_page);
-        let fetched: Vec<(Vec<Value>, bool)> = stream::iter((2..=pages).map(|n| async move {
-            let query = [("limit", PAGE.to_string()), ("page", n.to_string())];
-            let (page, headers) = self.get(path, &query).await?;
-            Ok::<_, HttpError>((self.array(path, page)?, after_cursor(&headers).is_some()))
-        }))
-        .buffered(self.http.concurrency())
-        .try_collect()
-        .await?;
-        // The last page by the count must be the last indeed: one that still has an After-Cursor
-        // says the count was too low.
-        let consistent = fetched.iter().enumerate().all(|(i, (items, more))| {
-            items.len() == per_page.min(total - (i + 1) * per_page) && (i + 2 < pages || !more)
-        });
-        Ok(consistent.then(|| fetched.into_iter().flat_map(|(items, _)| items).collect()))
+        let page = |n: usize| vec![("limit", PAGE.to_string()), ("page", n.to_string())];
+        paginate::numbered(&self.http, path, first.len(), total, page, |h| {
+            after_cursor(h).is_some()
+        })
+        .await
     }
 
     /// The rest of a listing by its `After-Cursor` chain, one page after another.
@@ -187,16 +175,20 @@ impl Session {
         first: Vec<Value>,
         headers: &HeaderMap,
     ) -> Result<Vec<Value>, HttpError> {
-        let mut out = first;
-        let mut trail = crate::http::paginate::Trail::new();
-        let mut cursor = after_cursor(headers);
-        while let Some(c) = cursor {
-            trail.follow(&self.http, path, &c)?;
-            let (page, headers) = self.get(path, &[("cursor", c.clone())]).await?;
-            out.extend(self.array(path, page)?);
-            cursor = after_cursor(&headers);
-        }
-        Ok(out)
+        let style = paginate::Style {
+            items: paginate::Items::Body,
+            next: paginate::Next::Header {
+                name: "after-cursor",
+                param: "cursor",
+            },
+            keep_query: false,
+            full_pages: false,
+            total: None,
+            unique: false,
+        };
+        paginate::Pager::new(&self.http, path, Vec::new(), style)
+            .rest(Value::Array(first), headers)
+            .await
     }
 
     fn array(&self, path: &str, page: Value) -> Result<Vec<Value>, HttpError> {
@@ -216,21 +208,23 @@ impl Session {
 
     /// The rest of the groups after their first v1 page (`data`, `pagination.after_cursor`).
     async fn groups_rest(&self, first: Value) -> Result<Vec<Value>, HttpError> {
-        let mut out = Vec::new();
-        let mut page = first;
-        let mut trail = crate::http::paginate::Trail::new();
-        loop {
-            match page.get_mut("data").map(Value::take) {
-                Some(Value::Array(items)) => out.extend(items),
-                _ => return Err(self.http.malformed(GROUPS, "a v1 page without `data`")),
-            }
-            let Some(n) = v1_after_cursor(&page) else {
-                crate::http::paginate::check_unique(&self.http, GROUPS, &out)?;
-                return Ok(out);
-            };
-            trail.follow(&self.http, GROUPS, &n)?;
-            page = self.get(GROUPS, &[("after_cursor", n)]).await?.0;
-        }
+        let style = paginate::Style {
+            items: paginate::Items::Field {
+                pointer: "/data",
+                missing: Some("a v1 page without `data`"),
+            },
+            next: paginate::Next::Field {
+                pointer: "/pagination/after_cursor",
+                param: "after_cursor",
+            },
+            keep_query: false,
+            full_pages: false,
+            total: None,
+            unique: true,
+        };
+        paginate::Pager::new(&self.http, GROUPS, Vec::new(), style)
+            .rest(first, &HeaderMap::new())
+            .await
     }
 }
 
