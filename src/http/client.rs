@@ -276,6 +276,14 @@ impl HttpClient {
         self
     }
 
+    /// No waits between attempts (unit tests of the retry loop).
+    #[cfg(test)]
+    #[must_use]
+    pub(crate) fn without_waits(mut self) -> Self {
+        self.policy.scale = 0.0;
+        self
+    }
+
     /// Sends `name: value` with every request.
     #[must_use]
     pub fn with_header(mut self, name: &'static str, value: &'static str) -> Self {
@@ -868,7 +876,10 @@ impl HttpClient {
                         &self.api,
                         asked.secs,
                         "the rate limit's budget is spent",
-                        &format!(" for it to reset ({}) before sending more requests", asked.by),
+                        &format!(
+                            " for it to reset ({}) before sending more requests",
+                            asked.by
+                        ),
                     );
                 }
             }

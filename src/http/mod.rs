@@ -11,3 +11,6 @@ pub mod token;
 pub use client::{Auth, CreateError, Created, HttpClient, HttpError, HttpSettings, Reply, Sent};
 pub use retry::{Asked, Classifier, Retry, RetryPolicy};
 pub use token::TokenSource;
+
+#[cfg(test)]
+mod tests;

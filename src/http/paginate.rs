@@ -520,7 +520,12 @@ impl<'a> Pager<'a> {
         total: &mut Option<u64>,
     ) -> Result<CursorPage, HttpError> {
         let c = self.client;
-        if let Some(t) = self.style.total.and_then(|p| page.pointer(p)).and_then(Value::as_u64) {
+        if let Some(t) = self
+            .style
+            .total
+            .and_then(|p| page.pointer(p))
+            .and_then(Value::as_u64)
+        {
             *total = Some(t);
         }
         let next = match self.style.next {
@@ -542,13 +547,11 @@ impl<'a> Pager<'a> {
                 Value::Array(items) => items,
                 _ => return Err(c.malformed(url, "a listing that is not a JSON array")),
             },
-            Items::Field { pointer, missing } => {
-                match page.pointer_mut(pointer).map(Value::take) {
-                    Some(Value::Array(items)) => items,
-                    None | Some(Value::Null) if missing.is_none() => Vec::new(),
-                    _ => return Err(c.malformed(url, missing.unwrap_or("a page without a list"))),
-                }
-            }
+            Items::Field { pointer, missing } => match page.pointer_mut(pointer).map(Value::take) {
+                Some(Value::Array(items)) => items,
+                None | Some(Value::Null) if missing.is_none() => Vec::new(),
+                _ => return Err(c.malformed(url, missing.unwrap_or("a page without a list"))),
+            },
         };
         Ok((items, next))
     }
@@ -601,7 +604,12 @@ impl<'a> Pager<'a> {
             }
         }
         if let Some(t) = total.filter(|t| usize::try_from(*t).ok() != Some(out.len())) {
-            let field = self.style.total.unwrap_or("").trim_start_matches('/').replace('/', ".");
+            let field = self
+                .style
+                .total
+                .unwrap_or("")
+                .trim_start_matches('/')
+                .replace('/', ".");
             return Err(c.malformed(
                 path,
                 &format!(

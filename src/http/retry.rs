@@ -117,9 +117,7 @@ impl RetryPolicy {
         }
         let wait = Duration::try_from_secs_f64(secs).unwrap_or(self.max_wait);
         // A little jitter so that many clients told the same moment do not return together.
-        Ok(self.scaled(
-            wait.saturating_add(Duration::from_millis(fastrand::u64(0..250))),
-        ))
+        Ok(self.scaled(wait.saturating_add(Duration::from_millis(fastrand::u64(0..250)))))
     }
 
     /// A wait as it is said to people: before `IDSYNC_RETRY_DELAY_SCALE` (tests wait a fraction
