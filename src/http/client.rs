@@ -157,7 +157,7 @@ pub enum Sent {
 #[derive(Debug)]
 pub enum Created<T> {
     /// The server answered, and the answer is not in doubt (a 2xx, a 409, a 4xx).
-    Answered(Reply),
+    Answered(Box<Reply>),
     /// An answer left it open, and the look-up found what the create would have made.
     Found(T),
 }
@@ -553,7 +553,7 @@ impl HttpClient {
                 .map_err(CreateError::Http)?;
             let why = match sent {
                 Sent::Answered(reply) => match doubt(&reply) {
-                    None => return Ok(Created::Answered(reply)),
+                    None => return Ok(Created::Answered(Box::new(reply))),
                     Some(why) => why,
                 },
                 Sent::Unknown { reason } => reason,
