@@ -7,6 +7,7 @@ pub mod oauth;
 pub mod paginate;
 pub mod retry;
 pub mod token;
+pub mod wire;
 
 pub use client::{Auth, CreateError, Created, HttpClient, HttpError, HttpSettings, Reply, Sent};
 pub use retry::{Asked, Classifier, Retry, RetryPolicy};

@@ -15,13 +15,13 @@ use async_trait::async_trait;
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use reqwest::header::HeaderMap;
 use reqwest::StatusCode;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use self::config::GoogleSourceConfig;
-use super::{present, Source, SourceError};
+use super::{Source, SourceError};
 use crate::config::secret::Secret;
-use crate::http::{oauth, paginate, Auth, HttpClient, HttpError, HttpSettings, Retry, TokenSource};
+use crate::http::{oauth, paginate, wire, Auth, HttpClient, HttpError, HttpSettings, Retry, TokenSource};
 use crate::model::{LeftOut, Snapshot, User};
 
 /// Read-only scopes the Directory API needs.
@@ -172,44 +172,111 @@ fn quota(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Option<Retry> 
     over.then(|| crate::http::retry::asked(headers).map_or(Retry::Backoff, Retry::After))
 }
 
+/// A Workspace user as `users.list` sends it (the fields idsync reads).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct WireUser {
+    #[serde(deserialize_with = "wire::text")]
+    id: Option<String>,
+    #[serde(deserialize_with = "wire::text")]
+    primary_email: Option<String>,
+    #[serde(deserialize_with = "wire::object")]
+    name: WireName,
+    #[serde(deserialize_with = "wire::flag")]
+    suspended: bool,
+    #[serde(deserialize_with = "wire::flag")]
+    archived: bool,
+    #[serde(deserialize_with = "wire::list")]
+    organizations: Vec<WireOrganization>,
+    #[serde(deserialize_with = "wire::text")]
+    org_unit_path: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct WireName {
+    #[serde(deserialize_with = "wire::text")]
+    given_name: Option<String>,
+    #[serde(deserialize_with = "wire::text")]
+    family_name: Option<String>,
+    #[serde(deserialize_with = "wire::text")]
+    full_name: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct WireOrganization {
+    #[serde(deserialize_with = "wire::opt_flag")]
+    primary: Option<bool>,
+    #[serde(deserialize_with = "wire::text")]
+    title: Option<String>,
+    #[serde(deserialize_with = "wire::text")]
+    department: Option<String>,
+    #[serde(deserialize_with = "wire::text")]
+    cost_center: Option<String>,
+    #[serde(deserialize_with = "wire::text")]
+    description: Option<String>,
+    #[serde(deserialize_with = "wire::text")]
+    name: Option<String>,
+}
+
+/// A group as `groups.list` sends it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct WireGroup {
+    #[serde(deserialize_with = "wire::string")]
+    id: Option<String>,
+    #[serde(deserialize_with = "wire::text")]
+    email: Option<String>,
+    #[serde(deserialize_with = "wire::text")]
+    name: Option<String>,
+}
+
+/// A member as `members.list` sends it (the rest is read by the shared member checks).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct WireMember {
+    #[serde(deserialize_with = "wire::string")]
+    id: Option<String>,
+    /// `USER`, `GROUP` or `CUSTOMER`; absent is a user.
+    #[serde(rename = "type", deserialize_with = "wire::string")]
+    kind: Option<String>,
+}
+
 /// A Workspace user as the model: suspended or archived is inactive. Null, missing and blank
 /// values are all absent, at every level (`name`, `organizations`, an organization's fields).
 /// `suspended` and `archived` missing or `null` are false: only an explicit `true` deactivates.
 fn user_from_google(v: &Value) -> Result<User, Box<LeftOut>> {
-    let s = |p: &str| present(v.pointer(p)).map(String::from);
-    let Some(email) = s("/primaryEmail") else {
-        let id = s("/id");
-        let name = s("/name/fullName")
-            .or_else(|| id.clone())
-            .unwrap_or_default();
-        return Err(Box::new(LeftOut::user(id, &name, None, "no primaryEmail")));
+    let w: WireUser = wire::decode(v);
+    let Some(email) = w.primary_email else {
+        let name = w.name.full_name.or_else(|| w.id.clone()).unwrap_or_default();
+        return Err(Box::new(LeftOut::user(w.id, &name, None, "no primaryEmail")));
     };
     let mut u = User::new(&email);
-    u.id = s("/id");
-    u.given_name = s("/name/givenName");
-    u.family_name = s("/name/familyName");
-    u.display_name = s("/name/fullName");
-    let flag = |k: &str| v.get(k).and_then(Value::as_bool).unwrap_or(false);
-    u.active = !(flag("suspended") || flag("archived"));
-    if let Some(orgs) = v.get("organizations").and_then(Value::as_array) {
-        let primary = orgs
-            .iter()
-            .find(|o| o.get("primary").and_then(Value::as_bool) == Some(true))
-            .or_else(|| orgs.first());
-        for k in ["title", "department", "costCenter", "description", "name"] {
-            if let Some(val) = present(primary.and_then(|o| o.get(k))) {
-                u.attributes.insert(
-                    if k == "name" {
-                        "organization".into()
-                    } else {
-                        k.to_string()
-                    },
-                    val.to_string(),
-                );
+    u.id = w.id;
+    u.given_name = w.name.given_name;
+    u.family_name = w.name.family_name;
+    u.display_name = w.name.full_name;
+    u.active = !(w.suspended || w.archived);
+    let primary = w
+        .organizations
+        .iter()
+        .find(|o| o.primary == Some(true))
+        .or_else(|| w.organizations.first());
+    if let Some(o) = primary {
+        for (k, val) in [
+            ("title", &o.title),
+            ("department", &o.department),
+            ("costCenter", &o.cost_center),
+            ("description", &o.description),
+            ("organization", &o.name),
+        ] {
+            if let Some(val) = val {
+                u.attributes.insert(k.to_string(), val.clone());
             }
         }
     }
-    if let Some(ou) = s("/orgUnitPath") {
+    if let Some(ou) = w.org_unit_path {
         u.attributes.insert("orgUnitPath".into(), ou);
     }
     Ok(u)
@@ -218,7 +285,8 @@ fn user_from_google(v: &Value) -> Result<User, Box<LeftOut>> {
 /// Why a member is not a person to sync; `None` for users, and for groups (nested groups are
 /// flattened by `includeDerivedMembership`, or left alone on purpose without it).
 fn not_a_person(member: &Value) -> Option<&'static str> {
-    match member.get("type").and_then(Value::as_str).unwrap_or("USER") {
+    let m: WireMember = wire::decode(member);
+    match m.kind.as_deref().unwrap_or("USER") {
         "USER" | "GROUP" => None,
         "CUSTOMER" => Some("the whole account (a CUSTOMER member), not a user"),
         _ => Some("not a user"),
@@ -256,16 +324,13 @@ impl Source for GoogleSource {
             let mut listed: Vec<(String, String)> = groups
                 .await?
                 .iter()
-                .filter_map(|g| {
-                    let id = g.get("id").and_then(Value::as_str).map(String::from);
-                    match (id, present(g.get("email"))) {
-                        (Some(id), Some(email)) => Some((id, email.to_lowercase())),
-                        (id, _) => {
-                            let name = present(g.get("name"))
-                                .map_or_else(|| id.clone().unwrap_or_default(), String::from);
-                            skipped.push(LeftOut::group(id, &name, "no id or no email"));
-                            None
-                        }
+                .map(wire::decode::<WireGroup>)
+                .filter_map(|g| match (g.id, g.email) {
+                    (Some(id), Some(email)) => Some((id, email.to_lowercase())),
+                    (id, _) => {
+                        let name = g.name.unwrap_or_else(|| id.clone().unwrap_or_default());
+                        skipped.push(LeftOut::group(id, &name, "no id or no email"));
+                        None
                     }
                 })
                 .collect();
@@ -303,10 +368,13 @@ impl Source for GoogleSource {
             .map(|(ms, (_, group))| {
                 ms.into_iter()
                     .filter(|m| match not_a_person(m) {
-                        None => m.get("type").and_then(Value::as_str).unwrap_or("USER") == "USER",
+                        None => {
+                            wire::decode::<WireMember>(m).kind.as_deref().unwrap_or("USER")
+                                == "USER"
+                        }
                         Some(reason) => {
                             let (name, email) = super::member_label(m);
-                            let id = m.get("id").and_then(Value::as_str).map(String::from);
+                            let id = wire::decode::<WireMember>(m).id;
                             skipped.push(LeftOut::member(group, id, &name, email, reason));
                             false
                         }
