@@ -107,6 +107,17 @@ pub fn map<'de, D: Deserializer<'de>>(d: D) -> Result<Map<String, Value>, D::Err
     })
 }
 
+/// An open map when there is one (`None`: absent, `null` or not an object).
+///
+/// # Errors
+/// Never.
+pub fn opt_map<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Map<String, Value>>, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::Object(m) => Some(m),
+        _ => None,
+    })
+}
+
 /// The non-blank strings of an open map, as attributes.
 pub fn strings(m: &Map<String, Value>) -> impl Iterator<Item = (&String, &str)> {
     m.iter().filter_map(|(k, v)| match v {
