@@ -280,7 +280,11 @@ async fn quota_errors_and_throttling_share_one_attempt_budget() {
     assert_eq!(code, 1, "{stdout}");
     assert!(stderr.contains("HTTP 403"), "{stderr}");
     let mut per_path = std::collections::BTreeMap::<String, usize>::new();
-    for r in g.requests().iter().filter(|r| r.path.contains("/admin/directory/")) {
+    for r in g
+        .requests()
+        .iter()
+        .filter(|r| r.path.contains("/admin/directory/"))
+    {
         *per_path.entry(r.path.clone()).or_default() += 1;
     }
     assert!(per_path.values().all(|n| *n <= 3), "{per_path:?}");

@@ -97,18 +97,15 @@ async fn scim_page(
     start: usize,
     count: usize,
 ) -> Result<Page, HttpError> {
-    let mut page = client.get_json(path, &scim_query(start, count)).await?;
-    let number = |k: &str| {
-        page.get(k)
-            .and_then(Value::as_u64)
-            .map(|t| usize::try_from(t).unwrap_or(usize::MAX))
-    };
-    let total = number("totalResults");
-    let start_at = number("startIndex");
-    let Some(resources) = list_resources(&mut page) else {
+    let page = client.get_json(path, &scim_query(start, count)).await?;
+    let page: ScimPage = super::wire::decode(&page);
+    let number = |n: Option<u64>| n.map(|t| usize::try_from(t).unwrap_or(usize::MAX));
+    let total = number(page.total_results);
+    let start_at = number(page.start_index);
+    let Some(resources) = list_resources(page.resources) else {
         return Err(client.malformed(path, "a SCIM ListResponse whose Resources is not a list"));
     };
-    if resources.is_empty() && total.is_none() && page.get("schemas").is_none() {
+    if resources.is_empty() && total.is_none() && page.schemas.is_none() {
         return Err(client.malformed(path, "a SCIM ListResponse without Resources"));
     }
     Ok(Page {
@@ -118,11 +115,38 @@ async fn scim_page(
     })
 }
 
+/// A SCIM `ListResponse` page as the pager reads it (RFC 7644 §3.4.2).
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct ScimPage {
+    #[serde(deserialize_with = "unsigned")]
+    total_results: Option<u64>,
+    #[serde(deserialize_with = "unsigned")]
+    start_index: Option<u64>,
+    /// Kept as sent: a `Resources` that is not a list is an error, not an empty page.
+    #[serde(rename = "Resources")]
+    resources: Option<Value>,
+    schemas: Option<Value>,
+}
+
+/// A SCIM `ListResponse` read leniently, for a filter's answer: `Resources` absent, `null` or
+/// not a list holds nothing.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct ListResponse {
+    #[serde(rename = "Resources", deserialize_with = "super::wire::list")]
+    pub resources: Vec<Value>,
+}
+
+fn unsigned<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    Ok(<Value as serde::Deserialize>::deserialize(d)?.as_u64())
+}
+
 /// The `Resources` of a SCIM ListResponse, taken out of it; `None` when it is not a list. An
 /// empty page may leave `Resources` out or send it as `null` (RFC 7643 §2.5: unassigned and
 /// `null` are the same state): both are no resources.
-fn list_resources(page: &mut Value) -> Option<Vec<Value>> {
-    match page.get_mut("Resources").map(Value::take) {
+fn list_resources(resources: Option<Value>) -> Option<Vec<Value>> {
+    match resources {
         Some(Value::Array(r)) => Some(r),
         None | Some(Value::Null) => Some(Vec::new()),
         Some(_) => None,
@@ -858,15 +882,17 @@ mod tests {
     #[test]
     fn scim_resources_missing_or_null_are_none_and_else_must_be_a_list() {
         use serde_json::json;
-        let mut page = json!({"totalResults": 0, "Resources": null});
-        assert_eq!(list_resources(&mut page), Some(Vec::new()));
+        let list = |v: Value| list_resources(crate::http::wire::decode::<ScimPage>(&v).resources);
         assert_eq!(
-            list_resources(&mut json!({"totalResults": 0})),
+            list(json!({"totalResults": 0, "Resources": null})),
             Some(Vec::new())
         );
-        let mut page = json!({"Resources": [{"id": "a"}]});
-        assert_eq!(list_resources(&mut page), Some(vec![json!({"id": "a"})]));
-        assert_eq!(list_resources(&mut json!({"Resources": {"id": "a"}})), None);
+        assert_eq!(list(json!({"totalResults": 0})), Some(Vec::new()));
+        assert_eq!(
+            list(json!({"Resources": [{"id": "a"}]})),
+            Some(vec![json!({"id": "a"})])
+        );
+        assert_eq!(list(json!({"Resources": {"id": "a"}})), None);
     }
 
     #[test]

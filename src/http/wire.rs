@@ -169,13 +169,18 @@ mod tests {
         assert_eq!(bare, blank);
         let not_an_object: Person = decode(&json!("ana@x.com"));
         assert_eq!(not_an_object, Person::default());
-        let full: Person = decode(&json!({"id": "u1", "primaryEmail": "a@x.com", "suspended": true,
+        let full: Person = decode(
+            &json!({"id": "u1", "primaryEmail": "a@x.com", "suspended": true,
             "name": {"given": "Ana"}, "orgs": [{"given": null}, 3, {"given": "B"}],
-            "custom": {"k": "v", "n": 1, "b": " "}}));
+            "custom": {"k": "v", "n": 1, "b": " "}}),
+        );
         assert!(full.suspended);
         assert_eq!(full.name.given.as_deref(), Some("Ana"));
         assert_eq!(full.orgs.len(), 3);
         assert_eq!(full.orgs[2].given.as_deref(), Some("B"));
-        assert_eq!(strings(&full.custom).collect::<Vec<_>>(), [(&"k".to_string(), "v")]);
+        assert_eq!(
+            strings(&full.custom).collect::<Vec<_>>(),
+            [(&"k".to_string(), "v")]
+        );
     }
 }

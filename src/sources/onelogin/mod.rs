@@ -20,13 +20,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use reqwest::header::HeaderMap;
+use serde::Deserialize;
 use serde_json::Value;
 
 use self::config::OneLoginSourceConfig;
-use super::{id_text, present, Source, SourceError};
+use super::{Source, SourceError};
 use crate::config::secret::Secret;
 use self::config::OneLoginRegion;
-use crate::http::{oauth, paginate, Auth, HttpClient, HttpError, HttpSettings, TokenSource};
+use crate::http::{oauth, paginate, wire, Auth, HttpClient, HttpError, HttpSettings, TokenSource};
 use crate::model::{Group, LeftOut, Snapshot, User};
 
 /// Items per page: the most OneLogin's users and role-users listings return.
@@ -314,35 +315,59 @@ fn judge(needed: u64, budget: Budget, reserve: u64) -> Verdict {
 /// OneLogin sends unset fields as `null`, and null, missing and blank are all absent. A user
 /// without an email is left out, named, with the reason.
 fn user_from_onelogin(v: &Value, inactive: &[i64]) -> Result<User, Box<LeftOut>> {
-    let s = |k: &str| present(v.get(k)).map(String::from);
-    let id = v.get("id").and_then(id_text).map(|c| c.into_owned());
-    let Some(email) = s("email") else {
-        let name = s("username").or_else(|| id.clone()).unwrap_or_default();
-        return Err(Box::new(LeftOut::user(id, &name, None, "no email")));
+    let w: WireUser = wire::decode(v);
+    let Some(email) = w.email else {
+        let name = w.username.or_else(|| w.id.clone()).unwrap_or_default();
+        return Err(Box::new(LeftOut::user(w.id, &name, None, "no email")));
     };
     let mut u = User::new(&email);
-    u.id = id;
-    u.user_name = s("username");
-    u.given_name = s("firstname");
-    u.family_name = s("lastname");
-    let status = v.get("status").and_then(Value::as_i64).unwrap_or(1);
+    u.id = w.id;
+    u.user_name = w.username;
+    u.given_name = w.firstname;
+    u.family_name = w.lastname;
+    let status = w.status.unwrap_or(1);
     u.active = !inactive.contains(&status);
-    if let Some(obj) = v.as_object() {
-        for (k, val) in obj {
-            if let Some(text) = present(Some(val)) {
-                u.attributes.insert(k.clone(), text.to_string());
-            }
-        }
-    }
-    if let Some(custom) = v.get("custom_attributes").and_then(Value::as_object) {
-        for (k, val) in custom {
-            if let Some(text) = present(Some(val)) {
-                u.attributes.insert(k.clone(), text.to_string());
-            }
-        }
+    // Every string of the record, then of its custom attributes, is an attribute.
+    let record: serde_json::Map<String, Value> = wire::decode(v);
+    for (k, text) in wire::strings(&record).chain(wire::strings(&w.custom_attributes)) {
+        u.attributes.insert(k.clone(), text.to_string());
     }
     u.attributes.insert("status".into(), status.to_string());
     Ok(u)
+}
+
+/// A user as `GET /api/2/users` sends it (every other string of the record is read as an
+/// attribute).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct WireUser {
+    #[serde(deserialize_with = "wire::id")]
+    id: Option<String>,
+    #[serde(deserialize_with = "wire::text")]
+    email: Option<String>,
+    #[serde(deserialize_with = "wire::text")]
+    username: Option<String>,
+    #[serde(deserialize_with = "wire::text")]
+    firstname: Option<String>,
+    #[serde(deserialize_with = "wire::text")]
+    lastname: Option<String>,
+    #[serde(deserialize_with = "wire::int")]
+    status: Option<i64>,
+    /// The user's one group.
+    #[serde(deserialize_with = "wire::id")]
+    group_id: Option<String>,
+    #[serde(deserialize_with = "wire::map")]
+    custom_attributes: serde_json::Map<String, Value>,
+}
+
+/// A group (v1) or a role (v2) as listed.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct WireNamed {
+    #[serde(deserialize_with = "wire::id")]
+    id: Option<String>,
+    #[serde(deserialize_with = "wire::text")]
+    name: Option<String>,
 }
 
 /// A role's id in the model: `role:ID`, apart from group ids (both are numbers in OneLogin).
@@ -354,13 +379,10 @@ fn role_id(id: &str) -> String {
 fn id_names(items: &[Value], what: &str, skipped: &mut Vec<LeftOut>) -> Vec<(String, String)> {
     items
         .iter()
+        .map(wire::decode::<WireNamed>)
         .filter_map(|g| {
-            let id = g
-                .get("id")
-                .and_then(id_text)
-                .map(std::borrow::Cow::into_owned);
-            match (id, present(g.get("name"))) {
-                (Some(id), Some(name)) => Some((id, name.to_string())),
+            match (g.id, g.name) {
+                (Some(id), Some(name)) => Some((id, name)),
                 (id, _) => {
                     let name = id.clone().unwrap_or_default();
                     skipped.push(LeftOut::group(
@@ -538,9 +560,9 @@ impl Source for OneLoginSource {
                     continue;
                 }
             };
-            if let Some(gid) = raw.get("group_id").and_then(id_text) {
+            if let Some(gid) = wire::decode::<WireUser>(raw).group_id {
                 members_of
-                    .entry(gid.into_owned())
+                    .entry(gid)
                     .or_default()
                     .push(u.email.clone());
             }
