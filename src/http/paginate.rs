@@ -425,6 +425,7 @@ pub const ATLASSIAN_CURSOR: Style = Style {
     },
     keep_query: false,
     full_pages: false,
+    empty_pages: false,
     total: Some("/meta/total"),
     unique: true,
 };
@@ -473,8 +474,11 @@ pub struct Style {
     pub keep_query: bool,
     /// Every page that links on is full, as big as the first (Okta, Google): a page that is empty
     /// or shorter and still links on has lost items. Without it, only an empty page that links on
-    /// has.
+    /// has, unless `empty_pages` says the API sends those.
     pub full_pages: bool,
+    /// Pages may be empty before the last (Graph): an empty page that links on is followed, and
+    /// the announced `total` is what shows a loss.
+    pub empty_pages: bool,
     /// A JSON pointer to the total the listing announces (`/meta/total`): the listing must hold
     /// that many.
     pub total: Option<&'static str>,
@@ -488,6 +492,7 @@ pub const LINK_HEADER: Style = Style {
     next: Next::LinkHeader,
     keep_query: false,
     full_pages: true,
+    empty_pages: false,
     total: None,
     unique: true,
 };
@@ -524,7 +529,24 @@ impl<'a> Pager<'a> {
     /// # Errors
     /// A page that fails after retries, that is malformed, or a listing that is incomplete.
     pub async fn all(&self) -> Result<Vec<Value>, HttpError> {
-        self.walk(None).await
+        self.walk(None, |url, q| async move {
+            self.client.get_json_with_headers(&url, &q).await
+        })
+        .await
+    }
+
+    /// As [`Pager::all`], each page fetched by `fetch(url, query)` (the listing's path and query,
+    /// the next link with none, or the path with the cursor as its parameter): for a listing
+    /// asked with a POST body (Atlassian's user search carries its cursor in the body).
+    ///
+    /// # Errors
+    /// As [`Pager::all`], and what `fetch` returns.
+    pub async fn all_with<F, Fut>(&self, fetch: F) -> Result<Vec<Value>, HttpError>
+    where
+        F: Fn(String, Vec<(&'a str, String)>) -> Fut,
+        Fut: std::future::Future<Output = Result<(Value, HeaderMap), HttpError>>,
+    {
+        self.walk(None, fetch).await
     }
 
     /// Every item of the listing, its first page (asked for with the pager's query) already read.
@@ -532,7 +554,10 @@ impl<'a> Pager<'a> {
     /// # Errors
     /// As [`Pager::all`].
     pub async fn rest(&self, first: Value, headers: &HeaderMap) -> Result<Vec<Value>, HttpError> {
-        self.walk(Some((first, headers.clone()))).await
+        self.walk(Some((first, headers.clone())), |url, q| async move {
+            self.client.get_json_with_headers(&url, &q).await
+        })
+        .await
     }
 
     /// One page's items and what comes next.
@@ -580,7 +605,15 @@ impl<'a> Pager<'a> {
         Ok((items, next))
     }
 
-    async fn walk(&self, first: Option<(Value, HeaderMap)>) -> Result<Vec<Value>, HttpError> {
+    async fn walk<F, Fut>(
+        &self,
+        first: Option<(Value, HeaderMap)>,
+        fetch: F,
+    ) -> Result<Vec<Value>, HttpError>
+    where
+        F: Fn(String, Vec<(&'a str, String)>) -> Fut,
+        Fut: std::future::Future<Output = Result<(Value, HeaderMap), HttpError>>,
+    {
         let (c, path) = (self.client, self.path);
         let mut out = Vec::new();
         let mut trail = Trail::new();
@@ -593,12 +626,16 @@ impl<'a> Pager<'a> {
             let page_size = if self.style.full_pages { full } else { None };
             let (items, next) = match first.take() {
                 Some((page, headers)) => self.split(&url, page, &headers, &mut total)?,
+                None if self.style.empty_pages => {
+                    let (page, headers) = fetch(url.clone(), q.clone()).await?;
+                    self.split(&url, page, &headers, &mut total)?
+                }
                 None => {
                     let total = std::sync::Mutex::new(&mut total);
                     checked_page(c, &url, &q, page_size, || {
-                        let (url, q, total) = (&url, &q, &total);
+                        let (url, q, total, fetch) = (&url, &q, &total, &fetch);
                         async move {
-                            let (page, headers) = c.get_json_with_headers(url, q).await?;
+                            let (page, headers) = fetch(url.clone(), q.clone()).await?;
                             let mut t = total.lock().expect("not poisoned");
                             self.split(url, page, &headers, &mut t)
                         }

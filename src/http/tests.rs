@@ -383,6 +383,7 @@ async fn a_short_page_that_links_on_is_asked_again_then_fails() {
         },
         keep_query: true,
         full_pages: true,
+        empty_pages: false,
         total: None,
         unique: false,
     };
@@ -415,11 +416,12 @@ async fn page_tokens_next_link_fields_and_header_cursors() {
             ok(json!({"users": [{"id": "a"}, {"id": "b"}], "nextPageToken": "t"}))
         }
         "GET /users?maxResults=2&pageToken=t" => ok(json!({"nextPageToken": ""})),
-        // Graph: a next link as a field.
-        "GET /v1.0/users" => ok(
-            json!({"value": [{"id": "g1"}], "@odata.nextLink": "{base}/v1.0/users?$skiptoken=x"}),
-        ),
-        "GET /v1.0/users?$skiptoken=x" => {
+        // Graph: a next link as a field; pages may be empty before the last.
+        "GET /v1.0/users" => ok(json!({"value": [{"id": "g1"}], "@odata.count": 2,
+            "@odata.nextLink": "{base}/v1.0/users?$skiptoken=x"})),
+        "GET /v1.0/users?$skiptoken=x" => ok(json!({"value": [],
+            "@odata.nextLink": "{base}/v1.0/users?$skiptoken=y"})),
+        "GET /v1.0/users?$skiptoken=y" => {
             ok(json!({"value": [{"id": "g2"}], "@odata.nextLink": null}))
         }
         // OneLogin v2: a cursor in a header, sent alone.
@@ -453,6 +455,7 @@ async fn page_tokens_next_link_fields_and_header_cursors() {
         },
         keep_query: true,
         full_pages: true,
+        empty_pages: false,
         total: None,
         unique: false,
     };
@@ -471,7 +474,8 @@ async fn page_tokens_next_link_fields_and_header_cursors() {
         },
         keep_query: false,
         full_pages: false,
-        total: None,
+        empty_pages: true,
+        total: Some("/@odata.count"),
         unique: true,
     };
     let all = Pager::new(&http, "v1.0/users", vec![], graph)
@@ -479,6 +483,14 @@ async fn page_tokens_next_link_fields_and_header_cursors() {
         .await
         .unwrap();
     assert_eq!(ids(&all), ["g1", "g2"]);
+    assert_eq!(
+        s.requests()
+            .iter()
+            .filter(|r| r.contains("skiptoken=x"))
+            .count(),
+        1,
+        "an empty page is followed, not asked for again, where the API sends those"
+    );
 
     let onelogin = Style {
         items: Items::Body,
@@ -488,6 +500,7 @@ async fn page_tokens_next_link_fields_and_header_cursors() {
         },
         keep_query: false,
         full_pages: false,
+        empty_pages: false,
         total: None,
         unique: true,
     };
@@ -587,4 +600,35 @@ async fn scim_index_and_offset_listings() {
     assert_eq!(ids(&all), ["a", "b", "c"]);
     let all = paginate::offset_all(&http, "groups", &[], 2).await.unwrap();
     assert_eq!(ids(&all), ["g1", "g2", "g3"]);
+}
+
+#[tokio::test]
+async fn a_listing_asked_with_a_post_body_pages_through_the_fetch_hook() {
+    // Atlassian's user search: POST, the cursor in the body; answers by rank.
+    let s = Scripted::start(|_, nth| match nth {
+        1 => ok(json!({"data": [{"id": "a"}], "links": {"next": "c1"}})),
+        _ => ok(json!({"data": [{"id": "b"}], "links": {}})),
+    })
+    .await;
+    let http = s.client(3);
+    let seen = Mutex::new(Vec::new());
+    let pager = Pager::new(&http, "search", vec![], paginate::ATLASSIAN_CURSOR);
+    let all = pager
+        .all_with(|url, q| {
+            let (http, seen) = (&http, &seen);
+            async move {
+                let cursor = q
+                    .iter()
+                    .find(|(k, _)| *k == "cursor")
+                    .map(|(_, v)| v.clone());
+                seen.lock().unwrap().push(cursor.clone());
+                let body = json!({"limit": 1, "cursor": cursor});
+                let reply = http.success(Method::POST, &url, &[], Some(&body)).await?;
+                Ok((reply.json("test")?, reply.headers))
+            }
+        })
+        .await
+        .unwrap();
+    assert_eq!(ids(&all), ["a", "b"]);
+    assert_eq!(*seen.lock().unwrap(), [None, Some("c1".to_string())]);
 }

@@ -153,6 +153,7 @@ async fn all(
         },
         keep_query: true,
         full_pages: true,
+        empty_pages: false,
         total: None,
         unique: false,
     };

@@ -184,6 +184,7 @@ impl Session {
             },
             keep_query: false,
             full_pages: false,
+            empty_pages: false,
             total: None,
             unique: false,
         };
@@ -220,6 +221,7 @@ impl Session {
             },
             keep_query: false,
             full_pages: false,
+            empty_pages: false,
             total: None,
             unique: true,
         };
