@@ -255,3 +255,38 @@ async fn explicit_nulls_plan_exactly_like_missing_fields() {
     assert!(ben.get("displayName").is_none(), "{ben}");
     assert_eq!(atl.group_members("empty"), Vec::<String>::new());
 }
+
+/// Quota errors (403) and throttling (429) mixed, forever: each listing is sent at most
+/// `http.max_attempts` times in all, never a retry loop nested in another (which made up to
+/// attempts² requests), and the read fails naming the quota error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quota_errors_and_throttling_share_one_attempt_budget() {
+    let g = FakeGoogle::start(FakeGoogleConfig::default()).await;
+    let atl = FakeAtlassian::start(FakeConfig::default()).await;
+    seed(&g);
+    let s = scratch(&g, &atl);
+    let config = s.read("idsync.yaml").replace(
+        "    groups: [eng@example.com]\n",
+        "    groups: [eng@example.com]\n    http: {max_attempts: 3}\n",
+    );
+    s.write("idsync.yaml", &config);
+    g.set_faults(Faults {
+        throttle_next: 2,
+        retry_after_secs: 0,
+        ..Faults::default()
+    });
+    g.set_quota_errors(usize::MAX);
+    let (code, stdout, stderr) = idsync(&s, &atl, &["plan"]).await;
+    assert_eq!(code, 1, "{stdout}");
+    assert!(stderr.contains("HTTP 403"), "{stderr}");
+    let mut per_path = std::collections::BTreeMap::<String, usize>::new();
+    for r in g
+        .requests()
+        .iter()
+        .filter(|r| r.path.contains("/admin/directory/"))
+    {
+        *per_path.entry(r.path.clone()).or_default() += 1;
+    }
+    assert!(per_path.values().all(|n| *n <= 3), "{per_path:?}");
+    assert_eq!(per_path.values().max(), Some(&3), "{per_path:?}");
+}

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::Semaphore;
 
-use super::retry::{retryable, RetryPolicy, TooLong};
+use super::retry::{classify, Classifier, Retry, RetryPolicy, TooLong};
 use super::token::TokenSource;
 use crate::config::secret::Secret;
 
@@ -153,6 +153,26 @@ pub enum Sent {
     Unknown { reason: String },
 }
 
+/// What became of a create sent with [`HttpClient::create_once`].
+#[derive(Debug)]
+pub enum Created<T> {
+    /// The server answered, and the answer is not in doubt (a 2xx, a 409, a 4xx).
+    Answered(Box<Reply>),
+    /// An answer left it open, and the look-up found what the create would have made.
+    Found(T),
+}
+
+/// Why [`HttpClient::create_once`] gave up.
+#[derive(Debug)]
+pub enum CreateError<E> {
+    /// No connection, or still throttled, after every attempt.
+    Http(HttpError),
+    /// An answer left it open (`doubt`), and looking the object up failed.
+    Lookup { doubt: String, error: E },
+    /// Every attempt was left in doubt (the last: `doubt`), and the look-ups found nothing.
+    Exhausted { attempts: u32, doubt: String },
+}
+
 /// What a request carries.
 #[derive(Clone, Copy)]
 enum Payload<'a> {
@@ -169,6 +189,8 @@ pub struct Reply {
     pub body: Vec<u8>,
     method: Method,
     url: String,
+    /// The body as JSON, when the request asked for JSON and it parsed (in the retry loop).
+    parsed: Option<Value>,
 }
 
 impl Reply {
@@ -206,6 +228,8 @@ pub struct HttpClient {
     content_type: &'static str,
     /// Headers sent with every request (e.g. Graph's `ConsistencyLevel`).
     extra_headers: HeaderMap,
+    /// The vendor's retry signals beyond 429 and 5xx (Google's quota 403s).
+    classifier: Option<Classifier>,
 }
 
 /// Requests sent by this process, per API name (`Okta`, `Atlassian SCIM`, `Okta token endpoint`,
@@ -262,7 +286,24 @@ impl HttpClient {
             not_before: Arc::new(Mutex::new(None)),
             content_type: "application/json",
             extra_headers: HeaderMap::new(),
+            classifier: None,
         }
+    }
+
+    /// Consults `classifier` first on every answer: the vendor's own retry signals (a 403 that
+    /// means "over quota"), retried by this client's one loop, within `http.max_attempts`.
+    #[must_use]
+    pub fn with_classifier(mut self, classifier: Classifier) -> Self {
+        self.classifier = Some(classifier);
+        self
+    }
+
+    /// No waits between attempts (unit tests of the retry loop).
+    #[cfg(test)]
+    #[must_use]
+    pub(crate) fn without_waits(mut self) -> Self {
+        self.policy.scale = 0.0;
+        self
     }
 
     /// Sends `name: value` with every request.
@@ -371,31 +412,27 @@ impl HttpClient {
         path: &str,
         query: &[(&str, String)],
     ) -> Result<(Value, HeaderMap), HttpError> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let reply = self.success(Method::GET, path, query, None).await?;
-            match reply.json(&self.api) {
-                Ok(v) => {
-                    crate::progress::page(crate::progress::listed(&v));
-                    return Ok((v, reply.headers));
-                }
-                Err(e) if attempt >= self.policy.max_attempts => return Err(e),
-                Err(_) => {
-                    let wait = self.policy.backoff(attempt);
-                    self.say_wait(
-                        wait,
-                        &format!("GET {}: the answer is not valid JSON", reply.url),
-                        &format!(
-                            " before attempt {} of {}",
-                            attempt + 1,
-                            self.policy.max_attempts
-                        ),
-                    );
-                    tokio::time::sleep(wait).await;
-                }
-            }
+        let sent = self
+            .send_payload(
+                Method::GET,
+                path,
+                query,
+                Payload::None,
+                Replay::Always,
+                &mut 0,
+                true,
+            )
+            .await?;
+        let mut reply = self.answered(sent, Method::GET, path)?;
+        if !reply.status.is_success() {
+            return Err(self.status_error(&reply));
         }
+        let v = match reply.parsed.take() {
+            Some(v) => v,
+            None => reply.json(&self.api)?,
+        };
+        crate::progress::page(crate::progress::listed(&v));
+        Ok((v, reply.headers))
     }
 
     /// Sends a request and insists on a 2xx answer.
@@ -445,7 +482,15 @@ impl HttpClient {
     ) -> Result<Reply, HttpError> {
         let payload = body.map_or(Payload::None, Payload::Json);
         let sent = self
-            .send_payload(method.clone(), path, query, payload, Replay::Always)
+            .send_payload(
+                method.clone(),
+                path,
+                query,
+                payload,
+                Replay::Always,
+                &mut 0,
+                false,
+            )
             .await?;
         self.answered(sent, method, path)
     }
@@ -480,14 +525,99 @@ impl HttpClient {
         body: Option<&Value>,
     ) -> Result<Sent, HttpError> {
         let payload = body.map_or(Payload::None, Payload::Json);
-        self.send_payload(method, path, &[], payload, Replay::OnlyUnsent)
-            .await
+        self.send_payload(
+            method,
+            path,
+            &[],
+            payload,
+            Replay::OnlyUnsent,
+            &mut 0,
+            false,
+        )
+        .await
     }
 
-    /// The retry settings of this client (for callers that retry on their own terms).
-    #[must_use]
-    pub fn retry_policy(&self) -> &RetryPolicy {
-        &self.policy
+    /// Sends a create that must not be repeated blindly, and after an answer that leaves open
+    /// whether it was applied ([`Sent::Unknown`], or a 2xx that `doubt` finds wanting) looks for
+    /// what it would have made with `find` before sending it again. Every send, the retries of
+    /// throttling included, counts against the one budget of `http.max_attempts`.
+    ///
+    /// # Errors
+    /// No connection or still throttled after every attempt ([`CreateError::Http`]); a look-up
+    /// that failed ([`CreateError::Lookup`]); every attempt left in doubt and nothing found
+    /// ([`CreateError::Exhausted`]).
+    pub async fn create_once<T, E, F, Fut>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        doubt: impl Fn(&Reply) -> Option<String>,
+        find: &F,
+    ) -> Result<Created<T>, CreateError<E>>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<Option<T>, E>>,
+    {
+        let payload = body.map_or(Payload::None, Payload::Json);
+        let mut attempt = 0;
+        loop {
+            let sent = self
+                .send_payload(
+                    method.clone(),
+                    path,
+                    &[],
+                    payload,
+                    Replay::OnlyUnsent,
+                    &mut attempt,
+                    false,
+                )
+                .await
+                .map_err(CreateError::Http)?;
+            let why = match sent {
+                Sent::Answered(reply) => match doubt(&reply) {
+                    None => return Ok(Created::Answered(Box::new(reply))),
+                    Some(why) => why,
+                },
+                Sent::Unknown { reason } => reason,
+            };
+            // The create may have happened: look before sending it again.
+            match find().await {
+                Err(error) => return Err(CreateError::Lookup { doubt: why, error }),
+                Ok(Some(found)) => return Ok(Created::Found(found)),
+                Ok(None) => {}
+            }
+            if attempt >= self.policy.max_attempts {
+                return Err(CreateError::Exhausted {
+                    attempts: attempt,
+                    doubt: why,
+                });
+            }
+            let wait = self.policy.backoff(attempt);
+            self.say_wait(
+                wait,
+                &format!("{method} {}: {why}", self.url(path)),
+                &format!(
+                    " (backing off) before attempt {} of {}",
+                    attempt + 1,
+                    self.policy.max_attempts
+                ),
+            );
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Waits `wait` (as the policy scales waits) before sending more requests: a pause a
+    /// connector decides on from the rate budget an answer stated.
+    pub async fn hold(&self, wait: Duration) {
+        let wait = self.policy.scaled(wait);
+        let until = Instant::now().checked_add(wait);
+        {
+            let mut nb = self.not_before.lock().expect("not poisoned");
+            if until > *nb {
+                *nb = until;
+            }
+        }
+        self.wait_for_budget().await;
     }
 
     /// POSTs a form (an OAuth token request), with the same retries; returns whatever the server
@@ -497,11 +627,24 @@ impl HttpClient {
     /// As [`HttpClient::send`].
     pub async fn post_form(&self, path: &str, form: &[(&str, String)]) -> Result<Reply, HttpError> {
         let sent = self
-            .send_payload(Method::POST, path, &[], Payload::Form(form), Replay::Always)
+            .send_payload(
+                Method::POST,
+                path,
+                &[],
+                Payload::Form(form),
+                Replay::Always,
+                &mut 0,
+                false,
+            )
             .await?;
         self.answered(sent, Method::POST, path)
     }
 
+    /// The one retry loop: every retry of every request happens here. `attempt` counts the
+    /// attempts already made for this call (so that a caller resending after a doubt shares the
+    /// budget); `json`: a 2xx body that is not JSON is a failed attempt (a cut-off page is never
+    /// taken for a short one), and the parsed body travels in the reply.
+    #[allow(clippy::too_many_arguments)]
     async fn send_payload(
         &self,
         method: Method,
@@ -509,6 +652,8 @@ impl HttpClient {
         query: &[(&str, String)],
         payload: Payload<'_>,
         replay: Replay,
+        attempt: &mut u32,
+        json: bool,
     ) -> Result<Sent, HttpError> {
         let url = self.url(path);
         // Errors name the URL with its query (the page, the filter): only ever idsync's own
@@ -518,10 +663,10 @@ impl HttpClient {
         } else {
             reqwest::Url::parse_with_params(&url, query).map_or_else(|_| url.clone(), String::from)
         };
-        let mut attempt = 0;
         let mut renewals = 0;
         loop {
-            attempt += 1;
+            *attempt += 1;
+            let attempt_now = *attempt;
             self.wait_for_budget().await;
             // The generation of the access token the request is sent with, when it has one.
             let mut generation = None;
@@ -578,7 +723,7 @@ impl HttpClient {
                     Err(e) => Err(e),
                 }
             };
-            let last = attempt >= self.policy.max_attempts;
+            let last = attempt_now >= self.policy.max_attempts;
             match outcome {
                 Ok((status, headers, body, cut)) => {
                     self.note_budget(&headers);
@@ -588,6 +733,7 @@ impl HttpClient {
                         body,
                         method: method.clone(),
                         url: shown.clone(),
+                        parsed: None,
                     };
                     if let (StatusCode::UNAUTHORIZED, Credentials::Renewed(source), Some(g)) =
                         (status, &self.auth, generation)
@@ -598,11 +744,35 @@ impl HttpClient {
                         // Expired: a new token (one for every request refused with this one),
                         // and the request again, which does not count as a failed attempt.
                         renewals += 1;
-                        attempt -= 1;
+                        *attempt -= 1;
                         source.refused(g).await?;
                         continue;
                     }
-                    if !retryable(status) {
+                    let mut decision = self
+                        .classifier
+                        .and_then(|c| c(status, &reply.headers, &reply.body))
+                        .unwrap_or_else(|| classify(status, &reply.headers));
+                    let mut reply = reply;
+                    let mut what = if status == StatusCode::TOO_MANY_REQUESTS {
+                        "throttled (HTTP 429)".to_string()
+                    } else {
+                        format!("HTTP {}", status.as_u16())
+                    };
+                    if decision == Retry::No && json && status.is_success() && !cut {
+                        if reply.body.is_empty() {
+                            reply.parsed = Some(Value::Null);
+                        } else {
+                            match serde_json::from_slice(&reply.body) {
+                                Ok(v) => reply.parsed = Some(v),
+                                Err(_) if last => return Ok(Sent::Answered(reply)),
+                                Err(_) => {
+                                    decision = Retry::Backoff;
+                                    what = "the answer is not valid JSON".to_string();
+                                }
+                            }
+                        }
+                    }
+                    if decision == Retry::No {
                         // A 2xx whose body was cut is not an answer to rely on.
                         if replay == Replay::OnlyUnsent && status.is_success() && cut {
                             return Ok(Sent::Unknown {
@@ -611,7 +781,9 @@ impl HttpClient {
                         }
                         return Ok(Sent::Answered(reply));
                     }
-                    if replay == Replay::OnlyUnsent && status != StatusCode::TOO_MANY_REQUESTS {
+                    // Only what certainly was not applied is sent again blindly: throttling and
+                    // the vendor's own refusals, never a 5xx.
+                    if replay == Replay::OnlyUnsent && status.is_server_error() {
                         return Ok(Sent::Unknown {
                             reason: format!(
                                 "HTTP {status}{}",
@@ -622,44 +794,38 @@ impl HttpClient {
                     if last {
                         return Err(self.status_error(&reply));
                     }
-                    let what = if status == StatusCode::TOO_MANY_REQUESTS {
-                        "throttled (HTTP 429)".to_string()
-                    } else {
-                        format!("HTTP {}", status.as_u16())
-                    };
                     let why = format!("{method} {shown}: {what}");
                     let next = format!(
                         " before attempt {} of {}",
-                        attempt + 1,
+                        attempt_now + 1,
                         self.policy.max_attempts
                     );
-                    let wait = match self.policy.requested_wait(&reply.headers) {
-                        Ok(Some(wait)) => {
-                            match super::retry::requested_by(&reply.headers) {
+                    let wait = match decision {
+                        Retry::After(asked) => match self.policy.clamp(asked) {
+                            Ok(wait) => {
                                 // What the server asked for, not the scaled wait of a test.
-                                Some((secs, header)) => crate::progress::wait(
+                                crate::progress::wait(
                                     &self.api,
-                                    secs,
+                                    asked.secs,
                                     &why,
-                                    &format!(" ({header}){next}"),
-                                ),
-                                None => self.say_wait(wait, &why, &next),
+                                    &format!(" ({}){next}", asked.by),
+                                );
+                                wait
                             }
-                            wait
-                        }
-                        Ok(None) => {
-                            let wait = self.policy.backoff(attempt);
+                            Err(wait) => {
+                                return Err(HttpError::WaitTooLong {
+                                    api: self.api.clone(),
+                                    method,
+                                    url: shown,
+                                    status: status.as_u16(),
+                                    wait,
+                                })
+                            }
+                        },
+                        _ => {
+                            let wait = self.policy.backoff(attempt_now);
                             self.say_wait(wait, &why, &format!(" (backing off){next}"));
                             wait
-                        }
-                        Err(wait) => {
-                            return Err(HttpError::WaitTooLong {
-                                api: self.api.clone(),
-                                method,
-                                url: shown,
-                                status: status.as_u16(),
-                                wait,
-                            })
                         }
                     };
                     tokio::time::sleep(wait).await;
@@ -675,17 +841,17 @@ impl HttpClient {
                             api: self.api.clone(),
                             method,
                             url: shown,
-                            attempts: attempt,
+                            attempts: attempt_now,
                             reason: transport_reason(&e),
                         });
                     }
-                    let wait = self.policy.backoff(attempt);
+                    let wait = self.policy.backoff(attempt_now);
                     self.say_wait(
                         wait,
                         &format!("{method} {shown}: {}", transport_reason(&e)),
                         &format!(
                             " (backing off) before attempt {} of {}",
-                            attempt + 1,
+                            attempt_now + 1,
                             self.policy.max_attempts
                         ),
                     );
@@ -720,7 +886,8 @@ impl HttpClient {
         if remaining.is_some_and(|r| r <= reserve) {
             // A reset further off than `max_wait` is not waited for here: the server's own 429,
             // if it comes, fails the request saying how long it asked for.
-            if let Ok(Some(wait)) = self.policy.requested_wait(headers) {
+            let asked = super::retry::asked(headers);
+            if let Some((asked, Ok(wait))) = asked.map(|a| (a, self.policy.clamp(a))) {
                 let mut nb = self.not_before.lock().expect("not poisoned");
                 let now = Instant::now();
                 // Said once per spent budget, not by every request that sees it.
@@ -728,13 +895,14 @@ impl HttpClient {
                 *nb = now.checked_add(wait);
                 drop(nb);
                 if !pausing {
-                    let (secs, header) = super::retry::requested_by(headers)
-                        .unwrap_or((self.policy.unscaled(wait).as_secs_f64(), "rate-limit reset"));
                     crate::progress::wait(
                         &self.api,
-                        secs,
+                        asked.secs,
                         "the rate limit's budget is spent",
-                        &format!(" for it to reset ({header}) before sending more requests"),
+                        &format!(
+                            " for it to reset ({}) before sending more requests",
+                            asked.by
+                        ),
                     );
                 }
             }

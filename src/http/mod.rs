@@ -5,9 +5,15 @@
 mod client;
 pub mod oauth;
 pub mod paginate;
-mod retry;
+pub mod retry;
 pub mod token;
+pub mod wire;
 
-pub use client::{requests_by_api, Auth, HttpClient, HttpError, HttpSettings, Reply, Sent};
-pub use retry::RetryPolicy;
+pub use client::{
+    requests_by_api, Auth, CreateError, Created, HttpClient, HttpError, HttpSettings, Reply, Sent,
+};
+pub use retry::{Asked, Classifier, Retry, RetryPolicy};
 pub use token::TokenSource;
+
+#[cfg(test)]
+mod tests;

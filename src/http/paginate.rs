@@ -97,18 +97,15 @@ async fn scim_page(
     start: usize,
     count: usize,
 ) -> Result<Page, HttpError> {
-    let mut page = client.get_json(path, &scim_query(start, count)).await?;
-    let number = |k: &str| {
-        page.get(k)
-            .and_then(Value::as_u64)
-            .map(|t| usize::try_from(t).unwrap_or(usize::MAX))
-    };
-    let total = number("totalResults");
-    let start_at = number("startIndex");
-    let Some(resources) = list_resources(&mut page) else {
+    let page = client.get_json(path, &scim_query(start, count)).await?;
+    let page: ScimPage = super::wire::decode(&page);
+    let number = |n: Option<u64>| n.map(|t| usize::try_from(t).unwrap_or(usize::MAX));
+    let total = number(page.total_results);
+    let start_at = number(page.start_index);
+    let Some(resources) = list_resources(page.resources) else {
         return Err(client.malformed(path, "a SCIM ListResponse whose Resources is not a list"));
     };
-    if resources.is_empty() && total.is_none() && page.get("schemas").is_none() {
+    if resources.is_empty() && total.is_none() && page.schemas.is_none() {
         return Err(client.malformed(path, "a SCIM ListResponse without Resources"));
     }
     Ok(Page {
@@ -118,11 +115,38 @@ async fn scim_page(
     })
 }
 
+/// A SCIM `ListResponse` page as the pager reads it (RFC 7644 §3.4.2).
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct ScimPage {
+    #[serde(deserialize_with = "unsigned")]
+    total_results: Option<u64>,
+    #[serde(deserialize_with = "unsigned")]
+    start_index: Option<u64>,
+    /// Kept as sent: a `Resources` that is not a list is an error, not an empty page.
+    #[serde(rename = "Resources")]
+    resources: Option<Value>,
+    schemas: Option<Value>,
+}
+
+/// A SCIM `ListResponse` read leniently, for a filter's answer: `Resources` absent, `null` or
+/// not a list holds nothing.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct ListResponse {
+    #[serde(rename = "Resources", deserialize_with = "super::wire::list")]
+    pub resources: Vec<Value>,
+}
+
+fn unsigned<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    Ok(<Value as serde::Deserialize>::deserialize(d)?.as_u64())
+}
+
 /// The `Resources` of a SCIM ListResponse, taken out of it; `None` when it is not a list. An
 /// empty page may leave `Resources` out or send it as `null` (RFC 7643 §2.5: unassigned and
 /// `null` are the same state): both are no resources.
-fn list_resources(page: &mut Value) -> Option<Vec<Value>> {
-    match page.get_mut("Resources").map(Value::take) {
+fn list_resources(resources: Option<Value>) -> Option<Vec<Value>> {
+    match resources {
         Some(Value::Array(r)) => Some(r),
         None | Some(Value::Null) => Some(Vec::new()),
         Some(_) => None,
@@ -384,56 +408,329 @@ where
 /// # Errors
 /// A page that fails after retries, that has no `data`, or a listing that is incomplete.
 pub async fn cursor_all(client: &HttpClient, path: &str) -> Result<Vec<Value>, HttpError> {
-    let mut out = Vec::new();
-    let mut trail = Trail::new();
-    // The last `meta.total` seen (`u64::MAX`: none).
-    let total = std::sync::atomic::AtomicU64::new(u64::MAX);
-    let mut url = path.to_string();
-    let mut query: Vec<(&str, String)> = Vec::new();
-    loop {
-        let (items, next) = checked_page(client, &url, &query, None, || {
-            let (url, query, total) = (&url, &query, &total);
-            async move {
-                let mut page = client.get_json(url, query).await?;
-                if let Some(t) = page.pointer("/meta/total").and_then(Value::as_u64) {
-                    total.store(t, std::sync::atomic::Ordering::Relaxed);
-                }
-                let items = match page.get_mut("data").map(Value::take) {
-                    Some(Value::Array(items)) => items,
-                    _ => return Err(client.malformed(url, "a page without `data`")),
-                };
-                let next = page
-                    .pointer("/links/next")
-                    .and_then(Value::as_str)
-                    .filter(|c| !c.is_empty())
-                    .map(String::from);
-                Ok((items, next))
-            }
-        })
-        .await?;
-        out.extend(items);
-        let Some(next) = next else { break };
-        trail.follow(client, path, &next)?;
-        if next.starts_with("http://") || next.starts_with("https://") {
-            url = next;
-            query = Vec::new();
-        } else {
-            url = path.to_string();
-            query = vec![("cursor", next)];
+    Pager::new(client, path, Vec::new(), ATLASSIAN_CURSOR)
+        .all()
+        .await
+}
+
+/// Atlassian's admin API: `{data, links: {next}, meta: {total}}`.
+pub const ATLASSIAN_CURSOR: Style = Style {
+    items: Items::Field {
+        pointer: "/data",
+        missing: Some("a page without `data`"),
+    },
+    next: Next::Field {
+        pointer: "/links/next",
+        param: "cursor",
+    },
+    keep_query: false,
+    full_pages: false,
+    empty_pages: false,
+    total: Some("/meta/total"),
+    unique: true,
+};
+
+/// Where a page's items are.
+#[derive(Clone, Copy, Debug)]
+pub enum Items {
+    /// The body is the JSON array of items (Okta, OneLogin v2, Keycloak).
+    Body,
+    /// The array at a JSON pointer (`/value`, `/users`, `/data`). Absent or `null`: an empty page
+    /// when `missing` is `None` (Google leaves an empty list out), else the error `missing`.
+    Field {
+        pointer: &'static str,
+        missing: Option<&'static str>,
+    },
+}
+
+/// Where a page says what comes next, and how that is asked for.
+#[derive(Clone, Copy, Debug)]
+pub enum Next {
+    /// RFC 8288 `Link: <…>; rel="next"` (Okta): a URL, followed as given.
+    LinkHeader,
+    /// A string at a JSON pointer: a URL is followed as given (Graph `@odata.nextLink`,
+    /// Atlassian `links.next`); a bare token or cursor is sent back as `param` (Google
+    /// `nextPageToken` → `pageToken`, OneLogin v1 `pagination.after_cursor`).
+    Field {
+        pointer: &'static str,
+        param: &'static str,
+    },
+    /// A response header holding a cursor (OneLogin v2 `After-Cursor` → `cursor`).
+    Header {
+        name: &'static str,
+        param: &'static str,
+    },
+}
+
+/// A paging style: what one walk along next links, tokens or cursors needs to know. Index
+/// (SCIM, [`scim_all`]), offset ([`offset_all`], [`offset_counted`]) and numbered pages
+/// ([`numbered`]) have their own entries, as they fetch pages by position.
+#[derive(Clone, Copy, Debug)]
+pub struct Style {
+    pub items: Items,
+    pub next: Next,
+    /// A bare cursor is sent with the listing's own query (Google); otherwise alone (Atlassian,
+    /// OneLogin).
+    pub keep_query: bool,
+    /// Every page that links on is full, as big as the first (Okta, Google): a page that is empty
+    /// or shorter and still links on has lost items. Without it, only an empty page that links on
+    /// has, unless `empty_pages` says the API sends those.
+    pub full_pages: bool,
+    /// Pages may be empty before the last (Graph): an empty page that links on is followed, and
+    /// the announced `total` is what shows a loss.
+    pub empty_pages: bool,
+    /// A JSON pointer to the total the listing announces (`/meta/total`): the listing must hold
+    /// that many.
+    pub total: Option<&'static str>,
+    /// An item listed twice fails the listing (pages that overlap hide others).
+    pub unique: bool,
+}
+
+/// Okta: bare arrays, `Link: rel="next"`, full pages, no repeats.
+pub const LINK_HEADER: Style = Style {
+    items: Items::Body,
+    next: Next::LinkHeader,
+    keep_query: false,
+    full_pages: true,
+    empty_pages: false,
+    total: None,
+    unique: true,
+};
+
+/// Walks a listing along its next links, page tokens or cursors, with every check in one place:
+/// a next link stays on the configured origin and never leads back ([`Trail`]); a page that looks
+/// short or empty yet links on is asked for again, then fails ([`checked_page`]); an announced
+/// total must be met; an item listed twice fails the listing.
+pub struct Pager<'a> {
+    client: &'a HttpClient,
+    path: &'a str,
+    query: Vec<(&'a str, String)>,
+    style: Style,
+}
+
+impl<'a> Pager<'a> {
+    #[must_use]
+    pub fn new(
+        client: &'a HttpClient,
+        path: &'a str,
+        query: Vec<(&'a str, String)>,
+        style: Style,
+    ) -> Pager<'a> {
+        // A pointer without its leading `/` finds nothing, and a field that may be absent would
+        // then read every page as empty: a listing silently empty.
+        if let Items::Field { pointer, .. } = style.items {
+            assert!(
+                pointer.starts_with('/'),
+                "a JSON pointer starts with `/`: {pointer:?}"
+            );
+        }
+        Pager {
+            client,
+            path,
+            query,
+            style,
         }
     }
-    let total = Some(total.into_inner()).filter(|t| *t != u64::MAX);
-    if let Some(t) = total.filter(|t| usize::try_from(*t).ok() != Some(out.len())) {
-        return Err(client.malformed(
-            path,
-            &format!(
-                "meta.total announced {t} items, but the pages held {}: the listing is incomplete or inconsistent",
-                out.len()
-            ),
-        ));
+
+    /// Every item of the listing.
+    ///
+    /// # Errors
+    /// A page that fails after retries, that is malformed, or a listing that is incomplete.
+    pub async fn all(&self) -> Result<Vec<Value>, HttpError> {
+        self.walk(None, |url, q| async move {
+            self.client.get_json_with_headers(&url, &q).await
+        })
+        .await
     }
-    check_unique(client, path, &out)?;
-    Ok(out)
+
+    /// As [`Pager::all`], each page fetched by `fetch(url, query)` (the listing's path and query,
+    /// the next link with none, or the path with the cursor as its parameter): for a listing
+    /// asked with a POST body (Atlassian's user search carries its cursor in the body).
+    ///
+    /// # Errors
+    /// As [`Pager::all`], and what `fetch` returns.
+    pub async fn all_with<F, Fut>(&self, fetch: F) -> Result<Vec<Value>, HttpError>
+    where
+        F: Fn(String, Vec<(&'a str, String)>) -> Fut,
+        Fut: std::future::Future<Output = Result<(Value, HeaderMap), HttpError>>,
+    {
+        self.walk(None, fetch).await
+    }
+
+    /// Every item of the listing, its first page (asked for with the pager's query) already read.
+    ///
+    /// # Errors
+    /// As [`Pager::all`].
+    pub async fn rest(&self, first: Value, headers: &HeaderMap) -> Result<Vec<Value>, HttpError> {
+        self.walk(Some((first, headers.clone())), |url, q| async move {
+            self.client.get_json_with_headers(&url, &q).await
+        })
+        .await
+    }
+
+    /// One page's items and what comes next.
+    fn split(
+        &self,
+        url: &str,
+        mut page: Value,
+        headers: &HeaderMap,
+        total: &mut Option<u64>,
+    ) -> Result<CursorPage, HttpError> {
+        let c = self.client;
+        if let Some(t) = self
+            .style
+            .total
+            .and_then(|p| page.pointer(p))
+            .and_then(Value::as_u64)
+        {
+            *total = Some(t);
+        }
+        let next = match self.style.next {
+            Next::LinkHeader => next_link(headers),
+            Next::Field { pointer, .. } => page
+                .pointer(pointer)
+                .and_then(Value::as_str)
+                .filter(|t| !t.is_empty())
+                .map(String::from),
+            Next::Header { name, .. } => headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(String::from),
+        };
+        let items = match self.style.items {
+            Items::Body => match page {
+                Value::Array(items) => items,
+                _ => return Err(c.malformed(url, "a listing that is not a JSON array")),
+            },
+            Items::Field { pointer, missing } => match page.pointer_mut(pointer).map(Value::take) {
+                Some(Value::Array(items)) => items,
+                None | Some(Value::Null) if missing.is_none() => Vec::new(),
+                _ => return Err(c.malformed(url, missing.unwrap_or("a page without a list"))),
+            },
+        };
+        Ok((items, next))
+    }
+
+    async fn walk<F, Fut>(
+        &self,
+        first: Option<(Value, HeaderMap)>,
+        fetch: F,
+    ) -> Result<Vec<Value>, HttpError>
+    where
+        F: Fn(String, Vec<(&'a str, String)>) -> Fut,
+        Fut: std::future::Future<Output = Result<(Value, HeaderMap), HttpError>>,
+    {
+        let (c, path) = (self.client, self.path);
+        let mut out = Vec::new();
+        let mut trail = Trail::new();
+        let mut total: Option<u64> = None;
+        let mut url = path.to_string();
+        let mut q = self.query.clone();
+        let mut full: Option<usize> = None;
+        let mut first = first;
+        loop {
+            let page_size = if self.style.full_pages { full } else { None };
+            let (items, next) = match first.take() {
+                Some((page, headers)) => self.split(&url, page, &headers, &mut total)?,
+                None if self.style.empty_pages => {
+                    let (page, headers) = fetch(url.clone(), q.clone()).await?;
+                    self.split(&url, page, &headers, &mut total)?
+                }
+                None => {
+                    let total = std::sync::Mutex::new(&mut total);
+                    checked_page(c, &url, &q, page_size, || {
+                        let (url, q, total, fetch) = (&url, &q, &total, &fetch);
+                        async move {
+                            let (page, headers) = fetch(url.clone(), q.clone()).await?;
+                            let mut t = total.lock().expect("not poisoned");
+                            self.split(url, page, &headers, &mut t)
+                        }
+                    })
+                    .await?
+                }
+            };
+            full = full.or(Some(items.len()));
+            out.extend(items);
+            let Some(next) = next else { break };
+            trail.follow(c, path, &next)?;
+            if next.starts_with("http://") || next.starts_with("https://") {
+                url = next;
+                q = Vec::new();
+            } else {
+                let param = match self.style.next {
+                    Next::Field { param, .. } | Next::Header { param, .. } => param,
+                    Next::LinkHeader => "after",
+                };
+                url = path.to_string();
+                q = if self.style.keep_query {
+                    self.query.clone()
+                } else {
+                    Vec::new()
+                };
+                q.push((param, next));
+            }
+        }
+        if let Some(t) = total.filter(|t| usize::try_from(*t).ok() != Some(out.len())) {
+            let field = self
+                .style
+                .total
+                .unwrap_or("")
+                .trim_start_matches('/')
+                .replace('/', ".");
+            return Err(c.malformed(
+                path,
+                &format!(
+                    "{field} announced {t} items, but the pages held {}: the listing is incomplete or inconsistent",
+                    out.len()
+                ),
+            ));
+        }
+        if self.style.unique {
+            check_unique(c, path, &out)?;
+        }
+        Ok(out)
+    }
+}
+
+/// Pages 2.. of a listing by number, a few at a time, when its first page held `per_page` items
+/// of an announced `total` (OneLogin's `page`). `page(n)` is the query of page `n`; `more` says
+/// whether a page's headers link on. `None` when a page does not hold what the count implies
+/// (the directory changed, or the count is wrong): the caller walks the listing instead.
+///
+/// # Errors
+/// A page that fails after retries, or that is not a JSON array.
+pub async fn numbered<'q>(
+    client: &HttpClient,
+    path: &str,
+    per_page: usize,
+    total: usize,
+    page: impl Fn(usize) -> Vec<(&'q str, String)>,
+    more: impl Fn(&HeaderMap) -> bool,
+) -> Result<Option<Vec<Value>>, HttpError> {
+    use futures_util::stream::{self, StreamExt, TryStreamExt};
+    let pages = total.div_ceil(per_page.max(1));
+    let fetched: Vec<(Vec<Value>, bool)> = stream::iter((2..=pages).map(|n| {
+        let query = page(n);
+        let more = &more;
+        async move {
+            let (page, headers) = client.get_json_with_headers(path, &query).await?;
+            match page {
+                Value::Array(items) => Ok::<_, HttpError>((items, more(&headers))),
+                _ => Err(client.malformed(path, "a listing that is not a JSON array")),
+            }
+        }
+    }))
+    .buffered(client.concurrency())
+    .try_collect()
+    .await?;
+    // The last page by the count must be the last indeed: one that still links on says the count
+    // was too low.
+    let consistent = fetched.iter().enumerate().all(|(i, (items, more))| {
+        items.len() == per_page.min(total - (i + 1) * per_page) && (i + 2 < pages || !more)
+    });
+    Ok(consistent.then(|| fetched.into_iter().flat_map(|(items, _)| items).collect()))
 }
 
 /// The cursor in a page's `links.next`, decoded: a bare cursor, or the `cursor` parameter of a URL
@@ -630,15 +927,17 @@ mod tests {
     #[test]
     fn scim_resources_missing_or_null_are_none_and_else_must_be_a_list() {
         use serde_json::json;
-        let mut page = json!({"totalResults": 0, "Resources": null});
-        assert_eq!(list_resources(&mut page), Some(Vec::new()));
+        let list = |v: Value| list_resources(crate::http::wire::decode::<ScimPage>(&v).resources);
         assert_eq!(
-            list_resources(&mut json!({"totalResults": 0})),
+            list(json!({"totalResults": 0, "Resources": null})),
             Some(Vec::new())
         );
-        let mut page = json!({"Resources": [{"id": "a"}]});
-        assert_eq!(list_resources(&mut page), Some(vec![json!({"id": "a"})]));
-        assert_eq!(list_resources(&mut json!({"Resources": {"id": "a"}})), None);
+        assert_eq!(list(json!({"totalResults": 0})), Some(Vec::new()));
+        assert_eq!(
+            list(json!({"Resources": [{"id": "a"}]})),
+            Some(vec![json!({"id": "a"})])
+        );
+        assert_eq!(list(json!({"Resources": {"id": "a"}})), None);
     }
 
     #[test]

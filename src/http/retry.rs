@@ -91,8 +91,23 @@ impl RetryPolicy {
     /// # Errors
     /// The server asked for a wait longer than `max_wait`.
     pub fn requested_wait(&self, headers: &HeaderMap) -> Result<Option<Duration>, TooLong> {
-        let Some(secs) = requested_secs(headers, now_epoch_secs()) else {
-            return Ok(None);
+        asked(headers).map(|a| self.clamp(a)).transpose()
+    }
+
+    /// The one place a wait a server asked for becomes a wait idsync takes: refused
+    /// ([`TooLong`]) past `max_wait`, else as asked, with a little jitter, scaled. `asked.secs` is
+    /// finite and not negative when it comes from [`asked`]; anything else (NaN, negative) is
+    /// taken as no wait.
+    ///
+    /// # Errors
+    /// The server asked for a wait longer than `max_wait`.
+    pub fn clamp(&self, asked: Asked) -> Result<Duration, TooLong> {
+        let secs = if asked.secs.is_finite() {
+            asked.secs.max(0.0)
+        } else if asked.secs == f64::INFINITY {
+            f64::MAX
+        } else {
+            0.0
         };
         if secs > self.max_wait.as_secs_f64() {
             return Err(TooLong {
@@ -102,9 +117,7 @@ impl RetryPolicy {
         }
         let wait = Duration::try_from_secs_f64(secs).unwrap_or(self.max_wait);
         // A little jitter so that many clients told the same moment do not return together.
-        Ok(Some(self.scaled(wait.saturating_add(
-            Duration::from_millis(fastrand::u64(0..250)),
-        ))))
+        Ok(self.scaled(wait.saturating_add(Duration::from_millis(fastrand::u64(0..250)))))
     }
 
     /// A wait as it is said to people: before `IDSYNC_RETRY_DELAY_SCALE` (tests wait a fraction
@@ -125,25 +138,75 @@ impl RetryPolicy {
     }
 }
 
-/// The seconds the headers ask to wait and the header that asks (`Retry-After`, else the
-/// rate-limit reset), for messages.
+/// A wait a server asked for: how long, and which header (or vendor signal) asked, for messages.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Asked {
+    /// Seconds; finite and not negative when parsed from headers.
+    pub secs: f64,
+    /// What asked (`Retry-After`, `rate-limit reset`, …).
+    pub by: &'static str,
+}
+
+/// Whether to send a request again, as a client's loop decides it for an answer.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Retry {
+    /// The answer stands (a success, or an error to report).
+    No,
+    /// Again after what the server asked for (clamped by the policy's `max_wait`).
+    After(Asked),
+    /// Again after a backoff of our own choosing.
+    Backoff,
+}
+
+/// A vendor's retry signals, beyond the statuses every API shares: `Some` decides, `None` leaves
+/// the answer to [`classify`] (e.g. Google's 403 `rateLimitExceeded`).
+pub type Classifier = fn(StatusCode, &HeaderMap, &[u8]) -> Option<Retry>;
+
+/// The classification every API shares: throttling and 5xx are retried, after what the headers
+/// ask for when they ask (parsed once, here), else with backoff.
 #[must_use]
-pub(super) fn requested_by(headers: &HeaderMap) -> Option<(f64, &'static str)> {
-    let now = now_epoch_secs();
-    let secs = requested_secs(headers, now)?;
-    let by_retry_after = headers
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| retry_after(v.trim(), now))
-        .is_some();
-    Some((
+pub fn classify(status: StatusCode, headers: &HeaderMap) -> Retry {
+    if !retryable(status) {
+        return Retry::No;
+    }
+    asked(headers).map_or(Retry::Backoff, Retry::After)
+}
+
+/// The wait the headers ask for and the header that asks: `Retry-After` (seconds or an HTTP
+/// date), then `X-RateLimit-Reset` / `X-Rate-Limit-Reset` (epoch or seconds), then the IETF
+/// `RateLimit-Reset` (seconds). `None` when no header names a wait that parses.
+#[must_use]
+pub fn asked(headers: &HeaderMap) -> Option<Asked> {
+    asked_at(headers, now_epoch_secs())
+}
+
+fn asked_at(headers: &HeaderMap, now: f64) -> Option<Asked> {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
+    if let Some(secs) = header("retry-after").and_then(|v| retry_after(v, now)) {
+        return Some(Asked {
+            secs,
+            by: "Retry-After",
+        });
+    }
+    if let Some(secs) = header("x-ratelimit-reset")
+        .or_else(|| header("x-rate-limit-reset"))
+        .and_then(|v| reset_wait(v, now))
+    {
+        return Some(Asked {
+            secs,
+            by: "rate-limit reset",
+        });
+    }
+    let secs = header("ratelimit-reset")?.parse::<f64>().ok()?;
+    (secs.is_finite() && secs >= 0.0).then_some(Asked {
         secs,
-        if by_retry_after {
-            "Retry-After"
-        } else {
-            "rate-limit reset"
-        },
-    ))
+        by: "RateLimit-Reset",
+    })
 }
 
 fn now_epoch_secs() -> f64 {
@@ -152,23 +215,11 @@ fn now_epoch_secs() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
-/// The seconds to wait that the headers ask for: `Retry-After` first, then `X-RateLimit-Reset` /
-/// `X-Rate-Limit-Reset`. Always finite and not negative; `None` when no header names a wait.
-#[must_use]
-pub(super) fn requested_secs(headers: &HeaderMap, now: f64) -> Option<f64> {
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-    };
-    if let Some(v) = header("retry-after") {
-        if let Some(s) = retry_after(v, now) {
-            return Some(s);
-        }
-    }
-    let v = header("x-ratelimit-reset").or_else(|| header("x-rate-limit-reset"))?;
-    reset_wait(v, now)
+/// The seconds to wait that the headers ask for ([`asked`]). Always finite and not negative;
+/// `None` when no header names a wait.
+#[cfg(test)]
+fn requested_secs(headers: &HeaderMap, now: f64) -> Option<f64> {
+    asked_at(headers, now).map(|a| a.secs)
 }
 
 /// `Retry-After`: seconds, or an HTTP date; seconds from `now` (epoch seconds).

@@ -31,13 +31,17 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use crate::http::{paginate, Auth, HttpClient, HttpError, HttpSettings, Sent};
+use crate::http::{
+    paginate, wire, Auth, CreateError, Created, HttpClient, HttpError, HttpSettings,
+};
 use crate::model::{Group, LeftOut, People, Snapshot, User};
 use crate::plan::ActionError;
 use crate::plan::{Action, FieldChange, Member, UserFields};
 
 pub(crate) const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 pub(crate) const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+/// (`WireUser` spells it out in its serde rename; a unit test keeps the two equal.)
+#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) const ATLASSIAN_EXT: &str = "urn:scim:schemas:extension:atlassian-external:1.0";
 pub(crate) const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 pub(crate) const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
@@ -183,6 +187,7 @@ impl ScimDirectory {
     /// Users and groups as the directory listed them, as the model; remembers what a later apply
     /// needs (ids by name, each group's members). Both the full and the targeted read end here.
     fn assemble(&self, users: &[Value], groups: &[Value]) -> Snapshot {
+        let groups: Vec<WireGroup> = groups.iter().map(wire::decode).collect();
         let mut skipped = Vec::new();
         let users: Vec<User> = users
             .iter()
@@ -208,15 +213,13 @@ impl ScimDirectory {
                     }
                 }
             }
-            for g in groups {
-                if let (Some(name), Some(id)) =
-                    (g.get("displayName").and_then(Value::as_str), id_of(g))
-                {
+            for g in &groups {
+                if let (Some(name), Some(id)) = (&g.display_name, &g.id) {
                     known
                         .group_names
                         .entry(name.to_lowercase())
                         .or_default()
-                        .push(id);
+                        .push(id.clone());
                 }
             }
             *self.known.lock().expect("not poisoned") = known;
@@ -226,9 +229,11 @@ impl ScimDirectory {
             .filter_map(|u| u.id.as_deref().map(|id| (id, u.email.as_str())))
             .collect();
         let mut kept = HashMap::with_capacity(groups.len());
-        for g in groups {
-            if let Some(id) = g.get("id").and_then(Value::as_str) {
-                let members = member_ids(g)
+        for g in &groups {
+            if let Some(id) = &g.id {
+                let ids: HashSet<String> =
+                    g.members.iter().filter_map(|m| m.value.clone()).collect();
+                let members = ids
                     .into_iter()
                     .map(|m| {
                         let name = email_of
@@ -237,7 +242,7 @@ impl ScimDirectory {
                         (m, name)
                     })
                     .collect();
-                kept.insert(id.to_string(), members);
+                kept.insert(id.clone(), members);
             }
         }
         *self.kept_members.lock().expect("not poisoned") = kept;
@@ -245,29 +250,20 @@ impl ScimDirectory {
         let groups = groups
             .iter()
             .filter_map(|g| {
-                let Some(name) = g.get("displayName").and_then(Value::as_str) else {
-                    let id = id_of(g);
+                let Some(name) = g.display_name.as_deref() else {
+                    let id = g.id.clone();
                     let name = id.clone().unwrap_or_default();
                     skipped.push(LeftOut::group(id, &name, "no displayName"));
                     return None;
                 };
                 let mut members = Vec::new();
-                for m in g
-                    .get("members")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                {
-                    let value = m.get("value").and_then(Value::as_str);
+                for m in &g.members {
+                    let value = m.value.as_deref();
                     match value.and_then(|id| email_of.get(id)) {
                         Some(e) => members.push((*e).to_string()),
                         None => {
-                            let label = m
-                                .get("display")
-                                .and_then(Value::as_str)
-                                .or(value)
-                                .unwrap_or("(no value)");
-                            let reason = if m.get("type").and_then(Value::as_str) == Some("Group") {
+                            let label = m.display.as_deref().or(value).unwrap_or("(no value)");
+                            let reason = if m.kind.as_deref() == Some("Group") {
                                 "a group, not a user (nested groups are not flattened)"
                             } else {
                                 "not among the users the directory listed"
@@ -284,7 +280,7 @@ impl ScimDirectory {
                 }
                 Some(Group {
                     name: name.to_string(),
-                    id: g.get("id").and_then(Value::as_str).map(String::from),
+                    id: g.id.clone(),
                     members,
                 })
             })
@@ -656,55 +652,52 @@ impl ScimDirectory {
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = Result<Option<String>, ActionError>>,
     {
-        let policy = self.http.retry_policy().clone();
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let doubt = match self
-                .http
-                .send_once(Method::POST, resource, Some(body))
-                .await
-                .map_err(|e| ActionError(format!("{what}: {e}")))?
-            {
-                Sent::Answered(reply) if reply.status.is_success() => {
-                    match reply.json("SCIM").ok().as_ref().and_then(id_of) {
-                        Some(id) => return Ok((id, false)),
-                        None => format!("HTTP {} without a readable id", reply.status),
-                    }
+        let created = self
+            .http
+            .create_once(
+                Method::POST,
+                resource,
+                Some(body),
+                |reply| {
+                    (reply.status.is_success()
+                        && reply.json("SCIM").ok().as_ref().and_then(id_of).is_none())
+                    .then(|| format!("HTTP {} without a readable id", reply.status))
+                },
+                &find,
+            )
+            .await;
+        match created {
+            Ok(Created::Found(id)) => Ok((id, false)),
+            Ok(Created::Answered(reply)) if reply.status.is_success() => {
+                match reply.json("SCIM").ok().as_ref().and_then(id_of) {
+                    Some(id) => Ok((id, false)),
+                    None => Err(ActionError(format!(
+                        "{what}: HTTP {} without a readable id",
+                        reply.status
+                    ))),
                 }
-                Sent::Answered(reply) if reply.status == StatusCode::CONFLICT => {
-                    // Already there: made by an earlier attempt, or by someone else.
-                    return match find().await? {
-                        Some(id) => Ok((id, true)),
-                        None => Err(ActionError(format!(
-                            "{what}: {}",
-                            self.http.status_error(&reply)
-                        ))),
-                    };
-                }
-                Sent::Answered(reply) => {
-                    return Err(ActionError(format!(
+            }
+            Ok(Created::Answered(reply)) if reply.status == StatusCode::CONFLICT => {
+                // Already there: made by an earlier attempt, or by someone else.
+                match find().await? {
+                    Some(id) => Ok((id, true)),
+                    None => Err(ActionError(format!(
                         "{what}: {}",
                         self.http.status_error(&reply)
-                    )))
+                    ))),
                 }
-                Sent::Unknown { reason } => reason,
-            };
-            // The create may have happened: look before sending it again.
-            let found = find().await.map_err(|e| {
-                ActionError(format!(
-                    "{what}: no certain answer ({doubt}), and looking it up to see whether it was made failed: {e}; plan and apply again"
-                ))
-            })?;
-            if let Some(id) = found {
-                return Ok((id, false));
             }
-            if attempt >= policy.max_attempts {
-                return Err(ActionError(format!(
-                    "{what}: no certain answer after {attempt} attempt(s) (last: {doubt}), and the directory does not have it; plan and apply again"
-                )));
-            }
-            tokio::time::sleep(policy.backoff(attempt)).await;
+            Ok(Created::Answered(reply)) => Err(ActionError(format!(
+                "{what}: {}",
+                self.http.status_error(&reply)
+            ))),
+            Err(CreateError::Http(e)) => Err(ActionError(format!("{what}: {e}"))),
+            Err(CreateError::Lookup { doubt, error }) => Err(ActionError(format!(
+                "{what}: no certain answer ({doubt}), and looking it up to see whether it was made failed: {error}; plan and apply again"
+            ))),
+            Err(CreateError::Exhausted { attempts, doubt }) => Err(ActionError(format!(
+                "{what}: no certain answer after {attempts} attempt(s) (last: {doubt}), and the directory does not have it; plan and apply again"
+            ))),
         }
     }
 
@@ -756,11 +749,11 @@ impl ScimDirectory {
             value.replace('\\', "\\\\").replace('"', "\\\"")
         );
         let page = self.http.get_json(resource, &[("filter", filter)]).await?;
-        Ok(page
-            .get("Resources")
-            .and_then(Value::as_array)
-            .map(|r| r.iter().filter_map(id_of).collect())
-            .unwrap_or_default())
+        Ok(wire::decode::<paginate::ListResponse>(&page)
+            .resources
+            .iter()
+            .filter_map(id_of)
+            .collect())
     }
 
     /// The id of the first resource whose `attr` equals `value`.
@@ -826,14 +819,11 @@ impl ScimDirectory {
 
 /// The member ids a SCIM group lists.
 fn member_ids(g: &Value) -> HashSet<String> {
-    g.get("members")
-        .and_then(Value::as_array)
-        .map(|ms| {
-            ms.iter()
-                .filter_map(|m| m.get("value").and_then(Value::as_str).map(String::from))
-                .collect()
-        })
-        .unwrap_or_default()
+    wire::decode::<WireGroup>(g)
+        .members
+        .into_iter()
+        .filter_map(|m| m.value)
+        .collect()
 }
 
 /// The PatchOp operations that remove these members. Never an operation that a server could read
@@ -911,7 +901,7 @@ fn seg(id: &str) -> String {
 }
 
 fn id_of(v: &Value) -> Option<String> {
-    v.get("id").and_then(Value::as_str).map(String::from)
+    wire::decode::<WireUser>(v).id
 }
 
 /// A SCIM user as the normalized model.
@@ -924,59 +914,122 @@ fn id_of(v: &Value) -> Option<String> {
 /// Defaults: `active` missing or `null` is active (a server that does not say has not
 /// deactivated anyone); `primary` missing or `null` is not primary.
 fn user_from_scim(v: &Value) -> Option<User> {
-    let s = |p: &str| v.pointer(p).and_then(Value::as_str).map(String::from);
-    let user_name = s("/userName")?;
+    let w: WireUser = wire::decode(v);
+    let user_name = w.user_name?;
     // The primary email, else the first with a value, else the userName: an email whose value is
     // null is no email at all, primary or not.
-    let emails: Vec<(&str, bool)> = v
-        .get("emails")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|e| {
-            let value = e.get("value").and_then(Value::as_str)?;
-            Some((
-                value,
-                e.get("primary").and_then(Value::as_bool) == Some(true),
-            ))
-        })
-        .collect();
+    let emails: Vec<&WireEmail> = w.emails.iter().filter(|e| e.value.is_some()).collect();
     let email = emails
         .iter()
-        .find(|(_, primary)| *primary)
+        .find(|e| e.primary)
         .or_else(|| emails.first())
-        .map_or_else(|| user_name.clone(), |(e, _)| (*e).to_string());
+        .and_then(|e| e.value.clone())
+        .unwrap_or_else(|| user_name.clone());
     let mut u = User::new(&email);
     u.user_name = Some(user_name);
-    u.id = s("/id");
-    u.external_id = s("/externalId");
-    u.given_name = s("/name/givenName");
-    u.family_name = s("/name/familyName");
-    u.display_name = s("/displayName");
-    u.active = v.get("active").and_then(Value::as_bool).unwrap_or(true);
-    u.account_id = v
-        .get(ATLASSIAN_EXT)
-        .and_then(|x| x.get("atlassianAccountId"))
-        .and_then(Value::as_str)
-        .map(String::from);
+    u.id = w.id;
+    u.external_id = w.external_id;
+    u.given_name = w.name.given_name;
+    u.family_name = w.name.family_name;
+    u.display_name = w.display_name;
+    u.active = w.active.unwrap_or(true);
+    u.account_id = w.atlassian.atlassian_account_id;
+    let text = |m: &Map<String, Value>, a: &str| m.get(a).and_then(Value::as_str).map(String::from);
     for a in CORE_ATTRIBUTES {
-        if let Some(val) = v.get(*a).and_then(Value::as_str) {
-            u.attributes.insert((*a).to_string(), val.to_string());
+        if let Some(val) = text(&w.rest, a) {
+            u.attributes.insert((*a).to_string(), val);
         }
     }
     for a in ENTERPRISE_ATTRIBUTES {
         // The extension's value, else a top-level one (some servers flatten it): a `null` in the
         // extension is no value, so the top level still counts.
-        let val = v
-            .get(ENTERPRISE)
-            .and_then(|x| x.get(*a))
-            .and_then(Value::as_str)
-            .or_else(|| v.get(*a).and_then(Value::as_str));
-        if let Some(val) = val {
-            u.attributes.insert((*a).to_string(), val.to_string());
+        if let Some(val) = text(&w.enterprise, a).or_else(|| text(&w.rest, a)) {
+            u.attributes.insert((*a).to_string(), val);
         }
     }
     Some(u)
+}
+
+/// A SCIM User as a server sends it. Strings are kept as sent, blank ones too (see
+/// [`user_from_scim`]); `null`, absent and odd types are absent.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct WireUser {
+    #[serde(deserialize_with = "wire::string")]
+    id: Option<String>,
+    #[serde(deserialize_with = "wire::string")]
+    user_name: Option<String>,
+    #[serde(deserialize_with = "wire::string")]
+    external_id: Option<String>,
+    #[serde(deserialize_with = "wire::string")]
+    display_name: Option<String>,
+    #[serde(deserialize_with = "wire::object")]
+    name: WireName,
+    #[serde(deserialize_with = "wire::list")]
+    emails: Vec<WireEmail>,
+    #[serde(deserialize_with = "wire::opt_flag")]
+    active: Option<bool>,
+    #[serde(
+        rename = "urn:scim:schemas:extension:atlassian-external:1.0",
+        deserialize_with = "wire::object"
+    )]
+    atlassian: WireAtlassian,
+    #[serde(
+        rename = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User",
+        deserialize_with = "wire::map"
+    )]
+    enterprise: Map<String, Value>,
+    /// The other attributes (`title`, `locale`, flattened enterprise ones …).
+    #[serde(flatten)]
+    rest: Map<String, Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct WireName {
+    #[serde(deserialize_with = "wire::string")]
+    given_name: Option<String>,
+    #[serde(deserialize_with = "wire::string")]
+    family_name: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct WireEmail {
+    #[serde(deserialize_with = "wire::string")]
+    value: Option<String>,
+    #[serde(deserialize_with = "wire::flag")]
+    primary: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct WireAtlassian {
+    #[serde(deserialize_with = "wire::string")]
+    atlassian_account_id: Option<String>,
+}
+
+/// A SCIM Group as a server sends it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct WireGroup {
+    #[serde(deserialize_with = "wire::string")]
+    id: Option<String>,
+    #[serde(deserialize_with = "wire::string")]
+    display_name: Option<String>,
+    #[serde(deserialize_with = "wire::list")]
+    members: Vec<WireMember>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct WireMember {
+    #[serde(deserialize_with = "wire::string")]
+    value: Option<String>,
+    #[serde(deserialize_with = "wire::string")]
+    display: Option<String>,
+    #[serde(rename = "type", deserialize_with = "wire::string")]
+    kind: Option<String>,
 }
 
 /// The body of a POST /Users.
@@ -1090,6 +1143,16 @@ mod tests {
             let u = user_from_scim(v).unwrap();
             assert_eq!(u, want, "{v}");
         }
+        // The extensions are read under their URNs.
+        let v = json!({"userName": "ana", ATLASSIAN_EXT: {"atlassianAccountId": "acc-1"},
+            ENTERPRISE: {"department": "Ops"}, "title": "Eng", "department": "R&D"});
+        let u = user_from_scim(&v).unwrap();
+        assert_eq!(u.account_id.as_deref(), Some("acc-1"));
+        assert_eq!(
+            u.attributes.get("department").map(String::as_str),
+            Some("Ops")
+        );
+        assert_eq!(u.attributes.get("title").map(String::as_str), Some("Eng"));
         // A primary email without a value gives way to the next email that has one.
         let v = json!({"userName": "ana", "emails": [
             {"value": null, "primary": true}, {"value": "Ana@Example.com", "primary": null}]});

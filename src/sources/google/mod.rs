@@ -13,14 +13,17 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
-use reqwest::Method;
-use serde::Serialize;
+use reqwest::header::HeaderMap;
+use reqwest::StatusCode;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use self::config::GoogleSourceConfig;
-use super::{present, Source, SourceError};
+use super::{Source, SourceError};
 use crate::config::secret::Secret;
-use crate::http::{oauth, paginate, Auth, HttpClient, HttpError, HttpSettings, TokenSource};
+use crate::http::{
+    oauth, paginate, wire, Auth, HttpClient, HttpError, HttpSettings, Retry, TokenSource,
+};
 use crate::model::{LeftOut, People, Snapshot, User};
 
 /// Read-only scopes the Directory API needs.
@@ -118,7 +121,8 @@ impl GoogleSource {
             &base,
             Auth::Token(Arc::new(tokens)),
             &self.settings,
-        ))
+        )
+        .with_classifier(quota))
     }
 
     /// `(id, email)` of the groups to read (every group, or the configured ones); a group
@@ -130,16 +134,13 @@ impl GoogleSource {
     ) -> Result<Vec<(String, String)>, SourceError> {
         let mut listed: Vec<(String, String)> = groups
             .iter()
-            .filter_map(|g| {
-                let id = g.get("id").and_then(Value::as_str).map(String::from);
-                match (id, present(g.get("email"))) {
-                    (Some(id), Some(email)) => Some((id, email.to_lowercase())),
-                    (id, _) => {
-                        let name = present(g.get("name"))
-                            .map_or_else(|| id.clone().unwrap_or_default(), String::from);
-                        skipped.push(LeftOut::group(id, &name, "no id or no email"));
-                        None
-                    }
+            .map(wire::decode::<WireGroup>)
+            .filter_map(|g| match (g.id, g.email) {
+                (Some(id), Some(email)) => Some((id, email.to_lowercase())),
+                (id, _) => {
+                    let name = g.name.unwrap_or_else(|| id.clone().unwrap_or_default());
+                    skipped.push(LeftOut::group(id, &name, "no id or no email"));
+                    None
                 }
             })
             .collect();
@@ -168,116 +169,145 @@ impl GoogleSource {
 async fn all(
     http: &HttpClient,
     path: &str,
-    field: &str,
+    items: &'static str,
     query: Vec<(&str, String)>,
 ) -> Result<Vec<Value>, HttpError> {
-    let mut out = Vec::new();
-    let mut token: Option<String> = None;
-    let mut trail = paginate::Trail::new();
-    let mut full: Option<usize> = None;
-    loop {
-        let mut q = query.clone();
-        if let Some(t) = &token {
-            q.push(("pageToken", t.clone()));
-        }
-        let (items, next) = paginate::checked_page(http, path, &q, full, || {
-            let q = &q;
-            async move {
-                let page = get_with_quota_retries(http, path, q).await?;
-                let items = page
-                    .get(field)
-                    .and_then(Value::as_array)
-                    .cloned()
-                    .unwrap_or_default();
-                let next = page
-                    .get("nextPageToken")
-                    .and_then(Value::as_str)
-                    .filter(|t| !t.is_empty())
-                    .map(String::from);
-                Ok((items, next))
-            }
-        })
-        .await?;
-        full = full.or(Some(items.len()));
-        out.extend(items);
-        let Some(next) = next else { break };
-        trail.follow(http, path, &next)?;
-        token = Some(next);
-    }
-    Ok(out)
+    let style = paginate::Style {
+        items: paginate::Items::Field {
+            pointer: items,
+            missing: None,
+        },
+        next: paginate::Next::Field {
+            pointer: "/nextPageToken",
+            param: "pageToken",
+        },
+        keep_query: true,
+        full_pages: true,
+        empty_pages: false,
+        total: None,
+        unique: false,
+    };
+    paginate::Pager::new(http, path, query, style).all().await
 }
 
-async fn get_with_quota_retries(
-    http: &HttpClient,
-    path: &str,
-    query: &[(&str, String)],
-) -> Result<Value, HttpError> {
-    let policy = http.retry_policy().clone();
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let reply = http.send(Method::GET, path, query, None).await?;
-        if reply.status.is_success() {
-            // A body cut off in transit is asked for again, never taken for a short page.
-            match reply.json("Google Directory") {
-                Err(_) if attempt < policy.max_attempts => {
-                    tokio::time::sleep(policy.backoff(attempt)).await;
-                    continue;
-                }
-                parsed => return parsed,
-            }
-        }
-        let quota = reply.status.as_u16() == 403 && {
-            let body = String::from_utf8_lossy(&reply.body);
-            body.contains("userRateLimitExceeded")
-                || body.contains("quotaExceeded")
-                || body.contains("rateLimitExceeded")
-        };
-        if !quota || attempt >= policy.max_attempts {
-            return Err(http.status_error(&reply));
-        }
-        tokio::time::sleep(policy.backoff(attempt)).await;
+/// Google's quota errors (403 with `userRateLimitExceeded`, `rateLimitExceeded` or
+/// `quotaExceeded`) are throttling: the client's loop retries them like 429s.
+fn quota(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Option<Retry> {
+    if status != StatusCode::FORBIDDEN {
+        return None;
     }
+    let body = String::from_utf8_lossy(body);
+    let over = body.contains("userRateLimitExceeded")
+        || body.contains("quotaExceeded")
+        || body.contains("rateLimitExceeded");
+    over.then(|| crate::http::retry::asked(headers).map_or(Retry::Backoff, Retry::After))
+}
+
+/// A Workspace user as `users.list` sends it (the fields idsync reads).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct WireUser {
+    #[serde(deserialize_with = "wire::text")]
+    id: Option<String>,
+    #[serde(deserialize_with = "wire::text")]
+    primary_email: Option<String>,
+    #[serde(deserialize_with = "wire::object")]
+    name: WireName,
+    #[serde(deserialize_with = "wire::flag")]
+    suspended: bool,
+    #[serde(deserialize_with = "wire::flag")]
+    archived: bool,
+    #[serde(deserialize_with = "wire::list")]
+    organizations: Vec<WireOrganization>,
+    #[serde(deserialize_with = "wire::text")]
+    org_unit_path: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct WireName {
+    #[serde(deserialize_with = "wire::text")]
+    given_name: Option<String>,
+    #[serde(deserialize_with = "wire::text")]
+    family_name: Option<String>,
+    #[serde(deserialize_with = "wire::text")]
+    full_name: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct WireOrganization {
+    #[serde(deserialize_with = "wire::opt_flag")]
+    primary: Option<bool>,
+    #[serde(deserialize_with = "wire::text")]
+    title: Option<String>,
+    #[serde(deserialize_with = "wire::text")]
+    department: Option<String>,
+    #[serde(deserialize_with = "wire::text")]
+    cost_center: Option<String>,
+    #[serde(deserialize_with = "wire::text")]
+    description: Option<String>,
+    #[serde(deserialize_with = "wire::text")]
+    name: Option<String>,
+}
+
+/// A group as `groups.list` sends it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct WireGroup {
+    #[serde(deserialize_with = "wire::string")]
+    id: Option<String>,
+    #[serde(deserialize_with = "wire::text")]
+    email: Option<String>,
+    #[serde(deserialize_with = "wire::text")]
+    name: Option<String>,
+}
+
+/// A member as `members.list` sends it (the rest is read by the shared member checks).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct WireMember {
+    #[serde(deserialize_with = "wire::string")]
+    id: Option<String>,
+    /// `USER`, `GROUP` or `CUSTOMER`; absent is a user.
+    #[serde(rename = "type", deserialize_with = "wire::string")]
+    kind: Option<String>,
 }
 
 /// A Workspace user as the model: suspended or archived is inactive. Null, missing and blank
 /// values are all absent, at every level (`name`, `organizations`, an organization's fields).
 /// `suspended` and `archived` missing or `null` are false: only an explicit `true` deactivates.
 fn user_from_google(v: &Value) -> Result<User, Box<LeftOut>> {
-    let s = |p: &str| present(v.pointer(p)).map(String::from);
-    let Some(email) = s("/primaryEmail") else {
-        let id = s("/id");
-        let name = s("/name/fullName")
-            .or_else(|| id.clone())
-            .unwrap_or_default();
-        return Err(Box::new(LeftOut::user(id, &name, None, "no primaryEmail")));
+    let w: WireUser = wire::decode(v);
+    let Some(email) = w.primary_email else {
+        let name = w.name.full_name.or_else(|| w.id.clone()).unwrap_or_default();
+        return Err(Box::new(LeftOut::user(w.id, &name, None, "no primaryEmail")));
     };
     let mut u = User::new(&email);
-    u.id = s("/id");
-    u.given_name = s("/name/givenName");
-    u.family_name = s("/name/familyName");
-    u.display_name = s("/name/fullName");
-    let flag = |k: &str| v.get(k).and_then(Value::as_bool).unwrap_or(false);
-    u.active = !(flag("suspended") || flag("archived"));
-    if let Some(orgs) = v.get("organizations").and_then(Value::as_array) {
-        let primary = orgs
-            .iter()
-            .find(|o| o.get("primary").and_then(Value::as_bool) == Some(true))
-            .or_else(|| orgs.first());
-        for k in ["title", "department", "costCenter", "description", "name"] {
-            if let Some(val) = present(primary.and_then(|o| o.get(k))) {
-                u.attributes.insert(
-                    if k == "name" {
-                        "organization".into()
-                    } else {
-                        k.to_string()
-                    },
-                    val.to_string(),
-                );
+    u.id = w.id;
+    u.given_name = w.name.given_name;
+    u.family_name = w.name.family_name;
+    u.display_name = w.name.full_name;
+    u.active = !(w.suspended || w.archived);
+    let primary = w
+        .organizations
+        .iter()
+        .find(|o| o.primary == Some(true))
+        .or_else(|| w.organizations.first());
+    if let Some(o) = primary {
+        for (k, val) in [
+            ("title", &o.title),
+            ("department", &o.department),
+            ("costCenter", &o.cost_center),
+            ("description", &o.description),
+            ("organization", &o.name),
+        ] {
+            if let Some(val) = val {
+                u.attributes.insert(k.to_string(), val.clone());
             }
         }
     }
-    if let Some(ou) = s("/orgUnitPath") {
+    if let Some(ou) = w.org_unit_path {
         u.attributes.insert("orgUnitPath".into(), ou);
     }
     Ok(u)
@@ -286,7 +316,8 @@ fn user_from_google(v: &Value) -> Result<User, Box<LeftOut>> {
 /// Why a member is not a person to sync; `None` for users, and for groups (nested groups are
 /// flattened by `includeDerivedMembership`, or left alone on purpose without it).
 fn not_a_person(member: &Value) -> Option<&'static str> {
-    match member.get("type").and_then(Value::as_str).unwrap_or("USER") {
+    let m: WireMember = wire::decode(member);
+    match m.kind.as_deref().unwrap_or("USER") {
         "USER" | "GROUP" => None,
         "CUSTOMER" => Some("the whole account (a CUSTOMER member), not a user"),
         _ => Some("not a user"),
@@ -305,7 +336,7 @@ impl Source for GoogleSource {
         let users = all(
             &http,
             "users",
-            "users",
+            "/users",
             vec![
                 scope.clone(),
                 ("maxResults", "500".into()),
@@ -315,7 +346,7 @@ impl Source for GoogleSource {
         let groups = all(
             &http,
             "groups",
-            "groups",
+            "/groups",
             vec![scope, ("maxResults", "200".into())],
         );
         // Members are read as soon as the groups are known, alongside the users.
@@ -331,7 +362,7 @@ impl Source for GoogleSource {
                     ("includeDerivedMembership", derived.clone()),
                 ];
                 let http = &http;
-                async move { all(http, &path, "members", q).await }
+                async move { all(http, &path, "/members", q).await }
             })
             .await?;
             Ok((listed, members, skipped))
@@ -350,10 +381,13 @@ impl Source for GoogleSource {
             .map(|(ms, (_, group))| {
                 ms.into_iter()
                     .filter(|m| match not_a_person(m) {
-                        None => m.get("type").and_then(Value::as_str).unwrap_or("USER") == "USER",
+                        None => {
+                            wire::decode::<WireMember>(m).kind.as_deref().unwrap_or("USER")
+                                == "USER"
+                        }
                         Some(reason) => {
                             let (name, email) = super::member_label(m);
-                            let id = m.get("id").and_then(Value::as_str).map(String::from);
+                            let id = wire::decode::<WireMember>(m).id;
                             skipped.push(LeftOut::member(group, id, &name, email, reason));
                             false
                         }
@@ -392,7 +426,7 @@ impl Source for GoogleSource {
                 async move {
                     let path = format!("users/{}", super::seg(&k));
                     let q = [("projection", "full".to_string())];
-                    match get_with_quota_retries(http, &path, &q).await {
+                    match http.get_json(&path, &q).await {
                         Ok(u) => Ok(Some(u)),
                         Err(e) if e.status() == Some(404) => Ok(None),
                         Err(e) => Err(e),
@@ -404,7 +438,7 @@ impl Source for GoogleSource {
         let groups = all(
             &http,
             "groups",
-            "groups",
+            "/groups",
             vec![self.scope(), ("maxResults", "200".into())],
         );
         let (found, groups) = tokio::try_join!(found, groups)?;
@@ -435,7 +469,7 @@ impl Source for GoogleSource {
                     async move {
                         let path =
                             format!("groups/{}/hasMember/{}", super::seg(&g), super::seg(&u));
-                        let v = get_with_quota_retries(http, &path, &[]).await?;
+                        let v = http.get_json(&path, &[]).await?;
                         match v.get("isMember").and_then(Value::as_bool) {
                             Some(is) => Ok((u, g, is)),
                             None => Err(http.malformed(&path, "an answer without `isMember`")),
@@ -461,7 +495,7 @@ impl Source for GoogleSource {
                     let http = &http;
                     async move {
                         let q = vec![("userKey", u.clone()), ("maxResults", "200".into())];
-                        let gs = all(http, "groups", "groups", q).await?;
+                        let gs = all(http, "groups", "/groups", q).await?;
                         Ok::<_, HttpError>((u, gs))
                     }
                 })

@@ -10,12 +10,13 @@ pub mod config;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use serde::Deserialize;
 use serde_json::Value;
 
 use self::config::OktaSourceConfig;
 use super::{present, Source, SourceError};
 use crate::config::secret::Secret;
-use crate::http::{oauth, paginate, Auth, HttpClient, HttpError, HttpSettings, TokenSource};
+use crate::http::{oauth, paginate, wire, Auth, HttpClient, HttpError, HttpSettings, TokenSource};
 use crate::model::{LeftOut, People, Snapshot, User};
 
 /// How the connector authenticates.
@@ -121,32 +122,9 @@ impl OktaSource {
         path: &str,
         query: Vec<(&str, String)>,
     ) -> Result<Vec<Value>, HttpError> {
-        let mut out = Vec::new();
-        let mut trail = paginate::Trail::new();
-        let mut url = path.to_string();
-        let mut q = query;
-        let mut full: Option<usize> = None;
-        loop {
-            let (items, next) = paginate::checked_page(http, &url, &q, full, || {
-                let (url, q) = (&url, &q);
-                async move {
-                    let (page, headers) = http.get_json_with_headers(url, q).await?;
-                    match page {
-                        Value::Array(items) => Ok((items, paginate::next_link(&headers))),
-                        _ => Err(http.malformed(url, "a listing that is not a JSON array")),
-                    }
-                }
-            })
-            .await?;
-            full = full.or(Some(items.len()));
-            out.extend(items);
-            let Some(next) = next else { break };
-            trail.follow(http, path, &next)?;
-            url = next;
-            q = Vec::new();
-        }
-        paginate::check_unique(http, path, &out)?;
-        Ok(out)
+        paginate::Pager::new(http, path, query, paginate::LINK_HEADER)
+            .all()
+            .await
     }
 
     /// The groups to read (every group, or the configured ones), as Okta lists them, without
@@ -180,7 +158,7 @@ impl OktaSource {
                 .await?;
             let exact: Vec<Value> = hits
                 .into_iter()
-                .filter(|g| g.pointer("/profile/name").and_then(Value::as_str) == Some(wanted))
+                .filter(|g| wire::decode::<WireGroup>(g).profile.name.as_deref() == Some(wanted))
                 .collect();
             match exact.len() {
                 0 => {
@@ -191,17 +169,13 @@ impl OktaSource {
                 }
                 1 => found.extend(exact),
                 _ => {
-                    let groups: Vec<(&str, &str)> = exact
-                        .iter()
-                        .map(|g| {
-                            let id = g.get("id").and_then(Value::as_str).unwrap_or("");
-                            let kind = g.get("type").and_then(Value::as_str).unwrap_or("");
-                            (id, kind)
-                        })
-                        .collect();
+                    let groups: Vec<WireGroup> = exact.iter().map(wire::decode).collect();
                     let named: Vec<(&str, String)> = groups
                         .iter()
-                        .map(|(id, kind)| (*id, format!("{wanted} ({kind})")))
+                        .map(|g| {
+                            let kind = g.kind.as_deref().unwrap_or("");
+                            (g.id.as_deref().unwrap_or(""), format!("{wanted} ({kind})"))
+                        })
                         .collect();
                     let named: Vec<(&str, &str)> =
                         named.iter().map(|(id, n)| (*id, n.as_str())).collect();
@@ -220,10 +194,11 @@ impl OktaSource {
 fn listed_groups(groups: &[Value], skipped: &mut Vec<LeftOut>) -> Vec<(String, String)> {
     groups
         .iter()
+        .map(wire::decode::<WireGroup>)
         .filter_map(|g| {
-            let id = g.get("id").and_then(Value::as_str).map(String::from);
-            match (id, present(g.pointer("/profile/name"))) {
-                (Some(id), Some(name)) => Some((id, name.to_string())),
+            let name = g.profile.name.filter(|n| !n.trim().is_empty());
+            match (g.id, name) {
+                (Some(id), Some(name)) => Some((id, name)),
                 (id, _) => {
                     let name = id.clone().unwrap_or_default();
                     skipped.push(LeftOut::group(id, &name, "no id or no name"));
@@ -243,36 +218,63 @@ fn is_active(status: &str) -> bool {
 /// missing and blank values are all absent. The email is `profile.email`, else an email-shaped
 /// `login`; a user with neither is left out, named, with the reason.
 fn user_from_okta(v: &Value) -> Result<User, Box<LeftOut>> {
-    let id = v.get("id").and_then(Value::as_str).map(String::from);
-    let profile = v.get("profile").filter(|p| p.is_object());
-    let s = |k: &str| present(profile.and_then(|p| p.get(k))).map(String::from);
+    let w: WireUser = wire::decode(v);
+    let s = |k: &str| present(w.profile.as_ref().and_then(|p| p.get(k))).map(String::from);
     let login = s("login");
     let Some(email) = s("email").or_else(|| login.clone().filter(|l| l.contains('@'))) else {
-        let name = login.or_else(|| id.clone()).unwrap_or_default();
-        let reason = if profile.is_none() {
+        let name = login.or_else(|| w.id.clone()).unwrap_or_default();
+        let reason = if w.profile.is_none() {
             "no profile"
         } else {
             "no email"
         };
-        return Err(Box::new(LeftOut::user(id, &name, None, reason)));
+        return Err(Box::new(LeftOut::user(w.id, &name, None, reason)));
     };
     let mut u = User::new(&email);
-    u.id = id;
     u.user_name = login;
     u.given_name = s("firstName");
     u.family_name = s("lastName");
     u.display_name = s("displayName");
-    let status = v.get("status").and_then(Value::as_str).unwrap_or("ACTIVE");
+    u.id = w.id;
+    let status = w.status.as_deref().unwrap_or("ACTIVE");
     u.active = is_active(status);
-    if let Some(obj) = profile.and_then(Value::as_object) {
-        for (k, val) in obj {
-            if let Some(text) = present(Some(val)) {
-                u.attributes.insert(k.clone(), text.to_string());
-            }
-        }
+    for (k, text) in w.profile.iter().flat_map(wire::strings) {
+        u.attributes.insert(k.clone(), text.to_string());
     }
     u.attributes.insert("status".into(), status.to_string());
     Ok(u)
+}
+
+/// A user as `GET /api/v1/users` sends it: the profile is an open map (custom attributes become
+/// attributes).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct WireUser {
+    #[serde(deserialize_with = "wire::string")]
+    id: Option<String>,
+    #[serde(deserialize_with = "wire::string")]
+    status: Option<String>,
+    #[serde(deserialize_with = "wire::opt_map")]
+    profile: Option<serde_json::Map<String, Value>>,
+}
+
+/// A group as `GET /api/v1/groups` sends it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct WireGroup {
+    #[serde(deserialize_with = "wire::string")]
+    id: Option<String>,
+    #[serde(rename = "type", deserialize_with = "wire::string")]
+    kind: Option<String>,
+    #[serde(deserialize_with = "wire::object")]
+    profile: WireGroupProfile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct WireGroupProfile {
+    #[serde(deserialize_with = "wire::string")]
+    name: Option<String>,
 }
 
 #[async_trait]

@@ -22,13 +22,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use reqwest::header::HeaderMap;
+use serde::Deserialize;
 use serde_json::Value;
 
 use self::config::OneLoginSourceConfig;
-use super::{id_text, present, Source, SourceError};
+use super::{id_text, Source, SourceError};
 use crate::config::secret::Secret;
 use self::config::OneLoginRegion;
-use crate::http::{oauth, Auth, HttpClient, HttpError, HttpSettings, RetryPolicy, TokenSource};
+use crate::http::{oauth, paginate, wire, Auth, HttpClient, HttpError, HttpSettings, TokenSource};
 use crate::model::{Group, LeftOut, People, Snapshot, User};
 
 /// Items per page: the most OneLogin's users and role-users listings return.
@@ -142,7 +143,7 @@ impl Session {
         };
         // Pages that overlap (the directory changed while it was read) may have lost others: the
         // same check as every other listing, rather than dropping the repeats.
-        crate::http::paginate::check_unique(&self.http, path, &out)?;
+        paginate::check_unique(&self.http, path, &out)?;
         if let Some(t) = total.filter(|t| out.len() != *t) {
             return Err(self.http.malformed(
                 path,
@@ -163,22 +164,11 @@ impl Session {
         first: &[Value],
         total: usize,
     ) -> Result<Option<Vec<Value>>, HttpError> {
-        let per_page = first.len();
-        let pages = total.div_ceil(per_page);
-        let fetched: Vec<(Vec<Value>, bool)> = stream::iter((2..=pages).map(|n| async move {
-            let query = [("limit", PAGE.to_string()), ("page", n.to_string())];
-            let (page, headers) = self.get(path, &query).await?;
-            Ok::<_, HttpError>((self.array(path, page)?, after_cursor(&headers).is_some()))
-        }))
-        .buffered(self.http.concurrency())
-        .try_collect()
-        .await?;
-        // The last page by the count must be the last indeed: one that still has an After-Cursor
-        // says the count was too low.
-        let consistent = fetched.iter().enumerate().all(|(i, (items, more))| {
-            items.len() == per_page.min(total - (i + 1) * per_page) && (i + 2 < pages || !more)
-        });
-        Ok(consistent.then(|| fetched.into_iter().flat_map(|(items, _)| items).collect()))
+        let page = |n: usize| vec![("limit", PAGE.to_string()), ("page", n.to_string())];
+        paginate::numbered(&self.http, path, first.len(), total, page, |h| {
+            after_cursor(h).is_some()
+        })
+        .await
     }
 
     /// The rest of a listing by its `After-Cursor` chain, one page after another.
@@ -188,16 +178,21 @@ impl Session {
         first: Vec<Value>,
         headers: &HeaderMap,
     ) -> Result<Vec<Value>, HttpError> {
-        let mut out = first;
-        let mut trail = crate::http::paginate::Trail::new();
-        let mut cursor = after_cursor(headers);
-        while let Some(c) = cursor {
-            trail.follow(&self.http, path, &c)?;
-            let (page, headers) = self.get(path, &[("cursor", c.clone())]).await?;
-            out.extend(self.array(path, page)?);
-            cursor = after_cursor(&headers);
-        }
-        Ok(out)
+        let style = paginate::Style {
+            items: paginate::Items::Body,
+            next: paginate::Next::Header {
+                name: "after-cursor",
+                param: "cursor",
+            },
+            keep_query: false,
+            full_pages: false,
+            empty_pages: false,
+            total: None,
+            unique: false,
+        };
+        paginate::Pager::new(&self.http, path, Vec::new(), style)
+            .rest(Value::Array(first), headers)
+            .await
     }
 
     fn array(&self, path: &str, page: Value) -> Result<Vec<Value>, HttpError> {
@@ -217,21 +212,24 @@ impl Session {
 
     /// The rest of the groups after their first v1 page (`data`, `pagination.after_cursor`).
     async fn groups_rest(&self, first: Value) -> Result<Vec<Value>, HttpError> {
-        let mut out = Vec::new();
-        let mut page = first;
-        let mut trail = crate::http::paginate::Trail::new();
-        loop {
-            match page.get_mut("data").map(Value::take) {
-                Some(Value::Array(items)) => out.extend(items),
-                _ => return Err(self.http.malformed(GROUPS, "a v1 page without `data`")),
-            }
-            let Some(n) = v1_after_cursor(&page) else {
-                crate::http::paginate::check_unique(&self.http, GROUPS, &out)?;
-                return Ok(out);
-            };
-            trail.follow(&self.http, GROUPS, &n)?;
-            page = self.get(GROUPS, &[("after_cursor", n)]).await?.0;
-        }
+        let style = paginate::Style {
+            items: paginate::Items::Field {
+                pointer: "/data",
+                missing: Some("a v1 page without `data`"),
+            },
+            next: paginate::Next::Field {
+                pointer: "/pagination/after_cursor",
+                param: "after_cursor",
+            },
+            keep_query: false,
+            full_pages: false,
+            empty_pages: false,
+            total: None,
+            unique: true,
+        };
+        paginate::Pager::new(&self.http, GROUPS, Vec::new(), style)
+            .rest(first, &HeaderMap::new())
+            .await
     }
 }
 
@@ -321,35 +319,59 @@ fn judge(needed: u64, budget: Budget, reserve: u64) -> Verdict {
 /// OneLogin sends unset fields as `null`, and null, missing and blank are all absent. A user
 /// without an email is left out, named, with the reason.
 fn user_from_onelogin(v: &Value, inactive: &[i64]) -> Result<User, Box<LeftOut>> {
-    let s = |k: &str| present(v.get(k)).map(String::from);
-    let id = v.get("id").and_then(id_text).map(|c| c.into_owned());
-    let Some(email) = s("email") else {
-        let name = s("username").or_else(|| id.clone()).unwrap_or_default();
-        return Err(Box::new(LeftOut::user(id, &name, None, "no email")));
+    let w: WireUser = wire::decode(v);
+    let Some(email) = w.email else {
+        let name = w.username.or_else(|| w.id.clone()).unwrap_or_default();
+        return Err(Box::new(LeftOut::user(w.id, &name, None, "no email")));
     };
     let mut u = User::new(&email);
-    u.id = id;
-    u.user_name = s("username");
-    u.given_name = s("firstname");
-    u.family_name = s("lastname");
-    let status = v.get("status").and_then(Value::as_i64).unwrap_or(1);
+    u.id = w.id;
+    u.user_name = w.username;
+    u.given_name = w.firstname;
+    u.family_name = w.lastname;
+    let status = w.status.unwrap_or(1);
     u.active = !inactive.contains(&status);
-    if let Some(obj) = v.as_object() {
-        for (k, val) in obj {
-            if let Some(text) = present(Some(val)) {
-                u.attributes.insert(k.clone(), text.to_string());
-            }
-        }
-    }
-    if let Some(custom) = v.get("custom_attributes").and_then(Value::as_object) {
-        for (k, val) in custom {
-            if let Some(text) = present(Some(val)) {
-                u.attributes.insert(k.clone(), text.to_string());
-            }
-        }
+    // Every string of the record, then of its custom attributes, is an attribute.
+    let record: serde_json::Map<String, Value> = wire::decode(v);
+    for (k, text) in wire::strings(&record).chain(wire::strings(&w.custom_attributes)) {
+        u.attributes.insert(k.clone(), text.to_string());
     }
     u.attributes.insert("status".into(), status.to_string());
     Ok(u)
+}
+
+/// A user as `GET /api/2/users` sends it (every other string of the record is read as an
+/// attribute).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct WireUser {
+    #[serde(deserialize_with = "wire::id")]
+    id: Option<String>,
+    #[serde(deserialize_with = "wire::text")]
+    email: Option<String>,
+    #[serde(deserialize_with = "wire::text")]
+    username: Option<String>,
+    #[serde(deserialize_with = "wire::text")]
+    firstname: Option<String>,
+    #[serde(deserialize_with = "wire::text")]
+    lastname: Option<String>,
+    #[serde(deserialize_with = "wire::int")]
+    status: Option<i64>,
+    /// The user's one group.
+    #[serde(deserialize_with = "wire::id")]
+    group_id: Option<String>,
+    #[serde(deserialize_with = "wire::map")]
+    custom_attributes: serde_json::Map<String, Value>,
+}
+
+/// A group (v1) or a role (v2) as listed.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct WireNamed {
+    #[serde(deserialize_with = "wire::id")]
+    id: Option<String>,
+    #[serde(deserialize_with = "wire::text")]
+    name: Option<String>,
 }
 
 /// A role's id in the model: `role:ID`, apart from group ids (both are numbers in OneLogin).
@@ -361,13 +383,10 @@ fn role_id(id: &str) -> String {
 fn id_names(items: &[Value], what: &str, skipped: &mut Vec<LeftOut>) -> Vec<(String, String)> {
     items
         .iter()
+        .map(wire::decode::<WireNamed>)
         .filter_map(|g| {
-            let id = g
-                .get("id")
-                .and_then(id_text)
-                .map(std::borrow::Cow::into_owned);
-            match (id, present(g.get("name"))) {
-                (Some(id), Some(name)) => Some((id, name.to_string())),
+            match (g.id, g.name) {
+                (Some(id), Some(name)) => Some((id, name)),
                 (id, _) => {
                     let name = id.clone().unwrap_or_default();
                     skipped.push(LeftOut::group(
@@ -508,7 +527,7 @@ impl Source for OneLoginSource {
             match judge(needed, budget, self.budget_reserve) {
                 Verdict::Go => {}
                 Verdict::Wait(d) => {
-                    tokio::time::sleep(RetryPolicy::default().scaled(d)).await;
+                    session.http.hold(d).await;
                 }
                 Verdict::Refuse(why) => return Err(SourceError::Invalid(why)),
             }
@@ -663,9 +682,9 @@ impl OneLoginSource {
                     continue;
                 }
             };
-            if let Some(gid) = raw.get("group_id").and_then(id_text) {
+            if let Some(gid) = wire::decode::<WireUser>(raw).group_id {
                 members_of
-                    .entry(gid.into_owned())
+                    .entry(gid)
                     .or_default()
                     .push(u.email.clone());
             }
