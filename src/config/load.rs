@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 
 use jsonschema::error::ValidationErrorKind;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use super::locate::{KeyPath, Locator, Seg};
 use super::secret;
@@ -383,7 +382,7 @@ fn check_text(
             return Err(fail(file_errors));
         }
     };
-    let hash = crate::digest::hex(&Sha256::digest(text.as_bytes()));
+    let hash = crate::digest::sha256_hex(text.as_bytes());
     let dir = dir_of(path).to_path_buf();
     Ok(Loaded {
         config,

@@ -10,7 +10,6 @@ pub mod verify;
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use sha2::Digest as _;
 
 pub use action::{
     Action, ActionError, DeactivateCause, FieldChange, Kind, Member, ReasonCode, UserFields,
@@ -316,7 +315,7 @@ impl Plan {
     /// Records the digest and, with a key, the signature.
     pub fn seal(&mut self, key: Option<&[u8]>) {
         let content = self.content();
-        self.digest = crate::digest::hex(&sha2::Sha256::digest(&content));
+        self.digest = crate::digest::sha256_hex(&content);
         self.signature = key.map(|k| sign(k, &content));
     }
 
@@ -397,7 +396,7 @@ pub(crate) fn check_seal(
     signature: Option<&str>,
     key: Option<&[u8]>,
 ) -> Result<(), SealError> {
-    if crate::digest::hex(&sha2::Sha256::digest(content)) != digest {
+    if crate::digest::sha256_hex(content) != digest {
         return Err(SealError::Digest);
     }
     let Some(key) = key else {
