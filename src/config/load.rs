@@ -763,14 +763,12 @@ fn variant_errors(schema: &Value, e: &jsonschema::ValidationError<'_>) -> Option
     let tag = e.instance.get("type")?.as_str()?;
     let nodes = schema_nodes(schema, e.schema_path.as_str());
     let variants = nodes.last()?.as_array()?;
-    let variant = variants.iter().find(|v| {
-        v.pointer("/properties/type/enum")
-            .and_then(Value::as_array)
-            .is_some_and(|tags| tags.iter().any(|t| t.as_str() == Some(tag)))
-    })?;
+    let variant = variants
+        .iter()
+        .find(|v| v.pointer("/properties/type/const").and_then(Value::as_str) == Some(tag))?;
     // The variant alone, with the root's definitions so that its `$ref`s resolve.
     let mut sub = variant.clone();
-    sub["definitions"] = schema.get("definitions").cloned().unwrap_or(Value::Null);
+    sub["$defs"] = schema.get("$defs").cloned().unwrap_or(Value::Null);
     let validator = jsonschema::validator_for(&sub).ok()?;
     let base = e.instance_path.as_str().to_string();
     let instance = e.instance.clone().into_owned();
@@ -917,7 +915,13 @@ fn description(schema: &Value, schema_path: &str) -> Option<String> {
         .rev()
         .skip(1)
         .find_map(|n| n.get("description").and_then(Value::as_str))
-        .map(String::from)
+        .map(one_line)
+}
+
+/// A doc comment as one line: the schema keeps the comment's line breaks (editors render them as
+/// Markdown); a hint is one line.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// The allowed key nearest to a misspelt one, if near enough.
