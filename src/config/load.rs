@@ -266,7 +266,7 @@ fn check_text(
             .collect(),
     };
 
-    let yaml: serde_yaml::Value = match serde_yaml::from_str(text) {
+    let yaml: yaml_serde::Value = match yaml_serde::from_str(text) {
         Ok(v) => v,
         Err(e) => {
             let spot = e.location().map(|l| (l.line(), l.column()));
