@@ -269,8 +269,12 @@ fn check_text(
     let yaml: yaml_serde::Value = match yaml_serde::from_str(text) {
         Ok(v) => v,
         Err(e) => {
-            let spot = e.location().map(|l| (l.line(), l.column()));
             let msg = e.to_string();
+            // For a repeated key the parser names the mapping's start; the locator finds the key.
+            let spot = locator
+                .duplicate()
+                .filter(|_| msg.starts_with("duplicate entry"))
+                .or_else(|| e.location().map(|l| (l.line(), l.column())));
             let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
             return Err(ConfigError::Invalid {
                 path: path.to_path_buf(),
@@ -1000,5 +1004,51 @@ mod tests {
             unquoted(r#"invalid type: string "s3cr\"et", expected u32"#),
             "invalid type: a string, expected u32"
         );
+    }
+
+    /// What the YAML crate decides about the text, pinned so that a change of crate that reads the
+    /// config differently fails here: anchors resolve, a duplicate key and a YAML 1.1 boolean (`yes`)
+    /// are errors with a line, and a merge key (`<<`) is not merged.
+    #[test]
+    fn yaml_reading_rules() {
+        let base = "version: 1\nsources:\n  - name: okta\n    type: file\n    path: idp.yaml\ntarget:\n  type: file\n  path: atlassian.yaml\n";
+        let check = |text: &str| {
+            let opts = Options {
+                offline: true,
+                check_files: false,
+            };
+            inspect_str(Path::new("idsync.yaml"), text, &|_| None, opts).errors
+        };
+        let messages = |errors: &[Located]| {
+            errors
+                .iter()
+                .map(|(d, spot)| (d.to_string(), *spot))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(messages(&check(base)), []);
+
+        let aliased = format!(
+            "{base}users:\n  exclude: &outside [\"*@ext.example.com\"]\ncleanup:\n  protect: *outside\n"
+        );
+        assert_eq!(messages(&check(&aliased)), []);
+
+        let errors = messages(&check(&format!("{base}version: 1\n")));
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].0.contains("duplicate"), "{errors:?}");
+        assert_eq!(errors[0].1.map(|(line, _)| line), Some(9), "{errors:?}");
+
+        let errors = messages(&check(&format!(
+            "{base}groups:\n  manage_unmapped_members: yes\n"
+        )));
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].0.starts_with("groups.manage_unmapped_members: "),
+            "{errors:?}"
+        );
+        assert_eq!(errors[0].1, Some((10, 3)), "{errors:?}");
+
+        let errors = messages(&check(&format!("{base}users:\n  <<: {{exclude: []}}\n")));
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].0.contains("unknown key `<<`"), "{errors:?}");
     }
 }
