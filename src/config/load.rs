@@ -1,5 +1,5 @@
 //! Reading a config: YAML → `${ENV}` expansion → JSON Schema → typed config → semantic checks.
-//! This is the only file that uses serde_yaml for the config (0.9 is archived; keep it swappable).
+//! This is the only file that parses the config's YAML (yaml_serde; docs/ARCHITECTURE.md says why that crate).
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -1,5 +1,5 @@
 //! Finds where a key path (`groups.mappings[1].to`) stands in the YAML text, so that every config error
-//! can name a line and column. serde_yaml does not keep positions once a value is built; yaml-rust2's
+//! can name a line and column. yaml_serde does not keep positions once a value is built; yaml-rust2's
 //! event parser does, so the text is walked once more.
 
 use std::collections::HashMap;
