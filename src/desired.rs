@@ -532,7 +532,7 @@ mod tests {
     }
 
     fn source() -> Vec<SourceData> {
-        let snap: Snapshot = serde_yaml::from_str(
+        let snap: Snapshot = yaml_serde::from_str(
             r#"users: [{id: u1, email: ana@x.com}, {id: u2, email: ben@x.com}]
 groups:
   - {name: Eng, id: g1, members: [ana@x.com]}

@@ -6,8 +6,6 @@
 //! [`plan::Plan`] → [`render`] (text, markdown, json) and [`apply`] (executor) → [`report`].
 //! docs/ARCHITECTURE.md has the layers and the imports that must never exist.
 
-#![warn(unreachable_pub)]
-
 pub mod apply;
 pub mod cli;
 pub mod commands;

@@ -23,7 +23,7 @@ fn loaded(sources: &[&str], body: &str) -> crate::config::Loaded {
 }
 
 fn snapshot(yaml: &str) -> Snapshot {
-    serde_yaml::from_str(yaml).expect("test snapshot")
+    yaml_serde::from_str(yaml).expect("test snapshot")
 }
 
 /// Plans `target` towards `sources` (name, snapshot YAML) under the config `body`.

@@ -71,7 +71,7 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Snapshot, SnapshotFileError> {
             at: Some((e.line(), e.column())),
             message: strip_location(&e.to_string()),
         }),
-        Format::Yaml => serde_yaml::from_slice(bytes).map_err(|e| SnapshotFileError::Parse {
+        Format::Yaml => yaml_serde::from_slice(bytes).map_err(|e| SnapshotFileError::Parse {
             path: path.to_path_buf(),
             at: e.location().map(|l| (l.line(), l.column())),
             message: strip_location(&e.to_string()),
@@ -92,7 +92,7 @@ pub fn to_string(snapshot: &Snapshot, format: Format) -> String {
             s.push('\n');
             s
         }
-        Format::Yaml => serde_yaml::to_string(snapshot).expect("snapshots serialize"),
+        Format::Yaml => yaml_serde::to_string(snapshot).expect("snapshots serialize"),
     }
 }
 

@@ -21,7 +21,7 @@ cleanup:
 "#;
 
 fn snapshot(s: &Scratch, file: &str) -> Snapshot {
-    serde_yaml::from_str(&s.read(file)).unwrap()
+    yaml_serde::from_str(&s.read(file)).unwrap()
 }
 
 /// Plans to a file, applies it, and checks that a new plan has nothing left to do.

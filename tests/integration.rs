@@ -1,5 +1,9 @@
 //! The single integration-test binary (one link step, one process start for the whole suite).
 
+// `unreachable_pub` (Cargo.toml's [lints.rust]) guards the library's surface; this binary has none,
+// and its helpers (tests/support/) are `pub` for the test modules beside them.
+#![allow(unreachable_pub)]
+
 // The fakes are the crate `idsync-fakes` (crates/fakes); tests reach them as `crate::fakes`.
 use idsync_fakes as fakes;
 mod support;

@@ -1,12 +1,11 @@
 //! Reading a config: YAML → `${ENV}` expansion → JSON Schema → typed config → semantic checks.
-//! This is the only file that uses serde_yaml for the config (0.9 is archived; keep it swappable).
+//! This is the only file that parses the config's YAML (yaml_serde; docs/ARCHITECTURE.md says why that crate).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use jsonschema::error::ValidationErrorKind;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use super::locate::{KeyPath, Locator, Seg};
 use super::secret;
@@ -267,11 +266,15 @@ fn check_text(
             .collect(),
     };
 
-    let yaml: serde_yaml::Value = match serde_yaml::from_str(text) {
+    let yaml: yaml_serde::Value = match yaml_serde::from_str(text) {
         Ok(v) => v,
         Err(e) => {
-            let spot = e.location().map(|l| (l.line(), l.column()));
             let msg = e.to_string();
+            // For a repeated key the parser names the mapping's start; the locator finds the key.
+            let spot = locator
+                .duplicate()
+                .filter(|_| msg.starts_with("duplicate entry"))
+                .or_else(|| e.location().map(|l| (l.line(), l.column())));
             let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
             return Err(ConfigError::Invalid {
                 path: path.to_path_buf(),
@@ -383,7 +386,7 @@ fn check_text(
             return Err(fail(file_errors));
         }
     };
-    let hash = crate::digest::hex(&Sha256::digest(text.as_bytes()));
+    let hash = crate::digest::sha256_hex(text.as_bytes());
     let dir = dir_of(path).to_path_buf();
     Ok(Loaded {
         config,
@@ -764,14 +767,12 @@ fn variant_errors(schema: &Value, e: &jsonschema::ValidationError<'_>) -> Option
     let tag = e.instance.get("type")?.as_str()?;
     let nodes = schema_nodes(schema, e.schema_path.as_str());
     let variants = nodes.last()?.as_array()?;
-    let variant = variants.iter().find(|v| {
-        v.pointer("/properties/type/enum")
-            .and_then(Value::as_array)
-            .is_some_and(|tags| tags.iter().any(|t| t.as_str() == Some(tag)))
-    })?;
+    let variant = variants
+        .iter()
+        .find(|v| v.pointer("/properties/type/const").and_then(Value::as_str) == Some(tag))?;
     // The variant alone, with the root's definitions so that its `$ref`s resolve.
     let mut sub = variant.clone();
-    sub["definitions"] = schema.get("definitions").cloned().unwrap_or(Value::Null);
+    sub["$defs"] = schema.get("$defs").cloned().unwrap_or(Value::Null);
     let validator = jsonschema::validator_for(&sub).ok()?;
     let base = e.instance_path.as_str().to_string();
     let instance = e.instance.clone().into_owned();
@@ -918,7 +919,13 @@ fn description(schema: &Value, schema_path: &str) -> Option<String> {
         .rev()
         .skip(1)
         .find_map(|n| n.get("description").and_then(Value::as_str))
-        .map(String::from)
+        .map(one_line)
+}
+
+/// A doc comment as one line: the schema keeps the comment's line breaks (editors render them as
+/// Markdown); a hint is one line.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// The allowed key nearest to a misspelt one, if near enough.
@@ -997,5 +1004,51 @@ mod tests {
             unquoted(r#"invalid type: string "s3cr\"et", expected u32"#),
             "invalid type: a string, expected u32"
         );
+    }
+
+    /// What the YAML crate decides about the text, pinned so that a change of crate that reads the
+    /// config differently fails here: anchors resolve, a duplicate key and a YAML 1.1 boolean (`yes`)
+    /// are errors with a line, and a merge key (`<<`) is not merged.
+    #[test]
+    fn yaml_reading_rules() {
+        let base = "version: 1\nsources:\n  - name: okta\n    type: file\n    path: idp.yaml\ntarget:\n  type: file\n  path: atlassian.yaml\n";
+        let check = |text: &str| {
+            let opts = Options {
+                offline: true,
+                check_files: false,
+            };
+            inspect_str(Path::new("idsync.yaml"), text, &|_| None, opts).errors
+        };
+        let messages = |errors: &[Located]| {
+            errors
+                .iter()
+                .map(|(d, spot)| (d.to_string(), *spot))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(messages(&check(base)), []);
+
+        let aliased = format!(
+            "{base}users:\n  exclude: &outside [\"*@ext.example.com\"]\ncleanup:\n  protect: *outside\n"
+        );
+        assert_eq!(messages(&check(&aliased)), []);
+
+        let errors = messages(&check(&format!("{base}version: 1\n")));
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].0.contains("duplicate"), "{errors:?}");
+        assert_eq!(errors[0].1.map(|(line, _)| line), Some(9), "{errors:?}");
+
+        let errors = messages(&check(&format!(
+            "{base}groups:\n  manage_unmapped_members: yes\n"
+        )));
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].0.starts_with("groups.manage_unmapped_members: "),
+            "{errors:?}"
+        );
+        assert_eq!(errors[0].1, Some((10, 3)), "{errors:?}");
+
+        let errors = messages(&check(&format!("{base}users:\n  <<: {{exclude: []}}\n")));
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].0.contains("unknown key `<<`"), "{errors:?}");
     }
 }

@@ -1,5 +1,5 @@
 //! Finds where a key path (`groups.mappings[1].to`) stands in the YAML text, so that every config error
-//! can name a line and column. serde_yaml does not keep positions once a value is built; yaml-rust2's
+//! can name a line and column. yaml_serde does not keep positions once a value is built; yaml-rust2's
 //! event parser does, so the text is walked once more.
 
 use std::collections::HashMap;
@@ -97,6 +97,9 @@ impl std::fmt::Display for KeyPath {
 #[derive(Debug, Default)]
 pub(super) struct Locator {
     spots: HashMap<KeyPath, (usize, usize)>,
+    /// The first key that repeats an earlier key of the same mapping (the YAML parser reports the
+    /// mapping's start instead).
+    duplicate: Option<(usize, usize)>,
 }
 
 impl Locator {
@@ -108,7 +111,16 @@ impl Locator {
         if parser.load(&mut rec, false).is_err() {
             return Locator::default();
         }
-        Locator { spots: rec.spots }
+        Locator {
+            spots: rec.spots,
+            duplicate: rec.duplicate,
+        }
+    }
+
+    /// Where the first repeated key of a mapping stands.
+    #[must_use]
+    pub(super) fn duplicate(&self) -> Option<(usize, usize)> {
+        self.duplicate
     }
 
     /// Where `path` stands, or where its nearest ancestor that is in the text stands.
@@ -133,6 +145,7 @@ enum Frame {
 struct Recorder {
     stack: Vec<Frame>,
     spots: HashMap<KeyPath, (usize, usize)>,
+    duplicate: Option<(usize, usize)>,
 }
 
 impl Recorder {
@@ -158,6 +171,9 @@ impl Recorder {
                         Event::Scalar(s, ..) => s.clone(),
                         _ => String::from("?"),
                     };
+                    if self.spots.contains_key(&path.key(&k)) {
+                        self.duplicate = self.duplicate.or(Some(spot));
+                    }
                     self.spots.entry(path.key(&k)).or_insert(spot);
                     self.spots.entry(path.clone()).or_insert(spot);
                     *key = Some(k);

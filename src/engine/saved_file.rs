@@ -124,15 +124,11 @@ impl Saved {
 /// signature over [`canonical_content`](super::canonical_content), so that every field is covered,
 /// known to this idsync or not. For tools that write plans of this format, and tests.
 pub fn seal_json(raw: &mut Value, key: Option<&[u8]>) {
-    use sha2::Digest as _;
     let content = crate::plan::canonical_content(raw);
     let Value::Object(m) = raw else {
         return;
     };
-    m.insert(
-        "digest".into(),
-        crate::digest::hex(&sha2::Sha256::digest(&content)).into(),
-    );
+    m.insert("digest".into(), crate::digest::sha256_hex(&content).into());
     m.remove("signature");
     if let Some(k) = key {
         m.insert("signature".into(), crate::plan::sign(k, &content).into());

@@ -10,7 +10,6 @@ pub mod verify;
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use sha2::Digest as _;
 
 pub use action::{
     Action, ActionError, DeactivateCause, FieldChange, Kind, Member, ReasonCode, UserFields,
@@ -319,13 +318,13 @@ impl Plan {
     pub fn seal(&mut self, key: Option<&[u8]>) {
         if self.sealed_as_2_0() {
             let content = self.content();
-            self.digest = crate::digest::hex(&sha2::Sha256::digest(&content));
+            self.digest = crate::digest::sha256_hex(&content);
             self.signature = key.map(|k| sign(k, &content));
             return;
         }
         // Streamed into the digest (and the signature): at scale the content is hundreds of MB.
         let mut sealer = Sealer {
-            digest: sha2::Sha256::new(),
+            digest: ring::digest::Context::new(&ring::digest::SHA256),
             mac: key.map(|k| {
                 ring::hmac::Context::with_key(&ring::hmac::Key::new(ring::hmac::HMAC_SHA256, k))
             }),
@@ -336,7 +335,7 @@ impl Plan {
             .into_inner()
             .map_err(|_| ())
             .expect("hashing does not fail");
-        self.digest = crate::digest::hex(&sealer.digest.finalize());
+        self.digest = crate::digest::hex(sealer.digest.finish().as_ref());
         self.signature = sealer
             .mac
             .map(|m| format!("hmac-sha256:{}", crate::digest::hex(m.sign().as_ref())));
@@ -410,13 +409,13 @@ fn write_canonical(v: &serde_json::Value, out: &mut Vec<u8>) {
 
 /// Feeds the canonical content to the digest and, with a key, the signature.
 struct Sealer {
-    digest: sha2::Sha256,
+    digest: ring::digest::Context,
     mac: Option<ring::hmac::Context>,
 }
 
 impl std::io::Write for Sealer {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        sha2::Digest::update(&mut self.digest, buf);
+        self.digest.update(buf);
         if let Some(m) = &mut self.mac {
             m.update(buf);
         }
@@ -441,7 +440,7 @@ pub(crate) fn check_seal(
     signature: Option<&str>,
     key: Option<&[u8]>,
 ) -> Result<(), SealError> {
-    if crate::digest::hex(&sha2::Sha256::digest(content)) != digest {
+    if crate::digest::sha256_hex(content) != digest {
         return Err(SealError::Digest);
     }
     let Some(key) = key else {

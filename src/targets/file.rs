@@ -559,8 +559,7 @@ impl Target for FileTarget {
 }
 
 fn sha256(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    crate::digest::hex(&sha2::Sha256::digest(bytes))
+    crate::digest::sha256_hex(bytes)
 }
 
 #[cfg(test)]

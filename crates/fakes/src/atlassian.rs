@@ -1984,7 +1984,7 @@ fn offset_of(cursor: Option<&str>) -> Result<usize, Failure> {
 
 /// A cursor as a query value in a link (percent-encoded once).
 fn cursor_param(cursor: &str) -> String {
-    let mut url = reqwest::Url::parse("http://x/").expect("a URL");
+    let mut url = url::Url::parse("http://x/").expect("a URL");
     url.query_pairs_mut().append_pair("cursor", cursor);
     url.query().unwrap_or_default().to_string()
 }

@@ -35,7 +35,6 @@ use axum::{
 };
 use jsonwebtoken::{errors::ErrorKind, Algorithm, DecodingKey};
 use serde_json::{json, Map, Value};
-use sha2::{Digest, Sha256};
 
 use crate::{
     bind, lock,
@@ -514,10 +513,7 @@ impl FakeEntra {
         let thumbprints = (!config.certificate_pem.trim().is_empty()).then(|| {
             let der = pem_to_der(&config.certificate_pem)
                 .expect("FakeEntraConfig::certificate_pem is a PEM certificate");
-            (
-                base64url(&sha1(&der)),
-                base64url(Sha256::digest(&der).as_slice()),
-            )
+            (base64url(&sha1(&der)), base64url(&sha256(&der)))
         });
         let state = Arc::new(Mutex::new(State {
             ids: HashMap::new(),
@@ -1493,7 +1489,7 @@ fn thumbprint_hex(b64: &str) -> String {
 
 /// The decoded pairs of a query string (or a form body), in order.
 fn parse_query(raw: &str) -> Vec<(String, String)> {
-    let url = reqwest::Url::parse(&format!("http://query.invalid/?{raw}"))
+    let url = url::Url::parse(&format!("http://query.invalid/?{raw}"))
         .expect("any query string makes a URL");
     url.query_pairs()
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
@@ -2338,7 +2334,13 @@ async fn group_transitive_members_cast(
 }
 
 // ---------------------------------------------------------------------------------------------
-// Certificates: PEM, base64 and SHA-1 (for x5t; SHA-256 comes from sha2)
+// Certificates: PEM, base64 and SHA-1 (for x5t; SHA-256 comes from ring)
+
+fn sha256(bytes: &[u8]) -> Vec<u8> {
+    ring::digest::digest(&ring::digest::SHA256, bytes)
+        .as_ref()
+        .to_vec()
+}
 
 const BASE64_STD: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 const BASE64_URL: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -2400,7 +2402,7 @@ pub fn cert_thumbprint_sha1(cert_pem: &str) -> String {
 
 /// The `x5t#S256` of a PEM certificate: base64url SHA-256 of its DER.
 pub fn cert_thumbprint_sha256(cert_pem: &str) -> String {
-    base64url(Sha256::digest(pem_to_der(cert_pem).expect("a PEM certificate")).as_slice())
+    base64url(&sha256(&pem_to_der(cert_pem).expect("a PEM certificate")))
 }
 
 /// SHA-1 (FIPS 180-4), only for certificate thumbprints.

@@ -627,7 +627,7 @@ async fn directory_gate(
 /// The decoded query parameters.
 fn params(uri: &Uri) -> Vec<(String, String)> {
     uri.query()
-        .and_then(|q| reqwest::Url::parse(&format!("http://fake/?{q}")).ok())
+        .and_then(|q| url::Url::parse(&format!("http://fake/?{q}")).ok())
         .map(|url| url.query_pairs().into_owned().collect())
         .unwrap_or_default()
 }

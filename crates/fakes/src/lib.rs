@@ -630,7 +630,7 @@ fn without_paging(uri: &Uri) -> Option<Uri> {
     if kept.len() == pairs.len() {
         return None;
     }
-    let mut url = reqwest::Url::parse("http://fake/").expect("a URL");
+    let mut url = url::Url::parse("http://fake/").expect("a URL");
     url.query_pairs_mut()
         .extend_pairs(kept.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     let query = url.query().unwrap_or_default();
@@ -825,7 +825,7 @@ impl Params {
 
 /// The pairs of a query string or form body (`+` is a space).
 pub fn form_pairs(text: &str) -> Vec<(String, String)> {
-    reqwest::Url::parse(&format!("http://fake/?{text}"))
+    url::Url::parse(&format!("http://fake/?{text}"))
         .map(|url| url.query_pairs().into_owned().collect())
         .unwrap_or_default()
 }

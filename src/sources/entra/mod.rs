@@ -14,7 +14,6 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use base64::Engine as _;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use self::config::EntraSourceConfig;
 use super::{present, Source, SourceError};
@@ -72,7 +71,7 @@ pub fn thumbprint(cert_pem: &str) -> Result<String, String> {
     let der = base64::engine::general_purpose::STANDARD
         .decode(body.trim())
         .map_err(|e| format!("the certificate is not valid base64 ({e})"))?;
-    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(&der)))
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(ring::digest::digest(&ring::digest::SHA256, &der)))
 }
 
 impl EntraSource {

@@ -805,7 +805,7 @@ mod tests {
     #[test]
     fn the_host_comes_from_base_url_subdomain_or_region() {
         let yaml = |extra: &str| -> OneLoginSourceConfig {
-            serde_yaml::from_str(&format!("{{name: ol, client_id: c, {extra}}}")).unwrap()
+            yaml_serde::from_str(&format!("{{name: ol, client_id: c, {extra}}}")).unwrap()
         };
         assert_eq!(
             base_url(&yaml("subdomain: acme")).as_deref(),
