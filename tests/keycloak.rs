@@ -441,3 +441,50 @@ async fn explicit_nulls_plan_like_missing_fields(pre23: bool) {
         .get("displayName")
         .is_none());
 }
+
+/// A server that caps `max` below the configured page size (3 where idsync asks for 5): its short
+/// pages before the announced count are not the end, and since no page it returned proved that it
+/// honours `max`, a member listing ends only on an empty page. Every user and member is read, and
+/// the requests are exactly those: users 3 pages (3, 3, then the last 2 asked as 3), members of
+/// `/Big` 3, 3, 1 and an empty page, of `/Small` 1 and an empty page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_capping_max_is_read_completely() {
+    let kc = FakeKeycloak::start(FakeKeycloakConfig {
+        max_cap: 3,
+        ..FakeKeycloakConfig::default()
+    })
+    .await;
+    let atl = FakeAtlassian::start(FakeConfig::default()).await;
+    let people: Vec<String> = (0..8).map(|i| format!("p{i}@example.com")).collect();
+    for p in &people {
+        kc.add_user(p);
+    }
+    let big: Vec<&str> = people[..7].iter().map(String::as_str).collect();
+    kc.add_group("/Big", &big);
+    kc.add_group("/Small", &["p7@example.com"]);
+    let s = Scratch::new();
+    s.write(
+        "idsync.yaml",
+        &config(&kc, &atl, false).replace("page_size: 2", "page_size: 5"),
+    );
+    let (code, _, stderr) = idsync(
+        &s,
+        &kc,
+        &atl,
+        &["snapshot", "--side", "source", "--out", "snap.json"],
+    )
+    .await;
+    assert_eq!(code, 0, "{stderr}");
+    let snap = s.read("snap.json");
+    let v: serde_json::Value = serde_json::from_str(&snap).expect("a JSON snapshot");
+    assert_eq!(v["users"].as_array().map(Vec::len), Some(8), "{snap}");
+    let members = |name: &str| {
+        v["groups"]
+            .as_array()
+            .and_then(|gs| gs.iter().find(|g| g["name"] == name))
+            .and_then(|g| g["members"].as_array())
+            .map_or(0, Vec::len)
+    };
+    assert_eq!((members("/Big"), members("/Small")), (7, 1), "{snap}");
+    assert_eq!(kc_reads(&kc), [3, 1, 1, 1, 0, 6]);
+}
