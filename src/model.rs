@@ -528,6 +528,34 @@ impl KeyIndex {
     }
 }
 
+/// A documented rate budget of an API and the requests a run sends against it: `per` requests
+/// every `window_secs` seconds. Connectors report them (a source for its read, a target for its
+/// writes); the plan's cost estimate takes the time they need into account.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct RateBudget {
+    /// What the budget is, for people (`source okta: Okta's GET /api/v1/users limit of 600 a minute`).
+    pub what: String,
+    /// Requests sent against it.
+    pub requests: u64,
+    /// Requests the budget allows per window.
+    pub per: u64,
+    /// The window, in seconds.
+    pub window_secs: u64,
+}
+
+impl RateBudget {
+    /// The least time these requests take under the budget, starting with a whole window's budget
+    /// to spend: none while they fit in one window's budget, then a window for each further
+    /// window's worth (a budget of 2,400 a minute takes 10,000 requests at least 190 s).
+    #[must_use]
+    pub fn min_seconds(&self) -> u64 {
+        if self.per == 0 {
+            return 0;
+        }
+        (self.requests.saturating_sub(self.per) * self.window_secs) / self.per
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -130,6 +130,8 @@ pub(crate) struct SourceInput {
     pub(crate) data: SourceData,
     /// Requests the read made (0 for a file, or a connector that does not count them).
     pub(crate) requests: u64,
+    /// The documented rate budgets such a read spends (see `Source::rate_budgets`).
+    pub(crate) budgets: Vec<crate::model::RateBudget>,
 }
 
 /// The target as read.
@@ -176,6 +178,7 @@ pub(crate) async fn read_sources(
         })?;
         phase.finish();
         lap(printer, clock, &format!("read source {name}"));
+        let budgets = source.rate_budgets(&snap);
         let indexed = index(snap, GroupNames::MayRepeat)
             .await
             .map_err(|e| Error::SourceData {
@@ -197,6 +200,7 @@ pub(crate) async fn read_sources(
                 data: indexed,
             },
             requests: source.requests(),
+            budgets,
         })
     });
     futures_util::future::try_join_all(reads).await
@@ -263,6 +267,10 @@ pub(crate) fn plan_from(
         sources: read,
         target: TargetInput { target, indexed },
     } = inputs;
+    let read_budgets: Vec<crate::model::RateBudget> = read
+        .iter()
+        .flat_map(|r| r.budgets.iter().cloned())
+        .collect();
     let data: Vec<SourceData> = read.into_iter().map(|r| r.data).collect();
     let desired = desired::build(&data, &loaded.rules, &|g| target.reserved_group(g))
         .map_err(|problems| Error::GroupReferences { problems })?;
@@ -318,6 +326,8 @@ pub(crate) fn plan_from(
         target_name: target.name(),
         target_concurrency: target.request_concurrency(),
         action_requests: &|a| target.requests_for(a),
+        write_budget: target.write_budget(),
+        read_budgets,
         last_active_lag: target.last_active_lag(),
         target_warnings: target.warnings(),
         sources: sources_read,

@@ -132,6 +132,29 @@ pub trait Source: Send + Sync {
     fn requests(&self) -> u64 {
         0
     }
+    /// The documented rate budgets a read like the one that produced `snapshot` spends, with the
+    /// requests it sends against each (from the connector's request formula). `apply` reads the
+    /// sources again, so the plan's cost estimate includes the time they need. None by default:
+    /// an API without a documented budget (Keycloak, Graph's are far above a read, SCIM).
+    fn rate_budgets(&self, _snapshot: &Snapshot) -> Vec<crate::model::RateBudget> {
+        Vec::new()
+    }
+}
+
+/// Pages of `n` items at `page` a page, at least one (the first page is asked even when empty).
+#[must_use]
+pub(crate) fn pages(n: usize, page: usize) -> u64 {
+    n.div_ceil(page.max(1)).max(1) as u64
+}
+
+/// Member listing pages of every group of `snapshot`, at `page` a page.
+#[must_use]
+pub(crate) fn member_pages(snapshot: &Snapshot, page: usize) -> u64 {
+    snapshot
+        .groups
+        .iter()
+        .map(|g| pages(g.members.len(), page))
+        .sum()
 }
 
 /// Model groups from an IdP's group listing and, per group, its member objects (each with the IdP's

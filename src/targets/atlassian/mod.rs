@@ -397,6 +397,13 @@ impl Target for AtlassianTarget {
         self.dir.http.requests() + self.admin.as_ref().map_or(0, |a| a.http.requests())
     }
 
+    /// Atlassian says every admin API request is rate-limited but publishes no numbers, and none
+    /// for SCIM (API-NOTES §1.9, §2): there is no documented budget to estimate with. Its
+    /// `X-RateLimit-*` headers and 429s pace the apply as it runs.
+    fn write_budget(&self) -> Option<(String, u64, u64)> {
+        None
+    }
+
     fn warnings(&self) -> Vec<String> {
         self.warnings.clone()
     }
