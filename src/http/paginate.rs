@@ -551,7 +551,9 @@ pub async fn offset_all(
 /// As [`offset_all`], for a listing whose size the server announced (`announced`, from a count
 /// endpoint or the parent's `subGroupCount`, as `what` says). The listing ends once that many were
 /// read, without an extra empty page: the last page is asked for one item more than remains, so
-/// that a listing going on past an understated count shows it (with no extra request). A page
+/// that a listing going on past an understated count shows it (with no extra request). When the
+/// first page comes back full, the other pages are fetched side by side (they are where the count
+/// says), kept while each comes back as asked; from one that does not, one page at a time. A page
 /// that comes back empty before the announced end is asked for again, then fails. The caller
 /// compares what was read with what was announced (a count taken before may have moved).
 ///
@@ -633,11 +635,65 @@ async fn offset_read(
         out.extend(items);
         match remaining {
             Some(r) if got >= r => return Ok(out),
+            Some(_) if out.len() == got && got == max => {
+                // A full first page of a counted listing: the other pages are where the count
+                // says, and are fetched side by side.
+                let (n, _) = announced.unwrap_or_default();
+                offset_rest(client, path, query, max, n, seen, &mut out).await?;
+            }
             Some(_) => {}
             None if seen.ends(got, ask) => return Ok(out),
             None => {}
         }
     }
+}
+
+/// The pages of a counted offset listing after its full first page, fetched side by side (up to
+/// the client's concurrency), each page asked for `max` but the last by the count, asked for one
+/// more than remains. Pages are kept in order while each came back as asked (full, or at least
+/// what remained for the last); from the first that did not (a server capping `max`, a glitch),
+/// the caller reads on one page at a time, with its checks and retries.
+async fn offset_rest(
+    client: &HttpClient,
+    path: &str,
+    query: &[(&str, String)],
+    max: usize,
+    announced: usize,
+    seen: &OffsetEvidence,
+    out: &mut Vec<Value>,
+) -> Result<(), HttpError> {
+    use futures_util::stream::{self, StreamExt, TryStreamExt};
+    let starts: Vec<usize> = (out.len()..announced).step_by(max.max(1)).collect();
+    let pages: Vec<Vec<Value>> = stream::iter(starts.clone().into_iter().map(|first| {
+        let ask = if announced - first <= max {
+            announced - first + 1
+        } else {
+            max
+        };
+        let mut q = query.to_vec();
+        q.push(("first", first.to_string()));
+        q.push(("max", ask.to_string()));
+        async move {
+            match client.get_json(path, &q).await? {
+                Value::Array(items) => Ok(items),
+                _ => Err(client.malformed(path, "a listing that is not a JSON array")),
+            }
+        }
+    }))
+    .buffered(client.concurrency())
+    .try_collect()
+    .await?;
+    for (page, &first) in pages.into_iter().zip(&starts) {
+        let wanted = max.min(announced - first);
+        if page.len() < wanted {
+            break;
+        }
+        if page.len() == max {
+            seen.saw_filled(max);
+        }
+        out.extend(page);
+    }
+    Ok(())
 }
 
 /// The `rel="next"` target of a `Link` header, if any.
