@@ -808,6 +808,27 @@ mod tests {
     }
 
     #[test]
+    fn a_short_page_ends_a_listing_only_when_the_server_was_seen_to_honour_max() {
+        let e = OffsetEvidence::led_by("users");
+        assert!(
+            !e.ends(20, 100),
+            "nothing known yet: only an empty page ends"
+        );
+        e.saw_filled(100);
+        assert!(e.ends(20, 100));
+        assert!(!e.ends(100, 100), "a full page never ends a listing");
+        assert!(!e.ends(20, 20));
+        // A page that came back short before a count's end: the server caps at 10.
+        e.saw_capped(10);
+        assert!(
+            !e.ends(20, 100),
+            "the evidence contradicts itself: trust nothing above the cap"
+        );
+        assert!(!e.ends(10, 100));
+        assert!(e.ends(5, 100));
+    }
+
+    #[test]
     fn ids_listed_twice_are_found() {
         let items = |ids: &[&str]| -> Vec<Value> {
             ids.iter().map(|i| serde_json::json!({"id": i})).collect()
