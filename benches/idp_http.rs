@@ -1,9 +1,10 @@
 //! Identity-provider snapshot benchmark (not a timed test): each connector against its fake with 20 ms
 //! added to every request, 20,000 users and 1,000 groups of 20 members.
 //!
-//! Reports requests, wall time and the ratio to the lower bound, minimum requests × latency ÷ allowed
-//! concurrency, for each connector: okta, entra, google, keycloak, onelogin (the groups as roles) and
-//! scim (a SCIM source, read from the fake Atlassian's SCIM endpoints).
+//! Reports requests (which must equal README's formula: the benchmark fails otherwise), wall time
+//! and the ratio to the lower bound, requests × latency ÷ allowed concurrency, for each connector:
+//! okta, entra, google, keycloak, onelogin (the groups as roles) and scim (a SCIM source, read from
+//! the fake Atlassian's SCIM endpoints).
 //!
 //! Run: `cargo bench --bench idp_http` (`-- --concurrency N` to change `http.max_concurrency`,
 //! `-- --only NAME` to measure one connector).
@@ -96,12 +97,19 @@ async fn measure(yaml: &str, requests: impl Fn() -> usize) -> (usize, Duration) 
     (requests() - before, took)
 }
 
-fn report(name: &str, requests: usize, minimum: usize, took: Duration, concurrency: usize) {
-    let bound = LATENCY.as_secs_f64() * minimum as f64 / concurrency as f64;
+/// Prints one connector's figures; the requests sent must be exactly README's formula (`formula`),
+/// else the benchmark fails.
+fn report(name: &str, requests: usize, formula: usize, took: Duration, concurrency: usize) {
+    let bound = LATENCY.as_secs_f64() * formula as f64 / concurrency as f64;
     println!(
-        "{name:<NAME_WIDTH$} {requests:>5} requests (minimum {minimum:>5})  {:>6.2} s  lower bound {bound:>5.2} s  ratio {:.2}",
+        "{name:<NAME_WIDTH$} {requests:>5} requests (formula {formula:>5}, ratio {:.2})  {:>6.2} s  lower bound {bound:>5.2} s  ratio {:.2}",
+        requests as f64 / formula as f64,
         took.as_secs_f64(),
         took.as_secs_f64() / bound
+    );
+    assert_eq!(
+        requests, formula,
+        "idp_http: {name} sent {requests} requests where README's formula says {formula}: fix the client or the formula"
     );
 }
 
@@ -124,8 +132,8 @@ async fn okta(concurrency: usize) {
     })
     .await;
     // 200 per page (Okta's limit): the users, the groups, and one member page per group.
-    let minimum = USERS.div_ceil(200) + GROUPS.div_ceil(200) + GROUPS * PER_GROUP.div_ceil(200);
-    report("okta", requests, minimum, took, concurrency);
+    let formula = USERS.div_ceil(200) + GROUPS.div_ceil(200) + GROUPS * PER_GROUP.div_ceil(200);
+    report("okta", requests, formula, took, concurrency);
 }
 
 async fn entra(concurrency: usize) {
@@ -151,8 +159,14 @@ async fn entra(concurrency: usize) {
     })
     .await;
     // 999 per page (Graph's limit): a token, the users, the groups, and one member page per group.
-    let minimum = 1 + USERS.div_ceil(999) + GROUPS.div_ceil(999) + GROUPS * PER_GROUP.div_ceil(999);
-    report("entra", requests, minimum, took, concurrency);
+    // Token, users and groups pages, member listings' first pages twenty to a `$batch`, and
+    // their further pages (none here) by nextLink.
+    let formula = 1
+        + USERS.div_ceil(999)
+        + GROUPS.div_ceil(999)
+        + GROUPS.div_ceil(20)
+        + GROUPS * (PER_GROUP.div_ceil(999).max(1) - 1);
+    report("entra", requests, formula, took, concurrency);
 }
 
 async fn google(concurrency: usize) {
@@ -186,8 +200,8 @@ async fn google(concurrency: usize) {
     // The Directory API's page limits, which the connector asks for: users.list `maxResults` ≤ 500,
     // groups.list ≤ 200, members.list ≤ 200. `nextPageToken` is absent on the last page, so no listing
     // ends with an empty page: a token, the users, the groups, and one member page per group.
-    let minimum = 1 + USERS.div_ceil(500) + GROUPS.div_ceil(200) + GROUPS * PER_GROUP.div_ceil(200);
-    report("google", requests, minimum, took, concurrency);
+    let formula = 1 + USERS.div_ceil(500) + GROUPS.div_ceil(200) + GROUPS * PER_GROUP.div_ceil(200);
+    report("google", requests, formula, took, concurrency);
 }
 
 async fn keycloak(concurrency: usize) {
@@ -212,16 +226,19 @@ async fn keycloak(concurrency: usize) {
     // `page_size` 100 (the default, and Keycloak's default `max`). A Keycloak listing is a bare JSON
     // array: no total, no next link, and a server may hold a page below `max` (the fake's `max_cap`),
     // so a short page alone does not prove the end. Users and top-level groups are counted first
-    // (`/users/count`, `/groups/count?top=true`); a short page with the count read ends them, a full
-    // last page still needs the empty one after it (users added meanwhile would follow it). Members
-    // have no count: every member listing ends on an empty page. Here: users 1 + 200 + 1, groups
-    // 1 + 10 + 1, and 1 + 1 per group for 20 members. If short pages were trusted, members would be
-    // one page each and the minimum 1,215 instead of 2,215.
+    // (`/users/count`, `/groups/count?top=true`) and end when the count is read: their last page
+    // asks for one item more than remains, so a listing going on past its count still shows.
+    // Members have no count: a member listing ends on a short page once the read has seen the
+    // server fill a page of `max` (the users' first page, which member listings wait for), else on
+    // an empty page. Here: users 1 + 200, groups 1 + 10, one page per group: 1,213 (2,215 before).
     let page = 100;
-    let listing = |n: usize| n.div_ceil(page) + 1;
-    let counted = |n: usize| 1 + n.div_ceil(page) + usize::from(n.is_multiple_of(page));
-    let minimum = 1 + counted(USERS) + counted(GROUPS) + GROUPS * listing(PER_GROUP);
-    report("keycloak", requests, minimum, took, concurrency);
+    // A count, then its pages (the last asks for one more than remains: no empty page).
+    let counted = |n: usize| 1 + n.div_ceil(page).max(1);
+    // The users' first page came back full, so a member listing ends on a short page; one that
+    // ends on a full page (or is empty) asks for an empty one.
+    let members = |n: usize| n.div_ceil(page) + usize::from(n.is_multiple_of(page));
+    let formula = 1 + counted(USERS) + counted(GROUPS) + GROUPS * members(PER_GROUP);
+    report("keycloak", requests, formula, took, concurrency);
 }
 
 async fn onelogin(concurrency: usize) {
@@ -243,9 +260,9 @@ async fn onelogin(concurrency: usize) {
     // 50 per page (OneLogin's documented maximum for users and role users): a token, the users,
     // one page of (no) groups, the roles, and one member page per role. `After-Cursor` is absent on
     // a last page, so no listing ends with an empty one.
-    let minimum =
+    let formula =
         1 + USERS.div_ceil(50) + 1 + GROUPS.div_ceil(50) + GROUPS * PER_GROUP.div_ceil(50);
-    report("onelogin", requests, minimum, took, concurrency);
+    report("onelogin", requests, formula, took, concurrency);
 }
 
 async fn scim(concurrency: usize) {
@@ -272,8 +289,8 @@ async fn scim(concurrency: usize) {
     // that is too low would otherwise hide the rest). Groups carry their members: the users, then
     // the groups, and nothing per group.
     let scim_listing = |n: usize| n.div_ceil(100) + usize::from(n.is_multiple_of(100));
-    let minimum = scim_listing(USERS) + scim_listing(GROUPS);
-    report("scim", requests, minimum, took, concurrency);
+    let formula = scim_listing(USERS) + scim_listing(GROUPS);
+    report("scim", requests, formula, took, concurrency);
 }
 
 fn main() {

@@ -29,6 +29,10 @@ pub(crate) struct Context<'a> {
     pub target_concurrency: Option<usize>,
     /// Requests the target takes to apply an action, for the cost estimate.
     pub action_requests: &'a dyn Fn(&Action) -> u64,
+    /// The documented rate budget of the target's writes, as `(what, per, window_secs)`.
+    pub write_budget: Option<(String, u64, u64)>,
+    /// The documented rate budgets the sources' reads spend (apply reads them again).
+    pub read_budgets: Vec<crate::model::RateBudget>,
     /// How late the target's last-active dates may be; added to `grace_days`.
     pub last_active_lag: chrono::Duration,
     /// What the target's snapshot found that a reviewer should know.
@@ -969,7 +973,19 @@ impl Differ<'_> {
         skipped.sort_by(|a, b| a.key.cmp(&b.key));
         let cost = self.ctx.target_concurrency.map(|width| {
             let requests: u64 = self.actions.iter().map(self.ctx.action_requests).sum();
-            Cost::estimate(requests, width)
+            let mut budgets: Vec<crate::model::RateBudget> = self
+                .ctx
+                .write_budget
+                .iter()
+                .map(|(what, per, window_secs)| crate::model::RateBudget {
+                    what: what.clone(),
+                    requests,
+                    per: *per,
+                    window_secs: *window_secs,
+                })
+                .collect();
+            budgets.extend(self.ctx.read_budgets.iter().cloned());
+            Cost::bounded(requests, width, budgets)
         });
         let mut plan = Plan {
             format_version: FORMAT_VERSION.into(),

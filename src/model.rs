@@ -680,6 +680,35 @@ impl KeyIndex {
     }
 }
 
+/// A documented rate budget of an API and the requests a run sends against it: `per` requests
+/// every `window_secs` seconds. Connectors report them (a source for its read, a target for its
+/// writes); the plan's cost estimate takes the time they need into account.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct RateBudget {
+    /// What the budget is, for people (`source okta: Okta's GET /api/v1/users limit of 600 a minute`).
+    pub what: String,
+    /// Requests sent against it.
+    pub requests: u64,
+    /// Requests the budget allows per window.
+    pub per: u64,
+    /// The window, in seconds.
+    pub window_secs: u64,
+}
+
+impl RateBudget {
+    /// The least time these requests take under the budget, spent at its steady rate (a budget of
+    /// 2,400 a minute takes 1,046 requests at least 26 s). A budget may start with a whole window
+    /// to spend, but the plan's own read (and, for `apply`, the re-read) has just spent from it, and
+    /// other integrations share it: the steady rate is what a run can count on.
+    #[must_use]
+    pub fn min_seconds(&self) -> u64 {
+        if self.per == 0 {
+            return 0;
+        }
+        self.requests.saturating_mul(self.window_secs) / self.per
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -49,6 +49,8 @@ fn plan(sources: &[(&str, &str)], target: &str, body: &str) -> Plan {
         config_hash: loaded.hash.clone(),
         target_name: "file:t.yaml".into(),
         target_concurrency: None,
+        write_budget: None,
+        read_budgets: Vec::new(),
         action_requests: &|_| 1,
         last_active_lag: chrono::Duration::zero(),
         target_warnings: Vec::new(),

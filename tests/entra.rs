@@ -434,3 +434,84 @@ async fn entra_duplicate_names_members_that_are_not_users_and_null_mail() {
     let (code, _, stderr) = idsync(&s, &e, &atl, &["plan"]).await;
     assert_eq!(code, 0, "{stderr}");
 }
+
+/// Member listings go twenty to a JSON batch: 45 groups take three `$batch` requests instead of
+/// 45 GETs; a big group's further pages follow its `@odata.nextLink` outside the batch; and a
+/// request throttled inside a batch (Graph throttles each on its own, with its own `Retry-After`)
+/// is sent again in a later batch, so the read is the same as an unthrottled one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn member_listings_are_batched_and_throttled_items_sent_again() {
+    let e = FakeEntra::start(FakeEntraConfig::default()).await;
+    let atl = FakeAtlassian::start(FakeConfig::default()).await;
+    let people: Vec<String> = (0..12).map(|i| format!("p{i:02}@example.com")).collect();
+    for p in &people {
+        e.add_user(EntraSeedUser::new(p));
+    }
+    for g in 0..44 {
+        e.add_group(&format!("team-{g:02}"), &[people[g % 12].as_str()]);
+    }
+    let big: Vec<&str> = people[..5].iter().map(String::as_str).collect();
+    e.add_group("Big", &big);
+    let s = Scratch::new();
+    s.write(
+        "idsync.yaml",
+        &config(&e, &atl, "    client_secret: ${TEST_ENTRA_SECRET}\n", true)
+            .replace("    groups: [Atlassian Users, Engineering]\n", "")
+            .replace("  require_groups: [\"entra:Atlassian Users\"]\n", "")
+            .replace(
+                "  mappings: [{from: \"entra:Engineering\", to: engineering}]\n",
+                "  mappings: []\n",
+            ),
+    );
+    let read = || async {
+        let (code, _, stderr) = idsync(
+            &s,
+            &e,
+            &atl,
+            &["snapshot", "--side", "source", "--out", "snap.json"],
+        )
+        .await;
+        (code, s.read("snap.json"), stderr)
+    };
+    let (code, reference, stderr) = read().await;
+    assert_eq!(code, 0, "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&reference).expect("a JSON snapshot");
+    let groups = v["groups"].as_array().expect("groups");
+    assert_eq!(groups.len(), 45, "{reference}");
+    let big_members = groups
+        .iter()
+        .find(|g| g["name"] == "Big")
+        .and_then(|g| g["members"].as_array())
+        .map_or(0, Vec::len);
+    assert_eq!(big_members, 5, "{reference}");
+    let log = e.requests();
+    let batches = log.iter().filter(|r| r.path == "/v1.0/$batch").count();
+    let member_gets = log
+        .iter()
+        .filter(|r| r.method == "GET" && r.path.contains("/transitiveMembers"))
+        .count();
+    assert_eq!(batches, 3, "45 groups, 20 to a batch");
+    assert_eq!(member_gets, 2, "Big's pages 2 and 3 (of two) by nextLink");
+    let batched = e.batched();
+    assert_eq!(batched.len(), 45);
+    assert!(batched.iter().all(|(status, url)| *status == 200
+        && url.starts_with("/groups/")
+        && url.contains("%24count=true")));
+
+    // Every fifth Graph request throttled, requests inside batches included.
+    e.set_throttle_every(Some(5), 1);
+    let before = e.batched().len();
+    let (code, throttled, stderr) = read().await;
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(throttled, reference, "the same read, throttled");
+    let inner = &e.batched()[before..];
+    assert!(
+        inner.iter().any(|(status, _)| *status == 429),
+        "some requests were throttled inside a batch: {inner:?}"
+    );
+    assert_eq!(
+        inner.iter().filter(|(status, _)| *status == 200).count(),
+        45,
+        "each listing's first page answered once"
+    );
+}

@@ -324,12 +324,15 @@ fn kc_reads(kc: &FakeKeycloak) -> [usize; 6] {
 }
 
 /// The requests of one snapshot of the seeded realm (4 users, 17 groups, pages of 2). Before the
-/// counts were used: users 3, groups 2, children 10, members 21 (36). The counts replace the empty
-/// last page of users and top-level groups, and `subGroupCount` saves it under each parent; before
-/// Keycloak 23 the tree comes inline.
+/// counts were used: users 3, groups 2, children 10, members 21 (36). The counts end the users and
+/// top-level groups listings without an empty page (their last page asks for one more than
+/// remains), `subGroupCount` does so under each parent, and since the users' first page came back
+/// full, a member listing ends on its first short page: only the 4 members of `/Atlassian Users`
+/// (two full pages) and the 12 empty teams need an empty page. Before Keycloak 23 the tree comes
+/// inline.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keycloak_request_counts() {
-    for (pre23, expected) in [(false, [3, 1, 2, 1, 8, 21]), (true, [3, 1, 2, 1, 0, 21])] {
+    for (pre23, expected) in [(false, [2, 1, 1, 1, 8, 18]), (true, [2, 1, 1, 1, 0, 18])] {
         let kc = start(pre23).await;
         let atl = FakeAtlassian::start(FakeConfig::default()).await;
         seed(&kc);
@@ -437,4 +440,51 @@ async fn explicit_nulls_plan_like_missing_fields(pre23: bool) {
         .unwrap()
         .get("displayName")
         .is_none());
+}
+
+/// A server that caps `max` below the configured page size (3 where idsync asks for 5): its short
+/// pages before the announced count are not the end, and since no page it returned proved that it
+/// honours `max`, a member listing ends only on an empty page. Every user and member is read, and
+/// the requests are exactly those: users 3 pages (3, 3, then the last 2 asked as 3), members of
+/// `/Big` 3, 3, 1 and an empty page, of `/Small` 1 and an empty page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_capping_max_is_read_completely() {
+    let kc = FakeKeycloak::start(FakeKeycloakConfig {
+        max_cap: 3,
+        ..FakeKeycloakConfig::default()
+    })
+    .await;
+    let atl = FakeAtlassian::start(FakeConfig::default()).await;
+    let people: Vec<String> = (0..8).map(|i| format!("p{i}@example.com")).collect();
+    for p in &people {
+        kc.add_user(p);
+    }
+    let big: Vec<&str> = people[..7].iter().map(String::as_str).collect();
+    kc.add_group("/Big", &big);
+    kc.add_group("/Small", &["p7@example.com"]);
+    let s = Scratch::new();
+    s.write(
+        "idsync.yaml",
+        &config(&kc, &atl, false).replace("page_size: 2", "page_size: 5"),
+    );
+    let (code, _, stderr) = idsync(
+        &s,
+        &kc,
+        &atl,
+        &["snapshot", "--side", "source", "--out", "snap.json"],
+    )
+    .await;
+    assert_eq!(code, 0, "{stderr}");
+    let snap = s.read("snap.json");
+    let v: serde_json::Value = serde_json::from_str(&snap).expect("a JSON snapshot");
+    assert_eq!(v["users"].as_array().map(Vec::len), Some(8), "{snap}");
+    let members = |name: &str| {
+        v["groups"]
+            .as_array()
+            .and_then(|gs| gs.iter().find(|g| g["name"] == name))
+            .and_then(|g| g["members"].as_array())
+            .map_or(0, Vec::len)
+    };
+    assert_eq!((members("/Big"), members("/Small")), (7, 1), "{snap}");
+    assert_eq!(kc_reads(&kc), [3, 1, 1, 1, 0, 6]);
 }

@@ -128,6 +128,8 @@ pub(crate) struct Inputs {
 /// One source as read.
 pub(crate) struct SourceInput {
     pub(crate) data: SourceData,
+    /// The documented rate budgets such a read spends (see `Source::rate_budgets`).
+    pub(crate) budgets: Vec<crate::model::RateBudget>,
 }
 
 /// The target as read.
@@ -182,6 +184,7 @@ pub(crate) async fn read_sources(
                 name: name.clone(),
                 source: e,
             })?;
+        let budgets = source.rate_budgets(&indexed);
         lap(
             printer,
             clock,
@@ -196,6 +199,7 @@ pub(crate) async fn read_sources(
                 name,
                 data: indexed,
             },
+            budgets,
         })
     });
     futures_util::future::try_join_all(reads).await
@@ -291,6 +295,10 @@ pub(crate) fn plan_from_keeping(
         sources: read,
         target: TargetInput { target, indexed },
     } = inputs;
+    let read_budgets: Vec<crate::model::RateBudget> = read
+        .iter()
+        .flat_map(|r| r.budgets.iter().cloned())
+        .collect();
     let mut data: Vec<SourceData> = read.into_iter().map(|r| r.data).collect();
     // `explain` reads the sources' records after the plan; desired::build empties them.
     let kept_sources = keep.then(|| data.clone());
@@ -352,6 +360,8 @@ pub(crate) fn plan_from_keeping(
         target_name: target.name(),
         target_concurrency: target.request_concurrency(),
         action_requests: &|a| target.requests_for(a),
+        write_budget: target.write_budget(),
+        read_budgets,
         last_active_lag: target.last_active_lag(),
         target_warnings: target.warnings(),
         sources: sources_read,

@@ -435,6 +435,41 @@ impl HttpClient {
         Ok((v, reply.headers))
     }
 
+    /// POSTs a request that only reads (Graph's `$batch` of GETs), and reads its JSON answer: sent
+    /// again, within the one attempt budget, after throttling, a 5xx or a cut-off body, as a GET is.
+    ///
+    /// # Errors
+    /// A non-2xx answer, or a failure after every attempt.
+    pub async fn post_read_json(&self, path: &str, body: &Value) -> Result<Value, HttpError> {
+        let sent = self
+            .send_payload(
+                Method::POST,
+                path,
+                &[],
+                Payload::Json(body),
+                Replay::Always,
+                &mut 0,
+                true,
+            )
+            .await?;
+        let mut reply = self.answered(sent, Method::POST, path)?;
+        if !reply.status.is_success() {
+            return Err(self.status_error(&reply));
+        }
+        match reply.parsed.take() {
+            Some(v) => Ok(v),
+            None => reply.json(&self.api),
+        }
+    }
+
+    /// The retry policy, for what answers one call with many (the items of a Graph `$batch`, each
+    /// retried in a later batch within the same attempt budget). Never for a loop around a call:
+    /// every call retries in the client's own loop.
+    #[must_use]
+    pub(crate) fn retry_policy(&self) -> &RetryPolicy {
+        &self.policy
+    }
+
     /// Sends a request and insists on a 2xx answer.
     ///
     /// # Errors

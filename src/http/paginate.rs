@@ -755,10 +755,81 @@ pub fn next_cursor(page: &Value) -> Option<String> {
     Some(next.to_string())
 }
 
-/// Every item of an offset listing (`first`/`max`, Keycloak style) returning bare JSON arrays. The
-/// next page starts after what this one returned, and the listing ends on an empty page: a server
-/// that caps `max` below what was asked is never taken to have run out. An item listed twice (the
-/// server ignored `first`, or the pages overlap) fails the listing.
+/// What an offset server (Keycloak style, `first`/`max`) was seen to do with `max` during one
+/// read, shared by its listings: the largest page it filled (a page of exactly what was asked),
+/// and the smallest page it returned short before an announced end (a server that caps `max`
+/// below what was asked). A listing without a count ends on a short page only when this proves
+/// the page short because the listing ran out: the server filled larger pages, and never came
+/// back short before the end of a counted listing.
+///
+/// So that what a read learns does not depend on timing, one listing leads: the first page of
+/// the listing at `leader` (its path) settles the evidence ([`OffsetEvidence::settled`]), and
+/// listings that rely on it wait for that.
+#[derive(Debug)]
+pub struct OffsetEvidence {
+    filled: std::sync::atomic::AtomicUsize,
+    capped: std::sync::atomic::AtomicUsize,
+    leader: String,
+    settled: std::sync::atomic::AtomicBool,
+    notify: tokio::sync::Notify,
+}
+
+impl OffsetEvidence {
+    /// Evidence led by the listing at `leader` (a path, as passed to [`offset_counted`]).
+    #[must_use]
+    pub fn led_by(leader: &str) -> OffsetEvidence {
+        OffsetEvidence {
+            filled: std::sync::atomic::AtomicUsize::new(0),
+            capped: std::sync::atomic::AtomicUsize::new(usize::MAX),
+            leader: leader.to_string(),
+            settled: std::sync::atomic::AtomicBool::new(false),
+            notify: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// Marks the evidence settled (the leading listing read its first page, or gave up).
+    pub fn settle(&self) {
+        self.settled
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.notify.notify_waiters();
+    }
+
+    /// Waits until the leading listing read its first page (or gave up).
+    pub async fn settled(&self) {
+        loop {
+            let wake = self.notify.notified();
+            if self.settled.load(std::sync::atomic::Ordering::SeqCst) {
+                return;
+            }
+            wake.await;
+        }
+    }
+
+    fn saw_filled(&self, n: usize) {
+        self.filled
+            .fetch_max(n, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn saw_capped(&self, n: usize) {
+        self.capped
+            .fetch_min(n, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether a page of `got` items, asked for `asked`, can only be short because the listing
+    /// ended: the server filled pages larger than it and never capped one at or below it.
+    #[must_use]
+    pub fn ends(&self, got: usize, asked: usize) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        got < asked && got < self.filled.load(Relaxed) && got < self.capped.load(Relaxed)
+    }
+}
+
+/// Every item of an offset listing (`first`/`max`, Keycloak style) returning bare JSON arrays,
+/// whose size nothing announces. The next page starts after what this one returned; the listing
+/// ends on an empty page, or on a short page when `seen` proves that the server honours `max`
+/// (it filled pages at least that large during this read, and capped none: see
+/// [`OffsetEvidence`]). A server that caps `max` below what was asked is never taken to have run
+/// out. An item listed twice (the server ignored `first`, or the pages overlap) fails the listing.
 ///
 /// # Errors
 /// A page that fails after retries, that is not an array, or pages that overlap.
@@ -767,17 +838,21 @@ pub async fn offset_all(
     path: &str,
     query: &[(&str, String)],
     max: usize,
+    seen: &OffsetEvidence,
 ) -> Result<Vec<Value>, HttpError> {
-    let out = offset_read(client, path, query, max, None).await?;
+    let out = offset_read(client, path, query, max, None, seen).await?;
     check_unique(client, path, &out)?;
     Ok(out)
 }
 
 /// As [`offset_all`], for a listing whose size the server announced (`announced`, from a count
-/// endpoint or the parent's `subGroupCount`, as `what` says): a page that comes back empty before
-/// that many were read is asked for again, then fails; and the listing ends without the extra empty
-/// page once a page comes back short with all announced items read. The caller compares what was
-/// read with what was announced (a count taken before may have moved).
+/// endpoint or the parent's `subGroupCount`, as `what` says). The listing ends once that many were
+/// read, without an extra empty page: the last page is asked for one item more than remains, so
+/// that a listing going on past an understated count shows it (with no extra request). When the
+/// first page comes back full, the other pages are fetched side by side (they are where the count
+/// says), kept while each comes back as asked; from one that does not, one page at a time. A page
+/// that comes back empty before the announced end is asked for again, then fails. The caller
+/// compares what was read with what was announced (a count taken before may have moved).
 ///
 /// # Errors
 /// As [`offset_all`], or a page that stays empty before the announced end.
@@ -788,8 +863,9 @@ pub async fn offset_counted(
     max: usize,
     announced: usize,
     what: &str,
+    seen: &OffsetEvidence,
 ) -> Result<Vec<Value>, HttpError> {
-    let out = offset_read(client, path, query, max, Some((announced, what))).await?;
+    let out = offset_read(client, path, query, max, Some((announced, what)), seen).await?;
     check_unique(client, path, &out)?;
     Ok(out)
 }
@@ -800,13 +876,24 @@ async fn offset_read(
     query: &[(&str, String)],
     max: usize,
     announced: Option<(usize, &str)>,
+    seen: &OffsetEvidence,
 ) -> Result<Vec<Value>, HttpError> {
     let mut out = Vec::new();
     loop {
+        let remaining = announced.map(|(n, _)| n.saturating_sub(out.len()));
+        if remaining == Some(0) && !out.is_empty() {
+            return Ok(out);
+        }
+        // The last page by the count is asked for one more than remains: more than that coming
+        // back shows a count that was too low.
+        let ask = match remaining {
+            Some(r) if r <= max => r + 1,
+            _ => max,
+        };
         let mut q = query.to_vec();
         q.push(("first", out.len().to_string()));
-        q.push(("max", max.to_string()));
-        let before_end = announced.is_some_and(|(n, _)| out.len() < n);
+        q.push(("max", ask.to_string()));
+        let before_end = remaining.is_some_and(|r| r > 0);
         let mut tries = 1;
         let items = loop {
             let items = match client.get_json(path, &q).await? {
@@ -830,15 +917,80 @@ async fn offset_read(
             client.pause(tries).await;
             tries += 1;
         };
-        if items.is_empty() {
+        let got = items.len();
+        if got == 0 {
             return Ok(out);
         }
-        let short = items.len() < max;
+        if got >= ask {
+            seen.saw_filled(ask);
+        } else if remaining.is_some_and(|r| got < r) {
+            seen.saw_capped(got);
+        }
+        if path == seen.leader {
+            seen.settle();
+        }
         out.extend(items);
-        if short && announced.is_some_and(|(n, _)| out.len() >= n) {
-            return Ok(out);
+        match remaining {
+            Some(r) if got >= r => return Ok(out),
+            Some(_) if out.len() == got && got == max => {
+                // A full first page of a counted listing: the other pages are where the count
+                // says, and are fetched side by side.
+                let (n, _) = announced.unwrap_or_default();
+                offset_rest(client, path, query, max, n, seen, &mut out).await?;
+            }
+            Some(_) => {}
+            None if seen.ends(got, ask) => return Ok(out),
+            None => {}
         }
     }
+}
+
+/// The pages of a counted offset listing after its full first page, fetched side by side (up to
+/// the client's concurrency), each page asked for `max` but the last by the count, asked for one
+/// more than remains. Pages are kept in order while each came back as asked (full, or at least
+/// what remained for the last); from the first that did not (a server capping `max`, a glitch),
+/// the caller reads on one page at a time, with its checks and retries.
+async fn offset_rest(
+    client: &HttpClient,
+    path: &str,
+    query: &[(&str, String)],
+    max: usize,
+    announced: usize,
+    seen: &OffsetEvidence,
+    out: &mut Vec<Value>,
+) -> Result<(), HttpError> {
+    use futures_util::stream::{self, StreamExt, TryStreamExt};
+    let starts: Vec<usize> = (out.len()..announced).step_by(max.max(1)).collect();
+    let pages: Vec<Vec<Value>> = stream::iter(starts.clone().into_iter().map(|first| {
+        let ask = if announced - first <= max {
+            announced - first + 1
+        } else {
+            max
+        };
+        let mut q = query.to_vec();
+        q.push(("first", first.to_string()));
+        q.push(("max", ask.to_string()));
+        async move {
+            match client.get_json(path, &q).await? {
+                Value::Array(items) => Ok(items),
+                _ => Err(client.malformed(path, "a listing that is not a JSON array")),
+            }
+        }
+    }))
+    .buffered(client.concurrency())
+    .try_collect()
+    .await?;
+    for (page, &first) in pages.into_iter().zip(&starts) {
+        let wanted = max.min(announced - first);
+        if page.len() < wanted {
+            break;
+        }
+        if page.len() == max {
+            seen.saw_filled(max);
+        }
+        out.extend(page);
+    }
+    Ok(())
 }
 
 /// The `rel="next"` target of a `Link` header, if any.
@@ -952,6 +1104,27 @@ mod tests {
         );
         assert_eq!(next_cursor(&page("+/8=ab")).as_deref(), Some("+/8=ab"));
         assert_eq!(next_cursor(&page("")), None);
+    }
+
+    #[test]
+    fn a_short_page_ends_a_listing_only_when_the_server_was_seen_to_honour_max() {
+        let e = OffsetEvidence::led_by("users");
+        assert!(
+            !e.ends(20, 100),
+            "nothing known yet: only an empty page ends"
+        );
+        e.saw_filled(100);
+        assert!(e.ends(20, 100));
+        assert!(!e.ends(100, 100), "a full page never ends a listing");
+        assert!(!e.ends(20, 20));
+        // A page that came back short before a count's end: the server caps at 10.
+        e.saw_capped(10);
+        assert!(
+            !e.ends(20, 100),
+            "the evidence contradicts itself: trust nothing above the cap"
+        );
+        assert!(!e.ends(10, 100));
+        assert!(e.ends(5, 100));
     }
 
     #[test]

@@ -598,7 +598,15 @@ async fn scim_index_and_offset_listings() {
     let http = s.client(3);
     let all = paginate::scim_all(&http, "Users", 2).await.unwrap();
     assert_eq!(ids(&all), ["a", "b", "c"]);
-    let all = paginate::offset_all(&http, "groups", &[], 2).await.unwrap();
+    let all = paginate::offset_all(
+        &http,
+        "groups",
+        &[],
+        2,
+        &paginate::OffsetEvidence::led_by("groups"),
+    )
+    .await
+    .unwrap();
     assert_eq!(ids(&all), ["g1", "g2", "g3"]);
 }
 

@@ -137,8 +137,14 @@ pub struct Cost {
     pub requests: u64,
     /// Requests in flight at once (`http.max_concurrency`).
     pub concurrency: usize,
-    /// The expected duration at about 250 ms per request, `concurrency` at a time.
+    /// The expected duration: the larger of the time at about 250 ms per request, `concurrency`
+    /// at a time, and the least time the rate budget in `bound_by` allows.
     pub expected_seconds: u64,
+    /// The documented rate budget that bounds the time, when one needs more time than the
+    /// requests' latency: of the budgets apply spends (the target's writes, and the sources'
+    /// reads, which `apply` makes again to check the plan still holds), the one that needs most.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bound_by: Option<crate::model::RateBudget>,
 }
 
 /// Typical latency of one write to a cloud API, for the estimate.
@@ -147,12 +153,40 @@ const TYPICAL_REQUEST_MS: u64 = 250;
 impl Cost {
     #[must_use]
     pub fn estimate(requests: u64, concurrency: usize) -> Cost {
-        let width = concurrency.max(1) as u64;
-        Cost {
+        Cost::bounded(requests, concurrency, Vec::new())
+    }
+
+    /// The estimate with the rate budgets it spends: the larger of the latency-bound time and
+    /// the time the slowest budget needs (each budget is spent side by side with the others).
+    #[must_use]
+    pub fn bounded(
+        requests: u64,
+        concurrency: usize,
+        budgets: Vec<crate::model::RateBudget>,
+    ) -> Cost {
+        let mut cost = Cost {
             requests,
             concurrency,
-            expected_seconds: (requests * TYPICAL_REQUEST_MS).div_ceil(width * 1000),
-        }
+            expected_seconds: 0,
+            bound_by: None,
+        };
+        let latency = cost.latency_seconds();
+        cost.bound_by = budgets
+            .into_iter()
+            .max_by_key(crate::model::RateBudget::min_seconds)
+            .filter(|b| b.min_seconds() > latency);
+        cost.expected_seconds = cost
+            .bound_by
+            .as_ref()
+            .map_or(latency, crate::model::RateBudget::min_seconds);
+        cost
+    }
+
+    /// The time at about 250 ms per request, `concurrency` at a time.
+    #[must_use]
+    pub fn latency_seconds(&self) -> u64 {
+        let width = self.concurrency.max(1) as u64;
+        (self.requests * TYPICAL_REQUEST_MS).div_ceil(width * 1000)
     }
 }
 
@@ -472,6 +506,43 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn budget(requests: u64, per: u64, window_secs: u64) -> crate::model::RateBudget {
+        crate::model::RateBudget {
+            what: "source g: a quota".into(),
+            requests,
+            per,
+            window_secs,
+        }
+    }
+
+    #[test]
+    fn a_rate_budget_bounds_the_estimate_only_when_it_needs_more_time() {
+        // At the budget's steady rate.
+        assert_eq!(budget(1_046, 2_400, 60).min_seconds(), 26);
+        assert_eq!(budget(10_000, 2_400, 60).min_seconds(), 250);
+        assert_eq!(budget(15_000, 5_000, 3_600).min_seconds(), 10_800);
+        assert_eq!(budget(5, 0, 60).min_seconds(), 0);
+        // 100 writes, 4 at a time: 7 s of latency; a re-read of 10,000 queries at 2,400 a minute
+        // needs 250 s, and bounds the estimate.
+        let c = Cost::bounded(
+            100,
+            4,
+            vec![budget(10, 2_400, 60), budget(10_000, 2_400, 60)],
+        );
+        assert_eq!((c.latency_seconds(), c.expected_seconds), (7, 250));
+        assert_eq!(c.bound_by.as_ref().map(|b| b.requests), Some(10_000));
+        let line = crate::render::cost_text(&c);
+        assert!(line.contains("at least 250 s, bound by a rate budget (source g: a quota: 10000 request(s) at 2400 per a minute)"), "{line}");
+        assert!(
+            line.contains("latency alone would take about 7 s"),
+            "{line}"
+        );
+        // Budgets that fit in latency's time leave the estimate (and the plan) as before.
+        let c = Cost::bounded(1_000, 4, vec![budget(1_046, 2_400, 60)]);
+        assert_eq!(c, Cost::estimate(1_000, 4));
+        assert_eq!(c.bound_by, None);
+    }
 
     #[test]
     fn format_versions_read_as_major_minor() {

@@ -262,11 +262,33 @@ fn changes_line(plan: &Plan) -> String {
 /// The cost line: requests apply will make and how long they should take.
 #[must_use]
 pub fn cost_line(plan: &Plan) -> Option<String> {
-    let c = plan.cost.as_ref()?;
-    Some(format!(
-        "Cost: apply will make about {} request(s), {} at a time: about {} s (retries and throttling come on top).",
-        c.requests, c.concurrency, c.expected_seconds
-    ))
+    plan.cost.as_ref().map(cost_text)
+}
+
+/// The cost line of an estimate: what bounds it, latency or a rate budget.
+#[must_use]
+pub fn cost_text(c: &crate::plan::Cost) -> String {
+    let Some(b) = &c.bound_by else {
+        return format!(
+            "Cost: apply will make about {} request(s), {} at a time: about {} s (retries and throttling come on top).",
+            c.requests, c.concurrency, c.expected_seconds
+        );
+    };
+    let window = match b.window_secs {
+        60 => "a minute".to_string(),
+        3_600 => "an hour".to_string(),
+        n => format!("{n} s"),
+    };
+    format!(
+        "Cost: apply will make about {} request(s), {} at a time: at least {} s, bound by a rate budget ({}: {} request(s) at {} per {window}); the requests' latency alone would take about {} s (retries and throttling come on top).",
+        c.requests,
+        c.concurrency,
+        c.expected_seconds,
+        b.what,
+        b.requests,
+        b.per,
+        c.latency_seconds()
+    )
 }
 
 /// The guard's state in words.

@@ -137,6 +137,25 @@ pub trait Source: Send + Sync {
             .await
             .expect("indexing does not panic"))
     }
+    /// The documented rate budgets a read like the one that produced `snapshot` spends, with the
+    /// requests it sends against each (from the connector's request formula). `apply` reads the
+    /// sources again, so the plan's cost estimate includes the time they need. None by default:
+    /// an API without a documented budget (Keycloak, Graph's are far above a read, SCIM).
+    fn rate_budgets(&self, _read: &crate::model::Indexed) -> Vec<crate::model::RateBudget> {
+        Vec::new()
+    }
+}
+
+/// Pages of `n` items at `page` a page, at least one (the first page is asked even when empty).
+#[must_use]
+pub(crate) fn pages(n: usize, page: usize) -> u64 {
+    n.div_ceil(page.max(1)).max(1) as u64
+}
+
+/// Member listing pages of every group of a read, at `page` a page.
+#[must_use]
+pub(crate) fn member_pages(read: &crate::model::Indexed, page: usize) -> u64 {
+    read.members.iter().map(|m| pages(m.len(), page)).sum()
 }
 
 /// Model groups from an IdP's group listing and, per group, its member objects (each with the IdP's

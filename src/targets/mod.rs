@@ -76,6 +76,11 @@ pub trait Target: Send + Sync {
     fn requests(&self) -> u64 {
         0
     }
+    /// The documented rate budget its writes spend, as `(what, per, window_secs)`, for the plan's
+    /// cost estimate; `None` where the API documents none.
+    fn write_budget(&self) -> Option<(String, u64, u64)> {
+        None
+    }
     /// Reads every user and group, completely, or fails.
     async fn snapshot(&mut self) -> Result<Snapshot, TargetError>;
     /// Reads only what concerns these people (see [`Snapshot::restrict_to`] for the shape: their

@@ -816,3 +816,101 @@ async fn members_of_other_types_are_typed_with_their_own_properties_and_names_ma
         .collect();
     assert_eq!(ids, BTreeSet::from([group, twin]));
 }
+
+/// `$batch` as Graph documents it: at most 20 requests with unique ids, each answered on its own
+/// (status, headers, body), in another order than asked; relative URLs only; nested batches and
+/// absolute URLs refused per request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_answers_each_request_on_its_own() {
+    let fake = FakeEntra::start(FakeEntraConfig::default()).await;
+    let group = fake.add_group("Team", &[]);
+    let token = batch_token(&fake).await;
+    let http = reqwest::Client::new();
+    let url = format!("{}/v1.0/$batch", fake.graph_url());
+    let post = |body: serde_json::Value| http.post(&url).bearer_auth(&token).json(&body).send();
+    let reply = post(serde_json::json!({"requests": [
+        {"id": "a", "method": "GET", "url": format!("/groups/{group}/members?$select=id")},
+        {"id": "b", "method": "GET", "url": "/groups/nope/members"},
+        {"id": "c", "method": "GET", "url": "https://graph.microsoft.com/v1.0/users"},
+        {"id": "d", "method": "GET", "url": "/$batch"},
+        {"id": "e", "method": "GET", "url": "/groups/$count", "headers": {"ConsistencyLevel": "eventual"}},
+    ]}))
+    .await
+    .unwrap();
+    assert_eq!(reply.status(), 200);
+    let v: serde_json::Value = reply.json().await.unwrap();
+    let responses = v["responses"].as_array().unwrap();
+    let ids: Vec<&str> = responses
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 5);
+    assert_ne!(ids, ["a", "b", "c", "d", "e"], "not in the order asked");
+    let status = |id: &str| {
+        responses
+            .iter()
+            .find(|r| r["id"] == id)
+            .map(|r| r["status"].as_u64().unwrap())
+            .unwrap()
+    };
+    assert_eq!(status("a"), 200);
+    assert_eq!(status("b"), 404);
+    assert_eq!((status("c"), status("d")), (400, 400));
+    let a = responses.iter().find(|r| r["id"] == "a").unwrap();
+    assert!(a["body"]["value"].is_array(), "{a}");
+
+    let many: Vec<serde_json::Value> = (0..21)
+        .map(|i| serde_json::json!({"id": i.to_string(), "method": "GET", "url": "/users"}))
+        .collect();
+    assert_eq!(
+        post(serde_json::json!({"requests": many}))
+            .await
+            .unwrap()
+            .status(),
+        400
+    );
+    let twice = serde_json::json!({"requests": [
+        {"id": "1", "method": "GET", "url": "/users"},
+        {"id": "1", "method": "GET", "url": "/groups"},
+    ]});
+    assert_eq!(post(twice).await.unwrap().status(), 400);
+
+    // Throttling applies to each request of a batch on its own, with its own Retry-After.
+    fake.set_throttle_every(Some(2), 7);
+    let reply = post(serde_json::json!({"requests": [
+        {"id": "x", "method": "GET", "url": "/users"},
+        {"id": "y", "method": "GET", "url": "/users"},
+    ]}))
+    .await
+    .unwrap();
+    assert_eq!(
+        reply.status(),
+        200,
+        "the batch itself was the first request"
+    );
+    let v: serde_json::Value = reply.json().await.unwrap();
+    let throttled: Vec<&serde_json::Value> = v["responses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["status"] == 429)
+        .collect();
+    assert_eq!(throttled.len(), 1, "{v}");
+    assert_eq!(throttled[0]["headers"]["retry-after"], "7");
+}
+
+async fn batch_token(fake: &FakeEntra) -> String {
+    let reply = reqwest::Client::new()
+        .post(fake.token_url())
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", fake.config.client_id.as_str()),
+            ("client_secret", fake.config.client_secret.as_str()),
+            ("scope", "https://graph.microsoft.com/.default"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let v: serde_json::Value = reply.json().await.unwrap();
+    v["access_token"].as_str().unwrap().to_string()
+}

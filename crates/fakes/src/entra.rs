@@ -330,6 +330,8 @@ struct State {
     /// Every Nth Graph request is throttled, with this Retry-After.
     throttle: Option<(usize, u64)>,
     graph_requests: usize,
+    /// Each request a `$batch` carried: the status it got and its URL.
+    batched: Vec<(u16, String)>,
 }
 
 impl State {
@@ -532,6 +534,7 @@ impl FakeEntra {
             assertions: Vec::new(),
             throttle: None,
             graph_requests: 0,
+            batched: Vec::new(),
         }));
         let server = serve(listener, router(state.clone()), layer.clone());
         FakeEntra {
@@ -858,6 +861,12 @@ impl FakeEntra {
         self.layer.requests()
     }
 
+    /// Each request carried inside a `$batch`, in the order served: the status it got and its
+    /// URL (relative to the version, as sent). [`FakeEntra::requests`] logs the batch itself.
+    pub fn batched(&self) -> Vec<(u16, String)> {
+        self.state().batched.clone()
+    }
+
     /// The Graph versions requests were made to ("v1.0", "beta").
     pub fn graph_versions(&self) -> BTreeSet<String> {
         self.requests()
@@ -1068,7 +1077,17 @@ type Shared = Arc<Mutex<State>>;
 fn router(state: Shared) -> Router {
     // Every route has `{root}` first (the tenant or the Graph version), so the two hosts share
     // one router.
-    let graph = Router::new()
+    Router::new()
+        .route("/{root}/oauth2/v2.0/token", post(token))
+        .merge(graph_routes(&state))
+        .fallback(unknown_segment)
+        .with_state(state)
+}
+
+/// The Graph routes, behind [`graph_guard`]; `$batch` dispatches its requests to these.
+fn graph_routes(state: &Shared) -> Router<Shared> {
+    Router::new()
+        .route("/{root}/$batch", post(batch))
         .route("/{root}/users", get(list_users))
         .route("/{root}/users/{id}", get(get_user))
         .route("/{root}/users/{id}/manager", get(get_manager))
@@ -1092,25 +1111,140 @@ fn router(state: Shared) -> Router {
             "/{root}/groups/{id}/transitiveMembers/{cast}",
             get(group_transitive_members_cast),
         )
-        .route_layer(middleware::from_fn_with_state(state.clone(), graph_guard));
-    Router::new()
-        .route("/{root}/oauth2/v2.0/token", post(token))
-        .merge(graph)
-        .fallback(|request: Request| async move {
-            let segment = request
-                .uri()
-                .path()
-                .trim_start_matches('/')
-                .split('/')
-                .next_back()
-                .unwrap_or_default()
-                .to_owned();
-            GraphError::bad(
+        .route_layer(middleware::from_fn_with_state(state.clone(), graph_guard))
+}
+
+async fn unknown_segment(request: Request) -> GraphError {
+    let segment = request
+        .uri()
+        .path()
+        .trim_start_matches('/')
+        .split('/')
+        .next_back()
+        .unwrap_or_default()
+        .to_owned();
+    GraphError::bad(
+        "BadRequest",
+        format!("Resource not found for the segment '{segment}'."),
+    )
+}
+
+/// Marks a request `$batch` dispatches: authorized by the batch's own token (checked once, for
+/// the batch), but counted and throttled on its own, as Graph does.
+#[derive(Clone, Copy)]
+struct BatchItem;
+
+/// The most requests one `$batch` may hold (Graph's documented limit).
+pub const MAX_BATCH: usize = 20;
+
+/// `POST /{version}/$batch`: JSON batching as Graph documents it (concepts/json-batching.md): a
+/// body `{"requests": [{id, method, url, headers?, body?}]}` of at most 20 requests with unique
+/// ids, each `url` relative to the version; the answer is 200 with `{"responses": [{id, status,
+/// headers, body}]}` in another order than asked (Graph promises none), each request answered
+/// (and throttled: a 429 with its own `Retry-After`) on its own. Nested batches and absolute URLs
+/// are refused, as Graph refuses them.
+async fn batch(
+    AxumState(state): AxumState<Shared>,
+    Path(version): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Reply {
+    use tower::ServiceExt as _;
+    let invalid = || GraphError::bad("BadRequest", "Invalid batch payload format.");
+    let payload: Value = serde_json::from_slice(&body).map_err(|_| invalid())?;
+    let requests = payload
+        .get("requests")
+        .and_then(Value::as_array)
+        .ok_or_else(invalid)?;
+    if requests.is_empty() {
+        return Err(invalid());
+    }
+    if requests.len() > MAX_BATCH {
+        return Err(GraphError::bad(
+            "BadRequest",
+            format!("A maximum of {MAX_BATCH} requests is allowed per batch request."),
+        ));
+    }
+    let mut ids = HashSet::new();
+    for r in requests {
+        let id = r.get("id").and_then(Value::as_str).ok_or_else(invalid)?;
+        if !ids.insert(id) {
+            return Err(GraphError::bad(
                 "BadRequest",
-                format!("Resource not found for the segment '{segment}'."),
-            )
-        })
-        .with_state(state)
+                format!("Request Id '{id}' is duplicated. Each request Id must be unique."),
+            ));
+        }
+    }
+    let routes = graph_routes(&state)
+        .fallback(unknown_segment)
+        .with_state(state.clone());
+    let mut responses = Vec::with_capacity(requests.len());
+    for r in requests {
+        let id = r.get("id").and_then(Value::as_str).unwrap_or_default();
+        let method = r.get("method").and_then(Value::as_str).unwrap_or_default();
+        let url = r.get("url").and_then(Value::as_str).unwrap_or_default();
+        let refused = |message: &str| {
+            json!({"id": id, "status": 400, "headers": {"Content-Type": "application/json"},
+                   "body": {"error": {"code": "BadRequest", "message": message}}})
+        };
+        let Ok(method) = method.parse::<axum::http::Method>() else {
+            responses.push(refused("Invalid method."));
+            continue;
+        };
+        if url.is_empty() || url.contains("://") {
+            responses.push(refused(
+                "Invalid request URL: it must be relative to the version.",
+            ));
+            continue;
+        }
+        let path = url.trim_start_matches('/');
+        if path.starts_with("$batch") {
+            responses.push(refused("Nested batch requests are not supported."));
+            continue;
+        }
+        let mut item = axum::http::Request::builder()
+            .method(method)
+            .uri(format!("/{version}/{path}"));
+        if let Some(auth) = headers.get(header::AUTHORIZATION) {
+            item = item.header(header::AUTHORIZATION, auth);
+        }
+        if let Some(own) = r.get("headers").and_then(Value::as_object) {
+            for (k, v) in own {
+                if let Some(v) = v.as_str() {
+                    item = item.header(k.as_str(), v);
+                }
+            }
+        }
+        let body = r
+            .get("body")
+            .map_or_else(axum::body::Body::empty, |b| b.to_string().into());
+        let Ok(mut item) = item.body(body) else {
+            responses.push(refused("Invalid request."));
+            continue;
+        };
+        item.extensions_mut().insert(BatchItem);
+        let Ok(answer) = routes.clone().oneshot(item).await;
+        let status = answer.status().as_u16();
+        let mut own = Map::new();
+        for (k, v) in answer.headers() {
+            if let Ok(v) = v.to_str() {
+                own.insert(k.as_str().to_owned(), json!(v));
+            }
+        }
+        let bytes = axum::body::to_bytes(answer.into_body(), usize::MAX)
+            .await
+            .unwrap_or_default();
+        let body = serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null);
+        lock(&state).batched.push((status, url.to_owned()));
+        responses.push(json!({"id": id, "status": status, "headers": own, "body": body}));
+    }
+    // Graph answers in whatever order its requests finished: never the order asked.
+    responses.reverse();
+    Ok((
+        [(header::CONTENT_TYPE, "application/json")],
+        json!({"responses": responses}).to_string(),
+    )
+        .into_response())
 }
 
 /// Runs before every Graph handler: checks the version and the access token, and throttles.
@@ -1133,11 +1267,14 @@ async fn graph_guard(
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, t)| t.trim().to_owned())
         .filter(|t| !t.is_empty());
+    let item = request.extensions().get::<BatchItem>().is_some();
     {
         let mut state = lock(&state);
         state.graph_requests += 1;
         let (ttl, uses) = (state.config.token_ttl, state.config.token_ttl_requests);
         match &presented {
+            // A request of a batch runs under the batch's token, checked once for the batch.
+            _ if item => {}
             None => {
                 return GraphError::unauthorized("Access token is empty.").into_response();
             }

@@ -2,11 +2,14 @@
 //!
 //! Requests: a client-credentials token (client secret or certificate), `GET /users` with `$select` of
 //! only the fields idsync needs and `$top=999`, `GET /groups` (or one `$filter` per configured group),
-//! and per group `transitiveMembers/microsoft.graph.user` (or `members/…` when `transitive: false`);
-//! every listing follows `@odata.nextLink` and, but for users with their manager, asks `$count=true`
-//! (with `ConsistencyLevel: eventual`) to check it got every object. The full read makes no per-user calls (`snapshot_people` does): the manager comes with the user listing
+//! and per group `transitiveMembers` (or `members` when `transitive: false`), the first page of
+//! twenty groups' member listings in one JSON batch (`POST /$batch`; a request throttled or failing
+//! inside a batch is sent again in a later one); every listing follows `@odata.nextLink` and, but for
+//! users with their manager, asks `$count=true` (with `ConsistencyLevel: eventual`) to check it got
+//! every object. The full read makes no per-user calls (`snapshot_people` does): the manager comes with the user listing
 //! (`$expand`), membership with the group listings. 429s are retried after `Retry-After`.
 
+mod batch;
 pub mod config;
 
 use std::sync::Arc;
@@ -136,9 +139,23 @@ impl EntraSource {
         path: &str,
         query: Vec<(&str, String)>,
     ) -> Result<Vec<Value>, HttpError> {
+        Self::all_from(http, path, query, None).await
+    }
+
+    /// As [`EntraSource::all`], from a first page already read (in a batch), if any.
+    async fn all_from(
+        http: &HttpClient,
+        path: &str,
+        query: Vec<(&str, String)>,
+        mut first: Option<Value>,
+    ) -> Result<Vec<Value>, HttpError> {
         let mut tries = 1;
         loop {
-            let (out, count) = Self::read(http, path, &query).await?;
+            let page = match first.take() {
+                Some(page) => page,
+                None => http.get_json(path, &query).await?,
+            };
+            let (out, count) = Self::read(http, path, page).await?;
             match count {
                 Some(n) if n != out.len() => {
                     if tries > 1 {
@@ -158,15 +175,15 @@ impl EntraSource {
         }
     }
 
-    /// One read of a listing: its objects and the `@odata.count` of its first page, if any.
+    /// One read of a listing from its first page: its objects and the `@odata.count` of its
+    /// first page, if any.
     async fn read(
         http: &HttpClient,
         path: &str,
-        query: &[(&str, String)],
+        mut page: Value,
     ) -> Result<(Vec<Value>, Option<usize>), HttpError> {
         let mut out = Vec::new();
         let mut trail = paginate::Trail::new();
-        let mut page = http.get_json(path, query).await?;
         let count = page
             .get("@odata.count")
             .and_then(Value::as_u64)
@@ -258,6 +275,45 @@ fn listed_groups(groups: &[Value], skipped: &mut Vec<LeftOut>) -> Vec<(String, S
             }
         })
         .collect()
+}
+
+impl EntraSource {
+    /// The member listings `paths`: their first pages twenty at a time in JSON batches (a few
+    /// batches at a time), then each listing's further pages by its `@odata.nextLink`, checked
+    /// against its `@odata.count` as any listing is.
+    async fn member_listings(
+        http: &HttpClient,
+        paths: &[String],
+        query: &[(&str, String)],
+    ) -> Result<Vec<Vec<Value>>, HttpError> {
+        use futures_util::stream::{self, StreamExt, TryStreamExt};
+        let urls: Vec<String> = paths
+            .iter()
+            .map(|p| batch::relative_url(p, query))
+            .collect();
+        let chunks: Vec<Vec<String>> = urls.chunks(batch::MAX_BATCH).map(<[String]>::to_vec).collect();
+        let firsts: Vec<Vec<Value>> = stream::iter(
+            chunks
+                .into_iter()
+                .map(|chunk| async move { batch::get_all(http, &chunk).await }),
+        )
+        .buffered(http.concurrency())
+        .try_collect()
+        .await?;
+        stream::iter(
+            firsts
+                .into_iter()
+                .flatten()
+                .zip(paths.iter().cloned())
+                .map(|(first, path)| {
+                    let query = query.to_vec();
+                    async move { Self::all_from(http, &path, query, Some(first)).await }
+                }),
+        )
+        .buffered(http.concurrency())
+        .try_collect()
+        .await
+    }
 }
 
 /// A Graph user as the model. Email: `mail`, else the user principal name; Graph sends unset
@@ -355,20 +411,18 @@ impl Source for EntraSource {
         let groups = async {
             let mut skipped = Vec::new();
             let listed = listed_groups(&groups.await?, &mut skipped);
-            let ids = listed.iter().map(|(id, _)| id.clone()).collect();
             // Every member, not only users: service principals, devices and contacts are counted
             // and named rather than filtered out by a cast.
-            let members = super::member_listings(ids, http.concurrency(), |id| {
-                let path = format!("groups/{id}/{relation}");
-                let q = vec![
-                    ("$select", "id,displayName,mail".to_string()),
-                    ("$top", top.clone()),
-                    count.clone(),
-                ];
-                let http = &http;
-                async move { Self::all(http, &path, q).await }
-            })
-            .await?;
+            let q = vec![
+                ("$select", "id,displayName,mail".to_string()),
+                ("$top", top.clone()),
+                count.clone(),
+            ];
+            let paths: Vec<String> = listed
+                .iter()
+                .map(|(id, _)| format!("groups/{id}/{relation}"))
+                .collect();
+            let members = Self::member_listings(&http, &paths, &q).await?;
             Ok::<_, HttpError>((listed, members, skipped))
         };
         let (users, (listed, members, mut skipped)) = tokio::try_join!(users, groups)?;

@@ -330,6 +330,24 @@ impl Source for GoogleSource {
         &self.name
     }
 
+    /// The Admin SDK's default quota, 2,400 queries a minute per user per Cloud project
+    /// (developers.google.com/admin-sdk/directory/v1/limits), spent by `users.list` (500 a page),
+    /// `groups.list` and `members.list` (200 a page).
+    fn rate_budgets(&self, read: &crate::model::Indexed) -> Vec<crate::model::RateBudget> {
+        let requests = super::pages(read.keys.len(), 500)
+            + super::pages(read.snapshot.groups.len(), 200)
+            + super::member_pages(read, 200);
+        vec![crate::model::RateBudget {
+            what: format!(
+                "source {}: the Admin SDK's default quota of 2,400 queries a minute",
+                self.name
+            ),
+            requests,
+            per: 2_400,
+            window_secs: 60,
+        }]
+    }
+
     async fn snapshot(&self) -> Result<Snapshot, SourceError> {
         let http = self.client().await?;
         let scope = self.scope();

@@ -5,7 +5,10 @@
 //! read), `GET …/groups/count?top=true` then `GET …/groups` (top-level groups only since Keycloak 23;
 //! the whole tree in `subGroups` before) and, on 23+, `GET …/groups/{id}/children` with an explicit
 //! `max` (its default is 10) down the tree until each `subGroupCount` is read, then
-//! `GET …/groups/{id}/members` per group, a few at a time (no count there: until an empty page). No
+//! `GET …/groups/{id}/members` per group, a few at a time. A counted listing ends when the count is
+//! read (its last page asked for one item more than remains, which shows a count that was too low);
+//! a member listing, which has no count, ends on a short page once the read has seen the server
+//! fill pages of `max` (and cap none), else on an empty page ([`paginate::OffsetEvidence`]). No
 //! per-user calls. Groups are named by path (`/Engineering/SRE`), so mappings read
 //! `keycloak:/Engineering/SRE`.
 
@@ -89,11 +92,13 @@ impl KeycloakSource {
         query: &[(&str, String)],
         count_path: &str,
         count_query: &[(&str, String)],
+        seen: &paginate::OffsetEvidence,
     ) -> Result<Vec<Value>, HttpError> {
         let what = format!("GET {count_path}");
         let announced = Self::count(http, count_path, count_query).await?;
         let items =
-            paginate::offset_counted(http, path, query, self.page_size, announced, &what).await?;
+            paginate::offset_counted(http, path, query, self.page_size, announced, &what, seen)
+                .await?;
         if items.len() != announced {
             let again = Self::count(http, count_path, count_query).await?;
             if items.len() != again {
@@ -115,11 +120,15 @@ impl KeycloakSource {
     /// older servers (Red Hat SSO 7.x is Keycloak 18) have no `/children` and return the whole tree
     /// in each group's `subGroups`. Which applies is decided per group from what the server sent; a
     /// group with neither is an error, never a level dropped.
-    async fn tree(&self, http: &HttpClient) -> Result<Vec<Value>, HttpError> {
+    async fn tree(
+        &self,
+        http: &HttpClient,
+        seen: &paginate::OffsetEvidence,
+    ) -> Result<Vec<Value>, HttpError> {
         let brief = [("briefRepresentation", "true".to_string())];
         let top = [("top", "true".to_string())];
         let mut level = self
-            .counted(http, "groups", &brief, "groups/count", &top)
+            .counted(http, "groups", &brief, "groups/count", &top, seen)
             .await?;
         let mut all = Vec::new();
         while !level.is_empty() {
@@ -155,6 +164,7 @@ impl KeycloakSource {
                         self.page_size,
                         n,
                         "the parent's subGroupCount",
+                        seen,
                     )
                     .await?;
                     if kids.len() == n {
@@ -183,8 +193,12 @@ impl KeycloakSource {
 
 impl KeycloakSource {
     /// `(id, path)` of the groups to read: the whole tree, or the configured groups.
-    async fn listed(&self, http: &HttpClient) -> Result<Vec<(String, String)>, SourceError> {
-        let tree = self.tree(http).await?;
+    async fn listed(
+        &self,
+        http: &HttpClient,
+        seen: &paginate::OffsetEvidence,
+    ) -> Result<Vec<(String, String)>, SourceError> {
+        let tree = self.tree(http, seen).await?;
         let mut listed: Vec<(String, String)> = tree
             .iter()
             .filter_map(|g| {
@@ -251,17 +265,29 @@ impl Source for KeycloakSource {
     async fn snapshot(&self) -> Result<Snapshot, SourceError> {
         let http = self.client().await?;
         let full = [("briefRepresentation", "false".to_string())];
-        let users = self.counted(&http, "users", &full, "users/count", &[]);
+        // What the server does with `max`, learnt from the counted listings (and full member
+        // pages): it lets a member listing end on a short page.
+        // Led by the users listing, whose first page the member listings wait for.
+        let seen = paginate::OffsetEvidence::led_by("users");
+        let seen = &seen;
+        let users = async {
+            let users = self
+                .counted(&http, "users", &full, "users/count", &[], seen)
+                .await;
+            seen.settle();
+            users
+        };
         // Members are read as soon as the group tree is known, alongside the users.
         let groups = async {
-            let listed = self.listed(&http).await?;
+            let listed = self.listed(&http, seen).await?;
             let ids = listed.iter().map(|(id, _)| id.clone()).collect();
             let brief = [("briefRepresentation", "true".to_string())];
+            seen.settled().await;
             let members = super::member_listings(ids, http.concurrency(), |id| {
                 let path = format!("groups/{id}/members");
                 let http = &http;
                 let brief = &brief;
-                async move { paginate::offset_all(http, &path, brief, self.page_size).await }
+                async move { paginate::offset_all(http, &path, brief, self.page_size, seen).await }
             })
             .await?;
             Ok((listed, members))
@@ -311,7 +337,7 @@ impl Source for KeycloakSource {
                         ("exact", "true".to_string()),
                         ("briefRepresentation", "false".to_string()),
                     ];
-                    paginate::offset_all(http, "users", &q, self.page_size).await
+                    paginate::offset_all(http, "users", &q, self.page_size, &paginate::OffsetEvidence::led_by("users")).await
                 }
             })
             .buffered(width)
@@ -332,7 +358,9 @@ impl Source for KeycloakSource {
             })
             .buffered(width)
             .try_collect::<Vec<Vec<Value>>>();
-        let groups = self.listed(&http);
+        // No users listing leads here: the group tree's counted listings are the evidence.
+        let seen = paginate::OffsetEvidence::led_by("groups");
+        let groups = self.listed(&http, &seen);
         let by_email = async { Ok::<_, SourceError>(by_email.await?) };
         let by_id = async { Ok::<_, SourceError>(by_id.await?) };
         let (by_email, by_id, listed) = tokio::try_join!(by_email, by_id, groups)?;
@@ -358,7 +386,7 @@ impl Source for KeycloakSource {
                 let (http, brief) = (&http, &brief);
                 async move {
                     let path = format!("users/{}/groups", super::seg(&id));
-                    let gs = paginate::offset_all(http, &path, brief, self.page_size).await?;
+                    let gs = paginate::offset_all(http, &path, brief, self.page_size, &paginate::OffsetEvidence::led_by("users")).await?;
                     Ok::<_, HttpError>((id, gs))
                 }
             })

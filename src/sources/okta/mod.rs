@@ -283,6 +283,37 @@ impl Source for OktaSource {
         &self.name
     }
 
+    /// Okta's per-minute rate limits, one bucket per endpoint (developer.okta.com
+    /// rl-global-mgmt): `GET /api/v1/users` 600, `/api/v1/groups` 600, `/api/v1/groups/{id}` (its
+    /// member listings) 1,000 a minute — the highest figures of the paid plans, so that the time
+    /// is a lower bound whatever the plan.
+    fn rate_budgets(&self, read: &crate::model::Indexed) -> Vec<crate::model::RateBudget> {
+        let page = self.page_size;
+        let bucket = |what: &str, requests: u64, per: u64| crate::model::RateBudget {
+            what: format!("source {}: Okta's {what}", self.name),
+            requests,
+            per,
+            window_secs: 60,
+        };
+        vec![
+            bucket(
+                "GET /api/v1/users limit of 600 a minute",
+                super::pages(read.keys.len(), page),
+                600,
+            ),
+            bucket(
+                "/api/v1/groups limit of 600 a minute",
+                super::pages(read.snapshot.groups.len(), page),
+                600,
+            ),
+            bucket(
+                "/api/v1/groups/{id} limit of 1,000 a minute",
+                super::member_pages(read, page),
+                1_000,
+            ),
+        ]
+    }
+
     async fn snapshot(&self) -> Result<Snapshot, SourceError> {
         let http = self.client().await?;
         let limit = self.page_size.to_string();

@@ -484,6 +484,24 @@ impl Source for OneLoginSource {
         &self.name
     }
 
+    /// OneLogin's account-wide budget of 5,000 calls an hour (developers.onelogin.com, "Get rate
+    /// limit"), spent by the user pages, the group or role pages and the member pages (50 a
+    /// page). Other apps of the account spend it too, so the time is a lower bound.
+    fn rate_budgets(&self, read: &crate::model::Indexed) -> Vec<crate::model::RateBudget> {
+        let requests = super::pages(read.keys.len(), PAGE)
+            + super::pages(read.snapshot.groups.len(), PAGE)
+            + super::member_pages(read, PAGE);
+        vec![crate::model::RateBudget {
+            what: format!(
+                "source {}: OneLogin's account budget of 5,000 calls an hour",
+                self.name
+            ),
+            requests,
+            per: 5_000,
+            window_secs: 3_600,
+        }]
+    }
+
     async fn snapshot(&self) -> Result<Snapshot, SourceError> {
         let session = Session::open(self).await?;
         // First pages only: they say how big the whole read is, before the budget is spent on it.

@@ -109,7 +109,10 @@ impl AdminApi {
         }
     }
 
-    /// Every managed account, following `links.next` cursors (pages of about 50).
+    /// Every managed account, following `links.next` cursors (pages of about 50). This listing
+    /// can only be read one page after another: each page's cursor comes from the one before, the
+    /// API takes no offset, and it ignores a larger `limit` (API-NOTES §2.1); it is the only one
+    /// that carries `last_active`. It runs alongside every other read of the plan.
     async fn accounts(&self) -> Result<Vec<OrgAccount>, HttpError> {
         let path = format!("admin/v1/orgs/{}/users", self.org_id);
         let data = paginate::cursor_all(&self.http, &path)
@@ -224,19 +227,28 @@ impl AdminApi {
             Err(e) if matches!(e.status(), Some(403 | 404)) => return Ok(None),
             Err(e) => return Err(hint(e)),
         };
+        use futures_util::stream::{self, StreamExt, TryStreamExt};
+        let others: Vec<(String, String)> = dirs
+            .iter()
+            .filter_map(|d| {
+                let id = d.get("directoryId").and_then(Value::as_str)?;
+                let name = d.get("name").and_then(Value::as_str).unwrap_or(id);
+                (id != ours).then(|| (id.to_string(), name.to_string()))
+            })
+            .collect();
+        // Each directory's search is a cursor of its own: the directories are read side by side.
+        let found: Vec<(String, Vec<Value>)> =
+            stream::iter(others.into_iter().map(|(id, name)| async move {
+                Ok::<_, HttpError>((name, self.search(&id, &json!({})).await?))
+            }))
+            .buffered(self.http.concurrency())
+            .try_collect()
+            .await?;
         let mut out = HashMap::new();
-        for d in &dirs {
-            let Some(id) = d.get("directoryId").and_then(Value::as_str) else {
-                continue;
-            };
-            if id == ours {
-                continue;
-            }
-            let name = d.get("name").and_then(Value::as_str).unwrap_or(id);
-            for a in self.search(id, &json!({})).await? {
+        for (name, accounts) in found {
+            for a in accounts {
                 if let Some(acc) = a.get("accountId").and_then(Value::as_str) {
-                    out.entry(acc.to_string())
-                        .or_insert_with(|| name.to_string());
+                    out.entry(acc.to_string()).or_insert_with(|| name.clone());
                 }
             }
         }
@@ -383,6 +395,13 @@ impl Target for AtlassianTarget {
 
     fn requests(&self) -> u64 {
         self.dir.http.requests() + self.admin.as_ref().map_or(0, |a| a.http.requests())
+    }
+
+    /// Atlassian says every admin API request is rate-limited but publishes no numbers, and none
+    /// for SCIM (API-NOTES §1.9, §2): there is no documented budget to estimate with. Its
+    /// `X-RateLimit-*` headers and 429s pace the apply as it runs.
+    fn write_budget(&self) -> Option<(String, u64, u64)> {
+        None
     }
 
     fn warnings(&self) -> Vec<String> {
