@@ -838,48 +838,18 @@ impl Differ<'_> {
     /// The further guards: updates against active users; membership removals against the
     /// current members of the managed groups big enough to count, for the plan and per group.
     fn limits(&self, active: u64) -> Vec<Limit> {
-        let rules = self.ctx.rules;
-        let o = self.ctx.overrides;
         let updates = self
             .actions
             .iter()
             .filter(|a| matches!(a, Action::UpdateUser { .. }))
             .count() as u64;
-        let mut out = vec![Limit::check(
-            LimitKind::Updates,
-            None,
-            rules.update_limit,
+        crate::plan::guard::limits(
+            self.ctx.rules,
             active,
             updates,
-            o.update,
-        )];
-        let counted: Vec<&(String, u64, u64)> = self
-            .removals
-            .iter()
-            .filter(|(_, current, _)| *current >= rules.removal_min_group_size as u64)
-            .collect();
-        out.push(Limit::check(
-            LimitKind::MembershipRemovals,
-            None,
-            rules.removal_limit,
-            counted.iter().map(|(_, current, _)| current).sum(),
-            counted.iter().map(|(_, _, removed)| removed).sum(),
-            o.membership_removal,
-        ));
-        for (name, current, removed) in counted {
-            let l = Limit::check(
-                LimitKind::GroupMembershipRemovals,
-                Some(name.clone()),
-                rules.removal_limit_per_group,
-                *current,
-                *removed,
-                o.membership_removal,
-            );
-            if l.tripped {
-                out.push(l);
-            }
-        }
-        out
+            &self.removals,
+            self.ctx.overrides,
+        )
     }
 
     /// Cuts the plan to its scope, if it has one, and says what the cut left out.

@@ -166,8 +166,7 @@ fn rederive_limits(
     target: &Indexed,
     done: &HashSet<usize>,
 ) -> Vec<crate::plan::Limit> {
-    use crate::plan::{Limit, LimitKind};
-    let rules = &loaded.rules;
+    use crate::plan::LimitKind;
     let overridden = |kind: LimitKind| {
         plan.guards
             .iter()
@@ -189,14 +188,6 @@ fn rederive_limits(
         .iter()
         .filter(|a| matches!(a, Action::UpdateUser { .. }))
         .count();
-    let mut out = vec![Limit::check(
-        LimitKind::Updates,
-        None,
-        rules.update_limit,
-        active as u64,
-        updates as u64,
-        overridden(LimitKind::Updates),
-    )];
     // Per managed group: (members now, with those already removed counted back in; to remove).
     let by_name = target.groups_by_name();
     let mut groups: std::collections::BTreeMap<&str, (u64, u64)> =
@@ -215,30 +206,19 @@ fn rederive_limits(
             }
         }
     }
-    let counted: Vec<(&str, (u64, u64))> = groups
+    let removals: Vec<(String, u64, u64)> = groups
         .into_iter()
-        .filter(|(_, (current, _))| *current >= rules.removal_min_group_size as u64)
+        .map(|(name, (current, removed))| (name.to_string(), current, removed))
         .collect();
-    out.push(Limit::check(
-        LimitKind::MembershipRemovals,
-        None,
-        rules.removal_limit,
-        counted.iter().map(|(_, (current, _))| current).sum(),
-        counted.iter().map(|(_, (_, removed))| removed).sum(),
-        overridden(LimitKind::MembershipRemovals),
-    ));
-    for (name, (current, removed)) in counted {
-        let l = Limit::check(
-            LimitKind::GroupMembershipRemovals,
-            Some(name.to_string()),
-            rules.removal_limit_per_group,
-            current,
-            removed,
-            overridden(LimitKind::GroupMembershipRemovals),
-        );
-        if l.tripped {
-            out.push(l);
-        }
-    }
-    out
+    crate::plan::guard::limits(
+        &loaded.rules,
+        active as u64,
+        updates as u64,
+        &removals,
+        crate::plan::Overrides {
+            deactivation: false,
+            update: overridden(LimitKind::Updates),
+            membership_removal: overridden(LimitKind::MembershipRemovals),
+        },
+    )
 }

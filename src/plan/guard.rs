@@ -185,6 +185,53 @@ impl Guard {
     }
 }
 
+/// The further guards of a plan: updates against the target's `active` users, and membership
+/// removals plan-wide and per group, counting only groups with at least `removal_min_group_size`
+/// current members (`removals`: group, its current members, the members removed). One function for
+/// the plan and for `apply`, which derives them again from the actions and the target as it is.
+pub(crate) fn limits(
+    rules: &crate::rules::Rules,
+    active: u64,
+    updates: u64,
+    removals: &[(String, u64, u64)],
+    overrides: Overrides,
+) -> Vec<Limit> {
+    let mut out = vec![Limit::check(
+        LimitKind::Updates,
+        None,
+        rules.update_limit,
+        active,
+        updates,
+        overrides.update,
+    )];
+    let counted: Vec<&(String, u64, u64)> = removals
+        .iter()
+        .filter(|(_, current, _)| *current >= rules.removal_min_group_size as u64)
+        .collect();
+    out.push(Limit::check(
+        LimitKind::MembershipRemovals,
+        None,
+        rules.removal_limit,
+        counted.iter().map(|(_, current, _)| current).sum(),
+        counted.iter().map(|(_, _, removed)| removed).sum(),
+        overrides.membership_removal,
+    ));
+    for (name, current, removed) in counted {
+        let l = Limit::check(
+            LimitKind::GroupMembershipRemovals,
+            Some(name.clone()),
+            rules.removal_limit_per_group,
+            *current,
+            *removed,
+            overrides.membership_removal,
+        );
+        if l.tripped {
+            out.push(l);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
