@@ -18,6 +18,12 @@ pub trait Record {
     fn id(&self) -> &str;
 }
 
+impl<T: Record + ?Sized> Record for &T {
+    fn id(&self) -> &str {
+        (**self).id()
+    }
+}
+
 /// Records in creation order, found by id without a scan. Reads and in-place changes go through
 /// the slice it dereferences to; a record's id must not be changed there.
 #[derive(Clone, Debug)]
