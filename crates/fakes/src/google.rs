@@ -228,12 +228,16 @@ pub struct GGroup {
 }
 
 impl Record for GUser {
+    type Id = str;
+
     fn id(&self) -> &str {
         &self.id
     }
 }
 
 impl Record for GGroup {
+    type Id = str;
+
     fn id(&self) -> &str {
         &self.id
     }
@@ -358,7 +362,7 @@ impl State {
 }
 
 /// The first record (in creation order) of those with these ids, as a scan would find it.
-fn first<'a, T: Record>(table: &'a Table<T>, ids: &[String]) -> Option<&'a T> {
+fn first<'a, T: Record<Id = str>>(table: &'a Table<T>, ids: &[String]) -> Option<&'a T> {
     ids.iter()
         .filter_map(|id| table.position(id))
         .min()

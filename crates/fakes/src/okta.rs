@@ -285,12 +285,16 @@ pub struct OktaGroup {
 }
 
 impl Record for OktaUser {
+    type Id = str;
+
     fn id(&self) -> &str {
         &self.id
     }
 }
 
 impl Record for OktaGroup {
+    type Id = str;
+
     fn id(&self) -> &str {
         &self.id
     }
@@ -1437,7 +1441,7 @@ struct NextPage {
 
 /// One page of `items` (sorted by id) after the cursor `after`: at most `limit` of those `keep`
 /// accepts, and the next page when more remain.
-fn page<'a, T: Record + 'a>(
+fn page<'a, T: Record<Id = str> + 'a>(
     items: impl Iterator<Item = &'a T>,
     limit: usize,
     keep: impl Fn(&T) -> bool,
@@ -1461,7 +1465,10 @@ fn page<'a, T: Record + 'a>(
 }
 
 /// The records (sorted by id) whose id is past the cursor `after`.
-fn after<'a, T: Record>(rows: &'a [T], after: Option<&str>) -> impl Iterator<Item = &'a T> {
+fn after<'a, T: Record<Id = str>>(
+    rows: &'a [T],
+    after: Option<&str>,
+) -> impl Iterator<Item = &'a T> {
     let start = match after {
         Some(cursor) if !cursor.is_empty() => rows.partition_point(|r| r.id() <= cursor),
         _ => 0,
