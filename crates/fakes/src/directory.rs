@@ -4,7 +4,8 @@
 //! members as ordered sets with the reverse index, the groups of each member ([`Memberships`]).
 //!
 //! A fake keeps its own record types (their fields and JSON are its dialect) and its indexes side
-//! by side; it updates an index wherever it changes the key that index holds.
+//! by side; it updates an index wherever it changes the key that index holds. Ids are strings
+//! for most vendors and numbers for OneLogin ([`Record::Id`]); indexes hold them as strings.
 
 use std::{
     collections::{HashMap, HashSet},
