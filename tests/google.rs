@@ -164,7 +164,7 @@ async fn customer_and_external_members_are_named_and_an_external_account_is_kept
     let eng = g
         .state()
         .groups
-        .values()
+        .iter()
         .find(|x| x.email == "eng@example.com")
         .unwrap()
         .id

@@ -6,6 +6,8 @@ use super::directory::{KeyIndex, MemberEdit, Memberships, Record, Table};
 struct Row(&'static str);
 
 impl Record for Row {
+    type Id = str;
+
     fn id(&self) -> &str {
         self.0
     }

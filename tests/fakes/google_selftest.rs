@@ -299,3 +299,54 @@ async fn unset_fields_are_left_out_or_with_explicit_nulls_sent_as_null() {
         assert_eq!(ana["name"]["familyName"], family);
     }
 }
+
+#[tokio::test]
+async fn a_users_groups_follow_membership_changes_renames_and_removal() {
+    let fake = FakeGoogle::start(FakeGoogleConfig::default()).await;
+    fake.add_user("a@example.com");
+    fake.add_user("b@example.com");
+    fake.add_group("Ops", "ops@example.com", &[]);
+    fake.add_group("Eng", "eng@example.com", &["a@example.com"]);
+    fake.add_group(
+        "Sales",
+        "sales@example.com",
+        &["a@example.com", "b@example.com"],
+    );
+    let access = token(&fake).await;
+    let groups_of = |key: &str| format!("/groups?userKey={key}");
+
+    let (_, body) = get(&fake, &access, &groups_of("a@example.com")).await;
+    assert_eq!(
+        emails(&body, "groups"),
+        ["eng@example.com", "sales@example.com"]
+    );
+    fake.set_member("ops@example.com", "a@example.com", true);
+    fake.set_member("eng@example.com", "A@example.com", false);
+    let (_, body) = get(&fake, &access, &groups_of("a@example.com")).await;
+    assert_eq!(
+        emails(&body, "groups"),
+        ["ops@example.com", "sales@example.com"]
+    );
+    assert_eq!(body["groups"][0]["directMembersCount"], "1");
+
+    // Renamed: found by the new email (and by id), no longer by the old one.
+    let c = fake.add_user("c@example.com");
+    fake.set_email(&c, "c2@example.com");
+    fake.set_member("eng@example.com", "c2@example.com", true);
+    let (_, body) = get(&fake, &access, &groups_of(&c)).await;
+    assert_eq!(emails(&body, "groups"), ["eng@example.com"]);
+    let (status, _) = get(&fake, &access, &groups_of("c@example.com")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // A removed user leaves its groups.
+    fake.remove_user("b@example.com");
+    let (_, body) = get(&fake, &access, "/groups/sales@example.com/members").await;
+    assert_eq!(emails(&body, "members"), ["a@example.com"]);
+    let (_, body) = get(
+        &fake,
+        &access,
+        "/groups/sales@example.com/hasMember/b@example.com",
+    )
+    .await;
+    assert_eq!(body["error"]["code"], 404, "{body}");
+}

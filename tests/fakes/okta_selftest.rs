@@ -437,3 +437,59 @@ async fn unknown_paths_and_injected_failures_use_the_okta_error_shape() {
     fake.set_faults(Faults::default());
     assert_eq!(fake.requests().len(), 2);
 }
+
+/// The ids of the groups `GET /api/v1/users/{key}/groups` returns.
+async fn groups(fake: &FakeOkta, key: String) -> Vec<String> {
+    ids(&ssws(fake, &format!("/api/v1/users/{key}/groups")).await.2)
+}
+
+#[tokio::test]
+async fn a_users_groups_follow_membership_changes_renames_and_deletes() {
+    let fake = fake().await;
+    fake.add_user(OktaSeedUser::new("alice@example.com"));
+    fake.add_user(OktaSeedUser::new("bob@example.com"));
+    let eng = fake.add_group("Engineering", "OKTA_GROUP", &["alice@example.com"]);
+    let ops = fake.add_group("Ops", "OKTA_GROUP", &[]);
+    let sales = fake.add_group(
+        "Sales",
+        "OKTA_GROUP",
+        &["alice@example.com", "bob@example.com"],
+    );
+    let alice = fake.user_id("alice@example.com").unwrap();
+
+    assert_eq!(
+        groups(&fake, alice.clone()).await,
+        [eng.as_str(), sales.as_str()]
+    );
+    // Added to a group created before the others: listed in id order, not in the order joined.
+    fake.add_member("Ops", "alice@example.com");
+    assert_eq!(
+        groups(&fake, alice.clone()).await,
+        [eng.as_str(), ops.as_str(), sales.as_str()]
+    );
+    fake.remove_member(&eng, "ALICE@example.com");
+    assert_eq!(
+        groups(&fake, alice.clone()).await,
+        [ops.as_str(), sales.as_str()]
+    );
+
+    // A renamed user is found by its new login, and no longer by its old one.
+    fake.set_email(&alice, "alice.b@example.com");
+    assert_eq!(
+        groups(&fake, "alice.b@example.com".into()).await,
+        [ops.as_str(), sales.as_str()]
+    );
+    assert_eq!(fake.user_id("alice@example.com"), None);
+    let (members_before, _) = all_pages(&fake, &format!("/api/v1/groups/{sales}/users")).await;
+    assert_eq!(members_before.concat().len(), 2);
+
+    // A deleted user leaves its groups, and a new user with its old login starts with none.
+    fake.delete_user(&alice);
+    let (members_after, _) = all_pages(&fake, &format!("/api/v1/groups/{sales}/users")).await;
+    assert_eq!(
+        members_after.concat(),
+        [fake.user_id("bob@example.com").unwrap()]
+    );
+    let again = fake.add_user(OktaSeedUser::new("alice.b@example.com"));
+    assert!(groups(&fake, again).await.is_empty());
+}

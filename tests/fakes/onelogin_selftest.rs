@@ -546,3 +546,45 @@ async fn the_fault_layer_answers_in_the_v2_error_shape() {
     assert_eq!(statuses, [200, 429, 500, 200]);
     assert!(fake.requests().iter().all(|r| !r.mutation));
 }
+
+#[tokio::test]
+async fn a_users_roles_follow_membership_changes_renames_and_removal() {
+    let fake = fake().await;
+    let alice = fake.add_user("alice@example.com");
+    let bob = fake.add_user("bob@example.com");
+    let ops = fake.add_role("Ops", &[]);
+    let eng = fake.add_role("Engineering", &["alice@example.com"]);
+    let sales = fake.add_role("Sales", &["alice@example.com", "bob@example.com"]);
+    let token = token(&fake).await;
+    let roles_of = |id: u64| format!("/api/2/users/{id}/roles");
+
+    let (status, _, body) = get(&fake, Some(&token), &roles_of(alice), &[]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, json!([eng, sales]));
+    fake.set_role_member("ops", "ALICE@example.com", true);
+    fake.set_role_member("Engineering", "alice@example.com", false);
+    let (_, _, body) = get(&fake, Some(&token), &roles_of(alice), &[]).await;
+    assert_eq!(body, json!([ops, sales]), "sorted by id");
+
+    // Renamed: found by the new email only; its roles stay.
+    fake.update_user("alice@example.com", |u| {
+        u.email = "alice.b@example.com".into()
+    });
+    assert_eq!(fake.user_id("Alice.B@example.com"), Some(alice));
+    assert_eq!(fake.user_id("alice@example.com"), None);
+    let (_, _, body) = get(&fake, Some(&token), &roles_of(alice), &[]).await;
+    assert_eq!(body, json!([ops, sales]));
+
+    // A removed user leaves its roles; its id is then unknown.
+    fake.remove_user("bob@example.com");
+    let (_, _, body) = get(
+        &fake,
+        Some(&token),
+        &format!("/api/2/roles/{sales}/users"),
+        &[],
+    )
+    .await;
+    assert_eq!(ids(body.as_array().expect("users")), [alice]);
+    let (status, _, _) = get(&fake, Some(&token), &roles_of(bob), &[]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}

@@ -275,6 +275,8 @@ impl ScimUser {
 }
 
 impl Record for ScimUser {
+    type Id = str;
+
     fn id(&self) -> &str {
         &self.id
     }
@@ -290,6 +292,8 @@ pub struct ScimGroup {
 }
 
 impl Record for ScimGroup {
+    type Id = str;
+
     fn id(&self) -> &str {
         &self.id
     }
@@ -313,6 +317,8 @@ pub struct OrgAccount {
 }
 
 impl Record for OrgAccount {
+    type Id = str;
+
     fn id(&self) -> &str {
         &self.account_id
     }

@@ -4,10 +4,13 @@
 //! members as ordered sets with the reverse index, the groups of each member ([`Memberships`]).
 //!
 //! A fake keeps its own record types (their fields and JSON are its dialect) and its indexes side
-//! by side; it updates an index wherever it changes the key that index holds.
+//! by side; it updates an index wherever it changes the key that index holds. Ids are strings
+//! for most vendors and numbers for OneLogin ([`Record::Id`]); indexes hold them as strings.
 
 use std::{
     collections::{HashMap, HashSet},
+    fmt::{self, Debug, Formatter},
+    hash::Hash,
     ops::{Deref, DerefMut},
 };
 
@@ -15,18 +18,28 @@ use indexmap::IndexSet;
 
 /// A record with an id that never changes.
 pub trait Record {
-    fn id(&self) -> &str;
+    /// The id's type: `str` for most vendors, a number where the vendor's ids are numbers.
+    type Id: ?Sized + Hash + Eq + ToOwned<Owned: Hash + Eq>;
+
+    fn id(&self) -> &Self::Id;
+}
+
+impl<T: Record + ?Sized> Record for &T {
+    type Id = T::Id;
+
+    fn id(&self) -> &T::Id {
+        (**self).id()
+    }
 }
 
 /// Records in creation order, found by id without a scan. Reads and in-place changes go through
 /// the slice it dereferences to; a record's id must not be changed there.
-#[derive(Clone, Debug)]
-pub struct Table<T> {
+pub struct Table<T: Record> {
     rows: Vec<T>,
-    by_id: HashMap<String, usize>,
+    by_id: HashMap<<T::Id as ToOwned>::Owned, usize>,
 }
 
-impl<T> Default for Table<T> {
+impl<T: Record> Default for Table<T> {
     fn default() -> Table<T> {
         Table {
             rows: Vec::new(),
@@ -35,26 +48,48 @@ impl<T> Default for Table<T> {
     }
 }
 
+impl<T: Record> Clone for Table<T>
+where
+    T: Clone,
+    <T::Id as ToOwned>::Owned: Clone,
+{
+    fn clone(&self) -> Table<T> {
+        Table {
+            rows: self.rows.clone(),
+            by_id: self.by_id.clone(),
+        }
+    }
+}
+
+impl<T: Record> Debug for Table<T>
+where
+    T: Debug,
+{
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(&self.rows).finish()
+    }
+}
+
 impl<T: Record> Table<T> {
     /// Appends a record; returns its position. Panics on a duplicate id (a fake's own bug).
     pub fn push(&mut self, row: T) -> usize {
         let index = self.rows.len();
         let previous = self.by_id.insert(row.id().to_owned(), index);
-        assert!(previous.is_none(), "duplicate id {}", row.id());
+        assert!(previous.is_none(), "duplicate id in position {index}");
         self.rows.push(row);
         index
     }
 
     /// The position of the record with this id.
-    pub fn position(&self, id: &str) -> Option<usize> {
+    pub fn position(&self, id: &T::Id) -> Option<usize> {
         self.by_id.get(id).copied()
     }
 
-    pub fn get(&self, id: &str) -> Option<&T> {
+    pub fn get(&self, id: &T::Id) -> Option<&T> {
         self.position(id).map(|i| &self.rows[i])
     }
 
-    pub fn get_mut(&mut self, id: &str) -> Option<&mut T> {
+    pub fn get_mut(&mut self, id: &T::Id) -> Option<&mut T> {
         self.position(id).map(|i| &mut self.rows[i])
     }
 
@@ -73,12 +108,12 @@ impl<T: Record> Table<T> {
 
     /// Puts a new version of the record at this position in its place (same id).
     pub fn replace(&mut self, index: usize, row: T) -> T {
-        assert_eq!(self.rows[index].id(), row.id(), "a record keeps its id");
+        assert!(self.rows[index].id() == row.id(), "a record keeps its id");
         std::mem::replace(&mut self.rows[index], row)
     }
 }
 
-impl<T> Deref for Table<T> {
+impl<T: Record> Deref for Table<T> {
     type Target = [T];
 
     fn deref(&self) -> &[T] {
@@ -86,7 +121,7 @@ impl<T> Deref for Table<T> {
     }
 }
 
-impl<T> DerefMut for Table<T> {
+impl<T: Record> DerefMut for Table<T> {
     fn deref_mut(&mut self) -> &mut [T] {
         &mut self.rows
     }

@@ -24,7 +24,7 @@
 //! The shared [`FaultLayer`] sits in front; its injected errors use the Google error shape.
 
 use std::{
-    collections::{BTreeMap, BTreeSet, HashSet},
+    collections::{BTreeSet, HashMap, HashSet},
     sync::{Arc, Mutex, MutexGuard},
     time::Duration,
 };
@@ -40,7 +40,9 @@ use axum::{
 use serde_json::{json, Map, Value};
 
 use crate::{
-    bind, lock,
+    bind,
+    directory::{KeyIndex, Memberships, Record, Table},
+    lock,
     oauth::{self, AssertionRules},
     serve, FaultLayer, Faults, IssuedTokens, RequestLog, Server, TokenCheck,
 };
@@ -205,22 +207,59 @@ pub enum GMember {
     },
 }
 
+impl GMember {
+    /// The member's key in [`State::members`]: a user's id as it is (so the groups of a user are
+    /// those of its id), the others with a prefix.
+    fn key(&self) -> String {
+        match self {
+            GMember::User(id) => id.clone(),
+            GMember::Group(id) => format!("group:{id}"),
+            GMember::Customer => "customer".to_owned(),
+            GMember::External { id, .. } => format!("external:{id}"),
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct GGroup {
     pub id: String,
     pub email: String,
     pub name: String,
-    pub members: BTreeSet<GMember>,
+}
+
+impl Record for GUser {
+    type Id = str;
+
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+impl Record for GGroup {
+    type Id = str;
+
+    fn id(&self) -> &str {
+        &self.id
+    }
 }
 
 #[derive(Debug)]
 pub struct State {
     pub config: FakeGoogleConfig,
     pub base_url: String,
-    /// By id.
-    pub users: BTreeMap<String, GUser>,
-    /// By id.
-    pub groups: BTreeMap<String, GGroup>,
+    /// In creation order, which is id order (ids are a counter). Change a primary email through
+    /// [`FakeGoogle::update_user`], which keeps `user_emails` in step.
+    pub users: Table<GUser>,
+    /// In creation order, which is id order.
+    pub groups: Table<GGroup>,
+    /// Primary emails to user ids.
+    user_emails: KeyIndex,
+    /// Group emails to group ids.
+    group_emails: KeyIndex,
+    /// Direct members of each group (keyed by [`GMember::key`]), and the groups of each member.
+    members: Memberships,
+    /// The emails of members from outside the Workspace, by member id.
+    externals: HashMap<String, String>,
     tokens: IssuedTokens,
     tokens_issued: usize,
     per_user_calls: usize,
@@ -230,19 +269,40 @@ pub struct State {
 
 impl State {
     fn user_by_key(&self, key: &str) -> Option<&GUser> {
-        self.users.get(key).or_else(|| {
-            self.users
-                .values()
-                .find(|u| u.primary_email.eq_ignore_ascii_case(key))
-        })
+        self.users
+            .get(key)
+            .or_else(|| first(&self.users, self.user_emails.ids(key)))
     }
 
     fn group_by_key(&self, key: &str) -> Option<&GGroup> {
-        self.groups.get(key).or_else(|| {
-            self.groups
-                .values()
-                .find(|g| g.email.eq_ignore_ascii_case(key))
-        })
+        self.groups
+            .get(key)
+            .or_else(|| first(&self.groups, self.group_emails.ids(key)))
+    }
+
+    /// The member with this [`GMember::key`].
+    fn member(&self, key: &str) -> GMember {
+        if let Some(id) = key.strip_prefix("group:") {
+            GMember::Group(id.to_owned())
+        } else if let Some(id) = key.strip_prefix("external:") {
+            GMember::External {
+                id: id.to_owned(),
+                email: self.externals[id].clone(),
+            }
+        } else if key == "customer" {
+            GMember::Customer
+        } else {
+            GMember::User(key.to_owned())
+        }
+    }
+
+    /// The direct members of a group, in the order they sort in (users, groups, the customer,
+    /// outside users; each by id).
+    fn direct_members(&self, group: &str) -> BTreeSet<GMember> {
+        self.members
+            .members(group)
+            .map(|key| self.member(key))
+            .collect()
     }
 
     fn user_id(&self, email: &str) -> String {
@@ -259,7 +319,7 @@ impl State {
             if !seen.insert(g.id.clone()) {
                 continue;
             }
-            for member in &g.members {
+            for member in &self.direct_members(&g.id) {
                 match member {
                     GMember::Group(id) => todo.extend(self.groups.get(id)),
                     other => {
@@ -301,6 +361,14 @@ impl State {
     }
 }
 
+/// The first record (in creation order) of those with these ids, as a scan would find it.
+fn first<'a, T: Record<Id = str>>(table: &'a Table<T>, ids: &[String]) -> Option<&'a T> {
+    ids.iter()
+        .filter_map(|id| table.position(id))
+        .min()
+        .map(|i| &table[i])
+}
+
 pub struct FakeGoogle {
     pub base_url: String,
     pub config: FakeGoogleConfig,
@@ -322,8 +390,12 @@ impl FakeGoogle {
         let state = Arc::new(Mutex::new(State {
             config: config.clone(),
             base_url: base_url.clone(),
-            users: BTreeMap::new(),
-            groups: BTreeMap::new(),
+            users: Table::default(),
+            groups: Table::default(),
+            user_emails: KeyIndex::default(),
+            group_emails: KeyIndex::default(),
+            members: Memberships::default(),
+            externals: HashMap::new(),
             tokens: IssuedTokens::default(),
             tokens_issued: 0,
             per_user_calls: 0,
@@ -365,7 +437,8 @@ impl FakeGoogle {
             last_login_time: "1970-01-01T00:00:00.000Z".into(),
             ..GUser::default()
         };
-        state.users.insert(id.clone(), user);
+        state.user_emails.insert(email, &id);
+        state.users.push(user);
         id
     }
 
@@ -373,7 +446,11 @@ impl FakeGoogle {
     pub fn update_user(&self, key: &str, change: impl FnOnce(&mut GUser)) {
         let mut state = self.state();
         let id = state.user_id(key);
-        change(state.users.get_mut(&id).expect("the user exists"));
+        let user = state.users.get_mut(&id).expect("the user exists");
+        let email = user.primary_email.clone();
+        change(user);
+        let new_email = user.primary_email.clone();
+        state.user_emails.rekey(&email, &new_email, &id);
     }
 
     pub fn set_suspended(&self, email: &str, suspended: bool) {
@@ -392,10 +469,10 @@ impl FakeGoogle {
     pub fn remove_user(&self, key: &str) {
         let mut state = self.state();
         let id = state.user_id(key);
-        state.users.remove(&id);
-        for group in state.groups.values_mut() {
-            group.members.remove(&GMember::User(id.clone()));
-        }
+        let position = state.users.position(&id).expect("the user exists");
+        let user = state.users.remove(position);
+        state.user_emails.remove(&user.primary_email, &id);
+        state.members.remove_member(&id);
     }
 
     /// Adds a group; `members` are user emails or `group:<group email>` of existing groups.
@@ -403,7 +480,7 @@ impl FakeGoogle {
     pub fn add_group(&self, name: &str, email: &str, members: &[&str]) -> String {
         let mut state = self.state();
         assert!(state.group_by_key(email).is_none(), "group {email} exists");
-        let members = members
+        let members: Vec<GMember> = members
             .iter()
             .map(|m| match m.strip_prefix("group:") {
                 Some(g) => GMember::Group(
@@ -422,9 +499,12 @@ impl FakeGoogle {
             id: id.clone(),
             email: email.to_owned(),
             name: name.to_owned(),
-            members,
         };
-        state.groups.insert(id.clone(), group);
+        state.groups.push(group);
+        state.group_emails.insert(email, &id);
+        for member in &members {
+            state.members.add(&id, &member.key());
+        }
         id
     }
 
@@ -432,8 +512,7 @@ impl FakeGoogle {
     pub fn add_customer_member(&self, group: &str) {
         let mut state = self.state();
         let id = state.group_by_key(group).expect("the group").id.clone();
-        let members = &mut state.groups.get_mut(&id).expect("the group").members;
-        members.insert(GMember::Customer);
+        state.members.add(&id, &GMember::Customer.key());
     }
 
     /// Adds a user from outside the Workspace to a group (id or email); returns the member's id.
@@ -442,11 +521,12 @@ impl FakeGoogle {
         state.next_id += 1;
         let member_id = format!("1{:020}", state.next_id);
         let id = state.group_by_key(group).expect("the group").id.clone();
-        let members = &mut state.groups.get_mut(&id).expect("the group").members;
-        members.insert(GMember::External {
+        state.externals.insert(member_id.clone(), email.to_owned());
+        let member = GMember::External {
             id: member_id.clone(),
             email: email.to_owned(),
-        });
+        };
+        state.members.add(&id, &member.key());
         member_id
     }
 
@@ -458,11 +538,10 @@ impl FakeGoogle {
             None => GMember::User(state.user_id(member)),
         };
         let id = state.group_by_key(group).expect("the group").id.clone();
-        let members = &mut state.groups.get_mut(&id).expect("the group").members;
         if add {
-            members.insert(member);
+            state.members.add(&id, &member.key());
         } else {
-            members.remove(&member);
+            state.members.remove(&id, &member.key());
         }
     }
 
@@ -733,7 +812,7 @@ async fn list_users(AxumState(state): AxumState<Shared>, uri: Uri) -> Reply {
     let limit = limit.min(state.config.page_cap);
     let users = state
         .users
-        .values()
+        .iter()
         .filter(|u| {
             domain
                 .as_ref()
@@ -770,7 +849,7 @@ async fn list_groups(AxumState(state): AxumState<Shared>, uri: Uri) -> Reply {
     let limit = limit.min(state.config.page_cap);
     let groups = state
         .groups
-        .values()
+        .iter()
         .filter(|g| {
             domain
                 .as_ref()
@@ -784,7 +863,7 @@ async fn list_groups(AxumState(state): AxumState<Shared>, uri: Uri) -> Reply {
             };
             let mut body = json!({"kind": "admin#directory#group", "id": g.id, "email": g.email,
                 "name": g.name, "description": description, "adminCreated": true,
-                "directMembersCount": g.members.len().to_string()});
+                "directMembersCount": state.members.count(&g.id).to_string()});
             if state.config.explicit_nulls {
                 body["aliases"] = Value::Null;
                 body["nonEditableAliases"] = Value::Null;
@@ -828,8 +907,8 @@ async fn list_members(
             .filter_map(|m| state.member_json(&m))
             .collect()
     } else {
-        group
-            .members
+        state
+            .direct_members(&group.id)
             .iter()
             .filter_map(|m| state.member_json(m))
             .collect()
@@ -946,14 +1025,18 @@ async fn list_groups_by(state: AxumState<Shared>, uri: Uri) -> Reply {
             "global",
         )
     })?;
-    let me = GMember::User(user.id.clone());
-    let groups = st
-        .groups
-        .values()
-        .filter(|g| g.members.contains(&me))
+    let mut positions: Vec<usize> = st
+        .members
+        .groups_of(&user.id)
+        .filter_map(|g| st.groups.position(g))
+        .collect();
+    positions.sort_unstable();
+    let groups = positions
+        .into_iter()
+        .map(|i| &st.groups[i])
         .map(|g| {
             let body = json!({"kind": "admin#directory#group", "id": g.id, "email": g.email,
-                "name": g.name, "directMembersCount": g.members.len().to_string()});
+                "name": g.name, "directMembersCount": st.members.count(&g.id).to_string()});
             (g.email.to_lowercase(), body)
         })
         .collect();

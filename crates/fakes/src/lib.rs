@@ -1,10 +1,16 @@
 //! In-process fakes of the remote services idsync talks to, plus a reusable fault-injection layer.
 //!
 //! The crate `idsync-fakes` (never published) serves idsync's tests and benches. What all fakes
-//! share is here and in [`directory`] (indexed records, keys and memberships) and [`oauth`] (the
-//! check of signed client assertions); each vendor module keeps only its dialect: routes, paging,
-//! error bodies, authentication rules and quirks. The fakes' own tests are in idsync's
-//! `tests/fakes/`, compiled into its one integration binary.
+//! share is here (the fault layer, the rate limiter, token bookkeeping, query parameters) and in
+//! [`directory`] and [`oauth`] (the check of signed client assertions). Every vendor's directory
+//! is kept in the [`directory`] core: records in creation order found by id
+//! ([`directory::Table`]), names, emails and logins to ids ([`directory::KeyIndex`],
+//! case-insensitive), and group (or role) members as ordered sets with the reverse index
+//! ([`directory::Memberships`]), so no request scans the directory to find a record, a member or
+//! a user's groups. Each vendor module keeps only its dialect: its record types and their JSON,
+//! routes, paging (and the order its listings come in, derived from the core's), error bodies,
+//! authentication rules and quirks. The fakes' own tests are in idsync's `tests/fakes/`,
+//! compiled into its one integration binary.
 //!
 //! Each fake is an axum router served on `127.0.0.1:0` by [`serve`], which wraps it in the
 //! [`FaultLayer`]: a request log, a global latency, and the faults described by [`Faults`].

@@ -25,8 +25,7 @@
 
 use std::{
     cell::Cell,
-    collections::{BTreeMap, BTreeSet, HashMap},
-    ops::Bound,
+    collections::HashMap,
     sync::{
         atomic::{AtomicU64, Ordering},
         Arc, Mutex, MutexGuard,
@@ -46,7 +45,9 @@ use jsonwebtoken::errors::ErrorKind;
 use serde_json::{json, Map, Value};
 
 use crate::{
-    bind, lock,
+    bind,
+    directory::{KeyIndex, Memberships, Record, Table},
+    lock,
     oauth::{self, AssertionRules, SeenJtis},
     serve, FaultLayer, Faults, Params, RateHeaders, RateLimiter, RequestLog, Server,
 };
@@ -281,8 +282,22 @@ pub struct OktaGroup {
     pub created: String,
     pub last_updated: String,
     pub last_membership_updated: String,
-    /// User ids; a set, so members list sorted by id.
-    pub members: BTreeSet<String>,
+}
+
+impl Record for OktaUser {
+    type Id = str;
+
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+impl Record for OktaGroup {
+    type Id = str;
+
+    fn id(&self) -> &str {
+        &self.id
+    }
 }
 
 impl OktaGroup {
@@ -314,10 +329,18 @@ struct IssuedToken {
 pub struct State {
     pub config: FakeOktaConfig,
     pub base_url: String,
-    /// By id (so in the order lists return them).
-    pub users: BTreeMap<String, OktaUser>,
-    /// By id.
-    pub groups: BTreeMap<String, OktaGroup>,
+    /// In creation order, which is id order (ids are a zero-padded counter), the order lists
+    /// return them in. Change a login or email through [`FakeOkta::update_user`], which keeps
+    /// `user_keys` in step.
+    pub users: Table<OktaUser>,
+    /// In creation order, which is id order.
+    pub groups: Table<OktaGroup>,
+    /// Logins and emails to user ids.
+    user_keys: KeyIndex,
+    /// Group names to group ids.
+    group_names: KeyIndex,
+    /// Group members (user ids), and the groups of each user.
+    pub members: Memberships,
     tokens: HashMap<String, IssuedToken>,
     used_jtis: SeenJtis,
     tokens_issued: usize,
@@ -334,8 +357,11 @@ impl State {
             rate,
             config,
             base_url,
-            users: BTreeMap::new(),
-            groups: BTreeMap::new(),
+            users: Table::default(),
+            groups: Table::default(),
+            user_keys: KeyIndex::default(),
+            group_names: KeyIndex::default(),
+            members: Memberships::default(),
             tokens: HashMap::new(),
             used_jtis: SeenJtis::default(),
             tokens_issued: 0,
@@ -358,32 +384,41 @@ impl State {
 
     /// The id of the user with this id, login or email (case-insensitive).
     pub fn user_id(&self, key: &str) -> Option<String> {
-        if self.users.contains_key(key) {
+        if self.users.get(key).is_some() {
             return Some(key.to_owned());
         }
-        self.users
-            .values()
-            .find(|u| u.login.eq_ignore_ascii_case(key) || u.email.eq_ignore_ascii_case(key))
-            .map(|u| u.id.clone())
+        // The first in id order, as a scan would find it.
+        self.user_keys
+            .ids(key)
+            .iter()
+            .min_by_key(|id| self.users.position(id))
+            .cloned()
     }
 
     /// The id of the group with this id or name (case-insensitive); panics when the name is
     /// ambiguous.
     pub fn group_id(&self, key: &str) -> Option<String> {
-        if self.groups.contains_key(key) {
+        if self.groups.get(key).is_some() {
             return Some(key.to_owned());
         }
-        let named: Vec<&OktaGroup> = self
-            .groups
-            .values()
-            .filter(|g| g.name.eq_ignore_ascii_case(key))
-            .collect();
+        let named = self.group_names.ids(key);
         assert!(
             named.len() < 2,
             "{} groups are named {key}; use the group id",
             named.len()
         );
-        named.first().map(|g| g.id.clone())
+        named.first().cloned()
+    }
+
+    /// The groups of a user, in id order.
+    fn groups_of(&self, user_id: &str) -> Vec<&OktaGroup> {
+        let mut positions: Vec<usize> = self
+            .members
+            .groups_of(user_id)
+            .filter_map(|g| self.groups.position(g))
+            .collect();
+        positions.sort_unstable();
+        positions.into_iter().map(|i| &self.groups[i]).collect()
     }
 
     /// Checks the `Authorization` header of a resource request: the API token, or an unexpired
@@ -634,7 +669,9 @@ impl FakeOkta {
             employee_number: seed.employee_number,
             custom: Map::new(),
         };
-        state.users.insert(id.clone(), user);
+        state.user_keys.insert(&user.login, &id);
+        state.user_keys.insert(&user.email, &id);
+        state.users.push(user);
         id
     }
 
@@ -668,8 +705,16 @@ impl FakeOkta {
             .unwrap_or_else(|| panic!("no Okta user {key}"));
         let now = state.now();
         let user = state.users.get_mut(&id).expect("the user exists");
+        let (login, email) = (user.login.clone(), user.email.clone());
         user.last_updated = now;
         change(user);
+        let (new_login, new_email) = (user.login.clone(), user.email.clone());
+        for old in [&login, &email] {
+            state.user_keys.remove(old, &id);
+        }
+        for new in [&new_login, &new_email] {
+            state.user_keys.insert(new, &id);
+        }
     }
 
     /// Deletes the user with this id, login or email (and its group memberships).
@@ -678,13 +723,18 @@ impl FakeOkta {
         let id = state
             .user_id(key)
             .unwrap_or_else(|| panic!("no Okta user {key}"));
-        state.users.remove(&id);
+        let position = state.users.position(&id).expect("the user exists");
+        let user = state.users.remove(position);
+        state.user_keys.remove(&user.login, &id);
+        state.user_keys.remove(&user.email, &id);
         let now = state.now();
-        for group in state.groups.values_mut() {
-            if group.members.remove(&id) {
+        let groups: Vec<String> = state.members.groups_of(&id).map(str::to_owned).collect();
+        for group in groups {
+            if let Some(group) = state.groups.get_mut(&group) {
                 group.last_membership_updated = now.clone();
             }
         }
+        state.members.remove_member(&id);
     }
 
     /// Adds a group whose members are the users with these logins or emails; returns its id
@@ -699,12 +749,13 @@ impl FakeOkta {
         assert!(
             kind == "APP_GROUP"
                 || !state
-                    .groups
-                    .values()
-                    .any(|g| g.kind != "APP_GROUP" && g.name.eq_ignore_ascii_case(name)),
+                    .group_names
+                    .ids(name)
+                    .iter()
+                    .any(|id| state.groups.get(id).is_some_and(|g| g.kind != "APP_GROUP")),
             "seeding group {name}: the name is taken"
         );
-        let members = member_emails
+        let members: Vec<String> = member_emails
             .iter()
             .map(|key| {
                 state
@@ -715,19 +766,19 @@ impl FakeOkta {
         state.next_group += 1;
         let id = format!("00g{:017}", state.next_group);
         let created = state.now();
-        state.groups.insert(
-            id.clone(),
-            OktaGroup {
-                id: id.clone(),
-                name: name.to_owned(),
-                description: None,
-                kind: kind.to_owned(),
-                last_updated: created.clone(),
-                last_membership_updated: created.clone(),
-                created,
-                members,
-            },
-        );
+        state.groups.push(OktaGroup {
+            id: id.clone(),
+            name: name.to_owned(),
+            description: None,
+            kind: kind.to_owned(),
+            last_updated: created.clone(),
+            last_membership_updated: created.clone(),
+            created,
+        });
+        state.group_names.insert(name, &id);
+        for member in &members {
+            state.members.add(&id, member);
+        }
         id
     }
 
@@ -750,13 +801,13 @@ impl FakeOkta {
             .user_id(email)
             .unwrap_or_else(|| panic!("no Okta user {email}"));
         let now = state.now();
-        let group = state.groups.get_mut(&group_id).expect("the group exists");
         let changed = if add {
-            group.members.insert(user_id)
+            state.members.add(&group_id, &user_id)
         } else {
-            group.members.remove(&user_id)
+            state.members.remove(&group_id, &user_id)
         };
         if changed {
+            let group = state.groups.get_mut(&group_id).expect("the group exists");
             group.last_membership_updated = now;
         }
     }
@@ -777,7 +828,7 @@ impl FakeOkta {
     pub fn user(&self, key: &str) -> Option<Value> {
         let state = self.state();
         let id = state.user_id(key)?;
-        Some(state.user_json(&state.users[&id]))
+        Some(state.user_json(state.users.get(&id)?))
     }
 
     /// Every request received, faulted or not, in order of arrival.
@@ -1390,39 +1441,39 @@ struct NextPage {
 
 /// One page of `items` (sorted by id) after the cursor `after`: at most `limit` of those `keep`
 /// accepts, and the next page when more remain.
-fn page<'a, T: 'a>(
-    items: impl Iterator<Item = (&'a String, &'a T)>,
+fn page<'a, T: Record<Id = str> + 'a>(
+    items: impl Iterator<Item = &'a T>,
     limit: usize,
     keep: impl Fn(&T) -> bool,
 ) -> (Vec<&'a T>, Option<NextPage>) {
     let mut out = Vec::new();
     let mut last = None;
-    for (id, item) in items.filter(|(_, item)| keep(item)) {
+    for item in items.filter(|item| keep(item)) {
         if out.len() == limit {
             return (
                 out,
-                last.map(|after: &String| NextPage {
-                    after: after.clone(),
+                last.map(|after: &str| NextPage {
+                    after: after.to_owned(),
                     limit,
                 }),
             );
         }
         out.push(item);
-        last = Some(id);
+        last = Some(item.id());
     }
     (out, None)
 }
 
-/// The entries of a map keyed by id, after the cursor `after`.
-fn after<'a, T>(
-    map: &'a BTreeMap<String, T>,
+/// The records (sorted by id) whose id is past the cursor `after`.
+fn after<'a, T: Record<Id = str>>(
+    rows: &'a [T],
     after: Option<&str>,
-) -> impl Iterator<Item = (&'a String, &'a T)> {
+) -> impl Iterator<Item = &'a T> {
     let start = match after {
-        Some(cursor) if !cursor.is_empty() => Bound::Excluded(cursor),
-        _ => Bound::Unbounded,
+        Some(cursor) if !cursor.is_empty() => rows.partition_point(|r| r.id() <= cursor),
+        _ => 0,
     };
-    map.range::<str, _>((start, Bound::Unbounded))
+    rows[start..].iter()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1474,7 +1525,8 @@ async fn get_user(
     let id = state
         .user_id(&id)
         .ok_or_else(|| Failure::not_found(&id, "User"))?;
-    Ok(Json(state.user_json(&state.users[&id])).into_response())
+    let user = state.users.get(&id).expect("the user exists");
+    Ok(Json(state.user_json(user)).into_response())
 }
 
 /// `GET /api/v1/users/{id}/groups`: every group of the user, not paged.
@@ -1489,9 +1541,8 @@ async fn user_groups(
         .user_id(&id)
         .ok_or_else(|| Failure::not_found(&id, "User"))?;
     let groups: Vec<Value> = state
-        .groups
-        .values()
-        .filter(|g| g.members.contains(&id))
+        .groups_of(&id)
+        .into_iter()
         .map(|g| state.group_json(g))
         .collect();
     Ok(Json(Value::Array(groups)).into_response())
@@ -1555,15 +1606,16 @@ async fn group_members(
         .ok_or_else(|| Failure::not_found(&id, "UserGroup"))?;
     let params = Params::of(&uri);
     let limit = params.limit(MEMBERS_DEFAULT_LIMIT, state.config.member_page_cap)?;
-    let start = match params.get("after") {
-        Some(cursor) if !cursor.is_empty() => Bound::Excluded(cursor),
-        _ => Bound::Unbounded,
-    };
-    let members = group
+    // Sorted by id, as Okta lists them.
+    let mut members: Vec<&OktaUser> = state
         .members
-        .range::<str, _>((start, Bound::Unbounded))
-        .filter_map(|id| state.users.get_key_value(id));
-    let (users, next) = page(members, limit, |_| true);
+        .members(&group.id)
+        .filter_map(|id| state.users.get(id))
+        .collect();
+    members.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+    let (users, next) = page(after(&members, params.get("after")).copied(), limit, |_| {
+        true
+    });
     let body = users.into_iter().map(|u| state.user_json(u)).collect();
     Ok(state.listing(&uri, &params, body, next))
 }

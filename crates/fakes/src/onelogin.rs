@@ -41,8 +41,7 @@
 //! and an `X-RateLimit-Reset` that is an epoch), and they do not spend the budget.
 
 use std::{
-    collections::{BTreeMap, BTreeSet, HashMap},
-    ops::Bound,
+    collections::{BTreeMap, HashMap},
     sync::{Arc, Mutex, MutexGuard},
     time::{Duration, Instant},
 };
@@ -60,8 +59,10 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 
 use crate::{
-    bind, form_pairs, lock, serve, FaultLayer, Faults, Params, RateHeaders, RateLimiter,
-    RequestLog, Server,
+    bind,
+    directory::{KeyIndex, Memberships, Record, Table},
+    form_pairs, lock, serve, FaultLayer, Faults, Params, RateHeaders, RateLimiter, RequestLog,
+    Server,
 };
 
 /// The path of the token endpoint.
@@ -170,13 +171,49 @@ pub struct OGroup {
     pub reference: Option<String>,
 }
 
-/// A role and its users.
+/// A role; its users are in [`State::role_members`].
 #[derive(Clone, Debug)]
 pub struct ORole {
     pub id: u64,
     pub name: String,
-    /// User ids; a set, so role users list sorted by id.
-    pub members: BTreeSet<u64>,
+}
+
+impl Record for OUser {
+    type Id = u64;
+
+    fn id(&self) -> &u64 {
+        &self.id
+    }
+}
+
+impl Record for OGroup {
+    type Id = u64;
+
+    fn id(&self) -> &u64 {
+        &self.id
+    }
+}
+
+impl Record for ORole {
+    type Id = u64;
+
+    fn id(&self) -> &u64 {
+        &self.id
+    }
+}
+
+/// Ids (numbers here) as the shared indexes hold them.
+fn key(id: u64) -> String {
+    id.to_string()
+}
+
+/// The ids an index gives, as numbers, sorted.
+fn sorted_ids<'a>(keys: impl Iterator<Item = &'a str>) -> Vec<u64> {
+    let mut ids: Vec<u64> = keys
+        .map(|k| k.parse().expect("an index holds numeric ids"))
+        .collect();
+    ids.sort_unstable();
+    ids
 }
 
 /// The access token the credentials currently get.
@@ -196,14 +233,20 @@ struct IssuedToken {
 pub struct State {
     pub config: FakeOneLoginConfig,
     pub base_url: String,
-    /// By id (so in the order lists return them).
-    pub users: BTreeMap<u64, OUser>,
-    /// By id.
-    pub groups: BTreeMap<u64, OGroup>,
-    /// By id.
-    pub roles: BTreeMap<u64, ORole>,
-    /// Lowercased email → user id.
-    by_email: HashMap<String, u64>,
+    /// In creation order, which is id order (ids are a counter), the order lists return them in.
+    pub users: Table<OUser>,
+    /// In creation order, which is id order.
+    pub groups: Table<OGroup>,
+    /// In creation order, which is id order.
+    pub roles: Table<ORole>,
+    /// Emails to user ids.
+    user_emails: KeyIndex,
+    /// Group names to group ids.
+    group_names: KeyIndex,
+    /// Role names to role ids.
+    role_names: KeyIndex,
+    /// The users of each role, and the roles of each user.
+    pub role_members: Memberships,
     token: Option<IssuedToken>,
     token_requests: usize,
     tokens_issued: usize,
@@ -221,10 +264,13 @@ impl State {
             rate,
             config,
             base_url,
-            users: BTreeMap::new(),
-            groups: BTreeMap::new(),
-            roles: BTreeMap::new(),
-            by_email: HashMap::new(),
+            users: Table::default(),
+            groups: Table::default(),
+            roles: Table::default(),
+            user_emails: KeyIndex::default(),
+            group_names: KeyIndex::default(),
+            role_names: KeyIndex::default(),
+            role_members: Memberships::default(),
             token: None,
             token_requests: 0,
             tokens_issued: 0,
@@ -243,39 +289,23 @@ impl State {
 
     /// The id of the user with this email (case-insensitive).
     pub fn user_id(&self, email: &str) -> Option<u64> {
-        let key = email.to_lowercase();
-        self.indexed_user_id(&key).or_else(|| {
-            // The index misses users changed behind its back, through `state().users`.
-            self.users
-                .values()
-                .find(|u| u.email.to_lowercase() == key)
-                .map(|u| u.id)
-        })
-    }
-
-    /// The id of the user the email index gives for this lowercased email, if still right.
-    fn indexed_user_id(&self, key: &str) -> Option<u64> {
-        self.by_email.get(key).copied().filter(|id| {
-            self.users
-                .get(id)
-                .is_some_and(|u| u.email.to_lowercase() == key)
-        })
+        sorted_ids(self.user_emails.ids(email).iter().map(String::as_str))
+            .first()
+            .copied()
     }
 
     /// The id of the group with this name (case-insensitive).
     pub fn group_id(&self, name: &str) -> Option<u64> {
-        self.groups
-            .values()
-            .find(|g| g.name.eq_ignore_ascii_case(name))
-            .map(|g| g.id)
+        sorted_ids(self.group_names.ids(name).iter().map(String::as_str))
+            .first()
+            .copied()
     }
 
     /// The id of the role with this name (case-insensitive).
     pub fn role_id(&self, name: &str) -> Option<u64> {
-        self.roles
-            .values()
-            .find(|r| r.name.eq_ignore_ascii_case(name))
-            .map(|r| r.id)
+        sorted_ids(self.role_names.ids(name).iter().map(String::as_str))
+            .first()
+            .copied()
     }
 
     fn expect_user(&self, email: &str) -> u64 {
@@ -297,14 +327,11 @@ impl State {
     fn change_user(&mut self, id: u64, change: impl FnOnce(&mut OUser)) {
         let now = self.now();
         let user = self.users.get_mut(&id).expect("the user exists");
-        let old = user.email.to_lowercase();
+        let old = user.email.clone();
         user.updated_at = now;
         change(user);
-        let new = user.email.to_lowercase();
-        if new != old {
-            self.by_email.remove(&old);
-            self.by_email.insert(new, id);
-        }
+        let new = user.email.clone();
+        self.user_emails.rekey(&old, &new, &key(id));
     }
 
     fn token_expired(&self, token: &IssuedToken) -> bool {
@@ -513,9 +540,8 @@ impl FakeOneLogin {
     /// username `alice.doe`); returns its id.
     pub fn add_user(&self, email: &str) -> u64 {
         let mut state = self.state();
-        // The index alone: a scan per user would make seeding 20,000 users quadratic.
         assert!(
-            state.indexed_user_id(&email.to_lowercase()).is_none(),
+            state.user_id(email).is_none(),
             "seeding user {email}: the email is taken"
         );
         let (firstname, lastname) = crate::names_from_email(email);
@@ -534,8 +560,8 @@ impl FakeOneLogin {
             created_at: created,
             ..OUser::default()
         };
-        state.by_email.insert(email.to_lowercase(), id);
-        state.users.insert(id, user);
+        state.user_emails.insert(email, &key(id));
+        state.users.push(user);
         id
     }
 
@@ -560,11 +586,10 @@ impl FakeOneLogin {
     pub fn remove_user(&self, email: &str) {
         let mut state = self.state();
         let id = state.expect_user(email);
-        let user = state.users.remove(&id).expect("the user exists");
-        state.by_email.remove(&user.email.to_lowercase());
-        for role in state.roles.values_mut() {
-            role.members.remove(&id);
-        }
+        let position = state.users.position(&id).expect("the user exists");
+        let user = state.users.remove(position);
+        state.user_emails.remove(&user.email, &key(id));
+        state.role_members.remove_member(&key(id));
     }
 
     /// Adds a group and makes it the group of these users (a user has one group: this one
@@ -578,14 +603,12 @@ impl FakeOneLogin {
         let members: Vec<u64> = member_emails.iter().map(|e| state.expect_user(e)).collect();
         let id = state.next_group;
         state.next_group += 1;
-        state.groups.insert(
+        state.groups.push(OGroup {
             id,
-            OGroup {
-                id,
-                name: name.to_owned(),
-                reference: None,
-            },
-        );
+            name: name.to_owned(),
+            reference: None,
+        });
+        state.group_names.insert(name, &key(id));
         for member in members {
             state.change_user(member, |user| user.group_id = Some(id));
         }
@@ -607,17 +630,17 @@ impl FakeOneLogin {
             state.role_id(name).is_none(),
             "seeding role {name}: the name is taken"
         );
-        let members = member_emails.iter().map(|e| state.expect_user(e)).collect();
+        let members: Vec<u64> = member_emails.iter().map(|e| state.expect_user(e)).collect();
         let id = state.next_role;
         state.next_role += 1;
-        state.roles.insert(
+        state.roles.push(ORole {
             id,
-            ORole {
-                id,
-                name: name.to_owned(),
-                members,
-            },
-        );
+            name: name.to_owned(),
+        });
+        state.role_names.insert(name, &key(id));
+        for member in members {
+            state.role_members.add(&key(id), &key(member));
+        }
         id
     }
 
@@ -626,11 +649,10 @@ impl FakeOneLogin {
         let mut state = self.state();
         let role_id = state.expect_role(role);
         let user_id = state.expect_user(email);
-        let role = state.roles.get_mut(&role_id).expect("the role exists");
         if member {
-            role.members.insert(user_id);
+            state.role_members.add(&key(role_id), &key(user_id));
         } else {
-            role.members.remove(&user_id);
+            state.role_members.remove(&key(role_id), &key(user_id));
         }
     }
 
@@ -644,7 +666,9 @@ impl FakeOneLogin {
     /// The user with this email, as the fake holds it.
     pub fn user(&self, email: &str) -> Option<OUser> {
         let state = self.state();
-        state.user_id(email).map(|id| state.users[&id].clone())
+        state
+            .user_id(email)
+            .and_then(|id| state.users.get(&id).cloned())
     }
 
     /// Every request received, faulted or not, in order of arrival.
@@ -1083,7 +1107,7 @@ async fn list_users(AxumState(state): AxumState<Shared>, headers: HeaderMap, uri
         }
         None => {
             let body = paging
-                .of_items(state.users.values())
+                .of_items(state.users.iter())
                 .map(|u| state.user_json(u))
                 .collect();
             (state.users.len(), body)
@@ -1125,18 +1149,15 @@ async fn list_roles(AxumState(state): AxumState<Shared>, headers: HeaderMap, uri
                     None => role == name,
                 }
             };
-            let total = state.roles.values().filter(keep).count();
+            let total = state.roles.iter().filter(keep).count();
             let body = paging
-                .of_items(state.roles.values().filter(keep))
+                .of_items(state.roles.iter().filter(keep))
                 .map(role_json)
                 .collect();
             (total, body)
         }
         None => {
-            let body = paging
-                .of_items(state.roles.values())
-                .map(role_json)
-                .collect();
+            let body = paging.of_items(state.roles.iter()).map(role_json).collect();
             (state.roles.len(), body)
         }
     };
@@ -1159,8 +1180,11 @@ async fn role_users(
         .ok_or_else(|| Failure::not_found("Role not found"))?;
     let params = Params::of(&uri);
     let paging = Paging::of(&params, state.config.role_users_page_max)?;
+    // Sorted by user id, as OneLogin lists them.
+    let members = sorted_ids(state.role_members.members(&key(role.id)));
+    let count = members.len();
     let body = paging
-        .of_items(role.members.iter().filter_map(|id| state.users.get(id)))
+        .of_items(members.iter().filter_map(|id| state.users.get(id)))
         .map(|u| {
             let name = [&u.firstname, &u.lastname]
                 .into_iter()
@@ -1171,7 +1195,7 @@ async fn role_users(
             json!({ "id": u.id, "name": name, "email": u.email, "username": u.username })
         })
         .collect();
-    Ok(state.v2_listing(&uri, &params, paging, role.members.len(), body))
+    Ok(state.v2_listing(&uri, &params, paging, count, body))
 }
 
 /// `GET /api/1/groups`: the v1 envelope, `groups_page_size` groups per page sorted by id, paged
@@ -1192,38 +1216,26 @@ async fn list_groups(AxumState(state): AxumState<Shared>, headers: HeaderMap, ur
         .map(decode_v1_cursor)
         .transpose()?;
     let groups = &state.groups;
-    let page: Vec<&OGroup> = match (after, before) {
+    // Groups are sorted by id: the positions of those before an id, and of those up to it.
+    let below = |id: u64| groups.partition_point(|g| g.id < id);
+    let up_to = |id: u64| groups.partition_point(|g| g.id <= id);
+    let page: &[OGroup] = match (after, before) {
         (_, Some(before)) => {
-            let mut page: Vec<&OGroup> = groups
-                .range(..before)
-                .rev()
-                .take(size)
-                .map(|(_, g)| g)
-                .collect();
-            page.reverse();
-            page
+            let end = below(before);
+            &groups[end.saturating_sub(size)..end]
         }
         (after, None) => {
-            let start = after.map_or(Bound::Unbounded, Bound::Excluded);
-            groups
-                .range((start, Bound::Unbounded))
-                .take(size)
-                .map(|(_, g)| g)
-                .collect()
+            let start = after.map_or(0, up_to);
+            &groups[start..(start + size).min(groups.len())]
         }
     };
     let before_cursor = page
         .first()
-        .filter(|g| groups.range(..g.id).next_back().is_some())
+        .filter(|g| below(g.id) > 0)
         .map(|g| v1_cursor(g.id));
     let after_cursor = page
         .last()
-        .filter(|g| {
-            groups
-                .range((Bound::Excluded(g.id), Bound::Unbounded))
-                .next()
-                .is_some()
-        })
+        .filter(|g| up_to(g.id) < groups.len())
         .map(|g| v1_cursor(g.id));
     let url = format!("{}/api/1/groups", state.base_url);
     let data: Vec<Value> = page
@@ -1283,13 +1295,8 @@ async fn user_roles(
     let user = id
         .parse::<u64>()
         .ok()
-        .filter(|id| state.users.contains_key(id))
+        .filter(|id| state.users.get(id).is_some())
         .ok_or_else(|| Failure::not_found("User not found"))?;
-    let roles: Vec<u64> = state
-        .roles
-        .values()
-        .filter(|r| r.members.contains(&user))
-        .map(|r| r.id)
-        .collect();
+    let roles = sorted_ids(state.role_members.groups_of(&key(user)));
     Ok(Json(json!(roles)).into_response())
 }
