@@ -386,6 +386,8 @@ async fn a_short_page_that_links_on_is_asked_again_then_fails() {
         empty_pages: false,
         total: None,
         unique: false,
+        noun: "items",
+        rereads: 0,
     };
     let q = vec![("maxResults", "2".to_string())];
     let e = Pager::new(&http, "users", q, style)
@@ -458,6 +460,8 @@ async fn page_tokens_next_link_fields_and_header_cursors() {
         empty_pages: false,
         total: None,
         unique: false,
+        noun: "items",
+        rereads: 0,
     };
     let q = vec![("maxResults", "2".to_string())];
     let all = Pager::new(&http, "users", q, google).all().await.unwrap();
@@ -477,6 +481,8 @@ async fn page_tokens_next_link_fields_and_header_cursors() {
         empty_pages: true,
         total: Some("/@odata.count"),
         unique: true,
+        noun: "items",
+        rereads: 0,
     };
     let all = Pager::new(&http, "v1.0/users", vec![], graph)
         .all()
@@ -503,6 +509,8 @@ async fn page_tokens_next_link_fields_and_header_cursors() {
         empty_pages: false,
         total: None,
         unique: true,
+        noun: "items",
+        rereads: 0,
     };
     let mut h = HeaderMap::new();
     h.insert("after-cursor", "c2".parse().unwrap());

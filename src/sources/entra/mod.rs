@@ -132,75 +132,26 @@ impl EntraSource {
     /// Every object of a listing, following `@odata.nextLink` as given (on the configured origin
     /// only, and never back to a page already read). Graph may return short or even empty pages
     /// before the last, so pages are not judged one by one: a listing asked with `$count=true`
-    /// must hold the `@odata.count` of its first page; one that does not is read once more (the
-    /// directory may have changed meanwhile), then fails.
+    /// must hold its `@odata.count`; one that does not is read once more (the directory may have
+    /// changed meanwhile), then fails.
     async fn all(
         http: &HttpClient,
         path: &str,
         query: Vec<(&str, String)>,
     ) -> Result<Vec<Value>, HttpError> {
-        Self::all_from(http, path, query, None).await
+        paginate::Pager::new(http, path, query, GRAPH).all().await
     }
 
-    /// As [`EntraSource::all`], from a first page already read (in a batch), if any.
+    /// As [`EntraSource::all`], from a first page already read (in a batch).
     async fn all_from(
         http: &HttpClient,
         path: &str,
         query: Vec<(&str, String)>,
-        mut first: Option<Value>,
+        first: Value,
     ) -> Result<Vec<Value>, HttpError> {
-        let mut tries = 1;
-        loop {
-            let page = match first.take() {
-                Some(page) => page,
-                None => http.get_json(path, &query).await?,
-            };
-            let (out, count) = Self::read(http, path, page).await?;
-            match count {
-                Some(n) if n != out.len() => {
-                    if tries > 1 {
-                        return Err(http.malformed(
-                            path,
-                            &format!(
-                                "@odata.count announced {n} objects, but the pages held {}: the listing is incomplete or inconsistent",
-                                out.len()
-                            ),
-                        ));
-                    }
-                    http.pause(tries).await;
-                    tries += 1;
-                }
-                _ => return Ok(out),
-            }
-        }
-    }
-
-    /// One read of a listing from its first page: its objects and the `@odata.count` of its
-    /// first page, if any.
-    async fn read(
-        http: &HttpClient,
-        path: &str,
-        mut page: Value,
-    ) -> Result<(Vec<Value>, Option<usize>), HttpError> {
-        let mut out = Vec::new();
-        let mut trail = paginate::Trail::new();
-        let count = page
-            .get("@odata.count")
-            .and_then(Value::as_u64)
-            .and_then(|n| usize::try_from(n).ok());
-        loop {
-            match page.get_mut("value").map(Value::take) {
-                Some(Value::Array(items)) => out.extend(items),
-                _ => return Err(http.malformed(path, "a page without `value`")),
-            }
-            let Some(next) = page.get("@odata.nextLink").and_then(Value::as_str) else {
-                break;
-            };
-            trail.follow(http, path, next)?;
-            page = http.get_json(next, &[]).await?;
-        }
-        paginate::check_unique(http, path, &out)?;
-        Ok((out, count))
+        paginate::Pager::new(http, path, query, GRAPH)
+            .rest(first, &reqwest::header::HeaderMap::new())
+            .await
     }
 
     /// The groups to read (every group, or the configured ones), without members. Shared by the
@@ -307,7 +258,7 @@ impl EntraSource {
                 .zip(paths.iter().cloned())
                 .map(|(first, path)| {
                     let query = query.to_vec();
-                    async move { Self::all_from(http, &path, query, Some(first)).await }
+                    async move { Self::all_from(http, &path, query, first).await }
                 }),
         )
         .buffered(http.concurrency())
@@ -379,6 +330,27 @@ fn not_a_user(member: &Value) -> Option<String> {
 }
 
 const USER_TYPE: &str = "#microsoft.graph.user";
+
+/// Microsoft Graph's listings: `{value, @odata.nextLink, @odata.count}` (the count where
+/// `$count=true` is asked). Pages may be short or empty before the last, so the count is what
+/// shows a loss; a listing that misses it is read once more (the directory may have changed).
+const GRAPH: paginate::Style = paginate::Style {
+    items: paginate::Items::Field {
+        pointer: "/value",
+        missing: Some("a page without `value`"),
+    },
+    next: paginate::Next::Field {
+        pointer: "/@odata.nextLink",
+        param: "$skiptoken",
+    },
+    keep_query: false,
+    full_pages: false,
+    empty_pages: true,
+    total: Some("/@odata.count"),
+    unique: true,
+    noun: "objects",
+    rereads: 1,
+};
 
 #[async_trait]
 impl Source for EntraSource {
