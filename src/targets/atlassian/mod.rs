@@ -146,35 +146,31 @@ impl AdminApi {
             "admin/v2/orgs/{}/directories/{directory}/users/search",
             self.org_id
         );
-        let mut out = Vec::new();
-        let mut cursor: Option<String> = None;
-        let mut trail = paginate::Trail::new();
-        loop {
-            let mut body = extra.clone();
-            body["limit"] = json!(SEARCH_PAGE);
-            if let Some(c) = &cursor {
-                body["cursor"] = json!(c);
-            }
-            let mut page = self
-                .http
-                .success(Method::POST, &path, &[], Some(&body))
-                .await
-                .map_err(hint)?
-                .json("Atlassian admin API")?;
-            match page.get_mut("data").map(Value::take) {
-                Some(Value::Array(items)) => {
-                    crate::progress::page(items.len());
-                    out.extend(items);
+        // The pager hands back the next link as given (a URL) or the bare cursor as `cursor`:
+        // either way the search carries the cursor in its body, to the search's own path.
+        let http = &self.http;
+        let search = &path;
+        paginate::Pager::new(http, &path, Vec::new(), paginate::ATLASSIAN_CURSOR)
+            .all_with(|url, query| async move {
+                let mut body = extra.clone();
+                body["limit"] = json!(SEARCH_PAGE);
+                let cursor = match query.iter().find(|(k, _)| *k == "cursor") {
+                    Some((_, c)) => Some(c.clone()),
+                    None => paginate::next_cursor(&json!({"links": {"next": url}}))
+                        .filter(|_| url != *search),
+                };
+                if let Some(c) = cursor {
+                    body["cursor"] = json!(c);
                 }
-                _ => return Err(self.http.malformed(&path, "a page without `data`")),
-            }
-            cursor = paginate::next_cursor(&page);
-            match &cursor {
-                None => return Ok(out),
-                // A cursor that repeats would loop forever.
-                Some(c) => trail.follow(&self.http, &path, c)?,
-            }
-        }
+                let reply = http
+                    .success(Method::POST, search, &[], Some(&body))
+                    .await
+                    .map_err(hint)?;
+                let page = reply.json("Atlassian admin API")?;
+                crate::progress::page(crate::progress::listed(&page));
+                Ok((page, reply.headers))
+            })
+            .await
     }
 
     /// Account ids holding an org or site admin role, as the search's role filter finds them. The
