@@ -428,6 +428,8 @@ pub const ATLASSIAN_CURSOR: Style = Style {
     empty_pages: false,
     total: Some("/meta/total"),
     unique: true,
+    noun: "items",
+    rereads: 0,
 };
 
 /// Where a page's items are.
@@ -484,6 +486,11 @@ pub struct Style {
     pub total: Option<&'static str>,
     /// An item listed twice fails the listing (pages that overlap hide others).
     pub unique: bool,
+    /// What the listing's items are called in an error (`items`; Graph's `objects`).
+    pub noun: &'static str,
+    /// How many times a listing that does not hold its announced `total` is read again from its
+    /// first page before it fails (Graph: the directory may have changed meanwhile).
+    pub rereads: u32,
 }
 
 /// Okta: bare arrays, `Link: rel="next"`, full pages, no repeats.
@@ -495,6 +502,8 @@ pub const LINK_HEADER: Style = Style {
     empty_pages: false,
     total: None,
     unique: true,
+    noun: "items",
+    rereads: 0,
 };
 
 /// Walks a listing along its next links, page tokens or cursors, with every check in one place:
@@ -622,6 +631,31 @@ impl<'a> Pager<'a> {
         F: Fn(String, Vec<(&'a str, String)>) -> Fut,
         Fut: std::future::Future<Output = Result<(Value, HeaderMap), HttpError>>,
     {
+        let mut first = first;
+        let mut tries = 0;
+        loop {
+            match self.walk_once(first.take(), &fetch).await? {
+                Ok(out) => return Ok(out),
+                Err(mismatch) if tries >= self.style.rereads => return Err(mismatch),
+                Err(_) => {
+                    tries += 1;
+                    self.client.pause(tries).await;
+                }
+            }
+        }
+    }
+
+    /// One walk from the first page: the items, or (inner `Err`) the error of a listing that does
+    /// not hold its announced total, which may be read again.
+    async fn walk_once<F, Fut>(
+        &self,
+        first: Option<(Value, HeaderMap)>,
+        fetch: &F,
+    ) -> Result<Result<Vec<Value>, HttpError>, HttpError>
+    where
+        F: Fn(String, Vec<(&'a str, String)>) -> Fut,
+        Fut: std::future::Future<Output = Result<(Value, HeaderMap), HttpError>>,
+    {
         let (c, path) = (self.client, self.path);
         let mut out = Vec::new();
         let mut trail = Trail::new();
@@ -679,18 +713,19 @@ impl<'a> Pager<'a> {
                 .unwrap_or("")
                 .trim_start_matches('/')
                 .replace('/', ".");
-            return Err(c.malformed(
+            let noun = self.style.noun;
+            return Ok(Err(c.malformed(
                 path,
                 &format!(
-                    "{field} announced {t} items, but the pages held {}: the listing is incomplete or inconsistent",
+                    "{field} announced {t} {noun}, but the pages held {}: the listing is incomplete or inconsistent",
                     out.len()
                 ),
-            ));
+            )));
         }
         if self.style.unique {
             check_unique(c, path, &out)?;
         }
-        Ok(out)
+        Ok(Ok(out))
     }
 }
 

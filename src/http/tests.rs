@@ -386,6 +386,8 @@ async fn a_short_page_that_links_on_is_asked_again_then_fails() {
         empty_pages: false,
         total: None,
         unique: false,
+        noun: "items",
+        rereads: 0,
     };
     let q = vec![("maxResults", "2".to_string())];
     let e = Pager::new(&http, "users", q, style)
@@ -458,6 +460,8 @@ async fn page_tokens_next_link_fields_and_header_cursors() {
         empty_pages: false,
         total: None,
         unique: false,
+        noun: "items",
+        rereads: 0,
     };
     let q = vec![("maxResults", "2".to_string())];
     let all = Pager::new(&http, "users", q, google).all().await.unwrap();
@@ -477,6 +481,8 @@ async fn page_tokens_next_link_fields_and_header_cursors() {
         empty_pages: true,
         total: Some("/@odata.count"),
         unique: true,
+        noun: "items",
+        rereads: 0,
     };
     let all = Pager::new(&http, "v1.0/users", vec![], graph)
         .all()
@@ -503,6 +509,8 @@ async fn page_tokens_next_link_fields_and_header_cursors() {
         empty_pages: false,
         total: None,
         unique: true,
+        noun: "items",
+        rereads: 0,
     };
     let mut h = HeaderMap::new();
     h.insert("after-cursor", "c2".parse().unwrap());
@@ -639,4 +647,62 @@ async fn a_listing_asked_with_a_post_body_pages_through_the_fetch_hook() {
         .unwrap();
     assert_eq!(ids(&all), ["a", "b"]);
     assert_eq!(*seen.lock().unwrap(), [None, Some("c1".to_string())]);
+}
+
+#[tokio::test]
+async fn a_listing_that_misses_its_count_is_read_again_then_fails_in_the_styles_words() {
+    // `/moving`: the first read misses an object, the second holds every one (a directory that
+    // changed meanwhile). `/short`: every read misses one.
+    let s = Scripted::start(|key, nth| match key {
+        "GET /moving" if nth == 1 => ok(json!({"value": [{"id": "a"}], "@odata.count": 2})),
+        "GET /moving" => ok(json!({"value": [{"id": "a"}, {"id": "b"}], "@odata.count": 2})),
+        "GET /short" => ok(json!({"value": [{"id": "a"}], "@odata.count": 2})),
+        _ => (404, vec![], String::new()),
+    })
+    .await;
+    let http = s.client(3);
+    let graph = Style {
+        items: Items::Field {
+            pointer: "/value",
+            missing: Some("a page without `value`"),
+        },
+        next: Next::Field {
+            pointer: "/@odata.nextLink",
+            param: "$skiptoken",
+        },
+        keep_query: false,
+        full_pages: false,
+        empty_pages: true,
+        total: Some("/@odata.count"),
+        unique: true,
+        noun: "objects",
+        rereads: 1,
+    };
+    let all = Pager::new(&http, "moving", vec![], graph)
+        .all()
+        .await
+        .unwrap();
+    assert_eq!(ids(&all), ["a", "b"]);
+    let e = Pager::new(&http, "short", vec![], graph)
+        .all()
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("@odata.count announced 2 objects, but the pages held 1"),
+        "{e}"
+    );
+    let reads = |k: &str| s.requests().iter().filter(|r| *r == k).count();
+    assert_eq!((reads("GET /moving"), reads("GET /short")), (2, 2));
+    // Without rereads, the first miss fails.
+    let once = Style {
+        rereads: 0,
+        ..graph
+    };
+    let e = Pager::new(&http, "short", vec![], once)
+        .all()
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("announced 2 objects"), "{e}");
+    assert_eq!(reads("GET /short"), 3);
 }

@@ -73,6 +73,14 @@ pub fn int<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
     Ok(Value::deserialize(d)?.as_i64())
 }
 
+/// A non-negative integer, when there is one (a count).
+///
+/// # Errors
+/// Never.
+pub fn unsigned<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    Ok(Value::deserialize(d)?.as_u64())
+}
+
 /// A nested object as `T`; absent, `null` or not an object is `T::default()`.
 ///
 /// # Errors

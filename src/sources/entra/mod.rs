@@ -19,10 +19,10 @@ use base64::Engine as _;
 use serde_json::Value;
 
 use self::config::EntraSourceConfig;
-use super::{present, Source, SourceError};
+use super::{Source, SourceError};
 use crate::config::secret::Secret;
 use crate::config::GraphVersion;
-use crate::http::{oauth, paginate, Auth, HttpClient, HttpError, HttpSettings, TokenSource};
+use crate::http::{oauth, paginate, wire, Auth, HttpClient, HttpError, HttpSettings, TokenSource};
 use crate::model::{LeftOut, People, Snapshot, User};
 
 /// User properties read (`$select`).
@@ -132,75 +132,26 @@ impl EntraSource {
     /// Every object of a listing, following `@odata.nextLink` as given (on the configured origin
     /// only, and never back to a page already read). Graph may return short or even empty pages
     /// before the last, so pages are not judged one by one: a listing asked with `$count=true`
-    /// must hold the `@odata.count` of its first page; one that does not is read once more (the
-    /// directory may have changed meanwhile), then fails.
+    /// must hold its `@odata.count`; one that does not is read once more (the directory may have
+    /// changed meanwhile), then fails.
     async fn all(
         http: &HttpClient,
         path: &str,
         query: Vec<(&str, String)>,
     ) -> Result<Vec<Value>, HttpError> {
-        Self::all_from(http, path, query, None).await
+        paginate::Pager::new(http, path, query, GRAPH).all().await
     }
 
-    /// As [`EntraSource::all`], from a first page already read (in a batch), if any.
+    /// As [`EntraSource::all`], from a first page already read (in a batch).
     async fn all_from(
         http: &HttpClient,
         path: &str,
         query: Vec<(&str, String)>,
-        mut first: Option<Value>,
+        first: Value,
     ) -> Result<Vec<Value>, HttpError> {
-        let mut tries = 1;
-        loop {
-            let page = match first.take() {
-                Some(page) => page,
-                None => http.get_json(path, &query).await?,
-            };
-            let (out, count) = Self::read(http, path, page).await?;
-            match count {
-                Some(n) if n != out.len() => {
-                    if tries > 1 {
-                        return Err(http.malformed(
-                            path,
-                            &format!(
-                                "@odata.count announced {n} objects, but the pages held {}: the listing is incomplete or inconsistent",
-                                out.len()
-                            ),
-                        ));
-                    }
-                    http.pause(tries).await;
-                    tries += 1;
-                }
-                _ => return Ok(out),
-            }
-        }
-    }
-
-    /// One read of a listing from its first page: its objects and the `@odata.count` of its
-    /// first page, if any.
-    async fn read(
-        http: &HttpClient,
-        path: &str,
-        mut page: Value,
-    ) -> Result<(Vec<Value>, Option<usize>), HttpError> {
-        let mut out = Vec::new();
-        let mut trail = paginate::Trail::new();
-        let count = page
-            .get("@odata.count")
-            .and_then(Value::as_u64)
-            .and_then(|n| usize::try_from(n).ok());
-        loop {
-            match page.get_mut("value").map(Value::take) {
-                Some(Value::Array(items)) => out.extend(items),
-                _ => return Err(http.malformed(path, "a page without `value`")),
-            }
-            let Some(next) = page.get("@odata.nextLink").and_then(Value::as_str) else {
-                break;
-            };
-            trail.follow(http, path, next)?;
-            page = http.get_json(next, &[]).await?;
-        }
-        paginate::check_unique(http, path, &out)?;
-        Ok((out, count))
+        paginate::Pager::new(http, path, query, GRAPH)
+            .rest(first, &reqwest::header::HeaderMap::new())
+            .await
     }
 
     /// The groups to read (every group, or the configured ones), without members. Shared by the
@@ -240,11 +191,13 @@ impl EntraSource {
                 }
                 1 => found.extend(hits),
                 _ => {
+                    let hits: Vec<WireGroup> = hits.iter().map(wire::decode).collect();
                     let groups: Vec<(&str, &str)> = hits
                         .iter()
                         .map(|g| {
-                            let id = g.get("id").and_then(Value::as_str).unwrap_or("");
-                            let name = g.get("displayName").and_then(Value::as_str).unwrap_or("");
+                            let id = g.id.as_deref().unwrap_or("");
+                            // The filter matched the name: it is never blank.
+                            let name = g.name.as_deref().unwrap_or("");
                             (id, name)
                         })
                         .collect();
@@ -264,9 +217,9 @@ fn listed_groups(groups: &[Value], skipped: &mut Vec<LeftOut>) -> Vec<(String, S
     groups
         .iter()
         .filter_map(|g| {
-            let id = g.get("id").and_then(Value::as_str).map(String::from);
-            match (id, present(g.get("displayName"))) {
-                (Some(id), Some(name)) => Some((id, name.to_string())),
+            let WireGroup { id, name, .. } = wire::decode(g);
+            match (id, name) {
+                (Some(id), Some(name)) => Some((id, name)),
                 (id, _) => {
                     let name = id.clone().unwrap_or_default();
                     skipped.push(LeftOut::group(id, &name, "no id or no displayName"));
@@ -307,7 +260,7 @@ impl EntraSource {
                 .zip(paths.iter().cloned())
                 .map(|(first, path)| {
                     let query = query.to_vec();
-                    async move { Self::all_from(http, &path, query, Some(first)).await }
+                    async move { Self::all_from(http, &path, query, first).await }
                 }),
         )
         .buffered(http.concurrency())
@@ -319,56 +272,116 @@ impl EntraSource {
 /// A Graph user as the model. Email: `mail`, else the user principal name; Graph sends unset
 /// properties as `null`, and null, missing and blank are all absent, so every fallback applies.
 fn user_from_graph(v: &Value) -> Result<User, Box<LeftOut>> {
-    let s = |k: &str| present(v.get(k)).map(String::from);
-    let upn = s("userPrincipalName");
-    let Some(email) = s("mail").or_else(|| upn.clone()) else {
-        let id = s("id");
-        let name = s("displayName").or_else(|| id.clone()).unwrap_or_default();
+    let w: WireUser = wire::decode(v);
+    let Some(email) = w.mail.clone().or_else(|| w.user_principal_name.clone()) else {
+        let name = w.display_name.or_else(|| w.id.clone()).unwrap_or_default();
         return Err(Box::new(LeftOut::user(
-            id,
+            w.id,
             &name,
             None,
             "no mail and no userPrincipalName",
         )));
     };
     let mut u = User::new(&email);
-    u.id = s("id");
-    u.user_name = upn;
-    u.given_name = s("givenName");
-    u.family_name = s("surname");
-    u.display_name = s("displayName");
-    u.active = v
-        .get("accountEnabled")
-        .and_then(Value::as_bool)
-        .unwrap_or(true);
-    for (graph, attr) in [
-        ("jobTitle", "title"),
-        ("department", "department"),
-        ("employeeId", "employeeNumber"),
-        ("companyName", "organization"),
-        ("officeLocation", "officeLocation"),
+    u.id = w.id;
+    u.user_name = w.user_principal_name;
+    u.given_name = w.given_name;
+    u.family_name = w.surname;
+    u.display_name = w.display_name;
+    u.active = w.account_enabled.unwrap_or(true);
+    for (graph, attr, val) in [
+        ("jobTitle", "title", w.job_title),
+        ("department", "department", w.department),
+        ("employeeId", "employeeNumber", w.employee_id),
+        ("companyName", "organization", w.company_name),
+        ("officeLocation", "officeLocation", w.office_location),
     ] {
-        if let Some(val) = s(graph) {
+        if let Some(val) = val {
             u.attributes.insert(attr.to_string(), val.clone());
             u.attributes.insert(graph.to_string(), val);
         }
     }
-    if let Some(m) = v.get("manager") {
-        if let Some(mail) = present(m.get("mail")).or_else(|| present(m.get("userPrincipalName"))) {
-            u.attributes.insert("manager".into(), mail.to_string());
-        }
+    if let Some(mail) = w.manager.mail.or(w.manager.user_principal_name) {
+        u.attributes.insert("manager".into(), mail);
     }
     Ok(u)
 }
 
+/// A Graph user as the listing sends it (`$select` of [`USER_FIELDS`], and the manager when
+/// `$expand`ed). Graph sends unset properties as `null`: null, absent and blank read alike.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct WireUser {
+    #[serde(deserialize_with = "wire::text")]
+    id: Option<String>,
+    #[serde(deserialize_with = "wire::text")]
+    user_principal_name: Option<String>,
+    #[serde(deserialize_with = "wire::text")]
+    mail: Option<String>,
+    #[serde(deserialize_with = "wire::text")]
+    given_name: Option<String>,
+    #[serde(deserialize_with = "wire::text")]
+    surname: Option<String>,
+    #[serde(deserialize_with = "wire::text")]
+    display_name: Option<String>,
+    #[serde(deserialize_with = "wire::opt_flag")]
+    account_enabled: Option<bool>,
+    #[serde(deserialize_with = "wire::text")]
+    job_title: Option<String>,
+    #[serde(deserialize_with = "wire::text")]
+    department: Option<String>,
+    #[serde(deserialize_with = "wire::text")]
+    employee_id: Option<String>,
+    #[serde(deserialize_with = "wire::text")]
+    company_name: Option<String>,
+    #[serde(deserialize_with = "wire::text")]
+    office_location: Option<String>,
+    #[serde(deserialize_with = "wire::object")]
+    manager: WireManager,
+}
+
+/// The `$expand`ed manager: `mail`, else `userPrincipalName`.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct WireManager {
+    #[serde(deserialize_with = "wire::text")]
+    mail: Option<String>,
+    #[serde(deserialize_with = "wire::text")]
+    user_principal_name: Option<String>,
+}
+
+/// A group as the group listings send it (`$select=id,displayName`): `id` as sent, the name
+/// when not blank.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+struct WireGroup {
+    #[serde(deserialize_with = "wire::string")]
+    id: Option<String>,
+    #[serde(rename = "displayName", deserialize_with = "wire::text")]
+    name: Option<String>,
+}
+
+/// A member of a member listing, or a user object read by id: its type (absent: a user) and id.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+struct WireMember {
+    #[serde(deserialize_with = "wire::string")]
+    id: Option<String>,
+    #[serde(rename = "@odata.type", deserialize_with = "wire::string")]
+    kind: Option<String>,
+}
+
+impl WireMember {
+    /// The member's type, `#microsoft.graph.user` when not sent.
+    fn kind(&self) -> &str {
+        self.kind.as_deref().unwrap_or(USER_TYPE)
+    }
+}
+
 /// Why a member of another type than user is not synced; `None` for users, and for groups (whose
 /// members are read through `transitiveMembers`, or deliberately not with `transitive: false`).
-fn not_a_user(member: &Value) -> Option<String> {
-    let kind = member
-        .get("@odata.type")
-        .and_then(Value::as_str)
-        .unwrap_or(USER_TYPE);
-    let short = kind.trim_start_matches("#microsoft.graph.");
+fn not_a_user(member: &WireMember) -> Option<String> {
+    let short = member.kind().trim_start_matches("#microsoft.graph.");
     match short {
         "user" | "group" => None,
         "servicePrincipal" => Some("a service principal, not a user".into()),
@@ -379,6 +392,27 @@ fn not_a_user(member: &Value) -> Option<String> {
 }
 
 const USER_TYPE: &str = "#microsoft.graph.user";
+
+/// Microsoft Graph's listings: `{value, @odata.nextLink, @odata.count}` (the count where
+/// `$count=true` is asked). Pages may be short or empty before the last, so the count is what
+/// shows a loss; a listing that misses it is read once more (the directory may have changed).
+const GRAPH: paginate::Style = paginate::Style {
+    items: paginate::Items::Field {
+        pointer: "/value",
+        missing: Some("a page without `value`"),
+    },
+    next: paginate::Next::Field {
+        pointer: "/@odata.nextLink",
+        param: "$skiptoken",
+    },
+    keep_query: false,
+    full_pages: false,
+    empty_pages: true,
+    total: Some("/@odata.count"),
+    unique: true,
+    noun: "objects",
+    rereads: 1,
+};
 
 #[async_trait]
 impl Source for EntraSource {
@@ -435,18 +469,15 @@ impl Source for EntraSource {
             .zip(&listed)
             .map(|(ms, (_, group))| {
                 ms.into_iter()
-                    .filter(|m| match not_a_user(m) {
-                        None => {
-                            m.get("@odata.type")
-                                .and_then(Value::as_str)
-                                .unwrap_or(USER_TYPE)
-                                == USER_TYPE
-                        }
-                        Some(reason) => {
-                            let (name, email) = super::member_label(m);
-                            let id = m.get("id").and_then(Value::as_str).map(String::from);
-                            skipped.push(LeftOut::member(group, id, &name, email, &reason));
-                            false
+                    .filter(|m| {
+                        let w: WireMember = wire::decode(m);
+                        match not_a_user(&w) {
+                            None => w.kind() == USER_TYPE,
+                            Some(reason) => {
+                                let (name, email) = super::member_label(m);
+                                skipped.push(LeftOut::member(group, w.id, &name, email, &reason));
+                                false
+                            }
                         }
                     })
                     .collect()
@@ -524,9 +555,9 @@ impl Source for EntraSource {
             .chain(by_id)
             .flatten()
             .filter(|u| {
-                u.get("id")
-                    .and_then(Value::as_str)
-                    .is_none_or(|id| seen.insert(id.to_string()))
+                wire::decode::<WireMember>(u)
+                    .id
+                    .is_none_or(|id| seen.insert(id))
             })
             .collect();
         let relation = if self.transitive {
@@ -536,7 +567,7 @@ impl Source for EntraSource {
         };
         let ids: Vec<String> = found
             .iter()
-            .filter_map(|u| u.get("id").and_then(Value::as_str).map(String::from))
+            .filter_map(|u| wire::decode::<WireMember>(u).id)
             .collect();
         let memberships: Vec<(String, Vec<Value>)> = stream::iter(ids)
             .map(|id| {
@@ -661,14 +692,16 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!((l.name.as_str(), l.id.as_deref()), ("Ghost", Some("g3")));
+        let member = |v: Value| wire::decode::<WireMember>(&v);
         assert_eq!(
-            not_a_user(&json!({"@odata.type": "#microsoft.graph.device"})).as_deref(),
+            not_a_user(&member(json!({"@odata.type": "#microsoft.graph.device"}))).as_deref(),
             Some("a device, not a user")
         );
         assert_eq!(
-            not_a_user(&json!({"@odata.type": "#microsoft.graph.group"})),
+            not_a_user(&member(json!({"@odata.type": "#microsoft.graph.group"}))),
             None
         );
+        assert_eq!(not_a_user(&member(json!({"@odata.type": null}))), None, "absent: a user");
         let cert = include_str!("../../../tests/fixtures/test-cert.pem");
         let t = thumbprint(cert).unwrap();
         assert_eq!(t.len(), 43, "base64url of 32 bytes");

@@ -186,6 +186,8 @@ async fn all(
         empty_pages: false,
         total: None,
         unique: false,
+        noun: "items",
+        rereads: 0,
     };
     paginate::Pager::new(http, path, query, style).all().await
 }

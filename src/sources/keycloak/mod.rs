@@ -23,7 +23,7 @@ use serde_json::Value;
 use self::config::KeycloakSourceConfig;
 use super::{present, Source, SourceError};
 use crate::config::secret::Secret;
-use crate::http::{oauth, paginate, Auth, HttpClient, HttpError, HttpSettings, TokenSource};
+use crate::http::{oauth, paginate, wire, Auth, HttpClient, HttpError, HttpSettings, TokenSource};
 use crate::model::{LeftOut, People, Snapshot, User};
 
 /// A Keycloak realm.
@@ -135,17 +135,17 @@ impl KeycloakSource {
             let mut walk: Vec<(String, usize)> = Vec::new();
             let mut next: Vec<Value> = Vec::new();
             for g in &level {
-                let id = g.get("id").and_then(Value::as_str).unwrap_or_default();
-                let count = g.get("subGroupCount").and_then(Value::as_u64);
-                match (count, g.get("subGroups")) {
+                let g: WireGroup = wire::decode(g);
+                let id = g.id.unwrap_or_default();
+                match (g.sub_group_count, g.sub_groups) {
                     (Some(n), _) => {
                         if n > 0 {
-                            walk.push((id.to_string(), usize::try_from(n).unwrap_or(usize::MAX)));
+                            walk.push((id, usize::try_from(n).unwrap_or(usize::MAX)));
                         }
                     }
-                    (None, Some(Value::Array(subs))) => next.extend(subs.iter().cloned()),
+                    (None, Some(Value::Array(subs))) => next.extend(subs),
                     _ => {
-                        let path = g.get("path").and_then(Value::as_str).unwrap_or(id);
+                        let path = g.path.unwrap_or(id);
                         return Err(http.malformed(
                             "groups",
                             &format!("the group {path} came with neither `subGroupCount` (Keycloak 23+) nor `subGroups` (older servers), so its subgroups cannot be read"),
@@ -202,12 +202,11 @@ impl KeycloakSource {
         let mut listed: Vec<(String, String)> = tree
             .iter()
             .filter_map(|g| {
-                let id = g.get("id")?.as_str()?.to_string();
-                let path = g.get("path").and_then(Value::as_str).map_or_else(
-                    || format!("/{}", g.get("name").and_then(Value::as_str).unwrap_or("")),
-                    String::from,
-                );
-                Some((id, path))
+                let g: WireGroup = wire::decode(g);
+                let path = g
+                    .path
+                    .unwrap_or_else(|| format!("/{}", g.name.unwrap_or_default()));
+                Some((g.id?, path))
             })
             .collect();
         super::keep_configured(
@@ -229,31 +228,74 @@ impl KeycloakSource {
 /// extension) reads exactly like a missing field: `email`, names, `attributes`, an attribute's
 /// values. `enabled` missing or `null` is enabled: only an explicit `false` deactivates.
 fn user_from_keycloak(v: &Value) -> Result<User, Box<LeftOut>> {
-    let s = |k: &str| present(v.get(k)).map(String::from);
-    let username = s("username");
-    let Some(email) = s("email").or_else(|| username.clone().filter(|u| u.contains('@'))) else {
-        let id = s("id");
-        let name = username.or_else(|| id.clone()).unwrap_or_default();
-        return Err(Box::new(LeftOut::user(id, &name, None, "no email")));
+    let w: WireUser = wire::decode(v);
+    let username = w.username;
+    let Some(email) = w.email.or_else(|| username.clone().filter(|u| u.contains('@'))) else {
+        let name = username.or_else(|| w.id.clone()).unwrap_or_default();
+        return Err(Box::new(LeftOut::user(w.id, &name, None, "no email")));
     };
     let mut u = User::new(&email);
-    u.id = s("id");
+    u.id = w.id;
     u.user_name = username;
-    u.given_name = s("firstName");
-    u.family_name = s("lastName");
-    u.active = v.get("enabled").and_then(Value::as_bool).unwrap_or(true);
-    if let Some(attrs) = v.get("attributes").and_then(Value::as_object) {
-        for (k, vals) in attrs {
-            let first = match vals {
-                Value::Array(a) => a.iter().find_map(|x| present(Some(x))),
-                other => present(Some(other)),
-            };
-            if let Some(val) = first {
-                u.attributes.insert(k.clone(), val.to_string());
-            }
+    u.given_name = w.first_name;
+    u.family_name = w.last_name;
+    u.active = w.enabled.unwrap_or(true);
+    for (k, vals) in w.attributes {
+        let first = match &vals {
+            Value::Array(a) => a.iter().find_map(|x| present(Some(x))),
+            other => present(Some(other)),
+        };
+        if let Some(val) = first {
+            u.attributes.insert(k, val.to_string());
         }
     }
     Ok(u)
+}
+
+/// A user as `GET /users` sends it (`briefRepresentation=false`): absent, `null` and blank read
+/// alike; `attributes` maps a name to its values (a list, or one value).
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct WireUser {
+    #[serde(deserialize_with = "wire::text")]
+    id: Option<String>,
+    #[serde(deserialize_with = "wire::text")]
+    username: Option<String>,
+    #[serde(deserialize_with = "wire::text")]
+    email: Option<String>,
+    #[serde(deserialize_with = "wire::text")]
+    first_name: Option<String>,
+    #[serde(deserialize_with = "wire::text")]
+    last_name: Option<String>,
+    #[serde(deserialize_with = "wire::opt_flag")]
+    enabled: Option<bool>,
+    #[serde(deserialize_with = "wire::map")]
+    attributes: serde_json::Map<String, Value>,
+}
+
+/// A group as `GET /groups` (and `/groups/{id}/children`) sends it: Keycloak 23+ with a
+/// `subGroupCount`, older servers with the whole tree in `subGroups` (kept as sent: only a list
+/// holds subgroups).
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct WireGroup {
+    #[serde(deserialize_with = "wire::string")]
+    id: Option<String>,
+    #[serde(deserialize_with = "wire::string")]
+    name: Option<String>,
+    #[serde(deserialize_with = "wire::string")]
+    path: Option<String>,
+    #[serde(deserialize_with = "wire::unsigned")]
+    sub_group_count: Option<u64>,
+    sub_groups: Option<Value>,
+}
+
+/// A user's id, as the targeted read's lookups return it.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+struct WireId {
+    #[serde(deserialize_with = "wire::string")]
+    id: Option<String>,
 }
 
 #[async_trait]
@@ -370,15 +412,11 @@ impl Source for KeycloakSource {
             .chain(by_id)
             .flatten()
             // An exact filter that still returns someone else is not this person.
-            .filter(|u| {
-                u.get("id")
-                    .and_then(Value::as_str)
-                    .is_none_or(|id| seen.insert(id.to_string()))
-            })
+            .filter(|u| wire::decode::<WireId>(u).id.is_none_or(|id| seen.insert(id)))
             .collect();
         let ids: Vec<String> = found
             .iter()
-            .filter_map(|u| u.get("id").and_then(Value::as_str).map(String::from))
+            .filter_map(|u| wire::decode::<WireId>(u).id)
             .collect();
         let brief = [("briefRepresentation", "true".to_string())];
         let memberships: Vec<(String, Vec<Value>)> = stream::iter(ids)

@@ -189,6 +189,8 @@ impl Session {
             empty_pages: false,
             total: None,
             unique: false,
+            noun: "items",
+            rereads: 0,
         };
         paginate::Pager::new(&self.http, path, Vec::new(), style)
             .rest(Value::Array(first), headers)
@@ -226,6 +228,8 @@ impl Session {
             empty_pages: false,
             total: None,
             unique: true,
+            noun: "items",
+            rereads: 0,
         };
         paginate::Pager::new(&self.http, GROUPS, Vec::new(), style)
             .rest(first, &HeaderMap::new())

@@ -13,7 +13,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use super::{ActionError, Target, TargetError};
-use crate::http::{paginate, Auth, HttpClient, HttpError, HttpSettings};
+use crate::http::{paginate, wire, Auth, HttpClient, HttpError, HttpSettings};
 use crate::model::{key_of, People, Snapshot, User};
 use crate::plan::Action;
 use crate::scim::ScimDirectory;
@@ -57,14 +57,92 @@ struct OrgAccount {
 /// `null` `account_status` is `active`: Atlassian documents it as always present, and here it only
 /// decides whether an account the directory lacks is offered for linking.
 fn org_account(a: &Value) -> Option<OrgAccount> {
-    let s = |k: &str| a.get(k).and_then(Value::as_str).map(String::from);
+    let w: WireAccount = wire::decode(a);
     Some(OrgAccount {
-        account_id: s("account_id")?,
-        email: s("email"),
-        name: s("name"),
-        status: s("account_status").unwrap_or_else(|| "active".into()),
-        last_active: s("last_active").as_deref().and_then(parse_when),
+        account_id: w.account_id?,
+        email: w.email,
+        name: w.name,
+        status: w.account_status.unwrap_or_else(|| "active".into()),
+        last_active: w.last_active.as_deref().and_then(parse_when),
     })
+}
+
+/// An account of `GET /admin/v1/orgs/{org}/users`. Strings as sent; anything else is absent.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+struct WireAccount {
+    #[serde(deserialize_with = "wire::string")]
+    account_id: Option<String>,
+    #[serde(deserialize_with = "wire::string")]
+    email: Option<String>,
+    #[serde(deserialize_with = "wire::string")]
+    name: Option<String>,
+    #[serde(deserialize_with = "wire::string")]
+    account_status: Option<String>,
+    #[serde(deserialize_with = "wire::string")]
+    last_active: Option<String>,
+}
+
+/// An account the v2 user search finds: its `accountId`.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+struct WireFound {
+    #[serde(rename = "accountId", deserialize_with = "wire::string")]
+    account_id: Option<String>,
+}
+
+/// A domain of `GET /admin/v1/orgs/{org}/domains`: `attributes.name` and `attributes.claim.status`.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+struct WireDomain {
+    #[serde(deserialize_with = "wire::object")]
+    attributes: WireDomainAttributes,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+struct WireDomainAttributes {
+    #[serde(deserialize_with = "wire::string")]
+    name: Option<String>,
+    #[serde(deserialize_with = "wire::object")]
+    claim: WireClaim,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+struct WireClaim {
+    #[serde(deserialize_with = "wire::string")]
+    status: Option<String>,
+}
+
+/// A directory of `GET /admin/v2/orgs/{org}/directories`.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+struct WireDirectory {
+    #[serde(rename = "directoryId", deserialize_with = "wire::string")]
+    directory_id: Option<String>,
+    #[serde(deserialize_with = "wire::string")]
+    name: Option<String>,
+}
+
+/// An API token: of the organization's inventory (`status`, `user.id`), or of an account
+/// (`id`, from the user-management API).
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+struct WireToken {
+    #[serde(deserialize_with = "wire::string")]
+    id: Option<String>,
+    #[serde(deserialize_with = "wire::string")]
+    status: Option<String>,
+    #[serde(deserialize_with = "wire::object")]
+    user: WireTokenUser,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+struct WireTokenUser {
+    #[serde(deserialize_with = "wire::string")]
+    id: Option<String>,
 }
 
 /// What the admin API adds to a SCIM snapshot.
@@ -129,13 +207,15 @@ impl AdminApi {
             .map_err(hint)?;
         Ok(data
             .iter()
+            .map(wire::decode::<WireDomain>)
             .filter(|d| {
-                d.pointer("/attributes/claim/status")
-                    .and_then(Value::as_str)
+                d.attributes
+                    .claim
+                    .status
+                    .as_deref()
                     .is_some_and(|s| s.eq_ignore_ascii_case("verified"))
             })
-            .filter_map(|d| d.pointer("/attributes/name").and_then(Value::as_str))
-            .map(str::to_lowercase)
+            .filter_map(|d| d.attributes.name.as_deref().map(str::to_lowercase))
             .collect())
     }
 
@@ -146,35 +226,31 @@ impl AdminApi {
             "admin/v2/orgs/{}/directories/{directory}/users/search",
             self.org_id
         );
-        let mut out = Vec::new();
-        let mut cursor: Option<String> = None;
-        let mut trail = paginate::Trail::new();
-        loop {
-            let mut body = extra.clone();
-            body["limit"] = json!(SEARCH_PAGE);
-            if let Some(c) = &cursor {
-                body["cursor"] = json!(c);
-            }
-            let mut page = self
-                .http
-                .success(Method::POST, &path, &[], Some(&body))
-                .await
-                .map_err(hint)?
-                .json("Atlassian admin API")?;
-            match page.get_mut("data").map(Value::take) {
-                Some(Value::Array(items)) => {
-                    crate::progress::page(items.len());
-                    out.extend(items);
+        // The pager hands back the next link as given (a URL) or the bare cursor as `cursor`:
+        // either way the search carries the cursor in its body, to the search's own path.
+        let http = &self.http;
+        let search = &path;
+        paginate::Pager::new(http, &path, Vec::new(), paginate::ATLASSIAN_CURSOR)
+            .all_with(|url, query| async move {
+                let mut body = extra.clone();
+                body["limit"] = json!(SEARCH_PAGE);
+                let cursor = match query.iter().find(|(k, _)| *k == "cursor") {
+                    Some((_, c)) => Some(c.clone()),
+                    None => paginate::next_cursor(&json!({"links": {"next": url}}))
+                        .filter(|_| url != *search),
+                };
+                if let Some(c) = cursor {
+                    body["cursor"] = json!(c);
                 }
-                _ => return Err(self.http.malformed(&path, "a page without `data`")),
-            }
-            cursor = paginate::next_cursor(&page);
-            match &cursor {
-                None => return Ok(out),
-                // A cursor that repeats would loop forever.
-                Some(c) => trail.follow(&self.http, &path, c)?,
-            }
-        }
+                let reply = http
+                    .success(Method::POST, search, &[], Some(&body))
+                    .await
+                    .map_err(hint)?;
+                let page = reply.json("Atlassian admin API")?;
+                crate::progress::page(crate::progress::listed(&page));
+                Ok((page, reply.headers))
+            })
+            .await
     }
 
     /// Account ids holding an org or site admin role, as the search's role filter finds them. The
@@ -184,7 +260,7 @@ impl AdminApi {
         let found = self.search("-", &json!({"roleIds": ADMIN_ROLES})).await?;
         Ok(found
             .iter()
-            .filter_map(|a| a.get("accountId").and_then(Value::as_str).map(String::from))
+            .filter_map(|a| wire::decode::<WireFound>(a).account_id)
             .collect())
     }
 
@@ -200,14 +276,15 @@ impl AdminApi {
         };
         let mut out: HashMap<String, usize> = HashMap::new();
         for t in &data {
+            let t: WireToken = wire::decode(t);
             // A token without a status (missing or `null`) counts as live: revoking one too many
             // is safer than leaving one.
             let live = t
-                .get("status")
-                .and_then(Value::as_str)
+                .status
+                .as_deref()
                 .is_none_or(|s| s.eq_ignore_ascii_case("active"));
-            if let (true, Some(user)) = (live, t.pointer("/user/id").and_then(Value::as_str)) {
-                *out.entry(user.to_string()).or_default() += 1;
+            if let (true, Some(user)) = (live, t.user.id) {
+                *out.entry(user).or_default() += 1;
             }
         }
         Ok(Some(out))
@@ -231,9 +308,10 @@ impl AdminApi {
         let others: Vec<(String, String)> = dirs
             .iter()
             .filter_map(|d| {
-                let id = d.get("directoryId").and_then(Value::as_str)?;
-                let name = d.get("name").and_then(Value::as_str).unwrap_or(id);
-                (id != ours).then(|| (id.to_string(), name.to_string()))
+                let d: WireDirectory = wire::decode(d);
+                let id = d.directory_id?;
+                let name = d.name.unwrap_or_else(|| id.clone());
+                (id != ours).then_some((id, name))
             })
             .collect();
         // Each directory's search is a cursor of its own: the directories are read side by side.
@@ -247,8 +325,8 @@ impl AdminApi {
         let mut out = HashMap::new();
         for (name, accounts) in found {
             for a in accounts {
-                if let Some(acc) = a.get("accountId").and_then(Value::as_str) {
-                    out.entry(acc.to_string()).or_insert_with(|| name.clone());
+                if let Some(acc) = wire::decode::<WireFound>(&a).account_id {
+                    out.entry(acc).or_insert_with(|| name.clone());
                 }
             }
         }
@@ -263,7 +341,7 @@ impl AdminApi {
             .as_array()
             .map(|t| {
                 t.iter()
-                    .filter_map(|x| x.get("id").and_then(Value::as_str).map(String::from))
+                    .filter_map(|x| wire::decode::<WireToken>(x).id)
                     .collect()
             })
             .unwrap_or_default())
