@@ -350,6 +350,32 @@ where
         .await
 }
 
+/// The end of a targeted read (`snapshot_people`): the people found, converted as the full read
+/// converts them (a record that cannot be is left out, named), the listed groups with the members
+/// the people's own group listings give, and the snapshot cut to the people.
+pub(crate) fn people_snapshot(
+    found: &[serde_json::Value],
+    convert: impl Fn(&serde_json::Value) -> Result<crate::model::User, Box<LeftOut>>,
+    listed: Vec<(String, String)>,
+    members: Vec<Vec<serde_json::Value>>,
+    stranger: &str,
+    mut skipped: Vec<LeftOut>,
+    people: &People,
+) -> Snapshot {
+    let users: Vec<crate::model::User> = found
+        .iter()
+        .filter_map(|v| convert(v).map_err(|l| skipped.push(*l)).ok())
+        .collect();
+    let groups = groups_from_listings(&users, listed, members, stranger, &mut skipped);
+    Snapshot {
+        users,
+        groups,
+        verified_domains: None,
+        skipped,
+    }
+    .restrict_to(people)
+}
+
 /// For each listed group, the member objects (`{"id"}`) that the per-person group listings name
 /// (person id -> that person's groups): the member listings a full read would have cut to them.
 pub fn member_objects(

@@ -589,24 +589,15 @@ impl Source for EntraSource {
         let mut skipped = Vec::new();
         let listed = listed_groups(&groups, &mut skipped);
         let members = super::member_objects(&listed, &memberships);
-        let users: Vec<User> = found
-            .iter()
-            .filter_map(|v| user_from_graph(v).map_err(|l| skipped.push(*l)).ok())
-            .collect();
-        let groups = super::groups_from_listings(
-            &users,
+        Ok(super::people_snapshot(
+            &found,
+            user_from_graph,
             listed,
             members,
             "not among the users Graph listed",
-            &mut skipped,
-        );
-        Ok(Snapshot {
-            users,
-            groups,
-            verified_domains: None,
             skipped,
-        }
-        .restrict_to(people))
+            people,
+        ))
     }
 }
 

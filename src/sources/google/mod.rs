@@ -524,24 +524,15 @@ impl Source for GoogleSource {
                 .await?
         };
         let members = super::member_objects(&listed, &memberships);
-        let users: Vec<User> = found
-            .iter()
-            .filter_map(|v| user_from_google(v).map_err(|l| skipped.push(*l)).ok())
-            .collect();
-        let groups = super::groups_from_listings(
-            &users,
+        Ok(super::people_snapshot(
+            &found,
+            user_from_google,
             listed,
             members,
             "not a user of this Workspace (an external member)",
-            &mut skipped,
-        );
-        Ok(Snapshot {
-            users,
-            groups,
-            verified_domains: None,
             skipped,
-        }
-        .restrict_to(people))
+            people,
+        ))
     }
 }
 

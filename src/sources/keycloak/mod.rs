@@ -432,25 +432,15 @@ impl Source for KeycloakSource {
             .try_collect()
             .await?;
         let members = super::member_objects(&listed, &memberships);
-        let mut skipped = Vec::new();
-        let users: Vec<User> = found
-            .iter()
-            .filter_map(|v| user_from_keycloak(v).map_err(|l| skipped.push(*l)).ok())
-            .collect();
-        let groups = super::groups_from_listings(
-            &users,
+        Ok(super::people_snapshot(
+            &found,
+            user_from_keycloak,
             listed,
             members,
             "not among the realm's users (a service account, or a user created during the read)",
-            &mut skipped,
-        );
-        Ok(Snapshot {
-            users,
-            groups,
-            verified_domains: None,
-            skipped,
-        }
-        .restrict_to(people))
+            Vec::new(),
+            people,
+        ))
     }
 }
 
