@@ -281,3 +281,119 @@ fn leavers_disabled_users_and_the_protected() {
         ]
     );
 }
+
+/// `desired` alone: group references by id and by shared name, regex mappings, case twins. (Here,
+/// outside the planner core, because the rules are compiled from a config text.)
+mod desired_only {
+    use crate::desired::{build, Desired, Scope, SourceData};
+    use crate::model::Indexed;
+    use crate::model::{GroupNames, Snapshot};
+    use crate::rules::Rules;
+
+    fn rules(mappings: &str, require: &str) -> Rules {
+        let text = format!(
+            "version: 1\nsources: [{{name: idp, type: file, path: x.yaml}}]\ntarget: {{type: file, path: t.yaml}}\nusers: {{require_groups: [{require}]}}\ngroups: {{mappings: [{mappings}]}}\n"
+        );
+        crate::config::load_str(std::path::Path::new("idsync.yaml"), &text, &|_| None)
+            .unwrap()
+            .rules
+    }
+
+    fn source() -> Vec<SourceData> {
+        let snap: Snapshot = yaml_serde::from_str(
+            r#"users: [{id: u1, email: ana@x.com}, {id: u2, email: ben@x.com}]
+groups:
+  - {name: Eng, id: g1, members: [ana@x.com]}
+  - {name: Eng, id: g2, members: [ben@x.com]}
+  - {name: "id:g9", id: g3, members: [ben@x.com]}
+"#,
+        )
+        .unwrap();
+        vec![SourceData {
+            name: "idp".into(),
+            data: Indexed::with(snap, GroupNames::MayRepeat).unwrap(),
+        }]
+    }
+
+    fn members(d: &Desired, group: &str) -> Vec<String> {
+        d.groups[group]
+            .members
+            .iter()
+            .map(|(u, _)| d.users[*u as usize].key.clone())
+            .collect()
+    }
+
+    #[test]
+    fn groups_are_named_by_id_and_a_shared_name_in_use_is_an_error() {
+        let d = build(
+            &mut source(),
+            &rules(r#"{from: "idp:id:g2", to: eng}"#, ""),
+            &|_| None,
+        )
+        .unwrap();
+        assert_eq!(members(&d, "eng"), vec!["ben@x.com"]);
+        assert_eq!(
+            d.reason(d.groups["eng"].members[0].1),
+            "member of idp:Eng (id g2) via groups.mappings[0]"
+        );
+
+        let err = build(
+            &mut source(),
+            &rules(r#"{from: "idp:Eng", to: eng}"#, ""),
+            &|_| None,
+        )
+        .unwrap_err();
+        assert_eq!(err.len(), 1);
+        assert!(
+            err[0].contains("id g1, id g2") && err[0].contains("\"idp:id:g1\""),
+            "{err:?}"
+        );
+        let err = build(&mut source(), &rules("", r#""idp:Eng""#), &|_| None).unwrap_err();
+        assert!(
+            err[0].starts_with("users.require_groups names \"idp:Eng\""),
+            "{err:?}"
+        );
+
+        // Unreferenced, the shared name is no problem; `require_groups` by id scopes the users.
+        let d = build(&mut source(), &rules("", r#""idp:id:g1""#), &|_| None).unwrap();
+        let wanted: Vec<&str> = d
+            .users
+            .iter()
+            .filter(|u| u.scope == Scope::Wanted)
+            .map(|u| u.key.as_str())
+            .collect();
+        assert_eq!(wanted, vec!["ana@x.com"]);
+
+        // No group has the id g9: the group named `id:g9` is found by its name.
+        let d = build(
+            &mut source(),
+            &rules(r#"{from: "idp:id:g9", to: odd}"#, ""),
+            &|_| None,
+        )
+        .unwrap();
+        assert_eq!(members(&d, "odd"), vec!["ben@x.com"]);
+    }
+
+    #[test]
+    fn a_regex_over_a_shared_name_warns_and_case_twins_block() {
+        let d = build(
+            &mut source(),
+            &rules(
+                r#"{from_regex: "^idp:(Eng)$", to: "$1"}, {from: "idp:id:g3", to: eng}"#,
+                "",
+            ),
+            &|_| None,
+        )
+        .unwrap();
+        assert_eq!(members(&d, "Eng"), vec!["ana@x.com", "ben@x.com"]);
+        assert!(
+            d.warnings
+                .iter()
+                .any(|w| w.starts_with("idp:Eng is the name of 2 groups (id g1, id g2)")),
+            "{:?}",
+            d.warnings
+        );
+        assert_eq!(d.blocking.len(), 1, "Eng and eng are one Atlassian group");
+        assert!(d.blocking[0].contains("`Eng`") && d.blocking[0].contains("`eng`"));
+    }
+}
