@@ -397,17 +397,16 @@ pub fn member_objects(
         .collect()
 }
 
-/// A path segment, percent-encoded (an id or email in a per-person URL).
+/// A path segment, percent-encoded (an id or email in a per-person URL): everything but RFC 3986's
+/// unreserved characters.
 #[must_use]
 pub fn seg(id: &str) -> String {
-    id.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    const UNRESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
+    percent_encoding::utf8_percent_encode(id, UNRESERVED).to_string()
 }
 
 /// An IdP object id as text: a string, or a number (OneLogin).
@@ -438,6 +437,13 @@ fn read_secret(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_path_segment_keeps_only_unreserved_characters() {
+        assert_eq!(seg("a.B-c_d~9"), "a.B-c_d~9");
+        assert_eq!(seg("ann+1@ex ample.com/x"), "ann%2B1%40ex%20ample.com%2Fx");
+        assert_eq!(seg("zoë"), "zo%C3%AB");
+    }
 
     fn listed() -> Vec<(String, String)> {
         [("g1", "Eng"), ("g2", "Eng"), ("g3", "Ops")]
