@@ -481,7 +481,7 @@ fn desired_user(key: &str, source: &str, u: &User, rules: &Rules) -> DesiredUser
         given_name: u.given_name.clone(),
         family_name: u.family_name.clone(),
         display_name: u.display_name.clone(),
-        attributes: BTreeMap::new(),
+        attributes: crate::model::Attributes::new(),
     };
     for (attr, t) in &rules.templates {
         let value = t.render(&lookup);

@@ -74,8 +74,9 @@ pub struct User {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owned_by_directory: Option<String>,
     /// Further attributes (title, department, …), usable in attribute templates.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub attributes: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Attributes::is_empty")]
+    #[schemars(with = "BTreeMap<String, String>")]
+    pub attributes: Attributes,
 }
 
 #[allow(clippy::trivially_copy_pass_by_ref)]
@@ -109,7 +110,7 @@ impl User {
             in_directory: true,
             api_tokens: None,
             owned_by_directory: None,
-            attributes: BTreeMap::new(),
+            attributes: Attributes::new(),
         }
     }
 
@@ -129,6 +130,137 @@ impl User {
     #[must_use]
     pub fn reference(&self) -> String {
         self.id.clone().unwrap_or_else(|| self.key())
+    }
+}
+
+/// A user's further attributes by name: a map kept as a vector sorted by name. Read, written and
+/// described (JSON Schema) exactly as a `BTreeMap<String, String>`, in half the memory or less for
+/// the few attributes a user has (a B-tree's node holds room for eleven: at a million users and
+/// three copies of each, that room was most of a plan's peak memory).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Attributes(Vec<(String, String)>);
+
+impl Attributes {
+    #[must_use]
+    pub fn new() -> Attributes {
+        Attributes(Vec::new())
+    }
+
+    fn position(&self, name: &str) -> Result<usize, usize> {
+        self.0.binary_search_by(|(k, _)| k.as_str().cmp(name))
+    }
+
+    /// The value of an attribute.
+    #[must_use]
+    pub fn get(&self, name: &str) -> Option<&String> {
+        self.position(name).ok().map(|i| &self.0[i].1)
+    }
+
+    #[must_use]
+    pub fn contains_key(&self, name: &str) -> bool {
+        self.position(name).is_ok()
+    }
+
+    /// Sets an attribute, returning the value it replaces.
+    pub fn insert(&mut self, name: String, value: String) -> Option<String> {
+        match self.position(&name) {
+            Ok(i) => Some(std::mem::replace(&mut self.0[i].1, value)),
+            Err(i) => {
+                self.0.insert(i, (name, value));
+                None
+            }
+        }
+    }
+
+    /// Removes an attribute, returning its value.
+    pub fn remove(&mut self, name: &str) -> Option<String> {
+        self.position(name).ok().map(|i| self.0.remove(i).1)
+    }
+
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// The attributes in name order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&String, &String)> {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
+
+    /// The attribute names in order.
+    pub fn keys(&self) -> impl ExactSizeIterator<Item = &String> {
+        self.0.iter().map(|(k, _)| k)
+    }
+}
+
+impl<'a> IntoIterator for &'a Attributes {
+    type Item = (&'a String, &'a String);
+    type IntoIter = std::iter::Map<
+        std::slice::Iter<'a, (String, String)>,
+        fn(&'a (String, String)) -> (&'a String, &'a String),
+    >;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
+}
+
+impl IntoIterator for Attributes {
+    type Item = (String, String);
+    type IntoIter = std::vec::IntoIter<(String, String)>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+impl FromIterator<(String, String)> for Attributes {
+    fn from_iter<I: IntoIterator<Item = (String, String)>>(iter: I) -> Attributes {
+        let mut a = Attributes::new();
+        a.extend(iter);
+        a
+    }
+}
+
+impl Extend<(String, String)> for Attributes {
+    fn extend<I: IntoIterator<Item = (String, String)>>(&mut self, iter: I) {
+        for (k, v) in iter {
+            self.insert(k, v);
+        }
+    }
+}
+
+impl Serialize for Attributes {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for Attributes {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Attributes, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Attributes;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a map")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Attributes, A::Error> {
+                // A repeated name keeps its last value, as a `BTreeMap` does.
+                let mut a = Attributes(Vec::with_capacity(map.size_hint().unwrap_or(0).min(16)));
+                while let Some((k, v)) = map.next_entry::<String, String>()? {
+                    a.insert(k, v);
+                }
+                a.0.shrink_to_fit();
+                Ok(a)
+            }
+        }
+        d.deserialize_map(Visit)
     }
 }
 

@@ -3,6 +3,8 @@
 use std::collections::BTreeMap;
 
 use schemars::JsonSchema;
+
+use crate::model::Attributes;
 use serde::{Deserialize, Serialize};
 
 /// A user's fields as idsync wants them on the target. `None` leaves the target's value alone.
@@ -31,8 +33,9 @@ pub struct UserFields {
         skip_serializing_if = "Option::is_none"
     )]
     pub display_name: Option<String>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub attributes: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Attributes::is_empty")]
+    #[schemars(with = "BTreeMap<String, String>")]
+    pub attributes: Attributes,
 }
 
 /// One field of an `update_user`.
