@@ -8,48 +8,33 @@ use std::io::{self, IsTerminal, Write};
 use owo_colors::OwoColorize;
 
 use crate::cli::ColorChoice;
-use crate::config::secret::{redact, redact_bytes};
+use crate::config::secret::{redact, Redacting};
 use crate::error::Error;
 
-/// The result stream: collects what a command writes and sends it to stdout, redacted, on
-/// [`Write::flush`] (or, failing that, when dropped).
+/// The result stream: what a command writes goes to stdout, redacted ([`Redacting`]), in large
+/// pieces (never line by line), however large the output.
 pub struct Out {
-    buf: Vec<u8>,
+    w: Redacting<io::Stdout>,
 }
 
 impl Write for Out {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        self.buf.extend_from_slice(data);
-        Ok(data.len())
+        self.w.write(data)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let data = std::mem::take(&mut self.buf);
-        let mut out = io::stdout().lock();
-        out.write_all(&redact_bytes(&data))?;
-        out.flush()
+        self.w.flush()
     }
 }
 
 impl Out {
-    /// Writes `data` as the whole of what remains to be written, without copying it into the
-    /// stream: redacted, then sent to stdout at once (for a plan of hundreds of MB). When the
-    /// stream already holds text, `data` is added to it instead, so that redaction still sees a
-    /// secret that would span the two.
+    /// Writes `data` as the whole of what remains to be written, and flushes.
     ///
     /// # Errors
     /// Writing to stdout fails.
     pub fn write_whole(&mut self, data: &[u8]) -> io::Result<()> {
-        if !self.buf.is_empty() {
-            self.buf.extend_from_slice(data);
-            return self.flush();
-        }
-        let mut out = io::stdout().lock();
-        out.write_all(&redact_bytes(data))?;
-        out.flush()
+        self.w.write_all(data)?;
+        self.w.flush()
     }
 }
 
@@ -97,7 +82,9 @@ impl Printer {
     /// The result stream (redacted; written out on `flush`).
     #[must_use]
     pub fn stdout(&self) -> Out {
-        Out { buf: Vec::new() }
+        Out {
+            w: Redacting::new(io::stdout()),
+        }
     }
 
     /// How progress of long work is shown on stderr: bars on a terminal with colour, plain

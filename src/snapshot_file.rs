@@ -102,8 +102,33 @@ pub fn to_string(snapshot: &Snapshot, format: Format) -> String {
 /// # Errors
 /// As [`replace_atomic`].
 pub fn write_atomic(path: &Path, content: &[u8]) -> Result<(), SnapshotFileError> {
-    replace_atomic(path, &crate::config::secret::redact_bytes(content))
+    write_atomic_with(path, |w| w.write_all(content)).map(drop)
 }
+
+/// [`write_atomic`] for content written as it is made (`write` is given the file, buffered and
+/// redacting): a plan of hundreds of MB is never held whole. Returns the file written, for reading
+/// it back.
+///
+/// # Errors
+/// As [`replace_atomic`], and whatever `write` returns.
+pub fn write_atomic_with(
+    path: &Path,
+    write: impl FnOnce(&mut AtomicWriter<'_>) -> std::io::Result<()>,
+) -> Result<std::fs::File, SnapshotFileError> {
+    replace_atomic_with(path, |file| {
+        let mut w = std::io::BufWriter::with_capacity(
+            64 << 10,
+            crate::config::secret::Redacting::new(file),
+        );
+        write(&mut w)?;
+        w.flush()
+    })
+}
+
+/// What [`write_atomic_with`] writes through: buffered (a serializer's many small writes stay
+/// cheap), then redacted, into the temporary file.
+pub type AtomicWriter<'f> =
+    std::io::BufWriter<crate::config::secret::Redacting<&'f mut std::fs::File>>;
 
 /// Replaces a file's content atomically, byte for byte: a temporary file in the same folder, flushed,
 /// then renamed over the old one. A failure leaves the old file as it was. A symbolic link is written
@@ -113,6 +138,14 @@ pub fn write_atomic(path: &Path, content: &[u8]) -> Result<(), SnapshotFileError
 /// # Errors
 /// The temporary file cannot be written or renamed, or `path` is a link that leads nowhere.
 pub fn replace_atomic(path: &Path, content: &[u8]) -> Result<(), SnapshotFileError> {
+    replace_atomic_with(path, |file| file.write_all(content)).map(drop)
+}
+
+/// [`replace_atomic`] with the content written by `write`; returns the file written.
+fn replace_atomic_with(
+    path: &Path,
+    write: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
+) -> Result<std::fs::File, SnapshotFileError> {
     let err = |source| SnapshotFileError::Write {
         path: path.to_path_buf(),
         source,
@@ -138,10 +171,9 @@ pub fn replace_atomic(path: &Path, content: &[u8]) -> Result<(), SnapshotFileErr
         .suffix(".tmp")
         .tempfile_in(dir)
         .map_err(err)?;
-    tmp.write_all(content).map_err(err)?;
+    write(tmp.as_file_mut()).map_err(err)?;
     tmp.as_file().sync_all().map_err(err)?;
-    tmp.persist(path).map_err(|e| err(e.error))?;
-    Ok(())
+    tmp.persist(path).map_err(|e| err(e.error))
 }
 
 /// Reads a snapshot file for a plan: as [`read`], with each group member resolved to a user index

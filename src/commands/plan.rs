@@ -71,21 +71,25 @@ async fn plan(
     let plan = &plan;
     let refusal = engine::refusal(plan);
     // Saved before it is shown, so that the markdown can point at the file; never when refused.
-    // The JSON is made once when it is both saved and printed (a plan at scale is hundreds of MB).
+    // The JSON is made once, streamed into the file (a plan at scale is hundreds of MB, never held
+    // whole); when it is also printed, the file is copied to stdout.
     let mut json = None;
     let saved = match out {
         Some(path) if refusal.is_none() => {
-            let mut text = serde_json::to_string_pretty(plan).map_err(std::io::Error::from)?;
-            text.push('\n');
-            snapshot_file::write_atomic(path, text.as_bytes())?;
-            json = Some(text);
+            let file = snapshot_file::write_atomic_with(path, |w| {
+                serde_json::to_writer_pretty(&mut *w, plan)?;
+                w.write_all(b"\n")
+            })?;
+            json = Some(file);
             Some(path)
         }
         _ => None,
     };
     let mut stdout = printer.stdout();
-    if let (Format::Json, Some(text)) = (format, &json) {
-        stdout.write_whole(text.as_bytes())?;
+    if let (Format::Json, Some(mut file)) = (format, json) {
+        use std::io::Seek as _;
+        file.seek(std::io::SeekFrom::Start(0))?;
+        std::io::copy(&mut file, &mut stdout)?;
     } else if format == Format::Markdown {
         let opts = MarkdownOptions {
             limit: markdown_limit,

@@ -24,6 +24,7 @@ pub const MIN_REDACTED_LEN: usize = 6;
 static REGISTRY: RwLock<Registry> = RwLock::new(Registry {
     values: Vec::new(),
     matcher: None,
+    bytes_matcher: None,
 });
 
 struct Registry {
@@ -31,6 +32,9 @@ struct Registry {
     values: Vec<String>,
     /// An alternation of the values (the regex crate finds literal sets in one pass).
     matcher: Option<regex::Regex>,
+    /// The same alternation over bytes, for [`Redacting`] (a stream cut anywhere, even inside a
+    /// character).
+    bytes_matcher: Option<regex::bytes::Regex>,
 }
 
 /// Records a credential value so that [`redact`] removes it from every text that leaves the process.
@@ -69,10 +73,17 @@ pub fn register(value: &str) {
         reg.values
             .sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
         let alternation: Vec<String> = reg.values.iter().map(|v| regex::escape(v)).collect();
-        reg.matcher = regex::RegexBuilder::new(&alternation.join("|"))
+        let pattern = alternation.join("|");
+        reg.matcher = regex::RegexBuilder::new(&pattern)
             .size_limit(64 << 20)
             .build()
             .ok();
+        reg.bytes_matcher = reg.matcher.as_ref().and_then(|_| {
+            regex::bytes::RegexBuilder::new(&pattern)
+                .size_limit(64 << 20)
+                .build()
+                .ok()
+        });
     }
 }
 
@@ -111,6 +122,98 @@ pub fn redact_bytes(bytes: &[u8]) -> Cow<'_, [u8]> {
                 Cow::Owned(s) => Cow::Owned(s.into_bytes()),
             }
         }
+    }
+}
+
+/// How much a [`Redacting`] writer gathers before it passes text on.
+const REDACTING_CHUNK: usize = 256 << 10;
+
+/// A writer that passes text on with every registered secret replaced, as [`redact_bytes`] would
+/// replace them in the whole text, without ever holding the whole text: it gathers up to
+/// [`REDACTING_CHUNK`] bytes, and of those holds back only what a secret starting there could still
+/// need (the longest secret's length, less one). A match is at most that long, so one starting
+/// before the part held back lies whole in what was gathered, and is found there as in the whole
+/// text. For output of any size (a plan at a million users is hundreds of MB).
+pub struct Redacting<W: std::io::Write> {
+    inner: W,
+    held: Vec<u8>,
+}
+
+impl<W: std::io::Write> Redacting<W> {
+    pub fn new(inner: W) -> Redacting<W> {
+        Redacting {
+            inner,
+            held: Vec::new(),
+        }
+    }
+
+    /// The writer within (what was held back is lost: flush first).
+    pub fn into_inner(self) -> W {
+        self.inner
+    }
+
+    /// Passes on all that is gathered (`all`), or all but what a secret could still need.
+    fn pass_on(&mut self, all: bool) -> std::io::Result<()> {
+        if self.held.is_empty() {
+            return Ok(());
+        }
+        let reg = REGISTRY.read().unwrap_or_else(PoisonError::into_inner);
+        let Some(longest) = reg.values.first().map(String::len) else {
+            drop(reg);
+            self.inner.write_all(&self.held)?;
+            self.held.clear();
+            return Ok(());
+        };
+        let Some(m) = &reg.bytes_matcher else {
+            // Too many secrets for one matcher (see `register`): redacted whole, at the end.
+            if all {
+                let text = redact_bytes(&self.held).into_owned();
+                drop(reg);
+                self.inner.write_all(&text)?;
+                self.held.clear();
+            }
+            return Ok(());
+        };
+        let cut = if all {
+            self.held.len()
+        } else {
+            self.held.len().saturating_sub(longest - 1)
+        };
+        let mut done = 0;
+        for found in m.find_iter(&self.held) {
+            if found.start() >= cut {
+                break;
+            }
+            self.inner.write_all(&self.held[done..found.start()])?;
+            self.inner.write_all(REDACTED.as_bytes())?;
+            done = found.end();
+        }
+        let end = cut.max(done);
+        self.inner.write_all(&self.held[done..end])?;
+        drop(reg);
+        self.held.drain(..end);
+        Ok(())
+    }
+}
+
+impl<W: std::io::Write> std::io::Write for Redacting<W> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if self.held.len() + data.len() <= REDACTING_CHUNK {
+            self.held.extend_from_slice(data);
+            return Ok(data.len());
+        }
+        if self.held.len() >= REDACTING_CHUNK {
+            self.pass_on(false)?;
+        }
+        let room = REDACTING_CHUNK.saturating_sub(self.held.len()).max(1);
+        let take = data.len().min(room);
+        self.held.extend_from_slice(&data[..take]);
+        Ok(take)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.pass_on(true)?;
+        self.inner.flush()
     }
 }
 
@@ -200,6 +303,43 @@ pub fn resolve(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_redacting_stream_writes_what_redacting_the_whole_text_gives() {
+        use std::io::Write as _;
+        register("stream-secret-0123456789");
+        register("stream-secret-0123456789-longer-form");
+        // Secrets on every side of the chunk boundaries, split across writes of every size.
+        let mut text = Vec::new();
+        let mut k = 0usize;
+        while text.len() < 3 * REDACTING_CHUNK + 1000 {
+            text.extend_from_slice(format!("line {k} ").as_bytes());
+            if k % 997 == 0 || (text.len() % REDACTING_CHUNK) > REDACTING_CHUNK - 40 {
+                let secret = if k % 2 == 0 {
+                    "stream-secret-0123456789"
+                } else {
+                    "stream-secret-0123456789-longer-form"
+                };
+                text.extend_from_slice(secret.as_bytes());
+            }
+            text.extend_from_slice("é\n".as_bytes());
+            k += 1;
+        }
+        let whole = redact_bytes(&text).into_owned();
+        assert_ne!(whole, text, "the text holds secrets");
+        for piece in [1, 7, 4096, REDACTING_CHUNK - 3, text.len()] {
+            let mut w = Redacting::new(Vec::new());
+            for part in text.chunks(piece) {
+                w.write_all(part).unwrap();
+            }
+            w.flush().unwrap();
+            let streamed = w.into_inner();
+            assert!(
+                streamed == whole,
+                "writes of {piece} bytes: the stream differs from the whole text redacted"
+            );
+        }
+    }
 
     #[test]
     fn secrets_never_show() {
