@@ -14,6 +14,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
+use rustc_hash::{FxHashMap, FxHashSet};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -82,7 +83,25 @@ pub fn same(name: &str, a: Option<&str>, b: Option<&str>) -> bool {
 /// whether deactivations were decided under `cleanup.grace_days` (then they rely on `last_active`).
 #[must_use]
 pub fn record(actions: &[Action], target: &Indexed, grace: bool) -> Preconditions {
-    let ids = ids(target);
+    // Only the users the plan's user actions name are looked up by id: at a million users, a map of
+    // every id would cost more than the rest of the recording.
+    let named: FxHashSet<&str> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::LinkUser { key: r, .. }
+            | Action::UpdateUser { id: r, .. }
+            | Action::ReactivateUser { id: r, .. }
+            | Action::DeactivateUser { id: r, .. }
+            | Action::RevokeApiTokens { id: r, .. } => Some(r.as_str()),
+            _ => None,
+        })
+        .collect();
+    let mut ids = FxHashMap::with_capacity_and_hasher(named.len(), Default::default());
+    for (i, u) in target.snapshot.users.iter().enumerate() {
+        if let Some(id) = u.id.as_deref().filter(|id| named.contains(id)) {
+            ids.insert(id, u32::try_from(i).expect("few users"));
+        }
+    }
     let mut p = Preconditions::default();
     let user = |p: &mut Preconditions, reference: &str, fields: &[&str]| {
         let Some(i) = resolve(target, &ids, reference) else {
@@ -172,21 +191,19 @@ fn group_entry<'p>(
 }
 
 /// Target user ids -> index.
-pub(crate) fn ids(target: &Indexed) -> HashMap<&str, u32> {
-    target
-        .snapshot
-        .users
-        .iter()
-        .enumerate()
-        .filter_map(|(i, u)| {
-            u.id.as_deref()
-                .map(|id| (id, u32::try_from(i).expect("few users")))
-        })
-        .collect()
+pub(crate) fn ids(target: &Indexed) -> FxHashMap<&str, u32> {
+    let mut ids =
+        FxHashMap::with_capacity_and_hasher(target.snapshot.users.len(), Default::default());
+    for (i, u) in target.snapshot.users.iter().enumerate() {
+        if let Some(id) = u.id.as_deref() {
+            ids.insert(id, u32::try_from(i).expect("few users"));
+        }
+    }
+    ids
 }
 
 /// The target user a reference (SCIM id, or key) points at.
-fn resolve(target: &Indexed, ids: &HashMap<&str, u32>, reference: &str) -> Option<u32> {
+fn resolve(target: &Indexed, ids: &FxHashMap<&str, u32>, reference: &str) -> Option<u32> {
     ids.get(reference)
         .copied()
         .or_else(|| target.find(reference))
