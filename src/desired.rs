@@ -59,8 +59,9 @@ pub(crate) struct DesiredGroup {
 pub(crate) struct Desired {
     pub users: Vec<DesiredUser>,
     pub groups: BTreeMap<String, DesiredGroup>,
-    /// Texts that member reasons point into, with their codes.
-    pub reasons: Vec<(ReasonCode, String)>,
+    /// Texts that member reasons point into, with their codes (shared by every membership change
+    /// that gives the reason).
+    pub reasons: Vec<(ReasonCode, std::sync::Arc<str>)>,
     pub warnings: Vec<String>,
     /// Problems that stop the plan from being applied (two groups differing only in case, …).
     pub blocking: Vec<String>,
@@ -72,6 +73,12 @@ impl Desired {
     #[must_use]
     pub(crate) fn reason(&self, idx: u32) -> &str {
         &self.reasons[idx as usize].1
+    }
+
+    /// The reason as a membership change holds it: shared, not copied.
+    #[must_use]
+    pub(crate) fn shared_reason(&self, idx: u32) -> std::sync::Arc<str> {
+        std::sync::Arc::clone(&self.reasons[idx as usize].1)
     }
 
     #[must_use]
@@ -197,7 +204,7 @@ pub(crate) fn build(
             let reason = u32::try_from(d.reasons.len()).expect("few reasons");
             d.reasons.push((
                 ReasonCode::MappedGroup,
-                format!("member of {shown} via groups.mappings[{}]", mapping.index),
+                format!("member of {shown} via groups.mappings[{}]", mapping.index).into(),
             ));
             let entry = pending
                 .entry(to)

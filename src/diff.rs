@@ -751,7 +751,7 @@ impl Differ<'_> {
                 adds.push(Member {
                     key: d.key.clone(),
                     id,
-                    reason: self.desired.reason(reason).to_string(),
+                    reason: self.desired.shared_reason(reason),
                     reason_code: self.desired.reason_code(reason),
                 });
             }

@@ -62,7 +62,10 @@ pub struct Member {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
     /// Why: the IdP group and mapping, or `default_groups`, or the rule that removes it.
-    pub reason: String,
+    // Shared between the members given the same reason: at scale, millions of membership changes
+    // share a few thousand reasons.
+    #[schemars(with = "String")]
+    pub reason: std::sync::Arc<str>,
     #[serde(default, skip_serializing_if = "ReasonCode::is_unknown")]
     pub reason_code: ReasonCode,
 }

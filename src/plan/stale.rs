@@ -584,7 +584,7 @@ mod tests {
         let member = |key: &str, id: &str| Member {
             key: key.into(),
             id: Some(id.into()),
-            reason: String::new(),
+            reason: "".into(),
             reason_code: crate::plan::ReasonCode::Unknown,
         };
         let actions = vec![
@@ -594,7 +594,7 @@ mod tests {
                     email: "carol@example.com".into(),
                     ..Default::default()
                 },
-                reason: String::new(),
+                reason: "".into(),
                 reason_code: crate::plan::ReasonCode::Unknown,
             },
             Action::UpdateUser {
@@ -604,10 +604,10 @@ mod tests {
                     field: "title".into(),
                     from: Some("Engineer".into()),
                     to: "Staff".into(),
-                    reason: String::new(),
+                    reason: "".into(),
                     reason_code: crate::plan::ReasonCode::Unknown,
                 }],
-                reason: String::new(),
+                reason: "".into(),
                 reason_code: crate::plan::ReasonCode::Unknown,
             },
             Action::RemoveMembers {
@@ -615,7 +615,7 @@ mod tests {
                 group_id: "g1".into(),
                 batch: [1, 1],
                 members: vec![member("alice@example.com", "a1")],
-                reason: String::new(),
+                reason: "".into(),
                 reason_code: crate::plan::ReasonCode::Unknown,
             },
             Action::DeactivateUser {
@@ -623,7 +623,7 @@ mod tests {
                 id: "b1".into(),
                 account_id: None,
                 cause: crate::plan::DeactivateCause::GoneFromSources,
-                reason: String::new(),
+                reason: "".into(),
                 reason_code: crate::plan::ReasonCode::Unknown,
             },
         ];
