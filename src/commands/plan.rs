@@ -66,8 +66,9 @@ async fn plan(
     let loaded = super::load(printer, config_path)?;
     // Only the plan is needed from here: the target's snapshot goes before the plan is written
     // out (at a million users, the snapshot and the plan's JSON are each a gigabyte or so).
-    let engine::Planned { plan, .. } =
+    let engine::Planned { plan, snapshot, .. } =
         engine::make_plan_scoped(&loaded, printer, now, overrides, scope).await?;
+    engine::free_in_background(snapshot);
     let plan = &plan;
     let refusal = engine::refusal(plan);
     // Saved before it is shown, so that the markdown can point at the file; never when refused.
