@@ -509,3 +509,37 @@ cleanup:
     let (code, _, stderr) = apply(&s);
     assert_eq!(code, 0, "{stderr}");
 }
+
+/// `plan --out` seals the plan while it writes it (placeholders, then the seal in their place): the
+/// file, and stdout, must be exactly the sealed plan as serde writes it, signed or not.
+#[test]
+fn a_plan_saved_while_sealed_is_the_sealed_plan_byte_for_byte() {
+    let s = Scratch::quickstart();
+    for key in [None, Some("a-key-for-the-seal-test")] {
+        let mut c = s.idsync(&["plan", "--format", "json", "--out", "plan.json"]);
+        match key {
+            Some(k) => c.env("IDSYNC_PLAN_KEY", k),
+            None => c.env_remove("IDSYNC_PLAN_KEY"),
+        };
+        let (code, stdout, stderr) = run(&s, &mut c);
+        assert_eq!(code, 0, "{stderr}");
+        let saved = s.read("plan.json");
+        assert_eq!(stdout, saved, "stdout is the saved file");
+        let mut plan: idsync::plan::Plan = serde_json::from_str(&saved).unwrap();
+        assert!(!plan.digest.starts_with("0000"), "the digest is in place");
+        assert_eq!(plan.signature.is_some(), key.is_some());
+        let written = (plan.digest.clone(), plan.signature.clone());
+        plan.seal(key.map(str::as_bytes));
+        assert_eq!(
+            (plan.digest.clone(), plan.signature.clone()),
+            written,
+            "the seal in the file is the plan's"
+        );
+        assert_eq!(
+            format!("{}\n", serde_json::to_string_pretty(&plan).unwrap()),
+            saved,
+            "the file is the sealed plan as serialized"
+        );
+        assert!(!saved.contains("a-key-for-the-seal-test"));
+    }
+}

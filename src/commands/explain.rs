@@ -42,6 +42,7 @@ pub(crate) async fn run(
         Overrides::default(),
         None,
         true,
+        crate::engine::Sealing::Now,
     )?;
     let inputs = inputs.expect("kept when asked");
     let (text, json) = if is_person {

@@ -147,6 +147,11 @@ impl<W: std::io::Write> Redacting<W> {
         }
     }
 
+    /// The writer within, to write to it directly (flush first: what is held back comes after).
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.inner
+    }
+
     /// The writer within (what was held back is lost: flush first).
     pub fn into_inner(self) -> W {
         self.inner
@@ -314,8 +319,8 @@ mod tests {
         let mut k = 0usize;
         while text.len() < 3 * REDACTING_CHUNK + 1000 {
             text.extend_from_slice(format!("line {k} ").as_bytes());
-            if k % 997 == 0 || (text.len() % REDACTING_CHUNK) > REDACTING_CHUNK - 40 {
-                let secret = if k % 2 == 0 {
+            if k.is_multiple_of(997) || (text.len() % REDACTING_CHUNK) > REDACTING_CHUNK - 40 {
+                let secret = if k.is_multiple_of(2) {
                     "stream-secret-0123456789"
                 } else {
                     "stream-secret-0123456789-longer-form"

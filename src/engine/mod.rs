@@ -68,6 +68,14 @@ pub(crate) fn now() -> Result<DateTime<Utc>, Error> {
     }
 }
 
+/// The key plans are signed with (`IDSYNC_PLAN_KEY`), if any.
+///
+/// # Errors
+/// The key is set but unusable.
+pub(crate) fn plan_key() -> Result<Option<Vec<u8>>, Error> {
+    crate::engine::saved_file::key_from_env().map_err(Error::PlanKey)
+}
+
 /// A plan and the target it was made against.
 pub struct Planned {
     pub plan: Plan,
@@ -101,6 +109,39 @@ pub async fn make_plan_scoped(
     overrides: Overrides,
     scope: Option<&Scope>,
 ) -> Result<Planned, Error> {
+    make(loaded, printer, now, overrides, scope, Sealing::Now).await
+}
+
+/// As [`make_plan_scoped`], the plan not yet sealed: the caller seals it ([`Plan::seal`], or
+/// [`Plan::seal_of`] while it writes the plan out).
+///
+/// # Errors
+/// As [`make_plan_scoped`].
+pub(crate) async fn make_plan_unsealed(
+    loaded: &Loaded,
+    printer: &Printer,
+    now: DateTime<Utc>,
+    overrides: Overrides,
+    scope: Option<&Scope>,
+) -> Result<Planned, Error> {
+    make(loaded, printer, now, overrides, scope, Sealing::ByCaller).await
+}
+
+/// Whether the engine seals the plan it makes, or leaves that to its caller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Sealing {
+    Now,
+    ByCaller,
+}
+
+async fn make(
+    loaded: &Loaded,
+    printer: &Printer,
+    now: DateTime<Utc>,
+    overrides: Overrides,
+    scope: Option<&Scope>,
+    sealing: Sealing,
+) -> Result<Planned, Error> {
     let clock = std::time::Instant::now();
     // Every source and the target are read and indexed at once: over HTTP the waits overlap, and
     // parsing large snapshot files uses every core.
@@ -108,7 +149,7 @@ pub async fn make_plan_scoped(
         read_sources(loaded, printer, clock, None),
         read_target(loaded, printer, clock, None)
     )?;
-    plan_from(
+    let (planned, _) = plan_from_keeping(
         loaded,
         printer,
         clock,
@@ -116,7 +157,10 @@ pub async fn make_plan_scoped(
         now,
         overrides,
         scope,
-    )
+        false,
+        sealing,
+    )?;
+    Ok(planned)
 }
 
 /// What a plan is made from: every source and the target, as read (wholly, or for some people).
@@ -264,8 +308,17 @@ pub(crate) fn plan_from(
     overrides: Overrides,
     scope: Option<&Scope>,
 ) -> Result<Planned, Error> {
-    let (planned, _) =
-        plan_from_keeping(loaded, printer, clock, inputs, now, overrides, scope, false)?;
+    let (planned, _) = plan_from_keeping(
+        loaded,
+        printer,
+        clock,
+        inputs,
+        now,
+        overrides,
+        scope,
+        false,
+        Sealing::Now,
+    )?;
     Ok(planned)
 }
 
@@ -290,6 +343,7 @@ pub(crate) fn plan_from_keeping(
     overrides: Overrides,
     scope: Option<&Scope>,
     keep: bool,
+    sealing: Sealing,
 ) -> Result<(Planned, Option<Kept>), Error> {
     let Inputs {
         sources: read,
@@ -381,12 +435,10 @@ pub(crate) fn plan_from_keeping(
             None
         }
     };
-    plan.seal(
-        crate::engine::saved_file::key_from_env()
-            .map_err(Error::PlanKey)?
-            .as_deref(),
-    );
-    lap(printer, clock, "sealed");
+    if sealing == Sealing::Now {
+        plan.seal(plan_key()?.as_deref());
+        lap(printer, clock, "sealed");
+    }
     Ok((
         Planned {
             plan,

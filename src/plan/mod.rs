@@ -350,11 +350,21 @@ impl Plan {
 
     /// Records the digest and, with a key, the signature.
     pub fn seal(&mut self, key: Option<&[u8]>) {
+        let seal = self.seal_of(key);
+        self.set_seal(seal);
+    }
+
+    /// The digest and, with a key, the signature this plan is sealed with, computed without changing
+    /// it (so that another thread may write the plan out meanwhile, see
+    /// [`Plan::with_seal_placeholders`]).
+    #[must_use]
+    pub fn seal_of(&self, key: Option<&[u8]>) -> Seal {
         if self.sealed_as_2_0() {
-            let content = self.content();
-            self.digest = crate::digest::sha256_hex(&content);
-            self.signature = key.map(|k| sign(k, &content));
-            return;
+            let content = self.clone().content();
+            return Seal {
+                digest: crate::digest::sha256_hex(&content),
+                signature: key.map(|k| sign(k, &content)),
+            };
         }
         // Streamed into the digest (and the signature): at scale the content is hundreds of MB.
         let mut sealer = Sealer {
@@ -364,15 +374,30 @@ impl Plan {
             }),
         };
         let mut buffered = std::io::BufWriter::with_capacity(1 << 16, &mut sealer);
-        canonical::write(&*self, &["digest", "signature"], &mut buffered).expect("plans serialize");
+        canonical::write(self, &["digest", "signature"], &mut buffered).expect("plans serialize");
         buffered
             .into_inner()
             .map_err(|_| ())
             .expect("hashing does not fail");
-        self.digest = crate::digest::hex(sealer.digest.finish().as_ref());
-        self.signature = sealer
-            .mac
-            .map(|m| format!("hmac-sha256:{}", crate::digest::hex(m.sign().as_ref())));
+        Seal {
+            digest: crate::digest::hex(sealer.digest.finish().as_ref()),
+            signature: sealer
+                .mac
+                .map(|m| format!("hmac-sha256:{}", crate::digest::hex(m.sign().as_ref()))),
+        }
+    }
+
+    /// Puts a seal in place.
+    pub fn set_seal(&mut self, seal: Seal) {
+        self.digest = seal.digest;
+        self.signature = seal.signature;
+    }
+
+    /// Puts placeholders where the seal goes, of the seal's length (`signed`: a signature too), for
+    /// writing the plan out while the seal is computed: the seal covers neither field, and once known
+    /// it takes the placeholders' place byte for byte.
+    pub fn with_seal_placeholders(&mut self, signed: bool) {
+        self.set_seal(Seal::placeholder(signed));
     }
 
     /// Checks the digest and, with a key, the signature, over this value. A plan read from a file is
@@ -391,6 +416,24 @@ impl Plan {
             out
         };
         check_seal(&content, &self.digest, self.signature.as_deref(), key)
+    }
+}
+
+/// A plan's digest and signature (see [`Plan::seal`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Seal {
+    pub digest: String,
+    pub signature: Option<String>,
+}
+
+impl Seal {
+    /// Stands in for a seal of the same length while the real one is computed.
+    #[must_use]
+    pub fn placeholder(signed: bool) -> Seal {
+        Seal {
+            digest: "0".repeat(64),
+            signature: signed.then(|| format!("hmac-sha256:{}", "0".repeat(64))),
+        }
     }
 }
 
