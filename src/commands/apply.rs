@@ -238,9 +238,10 @@ pub(super) async fn execute(
     listener.abort();
     if let Some(path) = report {
         let r = Report::new(plan, &outcome, target_users);
-        let mut json = serde_json::to_string_pretty(&r).map_err(std::io::Error::from)?;
-        json.push('\n');
-        snapshot_file::write_atomic(path, json.as_bytes())?;
+        snapshot_file::write_atomic_with(path, |w| {
+            serde_json::to_writer_pretty(&mut *w, &r)?;
+            std::io::Write::write_all(w, b"\n")
+        })?;
         printer.detail(&format!("wrote the run report to {}", path.display()));
     }
     if let Some(why) = &outcome.stopped {

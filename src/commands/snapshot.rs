@@ -78,8 +78,9 @@ pub(crate) async fn run(
     }
     match out {
         Some(path) => {
-            let text = snapshot_file::to_string(&snap, Format::of(path));
-            snapshot_file::write_atomic(path, text.as_bytes())?;
+            snapshot_file::write_atomic_with(path, |w| {
+                snapshot_file::write_to(&snap, Format::of(path), w)
+            })?;
             printer.info(&format!(
                 "Wrote {} users and {} groups to {}",
                 snap.users.len(),
@@ -89,7 +90,7 @@ pub(crate) async fn run(
         }
         None => {
             let mut stdout = printer.stdout();
-            stdout.write_all(snapshot_file::to_string(&snap, Format::Yaml).as_bytes())?;
+            snapshot_file::write_to(&snap, Format::Yaml, &mut stdout)?;
             stdout.flush()?;
         }
     }
