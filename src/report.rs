@@ -13,6 +13,10 @@ pub(crate) struct Report {
     /// (stopped by a signal; the actions not started are `not_started`).
     pub status: &'static str,
     pub target: String,
+    /// For a partial plan (`plan --only-user`/`--only-group`, `sync-user`): what it was cut to, as
+    /// the plan says. A report without it is of a whole plan.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<crate::plan::scope::Scope>,
     pub started: DateTime<Utc>,
     pub duration_ms: u64,
     pub counts: Counts,
@@ -144,6 +148,7 @@ impl Report {
         Report {
             status,
             target: plan.target.clone(),
+            scope: plan.scope.clone(),
             started: outcome.started,
             duration_ms: outcome.duration_ms,
             counts,

@@ -72,6 +72,10 @@ fn plan_apply_plan_converges_with_detailed_exitcode() {
 
     let report: serde_json::Value = serde_json::from_str(&s.read("report.json")).unwrap();
     assert_eq!(report["status"], "SUCCESS");
+    assert!(
+        report.get("scope").is_none(),
+        "a whole plan's report has no scope"
+    );
     let counts = &report["counts"];
     assert_eq!(
         (

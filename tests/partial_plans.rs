@@ -349,6 +349,11 @@ fn a_saved_partial_plan_applies_exactly_its_actions() {
     );
     let report: Value = serde_json::from_str(&s.read("report.json")).unwrap();
     assert_eq!(report["results"].as_array().unwrap().len(), 3, "{report}");
+    assert_eq!(
+        report["scope"]["users"],
+        serde_json::json!(["carol@example.com"]),
+        "the report says it is of a partial plan: {report}"
+    );
     // Exactly carol's changes were made: the full plan now lacks them and nothing else.
     let carols = |c: &String| c.contains("carol@example.com");
     let expected: Vec<String> = changes(&before)

@@ -288,6 +288,12 @@ async fn a_leaver_is_deactivated_and_their_tokens_revoked() {
     assert_eq!(atl.api_tokens("ben@example.com"), 0);
     let report: Value = serde_json::from_str(&s.read("report.json")).unwrap();
     assert_eq!(report["counts"]["deactivated"], 1, "{report}");
+    assert_eq!(
+        report["scope"]["users"],
+        serde_json::json!(["ben@example.com"]),
+        "{report}"
+    );
+    assert_eq!(report["scope"]["read"], "people", "{report}");
     // The other leaver, not named, is untouched.
     assert_eq!(atl.user("gone@example.com").unwrap()["active"], true);
     assert_eq!(atl.api_tokens("gone@example.com"), 1);
