@@ -127,7 +127,8 @@ pub(crate) async fn make_plan_unsealed(
     make(loaded, printer, now, overrides, scope, Sealing::ByCaller).await
 }
 
-/// Whether the engine seals the plan it makes, or leaves that to its caller.
+/// Whether the engine seals the plan it makes, or leaves that to its caller (which seals it before
+/// it is saved or shown, or never, for a plan that is only explained).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Sealing {
     Now,
