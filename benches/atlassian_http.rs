@@ -10,6 +10,10 @@
 //! Run: `cargo bench --bench atlassian_http` (`-- --concurrency N` to change `http.max_concurrency`).
 #![allow(clippy::print_stdout, clippy::cast_precision_loss)]
 
+/// The allocator the `idsync` binary uses (src/main.rs): the client is measured as it runs.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use idsync_fakes as fakes;
 
 use std::collections::HashSet;

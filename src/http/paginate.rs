@@ -30,25 +30,41 @@ pub async fn scim_all(
     path: &str,
     count: usize,
 ) -> Result<Vec<Value>, HttpError> {
+    scim_all_as(client, path, count, &|v| v).await
+}
+
+/// As [`scim_all`], each resource turned into a `T` by `each` as soon as its page is read, so that
+/// a page's JSON is freed before the listing goes on: a large directory is never held whole as
+/// JSON values. `each` sees every resource of a page that is kept; a listing read again (pages
+/// that do not add up) reads and turns its pages again.
+///
+/// # Errors
+/// As [`scim_all`].
+pub async fn scim_all_as<T>(
+    client: &HttpClient,
+    path: &str,
+    count: usize,
+    each: &impl Fn(Value) -> T,
+) -> Result<Vec<T>, HttpError> {
     use futures_util::stream::{self, StreamExt, TryStreamExt};
 
-    let first = scim_page(client, path, 1, count).await?;
+    let first = scim_page(client, path, 1, count, each).await?;
     let per_page = first.resources.len();
     let Some(total) = first.total else {
-        return scim_sequential(client, path, count, first).await;
+        return scim_sequential(client, path, count, first, each).await;
     };
     // The announced total is untrusted: a listing it would split into more pages than this is read
     // one page after another, where the first empty page ends an overstated total as an error.
     const MAX_CONCURRENT_PAGES: usize = 20_000; // 2M objects at 100 a page: past Atlassian's 1M-user cap
     if per_page == 0 || per_page >= total || total.div_ceil(per_page) > MAX_CONCURRENT_PAGES {
-        return scim_sequential(client, path, count, first).await;
+        return scim_sequential(client, path, count, first, each).await;
     }
     let starts: Vec<usize> = (1 + per_page..=total).step_by(per_page).collect();
-    let pages: Vec<Page> = stream::iter(
+    let pages: Vec<Page<T>> = stream::iter(
         starts
             .clone()
             .into_iter()
-            .map(|start| scim_page(client, path, start, count)),
+            .map(|start| scim_page(client, path, start, count, each)),
     )
     .buffered(client.concurrency())
     .try_collect()
@@ -59,29 +75,33 @@ pub async fn scim_all(
             && p.start.is_none_or(|s| s == start)
     });
     if !consistent {
-        return scim_sequential(client, path, count, first).await;
+        return scim_sequential(client, path, count, first, each).await;
     }
     let last_full = pages.last().map_or(per_page, |p| p.resources.len()) == per_page;
+    let mut ids = first.ids;
     let mut all = first.resources;
     for p in pages {
+        ids.extend(p.ids);
         all.extend(p.resources);
     }
     if last_full {
         past_end(client, path, count, total).await?;
     }
-    if unique_ids(&all).is_err() {
+    if first_repeated(ids.iter().map(String::as_str)).is_some() {
         // Resources moved between pages while they were read: once more, one page at a time.
-        let first = scim_page(client, path, 1, count).await?;
-        return scim_sequential(client, path, count, first).await;
+        let first = scim_page(client, path, 1, count, each).await?;
+        return scim_sequential(client, path, count, first, each).await;
     }
     Ok(all)
 }
 
-struct Page {
+struct Page<T> {
     total: Option<usize>,
     /// The `startIndex` the server says the page starts at.
     start: Option<usize>,
-    resources: Vec<Value>,
+    /// The ids of its resources (those that have one), for the check that none is listed twice.
+    ids: Vec<String>,
+    resources: Vec<T>,
 }
 
 fn scim_query(start: usize, count: usize) -> [(&'static str, String); 2] {
@@ -91,14 +111,18 @@ fn scim_query(start: usize, count: usize) -> [(&'static str, String); 2] {
     ]
 }
 
-async fn scim_page(
+async fn scim_page<T>(
     client: &HttpClient,
     path: &str,
     start: usize,
     count: usize,
-) -> Result<Page, HttpError> {
-    let page = client.get_json(path, &scim_query(start, count)).await?;
-    let page: ScimPage = super::wire::decode(&page);
+    each: &impl Fn(Value) -> T,
+) -> Result<Page<T>, HttpError> {
+    let mut page = client.get_json(path, &scim_query(start, count)).await?;
+    // The resources are moved out of the page, not copied: a page is read once.
+    let resources = page.get_mut("Resources").map(Value::take);
+    let mut page: ScimPage = super::wire::decode(&page);
+    page.resources = resources;
     let number = |n: Option<u64>| n.map(|t| usize::try_from(t).unwrap_or(usize::MAX));
     let total = number(page.total_results);
     let start_at = number(page.start_index);
@@ -111,7 +135,8 @@ async fn scim_page(
     Ok(Page {
         total,
         start: start_at,
-        resources,
+        ids: resources.iter().filter_map(id_text).collect(),
+        resources: resources.into_iter().map(each).collect(),
     })
 }
 
@@ -123,8 +148,9 @@ struct ScimPage {
     total_results: Option<u64>,
     #[serde(deserialize_with = "unsigned")]
     start_index: Option<u64>,
-    /// Kept as sent: a `Resources` that is not a list is an error, not an empty page.
-    #[serde(rename = "Resources")]
+    /// Kept as sent: a `Resources` that is not a list is an error, not an empty page. Moved out
+    /// of the page before it is decoded (see [`scim_page`]), so never read here.
+    #[serde(skip)]
     resources: Option<Value>,
     schemas: Option<Value>,
 }
@@ -155,13 +181,15 @@ fn list_resources(resources: Option<Value>) -> Option<Vec<Value>> {
 
 /// One page after another, each starting after what the previous returned, until `totalResults`
 /// (or, from a server that announces none, an empty page).
-async fn scim_sequential(
+async fn scim_sequential<T>(
     client: &HttpClient,
     path: &str,
     count: usize,
-    first: Page,
-) -> Result<Vec<Value>, HttpError> {
-    let mut all: Vec<Value> = Vec::new();
+    first: Page<T>,
+    each: &impl Fn(Value) -> T,
+) -> Result<Vec<T>, HttpError> {
+    let mut all: Vec<T> = Vec::new();
+    let mut ids: Vec<String> = Vec::new();
     let mut total = first.total;
     let per_page = first.resources.len();
     let mut last_len = 0;
@@ -176,7 +204,7 @@ async fn scim_sequential(
         }
         let mut page = match next.take() {
             Some(p) => p,
-            None => scim_page(client, path, start, count).await?,
+            None => scim_page(client, path, start, count, each).await?,
         };
         let mut tries = 1;
         while page.resources.is_empty() && page.total.or(total).is_some_and(|t| start <= t) {
@@ -193,13 +221,14 @@ async fn scim_sequential(
             }
             client.pause(tries).await;
             tries += 1;
-            page = scim_page(client, path, start, count).await?;
+            page = scim_page(client, path, start, count, each).await?;
         }
         total = page.total.or(total);
         if page.resources.is_empty() {
             break;
         }
         last_len = page.resources.len();
+        ids.extend(page.ids);
         all.extend(page.resources);
     }
     if let Some(t) = total.filter(|t| *t != all.len()) {
@@ -211,7 +240,7 @@ async fn scim_sequential(
             ),
         ));
     }
-    if let Err(id) = unique_ids(&all) {
+    if let Some(id) = first_repeated(ids.iter().map(String::as_str)) {
         return Err(client.malformed(
             path,
             &format!(
@@ -230,7 +259,7 @@ async fn past_end(
     count: usize,
     total: usize,
 ) -> Result<(), HttpError> {
-    let page = scim_page(client, path, total + 1, count).await?;
+    let page = scim_page(client, path, total + 1, count, &|v| v).await?;
     if page.resources.is_empty() {
         return Ok(());
     }
@@ -243,18 +272,35 @@ async fn past_end(
     ))
 }
 
+/// An item's `id` as text: a string, or a number (OneLogin).
+fn id_text(item: &Value) -> Option<String> {
+    match item.get("id") {
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// The first id that appears twice.
+fn first_repeated<'a>(ids: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    let mut seen = std::collections::HashSet::new();
+    ids.into_iter().find(|id| !seen.insert(*id))
+}
+
 /// `Err(id)` with the first `id` that appears twice.
 fn unique_ids(items: &[Value]) -> Result<(), String> {
-    let mut seen = std::collections::HashSet::new();
+    use std::borrow::Cow;
+    let mut seen = std::collections::HashSet::with_capacity(items.len());
     for v in items {
-        let id = match v.get("id") {
-            Some(Value::String(s)) => s.clone(),
-            Some(Value::Number(n)) => n.to_string(),
+        let id: Cow<'_, str> = match v.get("id") {
+            Some(Value::String(s)) => Cow::Borrowed(s),
+            Some(Value::Number(n)) => Cow::Owned(n.to_string()),
             _ => continue,
         };
-        if !seen.insert(id.clone()) {
-            return Err(id);
+        if seen.contains(&id) {
+            return Err(id.into_owned());
         }
+        seen.insert(id);
     }
     Ok(())
 }

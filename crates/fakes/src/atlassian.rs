@@ -27,7 +27,8 @@ use serde_json::{json, Map, Value};
 use crate::{
     bind,
     directory::{KeyIndex, MemberEdit, Memberships, Record, Table},
-    lock, serve, FaultLayer, Faults, RequestLog, Server,
+    lock, serve, write_json_array, write_json_str, FaultLayer, Faults, ObjectWriter, RequestLog,
+    Server,
 };
 
 const SCHEMA_USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
@@ -591,77 +592,91 @@ impl State {
         user: &ScimUser,
         group_refs: &HashMap<&str, Vec<&ScimGroup>>,
     ) -> Value {
+        let mut out = Vec::new();
+        self.write_user(&mut out, user, group_refs);
+        serde_json::from_slice(&out).expect("the writer writes JSON")
+    }
+
+    /// Writes a user resource (the one rendering of a user: answers and pages alike). Pages are
+    /// written straight from the records, without building a JSON value per user.
+    fn write_user(
+        &self,
+        out: &mut Vec<u8>,
+        user: &ScimUser,
+        group_refs: &HashMap<&str, Vec<&ScimGroup>>,
+    ) {
         let nulls = self.config.explicit_nulls;
-        let mut body = Map::new();
-        body.insert(
-            "schemas".into(),
-            json!([SCHEMA_USER, SCHEMA_ENTERPRISE, SCHEMA_ATLASSIAN]),
+        let mut body = ObjectWriter::new(out);
+        write_json_array(
+            body.key("schemas"),
+            [SCHEMA_USER, SCHEMA_ENTERPRISE, SCHEMA_ATLASSIAN],
+            write_json_str,
         );
-        body.insert("id".into(), json!(user.id));
-        insert_opt(&mut body, "externalId", &user.external_id, nulls);
-        body.insert("userName".into(), json!(user.user_name));
-        let emails: Vec<Value> = user
-            .emails
-            .iter()
-            .map(|e| {
-                let mut email = Map::new();
-                email.insert("value".into(), json!(e.value));
-                insert_opt(&mut email, "type", &e.kind, nulls);
-                email.insert("primary".into(), json!(e.primary));
-                Value::Object(email)
-            })
-            .collect();
-        if emails.is_empty() && nulls {
-            body.insert("emails".into(), Value::Null);
+        body.str("id", &user.id);
+        body.opt_str("externalId", user.external_id.as_deref(), nulls);
+        body.str("userName", &user.user_name);
+        if user.emails.is_empty() && nulls {
+            body.key("emails").extend_from_slice(b"null");
         } else {
-            body.insert("emails".into(), Value::Array(emails));
+            write_json_array(body.key("emails"), &user.emails, |out, e| {
+                let mut email = ObjectWriter::new(out);
+                email.str("value", &e.value);
+                email.opt_str("type", e.kind.as_deref(), nulls);
+                email.bool("primary", e.primary);
+                email.end();
+            });
         }
-        let mut name = Map::new();
-        insert_opt(&mut name, "givenName", &user.given_name, nulls);
-        insert_opt(&mut name, "familyName", &user.family_name, nulls);
-        insert_opt(&mut name, "formatted", &user.formatted_name(), nulls);
-        body.insert("name".into(), object_or_null(name, nulls));
-        insert_opt(&mut body, "displayName", &user.display_name, nulls);
-        insert_opt(&mut body, "nickName", &user.nick_name, nulls);
-        insert_opt(&mut body, "title", &user.title, nulls);
-        insert_opt(
-            &mut body,
+        // A complex attribute; with `nulls`, one whose every part is unset is `null` as a whole.
+        let formatted = user.formatted_name();
+        let name = [
+            ("givenName", user.given_name.as_deref()),
+            ("familyName", user.family_name.as_deref()),
+            ("formatted", formatted.as_deref()),
+        ];
+        complex(&mut body, "name", &name, nulls);
+        body.opt_str("displayName", user.display_name.as_deref(), nulls);
+        body.opt_str("nickName", user.nick_name.as_deref(), nulls);
+        body.opt_str("title", user.title.as_deref(), nulls);
+        body.opt_str(
             "preferredLanguage",
-            &user.preferred_language,
+            user.preferred_language.as_deref(),
             nulls,
         );
-        insert_opt(&mut body, "locale", &user.locale, nulls);
-        insert_opt(&mut body, "timezone", &user.timezone, nulls);
-        body.insert("active".into(), json!(user.active));
-        let mut enterprise = Map::new();
-        insert_opt(&mut enterprise, "department", &user.department, nulls);
-        insert_opt(&mut enterprise, "organization", &user.organization, nulls);
-        body.insert(SCHEMA_ENTERPRISE.into(), object_or_null(enterprise, nulls));
-        body.insert(
-            SCHEMA_ATLASSIAN.into(),
-            json!({ "atlassianAccountId": user.account_id }),
-        );
-        let groups: Vec<Value> = group_refs
+        body.opt_str("locale", user.locale.as_deref(), nulls);
+        body.opt_str("timezone", user.timezone.as_deref(), nulls);
+        body.bool("active", user.active);
+        let enterprise = [
+            ("department", user.department.as_deref()),
+            ("organization", user.organization.as_deref()),
+        ];
+        complex(&mut body, SCHEMA_ENTERPRISE, &enterprise, nulls);
+        let mut atlassian = ObjectWriter::new(body.key(SCHEMA_ATLASSIAN));
+        atlassian.str("atlassianAccountId", &user.account_id);
+        atlassian.end();
+        let groups = group_refs
             .get(user.id.as_str())
-            .into_iter()
-            .flatten()
-            .map(|g| json!({ "value": g.id, "display": g.display_name, "type": "direct" }))
-            .collect();
+            .map_or(&[][..], Vec::as_slice);
         if groups.is_empty() && nulls {
-            body.insert("groups".into(), Value::Null);
+            body.key("groups").extend_from_slice(b"null");
         } else {
-            body.insert("groups".into(), Value::Array(groups));
+            write_json_array(body.key("groups"), groups, |out, g| {
+                let mut group = ObjectWriter::new(out);
+                group.str("value", &g.id);
+                group.str("display", &g.display_name);
+                group.str("type", "direct");
+                group.end();
+            });
         }
-        body.insert(
-            "meta".into(),
-            json!({
-                "resourceType": "User",
-                "created": user.created,
-                "lastModified": user.last_modified,
-                "location": format!("{}/Users/{}", self.scim_base(), user.id),
-            }),
+        let mut meta = ObjectWriter::new(body.key("meta"));
+        meta.str("resourceType", "User");
+        meta.str("created", &user.created);
+        meta.str("lastModified", &user.last_modified);
+        meta.str(
+            "location",
+            &format!("{}/Users/{}", self.scim_base(), user.id),
         );
-        Value::Object(body)
+        meta.end();
+        body.end();
     }
 
     fn group_json(&self, group: &ScimGroup) -> Value {
@@ -679,31 +694,51 @@ impl State {
     }
 
     fn group_json_with(&self, group: &ScimGroup, names: &HashMap<&str, &str>) -> Value {
-        let members: Vec<Value> = self
-            .members
-            .members(&group.id)
-            .map(|id| {
-                let display = names.get(id).copied().unwrap_or("");
-                json!({ "value": id, "display": display, "type": "User" })
-            })
-            .collect();
-        let members = if members.is_empty() && self.config.explicit_nulls {
-            Value::Null
-        } else {
-            Value::Array(members)
-        };
-        json!({
-            "schemas": [SCHEMA_GROUP],
-            "id": group.id,
-            "displayName": group.display_name,
-            "members": members,
-            "meta": {
-                "resourceType": "Group",
-                "created": group.created,
-                "lastModified": group.last_modified,
-                "location": format!("{}/Groups/{}", self.scim_base(), group.id),
-            },
-        })
+        let mut out = Vec::new();
+        self.write_group(&mut out, group, names, false);
+        serde_json::from_slice(&out).expect("the writer writes JSON")
+    }
+
+    /// Writes a group resource, without its `members` when `bare` (as `excludedAttributes=members`
+    /// asks).
+    fn write_group(
+        &self,
+        out: &mut Vec<u8>,
+        group: &ScimGroup,
+        names: &HashMap<&str, &str>,
+        bare: bool,
+    ) {
+        let mut body = ObjectWriter::new(out);
+        write_json_array(body.key("schemas"), [SCHEMA_GROUP], write_json_str);
+        body.str("id", &group.id);
+        body.str("displayName", &group.display_name);
+        if !bare {
+            if self.members.count(&group.id) == 0 && self.config.explicit_nulls {
+                body.key("members").extend_from_slice(b"null");
+            } else {
+                write_json_array(
+                    body.key("members"),
+                    self.members.members(&group.id),
+                    |out, id| {
+                        let mut member = ObjectWriter::new(out);
+                        member.str("value", id);
+                        member.str("display", names.get(id).copied().unwrap_or(""));
+                        member.str("type", "User");
+                        member.end();
+                    },
+                );
+            }
+        }
+        let mut meta = ObjectWriter::new(body.key("meta"));
+        meta.str("resourceType", "Group");
+        meta.str("created", &group.created);
+        meta.str("lastModified", &group.last_modified);
+        meta.str(
+            "location",
+            &format!("{}/Groups/{}", self.scim_base(), group.id),
+        );
+        meta.end();
+        body.end();
     }
 
     fn account_json(&self, account: &OrgAccount) -> Value {
@@ -740,13 +775,18 @@ fn insert_opt(map: &mut Map<String, Value>, key: &str, value: &Option<String>, n
     }
 }
 
-/// A complex attribute; with `nulls`, one whose every part is unset is `null` as a whole.
-fn object_or_null(map: Map<String, Value>, nulls: bool) -> Value {
-    if nulls && map.values().all(Value::is_null) {
-        Value::Null
-    } else {
-        Value::Object(map)
+/// Writes a complex attribute of optional parts; with `nulls`, an unset part is `null`, and one
+/// whose every part is unset is `null` as a whole.
+fn complex(body: &mut ObjectWriter<'_>, key: &str, parts: &[(&str, Option<&str>)], nulls: bool) {
+    if nulls && parts.iter().all(|(_, v)| v.is_none()) {
+        body.key(key).extend_from_slice(b"null");
+        return;
     }
+    let mut object = ObjectWriter::new(body.key(key));
+    for (name, value) in parts {
+        object.opt_str(name, *value, nulls);
+    }
+    object.end();
 }
 
 fn timestamp(secs: i64) -> String {
@@ -1302,30 +1342,28 @@ impl Page {
         &matching[from..(from + self.count).min(matching.len())]
     }
 
-    /// One page of the matching resources; only the page's resources are rendered.
+    /// One page of the matching resources; only the page's resources are rendered, each written
+    /// by `render` straight into the page.
     fn list_response<T>(
         &self,
         matching: &[T],
         nulls: bool,
-        render: impl Fn(&T) -> Value,
+        render: impl Fn(&T, &mut Vec<u8>),
     ) -> Response {
-        let total = matching.len();
-        let resources: Vec<Value> = matching
-            .iter()
-            .skip(self.start - 1)
-            .take(self.count)
-            .map(render)
-            .collect();
-        scim_json(
-            StatusCode::OK,
-            &json!({
-                "schemas": [SCHEMA_LIST],
-                "totalResults": total,
-                "startIndex": self.start,
-                "itemsPerPage": resources.len(),
-                "Resources": if resources.is_empty() && nulls { Value::Null } else { Value::Array(resources) },
-            }),
-        )
+        let page = self.window(matching);
+        let mut out = Vec::with_capacity(256 + page.len() * 1024);
+        let mut body = ObjectWriter::new(&mut out);
+        write_json_array(body.key("schemas"), [SCHEMA_LIST], write_json_str);
+        body.number("totalResults", matching.len());
+        body.number("startIndex", self.start);
+        body.number("itemsPerPage", page.len());
+        if page.is_empty() && nulls {
+            body.key("Resources").extend_from_slice(b"null");
+        } else {
+            write_json_array(body.key("Resources"), page, |out, item| render(item, out));
+        }
+        body.end();
+        (StatusCode::OK, [(header::CONTENT_TYPE, SCIM_JSON)], out).into_response()
     }
 }
 
@@ -1377,7 +1415,9 @@ async fn list_users(
             // The whole directory: only the page's users are looked at.
             let window: Vec<&ScimUser> = page.window(&state.users).iter().collect();
             let refs = state.group_refs(&window);
-            return Ok(page.list_response(&state.users, nulls, |u| state.user_json_with(u, &refs)));
+            return Ok(page.list_response(&state.users, nulls, |u, out| {
+                state.write_user(out, u, &refs);
+            }));
         }
         Some(filter) => match parse_eq_filter(filter) {
             Some((attr, value)) if attr.eq_ignore_ascii_case("userName") => {
@@ -1392,7 +1432,9 @@ async fn list_users(
         },
     };
     let refs = state.group_refs(page.window(&matching));
-    Ok(page.list_response(&matching, nulls, |u| state.user_json_with(u, &refs)))
+    Ok(page.list_response(&matching, nulls, |u, out| {
+        state.write_user(out, u, &refs);
+    }))
 }
 
 async fn list_groups(
@@ -1418,12 +1460,8 @@ async fn list_groups(
             // Every group: only the page's groups are looked at.
             let window: Vec<&ScimGroup> = page.window(&state.groups).iter().collect();
             let names = state.user_names(&window);
-            return Ok(page.list_response(&state.groups, nulls, |g| {
-                let mut g = state.group_json_with(g, &names);
-                if bare {
-                    strip_members(&mut g);
-                }
-                g
+            return Ok(page.list_response(&state.groups, nulls, |g, out| {
+                state.write_group(out, g, &names, bare);
             }));
         }
         Some(name) => {
@@ -1435,12 +1473,8 @@ async fn list_groups(
         }
     };
     let names = state.user_names(page.window(&matching));
-    Ok(page.list_response(&matching, nulls, |g| {
-        let mut g = state.group_json_with(g, &names);
-        if bare {
-            strip_members(&mut g);
-        }
-        g
+    Ok(page.list_response(&matching, nulls, |g, out| {
+        state.write_group(out, g, &names, bare);
     }))
 }
 
@@ -2295,11 +2329,4 @@ fn excludes_members(query: &HashMap<String, String>) -> bool {
         x.split(',')
             .any(|a| a.trim().eq_ignore_ascii_case("members"))
     })
-}
-
-/// A group resource without its `members` (as `excludedAttributes=members` returns it).
-fn strip_members(group: &mut Value) {
-    if let Some(obj) = group.as_object_mut() {
-        obj.remove("members");
-    }
 }

@@ -466,6 +466,84 @@ pub fn names_from_email(email: &str) -> (Option<String>, Option<String>) {
     (given, (!family.is_empty()).then_some(family))
 }
 
+/// Writes a JSON object straight into a buffer, one member at a time: the fakes write the pages of
+/// their listings this way, without building a JSON value per record and serializing it after.
+pub struct ObjectWriter<'a> {
+    out: &'a mut Vec<u8>,
+    first: bool,
+}
+
+impl<'a> ObjectWriter<'a> {
+    pub fn new(out: &'a mut Vec<u8>) -> ObjectWriter<'a> {
+        out.push(b'{');
+        ObjectWriter { out, first: true }
+    }
+
+    /// Starts a member: writes `"key":` and hands back the buffer for its value.
+    pub fn key(&mut self, key: &str) -> &mut Vec<u8> {
+        if !std::mem::take(&mut self.first) {
+            self.out.push(b',');
+        }
+        write_json_str(self.out, key);
+        self.out.push(b':');
+        self.out
+    }
+
+    pub fn value(&mut self, key: &str, value: &serde_json::Value) {
+        let out = self.key(key);
+        serde_json::to_writer(out, value).expect("a JSON value serializes");
+    }
+
+    pub fn str(&mut self, key: &str, value: &str) {
+        let out = self.key(key);
+        write_json_str(out, value);
+    }
+
+    pub fn bool(&mut self, key: &str, value: bool) {
+        let out = self.key(key);
+        out.extend_from_slice(if value { b"true" } else { b"false" });
+    }
+
+    pub fn number(&mut self, key: &str, value: usize) {
+        let out = self.key(key);
+        out.extend_from_slice(value.to_string().as_bytes());
+    }
+
+    /// A string when there is one; without, nothing, or `null` when `nulls`.
+    pub fn opt_str(&mut self, key: &str, value: Option<&str>, nulls: bool) {
+        match value {
+            Some(v) => self.str(key, v),
+            None if nulls => self.key(key).extend_from_slice(b"null"),
+            None => {}
+        }
+    }
+
+    pub fn end(self) {
+        self.out.push(b'}');
+    }
+}
+
+/// Writes a JSON string (escaped).
+pub fn write_json_str(out: &mut Vec<u8>, text: &str) {
+    serde_json::to_writer(out, text).expect("a string serializes");
+}
+
+/// Writes a JSON array whose items `write` writes.
+pub fn write_json_array<T>(
+    out: &mut Vec<u8>,
+    items: impl IntoIterator<Item = T>,
+    mut write: impl FnMut(&mut Vec<u8>, T),
+) {
+    out.push(b'[');
+    for (i, item) in items.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write(out, item);
+    }
+    out.push(b']');
+}
+
 /// Locks a mutex, ignoring poisoning: a panicking test must not hide the state from the next one.
 pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
