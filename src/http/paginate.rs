@@ -119,14 +119,12 @@ async fn scim_page<T>(
     each: &impl Fn(Value) -> T,
 ) -> Result<Page<T>, HttpError> {
     let mut page = client.get_json(path, &scim_query(start, count)).await?;
-    // The resources are moved out of the page, not copied: a page is read once.
-    let resources = page.get_mut("Resources").map(Value::take);
-    let mut page: ScimPage = super::wire::decode(&page);
-    page.resources = resources;
+    let resources = take_resources(&mut page);
+    let page: ScimPage = super::wire::decode(&page);
     let number = |n: Option<u64>| n.map(|t| usize::try_from(t).unwrap_or(usize::MAX));
     let total = number(page.total_results);
     let start_at = number(page.start_index);
-    let Some(resources) = list_resources(page.resources) else {
+    let Some(resources) = resources else {
         return Err(client.malformed(path, "a SCIM ListResponse whose Resources is not a list"));
     };
     if resources.is_empty() && total.is_none() && page.schemas.is_none() {
@@ -148,10 +146,6 @@ struct ScimPage {
     total_results: Option<u64>,
     #[serde(deserialize_with = "unsigned")]
     start_index: Option<u64>,
-    /// Kept as sent: a `Resources` that is not a list is an error, not an empty page. Moved out
-    /// of the page before it is decoded (see [`scim_page`]), so never read here.
-    #[serde(skip)]
-    resources: Option<Value>,
     schemas: Option<Value>,
 }
 
@@ -168,11 +162,11 @@ fn unsigned<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Er
     Ok(<Value as serde::Deserialize>::deserialize(d)?.as_u64())
 }
 
-/// The `Resources` of a SCIM ListResponse, taken out of it; `None` when it is not a list. An
-/// empty page may leave `Resources` out or send it as `null` (RFC 7643 §2.5: unassigned and
-/// `null` are the same state): both are no resources.
-fn list_resources(resources: Option<Value>) -> Option<Vec<Value>> {
-    match resources {
+/// The `Resources` of a SCIM ListResponse, moved out of it (not copied: a page is read once);
+/// `None` when it is not a list. An empty page may leave `Resources` out or send it as `null`
+/// (RFC 7643 §2.5: unassigned and `null` are the same state): both are no resources.
+fn take_resources(page: &mut Value) -> Option<Vec<Value>> {
+    match page.get_mut("Resources").map(Value::take) {
         Some(Value::Array(r)) => Some(r),
         None | Some(Value::Null) => Some(Vec::new()),
         Some(_) => None,
@@ -310,12 +304,15 @@ fn unique_ids(items: &[Value]) -> Result<(), String> {
 /// # Errors
 /// An id listed twice.
 pub fn check_unique(client: &HttpClient, path: &str, items: &[Value]) -> Result<(), HttpError> {
-    unique_ids(items).map_err(|id| {
-        client.malformed(
-            path,
-            &format!("{id} was listed twice: the pages overlap, so others may be missing"),
-        )
-    })
+    unique_ids(items).map_err(|id| repeated(client, path, &id))
+}
+
+/// The error of a listing that holds the item `id` twice.
+fn repeated(client: &HttpClient, path: &str, id: &str) -> HttpError {
+    client.malformed(
+        path,
+        &format!("{id} was listed twice: the pages overlap, so others may be missing"),
+    )
 }
 
 /// Guards a walk along next links or cursors: a next link must stay on the configured origin
@@ -592,9 +589,22 @@ impl<'a> Pager<'a> {
     /// # Errors
     /// A page that fails after retries, that is malformed, or a listing that is incomplete.
     pub async fn all(&self) -> Result<Vec<Value>, HttpError> {
-        self.walk(None, |url, q| async move {
-            self.client.get_json_with_headers(&url, &q).await
-        })
+        self.all_as(&|v| v).await
+    }
+
+    /// As [`Pager::all`], each item turned into a `T` by `each` as soon as its page is read and
+    /// checked, so that a page's JSON is freed before the walk goes on: a large listing is never
+    /// held whole as JSON values. A listing read again (one that misses its announced total)
+    /// turns its items again.
+    ///
+    /// # Errors
+    /// As [`Pager::all`].
+    pub async fn all_as<T>(&self, each: &impl Fn(Value) -> T) -> Result<Vec<T>, HttpError> {
+        self.walk(
+            None,
+            |url, q| async move { self.client.get_json_with_headers(&url, &q).await },
+            each,
+        )
         .await
     }
 
@@ -609,7 +619,7 @@ impl<'a> Pager<'a> {
         F: Fn(String, Vec<(&'a str, String)>) -> Fut,
         Fut: std::future::Future<Output = Result<(Value, HeaderMap), HttpError>>,
     {
-        self.walk(None, fetch).await
+        self.walk(None, fetch, &|v| v).await
     }
 
     /// Every item of the listing, its first page (asked for with the pager's query) already read.
@@ -617,9 +627,11 @@ impl<'a> Pager<'a> {
     /// # Errors
     /// As [`Pager::all`].
     pub async fn rest(&self, first: Value, headers: &HeaderMap) -> Result<Vec<Value>, HttpError> {
-        self.walk(Some((first, headers.clone())), |url, q| async move {
-            self.client.get_json_with_headers(&url, &q).await
-        })
+        self.walk(
+            Some((first, headers.clone())),
+            |url, q| async move { self.client.get_json_with_headers(&url, &q).await },
+            &|v| v,
+        )
         .await
     }
 
@@ -668,11 +680,12 @@ impl<'a> Pager<'a> {
         Ok((items, next))
     }
 
-    async fn walk<F, Fut>(
+    async fn walk<F, Fut, T>(
         &self,
         first: Option<(Value, HeaderMap)>,
         fetch: F,
-    ) -> Result<Vec<Value>, HttpError>
+        each: &impl Fn(Value) -> T,
+    ) -> Result<Vec<T>, HttpError>
     where
         F: Fn(String, Vec<(&'a str, String)>) -> Fut,
         Fut: std::future::Future<Output = Result<(Value, HeaderMap), HttpError>>,
@@ -680,7 +693,7 @@ impl<'a> Pager<'a> {
         let mut first = first;
         let mut tries = 0;
         loop {
-            match self.walk_once(first.take(), &fetch).await? {
+            match self.walk_once(first.take(), &fetch, each).await? {
                 Ok(out) => return Ok(out),
                 Err(mismatch) if tries >= self.style.rereads => return Err(mismatch),
                 Err(_) => {
@@ -693,46 +706,63 @@ impl<'a> Pager<'a> {
 
     /// One walk from the first page: the items, or (inner `Err`) the error of a listing that does
     /// not hold its announced total, which may be read again.
-    async fn walk_once<F, Fut>(
+    async fn walk_once<F, Fut, T>(
         &self,
         first: Option<(Value, HeaderMap)>,
         fetch: &F,
-    ) -> Result<Result<Vec<Value>, HttpError>, HttpError>
+        each: &impl Fn(Value) -> T,
+    ) -> Result<Result<Vec<T>, HttpError>, HttpError>
     where
         F: Fn(String, Vec<(&'a str, String)>) -> Fut,
         Fut: std::future::Future<Output = Result<(Value, HeaderMap), HttpError>>,
     {
         let (c, path) = (self.client, self.path);
         let mut out = Vec::new();
+        // The ids of the items read, for the check that none is listed twice.
+        let mut ids: Vec<String> = Vec::new();
         let mut trail = Trail::new();
         let mut total: Option<u64> = None;
         let mut url = path.to_string();
         let mut q = self.query.clone();
         let mut full: Option<usize> = None;
         let mut first = first;
+        // The previous page's items, turned by `each` while the next page is on its way: the
+        // walk is a chain of requests, and the work on a page need not hold up the next one.
+        let mut turning: Vec<Value> = Vec::new();
         loop {
             let page_size = if self.style.full_pages { full } else { None };
-            let (items, next) = match first.take() {
-                Some((page, headers)) => self.split(&url, page, &headers, &mut total)?,
-                None if self.style.empty_pages => {
-                    let (page, headers) = fetch(url.clone(), q.clone()).await?;
-                    self.split(&url, page, &headers, &mut total)?
-                }
-                None => {
-                    let total = std::sync::Mutex::new(&mut total);
-                    checked_page(c, &url, &q, page_size, || {
-                        let (url, q, total, fetch) = (&url, &q, &total, &fetch);
-                        async move {
-                            let (page, headers) = fetch(url.clone(), q.clone()).await?;
-                            let mut t = total.lock().expect("not poisoned");
-                            self.split(url, page, &headers, &mut t)
-                        }
-                    })
-                    .await?
+            let page = async {
+                match first.take() {
+                    Some((page, headers)) => self.split(&url, page, &headers, &mut total),
+                    None if self.style.empty_pages => {
+                        let (page, headers) = fetch(url.clone(), q.clone()).await?;
+                        self.split(&url, page, &headers, &mut total)
+                    }
+                    None => {
+                        let total = std::sync::Mutex::new(&mut total);
+                        checked_page(c, &url, &q, page_size, || {
+                            let (url, q, total, fetch) = (&url, &q, &total, &fetch);
+                            async move {
+                                let (page, headers) = fetch(url.clone(), q.clone()).await?;
+                                let mut t = total.lock().expect("not poisoned");
+                                self.split(url, page, &headers, &mut t)
+                            }
+                        })
+                        .await
+                    }
                 }
             };
+            let turn = async {
+                out.extend(std::mem::take(&mut turning).into_iter().map(each));
+            };
+            // The request goes out first; the previous page is turned while it is answered.
+            let (page, ()) = tokio::join!(biased; page, turn);
+            let (items, next) = page?;
             full = full.or(Some(items.len()));
-            out.extend(items);
+            if self.style.unique {
+                ids.extend(items.iter().filter_map(id_text));
+            }
+            turning = items;
             let Some(next) = next else { break };
             trail.follow(c, path, &next)?;
             if next.starts_with("http://") || next.starts_with("https://") {
@@ -752,6 +782,7 @@ impl<'a> Pager<'a> {
                 q.push((param, next));
             }
         }
+        out.extend(turning.into_iter().map(each));
         if let Some(t) = total.filter(|t| usize::try_from(*t).ok() != Some(out.len())) {
             let field = self
                 .style
@@ -769,7 +800,9 @@ impl<'a> Pager<'a> {
             )));
         }
         if self.style.unique {
-            check_unique(c, path, &out)?;
+            if let Some(id) = first_repeated(ids.iter().map(String::as_str)) {
+                return Err(repeated(c, path, id));
+            }
         }
         Ok(Ok(out))
     }
@@ -1160,7 +1193,7 @@ mod tests {
     #[test]
     fn scim_resources_missing_or_null_are_none_and_else_must_be_a_list() {
         use serde_json::json;
-        let list = |v: Value| list_resources(crate::http::wire::decode::<ScimPage>(&v).resources);
+        let list = |mut v: Value| take_resources(&mut v);
         assert_eq!(
             list(json!({"totalResults": 0, "Resources": null})),
             Some(Vec::new())

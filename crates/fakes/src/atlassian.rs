@@ -27,8 +27,8 @@ use serde_json::{json, Map, Value};
 use crate::{
     bind,
     directory::{KeyIndex, MemberEdit, Memberships, Record, Table},
-    lock, serve, write_json_array, write_json_str, FaultLayer, Faults, ObjectWriter, RequestLog,
-    Server,
+    lock, serve, write_json_array, write_json_str, written, FaultLayer, Faults, ObjectWriter,
+    RequestLog, Server,
 };
 
 const SCHEMA_USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
@@ -1351,18 +1351,19 @@ impl Page {
         render: impl Fn(&T, &mut Vec<u8>),
     ) -> Response {
         let page = self.window(matching);
-        let mut out = Vec::with_capacity(256 + page.len() * 1024);
-        let mut body = ObjectWriter::new(&mut out);
-        write_json_array(body.key("schemas"), [SCHEMA_LIST], write_json_str);
-        body.number("totalResults", matching.len());
-        body.number("startIndex", self.start);
-        body.number("itemsPerPage", page.len());
-        if page.is_empty() && nulls {
-            body.key("Resources").extend_from_slice(b"null");
-        } else {
-            write_json_array(body.key("Resources"), page, |out, item| render(item, out));
-        }
-        body.end();
+        let out = written(|out| {
+            let mut body = ObjectWriter::new(out);
+            write_json_array(body.key("schemas"), [SCHEMA_LIST], write_json_str);
+            body.number("totalResults", matching.len());
+            body.number("startIndex", self.start);
+            body.number("itemsPerPage", page.len());
+            if page.is_empty() && nulls {
+                body.key("Resources").extend_from_slice(b"null");
+            } else {
+                write_json_array(body.key("Resources"), page, |out, item| render(item, out));
+            }
+            body.end();
+        });
         (StatusCode::OK, [(header::CONTENT_TYPE, SCIM_JSON)], out).into_response()
     }
 }

@@ -39,8 +39,8 @@ use serde_json::{json, Map, Value};
 use crate::{
     bind, lock,
     oauth::{self, AssertionRules},
-    serve, write_json_array, FaultLayer, Faults, IssuedTokens, ObjectWriter, RequestLog, Server,
-    TokenCheck,
+    serve, write_json_array, written, FaultLayer, Faults, IssuedTokens, ObjectWriter, RequestLog,
+    Server, TokenCheck,
 };
 
 /// The scope of an app-only token for Microsoft Graph.
@@ -2116,8 +2116,23 @@ impl ListContext<'_> {
         let remaining = &items[from..];
         let page = &remaining[..remaining.len().min(self.top)];
         // Keys in the order Graph sends them (and the order of a sorted JSON object).
-        let mut out = Vec::with_capacity(256 + page.len() * 256);
-        let mut o = ObjectWriter::new(&mut out);
+        let out =
+            written(|out| self.write_page(out, items, page, after, remaining.len(), &seq, &render));
+        Ok(odata_bytes(StatusCode::OK, out))
+    }
+
+    /// Writes a page of [`ListContext::page`]: `page`, the first items of `remaining` of `items`.
+    fn write_page<T>(
+        &self,
+        out: &mut Vec<u8>,
+        items: &[T],
+        page: &[T],
+        after: Option<u64>,
+        remaining: usize,
+        seq: &impl Fn(&T) -> u64,
+        render: &impl Fn(&T, &mut Vec<u8>),
+    ) {
+        let mut o = ObjectWriter::new(out);
         o.str(
             "@odata.context",
             &format!("{}/{}/{}", self.base_url, self.version, self.context),
@@ -2125,7 +2140,7 @@ impl ListContext<'_> {
         if self.count && after.is_none() {
             o.number("@odata.count", items.len());
         }
-        if let (true, Some(last)) = (remaining.len() > page.len(), page.last()) {
+        if let (true, Some(last)) = (remaining > page.len(), page.last()) {
             let mut link = format!("{}/{}{}?", self.base_url, self.version, self.collection);
             for (key, value) in &self.query.pairs {
                 if key
@@ -2149,7 +2164,6 @@ impl ListContext<'_> {
         }
         write_json_array(o.key("value"), page, |out, item| render(item, out));
         o.end();
-        Ok(odata_bytes(StatusCode::OK, out))
     }
 }
 

@@ -17,7 +17,9 @@
 //!
 //! The order in which the layer treats a request is fixed:
 //!
-//! 1. sleep for the global latency;
+//! 1. note when the request came: its answer leaves no sooner than the global latency after that
+//!    (the steps below, the handler included, run meanwhile, so a fake's own work is not added to
+//!    the latency a client sees unless it takes longer);
 //! 2. log the request (every request is logged, faulted or not);
 //! 3. `reset_next`, then `throttle_next`, then `error_every`, then `fail_path_contains` — the first
 //!    that fires answers the request and the handler never runs, so a faulted mutation is *not*
@@ -523,6 +525,23 @@ impl<'a> ObjectWriter<'a> {
     }
 }
 
+/// A body written by `write` into a buffer this thread keeps from one body to the next, then
+/// copied out at its exact size: a large page grows no buffer of its own through many
+/// reallocations, each in memory the process has not touched yet.
+pub fn written(write: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    SCRATCH.with(|scratch| {
+        let mut buffer = scratch.take();
+        buffer.clear();
+        write(&mut buffer);
+        let body = buffer.as_slice().to_vec();
+        scratch.replace(buffer);
+        body
+    })
+}
+
 /// Writes a JSON string (escaped).
 pub fn write_json_str(out: &mut Vec<u8>, text: &str) {
     serde_json::to_writer(out, text).expect("a string serializes");
@@ -555,9 +574,9 @@ pub async fn fault_middleware(
     request: Request,
     next: Next,
 ) -> Response {
-    if !layer.latency.is_zero() {
-        tokio::time::sleep(layer.latency).await;
-    }
+    // The answer leaves no sooner than the latency after the request came: the handler works
+    // meanwhile, so a fake's own rendering is not added to the latency a client sees.
+    let ready = tokio::time::Instant::now() + layer.latency;
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let authorization = request
@@ -577,6 +596,7 @@ pub async fn fault_middleware(
 
     let response = match verdict {
         Verdict::Reset => {
+            tokio::time::sleep_until(ready).await;
             request
                 .extensions()
                 .get::<ConnectInfo<ConnHandle>>()
@@ -627,6 +647,7 @@ pub async fn fault_middleware(
                     "injected failure after the change was applied",
                 )
             } else if ok && mutation && take(&mut layer.faults().reset_after_mutation) {
+                tokio::time::sleep_until(ready).await;
                 conn.expect("fakes are served by fakes::serve, which tracks connections")
                     .kill();
                 layer.record_status(index, 0);
@@ -654,6 +675,7 @@ pub async fn fault_middleware(
             }
         }
     };
+    tokio::time::sleep_until(ready).await;
     layer.record_status(index, response.status().as_u16());
     response
 }

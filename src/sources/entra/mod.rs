@@ -474,7 +474,10 @@ impl Source for EntraSource {
         }
         let lanes = Lanes::new(http.concurrency());
         let users = async {
-            let users = Self::all(&http, "users", users_q).await;
+            // Each page is read into the model as it comes, and its JSON freed.
+            let users = paginate::Pager::new(&http, "users", users_q, GRAPH)
+                .all_as(&|v| user_from_graph(&v))
+                .await;
             lanes.release();
             users
         };
@@ -504,8 +507,8 @@ impl Source for EntraSource {
         };
         let (users, (listed, members, mut skipped)) = tokio::try_join!(users, groups)?;
         let users: Vec<User> = users
-            .iter()
-            .filter_map(|v| user_from_graph(v).map_err(|l| skipped.push(*l)).ok())
+            .into_iter()
+            .filter_map(|u| u.map_err(|l| skipped.push(*l)).ok())
             .collect();
         let members = members
             .into_iter()
