@@ -2115,55 +2115,52 @@ impl ListContext<'_> {
         let from = after.map_or(0, |after| items.partition_point(|item| seq(item) <= after));
         let remaining = &items[from..];
         let page = &remaining[..remaining.len().min(self.top)];
-        // Keys in the order Graph sends them (and the order of a sorted JSON object).
-        let out =
-            written(|out| self.write_page(out, items, page, after, remaining.len(), &seq, &render));
+        let count = (self.count && after.is_none()).then_some(items.len());
+        let next = page
+            .last()
+            .filter(|_| remaining.len() > page.len())
+            .map(|last| self.next_link(seq(last)));
+        let out = written(|out| {
+            // Keys in the order Graph sends them (and the order of a sorted JSON object).
+            let mut o = ObjectWriter::new(out);
+            o.str(
+                "@odata.context",
+                &format!("{}/{}/{}", self.base_url, self.version, self.context),
+            );
+            if let Some(count) = count {
+                o.number("@odata.count", count);
+            }
+            if let Some(next) = &next {
+                o.str("@odata.nextLink", next);
+            }
+            write_json_array(o.key("value"), page, |out, item| render(item, out));
+            o.end();
+        });
         Ok(odata_bytes(StatusCode::OK, out))
     }
 
-    /// Writes a page of [`ListContext::page`]: `page`, the first items of `remaining` of `items`.
-    fn write_page<T>(
-        &self,
-        out: &mut Vec<u8>,
-        items: &[T],
-        page: &[T],
-        after: Option<u64>,
-        remaining: usize,
-        seq: &impl Fn(&T) -> u64,
-        render: &impl Fn(&T, &mut Vec<u8>),
-    ) {
-        let mut o = ObjectWriter::new(out);
-        o.str(
-            "@odata.context",
-            &format!("{}/{}/{}", self.base_url, self.version, self.context),
-        );
-        if self.count && after.is_none() {
-            o.number("@odata.count", items.len());
-        }
-        if let (true, Some(last)) = (remaining > page.len(), page.last()) {
-            let mut link = format!("{}/{}{}?", self.base_url, self.version, self.collection);
-            for (key, value) in &self.query.pairs {
-                if key
-                    .strip_prefix('$')
-                    .unwrap_or(key)
-                    .eq_ignore_ascii_case("skiptoken")
-                {
-                    continue;
-                }
-                link.push_str(&encode_component(key));
-                link.push('=');
-                link.push_str(&encode_component(value));
-                link.push('&');
+    /// The link to the page after the item `last_seq`: the query as asked, with a new skip token.
+    fn next_link(&self, last_seq: u64) -> String {
+        let mut link = format!("{}/{}{}?", self.base_url, self.version, self.collection);
+        for (key, value) in &self.query.pairs {
+            if key
+                .strip_prefix('$')
+                .unwrap_or(key)
+                .eq_ignore_ascii_case("skiptoken")
+            {
+                continue;
             }
-            link.push_str("$skiptoken=");
-            link.push_str(&encode_component(&skiptoken_for(
-                &self.collection,
-                seq(last),
-            )));
-            o.str("@odata.nextLink", &link);
+            link.push_str(&encode_component(key));
+            link.push('=');
+            link.push_str(&encode_component(value));
+            link.push('&');
         }
-        write_json_array(o.key("value"), page, |out, item| render(item, out));
-        o.end();
+        link.push_str("$skiptoken=");
+        link.push_str(&encode_component(&skiptoken_for(
+            &self.collection,
+            last_seq,
+        )));
+        link
     }
 }
 
