@@ -59,31 +59,52 @@ pub async fn scim_all_as<T>(
     if per_page == 0 || per_page >= total || total.div_ceil(per_page) > MAX_CONCURRENT_PAGES {
         return scim_sequential(client, path, count, first, each).await;
     }
-    let starts: Vec<usize> = (1 + per_page..=total).step_by(per_page).collect();
-    let pages: Vec<Page<T>> = stream::iter(
-        starts
-            .clone()
-            .into_iter()
-            .map(|start| scim_page(client, path, start, count, each)),
-    )
-    .buffered(client.concurrency())
-    .try_collect()
-    .await?;
-    let consistent = pages.iter().zip(&starts).all(|(p, &start)| {
-        p.resources.len() == per_page.min(total + 1 - start)
+    // The pages come in order; each one's resources are moved once, into a listing of the
+    // announced size.
+    let Page {
+        total: first_total,
+        start: first_start,
+        ids: first_ids,
+        resources: first_resources,
+    } = first;
+    let (first_ids_len, first_len) = (first_ids.len(), first_resources.len());
+    // Room for what the total announces (an untrusted number: within reason).
+    let room = total.min(1 << 20);
+    let mut ids: Vec<String> = Vec::with_capacity(room);
+    let mut all: Vec<T> = Vec::with_capacity(room);
+    ids.extend(first_ids);
+    all.extend(first_resources);
+    let mut consistent = true;
+    let mut last_len = per_page;
+    let pages = (1 + per_page..=total).step_by(per_page);
+    let mut pages = stream::iter(pages.map(|start| async move {
+        scim_page(client, path, start, count, each)
+            .await
+            .map(|page| (start, page))
+    }))
+    .buffered(client.concurrency());
+    while let Some((start, p)) = pages.try_next().await? {
+        consistent &= p.resources.len() == per_page.min(total + 1 - start)
             && p.total == Some(total)
-            && p.start.is_none_or(|s| s == start)
-    });
-    if !consistent {
-        return scim_sequential(client, path, count, first, each).await;
-    }
-    let last_full = pages.last().map_or(per_page, |p| p.resources.len()) == per_page;
-    let mut ids = first.ids;
-    let mut all = first.resources;
-    for p in pages {
+            && p.start.is_none_or(|s| s == start);
+        last_len = p.resources.len();
         ids.extend(p.ids);
         all.extend(p.resources);
     }
+    drop(pages);
+    if !consistent {
+        // Read again one page at a time, from the first page as it came.
+        ids.truncate(first_ids_len);
+        all.truncate(first_len);
+        let first = Page {
+            total: first_total,
+            start: first_start,
+            ids,
+            resources: all,
+        };
+        return scim_sequential(client, path, count, first, each).await;
+    }
+    let last_full = last_len == per_page;
     if last_full {
         past_end(client, path, count, total).await?;
     }
@@ -758,6 +779,11 @@ impl<'a> Pager<'a> {
             // The request goes out first; the previous page is turned while it is answered.
             let (page, ()) = tokio::join!(biased; page, turn);
             let (items, next) = page?;
+            if full.is_none() {
+                // Room for what the listing announces (an untrusted number: within reason).
+                let announced = total.and_then(|t| usize::try_from(t).ok()).unwrap_or(0);
+                out.reserve(announced.min(1 << 20));
+            }
             full = full.or(Some(items.len()));
             if self.style.unique {
                 ids.extend(items.iter().filter_map(id_text));

@@ -567,45 +567,114 @@ impl State {
     }
 
     fn user_json(&self, user: &ScimUser) -> Value {
-        self.user_json_with(user, &self.group_refs(&[user]))
-    }
-
-    /// The groups of each of these users (only these: a page's worth), in creation order.
-    fn group_refs<'a>(&'a self, users: &[&'a ScimUser]) -> HashMap<&'a str, Vec<&'a ScimGroup>> {
-        users
-            .iter()
-            .map(|u| {
-                let mut groups: Vec<usize> = self
-                    .members
-                    .groups_of(&u.id)
-                    .filter_map(|g| self.groups.position(g))
-                    .collect();
-                groups.sort_unstable();
-                let groups = groups.into_iter().map(|i| &self.groups[i]).collect();
-                (u.id.as_str(), groups)
-            })
-            .collect()
-    }
-
-    fn user_json_with(
-        &self,
-        user: &ScimUser,
-        group_refs: &HashMap<&str, Vec<&ScimGroup>>,
-    ) -> Value {
         let mut out = Vec::new();
-        self.write_user(&mut out, user, group_refs);
+        self.writer().user(&mut out, &self.user_row(user));
         serde_json::from_slice(&out).expect("the writer writes JSON")
     }
 
-    /// Writes a user resource (the one rendering of a user: answers and pages alike). Pages are
-    /// written straight from the records, without building a JSON value per user.
-    fn write_user(
-        &self,
-        out: &mut Vec<u8>,
-        user: &ScimUser,
-        group_refs: &HashMap<&str, Vec<&ScimGroup>>,
-    ) {
-        let nulls = self.config.explicit_nulls;
+    fn group_json(&self, group: &ScimGroup) -> Value {
+        let mut out = Vec::new();
+        self.writer().group(&mut out, &self.group_row(group, false));
+        serde_json::from_slice(&out).expect("the writer writes JSON")
+    }
+
+    /// How resources are written: with this fake's settings.
+    fn writer(&self) -> ScimWriter {
+        ScimWriter {
+            nulls: self.config.explicit_nulls,
+            scim_base: self.scim_base(),
+        }
+    }
+
+    /// A user with what its resource shows of its groups (in creation order), copied out of the
+    /// store.
+    fn user_row(&self, user: &ScimUser) -> UserRow {
+        let mut groups: Vec<usize> = self
+            .members
+            .groups_of(&user.id)
+            .filter_map(|g| self.groups.position(g))
+            .collect();
+        groups.sort_unstable();
+        UserRow {
+            user: user.clone(),
+            groups: groups
+                .into_iter()
+                .map(|i| {
+                    (
+                        self.groups[i].id.clone(),
+                        self.groups[i].display_name.clone(),
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    /// A group with its members' ids and userNames (none when `bare`), copied out of the store.
+    fn group_row(&self, group: &ScimGroup, bare: bool) -> GroupRow {
+        let members = (!bare).then(|| {
+            self.members
+                .members(&group.id)
+                .map(|id| {
+                    let name = self.users.get(id).map_or("", |u| u.user_name.as_str());
+                    (id.to_owned(), name.to_owned())
+                })
+                .collect()
+        });
+        GroupRow {
+            group: group.clone(),
+            members,
+        }
+    }
+
+    fn account_json(&self, account: &OrgAccount) -> Value {
+        let mut body = Map::new();
+        body.insert("account_id".into(), json!(account.account_id));
+        body.insert("account_type".into(), json!("atlassian"));
+        body.insert("account_status".into(), json!(account.status));
+        body.insert("name".into(), json!(account.name));
+        body.insert("email".into(), json!(account.email));
+        insert_opt(
+            &mut body,
+            "last_active",
+            &account.last_active,
+            self.config.explicit_nulls,
+        );
+        body.insert("access_billable".into(), json!(account.access_billable));
+        body.insert(
+            "links".into(),
+            json!({ "self": format!(
+                "{}/admin/v1/orgs/{}/users/{}",
+                self.base_url, self.config.org_id, account.account_id
+            ) }),
+        );
+        Value::Object(body)
+    }
+}
+
+/// A user resource as a page holds it: the user and its groups' ids and names, copied out of the
+/// store so that the page is written after the store's lock is released.
+struct UserRow {
+    user: ScimUser,
+    groups: Vec<(String, String)>,
+}
+
+/// A group resource as a page holds it: the group and its members' ids and userNames (`None`:
+/// without `members`, as `excludedAttributes=members` asks).
+struct GroupRow {
+    group: ScimGroup,
+    members: Option<Vec<(String, String)>>,
+}
+
+/// Writes SCIM resources (the one rendering of each: answers and pages alike), straight from the
+/// records, without building a JSON value per resource.
+struct ScimWriter {
+    nulls: bool,
+    scim_base: String,
+}
+
+impl ScimWriter {
+    fn user(&self, out: &mut Vec<u8>, row: &UserRow) {
+        let (user, nulls) = (&row.user, self.nulls);
         let mut body = ObjectWriter::new(out);
         write_json_array(
             body.key("schemas"),
@@ -626,7 +695,6 @@ impl State {
                 email.end();
             });
         }
-        // A complex attribute; with `nulls`, one whose every part is unset is `null` as a whole.
         let formatted = user.formatted_name();
         let name = [
             ("givenName", user.given_name.as_deref()),
@@ -653,16 +721,13 @@ impl State {
         let mut atlassian = ObjectWriter::new(body.key(SCHEMA_ATLASSIAN));
         atlassian.str("atlassianAccountId", &user.account_id);
         atlassian.end();
-        let groups = group_refs
-            .get(user.id.as_str())
-            .map_or(&[][..], Vec::as_slice);
-        if groups.is_empty() && nulls {
+        if row.groups.is_empty() && nulls {
             body.key("groups").extend_from_slice(b"null");
         } else {
-            write_json_array(body.key("groups"), groups, |out, g| {
+            write_json_array(body.key("groups"), &row.groups, |out, (id, name)| {
                 let mut group = ObjectWriter::new(out);
-                group.str("value", &g.id);
-                group.str("display", &g.display_name);
+                group.str("value", id);
+                group.str("display", name);
                 group.str("type", "direct");
                 group.end();
             });
@@ -671,62 +736,30 @@ impl State {
         meta.str("resourceType", "User");
         meta.str("created", &user.created);
         meta.str("lastModified", &user.last_modified);
-        meta.str(
-            "location",
-            &format!("{}/Users/{}", self.scim_base(), user.id),
-        );
+        meta.str("location", &format!("{}/Users/{}", self.scim_base, user.id));
         meta.end();
         body.end();
     }
 
-    fn group_json(&self, group: &ScimGroup) -> Value {
-        self.group_json_with(group, &self.user_names(&[group]))
-    }
-
-    /// The userName of every member of these groups (a page's worth).
-    fn user_names(&self, groups: &[&ScimGroup]) -> HashMap<&str, &str> {
-        groups
-            .iter()
-            .flat_map(|g| self.members.members(&g.id))
-            .filter_map(|id| self.users.get(id))
-            .map(|u| (u.id.as_str(), u.user_name.as_str()))
-            .collect()
-    }
-
-    fn group_json_with(&self, group: &ScimGroup, names: &HashMap<&str, &str>) -> Value {
-        let mut out = Vec::new();
-        self.write_group(&mut out, group, names, false);
-        serde_json::from_slice(&out).expect("the writer writes JSON")
-    }
-
-    /// Writes a group resource, without its `members` when `bare` (as `excludedAttributes=members`
-    /// asks).
-    fn write_group(
-        &self,
-        out: &mut Vec<u8>,
-        group: &ScimGroup,
-        names: &HashMap<&str, &str>,
-        bare: bool,
-    ) {
+    fn group(&self, out: &mut Vec<u8>, row: &GroupRow) {
+        let group = &row.group;
         let mut body = ObjectWriter::new(out);
         write_json_array(body.key("schemas"), [SCHEMA_GROUP], write_json_str);
         body.str("id", &group.id);
         body.str("displayName", &group.display_name);
-        if !bare {
-            if self.members.count(&group.id) == 0 && self.config.explicit_nulls {
+        match &row.members {
+            None => {}
+            Some(members) if members.is_empty() && self.nulls => {
                 body.key("members").extend_from_slice(b"null");
-            } else {
-                write_json_array(
-                    body.key("members"),
-                    self.members.members(&group.id),
-                    |out, id| {
-                        let mut member = ObjectWriter::new(out);
-                        member.str("value", id);
-                        member.str("display", names.get(id).copied().unwrap_or(""));
-                        member.str("type", "User");
-                        member.end();
-                    },
-                );
+            }
+            Some(members) => {
+                write_json_array(body.key("members"), members, |out, (id, name)| {
+                    let mut member = ObjectWriter::new(out);
+                    member.str("value", id);
+                    member.str("display", name);
+                    member.str("type", "User");
+                    member.end();
+                });
             }
         }
         let mut meta = ObjectWriter::new(body.key("meta"));
@@ -735,34 +768,10 @@ impl State {
         meta.str("lastModified", &group.last_modified);
         meta.str(
             "location",
-            &format!("{}/Groups/{}", self.scim_base(), group.id),
+            &format!("{}/Groups/{}", self.scim_base, group.id),
         );
         meta.end();
         body.end();
-    }
-
-    fn account_json(&self, account: &OrgAccount) -> Value {
-        let mut body = Map::new();
-        body.insert("account_id".into(), json!(account.account_id));
-        body.insert("account_type".into(), json!("atlassian"));
-        body.insert("account_status".into(), json!(account.status));
-        body.insert("name".into(), json!(account.name));
-        body.insert("email".into(), json!(account.email));
-        insert_opt(
-            &mut body,
-            "last_active",
-            &account.last_active,
-            self.config.explicit_nulls,
-        );
-        body.insert("access_billable".into(), json!(account.access_billable));
-        body.insert(
-            "links".into(),
-            json!({ "self": format!(
-                "{}/admin/v1/orgs/{}/users/{}",
-                self.base_url, self.config.org_id, account.account_id
-            ) }),
-        );
-        Value::Object(body)
     }
 }
 
@@ -1342,19 +1351,20 @@ impl Page {
         &matching[from..(from + self.count).min(matching.len())]
     }
 
-    /// One page of the matching resources; only the page's resources are rendered, each written
-    /// by `render` straight into the page.
+    /// One page of `total` matching resources, holding `page` (rows copied out of the store by
+    /// [`Page::window`], so that the store's lock is released before the page is written), each
+    /// written by `render` straight into the page.
     fn list_response<T>(
         &self,
-        matching: &[T],
+        total: usize,
+        page: &[T],
         nulls: bool,
         render: impl Fn(&T, &mut Vec<u8>),
     ) -> Response {
-        let page = self.window(matching);
         let out = written(|out| {
             let mut body = ObjectWriter::new(out);
             write_json_array(body.key("schemas"), [SCHEMA_LIST], write_json_str);
-            body.number("totalResults", matching.len());
+            body.number("totalResults", total);
             body.number("startIndex", self.start);
             body.number("itemsPerPage", page.len());
             if page.is_empty() && nulls {
@@ -1401,40 +1411,41 @@ async fn list_users(
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Reply {
-    let mut state = lock(&state);
-    scim_guard(&state, &headers, &dir)?;
-    let page = Page::from_query(&query, state.config.page_cap)?;
-    let lagging = query.contains_key("filter") && state.lagging_searches > 0;
-    if lagging {
-        state.lagging_searches -= 1;
-    }
-    let state = &*state;
-    let nulls = state.config.explicit_nulls;
-    let matching: Vec<&ScimUser> = match query.get("filter") {
-        Some(_) if lagging => Vec::new(),
-        None => {
-            // The whole directory: only the page's users are looked at.
-            let window: Vec<&ScimUser> = page.window(&state.users).iter().collect();
-            let refs = state.group_refs(&window);
-            return Ok(page.list_response(&state.users, nulls, |u, out| {
-                state.write_user(out, u, &refs);
-            }));
+    let (page, total, rows, writer) = {
+        let mut state = lock(&state);
+        scim_guard(&state, &headers, &dir)?;
+        let page = Page::from_query(&query, state.config.page_cap)?;
+        let lagging = query.contains_key("filter") && state.lagging_searches > 0;
+        if lagging {
+            state.lagging_searches -= 1;
         }
-        Some(filter) => match parse_eq_filter(filter) {
-            Some((attr, value)) if attr.eq_ignore_ascii_case("userName") => {
-                state.users_in_order(state.user_names.ids(&value))
-            }
-            Some((attr, value)) if attr.eq_ignore_ascii_case("externalId") => state
-                .users_in_order(state.external_ids.ids(&value))
-                .into_iter()
-                .filter(|u| u.external_id.as_deref() == Some(value.as_str()))
-                .collect(),
-            _ => return Err(invalid_filter(filter, "userName or externalId")),
-        },
+        let state = &*state;
+        let matching: Vec<&ScimUser> = match query.get("filter") {
+            Some(_) if lagging => Vec::new(),
+            // The whole directory: only the page's users are looked at.
+            None => page.window(&state.users).iter().collect(),
+            Some(filter) => match parse_eq_filter(filter) {
+                Some((attr, value)) if attr.eq_ignore_ascii_case("userName") => {
+                    state.users_in_order(state.user_names.ids(&value))
+                }
+                Some((attr, value)) if attr.eq_ignore_ascii_case("externalId") => state
+                    .users_in_order(state.external_ids.ids(&value))
+                    .into_iter()
+                    .filter(|u| u.external_id.as_deref() == Some(value.as_str()))
+                    .collect(),
+                _ => return Err(invalid_filter(filter, "userName or externalId")),
+            },
+        };
+        let (total, window) = if query.contains_key("filter") {
+            (matching.len(), page.window(&matching))
+        } else {
+            (state.users.len(), &matching[..])
+        };
+        let rows: Vec<UserRow> = window.iter().map(|u| state.user_row(u)).collect();
+        (page, total, rows, state.writer())
     };
-    let refs = state.group_refs(page.window(&matching));
-    Ok(page.list_response(&matching, nulls, |u, out| {
-        state.write_user(out, u, &refs);
+    Ok(page.list_response(total, &rows, writer.nulls, |row, out| {
+        writer.user(out, row);
     }))
 }
 
@@ -1444,38 +1455,39 @@ async fn list_groups(
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Reply {
-    let state = lock(&state);
-    scim_guard(&state, &headers, &dir)?;
-    let page = Page::from_query(&query, state.config.page_cap)?;
-    let name = match query.get("filter") {
-        None => None,
-        Some(filter) => match parse_eq_filter(filter) {
-            Some((attr, value)) if attr.eq_ignore_ascii_case("displayName") => Some(value),
-            _ => return Err(invalid_filter(filter, "displayName")),
-        },
-    };
-    let nulls = state.config.explicit_nulls;
-    let bare = excludes_members(&query);
-    let matching: Vec<&ScimGroup> = match name {
-        None => {
+    let (page, total, rows, writer) = {
+        let state = lock(&state);
+        scim_guard(&state, &headers, &dir)?;
+        let page = Page::from_query(&query, state.config.page_cap)?;
+        let name = match query.get("filter") {
+            None => None,
+            Some(filter) => match parse_eq_filter(filter) {
+                Some((attr, value)) if attr.eq_ignore_ascii_case("displayName") => Some(value),
+                _ => return Err(invalid_filter(filter, "displayName")),
+            },
+        };
+        let bare = excludes_members(&query);
+        let (total, window): (usize, Vec<&ScimGroup>) = match name {
             // Every group: only the page's groups are looked at.
-            let window: Vec<&ScimGroup> = page.window(&state.groups).iter().collect();
-            let names = state.user_names(&window);
-            return Ok(page.list_response(&state.groups, nulls, |g, out| {
-                state.write_group(out, g, &names, bare);
-            }));
-        }
-        Some(name) => {
-            let mut found: Vec<usize> = (state.group_names.ids(&name).iter())
-                .filter_map(|id| state.groups.position(id))
-                .collect();
-            found.sort_unstable();
-            found.into_iter().map(|i| &state.groups[i]).collect()
-        }
+            None => (
+                state.groups.len(),
+                page.window(&state.groups).iter().collect(),
+            ),
+            Some(name) => {
+                let mut found: Vec<usize> = (state.group_names.ids(&name).iter())
+                    .filter_map(|id| state.groups.position(id))
+                    .collect();
+                found.sort_unstable();
+                let matching: Vec<&ScimGroup> =
+                    found.into_iter().map(|i| &state.groups[i]).collect();
+                (matching.len(), page.window(&matching).to_vec())
+            }
+        };
+        let rows: Vec<GroupRow> = window.iter().map(|g| state.group_row(g, bare)).collect();
+        (page, total, rows, state.writer())
     };
-    let names = state.user_names(page.window(&matching));
-    Ok(page.list_response(&matching, nulls, |g, out| {
-        state.write_group(out, g, &names, bare);
+    Ok(page.list_response(total, &rows, writer.nulls, |row, out| {
+        writer.group(out, row);
     }))
 }
 
