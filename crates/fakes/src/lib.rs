@@ -265,6 +265,9 @@ pub struct RequestLog {
     pub status: u16,
     /// Whether the request is meant to change state (see [`FaultLayer::is_mutation`]).
     pub mutation: bool,
+    /// How long the request took from its arrival to its answer (at least the latency); zero
+    /// until it is answered.
+    pub took: Duration,
 }
 
 /// What the layer does with a request before the handler runs.
@@ -431,8 +434,11 @@ impl FaultLayer {
         (index, verdict)
     }
 
-    fn record_status(&self, index: usize, status: u16) {
-        lock(&self.log)[index].status = status;
+    /// Notes the status of a request's answer, and how long it took since `arrived`.
+    fn record_status(&self, index: usize, status: u16, arrived: tokio::time::Instant) {
+        let mut log = lock(&self.log);
+        log[index].status = status;
+        log[index].took = arrived.elapsed();
     }
 }
 
@@ -576,7 +582,8 @@ pub async fn fault_middleware(
 ) -> Response {
     // The answer leaves no sooner than the latency after the request came: the handler works
     // meanwhile, so a fake's own rendering is not added to the latency a client sees.
-    let ready = tokio::time::Instant::now() + layer.latency;
+    let arrived = tokio::time::Instant::now();
+    let ready = arrived + layer.latency;
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let authorization = request
@@ -592,6 +599,7 @@ pub async fn fault_middleware(
         query: request.uri().query().unwrap_or_default().to_owned(),
         status: 0,
         mutation,
+        took: Duration::ZERO,
     });
 
     let response = match verdict {
@@ -603,7 +611,7 @@ pub async fn fault_middleware(
                 .expect("fakes are served by fakes::serve, which tracks connections")
                 .0
                 .kill();
-            layer.record_status(index, 0);
+            layer.record_status(index, 0, arrived);
             // Never written: the dead socket makes hyper drop the connection instead.
             return (layer.render_error)(StatusCode::INTERNAL_SERVER_ERROR, "reset");
         }
@@ -650,7 +658,7 @@ pub async fn fault_middleware(
                 tokio::time::sleep_until(ready).await;
                 conn.expect("fakes are served by fakes::serve, which tracks connections")
                     .kill();
-                layer.record_status(index, 0);
+                layer.record_status(index, 0, arrived);
                 // Never written: the dead socket makes hyper drop the connection instead.
                 return response;
             } else if ok && mutation && take(&mut layer.faults().truncate_after_mutation) {
@@ -676,7 +684,7 @@ pub async fn fault_middleware(
         }
     };
     tokio::time::sleep_until(ready).await;
-    layer.record_status(index, response.status().as_u16());
+    layer.record_status(index, response.status().as_u16(), arrived);
     response
 }
 
