@@ -59,55 +59,53 @@ pub async fn scim_all_as<T>(
     if per_page == 0 || per_page >= total || total.div_ceil(per_page) > MAX_CONCURRENT_PAGES {
         return scim_sequential(client, path, count, first, each).await;
     }
-    // The pages come in order; each one's resources are moved once, into a listing of the
-    // announced size.
-    let Page {
-        total: first_total,
-        start: first_start,
-        ids: first_ids,
-        resources: first_resources,
-    } = first;
-    let (first_ids_len, first_len) = (first_ids.len(), first_resources.len());
-    // Room for what the total announces (an untrusted number: within reason).
+    // The other pages are asked for as lanes free up, whichever answers first (a slow page holds
+    // up no other), and each is kept in its place.
+    let starts: Vec<usize> = (1 + per_page..=total).step_by(per_page).collect();
+    let mut slots: Vec<Option<Page<T>>> = starts.iter().map(|_| None).collect();
+    let mut pages = stream::iter(starts.clone().into_iter().enumerate().map(
+        |(i, start)| async move {
+            scim_page(client, path, start, count, each)
+                .await
+                .map(|page| (i, page))
+        },
+    ))
+    .buffer_unordered(client.concurrency());
+    while let Some((i, page)) = pages.try_next().await? {
+        slots[i] = Some(page);
+    }
+    drop(pages);
+    let pages: Vec<Page<T>> = slots.into_iter().flatten().collect();
+    let consistent = pages.len() == starts.len()
+        && pages.iter().zip(&starts).all(|(p, &start)| {
+            p.resources.len() == per_page.min(total + 1 - start)
+                && p.total == Some(total)
+                && p.start.is_none_or(|s| s == start)
+        });
+    if !consistent {
+        return scim_sequential(client, path, count, first, each).await;
+    }
+    let last_full = pages.last().map_or(per_page, |p| p.resources.len()) == per_page;
+    // The listing is put together, each resource moved once into room for what the total
+    // announces (an untrusted number: within reason), while the page past the end is asked for.
     let room = total.min(1 << 20);
     let mut ids: Vec<String> = Vec::with_capacity(room);
     let mut all: Vec<T> = Vec::with_capacity(room);
-    ids.extend(first_ids);
-    all.extend(first_resources);
-    let mut consistent = true;
-    let mut last_len = per_page;
-    let pages = (1 + per_page..=total).step_by(per_page);
-    let mut pages = stream::iter(pages.map(|start| async move {
-        scim_page(client, path, start, count, each)
-            .await
-            .map(|page| (start, page))
-    }))
-    .buffered(client.concurrency());
-    while let Some((start, p)) = pages.try_next().await? {
-        consistent &= p.resources.len() == per_page.min(total + 1 - start)
-            && p.total == Some(total)
-            && p.start.is_none_or(|s| s == start);
-        last_len = p.resources.len();
-        ids.extend(p.ids);
-        all.extend(p.resources);
-    }
-    drop(pages);
-    if !consistent {
-        // Read again one page at a time, from the first page as it came.
-        ids.truncate(first_ids_len);
-        all.truncate(first_len);
-        let first = Page {
-            total: first_total,
-            start: first_start,
-            ids,
-            resources: all,
-        };
-        return scim_sequential(client, path, count, first, each).await;
-    }
-    let last_full = last_len == per_page;
-    if last_full {
-        past_end(client, path, count, total).await?;
-    }
+    let past = async {
+        if last_full {
+            past_end(client, path, count, total).await
+        } else {
+            Ok(())
+        }
+    };
+    let assemble = async {
+        for p in std::iter::once(first).chain(pages) {
+            ids.extend(p.ids);
+            all.extend(p.resources);
+        }
+    };
+    let (past, ()) = tokio::join!(biased; past, assemble);
+    past?;
     if first_repeated(ids.iter().map(String::as_str)).is_some() {
         // Resources moved between pages while they were read: once more, one page at a time.
         let first = scim_page(client, path, 1, count, each).await?;
