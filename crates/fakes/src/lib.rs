@@ -440,6 +440,11 @@ impl FaultLayer {
         log[index].status = status;
         log[index].took = arrived.elapsed();
     }
+
+    /// Notes how long a request's answer took since `arrived`, when it leaves.
+    fn record_took(&self, index: usize, arrived: tokio::time::Instant) {
+        lock(&self.log)[index].took = arrived.elapsed();
+    }
 }
 
 fn default_is_mutation(method: &Method, _path: &str) -> bool {
@@ -604,7 +609,9 @@ pub async fn fault_middleware(
 
     let response = match verdict {
         Verdict::Reset => {
-            tokio::time::sleep_until(ready).await;
+            if !layer.latency.is_zero() {
+                tokio::time::sleep_until(ready).await;
+            }
             request
                 .extensions()
                 .get::<ConnectInfo<ConnHandle>>()
@@ -655,7 +662,9 @@ pub async fn fault_middleware(
                     "injected failure after the change was applied",
                 )
             } else if ok && mutation && take(&mut layer.faults().reset_after_mutation) {
-                tokio::time::sleep_until(ready).await;
+                if !layer.latency.is_zero() {
+                    tokio::time::sleep_until(ready).await;
+                }
                 conn.expect("fakes are served by fakes::serve, which tracks connections")
                     .kill();
                 layer.record_status(index, 0, arrived);
@@ -683,8 +692,13 @@ pub async fn fault_middleware(
             }
         }
     };
-    tokio::time::sleep_until(ready).await;
+    // The status is noted as soon as it is known: a client that goes away while the answer is
+    // held back still leaves it in the log (the change, if any, is made).
     layer.record_status(index, response.status().as_u16(), arrived);
+    if !layer.latency.is_zero() {
+        tokio::time::sleep_until(ready).await;
+        layer.record_took(index, arrived);
+    }
     response
 }
 
