@@ -746,7 +746,8 @@ impl HttpClient {
                         let status = resp.status();
                         let headers = resp.headers().clone();
                         match resp.bytes().await {
-                            Ok(b) => Ok((status, headers, b.to_vec(), false)),
+                            // `Vec::from` takes the buffer over when it can: no copy of the page.
+                            Ok(b) => Ok((status, headers, Vec::from(b), false)),
                             // The status came, the body did not: for a request that is never
                             // replayed blindly, that is a cut answer; otherwise a failure to retry.
                             Err(_) if replay == Replay::OnlyUnsent && status.is_success() => {

@@ -15,6 +15,12 @@ pub fn decode<T: DeserializeOwned + Default>(v: &Value) -> T {
     T::deserialize(v).unwrap_or_default()
 }
 
+/// As [`decode`], from a record that is no longer needed: its strings are moved, not copied.
+#[must_use]
+pub fn decode_owned<T: DeserializeOwned + Default>(v: Value) -> T {
+    T::deserialize(v).unwrap_or_default()
+}
+
 /// A string that is not blank; anything else is absent.
 ///
 /// # Errors

@@ -177,28 +177,26 @@ impl ScimDirectory {
     /// # Errors
     /// Any page that fails after retries: a partial directory is never returned.
     pub async fn snapshot(&self) -> Result<Snapshot, HttpError> {
+        // Each page is read into the model as it comes, and its JSON freed.
         let (users, groups) = tokio::try_join!(
-            paginate::scim_all(&self.http, "Users", self.page_size),
-            paginate::scim_all(&self.http, "Groups", self.page_size)
+            paginate::scim_all_as(&self.http, "Users", self.page_size, &read_user),
+            paginate::scim_all_as(&self.http, "Groups", self.page_size, &read_group)
         )?;
-        Ok(self.assemble(&users, &groups))
+        Ok(self.assemble(users, groups))
     }
 
     /// Users and groups as the directory listed them, as the model; remembers what a later apply
     /// needs (ids by name, each group's members). Both the full and the targeted read end here.
-    fn assemble(&self, users: &[Value], groups: &[Value]) -> Snapshot {
-        let groups: Vec<WireGroup> = groups.iter().map(wire::decode).collect();
+    fn assemble(&self, users: Vec<ReadUser>, groups: Vec<WireGroup>) -> Snapshot {
         let mut skipped = Vec::new();
         let users: Vec<User> = users
-            .iter()
-            .filter_map(|v| {
-                let u = user_from_scim(v);
-                if u.is_none() {
-                    let id = id_of(v);
+            .into_iter()
+            .filter_map(|u| {
+                u.map_err(|id| {
                     let name = id.clone().unwrap_or_default();
                     skipped.push(LeftOut::user(id, &name, None, "no userName"));
-                }
-                u
+                })
+                .ok()
             })
             .collect();
         {
@@ -364,7 +362,9 @@ impl ScimDirectory {
                 }
             }
         }
-        let mut snap = self.assemble(&users, &groups);
+        let users = users.into_iter().map(read_user).collect();
+        let groups = groups.into_iter().map(read_group).collect();
+        let mut snap = self.assemble(users, groups);
         // Members that are not these people are not this read's business (the full read names
         // them as left out; restricted, that record is dropped too).
         snap.skipped
@@ -904,6 +904,18 @@ fn id_of(v: &Value) -> Option<String> {
     wire::decode::<WireUser>(v).id
 }
 
+/// A user resource as read: the model, or the id of one without a userName (to name it as left
+/// out).
+type ReadUser = Result<User, Option<String>>;
+
+fn read_user(v: Value) -> ReadUser {
+    user_from_scim(&v).ok_or_else(|| id_of(&v))
+}
+
+fn read_group(v: Value) -> WireGroup {
+    wire::decode_owned(v)
+}
+
 /// A SCIM user as the normalized model.
 ///
 /// RFC 7643 §2.5: an unassigned attribute, `null` and (multi-valued) an empty array are the same
@@ -934,16 +946,22 @@ fn user_from_scim(v: &Value) -> Option<User> {
     u.display_name = w.display_name;
     u.active = w.active.unwrap_or(true);
     u.account_id = w.atlassian.atlassian_account_id;
-    let text = |m: &Map<String, Value>, a: &str| m.get(a).and_then(Value::as_str).map(String::from);
+    // The other attributes are read where they are, not copied out of the record first.
+    let text = |m: Option<&Value>, a: &str| {
+        m.and_then(|m| m.get(a))
+            .and_then(Value::as_str)
+            .map(String::from)
+    };
+    let enterprise = v.get(ENTERPRISE).filter(|e| e.is_object());
     for a in CORE_ATTRIBUTES {
-        if let Some(val) = text(&w.rest, a) {
+        if let Some(val) = text(Some(v), a) {
             u.attributes.insert((*a).to_string(), val);
         }
     }
     for a in ENTERPRISE_ATTRIBUTES {
         // The extension's value, else a top-level one (some servers flatten it): a `null` in the
         // extension is no value, so the top level still counts.
-        if let Some(val) = text(&w.enterprise, a).or_else(|| text(&w.rest, a)) {
+        if let Some(val) = text(enterprise, a).or_else(|| text(Some(v), a)) {
             u.attributes.insert((*a).to_string(), val);
         }
     }
@@ -974,14 +992,8 @@ struct WireUser {
         deserialize_with = "wire::object"
     )]
     atlassian: WireAtlassian,
-    #[serde(
-        rename = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User",
-        deserialize_with = "wire::map"
-    )]
-    enterprise: Map<String, Value>,
-    /// The other attributes (`title`, `locale`, flattened enterprise ones …).
-    #[serde(flatten)]
-    rest: Map<String, Value>,
+    // The enterprise extension and the other attributes (`title`, `locale`, flattened enterprise
+    // ones …) are read from the record itself by `user_from_scim`.
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -27,7 +27,8 @@ use serde_json::{json, Map, Value};
 use crate::{
     bind,
     directory::{KeyIndex, MemberEdit, Memberships, Record, Table},
-    lock, serve, FaultLayer, Faults, RequestLog, Server,
+    lock, serve, write_json_array, write_json_str, written, FaultLayer, Faults, ObjectWriter,
+    RequestLog, Server,
 };
 
 const SCHEMA_USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
@@ -566,144 +567,63 @@ impl State {
     }
 
     fn user_json(&self, user: &ScimUser) -> Value {
-        self.user_json_with(user, &self.group_refs(&[user]))
-    }
-
-    /// The groups of each of these users (only these: a page's worth), in creation order.
-    fn group_refs<'a>(&'a self, users: &[&'a ScimUser]) -> HashMap<&'a str, Vec<&'a ScimGroup>> {
-        users
-            .iter()
-            .map(|u| {
-                let mut groups: Vec<usize> = self
-                    .members
-                    .groups_of(&u.id)
-                    .filter_map(|g| self.groups.position(g))
-                    .collect();
-                groups.sort_unstable();
-                let groups = groups.into_iter().map(|i| &self.groups[i]).collect();
-                (u.id.as_str(), groups)
-            })
-            .collect()
-    }
-
-    fn user_json_with(
-        &self,
-        user: &ScimUser,
-        group_refs: &HashMap<&str, Vec<&ScimGroup>>,
-    ) -> Value {
-        let nulls = self.config.explicit_nulls;
-        let mut body = Map::new();
-        body.insert(
-            "schemas".into(),
-            json!([SCHEMA_USER, SCHEMA_ENTERPRISE, SCHEMA_ATLASSIAN]),
-        );
-        body.insert("id".into(), json!(user.id));
-        insert_opt(&mut body, "externalId", &user.external_id, nulls);
-        body.insert("userName".into(), json!(user.user_name));
-        let emails: Vec<Value> = user
-            .emails
-            .iter()
-            .map(|e| {
-                let mut email = Map::new();
-                email.insert("value".into(), json!(e.value));
-                insert_opt(&mut email, "type", &e.kind, nulls);
-                email.insert("primary".into(), json!(e.primary));
-                Value::Object(email)
-            })
-            .collect();
-        if emails.is_empty() && nulls {
-            body.insert("emails".into(), Value::Null);
-        } else {
-            body.insert("emails".into(), Value::Array(emails));
-        }
-        let mut name = Map::new();
-        insert_opt(&mut name, "givenName", &user.given_name, nulls);
-        insert_opt(&mut name, "familyName", &user.family_name, nulls);
-        insert_opt(&mut name, "formatted", &user.formatted_name(), nulls);
-        body.insert("name".into(), object_or_null(name, nulls));
-        insert_opt(&mut body, "displayName", &user.display_name, nulls);
-        insert_opt(&mut body, "nickName", &user.nick_name, nulls);
-        insert_opt(&mut body, "title", &user.title, nulls);
-        insert_opt(
-            &mut body,
-            "preferredLanguage",
-            &user.preferred_language,
-            nulls,
-        );
-        insert_opt(&mut body, "locale", &user.locale, nulls);
-        insert_opt(&mut body, "timezone", &user.timezone, nulls);
-        body.insert("active".into(), json!(user.active));
-        let mut enterprise = Map::new();
-        insert_opt(&mut enterprise, "department", &user.department, nulls);
-        insert_opt(&mut enterprise, "organization", &user.organization, nulls);
-        body.insert(SCHEMA_ENTERPRISE.into(), object_or_null(enterprise, nulls));
-        body.insert(
-            SCHEMA_ATLASSIAN.into(),
-            json!({ "atlassianAccountId": user.account_id }),
-        );
-        let groups: Vec<Value> = group_refs
-            .get(user.id.as_str())
-            .into_iter()
-            .flatten()
-            .map(|g| json!({ "value": g.id, "display": g.display_name, "type": "direct" }))
-            .collect();
-        if groups.is_empty() && nulls {
-            body.insert("groups".into(), Value::Null);
-        } else {
-            body.insert("groups".into(), Value::Array(groups));
-        }
-        body.insert(
-            "meta".into(),
-            json!({
-                "resourceType": "User",
-                "created": user.created,
-                "lastModified": user.last_modified,
-                "location": format!("{}/Users/{}", self.scim_base(), user.id),
-            }),
-        );
-        Value::Object(body)
+        let mut out = Vec::new();
+        self.writer().user(&mut out, &self.user_row(user));
+        serde_json::from_slice(&out).expect("the writer writes JSON")
     }
 
     fn group_json(&self, group: &ScimGroup) -> Value {
-        self.group_json_with(group, &self.user_names(&[group]))
+        let mut out = Vec::new();
+        self.writer().group(&mut out, &self.group_row(group, false));
+        serde_json::from_slice(&out).expect("the writer writes JSON")
     }
 
-    /// The userName of every member of these groups (a page's worth).
-    fn user_names(&self, groups: &[&ScimGroup]) -> HashMap<&str, &str> {
-        groups
-            .iter()
-            .flat_map(|g| self.members.members(&g.id))
-            .filter_map(|id| self.users.get(id))
-            .map(|u| (u.id.as_str(), u.user_name.as_str()))
-            .collect()
+    /// How resources are written: with this fake's settings.
+    fn writer(&self) -> ScimWriter {
+        ScimWriter {
+            nulls: self.config.explicit_nulls,
+            scim_base: self.scim_base(),
+        }
     }
 
-    fn group_json_with(&self, group: &ScimGroup, names: &HashMap<&str, &str>) -> Value {
-        let members: Vec<Value> = self
+    /// A user with what its resource shows of its groups (in creation order), copied out of the
+    /// store.
+    fn user_row(&self, user: &ScimUser) -> UserRow {
+        let mut groups: Vec<usize> = self
             .members
-            .members(&group.id)
-            .map(|id| {
-                let display = names.get(id).copied().unwrap_or("");
-                json!({ "value": id, "display": display, "type": "User" })
-            })
+            .groups_of(&user.id)
+            .filter_map(|g| self.groups.position(g))
             .collect();
-        let members = if members.is_empty() && self.config.explicit_nulls {
-            Value::Null
-        } else {
-            Value::Array(members)
-        };
-        json!({
-            "schemas": [SCHEMA_GROUP],
-            "id": group.id,
-            "displayName": group.display_name,
-            "members": members,
-            "meta": {
-                "resourceType": "Group",
-                "created": group.created,
-                "lastModified": group.last_modified,
-                "location": format!("{}/Groups/{}", self.scim_base(), group.id),
-            },
-        })
+        groups.sort_unstable();
+        UserRow {
+            user: user.clone(),
+            groups: groups
+                .into_iter()
+                .map(|i| {
+                    (
+                        self.groups[i].id.clone(),
+                        self.groups[i].display_name.clone(),
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    /// A group with its members' ids and userNames (none when `bare`), copied out of the store.
+    fn group_row(&self, group: &ScimGroup, bare: bool) -> GroupRow {
+        let members = (!bare).then(|| {
+            self.members
+                .members(&group.id)
+                .map(|id| {
+                    let name = self.users.get(id).map_or("", |u| u.user_name.as_str());
+                    (id.to_owned(), name.to_owned())
+                })
+                .collect()
+        });
+        GroupRow {
+            group: group.clone(),
+            members,
+        }
     }
 
     fn account_json(&self, account: &OrgAccount) -> Value {
@@ -731,6 +651,130 @@ impl State {
     }
 }
 
+/// A user resource as a page holds it: the user and its groups' ids and names, copied out of the
+/// store so that the page is written after the store's lock is released.
+struct UserRow {
+    user: ScimUser,
+    groups: Vec<(String, String)>,
+}
+
+/// A group resource as a page holds it: the group and its members' ids and userNames (`None`:
+/// without `members`, as `excludedAttributes=members` asks).
+struct GroupRow {
+    group: ScimGroup,
+    members: Option<Vec<(String, String)>>,
+}
+
+/// Writes SCIM resources (the one rendering of each: answers and pages alike), straight from the
+/// records, without building a JSON value per resource.
+struct ScimWriter {
+    nulls: bool,
+    scim_base: String,
+}
+
+impl ScimWriter {
+    fn user(&self, out: &mut Vec<u8>, row: &UserRow) {
+        let (user, nulls) = (&row.user, self.nulls);
+        let mut body = ObjectWriter::new(out);
+        write_json_array(
+            body.key("schemas"),
+            [SCHEMA_USER, SCHEMA_ENTERPRISE, SCHEMA_ATLASSIAN],
+            write_json_str,
+        );
+        body.str("id", &user.id);
+        body.opt_str("externalId", user.external_id.as_deref(), nulls);
+        body.str("userName", &user.user_name);
+        if user.emails.is_empty() && nulls {
+            body.key("emails").extend_from_slice(b"null");
+        } else {
+            write_json_array(body.key("emails"), &user.emails, |out, e| {
+                let mut email = ObjectWriter::new(out);
+                email.str("value", &e.value);
+                email.opt_str("type", e.kind.as_deref(), nulls);
+                email.bool("primary", e.primary);
+                email.end();
+            });
+        }
+        let formatted = user.formatted_name();
+        let name = [
+            ("givenName", user.given_name.as_deref()),
+            ("familyName", user.family_name.as_deref()),
+            ("formatted", formatted.as_deref()),
+        ];
+        complex(&mut body, "name", &name, nulls);
+        body.opt_str("displayName", user.display_name.as_deref(), nulls);
+        body.opt_str("nickName", user.nick_name.as_deref(), nulls);
+        body.opt_str("title", user.title.as_deref(), nulls);
+        body.opt_str(
+            "preferredLanguage",
+            user.preferred_language.as_deref(),
+            nulls,
+        );
+        body.opt_str("locale", user.locale.as_deref(), nulls);
+        body.opt_str("timezone", user.timezone.as_deref(), nulls);
+        body.bool("active", user.active);
+        let enterprise = [
+            ("department", user.department.as_deref()),
+            ("organization", user.organization.as_deref()),
+        ];
+        complex(&mut body, SCHEMA_ENTERPRISE, &enterprise, nulls);
+        let mut atlassian = ObjectWriter::new(body.key(SCHEMA_ATLASSIAN));
+        atlassian.str("atlassianAccountId", &user.account_id);
+        atlassian.end();
+        if row.groups.is_empty() && nulls {
+            body.key("groups").extend_from_slice(b"null");
+        } else {
+            write_json_array(body.key("groups"), &row.groups, |out, (id, name)| {
+                let mut group = ObjectWriter::new(out);
+                group.str("value", id);
+                group.str("display", name);
+                group.str("type", "direct");
+                group.end();
+            });
+        }
+        let mut meta = ObjectWriter::new(body.key("meta"));
+        meta.str("resourceType", "User");
+        meta.str("created", &user.created);
+        meta.str("lastModified", &user.last_modified);
+        meta.str("location", &format!("{}/Users/{}", self.scim_base, user.id));
+        meta.end();
+        body.end();
+    }
+
+    fn group(&self, out: &mut Vec<u8>, row: &GroupRow) {
+        let group = &row.group;
+        let mut body = ObjectWriter::new(out);
+        write_json_array(body.key("schemas"), [SCHEMA_GROUP], write_json_str);
+        body.str("id", &group.id);
+        body.str("displayName", &group.display_name);
+        match &row.members {
+            None => {}
+            Some(members) if members.is_empty() && self.nulls => {
+                body.key("members").extend_from_slice(b"null");
+            }
+            Some(members) => {
+                write_json_array(body.key("members"), members, |out, (id, name)| {
+                    let mut member = ObjectWriter::new(out);
+                    member.str("value", id);
+                    member.str("display", name);
+                    member.str("type", "User");
+                    member.end();
+                });
+            }
+        }
+        let mut meta = ObjectWriter::new(body.key("meta"));
+        meta.str("resourceType", "Group");
+        meta.str("created", &group.created);
+        meta.str("lastModified", &group.last_modified);
+        meta.str(
+            "location",
+            &format!("{}/Groups/{}", self.scim_base, group.id),
+        );
+        meta.end();
+        body.end();
+    }
+}
+
 /// Sets `key` when there is a value; without one, leaves it out, or with `nulls` sends `null`.
 fn insert_opt(map: &mut Map<String, Value>, key: &str, value: &Option<String>, nulls: bool) {
     if let Some(value) = value {
@@ -740,13 +784,18 @@ fn insert_opt(map: &mut Map<String, Value>, key: &str, value: &Option<String>, n
     }
 }
 
-/// A complex attribute; with `nulls`, one whose every part is unset is `null` as a whole.
-fn object_or_null(map: Map<String, Value>, nulls: bool) -> Value {
-    if nulls && map.values().all(Value::is_null) {
-        Value::Null
-    } else {
-        Value::Object(map)
+/// Writes a complex attribute of optional parts; with `nulls`, an unset part is `null`, and one
+/// whose every part is unset is `null` as a whole.
+fn complex(body: &mut ObjectWriter<'_>, key: &str, parts: &[(&str, Option<&str>)], nulls: bool) {
+    if nulls && parts.iter().all(|(_, v)| v.is_none()) {
+        body.key(key).extend_from_slice(b"null");
+        return;
     }
+    let mut object = ObjectWriter::new(body.key(key));
+    for (name, value) in parts {
+        object.opt_str(name, *value, nulls);
+    }
+    object.end();
 }
 
 fn timestamp(secs: i64) -> String {
@@ -1302,30 +1351,30 @@ impl Page {
         &matching[from..(from + self.count).min(matching.len())]
     }
 
-    /// One page of the matching resources; only the page's resources are rendered.
+    /// One page of `total` matching resources, holding `page` (rows copied out of the store by
+    /// [`Page::window`], so that the store's lock is released before the page is written), each
+    /// written by `render` straight into the page.
     fn list_response<T>(
         &self,
-        matching: &[T],
+        total: usize,
+        page: &[T],
         nulls: bool,
-        render: impl Fn(&T) -> Value,
+        render: impl Fn(&T, &mut Vec<u8>),
     ) -> Response {
-        let total = matching.len();
-        let resources: Vec<Value> = matching
-            .iter()
-            .skip(self.start - 1)
-            .take(self.count)
-            .map(render)
-            .collect();
-        scim_json(
-            StatusCode::OK,
-            &json!({
-                "schemas": [SCHEMA_LIST],
-                "totalResults": total,
-                "startIndex": self.start,
-                "itemsPerPage": resources.len(),
-                "Resources": if resources.is_empty() && nulls { Value::Null } else { Value::Array(resources) },
-            }),
-        )
+        let out = written(|out| {
+            let mut body = ObjectWriter::new(out);
+            write_json_array(body.key("schemas"), [SCHEMA_LIST], write_json_str);
+            body.number("totalResults", total);
+            body.number("startIndex", self.start);
+            body.number("itemsPerPage", page.len());
+            if page.is_empty() && nulls {
+                body.key("Resources").extend_from_slice(b"null");
+            } else {
+                write_json_array(body.key("Resources"), page, |out, item| render(item, out));
+            }
+            body.end();
+        });
+        (StatusCode::OK, [(header::CONTENT_TYPE, SCIM_JSON)], out).into_response()
     }
 }
 
@@ -1362,37 +1411,42 @@ async fn list_users(
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Reply {
-    let mut state = lock(&state);
-    scim_guard(&state, &headers, &dir)?;
-    let page = Page::from_query(&query, state.config.page_cap)?;
-    let lagging = query.contains_key("filter") && state.lagging_searches > 0;
-    if lagging {
-        state.lagging_searches -= 1;
-    }
-    let state = &*state;
-    let nulls = state.config.explicit_nulls;
-    let matching: Vec<&ScimUser> = match query.get("filter") {
-        Some(_) if lagging => Vec::new(),
-        None => {
-            // The whole directory: only the page's users are looked at.
-            let window: Vec<&ScimUser> = page.window(&state.users).iter().collect();
-            let refs = state.group_refs(&window);
-            return Ok(page.list_response(&state.users, nulls, |u| state.user_json_with(u, &refs)));
+    let (page, total, rows, writer) = {
+        let mut state = lock(&state);
+        scim_guard(&state, &headers, &dir)?;
+        let page = Page::from_query(&query, state.config.page_cap)?;
+        let lagging = query.contains_key("filter") && state.lagging_searches > 0;
+        if lagging {
+            state.lagging_searches -= 1;
         }
-        Some(filter) => match parse_eq_filter(filter) {
-            Some((attr, value)) if attr.eq_ignore_ascii_case("userName") => {
-                state.users_in_order(state.user_names.ids(&value))
-            }
-            Some((attr, value)) if attr.eq_ignore_ascii_case("externalId") => state
-                .users_in_order(state.external_ids.ids(&value))
-                .into_iter()
-                .filter(|u| u.external_id.as_deref() == Some(value.as_str()))
-                .collect(),
-            _ => return Err(invalid_filter(filter, "userName or externalId")),
-        },
+        let state = &*state;
+        let matching: Vec<&ScimUser> = match query.get("filter") {
+            Some(_) if lagging => Vec::new(),
+            // The whole directory: only the page's users are looked at.
+            None => page.window(&state.users).iter().collect(),
+            Some(filter) => match parse_eq_filter(filter) {
+                Some((attr, value)) if attr.eq_ignore_ascii_case("userName") => {
+                    state.users_in_order(state.user_names.ids(&value))
+                }
+                Some((attr, value)) if attr.eq_ignore_ascii_case("externalId") => state
+                    .users_in_order(state.external_ids.ids(&value))
+                    .into_iter()
+                    .filter(|u| u.external_id.as_deref() == Some(value.as_str()))
+                    .collect(),
+                _ => return Err(invalid_filter(filter, "userName or externalId")),
+            },
+        };
+        let (total, window) = if query.contains_key("filter") {
+            (matching.len(), page.window(&matching))
+        } else {
+            (state.users.len(), &matching[..])
+        };
+        let rows: Vec<UserRow> = window.iter().map(|u| state.user_row(u)).collect();
+        (page, total, rows, state.writer())
     };
-    let refs = state.group_refs(page.window(&matching));
-    Ok(page.list_response(&matching, nulls, |u| state.user_json_with(u, &refs)))
+    Ok(page.list_response(total, &rows, writer.nulls, |row, out| {
+        writer.user(out, row);
+    }))
 }
 
 async fn list_groups(
@@ -1401,46 +1455,39 @@ async fn list_groups(
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Reply {
-    let state = lock(&state);
-    scim_guard(&state, &headers, &dir)?;
-    let page = Page::from_query(&query, state.config.page_cap)?;
-    let name = match query.get("filter") {
-        None => None,
-        Some(filter) => match parse_eq_filter(filter) {
-            Some((attr, value)) if attr.eq_ignore_ascii_case("displayName") => Some(value),
-            _ => return Err(invalid_filter(filter, "displayName")),
-        },
-    };
-    let nulls = state.config.explicit_nulls;
-    let bare = excludes_members(&query);
-    let matching: Vec<&ScimGroup> = match name {
-        None => {
+    let (page, total, rows, writer) = {
+        let state = lock(&state);
+        scim_guard(&state, &headers, &dir)?;
+        let page = Page::from_query(&query, state.config.page_cap)?;
+        let name = match query.get("filter") {
+            None => None,
+            Some(filter) => match parse_eq_filter(filter) {
+                Some((attr, value)) if attr.eq_ignore_ascii_case("displayName") => Some(value),
+                _ => return Err(invalid_filter(filter, "displayName")),
+            },
+        };
+        let bare = excludes_members(&query);
+        let (total, window): (usize, Vec<&ScimGroup>) = match name {
             // Every group: only the page's groups are looked at.
-            let window: Vec<&ScimGroup> = page.window(&state.groups).iter().collect();
-            let names = state.user_names(&window);
-            return Ok(page.list_response(&state.groups, nulls, |g| {
-                let mut g = state.group_json_with(g, &names);
-                if bare {
-                    strip_members(&mut g);
-                }
-                g
-            }));
-        }
-        Some(name) => {
-            let mut found: Vec<usize> = (state.group_names.ids(&name).iter())
-                .filter_map(|id| state.groups.position(id))
-                .collect();
-            found.sort_unstable();
-            found.into_iter().map(|i| &state.groups[i]).collect()
-        }
+            None => (
+                state.groups.len(),
+                page.window(&state.groups).iter().collect(),
+            ),
+            Some(name) => {
+                let mut found: Vec<usize> = (state.group_names.ids(&name).iter())
+                    .filter_map(|id| state.groups.position(id))
+                    .collect();
+                found.sort_unstable();
+                let matching: Vec<&ScimGroup> =
+                    found.into_iter().map(|i| &state.groups[i]).collect();
+                (matching.len(), page.window(&matching).to_vec())
+            }
+        };
+        let rows: Vec<GroupRow> = window.iter().map(|g| state.group_row(g, bare)).collect();
+        (page, total, rows, state.writer())
     };
-    let names = state.user_names(page.window(&matching));
-    Ok(page.list_response(&matching, nulls, |g| {
-        let mut g = state.group_json_with(g, &names);
-        if bare {
-            strip_members(&mut g);
-        }
-        g
+    Ok(page.list_response(total, &rows, writer.nulls, |row, out| {
+        writer.group(out, row);
     }))
 }
 
@@ -2295,11 +2342,4 @@ fn excludes_members(query: &HashMap<String, String>) -> bool {
         x.split(',')
             .any(|a| a.trim().eq_ignore_ascii_case("members"))
     })
-}
-
-/// A group resource without its `members` (as `excludedAttributes=members` returns it).
-fn strip_members(group: &mut Value) {
-    if let Some(obj) = group.as_object_mut() {
-        obj.remove("members");
-    }
 }

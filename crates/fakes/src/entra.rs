@@ -39,7 +39,8 @@ use serde_json::{json, Map, Value};
 use crate::{
     bind, lock,
     oauth::{self, AssertionRules},
-    serve, FaultLayer, Faults, IssuedTokens, RequestLog, Server, TokenCheck,
+    serve, write_json_array, written, FaultLayer, Faults, IssuedTokens, ObjectWriter, RequestLog,
+    Server, TokenCheck,
 };
 
 /// The scope of an app-only token for Microsoft Graph.
@@ -1059,12 +1060,12 @@ fn graph_error_response(status: StatusCode, detail: &str) -> Response {
 }
 
 fn odata_json(status: StatusCode, body: &Value) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, ODATA_JSON)],
-        body.to_string(),
-    )
-        .into_response()
+    odata_bytes(status, body.to_string().into_bytes())
+}
+
+/// A JSON body already written.
+fn odata_bytes(status: StatusCode, body: Vec<u8>) -> Response {
+    (status, [(header::CONTENT_TYPE, ODATA_JSON)], body).into_response()
 }
 
 type Reply = Result<Response, GraphError>;
@@ -1188,18 +1189,20 @@ async fn batch(
                    "body": {"error": {"code": "BadRequest", "message": message}}})
         };
         let Ok(method) = method.parse::<axum::http::Method>() else {
-            responses.push(refused("Invalid method."));
+            responses.push(Answer::Refused(refused("Invalid method.")));
             continue;
         };
         if url.is_empty() || url.contains("://") {
-            responses.push(refused(
+            responses.push(Answer::Refused(refused(
                 "Invalid request URL: it must be relative to the version.",
-            ));
+            )));
             continue;
         }
         let path = url.trim_start_matches('/');
         if path.starts_with("$batch") {
-            responses.push(refused("Nested batch requests are not supported."));
+            responses.push(Answer::Refused(refused(
+                "Nested batch requests are not supported.",
+            )));
             continue;
         }
         let mut item = axum::http::Request::builder()
@@ -1219,7 +1222,7 @@ async fn batch(
             .get("body")
             .map_or_else(axum::body::Body::empty, |b| b.to_string().into());
         let Ok(mut item) = item.body(body) else {
-            responses.push(refused("Invalid request."));
+            responses.push(Answer::Refused(refused("Invalid request.")));
             continue;
         };
         item.extensions_mut().insert(BatchItem);
@@ -1231,20 +1234,56 @@ async fn batch(
                 own.insert(k.as_str().to_owned(), json!(v));
             }
         }
+        let written_json = answer
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|t| t.contains("json"));
         let bytes = axum::body::to_bytes(answer.into_body(), usize::MAX)
             .await
             .unwrap_or_default();
-        let body = serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null);
         lock(&state).batched.push((status, url.to_owned()));
-        responses.push(json!({"id": id, "status": status, "headers": own, "body": body}));
+        // A JSON answer (the handlers write it with serde_json) goes in as it was written,
+        // without being parsed and written again; another body (axum's plain-text rejections,
+        // an empty one) as the JSON it holds, else `null`.
+        let mut response = Vec::with_capacity(bytes.len() + 256);
+        let mut o = ObjectWriter::new(&mut response);
+        o.str("id", id);
+        o.number("status", usize::from(status));
+        o.value("headers", &Value::Object(own));
+        if written_json && !bytes.is_empty() {
+            o.key("body").extend_from_slice(&bytes);
+        } else {
+            o.value(
+                "body",
+                &serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null),
+            );
+        }
+        o.end();
+        responses.push(Answer::Written(response));
     }
     // Graph answers in whatever order its requests finished: never the order asked.
     responses.reverse();
-    Ok((
-        [(header::CONTENT_TYPE, "application/json")],
-        json!({"responses": responses}).to_string(),
-    )
-        .into_response())
+    let mut out = Vec::new();
+    let mut o = ObjectWriter::new(&mut out);
+    write_json_array(
+        o.key("responses"),
+        &responses,
+        |out, response| match response {
+            Answer::Written(bytes) => out.extend_from_slice(bytes),
+            Answer::Refused(value) => {
+                serde_json::to_writer(out, value).expect("a JSON value serializes");
+            }
+        },
+    );
+    o.end();
+    Ok(([(header::CONTENT_TYPE, "application/json")], out).into_response())
+}
+
+/// One answer inside a `$batch` response: written from a request's own answer, or a refusal.
+enum Answer {
+    Written(Vec<u8>),
+    Refused(Value),
 }
 
 /// Runs before every Graph handler: checks the version and the access token, and throttles.
@@ -1922,54 +1961,80 @@ fn parse_count(query: &Query, headers: &HeaderMap) -> Result<bool, GraphError> {
 // ---------------------------------------------------------------------------------------------
 // Rendering
 
-/// The properties of a user (`select`, or the default set), with `@odata.type` when `typed`.
-fn render_user(user: &DirUser, select: Option<&[&str]>, typed: bool) -> Map<String, Value> {
-    let names = select.unwrap_or(USER_DEFAULT_PROPS);
-    let mut out = Map::new();
+/// Writes a user as a list renders it: the properties `select` names (or the default set), with
+/// `@odata.type` when `typed`, and its `$expand`ed manager with that manager's own selection.
+/// Pages are written straight from the records, without building a JSON value per user.
+fn write_user(
+    out: &mut Vec<u8>,
+    user: &DirUser,
+    select: Option<&[&str]>,
+    typed: bool,
+    manager: Option<(&DirUser, Option<&[&str]>)>,
+) {
+    let mut o = ObjectWriter::new(out);
     if typed {
-        out.insert("@odata.type".into(), json!(USER_TYPE));
+        o.str("@odata.type", USER_TYPE);
     }
-    for name in names {
+    for name in select.unwrap_or(USER_DEFAULT_PROPS) {
         if USER_PROPS.contains(name) {
-            let value = user.props.get(*name).cloned().unwrap_or(Value::Null);
-            out.insert((*name).into(), value);
+            o.value(name, user.props.get(*name).unwrap_or(&Value::Null));
         }
     }
-    out
+    if let Some((manager, select)) = manager {
+        write_user(o.key("manager"), manager, select, true, None);
+    }
+    o.end();
+}
+
+fn write_group(out: &mut Vec<u8>, group: &DirGroup, select: Option<&[&str]>, typed: bool) {
+    let mut o = ObjectWriter::new(out);
+    if typed {
+        o.str("@odata.type", GROUP_TYPE);
+    }
+    for name in select.unwrap_or(GROUP_PROPS) {
+        if GROUP_PROPS.contains(name) {
+            o.value(name, group.props.get(*name).unwrap_or(&Value::Null));
+        }
+    }
+    o.end();
+}
+
+fn write_object(out: &mut Vec<u8>, obj: Obj<'_>, select: Option<&[&str]>) {
+    match obj {
+        Obj::User(u) => write_user(out, u, select, true, None),
+        Obj::Group(g) => write_group(out, g, select, true),
+        Obj::Other(other) => {
+            // Only the properties its type has: a `$select` of others (`mail` on a device) is
+            // left out, as Graph does on a mixed collection.
+            let mut o = ObjectWriter::new(out);
+            o.str("@odata.type", &other.odata_type);
+            for (name, value) in &other.props {
+                if select.is_none_or(|s| s.contains(&name.as_str())) {
+                    o.value(name, value);
+                }
+            }
+            o.end();
+        }
+    }
+}
+
+/// A record written by one of the writers above, as a JSON object (single-entity answers).
+fn rendered(write: impl FnOnce(&mut Vec<u8>)) -> Map<String, Value> {
+    let mut out = Vec::new();
+    write(&mut out);
+    match serde_json::from_slice(&out).expect("the writers write JSON") {
+        Value::Object(map) => map,
+        _ => unreachable!("the writers write objects"),
+    }
+}
+
+/// The properties of a user (`select`, or the default set), with `@odata.type` when `typed`.
+fn render_user(user: &DirUser, select: Option<&[&str]>, typed: bool) -> Map<String, Value> {
+    rendered(|out| write_user(out, user, select, typed, None))
 }
 
 fn render_group(group: &DirGroup, select: Option<&[&str]>, typed: bool) -> Map<String, Value> {
-    let names = select.unwrap_or(GROUP_PROPS);
-    let mut out = Map::new();
-    if typed {
-        out.insert("@odata.type".into(), json!(GROUP_TYPE));
-    }
-    for name in names {
-        if GROUP_PROPS.contains(name) {
-            let value = group.props.get(*name).cloned().unwrap_or(Value::Null);
-            out.insert((*name).into(), value);
-        }
-    }
-    out
-}
-
-fn render_object(obj: Obj<'_>, select: Option<&[&str]>) -> Value {
-    Value::Object(match obj {
-        Obj::User(u) => render_user(u, select, true),
-        Obj::Group(g) => render_group(g, select, true),
-        Obj::Other(o) => {
-            // Only the properties its type has: a `$select` of others (`mail` on a device) is
-            // left out, as Graph does on a mixed collection.
-            let mut out = Map::new();
-            out.insert("@odata.type".into(), json!(o.odata_type));
-            for (name, value) in &o.props {
-                if select.is_none_or(|s| s.contains(&name.as_str())) {
-                    out.insert(name.clone(), value.clone());
-                }
-            }
-            out
-        }
-    })
+    rendered(|out| write_group(out, group, select, typed))
 }
 
 /// Percent-encodes a query key or value the way Graph writes its nextLinks: OData punctuation
@@ -2034,55 +2099,68 @@ struct ListContext<'q> {
 }
 
 impl ListContext<'_> {
-    /// One page of `items` (sorted by seq): those after the skip token, `top` of them.
-    fn page<T>(&self, items: &[T], seq: impl Fn(&T) -> u64, render: impl Fn(&T) -> Value) -> Reply {
+    /// One page of `items` (sorted by seq): those after the skip token, `top` of them, each
+    /// written by `render`. Only the page's items are looked at (the skip token is found by
+    /// binary search), and the page is written as it is rendered.
+    fn page<T>(
+        &self,
+        items: &[T],
+        seq: impl Fn(&T) -> u64,
+        render: impl Fn(&T, &mut Vec<u8>),
+    ) -> Reply {
         let after = match self.query.get("skiptoken") {
             None => None,
             Some(token) => Some(seq_of_skiptoken(token, &self.collection)?),
         };
-        let remaining: Vec<&T> = items
-            .iter()
-            .filter(|item| after.is_none_or(|after| seq(item) > after))
-            .collect();
+        let from = after.map_or(0, |after| items.partition_point(|item| seq(item) <= after));
+        let remaining = &items[from..];
         let page = &remaining[..remaining.len().min(self.top)];
-        let mut body = Map::new();
-        body.insert(
-            "@odata.context".into(),
-            json!(format!(
-                "{}/{}/{}",
-                self.base_url, self.version, self.context
-            )),
-        );
-        if self.count && after.is_none() {
-            body.insert("@odata.count".into(), json!(items.len()));
-        }
-        body.insert(
-            "value".into(),
-            Value::Array(page.iter().map(|item| render(item)).collect()),
-        );
-        if let (true, Some(last)) = (remaining.len() > page.len(), page.last()) {
-            let mut link = format!("{}/{}{}?", self.base_url, self.version, self.collection);
-            for (key, value) in &self.query.pairs {
-                if key
-                    .strip_prefix('$')
-                    .unwrap_or(key)
-                    .eq_ignore_ascii_case("skiptoken")
-                {
-                    continue;
-                }
-                link.push_str(&encode_component(key));
-                link.push('=');
-                link.push_str(&encode_component(value));
-                link.push('&');
+        let count = (self.count && after.is_none()).then_some(items.len());
+        let next = page
+            .last()
+            .filter(|_| remaining.len() > page.len())
+            .map(|last| self.next_link(seq(last)));
+        let out = written(|out| {
+            // Keys in the order Graph sends them (and the order of a sorted JSON object).
+            let mut o = ObjectWriter::new(out);
+            o.str(
+                "@odata.context",
+                &format!("{}/{}/{}", self.base_url, self.version, self.context),
+            );
+            if let Some(count) = count {
+                o.number("@odata.count", count);
             }
-            link.push_str("$skiptoken=");
-            link.push_str(&encode_component(&skiptoken_for(
-                &self.collection,
-                seq(last),
-            )));
-            body.insert("@odata.nextLink".into(), json!(link));
+            if let Some(next) = &next {
+                o.str("@odata.nextLink", next);
+            }
+            write_json_array(o.key("value"), page, |out, item| render(item, out));
+            o.end();
+        });
+        Ok(odata_bytes(StatusCode::OK, out))
+    }
+
+    /// The link to the page after the item `last_seq`: the query as asked, with a new skip token.
+    fn next_link(&self, last_seq: u64) -> String {
+        let mut link = format!("{}/{}{}?", self.base_url, self.version, self.collection);
+        for (key, value) in &self.query.pairs {
+            if key
+                .strip_prefix('$')
+                .unwrap_or(key)
+                .eq_ignore_ascii_case("skiptoken")
+            {
+                continue;
+            }
+            link.push_str(&encode_component(key));
+            link.push('=');
+            link.push_str(&encode_component(value));
+            link.push('&');
         }
-        Ok(odata_json(StatusCode::OK, &Value::Object(body)))
+        link.push_str("$skiptoken=");
+        link.push_str(&encode_component(&skiptoken_for(
+            &self.collection,
+            last_seq,
+        )));
+        link
     }
 }
 
@@ -2133,18 +2211,12 @@ async fn list_users(
     list.page(
         &matching,
         |u| u.seq,
-        |u| {
-            let mut out = render_user(u, select.as_deref(), false);
-            if let Some(manager_select) = &expand {
-                let manager = u.manager.as_deref().and_then(|id| state.user_by_id(id));
-                if let Some(manager) = manager {
-                    out.insert(
-                        "manager".into(),
-                        Value::Object(render_user(manager, manager_select.as_deref(), true)),
-                    );
-                }
-            }
-            Value::Object(out)
+        |u, out| {
+            let manager = expand.as_ref().and_then(|manager_select| {
+                let manager = u.manager.as_deref().and_then(|id| state.user_by_id(id))?;
+                Some((manager, manager_select.as_deref()))
+            });
+            write_user(out, u, select.as_deref(), false, manager);
         },
     )
 }
@@ -2253,7 +2325,7 @@ fn groups_of_user(
     list.page(
         &groups,
         |g| g.seq,
-        |g| Value::Object(render_group(g, select.as_deref(), true)),
+        |g, out| write_group(out, g, select.as_deref(), true),
     )
 }
 
@@ -2314,7 +2386,7 @@ async fn list_groups(
     list.page(
         &matching,
         |g| g.seq,
-        |g| Value::Object(render_group(g, select.as_deref(), false)),
+        |g, out| write_group(out, g, select.as_deref(), false),
     )
 }
 
@@ -2429,7 +2501,9 @@ fn members_list(
         context: context_name(set, select.as_deref()),
         count,
     };
-    list.page(&members, Obj::seq, |m| render_object(*m, select.as_deref()))
+    list.page(&members, Obj::seq, |m, out| {
+        write_object(out, *m, select.as_deref());
+    })
 }
 
 async fn group_members(

@@ -17,7 +17,9 @@
 //!
 //! The order in which the layer treats a request is fixed:
 //!
-//! 1. sleep for the global latency;
+//! 1. note when the request came: its answer leaves no sooner than the global latency after that
+//!    (the steps below, the handler included, run meanwhile, so a fake's own work is not added to
+//!    the latency a client sees unless it takes longer);
 //! 2. log the request (every request is logged, faulted or not);
 //! 3. `reset_next`, then `throttle_next`, then `error_every`, then `fail_path_contains` — the first
 //!    that fires answers the request and the handler never runs, so a faulted mutation is *not*
@@ -263,6 +265,9 @@ pub struct RequestLog {
     pub status: u16,
     /// Whether the request is meant to change state (see [`FaultLayer::is_mutation`]).
     pub mutation: bool,
+    /// How long the request took from its arrival to its answer (at least the latency); zero
+    /// until it is answered.
+    pub took: Duration,
 }
 
 /// What the layer does with a request before the handler runs.
@@ -429,8 +434,16 @@ impl FaultLayer {
         (index, verdict)
     }
 
-    fn record_status(&self, index: usize, status: u16) {
-        lock(&self.log)[index].status = status;
+    /// Notes the status of a request's answer, and how long it took since `arrived`.
+    fn record_status(&self, index: usize, status: u16, arrived: tokio::time::Instant) {
+        let mut log = lock(&self.log);
+        log[index].status = status;
+        log[index].took = arrived.elapsed();
+    }
+
+    /// Notes how long a request's answer took since `arrived`, when it leaves.
+    fn record_took(&self, index: usize, arrived: tokio::time::Instant) {
+        lock(&self.log)[index].took = arrived.elapsed();
     }
 }
 
@@ -466,6 +479,101 @@ pub fn names_from_email(email: &str) -> (Option<String>, Option<String>) {
     (given, (!family.is_empty()).then_some(family))
 }
 
+/// Writes a JSON object straight into a buffer, one member at a time: the fakes write the pages of
+/// their listings this way, without building a JSON value per record and serializing it after.
+pub struct ObjectWriter<'a> {
+    out: &'a mut Vec<u8>,
+    first: bool,
+}
+
+impl<'a> ObjectWriter<'a> {
+    pub fn new(out: &'a mut Vec<u8>) -> ObjectWriter<'a> {
+        out.push(b'{');
+        ObjectWriter { out, first: true }
+    }
+
+    /// Starts a member: writes `"key":` and hands back the buffer for its value.
+    pub fn key(&mut self, key: &str) -> &mut Vec<u8> {
+        if !std::mem::take(&mut self.first) {
+            self.out.push(b',');
+        }
+        write_json_str(self.out, key);
+        self.out.push(b':');
+        self.out
+    }
+
+    pub fn value(&mut self, key: &str, value: &serde_json::Value) {
+        let out = self.key(key);
+        serde_json::to_writer(out, value).expect("a JSON value serializes");
+    }
+
+    pub fn str(&mut self, key: &str, value: &str) {
+        let out = self.key(key);
+        write_json_str(out, value);
+    }
+
+    pub fn bool(&mut self, key: &str, value: bool) {
+        let out = self.key(key);
+        out.extend_from_slice(if value { b"true" } else { b"false" });
+    }
+
+    pub fn number(&mut self, key: &str, value: usize) {
+        let out = self.key(key);
+        out.extend_from_slice(value.to_string().as_bytes());
+    }
+
+    /// A string when there is one; without, nothing, or `null` when `nulls`.
+    pub fn opt_str(&mut self, key: &str, value: Option<&str>, nulls: bool) {
+        match value {
+            Some(v) => self.str(key, v),
+            None if nulls => self.key(key).extend_from_slice(b"null"),
+            None => {}
+        }
+    }
+
+    pub fn end(self) {
+        self.out.push(b'}');
+    }
+}
+
+/// A body written by `write` into a buffer this thread keeps from one body to the next, then
+/// copied out at its exact size: a large page grows no buffer of its own through many
+/// reallocations, each in memory the process has not touched yet.
+pub fn written(write: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    SCRATCH.with(|scratch| {
+        let mut buffer = scratch.take();
+        buffer.clear();
+        write(&mut buffer);
+        let body = buffer.as_slice().to_vec();
+        scratch.replace(buffer);
+        body
+    })
+}
+
+/// Writes a JSON string (escaped).
+pub fn write_json_str(out: &mut Vec<u8>, text: &str) {
+    serde_json::to_writer(out, text).expect("a string serializes");
+}
+
+/// Writes a JSON array whose items `write` writes.
+pub fn write_json_array<T>(
+    out: &mut Vec<u8>,
+    items: impl IntoIterator<Item = T>,
+    mut write: impl FnMut(&mut Vec<u8>, T),
+) {
+    out.push(b'[');
+    for (i, item) in items.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write(out, item);
+    }
+    out.push(b']');
+}
+
 /// Locks a mutex, ignoring poisoning: a panicking test must not hide the state from the next one.
 pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
@@ -477,9 +585,10 @@ pub async fn fault_middleware(
     request: Request,
     next: Next,
 ) -> Response {
-    if !layer.latency.is_zero() {
-        tokio::time::sleep(layer.latency).await;
-    }
+    // The answer leaves no sooner than the latency after the request came: the handler works
+    // meanwhile, so a fake's own rendering is not added to the latency a client sees.
+    let arrived = tokio::time::Instant::now();
+    let ready = arrived + layer.latency;
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let authorization = request
@@ -495,17 +604,21 @@ pub async fn fault_middleware(
         query: request.uri().query().unwrap_or_default().to_owned(),
         status: 0,
         mutation,
+        took: Duration::ZERO,
     });
 
     let response = match verdict {
         Verdict::Reset => {
+            if !layer.latency.is_zero() {
+                tokio::time::sleep_until(ready).await;
+            }
             request
                 .extensions()
                 .get::<ConnectInfo<ConnHandle>>()
                 .expect("fakes are served by fakes::serve, which tracks connections")
                 .0
                 .kill();
-            layer.record_status(index, 0);
+            layer.record_status(index, 0, arrived);
             // Never written: the dead socket makes hyper drop the connection instead.
             return (layer.render_error)(StatusCode::INTERNAL_SERVER_ERROR, "reset");
         }
@@ -549,9 +662,12 @@ pub async fn fault_middleware(
                     "injected failure after the change was applied",
                 )
             } else if ok && mutation && take(&mut layer.faults().reset_after_mutation) {
+                if !layer.latency.is_zero() {
+                    tokio::time::sleep_until(ready).await;
+                }
                 conn.expect("fakes are served by fakes::serve, which tracks connections")
                     .kill();
-                layer.record_status(index, 0);
+                layer.record_status(index, 0, arrived);
                 // Never written: the dead socket makes hyper drop the connection instead.
                 return response;
             } else if ok && mutation && take(&mut layer.faults().truncate_after_mutation) {
@@ -576,7 +692,13 @@ pub async fn fault_middleware(
             }
         }
     };
-    layer.record_status(index, response.status().as_u16());
+    // The status is noted as soon as it is known: a client that goes away while the answer is
+    // held back still leaves it in the log (the change, if any, is made).
+    layer.record_status(index, response.status().as_u16(), arrived);
+    if !layer.latency.is_zero() {
+        tokio::time::sleep_until(ready).await;
+        layer.record_took(index, arrived);
+    }
     response
 }
 

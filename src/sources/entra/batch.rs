@@ -47,10 +47,11 @@ pub(super) async fn get_all(http: &HttpClient, urls: &[String]) -> Result<Vec<Va
         let rest = pending.split_off(chunk.len());
         let mut again = Vec::new();
         let mut wait = Duration::ZERO;
-        for (i, reply) in send(http, urls, &chunk).await? {
+        for (i, mut reply) in send(http, urls, &chunk).await? {
             attempts[i] += 1;
             let status = reply.get("status").and_then(Value::as_u64).unwrap_or(0);
-            let body = reply.get("body").cloned().unwrap_or(Value::Null);
+            // Moved out of the reply, not copied.
+            let body = reply.get_mut("body").map(Value::take).unwrap_or(Value::Null);
             if (200..300).contains(&status) {
                 out[i] = Some(body);
                 continue;

@@ -233,11 +233,13 @@ fn listed_groups(groups: &[Value], skipped: &mut Vec<LeftOut>) -> Vec<(String, S
 impl EntraSource {
     /// The member listings `paths`: their first pages twenty at a time in JSON batches (a few
     /// batches at a time), then each listing's further pages by its `@odata.nextLink`, checked
-    /// against its `@odata.count` as any listing is.
+    /// against its `@odata.count` as any listing is. Each request holds one of `lanes`' permits
+    /// as well as the client's (see [`Lanes`]).
     async fn member_listings(
         http: &HttpClient,
         paths: &[String],
         query: &[(&str, String)],
+        lanes: &Lanes,
     ) -> Result<Vec<Vec<Value>>, HttpError> {
         use futures_util::stream::{self, StreamExt, TryStreamExt};
         let urls: Vec<String> = paths
@@ -245,11 +247,10 @@ impl EntraSource {
             .map(|p| batch::relative_url(p, query))
             .collect();
         let chunks: Vec<Vec<String>> = urls.chunks(batch::MAX_BATCH).map(<[String]>::to_vec).collect();
-        let firsts: Vec<Vec<Value>> = stream::iter(
-            chunks
-                .into_iter()
-                .map(|chunk| async move { batch::get_all(http, &chunk).await }),
-        )
+        let firsts: Vec<Vec<Value>> = stream::iter(chunks.into_iter().map(|chunk| async move {
+            let _lane = lanes.take().await;
+            batch::get_all(http, &chunk).await
+        }))
         .buffered(http.concurrency())
         .try_collect()
         .await?;
@@ -260,12 +261,49 @@ impl EntraSource {
                 .zip(paths.iter().cloned())
                 .map(|(first, path)| {
                     let query = query.to_vec();
-                    async move { Self::all_from(http, &path, query, first).await }
+                    async move {
+                        let _lane = lanes.take().await;
+                        Self::all_from(http, &path, query, first).await
+                    }
                 }),
         )
         .buffered(http.concurrency())
         .try_collect()
         .await
+    }
+}
+
+/// The requests in flight the member listings may use: all the client's but one while the users
+/// listing runs. Graph's users listing can only follow `@odata.nextLink`, one page after another,
+/// so it is the read's critical path whenever it has more pages than the member batches need
+/// rounds; with every lane taken by member batches, each of its pages would wait for a batch to
+/// finish before it is even sent. The lane is given back when the users listing ends.
+struct Lanes {
+    permits: tokio::sync::Semaphore,
+    /// Whether a lane is still held back for the users listing.
+    reserved: std::sync::atomic::AtomicBool,
+}
+
+impl Lanes {
+    fn new(concurrency: usize) -> Lanes {
+        Lanes {
+            permits: tokio::sync::Semaphore::new(concurrency.saturating_sub(1).max(1)),
+            reserved: std::sync::atomic::AtomicBool::new(concurrency > 1),
+        }
+    }
+
+    async fn take(&self) -> tokio::sync::SemaphorePermit<'_> {
+        self.permits
+            .acquire()
+            .await
+            .expect("the semaphore is never closed")
+    }
+
+    /// The users listing has ended: its lane goes to the member listings.
+    fn release(&self) {
+        if self.reserved.swap(false, std::sync::atomic::Ordering::Relaxed) {
+            self.permits.add_permits(1);
+        }
     }
 }
 
@@ -434,7 +472,15 @@ impl Source for EntraSource {
         } else {
             users_q.push(count.clone());
         }
-        let users = Self::all(&http, "users", users_q);
+        let lanes = Lanes::new(http.concurrency());
+        let users = async {
+            // Each page is read into the model as it comes, and its JSON freed.
+            let users = paginate::Pager::new(&http, "users", users_q, GRAPH)
+                .all_as(&|v| user_from_graph(&v))
+                .await;
+            lanes.release();
+            users
+        };
         let groups = self.group_listing(&http, &top);
         let relation = if self.transitive {
             "transitiveMembers"
@@ -456,13 +502,13 @@ impl Source for EntraSource {
                 .iter()
                 .map(|(id, _)| format!("groups/{id}/{relation}"))
                 .collect();
-            let members = Self::member_listings(&http, &paths, &q).await?;
+            let members = Self::member_listings(&http, &paths, &q, &lanes).await?;
             Ok::<_, HttpError>((listed, members, skipped))
         };
         let (users, (listed, members, mut skipped)) = tokio::try_join!(users, groups)?;
         let users: Vec<User> = users
-            .iter()
-            .filter_map(|v| user_from_graph(v).map_err(|l| skipped.push(*l)).ok())
+            .into_iter()
+            .filter_map(|u| u.map_err(|l| skipped.push(*l)).ok())
             .collect();
         let members = members
             .into_iter()
