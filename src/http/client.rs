@@ -798,7 +798,7 @@ impl HttpClient {
                         if reply.body.is_empty() {
                             reply.parsed = Some(Value::Null);
                         } else {
-                            match serde_json::from_slice(&reply.body) {
+                            match parse_json(&mut reply.body).await {
                                 Ok(v) => reply.parsed = Some(v),
                                 Err(_) if last => return Ok(Sent::Answered(reply)),
                                 Err(_) => {
@@ -989,6 +989,36 @@ fn transport_reason(e: &reqwest::Error) -> String {
         kind.to_string()
     } else {
         format!("{kind} ({detail})")
+    }
+}
+
+/// Bodies at least this large are parsed off the runtime's thread.
+const PARSE_APART: usize = 32 << 10;
+
+/// Parses a JSON body. A large one (a page of a listing) is parsed on a blocking thread, so that
+/// the requests in flight beside it are answered and sent on meanwhile instead of waiting for the
+/// parse: on two cores, reading and parsing overlap.
+async fn parse_json(body: &mut Vec<u8>) -> serde_json::Result<Value> {
+    if body.len() < PARSE_APART {
+        return serde_json::from_slice(body);
+    }
+    let bytes = std::mem::take(body);
+    let parsing = tokio::task::spawn_blocking(move || {
+        let parsed = serde_json::from_slice(&bytes);
+        (bytes, parsed)
+    });
+    match parsing.await {
+        Ok((bytes, parsed)) => {
+            *body = bytes;
+            parsed
+        }
+        Err(e) => match e.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            // Only a runtime shutting down cancels it.
+            Err(_) => Err(<serde_json::Error as serde::de::Error>::custom(
+                "the runtime stopped while the answer was parsed",
+            )),
+        },
     }
 }
 

@@ -71,9 +71,24 @@ pub async fn scim_all_as<T>(
         },
     ))
     .buffer_unordered(client.concurrency());
-    while let Some((i, page)) = pages.try_next().await? {
-        slots[i] = Some(page);
-    }
+    // A listing whose announced total fills its last page must show that nothing follows: the page
+    // past the end is asked for with the others (the client's lanes bound them all), not after.
+    let ends_full = total % per_page == 0;
+    let past = async {
+        if ends_full {
+            past_end(client, path, count, total).await
+        } else {
+            Ok(())
+        }
+    };
+    let fetch = async {
+        while let Some((i, page)) = pages.try_next().await? {
+            slots[i] = Some(page);
+        }
+        Ok::<(), HttpError>(())
+    };
+    let (past, fetched) = tokio::join!(past, fetch);
+    fetched?;
     drop(pages);
     let pages: Vec<Page<T>> = slots.into_iter().flatten().collect();
     let consistent = pages.len() == starts.len()
@@ -85,27 +100,16 @@ pub async fn scim_all_as<T>(
     if !consistent {
         return scim_sequential(client, path, count, first, each).await;
     }
-    let last_full = pages.last().map_or(per_page, |p| p.resources.len()) == per_page;
+    past?;
     // The listing is put together, each resource moved once into room for what the total
-    // announces (an untrusted number: within reason), while the page past the end is asked for.
+    // announces (an untrusted number: within reason).
     let room = total.min(1 << 20);
     let mut ids: Vec<String> = Vec::with_capacity(room);
     let mut all: Vec<T> = Vec::with_capacity(room);
-    let past = async {
-        if last_full {
-            past_end(client, path, count, total).await
-        } else {
-            Ok(())
-        }
-    };
-    let assemble = async {
-        for p in std::iter::once(first).chain(pages) {
-            ids.extend(p.ids);
-            all.extend(p.resources);
-        }
-    };
-    let (past, ()) = tokio::join!(biased; past, assemble);
-    past?;
+    for p in std::iter::once(first).chain(pages) {
+        ids.extend(p.ids);
+        all.extend(p.resources);
+    }
     if first_repeated(ids.iter().map(String::as_str)).is_some() {
         // Resources moved between pages while they were read: once more, one page at a time.
         let first = scim_page(client, path, 1, count, each).await?;
