@@ -30,7 +30,7 @@ pub async fn scim_all(
     path: &str,
     count: usize,
 ) -> Result<Vec<Value>, HttpError> {
-    scim_all_as(client, path, count, &|v| v).await
+    scim_all_as(client, path, count, |v| v).await
 }
 
 /// As [`scim_all`], each resource turned into a `T` by `each` as soon as its page is read, so that
@@ -40,11 +40,11 @@ pub async fn scim_all(
 ///
 /// # Errors
 /// As [`scim_all`].
-pub async fn scim_all_as<T>(
+pub async fn scim_all_as<T: Send + 'static>(
     client: &HttpClient,
     path: &str,
     count: usize,
-    each: &impl Fn(Value) -> T,
+    each: fn(Value) -> T,
 ) -> Result<Vec<T>, HttpError> {
     use futures_util::stream::{self, StreamExt, TryStreamExt};
 
@@ -134,12 +134,12 @@ fn scim_query(start: usize, count: usize) -> [(&'static str, String); 2] {
     ]
 }
 
-async fn scim_page<T>(
+async fn scim_page<T: Send + 'static>(
     client: &HttpClient,
     path: &str,
     start: usize,
     count: usize,
-    each: &impl Fn(Value) -> T,
+    each: fn(Value) -> T,
 ) -> Result<Page<T>, HttpError> {
     let mut page = client.get_json(path, &scim_query(start, count)).await?;
     let resources = take_resources(&mut page);
@@ -153,12 +153,43 @@ async fn scim_page<T>(
     if resources.is_empty() && total.is_none() && page.schemas.is_none() {
         return Err(client.malformed(path, "a SCIM ListResponse without Resources"));
     }
+    let (ids, resources) = turn(client, path, resources, each).await?;
     Ok(Page {
         total,
         start: start_at,
-        ids: resources.iter().filter_map(id_text).collect(),
-        resources: resources.into_iter().map(each).collect(),
+        ids,
+        resources,
     })
+}
+
+/// Pages of at least this many resources are turned into the model on a blocking thread.
+const TURN_APART: usize = 20;
+
+/// A page's resources turned into the model by `each`, with their ids. A large page is turned on
+/// a blocking thread, as its JSON was parsed ([`HttpClient`] parses large answers apart), so that
+/// the requests beside it go on meanwhile.
+async fn turn<T: Send + 'static>(
+    client: &HttpClient,
+    path: &str,
+    resources: Vec<Value>,
+    each: fn(Value) -> T,
+) -> Result<(Vec<String>, Vec<T>), HttpError> {
+    let small = resources.len() < TURN_APART;
+    let work = move || {
+        let ids = resources.iter().filter_map(id_text).collect();
+        (ids, resources.into_iter().map(each).collect())
+    };
+    if small {
+        return Ok(work());
+    }
+    match tokio::task::spawn_blocking(work).await {
+        Ok(turned) => Ok(turned),
+        Err(e) => match e.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            // Only a runtime shutting down cancels it.
+            Err(_) => Err(client.malformed(path, "the runtime stopped while a page was read")),
+        },
+    }
 }
 
 /// A SCIM `ListResponse` page as the pager reads it (RFC 7644 §3.4.2).
@@ -198,12 +229,12 @@ fn take_resources(page: &mut Value) -> Option<Vec<Value>> {
 
 /// One page after another, each starting after what the previous returned, until `totalResults`
 /// (or, from a server that announces none, an empty page).
-async fn scim_sequential<T>(
+async fn scim_sequential<T: Send + 'static>(
     client: &HttpClient,
     path: &str,
     count: usize,
     first: Page<T>,
-    each: &impl Fn(Value) -> T,
+    each: fn(Value) -> T,
 ) -> Result<Vec<T>, HttpError> {
     let mut all: Vec<T> = Vec::new();
     let mut ids: Vec<String> = Vec::new();
@@ -276,7 +307,7 @@ async fn past_end(
     count: usize,
     total: usize,
 ) -> Result<(), HttpError> {
-    let page = scim_page(client, path, total + 1, count, &|v| v).await?;
+    let page = scim_page(client, path, total + 1, count, |v| v).await?;
     if page.resources.is_empty() {
         return Ok(());
     }

@@ -179,8 +179,8 @@ impl ScimDirectory {
     pub async fn snapshot(&self) -> Result<Snapshot, HttpError> {
         // Each page is read into the model as it comes, and its JSON freed.
         let (users, groups) = tokio::try_join!(
-            paginate::scim_all_as(&self.http, "Users", self.page_size, &read_user),
-            paginate::scim_all_as(&self.http, "Groups", self.page_size, &read_group)
+            paginate::scim_all_as(&self.http, "Users", self.page_size, read_user),
+            paginate::scim_all_as(&self.http, "Groups", self.page_size, read_group)
         )?;
         Ok(self.assemble(users, groups))
     }
