@@ -137,7 +137,7 @@ impl User {
 /// described (JSON Schema) exactly as a `BTreeMap<String, String>`, in half the memory or less for
 /// the few attributes a user has (a B-tree's node holds room for eleven: at a million users and
 /// three copies of each, that room was most of a plan's peak memory).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Attributes(Vec<(String, String)>);
 
 impl Attributes {
@@ -172,29 +172,14 @@ impl Attributes {
         }
     }
 
-    /// Removes an attribute, returning its value.
-    pub fn remove(&mut self, name: &str) -> Option<String> {
-        self.position(name).ok().map(|i| self.0.remove(i).1)
-    }
-
     #[must_use]
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 
-    #[must_use]
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
     /// The attributes in name order.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = (&String, &String)> {
         self.0.iter().map(|(k, v)| (k, v))
-    }
-
-    /// The attribute names in order.
-    pub fn keys(&self) -> impl ExactSizeIterator<Item = &String> {
-        self.0.iter().map(|(k, _)| k)
     }
 }
 
@@ -206,30 +191,6 @@ impl<'a> IntoIterator for &'a Attributes {
     >;
     fn into_iter(self) -> Self::IntoIter {
         self.0.iter().map(|(k, v)| (k, v))
-    }
-}
-
-impl IntoIterator for Attributes {
-    type Item = (String, String);
-    type IntoIter = std::vec::IntoIter<(String, String)>;
-    fn into_iter(self) -> Self::IntoIter {
-        self.0.into_iter()
-    }
-}
-
-impl FromIterator<(String, String)> for Attributes {
-    fn from_iter<I: IntoIterator<Item = (String, String)>>(iter: I) -> Attributes {
-        let mut a = Attributes::new();
-        a.extend(iter);
-        a
-    }
-}
-
-impl Extend<(String, String)> for Attributes {
-    fn extend<I: IntoIterator<Item = (String, String)>>(&mut self, iter: I) {
-        for (k, v) in iter {
-            self.insert(k, v);
-        }
     }
 }
 

@@ -98,17 +98,12 @@ pub fn write_to(snapshot: &Snapshot, format: Format, w: &mut dyn Write) -> std::
     }
 }
 
-/// Serializes a snapshot in the given format.
+/// Serializes a snapshot in the given format (what [`write_to`] writes).
 #[must_use]
 pub fn to_string(snapshot: &Snapshot, format: Format) -> String {
-    match format {
-        Format::Json => {
-            let mut s = serde_json::to_string_pretty(snapshot).expect("snapshots serialize");
-            s.push('\n');
-            s
-        }
-        Format::Yaml => yaml_serde::to_string(snapshot).expect("snapshots serialize"),
-    }
+    let mut out = Vec::new();
+    write_to(snapshot, format, &mut out).expect("snapshots serialize");
+    String::from_utf8(out).expect("JSON and YAML are UTF-8")
 }
 
 /// Writes a file meant for people (a plan, a report, a snapshot) as [`replace_atomic`] does, with any
@@ -585,13 +580,15 @@ mod tests {
         let json = r#"{"users":[{"email":"Ann@x.com","id":"1","attributes":{"title":"Eng","dept":"R&D"}},{"email":"bo@x.com","active":false}],
             "groups":[{"name":"eng","id":"g1","members":["ann@x.com","bo@x.com"]}],"skipped":[{"kind":"user","name":"svc","reason":"no email"}]}"#;
         let snap: Snapshot = serde_json::from_str(json).unwrap();
-        for format in [Format::Json, Format::Yaml] {
+        // As the serializers write the whole text.
+        let whole = [
+            format!("{}\n", serde_json::to_string_pretty(&snap).unwrap()),
+            yaml_serde::to_string(&snap).unwrap(),
+        ];
+        for (format, whole) in [Format::Json, Format::Yaml].into_iter().zip(whole) {
             let mut streamed = Vec::new();
             write_to(&snap, format, &mut streamed).unwrap();
-            assert_eq!(
-                String::from_utf8(streamed).unwrap(),
-                to_string(&snap, format)
-            );
+            assert_eq!(String::from_utf8(streamed).unwrap(), whole);
         }
         // The attributes come out sorted by name, as a map's would.
         assert!(to_string(&snap, Format::Json).contains("\"dept\": \"R&D\",\n        \"title\""));

@@ -1003,21 +1003,32 @@ async fn parse_json(body: &mut Vec<u8>) -> serde_json::Result<Value> {
         return serde_json::from_slice(body);
     }
     let bytes = std::mem::take(body);
-    let parsing = tokio::task::spawn_blocking(move || {
+    let parsed = apart(move || {
         let parsed = serde_json::from_slice(&bytes);
         (bytes, parsed)
     });
-    match parsing.await {
-        Ok((bytes, parsed)) => {
+    match parsed.await {
+        Some((bytes, parsed)) => {
             *body = bytes;
             parsed
         }
+        None => Err(<serde_json::Error as serde::de::Error>::custom(
+            "the runtime stopped while the answer was parsed",
+        )),
+    }
+}
+
+/// Runs CPU-bound work (parsing or converting a large page) on a blocking thread, so that the
+/// requests beside it go on meanwhile. `None` only when the runtime is shutting down; a panic in
+/// `work` goes on as a panic here.
+pub(crate) async fn apart<R: Send + 'static>(
+    work: impl FnOnce() -> R + Send + 'static,
+) -> Option<R> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(r) => Some(r),
         Err(e) => match e.try_into_panic() {
             Ok(panic) => std::panic::resume_unwind(panic),
-            // Only a runtime shutting down cancels it.
-            Err(_) => Err(<serde_json::Error as serde::de::Error>::custom(
-                "the runtime stopped while the answer was parsed",
-            )),
+            Err(_) => None,
         },
     }
 }

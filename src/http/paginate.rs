@@ -110,7 +110,7 @@ pub async fn scim_all_as<T: Send + 'static>(
         ids.extend(p.ids);
         all.extend(p.resources);
     }
-    if first_repeated(ids.iter().map(String::as_str)).is_some() {
+    if first_repeated(&ids).is_some() {
         // Resources moved between pages while they were read: once more, one page at a time.
         let first = scim_page(client, path, 1, count, each).await?;
         return scim_sequential(client, path, count, first, each).await;
@@ -182,14 +182,9 @@ async fn turn<T: Send + 'static>(
     if small {
         return Ok(work());
     }
-    match tokio::task::spawn_blocking(work).await {
-        Ok(turned) => Ok(turned),
-        Err(e) => match e.try_into_panic() {
-            Ok(panic) => std::panic::resume_unwind(panic),
-            // Only a runtime shutting down cancels it.
-            Err(_) => Err(client.malformed(path, "the runtime stopped while a page was read")),
-        },
-    }
+    super::client::apart(work)
+        .await
+        .ok_or_else(|| client.malformed(path, "the runtime stopped while a page was read"))
 }
 
 /// A SCIM `ListResponse` page as the pager reads it (RFC 7644 §3.4.2).
@@ -288,7 +283,7 @@ async fn scim_sequential<T: Send + 'static>(
             ),
         ));
     }
-    if let Some(id) = first_repeated(ids.iter().map(String::as_str)) {
+    if let Some(id) = first_repeated(&ids) {
         return Err(client.malformed(
             path,
             &format!(
@@ -330,27 +325,15 @@ fn id_text(item: &Value) -> Option<String> {
 }
 
 /// The first id that appears twice.
-fn first_repeated<'a>(ids: impl Iterator<Item = &'a str>) -> Option<&'a str> {
-    let mut seen = std::collections::HashSet::new();
-    ids.into_iter().find(|id| !seen.insert(*id))
+fn first_repeated(ids: &[String]) -> Option<&str> {
+    let mut seen = std::collections::HashSet::with_capacity(ids.len());
+    ids.iter().map(String::as_str).find(|id| !seen.insert(*id))
 }
 
 /// `Err(id)` with the first `id` that appears twice.
 fn unique_ids(items: &[Value]) -> Result<(), String> {
-    use std::borrow::Cow;
-    let mut seen = std::collections::HashSet::with_capacity(items.len());
-    for v in items {
-        let id: Cow<'_, str> = match v.get("id") {
-            Some(Value::String(s)) => Cow::Borrowed(s),
-            Some(Value::Number(n)) => Cow::Owned(n.to_string()),
-            _ => continue,
-        };
-        if seen.contains(&id) {
-            return Err(id.into_owned());
-        }
-        seen.insert(id);
-    }
-    Ok(())
+    let ids: Vec<String> = items.iter().filter_map(id_text).collect();
+    first_repeated(&ids).map_or(Ok(()), |id| Err(id.to_string()))
 }
 
 /// Checks that no item of a listing appears twice (pages that overlap hide others).
@@ -859,7 +842,7 @@ impl<'a> Pager<'a> {
             )));
         }
         if self.style.unique {
-            if let Some(id) = first_repeated(ids.iter().map(String::as_str)) {
+            if let Some(id) = first_repeated(&ids) {
                 return Err(repeated(c, path, id));
             }
         }

@@ -350,6 +350,38 @@ where
         .await
 }
 
+/// The records `fetch` reads one key at a time (a targeted read's people by id or email),
+/// `concurrency` at a time, in the order of `keys`. A key the server answers 404 for names nobody
+/// there and gives no record: a targeted read asks for people who may not exist on this side.
+///
+/// # Errors
+/// The first read that fails otherwise.
+pub(crate) async fn found_by_key<F, Fut>(
+    keys: impl IntoIterator<Item = String>,
+    concurrency: usize,
+    fetch: F,
+) -> Result<Vec<serde_json::Value>, HttpError>
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = Result<serde_json::Value, HttpError>>,
+{
+    use futures_util::stream::{self, StreamExt, TryStreamExt};
+    let found: Vec<Option<serde_json::Value>> = stream::iter(keys.into_iter().map(|k| {
+        let read = fetch(k);
+        async move {
+            match read.await {
+                Ok(v) => Ok(Some(v)),
+                Err(e) if e.status() == Some(404) => Ok(None),
+                Err(e) => Err(e),
+            }
+        }
+    }))
+    .buffered(concurrency.max(1))
+    .try_collect()
+    .await?;
+    Ok(found.into_iter().flatten().collect())
+}
+
 /// The end of a targeted read (`snapshot_people`): the people found, converted as the full read
 /// converts them (a record that cannot be is left out, named), the listed groups with the members
 /// the people's own group listings give, and the snapshot cut to the people.

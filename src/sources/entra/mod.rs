@@ -577,29 +577,20 @@ impl Source for EntraSource {
             })
             .buffered(width)
             .try_collect::<Vec<Vec<Value>>>();
-        let by_id = stream::iter(people.ids.iter().cloned())
-            .map(|id| {
-                let (http, q) = (&http, user_q.clone());
-                async move {
-                    match http
-                        .get_json(&format!("users/{}", super::seg(&id)), &q)
-                        .await
-                    {
-                        Ok(u) => Ok(vec![u]),
-                        Err(e) if e.status() == Some(404) => Ok(Vec::new()),
-                        Err(e) => Err(e),
-                    }
-                }
-            })
-            .buffered(width)
-            .try_collect::<Vec<Vec<Value>>>();
+        let by_id = super::found_by_key(people.ids.iter().cloned(), width, |id| {
+            let (http, q) = (&http, user_q.clone());
+            async move {
+                http.get_json(&format!("users/{}", super::seg(&id)), &q)
+                    .await
+            }
+        });
         let groups = self.group_listing(&http, &top);
         let (by_email, by_id, groups) = tokio::try_join!(by_email, by_id, groups)?;
         let mut seen = std::collections::HashSet::new();
         let found: Vec<Value> = by_email
             .into_iter()
-            .chain(by_id)
             .flatten()
+            .chain(by_id)
             .filter(|u| {
                 wire::decode::<WireMember>(u)
                     .id

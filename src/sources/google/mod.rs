@@ -440,21 +440,14 @@ impl Source for GoogleSource {
         let http = self.client().await?;
         let width = http.concurrency().max(1);
         let keys: Vec<String> = people.emails.iter().chain(&people.ids).cloned().collect();
-        let found = stream::iter(keys)
-            .map(|k| {
-                let http = &http;
-                async move {
-                    let path = format!("users/{}", super::seg(&k));
-                    let q = [("projection", "full".to_string())];
-                    match http.get_json(&path, &q).await {
-                        Ok(u) => Ok(Some(u)),
-                        Err(e) if e.status() == Some(404) => Ok(None),
-                        Err(e) => Err(e),
-                    }
-                }
-            })
-            .buffered(width)
-            .try_collect::<Vec<Option<Value>>>();
+        let found = super::found_by_key(keys, width, |k| {
+            let http = &http;
+            async move {
+                let path = format!("users/{}", super::seg(&k));
+                let q = [("projection", "full".to_string())];
+                http.get_json(&path, &q).await
+            }
+        });
         let groups = all(
             &http,
             "groups",
@@ -465,7 +458,6 @@ impl Source for GoogleSource {
         let mut seen = std::collections::HashSet::new();
         let found: Vec<Value> = found
             .into_iter()
-            .flatten()
             .filter(|u| {
                 u.get("id")
                     .and_then(Value::as_str)

@@ -384,22 +384,10 @@ impl Source for KeycloakSource {
             })
             .buffered(width)
             .try_collect::<Vec<Vec<Value>>>();
-        let by_id = stream::iter(people.ids.iter().cloned())
-            .map(|id| {
-                let http = &http;
-                async move {
-                    match http
-                        .get_json(&format!("users/{}", super::seg(&id)), &[])
-                        .await
-                    {
-                        Ok(u) => Ok(vec![u]),
-                        Err(e) if e.status() == Some(404) => Ok(Vec::new()),
-                        Err(e) => Err(e),
-                    }
-                }
-            })
-            .buffered(width)
-            .try_collect::<Vec<Vec<Value>>>();
+        let by_id = super::found_by_key(people.ids.iter().cloned(), width, |id| {
+            let http = &http;
+            async move { http.get_json(&format!("users/{}", super::seg(&id)), &[]).await }
+        });
         // No users listing leads here: the group tree's counted listings are the evidence.
         let seen = paginate::OffsetEvidence::led_by("groups");
         let groups = self.listed(&http, &seen);
@@ -409,8 +397,8 @@ impl Source for KeycloakSource {
         let mut seen = std::collections::HashSet::new();
         let found: Vec<Value> = by_email
             .into_iter()
-            .chain(by_id)
             .flatten()
+            .chain(by_id)
             // An exact filter that still returns someone else is not this person.
             .filter(|u| wire::decode::<WireId>(u).id.is_none_or(|id| seen.insert(id)))
             .collect();

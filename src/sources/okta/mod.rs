@@ -385,29 +385,20 @@ impl Source for OktaSource {
             })
             .buffered(width)
             .try_collect::<Vec<Vec<Value>>>();
-        let by_id = stream::iter(people.ids.iter().cloned())
-            .map(|id| {
-                let http = &http;
-                async move {
-                    match http
-                        .get_json(&format!("api/v1/users/{}", super::seg(&id)), &[])
-                        .await
-                    {
-                        Ok(u) => Ok(vec![u]),
-                        Err(e) if e.status() == Some(404) => Ok(Vec::new()),
-                        Err(e) => Err(e),
-                    }
-                }
-            })
-            .buffered(width)
-            .try_collect::<Vec<Vec<Value>>>();
+        let by_id = super::found_by_key(people.ids.iter().cloned(), width, |id| {
+            let http = &http;
+            async move {
+                http.get_json(&format!("api/v1/users/{}", super::seg(&id)), &[])
+                    .await
+            }
+        });
         let groups = self.group_listing(&http, &limit);
         let (by_email, by_id, groups) = tokio::try_join!(by_email, by_id, groups)?;
         let mut seen = std::collections::HashSet::new();
         let found: Vec<Value> = by_email
             .into_iter()
-            .chain(by_id)
             .flatten()
+            .chain(by_id)
             .filter(|u| {
                 u.get("id")
                     .and_then(Value::as_str)

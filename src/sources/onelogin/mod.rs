@@ -596,22 +596,15 @@ impl Source for OneLoginSource {
             })
             .buffered(width)
             .try_collect::<Vec<Vec<Value>>>();
-        let by_id = stream::iter(people.ids.iter().cloned())
-            .map(|id| {
-                let session = &session;
-                async move {
-                    match session
-                        .get(&format!("{USERS}/{}", super::seg(&id)), &[])
-                        .await
-                    {
-                        Ok((u, _)) => Ok(vec![u]),
-                        Err(e) if e.status() == Some(404) => Ok(Vec::new()),
-                        Err(e) => Err(e),
-                    }
-                }
-            })
-            .buffered(width)
-            .try_collect::<Vec<Vec<Value>>>();
+        let by_id = super::found_by_key(people.ids.iter().cloned(), width, |id| {
+            let session = &session;
+            async move {
+                let (u, _) = session
+                    .get(&format!("{USERS}/{}", super::seg(&id)), &[])
+                    .await?;
+                Ok(u)
+            }
+        });
         let groups = async {
             let (first, _) = session.get(GROUPS, &[]).await?;
             session.groups_rest(first).await
@@ -627,8 +620,8 @@ impl Source for OneLoginSource {
         let mut seen = std::collections::HashSet::new();
         let found: Vec<Value> = by_email
             .into_iter()
-            .chain(by_id)
             .flatten()
+            .chain(by_id)
             .filter(|u| {
                 u.get("id")
                     .and_then(id_text)
